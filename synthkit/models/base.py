@@ -1,0 +1,360 @@
+"""The Synthesizer contract and the DP fit pipeline every table model shares.
+
+fit(table, budget):
+ 1. check hyperparameters, budget and schema; plan the preprocessing noise from the schema
+    and the budget alone, and refuse an unaffordable plan — all before data is touched;
+ 2. bound each unit's contribution (at most k rows per entity);
+ 3. DP counts of units (and rows), DP categories/bounds/histograms (transforms);
+ 4. calibrate the DP-SGD noise multiplier so that everything composed stays within the
+    target, refuse before training if impossible; train, charging each epoch to the ledger.
+
+Randomness: one entry seed split by `SeedSequence.spawn` into named streams; no global
+RNG is read or written (networks are initialised from a torch.Generator).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from synthkit._typing import DeviceOption
+from synthkit.errors import ConfigError, DataValidationError, NotFittedError
+from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
+from synthkit.mechanisms import noisy_count, plan_preprocessing
+from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
+from synthkit.schema import Schema
+from synthkit.table import Table
+from synthkit.transforms import DataTransformer, FitContext, Span
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+STREAMS = ("preprocess", "transform", "init", "batching", "noise", "train")
+
+
+def resolve_device(device: DeviceOption | str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but no CUDA GPU is available; use --device auto or cpu")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def torch_generator(seed_seq: np.random.SeedSequence, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed_seq.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1)))
+    return g
+
+
+def init_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Linear init (Kaiming-uniform), drawn from `generator`."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                bound = 1 / math.sqrt(m.in_features) if m.in_features > 0 else 0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, generator=generator)
+
+
+def sample_softmax_spans(raw: torch.Tensor, spans: list[Span], generator: torch.Generator) -> torch.Tensor:
+    """Turn raw network outputs into encoded rows: tanh for α, and for each softmax span a
+    one-hot draw from its softmax (Gumbel-max with `generator`)."""
+    out = torch.empty_like(raw)
+    start = 0
+    for span in spans:
+        end = start + span.width
+        if span.activation == "tanh":
+            out[:, start:end] = torch.tanh(raw[:, start:end])
+        else:
+            u = torch.rand(raw.shape[0], span.width, generator=generator, device=raw.device).clamp_(1e-12, 1 - 1e-12)
+            choice = torch.argmax(raw[:, start:end] - torch.log(-torch.log(u)), dim=1)
+            out[:, start:end] = torch.nn.functional.one_hot(choice, span.width).to(raw.dtype)
+        start = end
+    return out
+
+
+class Synthesizer:
+    """Base of DPCTGAN and DPTVAE. Subclasses implement the networks; this class owns the
+    privacy pipeline, sampling, and the bundle format."""
+
+    model_name: ClassVar[str] = ""
+
+    def __init__(self, *, epochs: int, batch_size: int, max_rows_per_entity: int = 1,
+                 preprocessing_epsilon_share: float = 0.2, max_grad_norm: float = 1.0,
+                 noise_multiplier: float | None = None, device: DeviceOption = "auto",
+                 seed: int | None = None) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.max_rows_per_entity = max_rows_per_entity
+        self.preprocessing_epsilon_share = preprocessing_epsilon_share
+        self.max_grad_norm = max_grad_norm
+        self.noise_multiplier = noise_multiplier
+        self.device = device
+        self.seed = seed
+
+    # ------------------------------------------------------------- hooks
+    def _build(self, transformer: DataTransformer, device: torch.device, generator: torch.Generator) -> None:
+        raise NotImplementedError
+
+    def _train(self, data: torch.Tensor, mask: torch.Tensor, *, private: bool, sampler: PoissonSampler,
+               noise_multiplier: float,
+               expected_batch_size: float, n_steps_per_epoch: int, charge_epoch: Callable[[], None],
+               generators: dict[str, torch.Generator], progress: Progress | None) -> None:
+        raise NotImplementedError
+
+    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- params
+    def get_params(self) -> dict[str, Any]:
+        import inspect
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def _check_params(self) -> None:
+        problems = []
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            problems.append(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 2):
+            problems.append(f"batch_size must be an integer >= 2, got {self.batch_size!r}")
+        if not (isinstance(self.max_rows_per_entity, int) and self.max_rows_per_entity >= 1):
+            problems.append(f"max_rows_per_entity must be an integer >= 1, got {self.max_rows_per_entity!r}")
+        if not (0 < self.preprocessing_epsilon_share < 1):
+            problems.append(f"preprocessing_epsilon_share must be in (0, 1), got {self.preprocessing_epsilon_share!r}")
+        if not (self.max_grad_norm > 0):
+            problems.append(f"max_grad_norm must be > 0, got {self.max_grad_norm!r}")
+        if self.noise_multiplier is not None and not (self.noise_multiplier >= 0):
+            problems.append(f"noise_multiplier must be >= 0, got {self.noise_multiplier!r}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    # ------------------------------------------------------------- fit
+    def fit(self, table: Table | pd.DataFrame, *, budget: PrivacyBudget | None,
+            schema: Schema | None = None, progress: Progress | None = None) -> Self:
+        """Fit under `budget` (explicit `None` = no formal privacy guarantee)."""
+        self._check_params()
+        device = resolve_device(self.device)
+        if isinstance(table, pd.DataFrame):
+            table = Table.from_frame(table, schema)
+        elif schema is not None:
+            table = Table.from_frame(table.frame, schema)
+        schema = table.schema.validate()
+        entity = schema.entity_key is not None
+        k = self.max_rows_per_entity if entity else 1
+        ledger = PrivacyLedger(budget=budget, unit="entity" if entity else "row", max_rows_per_unit=k)
+        transformer = DataTransformer(schema)
+
+        # 1. the preprocessing plan, from the schema and the budget alone
+        plan = None
+        if budget is not None:
+            plan = plan_preprocessing(budget=budget, k=k, n_histograms=transformer.n_histograms(),
+                                      n_discovery=transformer.n_discovery(),
+                                      epsilon_share=self.preprocessing_epsilon_share)
+            ledger.check(plan.events(), what="preprocessing")
+            logger.info("preprocessing planned: %d histograms, %d category discoveries, sigma=%.2f",
+                        plan.n_histograms, plan.n_discovery, plan.sigma_hist)
+        else:
+            from synthkit.mechanisms import PreprocessingPlan
+            plan = PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0, k=k,
+                                     n_histograms=transformer.n_histograms(), n_discovery=0)
+            ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
+            logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
+
+        root = np.random.SeedSequence(self.seed)
+        seqs = dict(zip(STREAMS, root.spawn(len(STREAMS))))
+        rng_pre = np.random.default_rng(seqs["preprocess"])
+        rng_tr = np.random.default_rng(seqs["transform"])
+
+        # 2. contribution bounding: at most k rows per unit (uniformly at random)
+        frame = table.frame
+        if entity:
+            order = rng_pre.permutation(len(frame))
+            shuffled = frame.iloc[order]
+            rank = shuffled.groupby(schema.entity_key, sort=False).cumcount().to_numpy()
+            kept = shuffled[rank < k]
+            if len(kept) < len(frame):
+                ledger.notes.append(f"rows beyond {k} per entity were left out at random (contribution bound)")
+                logger.warning("some entities have more than %d rows; extra rows were subsampled (the count "
+                               "is private and not reported)", k)
+            frame = kept
+            unit_codes, _ = pd.factorize(frame[schema.entity_key], sort=False)
+            n_units = int(unit_codes.max()) + 1
+        else:
+            unit_codes = np.arange(len(frame))
+            n_units = len(frame)
+
+        # 3. DP counts and DP preprocessing
+        n_units_dp = noisy_count(n_units, sigma=plan.sigma_units, sensitivity=1.0, name="count:units",
+                                 ledger=ledger, rng=rng_pre)
+        n_rows_dp = (noisy_count(len(frame), sigma=plan.sigma_rows, sensitivity=float(k), name="count:rows",
+                                 ledger=ledger, rng=rng_pre) if k > 1 else n_units_dp)
+        if n_units_dp < 2 * self.batch_size:
+            raise DataValidationError([
+                f"too few {ledger.unit}s for batch_size={self.batch_size}: training needs at least "
+                f"2 x batch_size units (judged on a DP count); lower --batch-size"])
+        if budget is not None and budget.delta >= 1.0 / n_units_dp:
+            raise ConfigError(
+                f"delta={budget.delta:g} is not below 1/(number of {ledger.unit}s); such a delta allows "
+                "releasing a whole record; use a much smaller delta (e.g. 1e-6)")
+        transformer.fit(frame, FitContext(ledger=ledger, plan=plan, rng=rng_pre, n_rows_dp=n_rows_dp))
+        encoded = transformer.transform(frame, rng_tr)
+        data, mask = _group_units(encoded, unit_codes, n_units, k, device)
+
+        # 4. DP-SGD plan: sampling rate and steps from DP counts; noise calibrated to the rest
+        q = min(1.0, self.batch_size / n_units_dp)
+        spe = steps_per_epoch(n_units_dp, self.batch_size) * self._steps_per_batch()
+        total_steps = self.epochs * spe
+        if budget is not None:
+            if self.noise_multiplier is not None:
+                sigma = float(self.noise_multiplier)
+                ledger.check([SampledGaussianEvent(name="dp-sgd", sampling_rate=q, noise_multiplier=sigma,
+                                                   steps=total_steps)], what=f"training for {self.epochs} epochs")
+            else:
+                sigma = calibrate_noise_multiplier(ledger, name="dp-sgd", sampling_rate=q, steps=total_steps)
+            logger.info("DP-SGD planned: q=%.4f, %d steps, noise multiplier %.3f, clip %.3g",
+                        q, total_steps, sigma, self.max_grad_norm)
+        else:
+            sigma = 0.0
+
+        torch_gens = {name: torch_generator(seqs[name], device) for name in ("init", "batching", "noise", "train")}
+        self._build(transformer, device, torch_gens["init"])
+        sampler = PoissonSampler(n_units, q, torch_gens["batching"])
+
+        def charge_epoch() -> None:
+            ledger.charge(SampledGaussianEvent(name="dp-sgd", sampling_rate=q, noise_multiplier=sigma, steps=spe))
+
+        self._train(data, mask, private=budget is not None, sampler=sampler, noise_multiplier=sigma, expected_batch_size=q * n_units_dp,
+                    n_steps_per_epoch=spe, charge_epoch=charge_epoch, generators=torch_gens, progress=progress)
+        if budget is not None:
+            logger.info("privacy spent: epsilon=%.4f of %.4f (delta=%g)", ledger.epsilon_spent(),
+                        budget.epsilon, budget.delta)
+        self.schema_ = schema
+        self.transformer_ = transformer
+        self.ledger_ = ledger
+        self.training_ = {"sampling_rate": q, "noise_multiplier": sigma, "steps": total_steps,
+                          "steps_per_epoch": spe, "epochs": self.epochs, "device": str(device),
+                          "n_units_dp": round(n_units_dp) if budget is not None else None}
+        self.device_ = device
+        return self
+
+    def _steps_per_batch(self) -> int:
+        """DP-SGD steps per batch (CTGAN: critic steps); every one is charged."""
+        return 1
+
+    # ------------------------------------------------------------- sample
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "transformer_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load a bundle first")
+
+    def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
+               chunk_size: int = 100_000) -> pd.DataFrame:
+        """`n_rows` synthetic rows; reproducible for a given `seed`. `conditions` fixes
+        discrete columns to given values (rejection sampling, bounded tries)."""
+        return pd.concat(list(self.sample_chunks(n_rows, seed=seed, conditions=conditions, chunk_size=chunk_size)),
+                         ignore_index=True) if n_rows > 0 else self._empty_frame()
+
+    def sample_chunks(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
+                      chunk_size: int = 100_000):
+        """Stream synthetic rows in chunks so output size is bounded by disk, not memory."""
+        self._check_fitted()
+        if not (isinstance(n_rows, (int, np.integer)) and n_rows >= 0):
+            raise ConfigError(f"n_rows must be an integer >= 0, got {n_rows!r}")
+        conditions = self._check_conditions(conditions)
+        g = torch_generator(np.random.SeedSequence(seed), self.device_)
+        produced = 0
+        attempts = 0
+        while produced < n_rows:
+            want = min(chunk_size, n_rows - produced)
+            with torch.no_grad():
+                encoded = self._generate(want if not conditions else max(want * 4, 1024), g)
+            frame = self.transformer_.inverse_transform(encoded.cpu().numpy())
+            if conditions:
+                keep = np.ones(len(frame), dtype=bool)
+                for col, value in conditions.items():
+                    keep &= (frame[col].astype(str) == str(value)).to_numpy()
+                frame = frame[keep].head(want).reset_index(drop=True)
+                attempts += 1
+                if attempts > 200 and produced + len(frame) < n_rows:
+                    raise ConfigError("the conditions are too rare in the model to sample the requested rows")
+            frame = self._add_identifiers(frame, start=produced)
+            produced += len(frame)
+            if len(frame):
+                yield frame
+
+    def _check_conditions(self, conditions: dict[str, Any] | None) -> dict[str, Any]:
+        if not conditions:
+            return {}
+        problems = []
+        for col, value in conditions.items():
+            if col not in self.transformer_.transforms:
+                problems.append(f"condition on unknown or unlearned column {col!r}")
+                continue
+            labels = getattr(self.transformer_.transforms[col], "labels_", None)
+            if labels is None:
+                problems.append(f"condition on column {col!r}: only categorical/boolean columns can be conditioned")
+            elif str(value) not in labels:
+                problems.append(f"condition on column {col!r}: the value is not among the model's released labels")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return dict(conditions)
+
+    def _add_identifiers(self, frame: pd.DataFrame, *, start: int) -> pd.DataFrame:
+        """Fresh surrogate keys for identifier columns and the entity key (never learned)."""
+        n = len(frame)
+        for col in self.schema_.identifier_columns:
+            frame[col.name] = [f"{col.name}-{i:09d}" for i in range(start + 1, start + n + 1)]
+        return frame[self.schema_.names]
+
+    def _empty_frame(self) -> pd.DataFrame:
+        self._check_fitted()
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in self.schema_.names})
+
+    # ------------------------------------------------------------- bundle
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        from synthkit.bundle import save_bundle
+        self._check_fitted()
+        return save_bundle(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Synthesizer:
+        from synthkit.bundle import load_bundle
+        model = load_bundle(path)
+        if cls is not Synthesizer and not isinstance(model, cls):
+            from synthkit.errors import ArtifactError
+            raise ArtifactError(f"the bundle holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def privacy_summary(self) -> dict[str, Any]:
+        self._check_fitted()
+        return self.ledger_.summary()
+
+
+def _group_units(encoded: np.ndarray, unit_codes: np.ndarray, n_units: int, k: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n_rows, d] → [n_units, k, d] plus a [n_units, k] mask of real rows."""
+    d = encoded.shape[1]
+    order = np.argsort(unit_codes, kind="stable")
+    codes = unit_codes[order]
+    slot = np.arange(len(codes)) - np.searchsorted(codes, codes, side="left")
+    data = np.zeros((n_units, k, d), dtype=np.float32)
+    mask = np.zeros((n_units, k), dtype=np.float32)
+    data[codes, slot] = encoded[order]
+    mask[codes, slot] = 1.0
+    return torch.from_numpy(data).to(device), torch.from_numpy(mask).to(device)

@@ -1,0 +1,253 @@
+"""DPCTGAN: CTGAN (Xu et al. 2019) with a DP-trained critic.
+
+What changes under DP, and why:
+- Only the critic sees real rows, so only the critic is trained with DP-SGD (Poisson
+  sampling over units, per-unit clipping by ghost clipping, Gaussian noise). The
+  generator learns from the critic's DP parameters only: post-processing.
+- No gradient penalty (WGAN-GP needs a double backward, which Opacus' per-sample
+  machinery cannot do correctly), so the critic uses the standard (non-saturating) GAN
+  loss, as in DP-GAN (Xie et al. 2018). No BatchNorm in the critic; no PacGAN packing
+  (pac would mix units in one sample).
+- No training-by-sampling: the real batch is a Poisson sample; each real row carries a
+  conditional vector built from its own category in a randomly chosen discrete column.
+  Fake rows draw their conditional vector from DP category frequencies with the same
+  column choice, so real and fake conditional vectors have the same distribution.
+- The generator may use BatchNorm and residual blocks as in CTGAN: it never sees data.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthkit._typing import DeviceOption
+from synthkit.models.base import Progress, Synthesizer, init_linear_layers, sample_softmax_spans
+from synthkit.models.dpsgd import DPStep, PoissonSampler
+from synthkit.transforms import DataTransformer, Span
+
+
+class _Residual(nn.Module):
+    def __init__(self, i: int, o: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(i, o)
+        self.bn = nn.BatchNorm1d(o)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+class Generator(nn.Module):
+    def __init__(self, embedding_dim: int, cond_dim: int, dims: tuple[int, ...], data_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = embedding_dim + cond_dim
+        for h in dims:
+            layers.append(_Residual(d, h))
+            d += h
+        layers.append(nn.Linear(d, data_dim))
+        self.seq = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.seq(z)
+
+
+class Critic(nn.Module):
+    """Linear + LeakyReLU only: every layer has an Opacus ghost-clipping norm sampler."""
+
+    def __init__(self, input_dim: int, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = input_dim
+        for h in dims:
+            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
+            d = h
+        layers.append(nn.Linear(d, 1))
+        self.seq = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(x).squeeze(-1)
+
+
+class _Conditioner:
+    """CTGAN's conditional vector over discrete columns, with DP frequencies."""
+
+    def __init__(self, transformer: DataTransformer, device: torch.device) -> None:
+        disc = transformer.discrete_columns()
+        self.n_columns = len(disc)
+        idx, col_of, freqs, offsets = [], [], [], []
+        pos = 0
+        for j, (_, sl, freq) in enumerate(disc):
+            idx.extend(range(sl.start, sl.stop))
+            col_of.extend([j] * (sl.stop - sl.start))
+            offsets.append(pos)
+            freqs.append(torch.tensor(freq, dtype=torch.float32, device=device))
+            pos += sl.stop - sl.start
+        self.width = pos
+        self.index = torch.tensor(idx, dtype=torch.long, device=device)
+        self.col_of = torch.tensor(col_of, dtype=torch.long, device=device)
+        self.offsets = offsets
+        self.freqs = freqs
+        self.slices = [sl for _, sl, _ in disc]
+        self.device = device
+
+    def for_real(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """x: [..., d] encoded rows → their own category in one random column."""
+        if self.width == 0:
+            return x.new_zeros(*x.shape[:-1], 0)
+        chosen = torch.randint(0, self.n_columns, x.shape[:-1], generator=generator, device=x.device)
+        return x[..., self.index] * (self.col_of == chosen.unsqueeze(-1)).to(x.dtype)
+
+    def for_fake(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Conditional vectors for n fakes: (cond, chosen column, chosen label)."""
+        cond = torch.zeros(n, self.width, device=self.device)
+        if self.width == 0:
+            z = torch.zeros(n, dtype=torch.long, device=self.device)
+            return cond, z, z
+        chosen = torch.randint(0, self.n_columns, (n,), generator=generator, device=self.device)
+        labels = torch.zeros(n, dtype=torch.long, device=self.device)
+        for j in range(self.n_columns):
+            sel = chosen == j
+            m = int(sel.sum())
+            if m:
+                labels[sel] = torch.multinomial(self.freqs[j], m, replacement=True, generator=generator)
+        pos = torch.tensor(self.offsets, device=self.device)[chosen] + labels
+        cond[torch.arange(n, device=self.device), pos] = 1.0
+        return cond, chosen, labels
+
+
+def _activate(raw: torch.Tensor, spans: list[Span], tau: float, generator: torch.Generator) -> torch.Tensor:
+    """tanh for α; Gumbel-softmax (CTGAN: τ = 0.2) for softmax spans, noise from `generator`."""
+    parts = []
+    start = 0
+    for span in spans:
+        end = start + span.width
+        if span.activation == "tanh":
+            parts.append(torch.tanh(raw[:, start:end]))
+        else:
+            u = torch.rand(raw.shape[0], span.width, generator=generator, device=raw.device).clamp_(1e-10, 1 - 1e-10)
+            parts.append(torch.softmax((raw[:, start:end] - torch.log(-torch.log(u))) / tau, dim=1))
+        start = end
+    return torch.cat(parts, dim=1)
+
+
+class DPCTGAN(Synthesizer):
+    """Differentially private CTGAN: the critic is trained with DP-SGD over Poisson-sampled
+    privacy units (see module docstring for what differs from CTGAN and why)."""
+
+    model_name = "dpctgan"
+
+    def __init__(self, *, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
+                 generator_dim: tuple[int, ...] = (256, 256), critic_dim: tuple[int, ...] = (256, 256),
+                 generator_lr: float = 2e-4, critic_lr: float = 2e-4, critic_steps: int = 1,
+                 max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.2,
+                 max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
+                 device: DeviceOption = "auto", seed: int | None = None) -> None:
+        super().__init__(epochs=epochs, batch_size=batch_size, max_rows_per_entity=max_rows_per_entity,
+                         preprocessing_epsilon_share=preprocessing_epsilon_share, max_grad_norm=max_grad_norm,
+                         noise_multiplier=noise_multiplier, device=device, seed=seed)
+        self.embedding_dim = embedding_dim
+        self.generator_dim = generator_dim
+        self.critic_dim = critic_dim
+        self.generator_lr = generator_lr
+        self.critic_lr = critic_lr
+        self.critic_steps = critic_steps
+
+    def _steps_per_batch(self) -> int:
+        return int(self.critic_steps)
+
+    def _build(self, transformer: DataTransformer, device: torch.device, generator: torch.Generator) -> None:
+        self.spans_ = transformer.spans
+        self.cond_ = _Conditioner(transformer, device)
+        self.data_dim_ = transformer.width
+        self.generator_ = Generator(self.embedding_dim, self.cond_.width, tuple(self.generator_dim),
+                                    self.data_dim_).to(device)
+        init_linear_layers(self.generator_, generator)
+        self._critic_init_gen = generator
+
+    def _train(self, data: torch.Tensor, mask: torch.Tensor, *, private: bool, sampler: PoissonSampler,
+               noise_multiplier: float,
+               expected_batch_size: float, n_steps_per_epoch: int, charge_epoch: Callable[[], None],
+               generators: dict[str, torch.Generator], progress: Progress | None) -> None:
+        device = data.device
+        k = data.shape[1]
+        critic = Critic(self.data_dim_ + self.cond_.width, tuple(self.critic_dim)).to(device)
+        init_linear_layers(critic, self._critic_init_gen)
+        c_opt = torch.optim.Adam(critic.parameters(), lr=self.critic_lr, betas=(0.5, 0.9))
+        g_opt = torch.optim.Adam(self.generator_.parameters(), lr=self.generator_lr, betas=(0.5, 0.9),
+                                 weight_decay=1e-6)
+        # fakes per step: as many rows as a real batch holds, grouped k to a "sample"
+        n_fake_groups = max(1, int(round(expected_batch_size)))
+        step = DPStep(critic, c_opt, private=private, noise_multiplier=noise_multiplier,
+                      max_grad_norm=self.max_grad_norm, expected_batch_size=expected_batch_size + n_fake_groups,
+                      generator=generators["noise"])
+        g = generators["train"]
+        n_batches = n_steps_per_epoch // self.critic_steps
+        total = self.epochs * n_batches
+        for epoch in range(self.epochs):
+            charge_epoch()
+            self.generator_.train()
+            for b in range(n_batches):
+                for _ in range(self.critic_steps):
+                    idx = sampler.draw()
+                    real, rmask = data[idx], mask[idx]
+                    real_in = torch.cat([real, self.cond_.for_real(real, g)], dim=-1)
+                    with torch.no_grad():
+                        fake = self._fake(n_fake_groups * k, g).view(n_fake_groups, k, -1)
+                    x = torch.cat([real_in, fake], dim=0)
+                    m = torch.cat([rmask, torch.ones(n_fake_groups, k, device=device)], dim=0)
+                    target = torch.cat([torch.ones(len(idx), k, device=device),
+                                        torch.zeros(n_fake_groups, k, device=device)], dim=0)
+                    logits = step.module(x)
+                    per_row = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+                    step.step((per_row * m).sum(dim=1))
+                # generator step: through the critic's (DP) parameters, not recorded
+                cond, chosen, labels = self.cond_.for_fake(n_fake_groups * k, g)
+                z = torch.randn(len(cond), self.embedding_dim, generator=g, device=device)
+                raw = self.generator_(torch.cat([z, cond], dim=1))
+                fake = _activate(raw, self.spans_, 0.2, g)
+                with step.no_capture():  # hooks off for the forward AND the backward
+                    logits = step.module(torch.cat([fake, cond], dim=1))
+                    g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+                    g_loss = g_loss + self._cond_loss(raw, chosen, labels)
+                    g_opt.zero_grad(set_to_none=True)
+                    g_loss.backward()
+                g_opt.step()
+                step.zero_grad()
+                if progress:
+                    progress("train", epoch * n_batches + b + 1, total)
+        step.close()
+        self.generator_.eval()
+
+    def _fake(self, n: int, g: torch.Generator) -> torch.Tensor:
+        cond, _, _ = self.cond_.for_fake(n, g)
+        z = torch.randn(n, self.embedding_dim, generator=g, device=cond.device)
+        fake = _activate(self.generator_(torch.cat([z, cond], dim=1)), self.spans_, 0.2, g)
+        return torch.cat([fake, cond], dim=1)
+
+    def _cond_loss(self, raw: torch.Tensor, chosen: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CTGAN's generator term: the chosen column must show the conditioned label."""
+        if self.cond_.width == 0:
+            return raw.new_zeros(())
+        loss = raw.new_zeros(())
+        for j, sl in enumerate(self.cond_.slices):
+            sel = chosen == j
+            if sel.any():
+                loss = loss + F.cross_entropy(raw[sel, sl], labels[sel], reduction="sum")
+        return loss / len(raw)
+
+    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        self.generator_.eval()
+        cond, _, _ = self.cond_.for_fake(n, generator)
+        z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
+        raw = self.generator_(torch.cat([z, cond], dim=1))
+        return sample_softmax_spans(raw, self.spans_, generator)
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
+
+    def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.generator_.load_state_dict({k.removeprefix("generator."): v for k, v in weights.items()})
+        self.generator_.eval()

@@ -1,0 +1,131 @@
+"""DP-SGD over Poisson-sampled privacy units, with Opacus ghost clipping.
+
+Per-sample gradient NORMS come from Opacus' ghost clipping (Li et al. 2022; Bu et al.
+2023): no per-sample gradient is materialised, so a DP step costs about two backward
+passes. Opacus' optimizer adds N(0, σ²C²) noise to the sum of clipped gradients and
+divides by the EXPECTED batch size (Poisson sampling: the real size is random).
+
+A "sample" is one privacy unit: a [k, d] block of that unit's rows (padded, with a mask).
+The per-sample loss sums over the unit's rows, so clipping bounds the whole unit's
+contribution — entity-level DP for k > 1, row-level for k = 1.
+
+The non-private path uses the same sampling and the same normalisation, so with noise 0
+and an unbounded clip the two steps are identical (tested).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers import DPOptimizerFastGradientClipping
+from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+from torch import nn
+
+
+class PoissonSampler:
+    """Each unit joins a batch independently with probability q (the sampling the RDP
+    analysis of the sampled Gaussian mechanism assumes); vectorised, on the device."""
+
+    def __init__(self, n_units: int, sampling_rate: float, generator: torch.Generator) -> None:
+        self.n_units = n_units
+        self.q = sampling_rate
+        self.generator = generator
+
+    def draw(self) -> torch.Tensor:
+        u = torch.rand(self.n_units, generator=self.generator, device=self.generator.device)
+        return torch.nonzero(u < self.q, as_tuple=False).squeeze(1)
+
+
+class DPStep:
+    """Wraps one module and its optimizer: `step(per_sample_loss)` does one (DP-)SGD step.
+
+    Call `module(...)` for the forward pass whose loss is passed to `step`; use
+    `no_capture()` for forward passes that must not be recorded (e.g. the generator's
+    pass through a DP critic, which is post-processing of the critic's DP parameters).
+    """
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, *, private: bool,
+                 noise_multiplier: float, max_grad_norm: float, expected_batch_size: float,
+                 generator: torch.Generator | None) -> None:
+        self.private = private
+        self.expected_batch_size = float(expected_batch_size)
+        self.noise_multiplier = noise_multiplier
+        self.max_grad_norm = max_grad_norm
+        self.generator = generator
+        if private:
+            self.module: nn.Module = GradSampleModuleFastGradientClipping(
+                module, max_grad_norm=max_grad_norm, use_ghost_clipping=True, loss_reduction="mean")
+            self.optimizer = DPOptimizerFastGradientClipping(
+                optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                expected_batch_size=max(1, int(round(expected_batch_size))), loss_reduction="mean",
+                generator=generator)
+            # Opacus divides by an integer expected batch size; keep the exact one for the
+            # empty-batch path and the non-private twin.
+            self.expected_batch_size = float(max(1, int(round(expected_batch_size))))
+        else:
+            self.module = module
+            self.optimizer = optimizer
+
+    @property
+    def inner(self) -> nn.Module:
+        return self.module._module if self.private else self.module
+
+    def no_capture(self) -> _NoCapture:
+        return _NoCapture(self)
+
+    def close(self) -> None:
+        """Detach Opacus' hooks so the trained module can be used (and sampled) plainly."""
+        if self.private:
+            self.module._close()  # removes hooks and Opacus' per-parameter attributes
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self, per_sample_loss: torch.Tensor) -> None:
+        if per_sample_loss.numel() == 0:
+            self._noise_only_step()
+            return
+        if self.private:
+            # Opacus "mean" mode: the first backward sees mean(loss); norms are rescaled
+            # internally; the optimizer divides the noisy clipped sum by the expected size.
+            DPTensorFastGradientClipping(self.module, self.optimizer, per_sample_loss, "mean").backward()
+        else:
+            (per_sample_loss.sum() / self.expected_batch_size).backward()
+        self.optimizer.step()
+        self.zero_grad()
+
+    def _noise_only_step(self) -> None:
+        """An empty Poisson batch still releases a noisy update (noise only), exactly as the
+        accountant assumes; skipping it would make the step count data-dependent."""
+        base = self.optimizer.original_optimizer if self.private else self.optimizer
+        for group in base.param_groups:
+            for p in group["params"]:
+                if not p.requires_grad:
+                    continue
+                if self.private:
+                    noise = torch.normal(0.0, self.noise_multiplier * self.max_grad_norm, size=p.shape,
+                                         generator=self.generator, device=p.device)
+                    p.grad = noise / self.expected_batch_size
+                else:
+                    p.grad = torch.zeros_like(p)
+        base.step()
+        base.zero_grad(set_to_none=True)
+
+
+class _NoCapture:
+    def __init__(self, step: DPStep) -> None:
+        self.step = step
+
+    def __enter__(self) -> None:
+        if self.step.private:
+            self.step.module.disable_hooks()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.step.private:
+            self.step.module.enable_hooks()
+
+
+def steps_per_epoch(n_units_dp: float, batch_size: int) -> int:
+    return max(1, int(math.ceil(n_units_dp / batch_size)))

@@ -1,0 +1,353 @@
+"""Schema: column kinds, nullability, PUBLIC knowledge (bounds, category sets) and table roles.
+
+Only what the user declares here counts as public. Kinds may be inferred from the data
+(`infer_schema`), but inferred bounds and categories would be statistics of private data,
+so inference never fills them in: they are learned later under DP, or declared by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from synthkit._typing import COLUMN_KINDS, DISCRETE_KINDS, NUMERIC_KINDS, ColumnKind
+from synthkit.errors import SchemaError
+
+SCHEMA_VERSION = 1
+
+# Column names that usually hold direct identifiers; only used to suggest the
+# `identifier` kind during inference (the user reviews schema.yaml before fitting).
+_IDENTIFIER_NAME = re.compile(
+    r"(^|_)(id|ids|uuid|guid|ssn|mrn|nhs|iban|account|acct|email|e_mail|phone|name|surname|"
+    r"firstname|lastname|address|zip|postcode|passport)($|_)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    """One column. `bounds` and `categories` are PUBLIC knowledge when given."""
+
+    name: str
+    kind: ColumnKind
+    nullable: bool = True
+    bounds: tuple[float, float] | tuple[str, str] | None = None
+    categories: tuple[str, ...] | None = None
+
+    @property
+    def is_learned(self) -> bool:
+        return self.kind != "identifier"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "nullable": self.nullable}
+        if self.bounds is not None:
+            out["bounds"] = list(self.bounds)
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schema:
+    """Columns plus table roles. `entity_key` names the privacy unit when set."""
+
+    columns: tuple[Column, ...]
+    entity_key: str | None = None
+    sequence_index: str | None = None
+    context_columns: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()
+    quasi_identifiers: tuple[str, ...] = ()
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+
+    # ----------------------------------------------------------------- access
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise SchemaError([f"unknown column {name!r}; the schema has {self.names}"]) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    @property
+    def learned_columns(self) -> list[Column]:
+        """Columns a model learns: every column except identifiers and the entity key."""
+        return [c for c in self.columns if c.is_learned and c.name != self.entity_key]
+
+    @property
+    def identifier_columns(self) -> list[Column]:
+        return [c for c in self.columns if not c.is_learned or c.name == self.entity_key]
+
+    def with_column(self, column: Column) -> Schema:
+        cols = tuple(column if c.name == column.name else c for c in self.columns)
+        return replace(self, columns=cols)
+
+    # ----------------------------------------------------------- validation
+    def validate(self) -> Schema:
+        """Check internal consistency; raise one SchemaError listing every problem."""
+        problems: list[str] = []
+        seen: set[str] = set()
+        for c in self.columns:
+            where = f"column {c.name!r}"
+            if not isinstance(c.name, str) or not c.name:
+                problems.append("a column has an empty name")
+            if c.name in seen:
+                problems.append(f"{where} is declared twice")
+            seen.add(c.name)
+            if c.kind not in COLUMN_KINDS:
+                problems.append(f"{where}: unknown kind {c.kind!r}; allowed: {', '.join(COLUMN_KINDS)}")
+                continue
+            if c.bounds is not None:
+                problems.extend(_bounds_problems(c))
+            if c.categories is not None:
+                if c.kind not in ("categorical",):
+                    problems.append(f"{where}: categories are only allowed for kind 'categorical' (got kind {c.kind!r})")
+                elif len(c.categories) == 0:
+                    problems.append(f"{where}: categories is empty; remove it or list the allowed values")
+                elif len(set(c.categories)) != len(c.categories):
+                    problems.append(f"{where}: categories contain duplicates")
+        for role, names in (
+            ("entity_key", [self.entity_key] if self.entity_key else []),
+            ("sequence_index", [self.sequence_index] if self.sequence_index else []),
+            ("context_columns", list(self.context_columns)),
+            ("sensitive", list(self.sensitive)),
+            ("quasi_identifiers", list(self.quasi_identifiers)),
+        ):
+            for n in names:
+                if n not in seen:
+                    problems.append(f"{role} names unknown column {n!r}")
+        if self.entity_key and self.entity_key in seen:
+            if self.column(self.entity_key).nullable:
+                problems.append(f"entity_key {self.entity_key!r} must not be nullable (set nullable: false)")
+        if self.sequence_index and self.sequence_index in seen:
+            if self.column(self.sequence_index).kind not in NUMERIC_KINDS:
+                problems.append(f"sequence_index {self.sequence_index!r} must be datetime, integer or continuous")
+        for n in self.sensitive:
+            if n in seen and self.column(n).kind not in DISCRETE_KINDS:
+                problems.append(f"sensitive column {n!r} must be categorical or boolean for subgroup checks")
+        if not any(c.is_learned and c.name != self.entity_key for c in self.columns):
+            problems.append("no column to learn: every column is an identifier")
+        if problems:
+            raise SchemaError(problems)
+        return self
+
+    # --------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": SCHEMA_VERSION}
+        for key in ("entity_key", "sequence_index"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        for key in ("context_columns", "sensitive", "quasi_identifiers"):
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
+        out["columns"] = {c.name: c.to_dict() for c in self.columns}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Schema:
+        """Build and validate; every problem in the document is reported at once."""
+        if not isinstance(data, dict):
+            raise SchemaError([f"a schema must be a mapping, got {type(data).__name__}"])
+        problems: list[str] = []
+        allowed = {"version", "entity_key", "sequence_index", "context_columns", "sensitive",
+                   "quasi_identifiers", "columns"}
+        for key in data:
+            if key not in allowed:
+                problems.append(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+        version = data.get("version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            problems.append(f"schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        raw_cols = data.get("columns")
+        columns: list[Column] = []
+        if not isinstance(raw_cols, dict) or not raw_cols:
+            problems.append("'columns' must be a non-empty mapping of column name to its spec")
+            raw_cols = {}
+        col_keys = {"kind", "nullable", "bounds", "categories"}
+        for name, spec in raw_cols.items():
+            if isinstance(spec, str):
+                spec = {"kind": spec}
+            if not isinstance(spec, dict):
+                problems.append(f"column {name!r}: spec must be a mapping with at least 'kind'")
+                continue
+            for key in spec:
+                if key not in col_keys:
+                    problems.append(f"column {name!r}: unknown key {key!r}; allowed: {', '.join(sorted(col_keys))}")
+            kind = spec.get("kind")
+            if kind not in COLUMN_KINDS:
+                problems.append(f"column {name!r}: unknown kind {kind!r}; allowed: {', '.join(COLUMN_KINDS)}")
+                continue
+            nullable = spec.get("nullable", True)
+            if not isinstance(nullable, bool):
+                problems.append(f"column {name!r}: nullable must be true or false")
+                nullable = True
+            bounds = spec.get("bounds")
+            if bounds is not None:
+                if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+                    problems.append(f"column {name!r}: bounds must be a list [low, high]")
+                    bounds = None
+                else:
+                    bounds = tuple(str(b) if kind == "datetime" else b for b in bounds)
+            cats = spec.get("categories")
+            if cats is not None:
+                if not isinstance(cats, (list, tuple)):
+                    problems.append(f"column {name!r}: categories must be a list")
+                    cats = None
+                else:
+                    cats = tuple(str(v) for v in cats)
+            columns.append(Column(name=str(name), kind=kind, nullable=nullable, bounds=bounds, categories=cats))
+
+        def _names(key: str) -> tuple[str, ...]:
+            value = data.get(key) or []
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list):
+                problems.append(f"{key} must be a list of column names")
+                return ()
+            return tuple(str(v) for v in value)
+
+        roles = {k: _names(k) for k in ("context_columns", "sensitive", "quasi_identifiers")}
+        schema = cls(columns=tuple(columns), entity_key=data.get("entity_key"),
+                     sequence_index=data.get("sequence_index"), **roles)
+        try:
+            schema.validate()
+        except SchemaError as err:
+            problems.extend(p for p in err.problems if p not in problems)
+        if problems:
+            raise SchemaError(problems)
+        return schema
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Schema:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise SchemaError([f"not valid YAML ({err.__class__.__name__})"]) from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        p = Path(path)
+        if not p.is_file():
+            raise SchemaError([f"schema file {str(p)!r} does not exist"])
+        text = p.read_text(encoding="utf-8")
+        if p.suffix.lower() == ".json":
+            try:
+                return cls.from_dict(json.loads(text))
+            except json.JSONDecodeError:
+                raise SchemaError([f"schema file {str(p)!r} is not valid JSON"]) from None
+        return cls.from_yaml(text)
+
+    def save(self, path: str | Path) -> None:
+        p = Path(path)
+        text = self.to_json() if p.suffix.lower() == ".json" else self.to_yaml()
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(p)
+
+
+def _bounds_problems(c: Column) -> list[str]:
+    where = f"column {c.name!r}"
+    if c.kind not in NUMERIC_KINDS:
+        return [f"{where}: bounds are only allowed for continuous, integer and datetime columns"]
+    lo, hi = c.bounds  # type: ignore[misc]
+    try:
+        if c.kind == "datetime":
+            lo_v, hi_v = pd.Timestamp(lo).value, pd.Timestamp(hi).value
+        else:
+            lo_v, hi_v = float(lo), float(hi)
+    except (TypeError, ValueError):
+        return [f"{where}: bounds must be two {'dates' if c.kind == 'datetime' else 'numbers'}"]
+    if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or lo_v >= hi_v:
+        return [f"{where}: bounds must satisfy low < high (both finite)"]
+    return []
+
+
+# ------------------------------------------------------------------ inference
+def infer_schema(
+    frame: pd.DataFrame,
+    *,
+    entity_key: str | None = None,
+    sequence_index: str | None = None,
+    sensitive: Iterable[str] = (),
+    identifiers: Iterable[str] = (),
+) -> Schema:
+    """Infer column KINDS only (see module docstring).
+
+    Every column is marked nullable: whether a column ever holds a null is itself a fact
+    about the private data; the model learns null rates under DP, and the user may tighten
+    `nullable: false` by hand. Columns whose name looks like a direct identifier (id, ssn,
+    name, email, account...) and whose values are mostly distinct become `identifier`
+    and are never learned.
+    """
+    ident = set(identifiers)
+    columns = []
+    for name in frame.columns:
+        s = frame[name]
+        if name in ident or name == entity_key:
+            kind: ColumnKind = "identifier"
+        else:
+            kind = _infer_kind(str(name), s)
+        nullable = not (name == entity_key)
+        columns.append(Column(name=str(name), kind=kind, nullable=nullable))
+    schema = Schema(
+        columns=tuple(columns),
+        entity_key=entity_key,
+        sequence_index=sequence_index,
+        sensitive=tuple(sensitive),
+    )
+    return schema.validate()
+
+
+def _infer_kind(name: str, s: pd.Series) -> ColumnKind:
+    non_null = s.dropna()
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    looks_like_id = bool(_IDENTIFIER_NAME.search(name))
+    distinct_share = non_null.nunique() / max(len(non_null), 1)
+    if looks_like_id and distinct_share > 0.5:
+        return "identifier"
+    if pd.api.types.is_integer_dtype(s):
+        return "integer"
+    if pd.api.types.is_float_dtype(s):
+        if len(non_null) and np.all(np.mod(non_null.to_numpy(dtype=float), 1.0) == 0) and non_null.nunique() > 2:
+            return "integer"
+        return "continuous"
+    if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+        values = non_null.astype(str).str.strip()
+        lowered = set(values.str.lower().unique()[:10])
+        if lowered and lowered <= {"true", "false", "yes", "no", "t", "f", "y", "n"} and len(lowered) <= 2:
+            return "boolean"
+        numeric = pd.to_numeric(values, errors="coerce")
+        if len(values) and numeric.notna().all():
+            return "integer" if np.all(np.mod(numeric.to_numpy(dtype=float), 1.0) == 0) and numeric.nunique() > 20 else (
+                "continuous" if numeric.nunique() > 20 else "categorical")
+        if len(values) and values.str.match(r"^\d{4}-\d{2}-\d{2}").all():
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+            if parsed.notna().all():
+                return "datetime"
+        if distinct_share > 0.9 and len(values) > 50:
+            return "identifier"
+        return "categorical"
+    return "categorical"

@@ -1,0 +1,361 @@
+"""Reversible per-column transforms whose learned state is public or DP.
+
+Contract (after RDT): `fit(values, ctx)` learns under DP and charges the ledger;
+`transform(values, rng)` → float block; `inverse_transform(block)` → values. The encoded
+layout is described by `Span`s (width + activation) shared by transformers and networks,
+as in CTGAN's data transformer.
+
+- categorical / boolean: one-hot over the DP-discovered (or public) categories, plus one
+  explicit OTHER label for categories too rare to release and a NULL label when nullable.
+- continuous / integer / datetime: CTGAN's mode-specific normalisation, with the modes
+  fitted to a DP histogram inside DP (or public) bounds; plus a null indicator.
+- identifier: never learned; the output gets fresh surrogate keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from synthkit.ledger import PrivacyLedger
+from synthkit.mechanisms import (
+    PreprocessingPlan,
+    fit_mixture_to_histogram,
+    geometric_bounds,
+    noisy_histogram,
+    select_partitions,
+)
+from synthkit.schema import Column, Schema
+from synthkit.table import boolean_values, datetime_values, numeric_values
+
+OTHER = "__other__"
+NULL = "__null__"
+FINE_BINS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    width: int
+    activation: Literal["tanh", "softmax"]
+
+
+@dataclass(slots=True, kw_only=True)
+class FitContext:
+    """What a transform needs to learn under DP: the ledger, the noise plan, a stream."""
+
+    ledger: PrivacyLedger
+    plan: PreprocessingPlan
+    rng: np.random.Generator
+    n_rows_dp: float  # DP count of rows (post-processing may use it freely)
+
+
+# ------------------------------------------------------------------ categorical
+class CategoricalTransform:
+    """One-hot over released labels. Public categories (declared, or True/False for a
+    boolean) need no discovery; otherwise labels are released by partition selection."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+        self.labels_: list[str] | None = None
+        self.counts_: list[float] | None = None  # DP counts per label (for conditional sampling)
+
+    @property
+    def public_domain(self) -> tuple[str, ...] | None:
+        if self.column.kind == "boolean":
+            return ("False", "True")
+        return self.column.categories
+
+    def n_histograms(self) -> int:
+        return 1
+
+    def n_discovery(self) -> int:
+        return 0 if self.public_domain is not None else 1
+
+    def _strings(self, s: pd.Series) -> pd.Series:
+        if self.column.kind == "boolean":
+            b = boolean_values(s)
+            return b.map({True: "True", False: "False"}).astype(object).where(b.notna(), None)
+        return s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+
+    def fit(self, s: pd.Series, ctx: FitContext) -> CategoricalTransform:
+        name = f"categories:{self.column.name}"
+        values = self._strings(s)
+        n_null = int(values.isna().sum())
+        observed = values.dropna().value_counts()
+        domain = self.public_domain
+        if domain is not None:
+            raw = np.array([int(observed.get(c, 0)) for c in domain] + [n_null], dtype=float)
+            noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k, name=name,
+                                    ledger=ctx.ledger, rng=ctx.rng)
+            labels, counts = list(domain), list(noisy[:-1])
+            null_count = noisy[-1]
+            other_count = None
+        else:
+            raw = {str(k): int(v) for k, v in observed.items() if str(k) != NULL}
+            raw[NULL] = n_null  # a public bin of the same histogram: always released
+            kept = select_partitions(raw, sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
+                                     threshold_delta=ctx.plan.threshold_delta, name=name,
+                                     ledger=ctx.ledger, rng=ctx.rng, public_keys=(NULL,))
+            null_count = max(kept.pop(NULL), 0.0)
+            labels = sorted(kept)
+            counts = [kept[c] for c in labels]
+            # the folded remainder from the DP row count: post-processing of DP values
+            other_count = max(0.0, ctx.n_rows_dp - null_count - sum(counts))
+        if domain is None:
+            labels.append(OTHER)
+            counts.append(other_count if other_count is not None else 0.0)
+        if self.column.nullable:
+            labels.append(NULL)
+            counts.append(null_count)
+        self.labels_ = labels
+        self.counts_ = [float(max(c, 0.0)) for c in counts]
+        return self
+
+    @property
+    def spans(self) -> list[Span]:
+        return [Span(len(self.labels_), "softmax")]
+
+    def transform(self, s: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        values = self._strings(s)
+        index = {c: i for i, c in enumerate(self.labels_)}
+        other = index.get(OTHER)
+        null = index.get(NULL)
+        codes = values.map(lambda v: null if v is None else index.get(v, other))
+        if codes.isna().any():  # only reachable if a label vanished without OTHER/NULL
+            codes = codes.fillna(0)
+        out = np.zeros((len(values), len(self.labels_)), dtype=np.float32)
+        out[np.arange(len(values)), codes.to_numpy(dtype=np.int64)] = 1.0
+        return out
+
+    def inverse_transform(self, block: np.ndarray) -> pd.Series:
+        idx = np.argmax(block, axis=1)
+        labels = np.array(self.labels_, dtype=object)
+        out = labels[idx]
+        out[out == NULL] = None
+        if self.column.kind == "boolean":
+            return pd.Series(pd.array([None if v is None else v == "True" for v in out], dtype="boolean"))
+        return pd.Series(out, dtype=object)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"labels": self.labels_, "counts": self.counts_}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.labels_ = list(state["labels"])
+        self.counts_ = [float(c) for c in state["counts"]]
+
+
+# ------------------------------------------------------------------ numeric
+class NumericTransform:
+    """Mode-specific normalisation (Xu et al. 2019, §4.2) with modes from DP statistics.
+
+    A value x in mode j (mean μ_j, std σ_j) is encoded as α = (x − μ_j)/(4σ_j) ∈ [−1, 1]
+    and a one-hot β over modes. Bounds are public or DP (signed geometric histogram); the
+    modes come from a weighted EM fitted to a DP histogram of 64 bins inside the bounds."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+        self.bounds_: tuple[float, float] | None = None
+        self.means_: np.ndarray | None = None
+        self.stds_: np.ndarray | None = None
+        self.weights_: np.ndarray | None = None
+        self.null_share_: float | None = None
+        self.tz_: str | None = None
+
+    def n_histograms(self) -> int:
+        return 1 if self.column.bounds is not None else 2
+
+    def n_discovery(self) -> int:
+        return 0
+
+    def _floats(self, s: pd.Series) -> np.ndarray:
+        if self.column.kind == "datetime":
+            d = datetime_values(s)
+            if getattr(d.dt, "tz", None) is not None:
+                self.tz_ = str(d.dt.tz)
+                d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+            ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+            ns[d.isna().to_numpy()] = np.nan
+            return ns / 1e9  # seconds
+        return numeric_values(s).to_numpy(dtype=float)
+
+    def _public_bounds(self) -> tuple[float, float] | None:
+        b = self.column.bounds
+        if b is None:
+            return None
+        if self.column.kind == "datetime":
+            return (pd.Timestamp(b[0]).value / 1e9, pd.Timestamp(b[1]).value / 1e9)
+        return (float(b[0]), float(b[1]))
+
+    def fit(self, s: pd.Series, ctx: FitContext) -> NumericTransform:
+        x = self._floats(s)
+        present = ~np.isnan(x)
+        values = x[present]
+        bounds = self._public_bounds()
+        what = f"column {self.column.name!r}"
+        if bounds is None:
+            bounds = geometric_bounds(values, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
+                                      name=f"bounds:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng, what=what)
+        lo, hi = bounds
+        if self.column.kind == "integer":
+            lo, hi = float(np.floor(lo)), float(np.ceil(hi))
+            if hi <= lo:
+                hi = lo + 1
+        edges = np.linspace(lo, hi, FINE_BINS + 1)
+        idx = np.clip(np.searchsorted(edges, np.clip(values, lo, hi), side="right") - 1, 0, FINE_BINS - 1)
+        raw = np.concatenate([np.bincount(idx, minlength=FINE_BINS), [np.count_nonzero(~present)]]).astype(float)
+        noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
+                                name=f"histogram:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng)
+        noisy = np.clip(noisy, 0, None)
+        centres = (edges[:-1] + edges[1:]) / 2
+        width = (hi - lo) / FINE_BINS
+        self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, noisy[:-1], bin_width=width)
+        total = noisy.sum()
+        self.null_share_ = float(noisy[-1] / total) if total > 0 else 0.0
+        self.bounds_ = (float(lo), float(hi))
+        return self
+
+    @property
+    def n_modes(self) -> int:
+        return len(self.means_)
+
+    @property
+    def spans(self) -> list[Span]:
+        spans = [Span(1, "tanh"), Span(self.n_modes, "softmax")]
+        if self.column.nullable:
+            spans.append(Span(2, "softmax"))
+        return spans
+
+    def transform(self, s: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        x = self._floats(s)
+        present = ~np.isnan(x)
+        lo, hi = self.bounds_
+        xc = np.clip(np.where(present, x, self.means_[0]), lo, hi)
+        # posterior over modes; sample the mode as CTGAN does (seeded stream)
+        logp = (-0.5 * ((xc[:, None] - self.means_[None, :]) / self.stds_[None, :]) ** 2
+                - np.log(self.stds_[None, :]) + np.log(self.weights_[None, :] + 1e-12))
+        logp -= logp.max(axis=1, keepdims=True)
+        p = np.exp(logp)
+        p /= p.sum(axis=1, keepdims=True)
+        u = rng.random(len(xc))[:, None]
+        mode = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), self.n_modes - 1)
+        alpha = np.clip((xc - self.means_[mode]) / (4 * self.stds_[mode]), -0.99, 0.99)
+        width = 1 + self.n_modes + (2 if self.column.nullable else 0)
+        out = np.zeros((len(xc), width), dtype=np.float32)
+        out[:, 0] = np.where(present, alpha, 0.0)
+        out[np.arange(len(xc)), 1 + mode] = 1.0
+        if self.column.nullable:
+            out[:, 1 + self.n_modes] = present
+            out[:, 2 + self.n_modes] = ~present
+        return out
+
+    def inverse_transform(self, block: np.ndarray) -> pd.Series:
+        alpha = np.clip(block[:, 0], -1, 1)
+        mode = np.argmax(block[:, 1:1 + self.n_modes], axis=1)
+        x = alpha * 4 * self.stds_[mode] + self.means_[mode]
+        x = np.clip(x, *self.bounds_)
+        null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.column.nullable else np.zeros(len(x), bool)
+        if self.column.kind == "integer":
+            vals = np.round(x).astype("int64")
+            arr = pd.array(vals, dtype="Int64")
+            arr[null] = pd.NA
+            return pd.Series(arr)
+        if self.column.kind == "datetime":
+            ns = np.round(x * 1e9).astype("int64").astype("datetime64[ns]")
+            out = pd.Series(ns)
+            out[null] = pd.NaT
+            if self.tz_:
+                out = out.dt.tz_localize("UTC").dt.tz_convert(self.tz_)
+            return out
+        x[null] = np.nan
+        return pd.Series(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"bounds": list(self.bounds_), "means": self.means_.tolist(), "stds": self.stds_.tolist(),
+                "weights": self.weights_.tolist(), "null_share": self.null_share_, "tz": self.tz_}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.bounds_ = (float(state["bounds"][0]), float(state["bounds"][1]))
+        self.means_ = np.asarray(state["means"], dtype=float)
+        self.stds_ = np.asarray(state["stds"], dtype=float)
+        self.weights_ = np.asarray(state["weights"], dtype=float)
+        self.null_share_ = state.get("null_share")
+        self.tz_ = state.get("tz")
+
+
+ColumnTransform = CategoricalTransform | NumericTransform
+
+
+def make_transform(column: Column) -> ColumnTransform:
+    if column.kind in ("categorical", "boolean"):
+        return CategoricalTransform(column)
+    return NumericTransform(column)
+
+
+# ------------------------------------------------------------------ whole table
+class DataTransformer:
+    """All learned columns of a schema, concatenated into one encoded matrix."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.transforms: dict[str, ColumnTransform] = {c.name: make_transform(c) for c in schema.learned_columns}
+        self.fitted = False
+
+    def n_histograms(self) -> int:
+        return sum(t.n_histograms() for t in self.transforms.values())
+
+    def n_discovery(self) -> int:
+        return sum(t.n_discovery() for t in self.transforms.values())
+
+    def fit(self, frame: pd.DataFrame, ctx: FitContext) -> DataTransformer:
+        for name, t in self.transforms.items():
+            t.fit(frame[name], ctx)
+        self.fitted = True
+        return self
+
+    @property
+    def spans(self) -> list[Span]:
+        return [s for t in self.transforms.values() for s in t.spans]
+
+    @property
+    def width(self) -> int:
+        return sum(s.width for s in self.spans)
+
+    def column_slices(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for name, t in self.transforms.items():
+            w = sum(s.width for s in t.spans)
+            out[name] = slice(start, start + w)
+            start += w
+        return out
+
+    def discrete_columns(self) -> list[tuple[str, slice, np.ndarray]]:
+        """(name, slice in the encoded matrix, DP label frequencies) for conditioning."""
+        out = []
+        slices = self.column_slices()
+        for name, t in self.transforms.items():
+            if isinstance(t, CategoricalTransform):
+                counts = np.asarray(t.counts_, dtype=float)
+                freq = counts / counts.sum() if counts.sum() > 0 else np.full(len(counts), 1 / len(counts))
+                out.append((name, slices[name], freq))
+        return out
+
+    def transform(self, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+        blocks = [t.transform(frame[name], rng) for name, t in self.transforms.items()]
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def inverse_transform(self, data: np.ndarray) -> pd.DataFrame:
+        cols = {}
+        for name, sl in self.column_slices().items():
+            cols[name] = self.transforms[name].inverse_transform(data[:, sl]).reset_index(drop=True)
+        return pd.DataFrame(cols)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: t.state_dict() for name, t in self.transforms.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, t in self.transforms.items():
+            t.load_state_dict(state[name])
+        self.fitted = True

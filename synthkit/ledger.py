@@ -12,8 +12,10 @@ spend past the target: the run can never overshoot.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Union
 
@@ -108,6 +110,14 @@ def event_from_dict(data: dict[str, Any]) -> DPEvent:
     return _EVENT_TYPES[kind](**data)
 
 
+@functools.lru_cache(maxsize=4096)
+def _event_rdp(event: DPEvent) -> tuple[float, ...]:
+    """RDP curve of one (frozen, hashable) event at ORDERS, cached: a fit charges the same
+    DP-SGD event once per epoch, and recomputing the sampled-Gaussian RDP of every past
+    epoch at every charge made accounting quadratic in the number of epochs."""
+    return tuple(float(v) for v in event.rdp(np.asarray(ORDERS, dtype=float)))
+
+
 def compose_epsilon(events: Iterable[DPEvent], delta: float) -> float:
     """(ε at `delta`) of the composition of `events`; +inf if δ is used up by thresholds."""
     events = list(events)
@@ -115,7 +125,7 @@ def compose_epsilon(events: Iterable[DPEvent], delta: float) -> float:
     rdp = np.zeros_like(orders)
     delta_pure = 0.0
     for e in events:
-        rdp = rdp + e.rdp(orders)
+        rdp = rdp + np.asarray(_event_rdp(e), dtype=float)
         if isinstance(e, ThresholdEvent):
             delta_pure += e.delta
     if not any(isinstance(e, (GaussianEvent, SampledGaussianEvent)) for e in events):
@@ -125,7 +135,9 @@ def compose_epsilon(events: Iterable[DPEvent], delta: float) -> float:
         return math.inf
     if not np.all(np.isfinite(rdp)) and np.all(~np.isfinite(rdp)):
         return math.inf
-    eps, _ = opacus_rdp.get_privacy_spent(orders=list(orders), rdp=list(rdp), delta=remaining)
+    with warnings.catch_warnings():  # "optimal order is the smallest/largest alpha": still a valid bound
+        warnings.filterwarnings("ignore", message="Optimal order")
+        eps, _ = opacus_rdp.get_privacy_spent(orders=list(orders), rdp=list(rdp), delta=remaining)
     return float(eps)
 
 

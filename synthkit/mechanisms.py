@@ -155,7 +155,10 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
     edges = np.concatenate([[-np.inf], GEOMETRIC_EDGES, [np.inf]])
     lo_edge, hi_edge = edges[keep[0]], edges[keep[-1] + 1]
     if not ledger.private:  # exact range is fine without a guarantee to keep
-        return float(np.min(values)), float(np.max(values))
+        lo, hi = float(np.min(values)), float(np.max(values))
+        if hi <= lo:  # a constant column: give it a usable range, as below
+            lo, hi = lo - 0.5, hi + 0.5
+        return lo, hi
     # the outermost bins extend to ±inf; fall back to the finite grid ends
     lo = lo_edge if np.isfinite(lo_edge) else GEOMETRIC_EDGES[0]
     hi = hi_edge if np.isfinite(hi_edge) else GEOMETRIC_EDGES[-1]

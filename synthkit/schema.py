@@ -219,9 +219,16 @@ class Schema:
                 return ()
             return tuple(str(v) for v in value)
 
+        def _name(key: str) -> str | None:
+            value = data.get(key)
+            if value is None or isinstance(value, str):
+                return value
+            problems.append(f"{key} must be one column name, got a {type(value).__name__}")
+            return None
+
         roles = {k: _names(k) for k in ("context_columns", "sensitive", "quasi_identifiers")}
-        schema = cls(columns=tuple(columns), entity_key=data.get("entity_key"),
-                     sequence_index=data.get("sequence_index"), **roles)
+        schema = cls(columns=tuple(columns), entity_key=_name("entity_key"),
+                     sequence_index=_name("sequence_index"), **roles)
         try:
             schema.validate()
         except SchemaError as err:
@@ -231,7 +238,11 @@ class Schema:
         return schema
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        data = self.to_dict()
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if yaml.safe_load(text) != data:  # PyYAML reads a raw U+0085 (NEL) back as a line break
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
+        return text
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -275,8 +286,8 @@ def _bounds_problems(c: Column) -> list[str]:
             lo_v, hi_v = pd.Timestamp(lo).value, pd.Timestamp(hi).value
         else:
             lo_v, hi_v = float(lo), float(hi)
-    except (TypeError, ValueError):
-        return [f"{where}: bounds must be two {'dates' if c.kind == 'datetime' else 'numbers'}"]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a date outside 1677..2262
+        return [f"{where}: bounds must be two {'dates between 1677 and 2262' if c.kind == 'datetime' else 'numbers'}"]
     if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or lo_v >= hi_v:
         return [f"{where}: bounds must satisfy low < high (both finite)"]
     return []

@@ -6,6 +6,7 @@ never a cell value: messages reach logs and terminals that private data must not
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,7 +120,14 @@ def numeric_values(s: pd.Series) -> pd.Series:
 def datetime_values(s: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
         return s
-    return pd.to_datetime(s, errors="coerce", format="mixed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pandas' notice about mixed offsets, handled below
+        out = pd.to_datetime(s, errors="coerce", format="mixed")
+    if not pd.api.types.is_datetime64_any_dtype(out):
+        # mixed UTC offsets (local times across a DST change) parse to objects; as instants
+        # they share one scale, UTC
+        out = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
+    return out
 
 
 def boolean_values(s: pd.Series) -> pd.Series:

@@ -141,7 +141,7 @@ class DPCTGAN(Synthesizer):
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
                  generator_dim: tuple[int, ...] = (256, 256), critic_dim: tuple[int, ...] = (256, 256),
-                 generator_lr: float = 2e-4, critic_lr: float = 2e-4, critic_steps: int = 1,
+                 generator_lr: float = 1e-3, critic_lr: float = 1e-3, critic_steps: int = 1,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.2,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
                  device: DeviceOption = "auto", seed: int | None = None) -> None:

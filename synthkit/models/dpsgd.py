@@ -16,6 +16,7 @@ and an unbounded clip the two steps are identical (tested).
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from opacus.grad_sample import GradSampleModuleFastGradientClipping
@@ -50,7 +51,9 @@ class DPStep:
                  noise_multiplier: float, max_grad_norm: float, expected_batch_size: float,
                  generator: torch.Generator | None) -> None:
         self.private = private
-        self.expected_batch_size = float(expected_batch_size)
+        # Opacus divides by an integer expected batch size; the non-private twin and the
+        # empty-batch path use the same integer, so noise 0 + no clipping = plain SGD.
+        self.expected_batch_size = float(max(1, int(round(expected_batch_size))))
         self.noise_multiplier = noise_multiplier
         self.max_grad_norm = max_grad_norm
         self.generator = generator
@@ -61,9 +64,6 @@ class DPStep:
                 optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                 expected_batch_size=max(1, int(round(expected_batch_size))), loss_reduction="mean",
                 generator=generator)
-            # Opacus divides by an integer expected batch size; keep the exact one for the
-            # empty-batch path and the non-private twin.
-            self.expected_batch_size = float(max(1, int(round(expected_batch_size))))
         else:
             self.module = module
             self.optimizer = optimizer
@@ -90,7 +90,11 @@ class DPStep:
         if self.private:
             # Opacus "mean" mode: the first backward sees mean(loss); norms are rescaled
             # internally; the optimizer divides the noisy clipped sum by the expected size.
-            DPTensorFastGradientClipping(self.module, self.optimizer, per_sample_loss, "mean").backward()
+            with warnings.catch_warnings():
+                # inputs never require grad here, so torch warns that the full backward hook
+                # fires on module outputs: that is exactly what ghost clipping needs
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                DPTensorFastGradientClipping(self.module, self.optimizer, per_sample_loss, "mean").backward()
         else:
             (per_sample_loss.sum() / self.expected_batch_size).backward()
         self.optimizer.step()

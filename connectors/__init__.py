@@ -51,6 +51,9 @@ def read(uri: str | os.PathLike[str], *, separator: str | None = None, encoding:
                           "check the file type, delimiter and encoding") from None
     if frame.width == 0:
         raise SourceError(f"{str(path)!r}: the file has no columns")
+    if any(not name.isprintable() for name in frame.columns):
+        raise SourceError(f"{str(path)!r}: the header holds control or binary characters; "
+                          f"is this a text {fmt.upper()} file in encoding {encoding!r}?")
     return frame.to_pandas(use_pyarrow_extension_array=False)
 
 

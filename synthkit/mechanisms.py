@@ -78,6 +78,12 @@ def plan_preprocessing(
             lo = mid
         if hi / lo < 1 + 1e-6:
             break
+    if eps_of(lo) > target:
+        # the share is below what the accountant can certify for any noise (its largest
+        # Rényi order sets a floor); refuse here, from the budget alone, not after the data
+        raise BudgetExceededError(
+            f"preprocessing gets epsilon={target:.3g} ({epsilon_share:.0%} of {budget.epsilon:g}) but needs at "
+            f"least {eps_of(lo):.3g} whatever the noise; raise --epsilon or the preprocessing share")
     rho_each = lo / n_gauss
     sigma_unit = 1.0 / math.sqrt(2 * rho_each)
     return PreprocessingPlan(

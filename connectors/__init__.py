@@ -32,9 +32,16 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def read(uri: str | os.PathLike[str], *, separator: str | None = None, encoding: str = "utf8") -> pd.DataFrame:
+def _no_sql_options(where: str, table: str | None, query: str | None) -> None:
+    if table is not None or query is not None:
+        raise SourceError(f"{where}: --table and --query apply to SQL sources only")
+
+
+def read(uri: str | os.PathLike[str], *, table: str | None = None, query: str | None = None,
+         separator: str | None = None, encoding: str = "utf8") -> pd.DataFrame:
     """Read a CSV or Parquet file into a pandas frame."""
     path = Path(uri)
+    _no_sql_options(str(path), table, query)
     fmt = _format(path)
     if not path.is_file():
         raise SourceError(f"{str(path)!r}: no such file")
@@ -78,9 +85,11 @@ def write(frame: pd.DataFrame, uri: str | os.PathLike[str], *, overwrite: bool =
     return write_chunks([frame], uri, overwrite=overwrite)
 
 
-def write_chunks(chunks: Iterable[pd.DataFrame], uri: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_chunks(chunks: Iterable[pd.DataFrame], uri: str | os.PathLike[str], *, overwrite: bool = False,
+                 table: str | None = None) -> Path:
     """Stream chunks into one file atomically; memory is bounded by one chunk."""
     path = Path(uri)
+    _no_sql_options(str(path), table, None)
     fmt = _format(path)
     with _atomic_target(path, overwrite=overwrite) as tmp:
         if fmt == "parquet":

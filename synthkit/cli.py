@@ -8,75 +8,30 @@ This module is the composition root: it imports `connectors` lazily inside comma
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from synthkit.errors import SynthkitError
+from synthkit.commands._common import cli_errors as _cli_errors
+from synthkit.commands._common import console
+from synthkit.commands._common import progress_bar as _progress_bar
+from synthkit.commands._common import setup_logging as _setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Differentially private synthetic data for healthcare and finance.")
 schema_app = typer.Typer(no_args_is_help=True, help="Infer and check schemas.")
 app.add_typer(schema_app, name="schema")
 
-err_console = Console(stderr=True)
-console = Console()
-
-EXIT_BAD_INPUT = 2
-EXIT_CRASH = 1
-
-
-@contextmanager
-def _cli_errors() -> Iterator[None]:
-    try:
-        yield
-    except SynthkitError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]: no output was written")
-        raise typer.Exit(130) from None
-    except Exception as err:  # unexpected: one line, the type only (a message may hold data)
-        err_console.print(f"[bold red]internal error:[/] {type(err).__name__} (run with SYNTHKIT_DEBUG=1 for details)")
-        import os
-        if os.environ.get("SYNTHKIT_DEBUG"):
-            raise
-        raise typer.Exit(EXIT_CRASH) from None
-
-
-@contextmanager
-def _progress_bar(description: str) -> Iterator[Any]:
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=err_console, transient=False,
-                  disable=not err_console.is_terminal) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"{description} ({stage})")
-
-        yield update
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-
 # ------------------------------------------------------------------ schema
 @schema_app.command("infer")
 def schema_infer(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    data: Annotated[str, typer.Argument(help="data source: a file path or URI (see `synthkit connectors`)")],
     out: Annotated[Path, typer.Option("--out", help="where to write schema.yaml")],
+    table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
     entity_key: Annotated[Optional[str], typer.Option(help="column naming the privacy unit (patient, account)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
 ) -> None:
@@ -87,7 +42,7 @@ def schema_infer(
         from synthkit.errors import SourceError
         if out.exists() and not overwrite:
             raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
-        frame = connectors.read(data)
+        frame = connectors.read(data, table=table, query=query)
         schema = infer_schema(frame, entity_key=entity_key)
         schema.save(out)
         console.print(f"wrote {out} ({len(schema.columns)} columns); review kinds, and add PUBLIC bounds, "
@@ -104,10 +59,10 @@ def schema_check(path: Annotated[Path, typer.Argument(help="schema.yaml or .json
 
 
 # ------------------------------------------------------------------ fit
-def fit_model(*, data: Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
+def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
               no_privacy: bool, epochs: int | None, batch_size: int | None, entity_key: str | None,
               max_rows_per_entity: int, device: str, seed: int | None, out: Path, overwrite: bool,
-              progress: Any = None) -> Any:
+              table: str | None = None, query: str | None = None, progress: Any = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`)."""
     import connectors
     from synthkit.errors import ArtifactError, ConfigError
@@ -124,7 +79,7 @@ def fit_model(*, data: Path, schema_path: Path | None, model: str, epsilon: floa
     budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
-    frame = connectors.read(data)
+    frame = connectors.read(data, table=table, query=query)
     if schema_path is not None:
         schema = Schema.load(schema_path)
         if entity_key is not None and entity_key != schema.entity_key:
@@ -144,8 +99,10 @@ def fit_model(*, data: Path, schema_path: Path | None, model: str, epsilon: floa
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="training data: CSV or Parquet")],
+    data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
     out: Annotated[Path, typer.Option("--out", help="model bundle directory to write")],
+    table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
     schema: Annotated[Optional[Path], typer.Option("--schema", help="schema.yaml (inferred kinds if omitted)")] = None,
     model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dpctgan",
     epsilon: Annotated[Optional[float], typer.Option(help="privacy budget epsilon (required unless --no-privacy)")] = None,
@@ -167,33 +124,34 @@ def fit(
         synth = fit_model(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
                           no_privacy=no_privacy, epochs=epochs, batch_size=batch_size, entity_key=entity_key,
                           max_rows_per_entity=max_rows_per_entity, device=device, seed=seed, out=out,
-                          overwrite=overwrite, progress=bar)
+                          overwrite=overwrite, table=table, query=query, progress=bar)
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 
 
 # ------------------------------------------------------------------ generate
-def generate_data(*, model_dir: Path, rows: int, out: Path, seed: int | None, overwrite: bool,
-                  chunk_size: int = 100_000) -> Path:
+def generate_data(*, model_dir: Path, rows: int, out: str | Path, seed: int | None, overwrite: bool,
+                  chunk_size: int = 100_000, table: str | None = None) -> Any:
     import connectors
     from synthkit.bundle import load
     synth = load(model_dir)
     return connectors.write_chunks(synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size), out,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, table=table)
 
 
 @app.command()
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="number of rows to generate")],
-    out: Annotated[Path, typer.Option("--out", help=".csv or .parquet")],
+    out: Annotated[str, typer.Option("--out", help="a .csv/.parquet path or a sink URI (see `synthkit connectors`)")],
+    table: Annotated[Optional[str], typer.Option(help="table name, for SQL sinks")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed for reproducible output")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
 ) -> None:
     """Generate synthetic rows from a model bundle, streamed to CSV or Parquet."""
     with _cli_errors():
         start = time.perf_counter()
-        generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite)
+        generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table)
         dt = time.perf_counter() - start
         console.print(f"wrote {rows} synthetic rows to {out} in {dt:.1f}s")
 
@@ -291,6 +249,14 @@ def demo(
         console.print(f"synthetic data: {synthetic_path} ({rows} rows in {gen_s:.1f}s)")
         console.print(f"privacy: {p['guarantee']}; epsilon spent {p['epsilon_spent']:.3f} of {epsilon:g}")
         console.print(f"inspect the ledger with: synthkit inspect {out / 'model'}")
+
+
+# ------------------------------------------------------------------ other areas
+# Each area's commands live in their own module (synthkit/commands/<area>.py) and register
+# themselves here; their imports of connectors/reports stay lazy inside the commands.
+from synthkit.commands import register_all  # noqa: E402
+
+register_all(app)
 
 
 def main() -> None:

@@ -1,112 +1,175 @@
-"""Read and write data: CSV and Parquet files (a later issue adds SQL, FHIR, camt.053).
+"""Read and write data where it lives: files, SQL databases, FHIR R4 exports, camt.053 statements.
 
-Files are read through polars (fast, typed; dates parsed) and handed to synthkit as
-pandas, the public API's frame type. Writes are atomic: data goes to a temporary file in
-the target folder and is renamed when complete, so an interrupted write leaves no
-partial file behind, and an existing target is never replaced without `overwrite=True`.
-Errors name the source and the problem, never a value.
+    frame = connectors.read("claims.parquet")                              # one table → pandas
+    frame = connectors.read("sqlite:///warehouse.db", table="patients")
+    frame = connectors.read("postgresql://analyst@db/clinic", query="select * from labs")
+    source = connectors.read_source("fhir:exports/")                       # entity + event tables
+    sf = source.sequence_frames()                                          # long events + context
+    connectors.write_chunks(chunks, "postgresql://db/out", table="synthetic", overwrite=False)
+    connectors.redact("postgresql://user:secret@db/clinic")                # 'postgresql://db/clinic'
+
+Modules: `uri` (parsing and redaction), `files` (CSV/Parquet/JSON lines via polars),
+`sql` (SQLite and PostgreSQL via ADBC), `fhir` (FHIR R4), `camt053` (ISO 20022 bank
+statements), `banktx` (generic transaction CSV exports), `source` (the Source value).
+
+Every write is atomic (temporary file + rename, or one database transaction) and refuses
+an existing target unless `overwrite=True`. Credentials never leave the connection: what
+may be stored or shown is `redact(uri)` / `Source.location`. Errors are SourceError with
+the redacted source and the problem, never a data value.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from connectors import files, sql
+from connectors.source import SequenceFrames, Source, stack_events
+from connectors.uri import Location, parse, redact
 from synthkit.errors import SourceError
+from synthkit.schema import infer_schema
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+__all__ = ["Location", "SequenceFrames", "Source", "SOURCES", "SINKS", "describe", "iter_batches", "parse",
+           "read", "read_source", "redact", "sample", "stack_events", "write", "write_chunks"]
+
+Uri = str | os.PathLike[str]
+
+# (kind, URI form, what it is) — shown by `synthkit connectors`
+SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("csv", "path/to/data.csv | .tsv", "CSV/TSV; delimiter, header, encoding detected or given; read lazily by polars"),
+    ("parquet", "path/to/data.parquet", "Parquet; column types kept"),
+    ("jsonl", "path/to/data.jsonl | .ndjson", "JSON lines, one object per row"),
+    ("sqlite", "sqlite:///relative.db | sqlite:////abs/path.db", "SQLite file (needs --table or --query)"),
+    ("postgresql", "postgresql://[user@]host[:port]/db",
+     "PostgreSQL (needs --table or --query); password from PGPASSWORD, ~/.pgpass or the URI"),
+    ("fhir", "fhir:folder/ | fhir:file.json", "FHIR R4 Bundles (.json) or bulk export (.ndjson) → patients + "
+     "encounters, observations, conditions"),
+    ("camt053", "camt053:folder/ | camt053:file.xml", "ISO 20022 camt.053 statements → accounts + transactions"),
+    ("banktx", "banktx:export.csv", "a bank's transaction CSV export, columns mapped to the camt.053 layout"),
+)
+SINKS: tuple[tuple[str, str, str], ...] = (
+    ("csv", "path/to/out.csv", "atomic: temporary file renamed when complete"),
+    ("parquet", "path/to/out.parquet", "atomic: temporary file renamed when complete"),
+    ("jsonl", "path/to/out.jsonl", "atomic: temporary file renamed when complete"),
+    ("sqlite", "sqlite:///out.db --table NAME", "atomic: one transaction"),
+    ("postgresql", "postgresql://[user@]host[:port]/db --table NAME", "atomic: one transaction (binary COPY)"),
+)
+_SINK_KINDS = {kind for kind, _, _ in SINKS}
 
 
-def _format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise SourceError(f"{str(path)!r}: unsupported file type {path.suffix!r}; use .csv or .parquet")
-    return fmt
+def read(uri: Uri, *, table: str | None = None, query: str | None = None, **options: Any) -> pd.DataFrame:
+    """Read one table into a pandas frame.
+
+    Files take the reading options of `connectors.files.read` (separator, encoding,
+    has_header, quote_char, null_values, parse_dates, columns, n_rows, check_rows); SQL
+    sources take exactly one of `table` or `query`. A multi-table source (fhir:, camt053:,
+    banktx:) needs `table` to pick one of its tables; `read_source` gives all of them."""
+    loc = parse(uri)
+    if loc.is_sql:
+        if options:
+            raise SourceError(f"{loc.redacted!r}: options {sorted(options)} do not apply to SQL sources")
+        return sql.read(loc, table=table, query=query)
+    if query is not None:
+        raise SourceError(f"{loc.redacted!r}: --query applies to SQL sources only")
+    if loc.kind in ("csv", "parquet", "jsonl"):
+        if table is not None:
+            raise SourceError(f"{loc.redacted!r}: --table applies to SQL and multi-table sources only")
+        assert loc.path is not None
+        return files.read(loc.path, kind=loc.kind, **options)
+    source = read_source(loc, **options)
+    if table is None:
+        raise SourceError(f"{loc.redacted!r}: a {loc.kind} source has several tables {sorted(source.tables)}; "
+                          "pick one with --table")
+    if table not in source.tables:
+        raise SourceError(f"{loc.redacted!r}: no table {table!r}; this source has {sorted(source.tables)}")
+    return source.tables[table]
 
 
-def _no_sql_options(where: str, table: str | None, query: str | None) -> None:
+def read_source(uri: Uri | Location, *, table: str | None = None, query: str | None = None,
+                **options: Any) -> Source:
+    """Read a source into a `Source`: its tables, suggested schemas and roles.
+
+    Domain sources (fhir:, camt053:, banktx:) give an entity table and event tables;
+    files and SQL give one table (named after the file, the SQL table, or "query") whose
+    schema is inferred from kinds only."""
+    loc = uri if isinstance(uri, Location) else parse(uri)
+    assert loc.path is not None or loc.is_sql
+    if loc.kind == "fhir":
+        from connectors import fhir
+        _no_sql(loc, table, query)
+        return fhir.read_source(loc.path, location=loc.redacted, **options)  # type: ignore[arg-type]
+    if loc.kind == "camt053":
+        from connectors import camt053
+        _no_sql(loc, table, query)
+        return camt053.read_source(loc.path, location=loc.redacted, **options)  # type: ignore[arg-type]
+    if loc.kind == "banktx":
+        from connectors import banktx
+        _no_sql(loc, table, query)
+        return banktx.read_source(loc.path, location=loc.redacted, **options)  # type: ignore[arg-type]
+    if loc.is_sql:
+        if options:
+            raise SourceError(f"{loc.redacted!r}: options {sorted(options)} do not apply to SQL sources")
+        frame = sql.read(loc, table=table, query=query)
+        name = table or "query"
+    else:
+        _no_sql(loc, table, query)
+        frame = files.read(loc.path, kind=loc.kind, **options)  # type: ignore[arg-type]
+        name = loc.path.stem  # type: ignore[union-attr]
+    return Source(kind=loc.kind, location=loc.redacted, tables={name: frame}, schemas={name: infer_schema(frame)})
+
+
+def iter_batches(uri: Uri, *, batch_size: int = 100_000, **options: Any) -> Iterator[pd.DataFrame]:
+    """Stream a file source in pandas batches with bounded memory (CSV, Parquet, JSON lines)."""
+    loc = _file_location(uri, "iter_batches")
+    return files.iter_batches(loc.path, kind=loc.kind, batch_size=batch_size, **options)  # type: ignore[arg-type]
+
+
+def sample(uri: Uri, *, n_rows: int, seed: int | None = None, **options: Any) -> pd.DataFrame:
+    """A uniform random sample of `n_rows` rows of a file of any size (one pass, bounded memory)."""
+    loc = _file_location(uri, "sample")
+    return files.sample(loc.path, kind=loc.kind, n_rows=n_rows, seed=seed, **options)  # type: ignore[arg-type]
+
+
+def write(frame: pd.DataFrame, uri: Uri, *, table: str | None = None, overwrite: bool = False) -> Path | str:
+    """Write one frame atomically (file by extension, or a SQL table)."""
+    return write_chunks([frame], uri, table=table, overwrite=overwrite)
+
+
+def write_chunks(chunks: Iterable[pd.DataFrame], uri: Uri, *, table: str | None = None,
+                 overwrite: bool = False) -> Path | str:
+    """Stream chunks into one file or table atomically; memory is bounded by one chunk.
+    Returns the file path, or the redacted URI of a database."""
+    loc = parse(uri)
+    if loc.kind not in _SINK_KINDS:
+        raise SourceError(f"{loc.redacted!r}: {loc.kind} is a source only; write to "
+                          ".csv, .parquet, .jsonl, sqlite:/// or postgresql://")
+    if loc.is_sql:
+        sql.write_chunks(chunks, loc, table=table, overwrite=overwrite)
+        return loc.redacted
+    if table is not None:
+        raise SourceError(f"{loc.redacted!r}: --table applies to SQL sinks only")
+    assert loc.path is not None
+    files.write_chunks(chunks, loc.path, kind=loc.kind, overwrite=overwrite)  # type: ignore[arg-type]
+    return loc.path
+
+
+def describe(uri: Uri) -> dict[str, str]:
+    """What a model bundle or report may record about a source: its kind and redacted location."""
+    loc = parse(uri)
+    return {"kind": loc.kind, "location": loc.redacted}
+
+
+def _no_sql(loc: Location, table: str | None, query: str | None) -> None:
     if table is not None or query is not None:
-        raise SourceError(f"{where}: --table and --query apply to SQL sources only")
+        raise SourceError(f"{loc.redacted!r}: --table and --query apply to SQL sources; "
+                          "read_source gives every table of this source")
 
 
-def read(uri: str | os.PathLike[str], *, table: str | None = None, query: str | None = None,
-         separator: str | None = None, encoding: str = "utf8") -> pd.DataFrame:
-    """Read a CSV or Parquet file into a pandas frame."""
-    path = Path(uri)
-    _no_sql_options(str(path), table, query)
-    fmt = _format(path)
-    if not path.is_file():
-        raise SourceError(f"{str(path)!r}: no such file")
-    try:
-        if fmt == "parquet":
-            frame = pl.read_parquet(path)
-        else:
-            sep = separator or ("\t" if path.suffix.lower() == ".tsv" else ",")
-            frame = pl.read_csv(path, separator=sep, encoding=encoding, try_parse_dates=True,
-                                infer_schema_length=10_000, null_values=["", "NA", "N/A", "null", "NULL"])
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, UnicodeDecodeError,
-            pa.ArrowInvalid, OSError) as err:
-        raise SourceError(f"{str(path)!r}: cannot be read as {fmt} ({type(err).__name__}); "
-                          "check the file type, delimiter and encoding") from None
-    if frame.width == 0:
-        raise SourceError(f"{str(path)!r}: the file has no columns")
-    if any(not name.isprintable() for name in frame.columns):
-        raise SourceError(f"{str(path)!r}: the header holds control or binary characters; "
-                          f"is this a text {fmt.upper()} file in encoding {encoding!r}?")
-    return frame.to_pandas(use_pyarrow_extension_array=False)
-
-
-@contextmanager
-def _atomic_target(path: Path, *, overwrite: bool) -> Iterator[Path]:
-    if path.exists() and not overwrite:
-        raise SourceError(f"{str(path)!r} already exists; choose another path or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write(frame: pd.DataFrame, uri: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write one frame atomically (CSV or Parquet by extension)."""
-    return write_chunks([frame], uri, overwrite=overwrite)
-
-
-def write_chunks(chunks: Iterable[pd.DataFrame], uri: str | os.PathLike[str], *, overwrite: bool = False,
-                 table: str | None = None) -> Path:
-    """Stream chunks into one file atomically; memory is bounded by one chunk."""
-    path = Path(uri)
-    _no_sql_options(str(path), table, None)
-    fmt = _format(path)
-    with _atomic_target(path, overwrite=overwrite) as tmp:
-        if fmt == "parquet":
-            writer = None
-            try:
-                for chunk in chunks:
-                    table = pa.Table.from_pandas(chunk, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-            finally:
-                if writer is not None:
-                    writer.close()
-        else:
-            header = True
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                for chunk in chunks:
-                    chunk.to_csv(f, index=False, header=header)
-                    header = False
-    return path
+def _file_location(uri: Uri, what: str) -> Location:
+    loc = parse(uri)
+    if loc.kind not in ("csv", "parquet", "jsonl"):
+        raise SourceError(f"{loc.redacted!r}: {what} works on CSV, Parquet and JSON-lines files")
+    return loc

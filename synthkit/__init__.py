@@ -16,14 +16,14 @@ from synthkit.errors import (
     SynthkitError,
 )
 from synthkit.ledger import PrivacyBudget, PrivacyLedger
-from synthkit.models import DPCTGAN, DPTVAE, Synthesizer
+from synthkit.models import DPCTGAN, DPHMM, DPTVAE, Synthesizer
 from synthkit.schema import Column, Schema, infer_schema
 from synthkit.table import Table
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DPCTGAN", "DPTVAE", "PrivacyBudget", "PrivacyLedger", "Synthesizer", "Schema", "Column", "Table",
+    "DPCTGAN", "DPTVAE", "DPHMM", "PrivacyBudget", "PrivacyLedger", "Synthesizer", "Schema", "Column", "Table",
     "infer_schema", "load", "SynthkitError", "SchemaError", "DataValidationError", "BudgetExceededError",
     "ArtifactError", "NotFittedError", "ConfigError", "SourceError",
 ]

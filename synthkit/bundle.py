@@ -77,6 +77,11 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
             "seed": params.get("seed"),
             "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
         }
+        # a sequence model adds its layout and a nested table bundle (its context model);
+        # table bundles are written exactly as before
+        if hasattr(model, "_bundle_extra"):
+            manifest["sequence"] = model._bundle_extra()
+            manifest["files"].update(model._save_extra(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -129,10 +134,15 @@ def load_bundle(path: str | Path) -> Any:
         model = cls(**params)
     except TypeError as err:
         raise ArtifactError(f"bundle hyperparameters do not fit {cls_name}: {err}") from None
+    device = resolve_device("cpu" if model.device == "cuda" and not torch.cuda.is_available() else model.device)
+    if "sequence" in manifest:
+        if not hasattr(model, "_restore_bundle"):
+            raise ArtifactError(f"bundle {str(p)!r} holds a sequence model section but {cls_name} is not a sequence model")
+        model._restore_bundle(p, manifest, load_file(str(weights_path)), device)
+        return model
     schema = Schema.from_dict(manifest["schema"])
     transformer = DataTransformer(schema)
     transformer.load_state_dict(manifest["transformer"])
-    device = resolve_device("cpu" if model.device == "cuda" and not torch.cuda.is_available() else model.device)
     model._build(transformer, device, torch.Generator(device=device))
     model._load_weights({k: v.to(device) for k, v in load_file(str(weights_path)).items()})
     model.schema_ = schema

@@ -62,8 +62,16 @@ def schema_check(path: Annotated[Path, typer.Argument(help="schema.yaml or .json
 def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
               no_privacy: bool, epochs: int | None, batch_size: int | None, entity_key: str | None,
               max_rows_per_entity: int, device: str, seed: int | None, out: Path, overwrite: bool,
-              table: str | None = None, query: str | None = None, progress: Any = None) -> Any:
-    """The plain function behind `synthkit fit` (also used by `demo`)."""
+              table: str | None = None, query: str | None = None, progress: Any = None,
+              sequence_index: str | None = None, context: str | Path | None = None,
+              context_schema_path: Path | None = None, context_columns: tuple[str, ...] = (),
+              max_length: int | None = None, n_states: int | None = None,
+              terminal_column: str | None = None, terminal_value: str | None = None) -> Any:
+    """The plain function behind `synthkit fit` (also used by `demo`).
+
+    Sequences (`model="dphmm"`): `entity_key` and `sequence_index` are required (option or
+    schema); static attributes come from `context_columns` of the events table or from a
+    `context` table (one row per entity) joined on the entity key."""
     import connectors
     from synthkit.errors import ArtifactError, ConfigError
     from synthkit.ledger import PrivacyBudget
@@ -72,6 +80,13 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
 
     if model not in BY_NAME:
         raise ConfigError(f"unknown model {model!r}; choose one of {sorted(BY_NAME)}")
+    sequence = model == "dphmm"
+    seq_opts = {"--sequence-index": sequence_index, "--context": context, "--context-schema": context_schema_path,
+                "--context-column": context_columns or None, "--max-length": max_length, "--states": n_states,
+                "--terminal-column": terminal_column, "--terminal-value": terminal_value}
+    if not sequence and any(v is not None for v in seq_opts.values()):
+        used = [k for k, v in seq_opts.items() if v is not None]
+        raise ConfigError(f"{', '.join(used)} apply to --model dphmm only")
     if no_privacy and epsilon is not None:
         raise ConfigError("--no-privacy and --epsilon contradict each other; choose one")
     if not no_privacy and epsilon is None:
@@ -85,7 +100,14 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         if entity_key is not None and entity_key != schema.entity_key:
             raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
     else:
-        schema = infer_schema(frame, entity_key=entity_key)
+        schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
+    if sequence:
+        return _fit_sequence_model(frame=frame, schema=schema, budget=budget, epochs=epochs, batch_size=batch_size,
+                                   device=device, seed=seed, out=out, overwrite=overwrite, progress=progress,
+                                   sequence_index=sequence_index, context=context,
+                                   context_schema_path=context_schema_path, context_columns=context_columns,
+                                   max_length=max_length, n_states=n_states, terminal_column=terminal_column,
+                                   terminal_value=terminal_value)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
         params["epochs"] = epochs
@@ -97,6 +119,49 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     return synth
 
 
+def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | None, batch_size: int | None,
+                        device: str, seed: int | None, out: Path, overwrite: bool, progress: Any,
+                        sequence_index: str | None, context: str | Path | None, context_schema_path: Path | None,
+                        context_columns: tuple[str, ...], max_length: int | None, n_states: int | None,
+                        terminal_column: str | None, terminal_value: str | None) -> Any:
+    import dataclasses
+
+    import connectors
+    from synthkit.errors import ConfigError
+    from synthkit.models import DPHMM
+    from synthkit.schema import Schema, infer_schema
+
+    if schema.entity_key is None:
+        raise ConfigError("--model dphmm needs --entity-key (the entity whose events form one sequence)")
+    if sequence_index is not None and schema.sequence_index not in (None, sequence_index):
+        raise ConfigError("--sequence-index differs from the schema's sequence_index; set it in one place")
+    if sequence_index is not None and schema.sequence_index is None:
+        schema = dataclasses.replace(schema, sequence_index=sequence_index)
+    if schema.sequence_index is None:
+        raise ConfigError("--model dphmm needs --sequence-index (the column that orders each entity's events)")
+    if context_columns:
+        if schema.context_columns and set(schema.context_columns) != set(context_columns):
+            raise ConfigError("--context-column differs from the schema's context_columns; set them in one place")
+        schema = dataclasses.replace(schema, context_columns=tuple(context_columns))
+    schema = schema.validate()
+    ctx_frame, ctx_schema = None, None
+    if context is not None:
+        ctx_frame = connectors.read(context)
+        ctx_schema = (Schema.load(context_schema_path) if context_schema_path is not None
+                      else infer_schema(ctx_frame, entity_key=schema.entity_key))
+    elif context_schema_path is not None:
+        raise ConfigError("--context-schema needs --context (the context table it describes)")
+    params: dict[str, Any] = {"seed": seed, "device": device, "max_length": max_length,
+                              "terminal_column": terminal_column, "terminal_value": terminal_value}
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("n_states", n_states)):
+        if value is not None:
+            params[name] = value
+    synth = DPHMM(**params)
+    synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress)
+    synth.save(out, overwrite=overwrite)
+    return synth
+
+
 @app.command()
 def fit(
     data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
@@ -104,7 +169,7 @@ def fit(
     table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
     query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
     schema: Annotated[Optional[Path], typer.Option("--schema", help="schema.yaml (inferred kinds if omitted)")] = None,
-    model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dpctgan",
+    model: Annotated[str, typer.Option(help="dpctgan or dptvae (tables), dphmm (per-entity sequences)")] = "dpctgan",
     epsilon: Annotated[Optional[float], typer.Option(help="privacy budget epsilon (required unless --no-privacy)")] = None,
     delta: Annotated[float, typer.Option(help="privacy budget delta; well below 1/number of people")] = 1e-6,
     no_privacy: Annotated[bool, typer.Option("--no-privacy", help="train WITHOUT differential privacy (no formal guarantee)")] = False,
@@ -115,6 +180,14 @@ def fit(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible development run")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing bundle")] = False,
+    sequence_index: Annotated[Optional[str], typer.Option(help="dphmm: column ordering each entity's events")] = None,
+    context: Annotated[Optional[str], typer.Option(help="dphmm: context table, one row per entity, joined on the entity key")] = None,
+    context_schema: Annotated[Optional[Path], typer.Option("--context-schema", help="dphmm: schema of the --context table")] = None,
+    context_column: Annotated[Optional[list[str]], typer.Option(help="dphmm: a static column of the events table (repeat the option)")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="dphmm: events kept per entity (public); omitted: chosen under DP")] = None,
+    states: Annotated[Optional[int], typer.Option(help="dphmm: number of hidden states")] = None,
+    terminal_column: Annotated[Optional[str], typer.Option(help="dphmm: column of a terminal event (e.g. status)")] = None,
+    terminal_value: Annotated[Optional[str], typer.Option(help="dphmm: value marking the terminal event (e.g. death)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
@@ -124,36 +197,112 @@ def fit(
         synth = fit_model(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
                           no_privacy=no_privacy, epochs=epochs, batch_size=batch_size, entity_key=entity_key,
                           max_rows_per_entity=max_rows_per_entity, device=device, seed=seed, out=out,
-                          overwrite=overwrite, table=table, query=query, progress=bar)
+                          overwrite=overwrite, table=table, query=query, progress=bar,
+                          sequence_index=sequence_index, context=context, context_schema_path=context_schema,
+                          context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
+                          terminal_column=terminal_column, terminal_value=terminal_value)
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 
 
 # ------------------------------------------------------------------ generate
-def generate_data(*, model_dir: Path, rows: int, out: str | Path, seed: int | None, overwrite: bool,
-                  chunk_size: int = 100_000, table: str | None = None) -> Any:
+SEQUENCE_FORMATS = ("csv", "parquet")
+
+
+def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, seed: int | None, overwrite: bool,
+                  chunk_size: int = 100_000, table: str | None = None, entities: int | None = None,
+                  fmt: str = "csv") -> Any:
+    """The plain function behind `synthkit generate`. A table bundle writes `rows` rows to
+    one file or sink; a sequence bundle (DPHMM) writes `entities` entities to a FOLDER
+    `out` holding events.<fmt> and context.<fmt>, atomically (temporary folder + rename)."""
     import connectors
-    from synthkit.bundle import load
+    from synthkit.bundle import load, read_manifest
+    from synthkit.errors import ConfigError
+    sequence = "sequence" in read_manifest(model_dir)
+    if sequence:
+        if rows is not None:
+            raise ConfigError("this bundle holds a sequence model: give --entities (the number of entities), not --rows")
+        if entities is None:
+            raise ConfigError("give --entities: how many synthetic entities (each with its own events) to generate")
+        if table is not None:
+            raise ConfigError("--table applies to SQL sinks; a sequence model writes a folder of files")
+        if fmt not in SEQUENCE_FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(SEQUENCE_FORMATS)}, got {fmt!r}")
+        synth = load(model_dir)
+        return write_sequence_folder(synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000)),
+                                     Path(out), fmt=fmt, overwrite=overwrite)
+    if entities is not None:
+        raise ConfigError("--entities applies to sequence models (dphmm); this bundle holds a table model: use --rows")
+    if rows is None:
+        raise ConfigError("give --rows: how many synthetic rows to generate")
     synth = load(model_dir)
     return connectors.write_chunks(synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size), out,
                                    overwrite=overwrite, table=table)
 
 
+def write_sequence_folder(parts: Any, out: Path, *, fmt: str, overwrite: bool) -> Path:
+    """Stream (events, context) chunks into out/events.<fmt> and out/context.<fmt>; the
+    folder is written under a temporary name and renamed when complete, so an interrupted
+    run leaves nothing that looks like output. Memory is bounded by one chunk."""
+    import shutil
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from synthkit.errors import SourceError
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise SourceError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    writers: dict[str, Any] = {}
+    try:
+        for part in parts:
+            for name, frame in (("events", part.events), ("context", part.context)):
+                path = tmp / f"{name}.{fmt}"
+                if fmt == "csv":
+                    frame.to_csv(path, mode="a", index=False, header=name not in writers)
+                    writers[name] = True
+                else:
+                    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+                    if name not in writers:
+                        writers[name] = pq.ParquetWriter(path, arrow.schema)
+                    writers[name].write_table(arrow.cast(writers[name].schema))
+        for w in writers.values():
+            if w is not True:
+                w.close()
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        tmp.rename(out)
+    except BaseException:
+        for w in writers.values():
+            if w is not True:
+                w.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
 @app.command()
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
-    rows: Annotated[int, typer.Option("--rows", min=1, help="number of rows to generate")],
-    out: Annotated[str, typer.Option("--out", help="a .csv/.parquet path or a sink URI (see `synthkit connectors`)")],
+    out: Annotated[str, typer.Option("--out", help="tables: a .csv/.parquet path or a sink URI (see `synthkit connectors`); sequences: a folder")],
+    rows: Annotated[Optional[int], typer.Option("--rows", min=1, help="tables: number of rows to generate")] = None,
+    entities: Annotated[Optional[int], typer.Option("--entities", min=1, help="sequences (dphmm): number of entities")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="sequences: file format in the output folder (csv or parquet)")] = "csv",
     table: Annotated[Optional[str], typer.Option(help="table name, for SQL sinks")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed for reproducible output")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
 ) -> None:
-    """Generate synthetic rows from a model bundle, streamed to CSV or Parquet."""
+    """Generate synthetic rows (tables) or entities with their events (sequences) from a bundle."""
     with _cli_errors():
         start = time.perf_counter()
-        generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table)
+        generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table,
+                      entities=entities, fmt=fmt)
         dt = time.perf_counter() - start
-        console.print(f"wrote {rows} synthetic rows to {out} in {dt:.1f}s")
+        if entities is not None:
+            console.print(f"wrote {entities} synthetic entities (events.{fmt}, context.{fmt}) to {out} in {dt:.1f}s")
+        else:
+            console.print(f"wrote {rows} synthetic rows to {out} in {dt:.1f}s")
 
 
 # ------------------------------------------------------------------ inspect
@@ -161,7 +310,7 @@ def inspect_bundle(model_dir: Path) -> dict[str, Any]:
     from synthkit.bundle import read_manifest
     m = read_manifest(model_dir)
     schema = m["schema"]
-    return {
+    info = {
         "model": m["model"]["class"],
         "hyperparameters": m["model"]["hyperparameters"],
         "privacy": m["privacy"]["summary"],
@@ -169,6 +318,14 @@ def inspect_bundle(model_dir: Path) -> dict[str, Any]:
         "schema": {"entity_key": schema.get("entity_key"), "columns": {n: c["kind"] for n, c in schema["columns"].items()}},
         "versions": m["versions"],
     }
+    if "sequence" in m:
+        lay = m["sequence"]["layout"]
+        info["sequence"] = {"entity_key": lay["entity_key"], "sequence_index": lay["sequence_index"],
+                            "max_length": lay["max_length"], "context_columns": lay["context_columns"],
+                            "context_table": lay["two_tables"],
+                            "context_model": read_manifest(Path(model_dir) / m["sequence"]["context_bundle"])
+                            ["model"]["class"]}
+    return info
 
 
 @app.command()
@@ -185,7 +342,13 @@ def inspect(
         p = info["privacy"]
         console.print(f"[bold]{info['model']}[/]  {model_dir}")
         console.print(f"privacy: {p['guarantee']}")
-        console.print(f"privacy unit: {p['unit']} (at most {p['max_rows_per_unit']} row(s) per unit)")
+        if "sequence" in info:
+            q = info["sequence"]
+            console.print(f"privacy unit: {p['unit']} ({q['entity_key']}): one entity's whole sequence, at most "
+                          f"{q['max_length']} events ordered by {q['sequence_index']}; context model "
+                          f"{q['context_model']} in the same ledger")
+        else:
+            console.print(f"privacy unit: {p['unit']} (at most {p['max_rows_per_unit']} row(s) per unit)")
         if p.get("private"):
             t = RichTable("event", "kind", "epsilon alone", "details")
             for e in p["events"]:

@@ -281,12 +281,29 @@ class NumericTransform:
             out[:, 2 + self.n_modes] = ~present
         return out
 
-    def inverse_transform(self, block: np.ndarray) -> pd.Series:
+    def quantiles(self, u: np.ndarray, grid_size: int = 4096) -> np.ndarray:
+        """Inverse CDF of the DP mixture truncated to the bounds (numerical, on a grid)."""
+        from scipy.special import ndtr
+        lo, hi = self.bounds_
+        grid = np.linspace(lo, hi, grid_size)
+        cdf = (self.weights_[None, :] * ndtr((grid[:, None] - self.means_[None, :]) / self.stds_[None, :])).sum(axis=1)
+        cdf = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1e-300)
+        cdf, keep = np.unique(cdf, return_index=True)  # strictly increasing for interpolation
+        return np.interp(u, cdf, grid[keep])
+
+    def inverse_transform(self, block: np.ndarray, *, calibrate: bool = False) -> pd.Series:
+        """Decode; with `calibrate`, the values are mapped rank for rank onto the DP mixture's
+        quantiles (post-processing): the margin becomes the DP one while the order of the
+        rows — hence every rank dependence the model learned — is kept."""
         alpha = np.clip(block[:, 0], -1, 1)
         mode = np.argmax(block[:, 1:1 + self.n_modes], axis=1)
         x = alpha * 4 * self.stds_[mode] + self.means_[mode]
         x = np.clip(x, *self.bounds_)
         null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.column.nullable else np.zeros(len(x), bool)
+        present = np.flatnonzero(~null)
+        if calibrate and len(present) > 1:
+            order = present[np.argsort(x[present], kind="stable")]
+            x[order] = self.quantiles((np.arange(len(order)) + 0.5) / len(order))
         if self.column.kind == "integer":
             vals = np.round(x).astype("int64")
             arr = pd.array(vals, dtype="Int64")
@@ -361,6 +378,20 @@ class DataTransformer:
             start += w
         return out
 
+    def span_targets(self) -> list[np.ndarray | None]:
+        """For each span (aligned with `spans`): the DP frequencies of its labels — DP
+        category counts, DP mixture weights of the modes, DP null share — or None (α)."""
+        out: list[np.ndarray | None] = []
+        for t in self.transforms.values():
+            if isinstance(t, CategoricalTransform):
+                out.append(np.asarray(t.counts_, dtype=float))
+            else:
+                out += [None, np.asarray(t.weights_, dtype=float)]
+                if t.column.nullable:
+                    share = float(t.null_share_ or 0.0)
+                    out.append(np.array([1.0 - share, share]))
+        return out
+
     def discrete_columns(self) -> list[tuple[str, slice, np.ndarray]]:
         """(name, slice in the encoded matrix, DP label frequencies) for conditioning."""
         out = []
@@ -376,10 +407,15 @@ class DataTransformer:
         blocks = [t.transform(frame[name], rng) for name, t in self.transforms.items()]
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
-    def inverse_transform(self, data: np.ndarray) -> pd.DataFrame:
+    def inverse_transform(self, data: np.ndarray, *, calibrate: bool = False) -> pd.DataFrame:
+        """Decode an encoded matrix; `calibrate` maps numeric columns onto their DP margins
+        (see NumericTransform.inverse_transform)."""
         cols = {}
         for name, sl in self.column_slices().items():
-            cols[name] = self.transforms[name].inverse_transform(data[:, sl]).reset_index(drop=True)
+            t = self.transforms[name]
+            series = (t.inverse_transform(data[:, sl], calibrate=calibrate) if isinstance(t, NumericTransform)
+                      else t.inverse_transform(data[:, sl]))
+            cols[name] = series.reset_index(drop=True)
         return pd.DataFrame(cols)
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,9 +1,89 @@
-"""`synthkit` commands of the audit area (registered by synthkit.commands.register_all)."""
+"""`synthkit audit`: an empirical check of a model's DP claim (canary membership attacks,
+see synthkit.audit). Registered by synthkit.commands.register_all."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from synthkit.commands._common import cli_errors, console, progress_bar, setup_logging
+
+
+def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
+               no_privacy: bool, canaries: int, trials: int, epochs: int | None, batch_size: int | None,
+               synthetic_rows: int | None, confidence: float, workers: int | None, device: str, seed: int | None,
+               out: Path, overwrite: bool, table: str | None = None, query: str | None = None,
+               progress: Any = None) -> dict[str, Any]:
+    """The plain function behind `synthkit audit`: read, audit, write audit.json + audit.html."""
+    import connectors
+    from synthkit.audit import run_audit
+    from synthkit.errors import ArtifactError, ConfigError
+    from synthkit.ledger import PrivacyBudget
+    from synthkit.schema import Schema, infer_schema
+
+    if no_privacy and epsilon is not None:
+        raise ConfigError("--no-privacy and --epsilon contradict each other; choose one")
+    if not no_privacy and epsilon is None:
+        raise ConfigError("--epsilon is required: it is the claim the audit checks (or pass --no-privacy)")
+    budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
+    if (out / "audit.json").exists() and not overwrite:  # refuse before hours of training
+        raise ArtifactError(f"{str(out / 'audit.json')!r} already exists; choose another --out or pass --overwrite")
+    frame = connectors.read(data, table=table, query=query)
+    schema = Schema.load(schema_path) if schema_path is not None else infer_schema(frame)
+    params: dict[str, Any] = {"device": device}
+    if epochs is not None:
+        params["epochs"] = epochs
+    if batch_size is not None:
+        params["batch_size"] = batch_size
+    result = run_audit(frame, schema=schema, model=model, budget=budget, delta=delta, n_canaries=canaries,
+                       n_trials=trials, model_params=params, n_synthetic=synthetic_rows, confidence=confidence,
+                       workers=workers, seed=seed, progress=progress)
+    result.save(out, overwrite=overwrite)
+    return result.to_dict()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (none yet)."""
+    """Add `synthkit audit` to `app`."""
+
+    @app.command()
+    def audit(
+        data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
+        out: Annotated[Path, typer.Option("--out", help="folder for audit.json and audit.html")],
+        model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dpctgan",
+        epsilon: Annotated[Optional[float], typer.Option(help="the claimed epsilon to check (the fit's target)")] = None,
+        delta: Annotated[float, typer.Option(help="the claimed delta")] = 1e-6,
+        no_privacy: Annotated[bool, typer.Option("--no-privacy", help="audit training WITHOUT DP (a positive control)")] = False,
+        canaries: Annotated[int, typer.Option(min=2, help="canaries per training run (each planted with probability 1/2)")] = 64,
+        trials: Annotated[int, typer.Option(min=1, help="training runs; the cost and the power grow with it")] = 200,
+        epochs: Annotated[Optional[int], typer.Option(help="training epochs per run")] = None,
+        batch_size: Annotated[Optional[int], typer.Option(help="expected Poisson batch size")] = None,
+        synthetic_rows: Annotated[Optional[int], typer.Option(help="synthetic rows the attack sees per run")] = None,
+        confidence: Annotated[float, typer.Option(help="confidence level of the lower bound")] = 0.95,
+        workers: Annotated[Optional[int], typer.Option(help="parallel training processes (default: CPU count)")] = None,
+        schema: Annotated[Optional[Path], typer.Option("--schema", help="schema.yaml (inferred kinds if omitted)")] = None,
+        table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
+        query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+        seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible audit")] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing audit.json")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="print audit.json to stdout")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Plant canaries, train repeatedly, attack the synthetic output, and report an empirical
+        epsilon lower bound (with its confidence) next to the claimed epsilon."""
+        setup_logging(verbose)
+        with cli_errors(), progress_bar("auditing") as bar:
+            result = audit_data(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
+                                no_privacy=no_privacy, canaries=canaries, trials=trials, epochs=epochs,
+                                batch_size=batch_size, synthetic_rows=synthetic_rows, confidence=confidence,
+                                workers=workers, device=device, seed=seed, out=out, overwrite=overwrite,
+                                table=table, query=query, progress=bar)
+            if as_json:
+                typer.echo(json.dumps(result, indent=2))
+                return
+            res = result["result"]
+            console.print(res["explanation"], highlight=False)
+            console.print(f"wrote {out / 'audit.json'} and {out / 'audit.html'}")

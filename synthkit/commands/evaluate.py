@@ -1,9 +1,80 @@
-"""`synthkit` commands of the evaluate area (registered by synthkit.commands.register_all)."""
+"""`synthkit evaluate`: score a synthetic dataset against real train/holdout data and write
+report/report.json plus a self-contained report/report.html.
+
+The train/holdout split: with `--holdout FILE`, `--real` is the train part; without it,
+the split recorded in the bundle by `synthkit fit --holdout` is re-derived from `--real`
+(the exact file given to fit). `connectors` and `reports` are imported lazily inside the
+command (synthkit's composition root rule)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from synthkit.commands._common import cli_errors, console, progress_bar, setup_logging
+
+
+def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path, holdout: str | None = None,
+                       target: str | None = None, seed: int = 0, overwrite: bool = False, progress: Any = None) -> Any:
+    """The plain function behind the command: read, evaluate, write both files atomically
+    (into a temporary folder beside `out`, renamed when complete)."""
+    import connectors
+    import reports
+    from reports.render import render_html
+    from synthkit.errors import ArtifactError
+
+    if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
+        raise ArtifactError(f"output {str(out)!r} already exists; choose another folder or pass --overwrite")
+    real_frame = connectors.read(real)
+    synthetic_frame = connectors.read(synthetic)
+    holdout_frame = connectors.read(holdout) if holdout is not None else None
+    report = reports.evaluate(real=real_frame, synthetic=synthetic_frame, model_dir=model_dir, holdout=holdout_frame,
+                              target=target, seed=seed, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        report.save(tmp / "report.json")
+        render_html(report, tmp / "report.html")
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (none yet)."""
+    @app.command("evaluate")
+    def evaluate(
+        model_dir: Annotated[Path, typer.Argument(help="model bundle directory (schema, ledger, recorded holdout split)")],
+        real: Annotated[str, typer.Option("--real", help="the real data given to `synthkit fit` (or its train part with --holdout)")],
+        synthetic: Annotated[str, typer.Option("--synthetic", help="the synthetic data to evaluate (.csv/.parquet)")],
+        out: Annotated[Path, typer.Option("--out", help="folder for report.json and report.html")],
+        holdout: Annotated[Optional[str], typer.Option("--holdout", help="real rows the model never saw (else the bundle's recorded split)")] = None,
+        target: Annotated[Optional[str], typer.Option("--target", help="column to predict for ML utility")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="terminal output: json or text")] = "text",
+        seed: Annotated[int, typer.Option(help="seed of the evaluation's own random choices")] = 0,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Evaluate synthetic data: fidelity, diversity, privacy leakage, bias, sequences, validation."""
+        setup_logging(verbose)
+        with cli_errors():
+            from synthkit.errors import ConfigError
+            if fmt not in ("json", "text"):
+                raise ConfigError(f"--format must be json or text, got {fmt!r}")
+            with progress_bar("evaluating") as bar:
+                report = evaluate_to_folder(model_dir=model_dir, real=real, synthetic=synthetic, out=out,
+                                            holdout=holdout, target=target, seed=seed, overwrite=overwrite,
+                                            progress=bar)
+            if fmt == "json":
+                typer.echo(report.to_json())
+            else:
+                from reports.render import summary_text
+                console.print(summary_text(report), highlight=False, markup=False)
+                console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}", highlight=False)

@@ -1,9 +1,366 @@
-"""`synthkit` commands of the release area (registered by synthkit.commands.register_all)."""
+"""`synthkit` commands of the release area: scheduled jobs, the review dashboard, the
+registry of releases, reviewers' sign-off and policy checks.
+
+    synthkit run JOB.yaml [--run-key KEY]        exit 0 pending review / released, 3 gate rejected
+    synthkit review [--registry URL] [--port N]  the Streamlit dashboard on 127.0.0.1
+    synthkit releases list | show ID | verify ID
+    synthkit release approve|reject ID --reason "..." --reviewer NAME
+    synthkit release publish ID                  retry writing an approved release
+    synthkit policy check FILE... | --list-metrics
+    synthkit reviewers add NAME --file reviewers.yaml
+
+Every command is a thin typer wrapper over one plain function of `reports` or
+`synthkit.jobs`; imports of `reports` stay inside the commands (DESIGN.md arrows).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+from rich.table import Table as RichTable
+
+from synthkit.commands._common import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_GATE_REJECTED, cli_errors, console, err_console
+
+# A release whose files no longer match their recorded hashes: not a crash (1), not bad
+# input (2), not a gate rejection (3).
+EXIT_VERIFY_FAILED = 4
+ENV_PASSWORD = "SYNTHKIT_REVIEWER_PASSWORD"
+
+RegistryOpt = Annotated[Optional[str], typer.Option(
+    "--registry", help="registry: a SQLite file path or a PostgreSQL URL (default $SYNTHKIT_REGISTRY, "
+                       "else ./synthkit-registry.db)")]
+ReviewersOpt = Annotated[Optional[Path], typer.Option(
+    "--reviewers", help="reviewers YAML (default $SYNTHKIT_REVIEWERS)")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (none yet)."""
+    """Add this area's commands to `app`."""
+    app.command("run")(run)
+    app.command("review")(review)
+    releases_app = typer.Typer(no_args_is_help=True, help="List, show and verify release candidates and releases.")
+    releases_app.command("list")(releases_list)
+    releases_app.command("show")(releases_show)
+    releases_app.command("verify")(releases_verify)
+    app.add_typer(releases_app, name="releases")
+    release_app = typer.Typer(no_args_is_help=True, help="Approve or reject a release (the dashboard's action).")
+    release_app.command("approve")(release_approve)
+    release_app.command("reject")(release_reject)
+    release_app.command("publish")(release_publish)
+    app.add_typer(release_app, name="release")
+    policy_app = typer.Typer(no_args_is_help=True, help="Validate release policies.")
+    policy_app.command("check")(policy_check)
+    app.add_typer(policy_app, name="policy")
+    reviewers_app = typer.Typer(no_args_is_help=True, help="Configure who may approve releases.")
+    reviewers_app.command("add")(reviewers_add)
+    app.add_typer(reviewers_app, name="reviewers")
+
+
+def _setup_job_logging(verbose: bool) -> None:
+    """Timestamped lines on stderr (what cron mails and Airflow's task log captures):
+    synthkit's and the evaluation's steps at INFO, third-party libraries at WARNING."""
+    import logging
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("synthkit", "reports", "connectors"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+# ---------------------------------------------------------------------------- run
+def run(
+    job: Annotated[Path, typer.Argument(help="job YAML (see docs/jobs.md)")],
+    registry: RegistryOpt = None,
+    run_key: Annotated[Optional[str], typer.Option(
+        "--run-key", help="what makes this run distinct from earlier runs of the same spec, e.g. the date "
+                          "a nightly job is for; re-running with the same key does nothing")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a job: source -> fit -> generate -> evaluate -> gate -> pending review (or released).
+    Exit codes: 0 pending review or released, 3 rejected by the gate, 2 bad input, 1 crash."""
+    from synthkit.jobs import JobFailed, load_job, run_job
+
+    _setup_job_logging(verbose)
+    with cli_errors():
+        spec = load_job(job)
+        try:
+            result = run_job(spec, registry=registry, run_key=run_key)
+        except JobFailed as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT if err.__cause__ is not None else EXIT_CRASH) from None
+    if as_json:
+        typer.echo(json.dumps({"run_id": result.run_id, "status": result.status, "new_run": result.created,
+                               "gate": result.gate_summary, "release": result.release_path}))
+    else:
+        note = "" if result.created else " (already settled earlier; nothing was done)"
+        console.print(f"run {result.run_id}: {result.status}{note}", highlight=False)
+        if result.gate_summary:
+            console.print(result.gate_summary, highlight=False)
+        if result.status == "pending_review":
+            console.print(f"review it: synthkit review --registry {_quote(result.registry)}  or  "
+                          f"synthkit release approve {result.run_id} --reason ... --reviewer NAME", highlight=False)
+        if result.release_path:
+            console.print(f"released to {result.release_path}", highlight=False)
+    if result.status == "gate_rejected":
+        raise typer.Exit(EXIT_GATE_REJECTED)
+
+
+def _quote(s: str) -> str:
+    return f"'{s}'" if any(c in s for c in " &?") else s
+
+
+# ---------------------------------------------------------------------------- review
+def review(
+    registry: RegistryOpt = None,
+    reviewers: ReviewersOpt = None,
+    port: Annotated[int, typer.Option("--port", min=1024, max=65535, help="local port")] = 8501,
+) -> None:
+    """Open the review dashboard (Streamlit) on 127.0.0.1; only configured reviewers can sign in."""
+    with cli_errors():
+        from reports.registry import Registry, display_url
+        from reports.review import ReviewerConfig
+
+        reg = Registry(registry)  # fail here, with one line, if the registry cannot be opened
+        config = ReviewerConfig.load(reviewers)
+        if not config.configured:
+            err_console.print("warning: no reviewers are configured (--reviewers or $SYNTHKIT_REVIEWERS); "
+                              "the dashboard will refuse every sign-in", highlight=False)
+        env = {**os.environ, "SYNTHKIT_REGISTRY": reg.url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+               "GX_ANALYTICS_ENABLED": "false"}
+        if reviewers is not None:
+            env["SYNTHKIT_REVIEWERS"] = str(reviewers.resolve())
+        script = Path(__file__).resolve().parents[2] / "app" / "dashboard.py"
+        cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
+        console.print(f"review dashboard on http://127.0.0.1:{port} (registry {display_url(reg.url)}); "
+                      "Ctrl-C stops it", highlight=False)
+        try:
+            code = subprocess.call(cmd, env=env)
+        except KeyboardInterrupt:
+            code = 0
+        if code not in (0, -2, 130):
+            raise typer.Exit(EXIT_CRASH)
+
+
+# ---------------------------------------------------------------------------- releases
+def releases_list(
+    registry: RegistryOpt = None,
+    status: Annotated[Optional[str], typer.Option(help="only runs with this status (e.g. pending_review)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What is pending, approved, rejected and released."""
+    with cli_errors():
+        from reports.registry import RUN_STATUSES, Registry
+        from synthkit.errors import ConfigError
+        if status is not None and status not in RUN_STATUSES:
+            raise ConfigError(f"unknown status {status!r}; choose one of {list(RUN_STATUSES)}")
+        reg = Registry(registry)
+        rows = reg.runs(status=status)
+        if as_json:
+            typer.echo(json.dumps([{"run_id": r.run.run_id, "job": r.run.job_name, "status": r.status,
+                                    "run_by": r.run.run_by, "created_at": r.run.created_at,
+                                    "updated_at": r.updated_at} for r in rows], indent=2))
+            return
+        t = RichTable("run", "job", "status", "run by", "created (UTC)", "updated (UTC)")
+        for r in rows:
+            t.add_row(r.run.run_id, r.run.job_name, r.status, r.run.run_by, r.run.created_at[:19],
+                      r.updated_at[:19])
+        console.print(t)
+        console.print(f"{len(rows)} run(s)")
+
+
+def releases_show(
+    run_id: Annotated[str, typer.Argument(help="run / release id")],
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One run: status, gate decision (one row per check), reviews, release and history."""
+    with cli_errors():
+        from reports.registry import Registry
+        info = show_release(Registry(registry), run_id)
+        if as_json:
+            typer.echo(json.dumps(info, indent=2, default=str))
+            return
+        console.print(f"[bold]{run_id}[/]  job {info['job']}  status [bold]{info['status']}[/]", highlight=False)
+        console.print(f"run by {info['run_by']}; owner {info['owner']}; created {info['created_at']}", highlight=False)
+        d = info["decision"]
+        if d:
+            console.print(d["summary"], highlight=False)
+            t = RichTable("check", "observed", "threshold", "result")
+            for c in d["checks"]:
+                res = "skipped" if c["skipped"] else ("pass" if c["passed"] else "[red]FAIL[/]")
+                obs = c["observed"]
+                t.add_row(c["metric"], f"{obs:.4g}" if isinstance(obs, float) else str(obs), c["threshold"], res)
+            console.print(t)
+        for r in info["reviews"]:
+            console.print(f"{r['verdict']} by {r['reviewer']} at {r['at']}: {r['reason']}", highlight=False)
+        if info["release"]:
+            console.print(f"released to {info['release']['path']} at {info['release']['at']}", highlight=False)
+        for e in info["events"]:
+            console.print(f"  {e['at'][:19]}  {e['step'] or '':10} {e['status'] or '':15} {e['message'] or ''}",
+                          highlight=False)
+
+
+def show_release(reg: Any, run_id: str) -> dict[str, Any]:
+    """Everything the registry knows about one run, as plain data."""
+    from reports.gate import GateDecision
+    run = reg.run(run_id)
+    dec = reg.decision(run_id)
+    rel = reg.release(run_id)
+    return {
+        "run_id": run.run_id, "job": run.job_name, "status": reg.status(run_id), "run_by": run.run_by,
+        "owner": run.owner, "created_at": run.created_at, "attempt": run.attempt,
+        "decision": None if dec is None else {**dec.decision,
+                                              "summary": GateDecision.from_dict(dec.decision).summary()},
+        "reviews": [{"reviewer": r.reviewer, "verdict": r.verdict, "reason": r.reason, "at": r.at}
+                    for r in reg.reviews(run_id)],
+        "release": None if rel is None else {"path": rel.path, "at": rel.at, "manifest_sha256": rel.manifest_sha256,
+                                             "files": rel.files, "released_by": rel.released_by},
+        "events": [{"at": e.at, "step": e.step, "status": e.status, "message": e.message}
+                   for e in reg.events(run_id)],
+    }
+
+
+def releases_verify(
+    run_id: Annotated[str, typer.Argument(help="run / release id")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Re-hash a release's files against its manifest and the registry (exit 4 on a mismatch)."""
+    with cli_errors():
+        from reports.registry import Registry
+        from reports.release import verify
+        result = verify(Registry(registry), run_id)
+    if result.ok:
+        console.print(f"{run_id}: OK, {result.n_files} files match their recorded SHA-256 ({result.path})",
+                      highlight=False)
+        return
+    for p in result.problems:
+        err_console.print(f"[bold red]mismatch:[/] {p}", highlight=False)
+    err_console.print(f"{run_id}: the release at {result.path} does NOT match its record", highlight=False)
+    raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+# ---------------------------------------------------------------------------- approve / reject
+def _reviewer(config_path: Path | None, name: str) -> Any:
+    """Authenticate `name` against the reviewers file: password from $SYNTHKIT_REVIEWER_PASSWORD
+    or a hidden prompt (never an option: it would land in the shell history)."""
+    from reports.review import AccessDenied, ReviewerConfig
+    config = ReviewerConfig.load(config_path)
+    if not config.configured:
+        raise AccessDenied("no reviewers are configured (--reviewers or $SYNTHKIT_REVIEWERS), so nothing can "
+                           "be approved; add one with `synthkit reviewers add NAME --file reviewers.yaml`")
+    password = os.environ.get(ENV_PASSWORD)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise AccessDenied(f"no password: set ${ENV_PASSWORD} or run in a terminal to be prompted")
+        password = typer.prompt(f"password for reviewer {name}", hide_input=True)
+    return config.authenticate(name, password)
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the audit trail)")]
+ReviewerOpt = Annotated[str, typer.Option("--reviewer", help="your reviewer name (from the reviewers file)")]
+
+
+def release_approve(
+    run_id: Annotated[str, typer.Argument(help="run / release id")],
+    reason: ReasonOpt,
+    reviewer: ReviewerOpt,
+    registry: RegistryOpt = None,
+    reviewers: ReviewersOpt = None,
+) -> None:
+    """Approve a release candidate; the bundle is written once enough reviewers approved."""
+    with cli_errors():
+        from reports.registry import Registry
+        from reports.release import approve
+        who = _reviewer(reviewers, reviewer)
+        reg = Registry(registry)
+        status = approve(reg, run_id, reviewer=who, reason=reason)
+        rel = reg.release(run_id)
+        console.print(f"{run_id}: {status}" + (f" to {rel.path}" if rel else " (more approvals needed)"),
+                      highlight=False)
+
+
+def release_reject(
+    run_id: Annotated[str, typer.Argument(help="run / release id")],
+    reason: ReasonOpt,
+    reviewer: ReviewerOpt,
+    registry: RegistryOpt = None,
+    reviewers: ReviewersOpt = None,
+) -> None:
+    """Reject a release candidate (final: fix the job and run it again)."""
+    with cli_errors():
+        from reports.registry import Registry
+        from reports.release import reject
+        who = _reviewer(reviewers, reviewer)
+        status = reject(Registry(registry), run_id, reviewer=who, reason=reason)
+        console.print(f"{run_id}: {status}", highlight=False)
+
+
+def release_publish(
+    run_id: Annotated[str, typer.Argument(help="run / release id of an APPROVED run")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Write the bundle of an approved run whose release failed (e.g. a full disk)."""
+    with cli_errors():
+        from reports.registry import Registry
+        from reports.release import publish
+        reg = Registry(registry)
+        approvals = [r.reviewer for r in reg.reviews(run_id) if r.verdict == "approve"]
+        path = publish(reg, run_id, released_by=approvals[-1] if approvals else "policy-auto-release")
+        console.print(f"{run_id}: released to {path}", highlight=False)
+
+
+# ---------------------------------------------------------------------------- policy
+def policy_check(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="policy YAML files, or shipped policy names")] = None,
+    list_metrics: Annotated[bool, typer.Option("--list-metrics", help="list the metric ids a policy may name")] = False,
+) -> None:
+    """Validate policies and list every problem."""
+    with cli_errors():
+        from reports.model import METRIC_IDS
+        from reports.policy import load_policy
+        if list_metrics:
+            for mid, (direction, target) in METRIC_IDS.items():
+                typer.echo(f"{mid}\t{direction}" + (f"\ttarget {target:g}" if target is not None else ""))
+            return
+        if not files:
+            from synthkit.errors import ConfigError
+            raise ConfigError("give one or more policy files (or --list-metrics)")
+        for f in files:
+            p = load_policy(f)
+            console.print(f"{f}: valid (policy {p.name!r}, {len(p.checks)} checks, DP "
+                          f"{'required, unit ' + p.privacy.unit if p.privacy.require_dp else 'not required'}, "
+                          f"{p.release.reviewers_required} approval(s))", highlight=False)
+
+
+# ---------------------------------------------------------------------------- reviewers
+def reviewers_add(
+    name: Annotated[str, typer.Argument(help="reviewer login name")],
+    file: Annotated[Path, typer.Option("--file", help="reviewers YAML to create or update")],
+    email: Annotated[Optional[str], typer.Option(help="e-mail an OIDC provider signs this reviewer in with")] = None,
+    display_name: Annotated[Optional[str], typer.Option(help="name shown in the dashboard")] = None,
+    no_password: Annotated[bool, typer.Option("--no-password", help="OIDC sign-in only")] = False,
+) -> None:
+    """Add (or replace) a reviewer; the password is prompted and only its salted hash is stored."""
+    with cli_errors():
+        import yaml
+
+        from reports.review import ReviewerConfig, with_reviewer
+        config = ReviewerConfig.load(file) if file.exists() else ReviewerConfig(source=str(file))
+        password = None
+        if not no_password:
+            password = os.environ.get(ENV_PASSWORD)
+            if password is None:
+                password = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True)
+        updated = with_reviewer(config, name=name, password=password, email=email, display_name=display_name)
+        from reports.model import atomic_write_text
+        atomic_write_text(file, "# synthkit reviewers: who may approve releases (salted scrypt hashes only)\n"
+                          + yaml.safe_dump(updated.to_dict(), sort_keys=False))
+        os.chmod(file, 0o600)
+        console.print(f"{file}: reviewer {name!r} saved ({len(updated.reviewers)} reviewer(s))", highlight=False)

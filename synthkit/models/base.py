@@ -67,21 +67,50 @@ def init_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
             nn.init.normal_(m.weight, generator=generator)
 
 
-def sample_softmax_spans(raw: torch.Tensor, spans: list[Span], generator: torch.Generator) -> torch.Tensor:
+def sample_softmax_spans(raw: torch.Tensor, spans: list[Span], generator: torch.Generator,
+                         targets: list[np.ndarray | None] | None = None) -> torch.Tensor:
     """Turn raw network outputs into encoded rows: tanh for α, and for each softmax span a
-    one-hot draw from its softmax (Gumbel-max with `generator`)."""
+    one-hot draw from its softmax (Gumbel-max with `generator`).
+
+    `targets` (aligned with `spans`) are DP marginal frequencies; where given, each span's
+    logits get one offset per label so that the chunk's mean softmax matches the target
+    (`_calibrate_logits`). Post-processing of DP outputs: no privacy cost."""
     out = torch.empty_like(raw)
     start = 0
-    for span in spans:
+    for i, span in enumerate(spans):
         end = start + span.width
         if span.activation == "tanh":
             out[:, start:end] = torch.tanh(raw[:, start:end])
         else:
+            logits = raw[:, start:end]
+            target = None if targets is None else targets[i]
+            if target is not None and len(raw) > 1:
+                logits = _calibrate_logits(logits, target)
             u = torch.rand(raw.shape[0], span.width, generator=generator, device=raw.device).clamp_(1e-12, 1 - 1e-12)
-            choice = torch.argmax(raw[:, start:end] - torch.log(-torch.log(u)), dim=1)
+            choice = torch.argmax(logits - torch.log(-torch.log(u)), dim=1)
             out[:, start:end] = torch.nn.functional.one_hot(choice, span.width).to(raw.dtype)
         start = end
     return out
+
+
+def _calibrate_logits(logits: torch.Tensor, target: np.ndarray, iterations: int = 25) -> torch.Tensor:
+    """Shift one label's logits by a common offset b_c so that mean_i softmax(l_i + b)_c
+    equals the DP frequency t_c (iterative proportional fitting on the label margin).
+
+    Why: a DP generator trained on few noisy steps gets marginals wrong first; the DP
+    marginals were released anyway during preprocessing. The offset keeps each row's
+    relative preferences — the dependence the model learned — and fixes the margin, the
+    minimum-KL adjustment (raking) of the model's conditional probabilities."""
+    t = torch.as_tensor(np.asarray(target, dtype=np.float64), dtype=logits.dtype, device=logits.device)
+    t = t.clamp_min(0)
+    if not torch.isfinite(t).all() or float(t.sum()) <= 0:
+        return logits
+    log_t = torch.log((t / t.sum()).clamp_min(1e-9))
+    b = torch.zeros_like(log_t)
+    for _ in range(iterations):
+        mean_p = torch.softmax(logits + b, dim=1).mean(dim=0)
+        b = b + (log_t - torch.log(mean_p.clamp_min(1e-12)))
+    return logits + b
 
 
 class Synthesizer:
@@ -92,14 +121,15 @@ class Synthesizer:
 
     def __init__(self, *, epochs: int, batch_size: int, max_rows_per_entity: int = 1,
                  preprocessing_epsilon_share: float = 0.2, max_grad_norm: float = 1.0,
-                 noise_multiplier: float | None = None, device: DeviceOption = "auto",
-                 seed: int | None = None) -> None:
+                 noise_multiplier: float | None = None, calibrate_marginals: bool = True,
+                 device: DeviceOption = "auto", seed: int | None = None) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.max_rows_per_entity = max_rows_per_entity
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
         self.max_grad_norm = max_grad_norm
         self.noise_multiplier = noise_multiplier
+        self.calibrate_marginals = calibrate_marginals
         self.device = device
         self.seed = seed
 
@@ -140,6 +170,8 @@ class Synthesizer:
             problems.append(f"preprocessing_epsilon_share must be in (0, 1), got {self.preprocessing_epsilon_share!r}")
         if not (self.max_grad_norm > 0):
             problems.append(f"max_grad_norm must be > 0, got {self.max_grad_norm!r}")
+        if not isinstance(self.calibrate_marginals, bool):
+            problems.append(f"calibrate_marginals must be True or False, got {self.calibrate_marginals!r}")
         if self.noise_multiplier is not None and not (self.noise_multiplier >= 0):
             problems.append(f"noise_multiplier must be >= 0, got {self.noise_multiplier!r}")
         if problems:
@@ -147,8 +179,14 @@ class Synthesizer:
 
     # ------------------------------------------------------------- fit
     def fit(self, table: Table | pd.DataFrame, *, budget: PrivacyBudget | None,
-            schema: Schema | None = None, progress: Progress | None = None) -> Self:
-        """Fit under `budget` (explicit `None` = no formal privacy guarantee)."""
+            schema: Schema | None = None, progress: Progress | None = None,
+            ledger: PrivacyLedger | None = None) -> Self:
+        """Fit under `budget` (explicit `None` = no formal privacy guarantee).
+
+        `ledger`: an existing ledger to charge instead of a fresh one, so that a composite
+        model (DPHMM: context table model + sequence model) spends ONE budget composed by
+        one accountant; its budget must be `budget`, and its unit and contribution bound
+        are kept (one context row per entity is one unit)."""
         self._check_params()
         device = resolve_device(self.device)
         if isinstance(table, pd.DataFrame):
@@ -158,7 +196,10 @@ class Synthesizer:
         schema = table.schema.validate()
         entity = schema.entity_key is not None
         k = self.max_rows_per_entity if entity else 1
-        ledger = PrivacyLedger(budget=budget, unit="entity" if entity else "row", max_rows_per_unit=k)
+        if ledger is None:
+            ledger = PrivacyLedger(budget=budget, unit="entity" if entity else "row", max_rows_per_unit=k)
+        elif ledger.budget != budget:
+            raise ConfigError("the shared ledger's budget differs from `budget`; pass the ledger's own budget")
         transformer = DataTransformer(schema)
 
         # 1. the preprocessing plan, from the schema and the budget alone
@@ -254,6 +295,10 @@ class Synthesizer:
         self.device_ = device
         return self
 
+    def _span_targets(self) -> list[np.ndarray | None] | None:
+        """DP marginal frequencies per encoded span, when sampling calibrates to them."""
+        return self.transformer_.span_targets() if self.calibrate_marginals else None
+
     def _steps_per_batch(self) -> int:
         """DP-SGD steps per batch (CTGAN: critic steps); every one is charged."""
         return 1
@@ -284,7 +329,7 @@ class Synthesizer:
             want = min(chunk_size, n_rows - produced)
             with torch.no_grad():
                 encoded = self._generate(want if not conditions else max(want * 4, 1024), g)
-            frame = self.transformer_.inverse_transform(encoded.cpu().numpy())
+            frame = self.transformer_.inverse_transform(encoded.cpu().numpy(), calibrate=self.calibrate_marginals)
             if conditions:
                 keep = np.ones(len(frame), dtype=bool)
                 for col, value in conditions.items():

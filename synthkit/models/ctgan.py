@@ -144,10 +144,11 @@ class DPCTGAN(Synthesizer):
                  generator_lr: float = 1e-3, critic_lr: float = 1e-3, critic_steps: int = 1,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.2,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
-                 device: DeviceOption = "auto", seed: int | None = None) -> None:
+                 calibrate_marginals: bool = True, device: DeviceOption = "auto", seed: int | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, max_rows_per_entity=max_rows_per_entity,
                          preprocessing_epsilon_share=preprocessing_epsilon_share, max_grad_norm=max_grad_norm,
-                         noise_multiplier=noise_multiplier, device=device, seed=seed)
+                         noise_multiplier=noise_multiplier, calibrate_marginals=calibrate_marginals,
+                         device=device, seed=seed)
         self.embedding_dim = embedding_dim
         self.generator_dim = generator_dim
         self.critic_dim = critic_dim
@@ -243,7 +244,7 @@ class DPCTGAN(Synthesizer):
         cond, _, _ = self.cond_.for_fake(n, generator)
         z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
         raw = self.generator_(torch.cat([z, cond], dim=1))
-        return sample_softmax_spans(raw, self.spans_, generator)
+        return sample_softmax_spans(raw, self.spans_, generator, self._span_targets())
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}

@@ -92,10 +92,11 @@ class DPTVAE(Synthesizer):
                  lr: float = 1e-2, l2scale: float = 1e-5, loss_factor: float = 2.0,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.2,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
-                 device: DeviceOption = "auto", seed: int | None = None) -> None:
+                 calibrate_marginals: bool = True, device: DeviceOption = "auto", seed: int | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, max_rows_per_entity=max_rows_per_entity,
                          preprocessing_epsilon_share=preprocessing_epsilon_share, max_grad_norm=max_grad_norm,
-                         noise_multiplier=noise_multiplier, device=device, seed=seed)
+                         noise_multiplier=noise_multiplier, calibrate_marginals=calibrate_marginals,
+                         device=device, seed=seed)
         self.embedding_dim = embedding_dim
         self.compress_dims = compress_dims
         self.decompress_dims = decompress_dims
@@ -141,7 +142,7 @@ class DPTVAE(Synthesizer):
         device = next(self.vae_.parameters()).device
         z = torch.randn(n, self.embedding_dim, generator=generator, device=device)
         raw = self.vae_.decoder(z)
-        return sample_softmax_spans(raw, self.spans_, generator)
+        return sample_softmax_spans(raw, self.spans_, generator, self._span_targets())
 
     def _weights(self) -> dict[str, torch.Tensor]:
         # only the decoder is needed to sample; the encoder stays out of the bundle

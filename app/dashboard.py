@@ -1,0 +1,124 @@
+"""synthkit review dashboard (Streamlit). Start it with `synthkit review`.
+
+Configuration comes from the environment, set by `synthkit review`:
+SYNTHKIT_REGISTRY (the registry URL or SQLite path) and SYNTHKIT_REVIEWERS (the reviewers
+YAML). An anonymous visitor sees the sign-in form and nothing else; a signed-in reviewer
+sees the queue, each release's gate result first, then fidelity, diversity, privacy,
+bias and sequence pages, the privacy ledger in plain words and the data card, and can
+approve (unless four-eyes forbids it) or reject with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from app import views
+from reports.gate import GateDecision
+from reports.model import Report
+from reports.registry import Registry, display_url
+from reports.release import approve, data_card, reject
+from reports.review import ReviewerConfig, four_eyes_problem
+from synthkit.errors import SynthkitError
+
+
+def main() -> None:
+    st.set_page_config(page_title="synthkit review", page_icon=":lock:", layout="wide")
+    st.title("synthkit release review")
+    try:
+        config = ReviewerConfig.load()
+    except SynthkitError as err:
+        st.error(str(err))
+        return
+    reviewer = views.signin_ui(config)
+    if reviewer is None:
+        return  # anonymous: nothing else is rendered
+
+    registry = _registry(os.environ.get("SYNTHKIT_REGISTRY"))
+    st.sidebar.markdown(f"Signed in as **{reviewer.label}**")
+    if st.sidebar.button("Sign out", key="signout"):
+        st.session_state.pop("reviewer", None)
+        if views.oidc_configured() and getattr(st.user, "is_logged_in", False):
+            st.logout()
+        st.rerun()
+    st.sidebar.caption(f"registry: {display_url(registry.url)}")
+
+    flash = st.session_state.pop("flash", None)
+    if flash:
+        st.success(flash)
+    run_id = views.queue_ui(registry.runs())
+    if run_id is None:
+        st.info("Nothing to review. Pending releases appear here when `synthkit run` finishes a job.")
+        return
+    release_page(registry, run_id, reviewer)
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(url: str | None) -> Registry:
+    """One connection pool per registry URL (the registry holds no private data)."""
+    return Registry(url)
+
+
+def release_page(registry: Registry, run_id: str, reviewer: object) -> None:
+    run = registry.run(run_id)
+    status = registry.status(run_id)
+    st.header(f"{run.job_name}")
+    st.caption(f"run {run_id} · status **{status.replace('_', ' ')}** · run by {run.run_by}"
+               + (f" · owner {run.owner}" if run.owner else "") + f" · created {run.created_at[:19]} UTC")
+
+    record = registry.decision(run_id)
+    decision = GateDecision.from_dict(record.decision) if record else None
+    views.gate_ui(decision)
+
+    staged = registry.artifacts(run_id)
+    report = None
+    if staged.get("report"):
+        try:
+            report = Report.load(staged["report"])
+        except SynthkitError as err:
+            st.error(f"the report cannot be read: {err}")
+    if report is not None:
+        tabs = st.tabs(["Fidelity", "Diversity", "Privacy", "Bias", "Sequence", "Privacy ledger", "Data card",
+                        "History"])
+        with tabs[0]:
+            views.fidelity_ui(report)
+        with tabs[1]:
+            views.diversity_ui(report)
+        with tabs[2]:
+            views.privacy_ui(report)
+        with tabs[3]:
+            views.bias_ui(report)
+        with tabs[4]:
+            views.sequence_ui(report)
+        with tabs[5]:
+            views.ledger_ui(report)
+        with tabs[6]:
+            if decision is not None:
+                approvals = [{"reviewer": r.reviewer, "at": r.at, "reason": r.reason}
+                             for r in registry.reviews(run_id) if r.verdict == "approve"]
+                views.data_card_ui(data_card(report=report, decision=decision, run=run, staged=staged,
+                                             approvals=approvals))
+        with tabs[7]:
+            views.history_ui(registry.events(run_id), registry.reviews(run_id))
+
+    blocked = four_eyes_problem(run, reviewer)  # type: ignore[arg-type]
+    if blocked is None and (decision is None or not decision.passed):
+        blocked = "The release gate rejected this run, so it cannot be approved."
+    choice = views.decision_ui(run_id=run_id, status=status, blocked=blocked)
+    if choice is None:
+        return
+    verdict, reason = choice
+    try:
+        if verdict == "approve":
+            new_status = approve(registry, run_id, reviewer=reviewer, reason=reason)  # type: ignore[arg-type]
+        else:
+            new_status = reject(registry, run_id, reviewer=reviewer, reason=reason)  # type: ignore[arg-type]
+    except SynthkitError as err:
+        st.error(str(err))
+        return
+    st.session_state["flash"] = f"{run_id}: {new_status.replace('_', ' ')}"
+    st.rerun()
+
+
+main()

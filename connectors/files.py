@@ -1,0 +1,504 @@
+"""CSV, Parquet and JSON-lines files: lazy reading through polars, atomic writing.
+
+Why polars: its lazy scanners read CSV/Parquet/NDJSON in parallel with typed columns and
+can stream a file in batches, so a file larger than memory can be read batch by batch
+(`iter_batches`) or sampled (`sample`) with bounded memory; the whole-file `read` is for
+data that fits. Parquet keeps its own column types, which then feed schema inference.
+
+Privacy: a CSV header becomes column names, which synthkit treats as PUBLIC schema. A
+headerless file read as if it had a header would publish its first row, so header
+detection (`has_header=None`) is conservative: a first row holding a number, a date, an
+empty or a repeated field is taken as data. Errors name the file and line numbers and
+counts, never a cell value (polars' own messages quote values, so they are never passed
+on).
+
+Writes go to a temporary file in the target folder, are flushed to disk and renamed over
+the target only when complete: an interrupted or failed write leaves no partial file, and
+an existing target is never replaced without `overwrite=True`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from synthkit.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+FileKind = Literal["csv", "parquet", "jsonl"]
+NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
+_SNIFF_BYTES = 64 * 1024
+_MAX_LINES_SHOWN = 5
+_INFER_ROWS = 1000
+_NUMBER_OR_DATE = re.compile(r"^\s*([-+]?(\d+[.,]?\d*|\.\d+)([eE][-+]?\d+)?|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}.*)\s*$")
+
+
+# ------------------------------------------------------------------ reading
+def read(path: Path, *, kind: FileKind, separator: str | None = None, encoding: str = "utf8",
+         has_header: bool | None = None, quote_char: str | None = '"',
+         null_values: Sequence[str] = NULL_VALUES, parse_dates: bool = True,
+         columns: Sequence[str] | None = None, n_rows: int | None = None,
+         check_rows: bool = True) -> pd.DataFrame:
+    """Read a whole file (or its first `n_rows`) into pandas.
+
+    CSV options: `separator` (sniffed among , ; tab | when None; tab for .tsv),
+    `encoding` (any Python codec; non-UTF-8 files are transcoded in a streamed temp copy),
+    `has_header` (None: detect, conservatively), `quote_char` (None: no quoting),
+    `null_values`, `parse_dates` (ISO dates and times, with offsets as UTC), `check_rows`
+    (refuse rows with a different field count, naming their lines)."""
+    options = dict(separator=separator, encoding=encoding, has_header=has_header, quote_char=quote_char,
+                   null_values=null_values, parse_dates=parse_dates, check_rows=check_rows)
+    text_columns: list[str] = []
+    while True:
+        with _scan(path, kind=kind, text_columns=tuple(text_columns), **options) as lazy:
+            if columns is not None:
+                lazy = lazy.select(_known_columns(path, lazy, columns))
+            if n_rows is not None:
+                lazy = lazy.head(n_rows)
+            try:
+                return to_pandas(_collect(path, kind, lazy.collect))
+            except _TypeRetry as retry:
+                if not _can_retype(retry, text_columns):
+                    raise  # `_scan` turns it into a diagnosis
+                text_columns.append(retry.column)  # type: ignore[arg-type]
+                log.info("%s: column %r holds values beyond its inferred type; reading it as text", path, retry.column)
+
+
+def iter_batches(path: Path, *, kind: FileKind, batch_size: int = 100_000, columns: Sequence[str] | None = None,
+                 **options: object) -> Iterator[pd.DataFrame]:
+    """Stream a file as pandas frames of at most `batch_size` rows; memory is bounded by a
+    few batches (polars' streaming engine), not by the file. Options as in `read`."""
+    if batch_size < 1:
+        raise SourceError(f"{str(path)!r}: batch_size must be at least 1 (got {batch_size})")
+    text_columns: list[str] = []
+    while True:
+        yielded = False
+        with _scan(path, kind=kind, text_columns=tuple(text_columns), **options) as lazy:  # type: ignore[arg-type]
+            if columns is not None:
+                lazy = lazy.select(_known_columns(path, lazy, columns))
+            try:
+                batches = _collect(path, kind, lambda: iter(lazy.collect_batches(chunk_size=batch_size)))
+                while (batch := _collect(path, kind, lambda: next(batches, None))) is not None:
+                    yielded = True
+                    yield to_pandas(batch)
+                return
+            except _TypeRetry as retry:
+                if yielded or not _can_retype(retry, text_columns):
+                    raise  # batches already handed out cannot be re-typed
+                text_columns.append(retry.column)  # type: ignore[arg-type]
+
+
+_MAX_RETYPES = 50
+
+
+def _can_retype(retry: _TypeRetry, done: list[str]) -> bool:
+    return retry.column is not None and retry.column not in done and len(done) < _MAX_RETYPES
+
+
+def sample(path: Path, *, kind: FileKind, n_rows: int, seed: int | None = None, batch_size: int = 200_000,
+           **options: object) -> pd.DataFrame:
+    """A uniform sample of `n_rows` rows without replacement from a file of any size.
+
+    Bottom-k sampling: every row gets an independent uniform key and the `n_rows` smallest
+    keys win, which is exactly a uniform sample; it needs one pass and memory for
+    `n_rows + batch_size` rows. (The sample is still private data, fitted under the same
+    DP accounting.)"""
+    if n_rows < 1:
+        raise SourceError(f"{str(path)!r}: n_rows must be at least 1 (got {n_rows})")
+    rng = np.random.default_rng(seed)
+    kept: pd.DataFrame | None = None
+    keys = np.empty(0)
+    for batch in iter_batches(path, kind=kind, batch_size=batch_size, **options):
+        frame = batch if kept is None else pd.concat([kept, batch], ignore_index=True)
+        keys = np.concatenate([keys, rng.random(len(batch))])
+        if len(frame) > n_rows:
+            order = np.argpartition(keys, n_rows - 1)[:n_rows]
+            order.sort()  # keep file order among the kept rows
+            frame, keys = frame.iloc[order].reset_index(drop=True), keys[order]
+        kept = frame
+    if kept is None:
+        raise SourceError(f"{str(path)!r}: the file has no rows")
+    return kept
+
+
+def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
+    """The one polars→pandas mapping used by every connector, so files and SQL agree:
+    numpy dtypes (integers with nulls become float64, booleans with nulls object),
+    datetimes as datetime64 (time zone kept), dates as datetime64 at midnight."""
+    date_cols = [name for name, dtype in frame.schema.items() if dtype == pl.Date]
+    if date_cols:
+        frame = frame.with_columns(pl.col(date_cols).cast(pl.Datetime("us")))
+    return frame.to_pandas(use_pyarrow_extension_array=False)
+
+
+@contextmanager
+def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), separator: str | None = None,
+          encoding: str = "utf8", has_header: bool | None = None, quote_char: str | None = '"',
+          null_values: Sequence[str] = NULL_VALUES, parse_dates: bool = True,
+          check_rows: bool = True) -> Iterator[pl.LazyFrame]:
+    where = str(path)
+    if not path.exists():
+        raise SourceError(f"{where!r}: no such file")
+    if not path.is_file():
+        raise SourceError(f"{where!r}: not a file")
+    if kind == "parquet":
+        lazy = _collect(path, kind, lambda: pl.scan_parquet(path))
+        _collect(path, kind, lazy.collect_schema)
+        yield lazy
+        return
+    if kind == "jsonl":
+        try:
+            lazy = pl.scan_ndjson(path, infer_schema_length=_INFER_ROWS)
+            head = lazy.head(1000).collect()
+        except (pl.exceptions.PolarsError, OSError):
+            raise SourceError(_jsonl_diagnosis(path)) from None
+        yield lazy.with_columns(_date_casts(head)) if parse_dates else lazy
+        return
+    with _utf8(path, encoding) as text_path:
+        head = _head_text(text_path)
+        if not head.strip():
+            raise SourceError(f"{where!r}: the file is empty")
+        sep = separator or _sniff_separator(path, head)
+        header = has_header if has_header is not None else _sniff_header(path, head, sep, quote_char)
+        opts = dict(separator=sep, has_header=header, quote_char=quote_char)
+        # types are inferred from the first rows (polars' inference is slow per row); a column
+        # that later holds a value of another type is re-read as text (see `read`)
+        lazy = pl.scan_csv(text_path, infer_schema_length=_INFER_ROWS, null_values=list(null_values),
+                           schema_overrides={c: pl.String for c in text_columns} or None,
+                           try_parse_dates=parse_dates, encoding="utf8", raise_if_empty=True, **opts)
+        try:
+            names = lazy.collect_schema().names()
+            if check_rows:
+                _check_field_counts(path, text_path, len(names), opts)
+        except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
+            raise SourceError(_csv_diagnosis(path, text_path, sep, quote_char, header)
+                              or f"{where!r}: cannot be read as CSV (separator {sep!r}, header {header}); "
+                                 "check the delimiter, quoting and encoding") from None
+        if len(set(names)) != len(names):
+            raise SourceError(f"{where!r}: the header has repeated column names; rename them or pass has_header=False")
+        if any(not n.isprintable() for n in names):
+            raise SourceError(f"{where!r}: the header holds control or binary characters; "
+                              f"is this a text CSV file in encoding {encoding!r}?")
+        try:
+            yield lazy
+        except _CsvFailure:
+            raise SourceError(_csv_diagnosis(path, text_path, sep, quote_char, header)
+                              or f"{where!r}: cannot be read as CSV (separator {sep!r}, header {header}); "
+                                 "check the delimiter, quoting and encoding") from None
+        except _TypeRetry as retry:
+            raise SourceError(_csv_diagnosis(path, text_path, sep, quote_char, header)
+                              or _type_message(path, retry)) from None
+
+
+_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _date_casts(head: pl.DataFrame) -> list[pl.Expr]:
+    """JSON has no date type: text columns whose first rows are all ISO dates or times are
+    parsed (offsets → UTC), as CSV's `try_parse_dates` does."""
+    casts = []
+    for name, dtype in head.schema.items():
+        if dtype != pl.String:
+            continue
+        values = head[name].drop_nulls()
+        if len(values) and values.str.contains(_ISO_DATETIME).all():
+            aware = values.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").any()
+            expr = pl.col(name).str.to_datetime(time_unit="us", time_zone="UTC" if aware else None)
+            casts.append(expr)
+    return casts
+
+
+class _TypeRetry(Exception):
+    """A CSV value did not fit the type inferred from the first rows; `column` is its name
+    (schema, hence public) when polars named it."""
+
+    def __init__(self, column: str | None) -> None:
+        super().__init__(column)
+        self.column = column
+
+
+_PARSE_COLUMN = re.compile(r"at column '([^']*)'")
+
+
+class _CsvFailure(Exception):
+    """polars refused a CSV while collecting; `_scan` turns it into a diagnosis."""
+
+
+def _type_message(path: Path, retry: _TypeRetry) -> str:
+    where = f"column {retry.column!r}" if retry.column else "a column"
+    return (f"{str(path)!r}: {where} holds values that fit no single type; "
+            "clean the export or type the column as text")
+
+
+def _collect(path: Path, kind: str, action):  # type: ignore[no-untyped-def]
+    """Run a polars action, turning its errors (which quote values) into value-free ones."""
+    try:
+        return action()
+    except FileNotFoundError:
+        raise SourceError(f"{str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise SourceError(f"{str(path)!r}: not a file") from None
+    except PermissionError:
+        raise SourceError(f"{str(path)!r}: permission denied") from None
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError, UnicodeDecodeError) as err:
+        text = str(err)
+        if kind == "csv" and "could not parse" in text:
+            match = _PARSE_COLUMN.search(text)
+            raise _TypeRetry(match.group(1) if match else None) from None
+        if kind == "csv":
+            raise _CsvFailure() from None
+        raise SourceError(f"{str(path)!r}: cannot be read as {kind} ({type(err).__name__}); "
+                          "check the file type, delimiter and encoding") from None
+
+
+def _known_columns(path: Path, lazy: pl.LazyFrame, columns: Sequence[str]) -> list[str]:
+    names = lazy.collect_schema().names()
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise SourceError(f"{str(path)!r}: unknown columns {missing}; the file has {names}")
+    return list(columns)
+
+
+@contextmanager
+def _utf8(path: Path, encoding: str) -> Iterator[Path]:
+    """The file itself when it is UTF-8, else a streamed UTF-8 copy in a private temp file
+    (polars parses only UTF-8; transcoding in 1 MiB pieces keeps memory bounded)."""
+    norm = encoding.lower().replace("-", "").replace("_", "")
+    if norm in ("utf8", "utf8sig"):
+        yield path
+        return
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    except LookupError:
+        raise SourceError(f"{str(path)!r}: unknown encoding {encoding!r}; use e.g. utf-8, latin-1, cp1252, utf-16") from None
+    fd, tmp_name = tempfile.mkstemp(prefix="synthkit-utf8-", suffix=".csv")
+    tmp = Path(tmp_name)
+    try:
+        line = 1
+        with open(path, "rb") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+            while chunk := src.read(1 << 20):
+                try:
+                    text = decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    raise SourceError(f"{str(path)!r}: line {line} is not valid {encoding}; "
+                                      "pass the file's real encoding") from None
+                line += text.count("\n")
+                dst.write(text)
+            dst.write(decoder.decode(b"", final=True))
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _head_text(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    text = head.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if len(head) == _SNIFF_BYTES and "\n" in text:  # drop a possibly cut last line
+        text = text[: text.rfind("\n") + 1]
+    return text
+
+
+def _sniff_separator(path: Path, sample_text: str) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    try:
+        return csv.Sniffer().sniff(sample_text, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _sniff_header(path: Path, sample_text: str, sep: str, quote_char: str | None) -> bool:
+    rows = list(csv.reader(io.StringIO(sample_text), delimiter=sep, quotechar=quote_char or '"'))
+    if not rows:
+        return True
+    first = rows[0]
+    looks_like_data = (len(set(first)) != len(first) or any(not f.strip() for f in first)
+                       or any(_NUMBER_OR_DATE.match(f) for f in first))
+    if looks_like_data:
+        log.warning("%s: the first row looks like data (a number, date, empty or repeated field), so the "
+                    "file is read without a header; pass has_header=True if it has one", path)
+    return not looks_like_data
+
+
+def _check_field_counts(path: Path, text_path: Path, n_fields: int, opts: dict) -> None:
+    """Rows with fewer fields than the header: polars pads them with nulls silently, which
+    would hide a broken export. A fast screen counts separators per physical line with
+    polars (vectorised); only when some line disagrees (or quoted fields may hold
+    separators) does the exact, slower check with Python's csv reader run."""
+    sep = opts["separator"]
+    lines = pl.scan_csv(text_path, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
+                        new_columns=["line"], null_values=None, encoding="utf8")
+    odd = lines.select((pl.col("line").str.count_matches(sep, literal=True) != n_fields - 1).sum()).collect().item()
+    if not odd:
+        return
+    width, n_ragged, ragged = _ragged_rows(text_path, sep, opts["quote_char"])
+    if n_ragged:
+        raise SourceError(f"{str(path)!r}: {n_ragged} malformed rows whose field count differs from the "
+                          f"first row's ({width}), at lines {_lines(ragged, n_ragged)}; fix the export or its delimiter")
+
+
+def _ragged_rows(text_path: Path, sep: str, quote_char: str | None) -> tuple[int | None, int, list[int]]:
+    """Exact count of records whose field count differs from the first record's, with the
+    first few physical line numbers. Raises csv.Error on broken quoting."""
+    ragged: list[int] = []
+    n_ragged = 0
+    width: int | None = None
+    with open(text_path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=sep, quotechar=quote_char or '"', strict=True,
+                            quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE)
+        for record in reader:
+            if not record:
+                continue
+            if width is None:
+                width = len(record)
+            elif len(record) != width:
+                n_ragged += 1
+                if len(ragged) < _MAX_LINES_SHOWN:
+                    ragged.append(reader.line_num)
+    return width, n_ragged, ragged
+
+
+def _lines(lines: list[int], total: int) -> str:
+    shown = ", ".join(map(str, lines))
+    return shown + (f" and {total - len(lines)} more" if total > len(lines) else "")
+
+
+def _csv_diagnosis(path: Path, text_path: Path, sep: str, quote_char: str | None, header: bool) -> str | None:
+    """Find what is wrong with a CSV polars refused, by line number and count only."""
+    where = str(path)
+    bad_utf8: list[int] = []
+    n_bad_utf8 = 0
+    with open(text_path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                n_bad_utf8 += 1
+                if len(bad_utf8) < _MAX_LINES_SHOWN:
+                    bad_utf8.append(number)
+    if n_bad_utf8:
+        return (f"{where!r}: {n_bad_utf8} lines are not valid UTF-8 (lines {_lines(bad_utf8, n_bad_utf8)}); "
+                "pass the file's encoding (e.g. encoding='latin-1' or 'cp1252')")
+    try:
+        width, n_ragged, ragged = _ragged_rows(text_path, sep, quote_char)
+    except csv.Error:
+        return (f"{where!r}: malformed quoting (an unterminated or stray quote); "
+                "fix the export or pass quote_char=None")
+    if n_ragged:
+        return (f"{where!r}: {n_ragged} malformed rows whose field count differs from the first row's ({width}), "
+                f"at lines {_lines(ragged, n_ragged)}; fix the export or its delimiter")
+    return None
+
+
+def _jsonl_diagnosis(path: Path) -> str:
+    bad: list[int] = []
+    n_bad = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                if not isinstance(json.loads(raw), dict):
+                    raise ValueError
+            except ValueError:
+                n_bad += 1
+                if len(bad) < _MAX_LINES_SHOWN:
+                    bad.append(number)
+    if n_bad:
+        return f"{str(path)!r}: {n_bad} lines are not JSON objects (lines {_lines(bad, n_bad)})"
+    return f"{str(path)!r}: cannot be read as JSON lines (one JSON object per line)"
+
+
+# ------------------------------------------------------------------ writing
+@contextmanager
+def atomic_path(path: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it over `path` only on success."""
+    if path.exists() and not overwrite:
+        raise SourceError(f"{str(path)!r} already exists; choose another path or pass --overwrite")
+    if path.is_dir():
+        raise SourceError(f"{str(path)!r} is a folder; give a file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:  # the data is on disk before the name points at it
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_chunks(chunks: Iterable[pd.DataFrame], path: Path, *, kind: FileKind, overwrite: bool = False) -> int:
+    """Stream chunks into one file atomically; memory is bounded by one chunk. Returns rows written."""
+    n_rows = 0
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        if kind == "parquet":
+            writer: pq.ParquetWriter | None = None
+            try:
+                for i, chunk in enumerate(chunks):
+                    table = pa.Table.from_pandas(_frame(chunk, path), preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(_conform(table, writer.schema, path, i))
+                    n_rows += table.num_rows
+                if writer is None:
+                    raise SourceError(f"{str(path)!r}: nothing to write (no chunks)")
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            with open(tmp, "wb") as f:
+                first: pl.Schema | None = None
+                for i, chunk in enumerate(chunks):
+                    frame = pl.from_pandas(_frame(chunk, path))
+                    if first is None:
+                        first = frame.schema
+                    elif frame.columns != list(first.names()):
+                        raise SourceError(f"{str(path)!r}: chunk {i} has different columns from the first chunk")
+                    if kind == "csv":
+                        frame.write_csv(f, include_header=i == 0,
+                                        separator="\t" if path.suffix.lower() == ".tsv" else ",")
+                    else:
+                        frame.write_ndjson(f)
+                    n_rows += frame.height
+                if first is None:
+                    raise SourceError(f"{str(path)!r}: nothing to write (no chunks)")
+    return n_rows
+
+
+def _frame(chunk: object, path: Path) -> pd.DataFrame:
+    if not isinstance(chunk, pd.DataFrame):
+        raise SourceError(f"{str(path)!r}: expected pandas DataFrames to write, got {type(chunk).__name__}")
+    return chunk
+
+
+def _conform(table: pa.Table, schema: pa.Schema, path: Path, index: int) -> pa.Table:
+    if table.schema.names != schema.names:
+        raise SourceError(f"{str(path)!r}: chunk {index} has different columns from the first chunk")
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        bad = [f.name for f, g in zip(table.schema, schema) if f.type != g.type]
+        raise SourceError(f"{str(path)!r}: chunk {index} changes the type of columns {bad}") from None

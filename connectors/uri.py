@@ -1,0 +1,150 @@
+"""Where data lives: one parser for every source and sink address, and its redaction.
+
+A location is a plain path (`.csv`, `.tsv`, `.parquet`, `.jsonl`/`.ndjson`) or a URI:
+`sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://[user[:password]@]host[:port]/db`
+(also `postgres://` and SQLAlchemy's `postgresql+driver://`), `fhir:folder/`, `camt053:folder/`,
+`banktx:export.csv`. Parsing is done once here so that every module sees the same kinds.
+
+Redaction exists because locations reach model bundles, reports and logs, which are
+shared beyond the people who may see the database's credentials: `redact` keeps only the
+scheme, host, port and database (or the path), never a user name, password or query
+parameter other than a short allowlist of harmless connection options.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from synthkit.errors import SourceError
+
+Kind = Literal["csv", "parquet", "jsonl", "sqlite", "postgresql", "fhir", "camt053", "banktx"]
+
+FILE_SUFFIXES: dict[str, Kind] = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl", ".ndjson": "jsonl",
+}
+_PREFIX_KINDS: dict[str, Kind] = {"fhir": "fhir", "camt053": "camt053", "banktx": "banktx"}
+_SQL_SCHEMES = re.compile(r"^(postgres|postgresql)(\+[a-z0-9_]+)?$", re.IGNORECASE)
+# connection options that carry no secret and help a reader of a report
+_SAFE_PARAMS = {"sslmode", "connect_timeout", "application_name", "target_session_attrs"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Location:
+    """A parsed source or sink. `redacted` is the only form that may be shown or stored;
+    `connect` (the libpq connection string with any password) stays out of `repr`."""
+
+    kind: Kind
+    redacted: str
+    path: Path | None = None
+    connect: str | None = field(default=None, repr=False)
+
+    @property
+    def is_sql(self) -> bool:
+        return self.kind in ("sqlite", "postgresql")
+
+    @property
+    def has_password(self) -> bool:
+        return self.connect is not None and _password_in(self.connect)
+
+
+def parse(uri: str | os.PathLike[str]) -> Location:
+    """Parse a path or URI into a Location; raise SourceError (with a redacted echo) if unknown."""
+    if isinstance(uri, os.PathLike):
+        return _file(Path(uri))
+    if not isinstance(uri, str) or not uri.strip():
+        raise SourceError("empty data location; give a file path or a URI (see `synthkit connectors`)")
+    text = uri.strip()
+    scheme, sep, rest = text.partition(":")
+    low = scheme.lower()
+    if sep and low == "sqlite":
+        return _sqlite(text, rest)
+    if sep and _SQL_SCHEMES.match(low):
+        return _postgres(text)
+    if sep and low in _PREFIX_KINDS and len(scheme) > 1:
+        path = Path(rest[2:] if rest.startswith("//") else rest)
+        return Location(kind=_PREFIX_KINDS[low], path=path, redacted=f"{low}:{path}")
+    if sep and "://" in text:
+        raise SourceError(f"{_strip_userinfo(text)!r}: unknown URI scheme {scheme!r}; "
+                          "supported: sqlite:///, postgresql://, fhir:, camt053:, banktx: (see `synthkit connectors`)")
+    return _file(Path(text))
+
+
+def redact(uri: str | os.PathLike[str]) -> str:
+    """The form of a location that may go into bundles, reports and logs (no credentials)."""
+    if isinstance(uri, os.PathLike):
+        return str(Path(uri))
+    text = str(uri).strip()
+    scheme, sep, _ = text.partition(":")
+    if sep and _SQL_SCHEMES.match(scheme.lower()):
+        try:
+            return _postgres(text).redacted
+        except SourceError:
+            return "postgresql://<unparseable URI>"
+    try:
+        return parse(text).redacted
+    except SourceError:
+        pass
+    return _strip_userinfo(text)
+
+
+def _strip_userinfo(text: str) -> str:
+    """Any other URL: drop user info (before '@') and the query string."""
+    if "://" not in text:
+        return text
+    head, rest = text.split("://", 1)
+    netloc, _, tail = rest.partition("/")
+    return f"{head}://{netloc.rsplit('@', 1)[-1]}/{tail.split('?', 1)[0]}"
+
+
+def _file(path: Path) -> Location:
+    kind = FILE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise SourceError(f"{str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; use "
+                          ".csv/.tsv, .parquet, .jsonl/.ndjson, or a URI (see `synthkit connectors`)")
+    return Location(kind=kind, path=path, redacted=str(path))
+
+
+def _sqlite(text: str, rest: str) -> Location:
+    # SQLAlchemy's convention: sqlite:///relative.db and sqlite:////absolute/path.db
+    if not rest.startswith("///") or len(rest) <= 3:
+        raise SourceError("a SQLite URI is sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    raw = rest[3:].split("?", 1)[0]
+    path = Path(unquote(raw))
+    return Location(kind="sqlite", path=path, redacted=f"sqlite:///{raw}")
+
+
+def _postgres(text: str) -> Location:
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        raise SourceError("postgresql://<unparseable URI>: the URI is malformed; expected "
+                          "postgresql://[user[:password]@]host[:port]/database") from None
+    database = parts.path.lstrip("/")
+    if not database:
+        raise SourceError(f"{_pg_redacted(host, port, '', [])!r}: the URI names no database; "
+                          "expected postgresql://[user@]host[:port]/database")
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    safe = [(k, v) for k, v in params if k in _SAFE_PARAMS]
+    # libpq understands postgresql:// and postgres:// only; drop a SQLAlchemy driver suffix
+    connect = "postgresql:" + text.split(":", 1)[1]
+    return Location(kind="postgresql", redacted=_pg_redacted(host, port, database, safe), connect=connect)
+
+
+def _pg_redacted(host: str, port: int | None, database: str, params: list[tuple[str, str]]) -> str:
+    netloc = host + (f":{port}" if port else "")
+    query = ("?" + "&".join(f"{k}={v}" for k, v in params)) if params else ""
+    return f"postgresql://{netloc}/{database}{query}"
+
+
+def _password_in(connect: str) -> bool:
+    parts = urlsplit(connect)
+    return bool(parts.password) or any(k == "password" for k, _ in parse_qsl(parts.query))

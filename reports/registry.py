@@ -1,0 +1,543 @@
+"""The registry: an append-only audit trail of runs, gate decisions, reviews and releases.
+
+Why append-only: an auditor must be able to reconstruct who ran what, what the gate said,
+who approved it and which bytes left the building. Nothing is ever updated or deleted; a
+run's status is the latest of its status events. The database enforces this too: every
+table carries triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), so a
+bug or a hand-written SQL statement cannot rewrite history.
+
+Storage: SQLite in a local file by default (nothing to install; WAL mode and a busy
+timeout so two jobs can write at once), PostgreSQL when given a URL (through SQLAlchemy
+Core and psycopg 3). State transitions (claim a run, approve, release) run inside one
+transaction that first locks the run (BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE on
+PostgreSQL), and unique constraints back the two invariants that matter most: one run
+per (idempotency key, attempt), and at most one release per run.
+
+Nothing from private data is stored here: only names, hashes of synthetic artefacts,
+metric values from the report (aggregates) and reviewers' words.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from synthkit.errors import ConfigError, SynthkitError
+
+logger = logging.getLogger(__name__)
+
+RunStatus = Literal["running", "failed", "gate_rejected", "pending_review", "approved", "rejected", "released"]
+RUN_STATUSES: tuple[str, ...] = ("running", "failed", "gate_rejected", "pending_review", "approved", "rejected",
+                                 "released")
+# Statuses after which a job with the same idempotency key is NOT run again.
+SETTLED_STATUSES: tuple[str, ...] = ("gate_rejected", "pending_review", "approved", "rejected", "released")
+Verdict = Literal["approve", "reject"]
+
+ENV_URL = "SYNTHKIT_REGISTRY"
+DEFAULT_PATH = "synthkit-registry.db"
+
+
+class RegistryError(SynthkitError):
+    """The registry cannot be opened, or a record contradicts its history (e.g. a second
+    release of the same run)."""
+
+
+# ---------------------------------------------------------------------------- records
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    run_id: str
+    job_name: str
+    idempotency_key: str
+    attempt: int
+    run_by: str                 # who started the run (never allowed to approve it)
+    owner: str | None           # who is accountable for the job spec (never allowed to approve it either)
+    created_at: str
+    spec: dict[str, Any]        # the validated job spec, credentials redacted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    seq: int
+    run_id: str
+    at: str
+    status: str | None          # a new run status, or None for an informational event
+    step: str | None
+    message: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRecord:
+    run_id: str
+    at: str
+    policy_name: str
+    policy_sha256: str
+    passed: bool
+    decision: dict[str, Any]    # GateDecision.to_dict()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewRecord:
+    run_id: str
+    at: str
+    reviewer: str
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseRecord:
+    run_id: str
+    at: str
+    path: str
+    manifest_sha256: str
+    files: dict[str, str]       # file name -> sha256
+    released_by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    run: RunRecord
+    status: str
+    updated_at: str
+
+
+# ---------------------------------------------------------------------------- tables
+_META = sa.MetaData()
+T_RUNS = sa.Table(
+    "synthkit_runs", _META,
+    sa.Column("run_id", sa.String(160), primary_key=True),
+    sa.Column("job_name", sa.String(100), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("run_by", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.UniqueConstraint("idempotency_key", "attempt", name="synthkit_runs_key_attempt"),
+)
+T_EVENTS = sa.Table(
+    "synthkit_events", _META,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("run_id", sa.String(160), sa.ForeignKey("synthkit_runs.run_id"), nullable=False, index=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(40)),
+    sa.Column("step", sa.String(40)),
+    sa.Column("message", sa.Text),
+    sa.Column("details", sa.Text, nullable=False),
+)
+T_DECISIONS = sa.Table(
+    "synthkit_decisions", _META,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("run_id", sa.String(160), sa.ForeignKey("synthkit_runs.run_id"), nullable=False, index=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("policy_name", sa.String(200), nullable=False),
+    sa.Column("policy_sha256", sa.String(64), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+)
+T_REVIEWS = sa.Table(
+    "synthkit_reviews", _META,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("run_id", sa.String(160), sa.ForeignKey("synthkit_runs.run_id"), nullable=False, index=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("reviewer", sa.String(200), nullable=False),
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.UniqueConstraint("run_id", "reviewer", name="synthkit_reviews_once"),
+)
+T_RELEASES = sa.Table(
+    "synthkit_releases", _META,
+    sa.Column("run_id", sa.String(160), sa.ForeignKey("synthkit_runs.run_id"), primary_key=True),  # one per run
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("released_by", sa.String(200), nullable=False),
+)
+TABLES = (T_RUNS, T_EVENTS, T_DECISIONS, T_REVIEWS, T_RELEASES)
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def resolve_url(url: str | os.PathLike[str] | None) -> str:
+    """`url` if given, else $SYNTHKIT_REGISTRY, else ./synthkit-registry.db. A plain path
+    means a SQLite file; anything with '://' is a SQLAlchemy URL."""
+    raw = os.fspath(url) if url is not None else os.environ.get(ENV_URL) or DEFAULT_PATH
+    if "://" in raw:
+        return raw
+    return "sqlite:///" + str(Path(raw).expanduser().resolve())
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden: what may appear in logs and messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown by its scheme only
+        return url.split("://", 1)[0] + "://…"
+
+
+def _engine_for(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except Exception:  # noqa: BLE001
+        raise ConfigError(f"registry URL {display_url(url)!r} cannot be parsed; use a file path, "
+                          "sqlite:///PATH or postgresql://USER@HOST/DB") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigError("an in-memory SQLite registry would forget the audit trail; give a file path")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": 60, "isolation_level": None})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")       # readers never block the writer
+            cur.execute("PRAGMA busy_timeout=60000")     # a second job waits for the lock instead of failing
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=FULL")       # an audit trail survives a power cut
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # pysqlite's implicit transactions start late and deferred; a writing transaction
+            # takes the write lock at BEGIN so a read-check-write sequence cannot interleave
+            # with another job's. Reads stay deferred and never block (WAL).
+            write = conn.get_execution_options().get("synthkit_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship with
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    raise ConfigError(f"registry backend {backend!r} is not supported; use SQLite (a file path) or PostgreSQL")
+
+
+class Registry:
+    """Append-only records of runs, decisions, reviews and releases.
+
+    `Registry(None)` opens $SYNTHKIT_REGISTRY or ./synthkit-registry.db; `pg_schema` puts
+    the tables in a PostgreSQL schema of their own (tests use one per test)."""
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, pg_schema: str | None = None) -> None:
+        self.url = resolve_url(url)
+        self._engine = _engine_for(self.url)
+        self.backend = self._engine.dialect.name
+        self._schema = pg_schema if self.backend == "postgresql" else None
+        if self._schema is not None:
+            self._engine = self._engine.execution_options(schema_translate_map={None: self._schema})
+        try:
+            self._create()
+        except sa.exc.OperationalError as err:
+            raise RegistryError(f"cannot open the registry at {display_url(self.url)} "
+                                f"({type(err.orig).__name__}); check the path or URL and that the server runs") from None
+
+    def __repr__(self) -> str:
+        return f"Registry({display_url(self.url)!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------ schema
+    def _create(self) -> None:
+        with self._engine.execution_options(synthkit_write=True).begin() as conn:
+            if self.backend == "postgresql":
+                # Two jobs opening a fresh database at once would race on CREATE TABLE.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('synthkit_registry_ddl'))"))
+                if self._schema:
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            _META.create_all(conn, checkfirst=True)
+            for table in TABLES:
+                for stmt in self._append_only_ddl(table.name):
+                    conn.exec_driver_sql(stmt)
+
+    def _append_only_ddl(self, name: str) -> list[str]:
+        message = f"synthkit registry table {name} is append-only"
+        if self.backend == "sqlite":
+            return [f"CREATE TRIGGER IF NOT EXISTS {name}_no_{op.lower()} BEFORE {op} ON {name} "
+                    f"BEGIN SELECT RAISE(ABORT, '{message}'); END" for op in ("UPDATE", "DELETE")]
+        q = f'"{self._schema}".' if self._schema else ""
+        return [
+            f"CREATE OR REPLACE FUNCTION {q}synthkit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'synthkit registry tables are append-only (%%)', TG_TABLE_NAME; END $$",
+            f"CREATE OR REPLACE TRIGGER {name}_append_only BEFORE UPDATE OR DELETE ON {q}{name} "
+            f"FOR EACH ROW EXECUTE FUNCTION {q}synthkit_append_only()",
+            f"CREATE OR REPLACE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {q}{name} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {q}synthkit_append_only()",
+        ]
+
+    @contextmanager
+    def _tx(self, lock_run: str | None = None) -> Iterator[Connection]:
+        """One transaction; with `lock_run`, the run's row is locked first so that a
+        read-check-append sequence on that run is serialised across processes."""
+        with self._engine.execution_options(synthkit_write=True).begin() as conn:
+            if lock_run is not None and self.backend == "postgresql":
+                conn.execute(sa.select(T_RUNS.c.run_id).where(T_RUNS.c.run_id == lock_run).with_for_update())
+            yield conn
+
+    # ------------------------------------------------------------------ runs
+    def claim_run(self, *, job_name: str, idempotency_key: str, run_by: str, owner: str | None,
+                  spec: dict[str, Any]) -> tuple[RunRecord, bool]:
+        """Start a run for `idempotency_key`, or return the one that already settled it.
+
+        Returns (run, created). `created` is False when a run with this key is settled
+        (pending review, released, rejected...) or still running elsewhere: a scheduler
+        re-running a finished job must not produce a second release. A previous FAILED
+        attempt is retried as a new attempt. Two processes claiming the same key at once
+        collide on the unique (key, attempt) constraint; the loser gets the winner's run."""
+        for _ in range(5):
+            latest = self._latest_for_key(idempotency_key)
+            if latest is not None:
+                status = self.status(latest.run_id)
+                if status == "running" and self._is_orphan(latest.run_id):
+                    self.add_event(latest.run_id, status="failed", step="claim", expect=("running",),
+                                   message="the process running this job ended without recording a result")
+                    status = "failed"
+                if status != "failed":
+                    return latest, False
+            attempt = 1 if latest is None else latest.attempt + 1
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            run = RunRecord(run_id=f"{job_name}-{stamp}-{secrets.token_hex(3)}", job_name=job_name,
+                            idempotency_key=idempotency_key, attempt=attempt, run_by=run_by, owner=owner,
+                            created_at=now_utc(), spec=spec)
+            try:
+                with self._tx() as conn:
+                    conn.execute(T_RUNS.insert().values(
+                        run_id=run.run_id, job_name=job_name, idempotency_key=idempotency_key, attempt=attempt,
+                        run_by=run_by, owner=owner, created_at=run.created_at, spec=_dumps(spec)))
+                    self._insert_event(conn, run.run_id, status="running", step="claim",
+                                       message=f"attempt {attempt} started",
+                                       details={"host": socket.gethostname(), "pid": os.getpid()})
+                return run, True
+            except sa.exc.IntegrityError:
+                continue  # another process took this attempt number: look again
+        raise RegistryError(f"could not claim a run for job {job_name!r}: the registry keeps changing under us")
+
+    def _is_orphan(self, run_id: str) -> bool:
+        """A run marked running whose process, on this host, no longer exists (killed by
+        the OOM killer or a scheduler timeout): it will never finish, so it must not block
+        the job forever. Runs started on other hosts are left alone."""
+        claim = next((e for e in reversed(self.events(run_id)) if e.step == "claim" and e.status == "running"), None)
+        if claim is None or claim.details.get("host") != socket.gethostname():
+            return False
+        pid = claim.details.get("pid")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _latest_for_key(self, key: str) -> RunRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(T_RUNS).where(T_RUNS.c.idempotency_key == key)
+                               .order_by(T_RUNS.c.attempt.desc()).limit(1)).mappings().first()
+        return None if row is None else _run_from_row(row)
+
+    def run(self, run_id: str) -> RunRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(T_RUNS).where(T_RUNS.c.run_id == run_id)).mappings().first()
+        if row is None:
+            raise RegistryError(f"no run {run_id!r} in the registry {display_url(self.url)}; "
+                                "list them with `synthkit releases list`")
+        return _run_from_row(row)
+
+    def runs(self, *, status: str | None = None, job_name: str | None = None) -> list[RunSummary]:
+        """Every run with its current status, newest first (optionally filtered)."""
+        with self._engine.connect() as conn:
+            runs = [_run_from_row(r) for r in conn.execute(
+                sa.select(T_RUNS).order_by(T_RUNS.c.created_at.desc())).mappings()]
+            latest: dict[str, tuple[str, str]] = {}
+            for row in conn.execute(sa.select(T_EVENTS.c.run_id, T_EVENTS.c.status, T_EVENTS.c.at)
+                                    .where(T_EVENTS.c.status.is_not(None)).order_by(T_EVENTS.c.seq)):
+                latest[row.run_id] = (row.status, row.at)
+        out = []
+        for r in runs:
+            st, at = latest.get(r.run_id, ("running", r.created_at))
+            if (status is None or st == status) and (job_name is None or r.job_name == job_name):
+                out.append(RunSummary(run=r, status=st, updated_at=at))
+        return out
+
+    # ------------------------------------------------------------------ events
+    def add_event(self, run_id: str, *, status: str | None = None, step: str | None = None,
+                  message: str | None = None, details: dict[str, Any] | None = None,
+                  expect: tuple[str, ...] | None = None) -> None:
+        """Append an event; with `expect`, only if the run's current status is one of them
+        (checked and written in one locked transaction)."""
+        if status is not None and status not in RUN_STATUSES:
+            raise ConfigError(f"unknown run status {status!r}; allowed: {RUN_STATUSES}")
+        with self._tx(lock_run=run_id) as conn:
+            if expect is not None:
+                current = self._status(conn, run_id)
+                if current not in expect:
+                    raise RegistryError(f"run {run_id!r} is {current!r}, expected one of {list(expect)}")
+            self._insert_event(conn, run_id, status=status, step=step, message=message, details=details)
+
+    def _insert_event(self, conn: Connection, run_id: str, *, status: str | None, step: str | None,
+                      message: str | None, details: dict[str, Any] | None) -> None:
+        conn.execute(T_EVENTS.insert().values(run_id=run_id, at=now_utc(), status=status, step=step,
+                                              message=message, details=_dumps(details or {})))
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(T_EVENTS).where(T_EVENTS.c.run_id == run_id)
+                                .order_by(T_EVENTS.c.seq)).mappings().all()
+        return [EventRecord(seq=r["seq"], run_id=r["run_id"], at=r["at"], status=r["status"], step=r["step"],
+                            message=r["message"], details=json.loads(r["details"])) for r in rows]
+
+    def status(self, run_id: str) -> str:
+        with self._engine.connect() as conn:
+            return self._status(conn, run_id)
+
+    def _status(self, conn: Connection, run_id: str) -> str:
+        row = conn.execute(sa.select(T_EVENTS.c.status).where(T_EVENTS.c.run_id == run_id)
+                           .where(T_EVENTS.c.status.is_not(None)).order_by(T_EVENTS.c.seq.desc()).limit(1)).first()
+        if row is None:
+            self.run(run_id)  # raises a clear error when the run does not exist
+            return "running"
+        return str(row[0])
+
+    def artifacts(self, run_id: str) -> dict[str, Any]:
+        """Merged `details` of the run's 'staged' events: paths and hashes of what the job
+        produced for review."""
+        out: dict[str, Any] = {}
+        for e in self.events(run_id):
+            if e.step == "staged":
+                out.update(e.details)
+        return out
+
+    # ------------------------------------------------------------------ decisions
+    def add_decision(self, run_id: str, *, policy_name: str, policy_sha256: str, passed: bool,
+                     decision: dict[str, Any], status: str, message: str) -> None:
+        """Record the gate's decision and the status it leads to, atomically."""
+        with self._tx(lock_run=run_id) as conn:
+            current = self._status(conn, run_id)
+            if current != "running":
+                raise RegistryError(f"run {run_id!r} is {current!r}; a gate decision belongs to a running job")
+            conn.execute(T_DECISIONS.insert().values(run_id=run_id, at=now_utc(), policy_name=policy_name,
+                                                     policy_sha256=policy_sha256, passed=passed,
+                                                     decision=_dumps(decision)))
+            self._insert_event(conn, run_id, status=status, step="gate", message=message, details=None)
+
+    def decision(self, run_id: str) -> DecisionRecord | None:
+        with self._engine.connect() as conn:
+            r = conn.execute(sa.select(T_DECISIONS).where(T_DECISIONS.c.run_id == run_id)
+                             .order_by(T_DECISIONS.c.seq.desc()).limit(1)).mappings().first()
+        if r is None:
+            return None
+        return DecisionRecord(run_id=r["run_id"], at=r["at"], policy_name=r["policy_name"],
+                              policy_sha256=r["policy_sha256"], passed=bool(r["passed"]),
+                              decision=json.loads(r["decision"]))
+
+    # ------------------------------------------------------------------ reviews
+    def add_review(self, run_id: str, *, reviewer: str, verdict: Verdict, reason: str,
+                   approvals_needed: int = 1) -> str:
+        """Record a review and return the run's new status. The run must be pending review
+        (checked under the run's lock); a reviewer reviews a run once; one rejection is
+        final; the run becomes "approved" when `approvals_needed` distinct reviewers have
+        approved. Counting happens inside the lock, so two reviewers approving at the
+        same moment cannot both believe that more approvals are needed."""
+        if verdict not in ("approve", "reject"):
+            raise ConfigError(f"verdict must be 'approve' or 'reject', got {verdict!r}")
+        with self._tx(lock_run=run_id) as conn:
+            current = self._status(conn, run_id)
+            if current != "pending_review":
+                raise RegistryError(f"run {run_id!r} is {current!r}; only a run pending review can be reviewed")
+            seen = conn.execute(sa.select(sa.func.count()).select_from(T_REVIEWS)
+                                .where(T_REVIEWS.c.run_id == run_id)
+                                .where(sa.func.lower(T_REVIEWS.c.reviewer) == reviewer.lower())).scalar_one()
+            if seen:
+                raise RegistryError(f"{reviewer!r} has already reviewed run {run_id!r}")
+            try:
+                conn.execute(T_REVIEWS.insert().values(run_id=run_id, at=now_utc(), reviewer=reviewer,
+                                                       verdict=verdict, reason=reason))
+            except sa.exc.IntegrityError:
+                raise RegistryError(f"{reviewer!r} has already reviewed run {run_id!r}") from None
+            if verdict == "reject":
+                new_status = "rejected"
+            else:
+                n = conn.execute(sa.select(sa.func.count(sa.distinct(sa.func.lower(T_REVIEWS.c.reviewer))))
+                                 .where(T_REVIEWS.c.run_id == run_id)
+                                 .where(T_REVIEWS.c.verdict == "approve")).scalar_one()
+                new_status = "approved" if n >= approvals_needed else "pending_review"
+                message = f"approved by {reviewer} ({n} of {approvals_needed} approvals)"
+            self._insert_event(conn, run_id, status=new_status if new_status != "pending_review" else None,
+                               step="review", message=message if verdict == "approve" else f"rejected by {reviewer}",
+                               details=None)
+        return new_status
+
+    def reviews(self, run_id: str) -> list[ReviewRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(T_REVIEWS).where(T_REVIEWS.c.run_id == run_id)
+                                .order_by(T_REVIEWS.c.seq)).mappings().all()
+        return [ReviewRecord(run_id=r["run_id"], at=r["at"], reviewer=r["reviewer"], verdict=r["verdict"],
+                             reason=r["reason"]) for r in rows]
+
+    # ------------------------------------------------------------------ releases
+    def add_release(self, run_id: str, *, path: str, manifest_sha256: str, files: dict[str, str],
+                    released_by: str) -> ReleaseRecord:
+        """Record a written release bundle (the run must be approved; one release per run)."""
+        rec = ReleaseRecord(run_id=run_id, at=now_utc(), path=path, manifest_sha256=manifest_sha256,
+                            files=dict(files), released_by=released_by)
+        with self._tx(lock_run=run_id) as conn:
+            current = self._status(conn, run_id)
+            if current != "approved":
+                raise RegistryError(f"run {run_id!r} is {current!r}; only an approved run can be released")
+            try:
+                conn.execute(T_RELEASES.insert().values(run_id=run_id, at=rec.at, path=path,
+                                                        manifest_sha256=manifest_sha256, files=_dumps(files),
+                                                        released_by=released_by))
+            except sa.exc.IntegrityError:
+                raise RegistryError(f"run {run_id!r} has already been released") from None
+            self._insert_event(conn, run_id, status="released", step="release",
+                               message=f"released to {path}", details={"manifest_sha256": manifest_sha256})
+        return rec
+
+    def release(self, run_id: str) -> ReleaseRecord | None:
+        with self._engine.connect() as conn:
+            r = conn.execute(sa.select(T_RELEASES).where(T_RELEASES.c.run_id == run_id)).mappings().first()
+        if r is None:
+            return None
+        return ReleaseRecord(run_id=r["run_id"], at=r["at"], path=r["path"], manifest_sha256=r["manifest_sha256"],
+                             files=json.loads(r["files"]), released_by=r["released_by"])
+
+
+def _run_from_row(row: Any) -> RunRecord:
+    return RunRecord(run_id=row["run_id"], job_name=row["job_name"], idempotency_key=row["idempotency_key"],
+                     attempt=int(row["attempt"]), run_by=row["run_by"], owner=row["owner"],
+                     created_at=row["created_at"], spec=json.loads(row["spec"]))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(jsonable(obj), sort_keys=True, allow_nan=False, default=str)
+
+
+def jsonable(obj: Any) -> Any:
+    """`obj` with non-finite floats spelled as strings ("inf", "nan"): JSON has no infinity,
+    and a non-private run's epsilon is infinite."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj

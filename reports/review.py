@@ -1,0 +1,220 @@
+"""Who may review a release: the reviewer configuration, credential checks, four-eyes.
+
+A release leaves the building only when a configured reviewer approves it, so the rules
+live here (one place, used by the dashboard and by `synthkit release approve`) and not
+in a view:
+
+- reviewers are listed in a YAML file (`--reviewers` or $SYNTHKIT_REVIEWERS), each with
+  a salted scrypt password hash (`synthkit reviewers add NAME`) and/or the e-mail address
+  an OIDC provider vouches for (Streamlit's `st.login`, configured in
+  .streamlit/secrets.toml). No file, or an empty one, means nobody can approve anything;
+- an anonymous visitor is no reviewer: the dashboard shows nothing before sign-in;
+- four-eyes: the person who ran a job, and the job's owner, cannot approve its release.
+
+Passwords are never stored or logged; only scrypt(salt, password) (RFC 7914, n=2**14,
+r=8, p=1) is, and comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reports.registry import RunRecord
+from synthkit.errors import SynthkitError
+
+ENV_REVIEWERS = "SYNTHKIT_REVIEWERS"
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_REVIEWER_KEYS = {"name", "password", "email", "display_name"}
+
+
+class AccessDenied(SynthkitError):
+    """The person is not a configured reviewer, gave wrong credentials, or may not review
+    this release (four-eyes)."""
+
+
+class ReviewerConfigError(SynthkitError):
+    """The reviewers file is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[str], *, where: str) -> None:
+        self.problems = list(problems)
+        super().__init__(f"invalid reviewers file {where} ({len(problems)} problem(s)): " + "; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reviewer:
+    name: str
+    password: str | None = None     # scrypt hash, never the password
+    email: str | None = None        # identity asserted by the OIDC provider
+    display_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """Salted scrypt hash in the form 'scrypt$n$r$p$salt_b64$hash_b64'."""
+    if not password or len(password) < 8:
+        raise AccessDenied("a reviewer password must have at least 8 characters")
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
+    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${b64(salt)}${b64(digest)}"
+
+
+def verify_password(stored: str, password: str) -> bool:
+    try:
+        kind, n, r, p, salt_b64, hash_b64 = stored.split("$")
+        if kind != "scrypt":
+            return False
+        salt, expected = base64.b64decode(salt_b64), base64.b64decode(hash_b64)
+        got = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to compare against when the name is unknown, so that timing does not tell
+    which reviewer names exist."""
+    return hash_password("not-a-real-password-" + secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewerConfig:
+    reviewers: tuple[Reviewer, ...] = ()
+    source: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.reviewers)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> ReviewerConfig:
+        """Read the reviewers file (`path`, else $SYNTHKIT_REVIEWERS). No file means no
+        reviewers, i.e. nothing can be approved: that is the safe default."""
+        raw = os.fspath(path) if path is not None else os.environ.get(ENV_REVIEWERS)
+        if not raw:
+            return cls()
+        p = Path(raw)
+        if not p.is_file():
+            raise ReviewerConfigError([f"no such file (set --reviewers or ${ENV_REVIEWERS})"], where=str(p))
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            raise ReviewerConfigError(["not valid YAML"], where=str(p)) from None
+        return cls.from_dict(data, source=str(p))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "reviewers") -> ReviewerConfig:
+        problems: list[str] = []
+        if not isinstance(data, dict) or set(data) - {"reviewers"}:
+            raise ReviewerConfigError(["expected a mapping with one key, 'reviewers' (a list)"], where=source)
+        items = data.get("reviewers") or []
+        if not isinstance(items, list):
+            raise ReviewerConfigError(["'reviewers' must be a list"], where=source)
+        out: list[Reviewer] = []
+        names: set[str] = set()
+        for i, item in enumerate(items):
+            where = f"reviewers[{i}]"
+            if not isinstance(item, dict):
+                problems.append(f"{where} must be a mapping")
+                continue
+            extra = sorted(set(map(str, item)) - _REVIEWER_KEYS)
+            if extra:
+                problems.append(f"{where}: unknown key(s) {extra}; allowed: {sorted(_REVIEWER_KEYS)}")
+            name = item.get("name")
+            if not isinstance(name, str) or not _NAME.match(name):
+                problems.append(f"{where}: 'name' must be a login name ([A-Za-z0-9._@-]), got {name!r}")
+                continue
+            if name.lower() in names:
+                problems.append(f"{where}: reviewer {name!r} is listed twice")
+            names.add(name.lower())
+            password, email = item.get("password"), item.get("email")
+            if password is not None and (not isinstance(password, str) or not password.startswith("scrypt$")):
+                problems.append(f"{where} ({name}): 'password' must be a hash from `synthkit reviewers add`, "
+                                "never a plain password")
+                password = None
+            if email is not None and (not isinstance(email, str) or "@" not in email):
+                problems.append(f"{where} ({name}): 'email' must be an e-mail address")
+                email = None
+            if password is None and email is None:
+                problems.append(f"{where} ({name}): give a 'password' hash or an OIDC 'email', else "
+                                "this reviewer can never sign in")
+            display = item.get("display_name")
+            out.append(Reviewer(name=name, password=password, email=email.lower() if email else None,
+                                display_name=display if isinstance(display, str) else None))
+        if problems:
+            raise ReviewerConfigError(problems, where=source)
+        return cls(reviewers=tuple(out), source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = []
+        for r in self.reviewers:
+            d: dict[str, Any] = {"name": r.name}
+            for key in ("display_name", "email", "password"):
+                if getattr(r, key):
+                    d[key] = getattr(r, key)
+            out.append(d)
+        return {"reviewers": out}
+
+    def find(self, name: str) -> Reviewer | None:
+        return next((r for r in self.reviewers if r.name.lower() == name.lower()), None)
+
+    def authenticate(self, name: str, password: str) -> Reviewer:
+        """The reviewer `name` if `password` matches; AccessDenied otherwise (one message
+        for unknown names and wrong passwords, so names cannot be probed)."""
+        if not self.configured:
+            raise AccessDenied("no reviewers are configured, so nothing can be approved; add one with "
+                               "`synthkit reviewers add NAME --file reviewers.yaml`")
+        reviewer = self.find(name or "")
+        stored = reviewer.password if reviewer is not None and reviewer.password else _dummy_hash()
+        ok = verify_password(stored, password or "")
+        if reviewer is None or reviewer.password is None or not ok:
+            raise AccessDenied("unknown reviewer or wrong password")
+        return reviewer
+
+    def by_email(self, email: str | None) -> Reviewer:
+        """The reviewer an OIDC provider signed in (matched on the verified e-mail)."""
+        if email:
+            for r in self.reviewers:
+                if r.email and r.email == email.lower():
+                    return r
+        raise AccessDenied("this account is signed in but is not a configured reviewer")
+
+
+def with_reviewer(config: ReviewerConfig, *, name: str, password: str | None = None, email: str | None = None,
+                  display_name: str | None = None) -> ReviewerConfig:
+    """A copy of `config` with reviewer `name` added or replaced."""
+    hashed = hash_password(password) if password is not None else None
+    kept = tuple(r for r in config.reviewers if r.name.lower() != name.lower())
+    new = Reviewer(name=name, password=hashed, email=email, display_name=display_name)
+    return ReviewerConfig.from_dict({"reviewers": [*ReviewerConfig(reviewers=kept).to_dict()["reviewers"],
+                                                   ReviewerConfig(reviewers=(new,)).to_dict()["reviewers"][0]]},
+                                    source=config.source or "reviewers")
+
+
+def four_eyes_problem(run: RunRecord, reviewer: Reviewer) -> str | None:
+    """Why `reviewer` may not approve `run`, or None. The person who ran the job and the
+    job's owner are excluded: nobody approves their own release."""
+    who = {reviewer.name.lower()}
+    if reviewer.email:
+        who.add(reviewer.email.lower())
+    involved = {run.run_by.lower()} | ({run.owner.lower()} if run.owner else set())
+    if who & involved:
+        role = "ran this job" if run.run_by.lower() in who else "owns this job"
+        return f"{reviewer.name} {role}; another reviewer must approve it (four-eyes rule)"
+    return None

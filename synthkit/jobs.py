@@ -1,0 +1,496 @@
+"""Scheduled jobs: `synthkit run job.yaml` takes a source all the way to a release candidate.
+
+    source -> split train/holdout -> fit (DP) -> generate -> evaluate -> gate
+           -> pending review (a person approves in the dashboard or the CLI)
+           -> or released, when the policy allows auto-release and every check passed
+
+Why it is shaped like this:
+- the spec is validated completely BEFORE any data is read (every problem listed at
+  once), so a scheduler learns about a typo in seconds, not after an hour of training;
+- idempotent: a run is identified by the spec's hash plus an optional run key (e.g. the
+  date a nightly job is for). Re-running a settled job returns the recorded run and does
+  nothing; only a FAILED attempt is retried. A release can therefore never happen twice;
+- a failure at any step leaves no partial output: artefacts are staged in a folder with a
+  temporary name that is renamed only when complete, releases are written only on
+  approval (reports.release), and the registry records status "failed" with the step;
+- logs go to stderr (one line per step, no private values) where cron and Airflow
+  capture them; the run's status is in the registry for everything else.
+
+Dependency arrows (DESIGN.md): synthkit may not import `connectors` or `reports` at module
+level; this module imports them lazily inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from synthkit.errors import ConfigError, SynthkitError
+
+logger = logging.getLogger(__name__)
+
+JOB_FORMAT_VERSION = 1
+OutputFormat = Literal["csv", "parquet"]
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_TOP = {"version", "name", "owner", "description", "source", "schema", "model", "privacy", "generate",
+        "evaluation", "policy", "output", "intended_use", "seed", "registry", "device"}
+_SOURCE = {"uri", "table", "query"}
+_MODEL = {"name", "hyperparameters", "max_rows_per_entity"}
+_PRIVACY = {"epsilon", "delta", "no_privacy"}
+_GENERATE = {"rows", "chunk_size"}
+_EVALUATION = {"holdout", "target"}
+_OUTPUT = {"work_dir", "releases_dir", "format"}
+# what a job may set through `model.hyperparameters` (the rest has its own key)
+_RESERVED_HYPER = {"seed", "device", "max_rows_per_entity"}
+
+
+class JobSpecError(SynthkitError):
+    """A job file is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[str], *, where: str) -> None:
+        self.problems = list(problems)
+        msg = f"invalid job {where}: {problems[0]}" if len(problems) == 1 else \
+            f"invalid job {where} ({len(problems)} problems): " + "; ".join(problems)
+        super().__init__(msg)
+
+
+class JobFailed(SynthkitError):
+    """A step of a job failed; the run is recorded as failed and nothing was released."""
+
+    def __init__(self, run_id: str, step: str, message: str) -> None:
+        self.run_id, self.step = run_id, step
+        super().__init__(f"run {run_id} failed at step {step!r}: {message}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """A validated job. Paths are absolute (relative ones resolve against the job file)."""
+
+    name: str
+    owner: str | None
+    description: str
+    source_uri: str
+    source_table: str | None
+    source_query: str | None
+    schema_path: Path
+    model: str
+    hyperparameters: dict[str, Any]
+    max_rows_per_entity: int
+    epsilon: float | None          # None only with no_privacy
+    delta: float
+    no_privacy: bool
+    rows: int
+    chunk_size: int
+    holdout: float
+    target: str | None             # column to predict for ML-utility metrics
+    policy: str                    # a shipped policy name or an absolute path
+    work_dir: Path
+    releases_dir: Path
+    output_format: OutputFormat
+    intended_use: str | None
+    seed: int | None
+    registry: str | None
+    device: str
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the spec as written: the idempotency identity of the job."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+    def redacted(self) -> dict[str, Any]:
+        """The spec as recorded in the registry: credentials in URIs replaced by ***."""
+        raw = json.loads(json.dumps(self.raw, default=str))
+        if isinstance(raw.get("source"), dict) and isinstance(raw["source"].get("uri"), str):
+            raw["source"]["uri"] = redact_uri(raw["source"]["uri"])
+        if isinstance(raw.get("registry"), str):
+            raw["registry"] = redact_uri(raw["registry"])
+        return raw
+
+
+def redact_uri(uri: str) -> str:
+    """`scheme://user:secret@host/...` -> `scheme://user:***@host/...`."""
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", uri)
+
+
+def source_kind(uri: str) -> str:
+    """What kind of source a URI names (for the data card), without its location."""
+    if "://" in uri:
+        return uri.split("://", 1)[0].split("+", 1)[0].lower()
+    suffix = Path(uri).suffix.lower().lstrip(".")
+    return f"{suffix} file" if suffix else "file"
+
+
+# ---------------------------------------------------------------------------- loading
+def load_job(path: str | os.PathLike[str]) -> JobSpec:
+    """Read and validate a job YAML file; raise one JobSpecError listing every problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise JobSpecError(["no such file"], where=str(p))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise JobSpecError([f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}"], where=str(p)) from None
+    return parse_job(data, base_dir=p.resolve().parent, where=str(p))
+
+
+def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise JobSpecError([f"expected a mapping at the top level, got {type(data).__name__}"], where=where)
+    _unknown(data, _TOP, "top level", problems)
+    version = data.get("version", JOB_FORMAT_VERSION)
+    if version != JOB_FORMAT_VERSION:
+        problems.append(f"version must be {JOB_FORMAT_VERSION}, got {version!r}")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.append(f"'name' must be a short lowercase name ([a-z0-9_-], up to 64), got {name!r}")
+    owner = _opt_str(data, "owner", problems)
+    description = _opt_str(data, "description", problems) or ""
+    intended_use = _opt_str(data, "intended_use", problems)
+
+    source = _section(data, "source", _SOURCE, problems, required=True)
+    uri = source.get("uri")
+    if not isinstance(uri, str) or not uri:
+        problems.append("source.uri is required (a file path or a connector URI)")
+        uri = ""
+    elif "://" not in uri:
+        uri = str(_resolve(uri, base_dir))
+        if not Path(uri).exists():
+            problems.append(f"source.uri: file {redact_uri(str(source.get('uri')))!r} does not exist")
+    table, query = _opt_str(source, "table", problems, "source."), _opt_str(source, "query", problems, "source.")
+
+    schema_path = None
+    if not isinstance(data.get("schema"), str):
+        problems.append("'schema' is required: the path of a schema.yaml with column kinds and PUBLIC "
+                        "bounds/categories (`synthkit schema infer` writes a draft)")
+    else:
+        schema_path = _resolve(data["schema"], base_dir)
+        try:
+            from synthkit.schema import Schema
+            Schema.load(schema_path)
+        except SynthkitError as err:
+            problems.append(f"schema: {err}")
+
+    model = _section(data, "model", _MODEL, problems, required=True)
+    model_name = model.get("name")
+    from synthkit.models import BY_NAME
+    if model_name not in BY_NAME:
+        problems.append(f"model.name must be one of {sorted(BY_NAME)}, got {model_name!r}")
+    hyper = model.get("hyperparameters") or {}
+    if not isinstance(hyper, dict):
+        problems.append("model.hyperparameters must be a mapping")
+        hyper = {}
+    elif model_name in BY_NAME:
+        import inspect
+        allowed = set(inspect.signature(BY_NAME[model_name].__init__).parameters) - {"self"} - _RESERVED_HYPER
+        bad = sorted(set(hyper) - allowed)
+        if bad:
+            problems.append(f"model.hyperparameters: unknown for {model_name}: {bad}; allowed: {sorted(allowed)}")
+    k = model.get("max_rows_per_entity", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        problems.append(f"model.max_rows_per_entity must be a whole number >= 1, got {k!r}")
+        k = 1
+
+    privacy = _section(data, "privacy", _PRIVACY, problems, required=True)
+    no_privacy = privacy.get("no_privacy", False)
+    epsilon, delta = privacy.get("epsilon"), privacy.get("delta", 1e-6)
+    if not isinstance(no_privacy, bool):
+        problems.append("privacy.no_privacy must be true or false")
+        no_privacy = False
+    if no_privacy and epsilon is not None:
+        problems.append("privacy: no_privacy and epsilon contradict each other; choose one")
+    elif not no_privacy:
+        if epsilon is None:
+            problems.append("privacy.epsilon is required (or no_privacy: true for a run with no formal "
+                            "guarantee, which no shipped policy releases)")
+        else:
+            try:
+                from synthkit.ledger import PrivacyBudget
+                PrivacyBudget(epsilon=epsilon, delta=delta)
+            except (ConfigError, TypeError) as err:
+                problems.append(f"privacy: {err}")
+
+    gen = _section(data, "generate", _GENERATE, problems, required=True)
+    rows, chunk = gen.get("rows"), gen.get("chunk_size", 100_000)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        problems.append(f"generate.rows must be a whole number >= 1, got {rows!r}")
+        rows = 1
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        problems.append(f"generate.chunk_size must be a whole number >= 1, got {chunk!r}")
+        chunk = 100_000
+
+    ev = _section(data, "evaluation", _EVALUATION, problems)
+    holdout = ev.get("holdout", 0.2)
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.05 <= holdout <= 0.5:
+        problems.append(f"evaluation.holdout must be a share between 0.05 and 0.5, got {holdout!r}")
+        holdout = 0.2
+    target = _opt_str(ev, "target", problems, "evaluation.")
+
+    policy = data.get("policy", "default")
+    if not isinstance(policy, str):
+        problems.append("'policy' must be a shipped policy name or a path")
+        policy = "default"
+    else:
+        from reports.policy import load_policy, shipped_policies
+        if policy not in shipped_policies():
+            policy = str(_resolve(policy, base_dir))
+        try:
+            load_policy(policy)
+        except SynthkitError as err:
+            problems.append(f"policy: {err}")
+
+    out = _section(data, "output", _OUTPUT, problems)
+    fmt = out.get("format", "csv")
+    if fmt not in ("csv", "parquet"):
+        problems.append(f"output.format must be csv or parquet, got {fmt!r}")
+        fmt = "csv"
+    work_dir = _resolve(out.get("work_dir", ".synthkit/work"), base_dir)
+    releases_dir = _resolve(out.get("releases_dir", "releases"), base_dir)
+
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        problems.append(f"seed must be a whole number >= 0 (development runs only), got {seed!r}")
+        seed = None
+    registry = _opt_str(data, "registry", problems)
+    device = data.get("device", "auto")
+    if device not in ("auto", "cpu", "cuda"):
+        problems.append(f"device must be auto, cpu or cuda, got {device!r}")
+        device = "auto"
+
+    if problems:
+        raise JobSpecError(problems, where=where)
+    return JobSpec(name=name, owner=owner, description=description, source_uri=uri, source_table=table,
+                   source_query=query, schema_path=schema_path, model=model_name, hyperparameters=dict(hyper),
+                   max_rows_per_entity=k, epsilon=None if no_privacy else float(epsilon), delta=float(delta),
+                   no_privacy=no_privacy, rows=rows, chunk_size=chunk, holdout=float(holdout), target=target, policy=policy,
+                   work_dir=work_dir, releases_dir=releases_dir, output_format=fmt, intended_use=intended_use,
+                   seed=seed, registry=registry, device=device, raw=data)
+
+
+def _resolve(value: Any, base: Path) -> Path:
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _unknown(d: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
+    extra = sorted(str(k) for k in d if k not in allowed)
+    if extra:
+        problems.append(f"unknown key(s) {extra} in {where}; allowed: {sorted(allowed)}")
+
+
+def _section(data: dict[str, Any], key: str, allowed: set[str], problems: list[str], *,
+             required: bool = False) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            problems.append(f"'{key}' is required")
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"'{key}' must be a mapping")
+        return {}
+    _unknown(value, allowed, key, problems)
+    return value
+
+
+def _opt_str(d: dict[str, Any], key: str, problems: list[str], prefix: str = "") -> str | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, str):
+        problems.append(f"{prefix}{key} must be text, got {type(value).__name__}")
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------- running
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobResult:
+    run_id: str
+    status: str                 # pending_review | gate_rejected | released | ... (see reports.registry)
+    created: bool               # False: an earlier run with the same key already settled (nothing was done)
+    gate_summary: str | None
+    release_path: str | None
+    registry: str               # the registry URL, password hidden
+
+
+def default_user() -> str:
+    return os.environ.get("SYNTHKIT_USER") or getpass.getuser()
+
+
+def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run_key: str | None = None,
+            run_by: str | None = None) -> JobResult:
+    """Run a job end to end (see the module docstring). `registry` is a Registry or a URL
+    (default: the spec's, else $SYNTHKIT_REGISTRY, else ./synthkit-registry.db)."""
+    from reports.registry import Registry, display_url
+
+    if not isinstance(spec, JobSpec):
+        spec = load_job(spec)
+    reg = registry if isinstance(registry, Registry) else Registry(registry or spec.registry)
+    run_by = run_by or default_user()
+    key = spec.fingerprint + (f":{run_key}" if run_key else "")
+    run, created = reg.claim_run(job_name=spec.name, idempotency_key=key, run_by=run_by, owner=spec.owner,
+                                 spec=spec.redacted())
+    if not created:
+        status = reg.status(run.run_id)
+        if status == "running":
+            raise ConfigError(f"job {spec.name!r} is already running as {run.run_id} (started by {run.run_by}); "
+                              "wait for it, or use another --run-key")
+        logger.info("run %s: job %r already settled (%s); nothing to do", run.run_id, spec.name, status)
+        return _result(reg, run.run_id, created=False)
+
+    logger.info("run %s: started job %r (attempt %d) by %s; registry %s", run.run_id, spec.name, run.attempt,
+                run_by, display_url(reg.url))
+    staging = Path(tempfile.mkdtemp(prefix=f".{run.run_id}.", suffix=".partial", dir=_mkdir(spec.work_dir)))
+    step = "read"
+    try:
+        train, holdout, schema = _read(spec)
+        reg.add_event(run.run_id, step="read", message=f"read source ({source_kind(spec.source_uri)}); "
+                                                        f"holdout share {spec.holdout:g}")
+        step = "fit"
+        model_dir = _fit(spec, train, schema, staging / "model")
+        reg.add_event(run.run_id, step="fit", message=f"fitted {spec.model}")
+        step = "generate"
+        synthetic_path = _generate(spec, model_dir, staging / f"synthetic.{spec.output_format}")
+        reg.add_event(run.run_id, step="generate", message=f"generated {spec.rows} rows")
+        step = "evaluate"
+        report = _evaluate(spec, train, holdout, synthetic_path, model_dir, schema)
+        report.save(staging / "report.json")
+        reg.add_event(run.run_id, step="evaluate", message=f"evaluated {len(report.metrics)} metrics")
+        step = "stage"
+        final = spec.work_dir / run.run_id
+        staging.rename(final)
+        staging = final
+        from reports.release import sha256_file
+        synthetic_final = final / synthetic_path.name
+        reg.add_event(run.run_id, step="staged", message="artefacts staged for review", details={
+            "dir": str(final), "synthetic": str(synthetic_final), "synthetic_sha256": sha256_file(synthetic_final),
+            "report": str(final / "report.json"), "report_sha256": sha256_file(final / "report.json"),
+            "model_dir": str(final / "model"), "releases_dir": str(spec.releases_dir),
+            "source_kind": source_kind(spec.source_uri), "intended_use": spec.intended_use,
+            "policy": spec.policy})
+        step = "gate"
+        decision = _gate(spec, report)
+        logger.info("run %s: %s", run.run_id, decision.summary())
+        for c in decision.failures:
+            logger.info("run %s: check failed: %s observed %s, required %s", run.run_id, c.metric, c.observed,
+                        c.threshold)
+        status = "pending_review" if decision.passed else "gate_rejected"
+        reg.add_decision(run.run_id, policy_name=decision.policy, policy_sha256=decision.policy_sha256,
+                         passed=decision.passed, decision=decision.to_dict(), status=status,
+                         message=decision.summary())
+        if decision.passed and decision.auto_release:
+            step = "release"
+            from reports.release import auto_release
+            auto_release(reg, run.run_id, policy_name=decision.policy)
+    except BaseException as err:
+        if step != "release":  # before a decision, staged artefacts are of no use to anyone
+            shutil.rmtree(staging, ignore_errors=True)
+        # A SynthkitError's message is written for users and never holds data values; any
+        # other exception is reported by type only (its message might hold a value).
+        message = str(err) if isinstance(err, SynthkitError) else f"{type(err).__name__} (unexpected)"
+        if step != "release":
+            try:
+                reg.add_event(run.run_id, status="failed", step=step, message=message)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                logger.exception("run %s: could not record the failure in the registry", run.run_id)
+        else:
+            reg.add_event(run.run_id, step="release", message=f"auto-release failed: {message}")
+        logger.error("run %s: failed at step %s: %s", run.run_id, step, message)
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise JobFailed(run.run_id, step, message) from (err if isinstance(err, SynthkitError) else None)
+    result = _result(reg, run.run_id, created=True)
+    logger.info("run %s: finished with status %s", run.run_id, result.status)
+    return result
+
+
+def _result(reg: Any, run_id: str, *, created: bool) -> JobResult:
+    from reports.registry import display_url
+    decision = reg.decision(run_id)
+    rel = reg.release(run_id)
+    summary = None
+    if decision is not None:
+        from reports.gate import GateDecision
+        summary = GateDecision.from_dict(decision.decision).summary()
+    return JobResult(run_id=run_id, status=reg.status(run_id), created=created, gate_summary=summary,
+                     release_path=rel.path if rel else None, registry=display_url(reg.url))
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+# ---------------------------------------------------------------------------- steps
+# Module-level functions so that tests can inject a failure at each step.
+def _read(spec: JobSpec) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Read the source and split it into train and holdout by privacy unit
+    (synthkit.split.holdout_split: all rows of an entity on one side), so that the holdout
+    is made of people the model never saw: that is what lets the privacy metrics tell
+    leakage from generalisation. The split's seed is fresh unless the spec has one."""
+    import secrets
+
+    import connectors
+    from synthkit.schema import Schema
+    from synthkit.split import holdout_split
+
+    schema = Schema.load(spec.schema_path)
+    frame = connectors.read(spec.source_uri, table=spec.source_table, query=spec.source_query)
+    seed = spec.seed if spec.seed is not None else secrets.randbits(63)
+    key = schema.entity_key if schema.entity_key in frame.columns else None
+    train, holdout, _record = holdout_split(frame, fraction=spec.holdout, seed=seed, entity_key=key)
+    return train, holdout, schema
+
+
+def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
+    from synthkit.ledger import PrivacyBudget
+    from synthkit.models import BY_NAME
+
+    budget = None if spec.no_privacy else PrivacyBudget(epsilon=spec.epsilon, delta=spec.delta)
+    params = {**spec.hyperparameters, "seed": spec.seed, "device": spec.device,
+              "max_rows_per_entity": spec.max_rows_per_entity}
+    synth = BY_NAME[spec.model](**params)
+    synth.fit(train, schema=schema, budget=budget)
+    synth.save(out)
+    logger.info("fitted %s: %s", spec.model, synth.privacy_summary()["guarantee"])
+    return out
+
+
+def _generate(spec: JobSpec, model_dir: Path, out: Path) -> Path:
+    import connectors
+    from synthkit.bundle import load
+
+    synth = load(model_dir)
+    seed = None if spec.seed is None else spec.seed + 1
+    connectors.write_chunks(synth.sample_chunks(spec.rows, seed=seed, chunk_size=spec.chunk_size), out)
+    return out
+
+
+def _evaluate(spec: JobSpec, train: pd.DataFrame, holdout: pd.DataFrame, synthetic_path: Path, model_dir: Path,
+              schema: Any) -> Any:
+    import connectors
+    import reports
+
+    synthetic = connectors.read(synthetic_path)
+    return reports.evaluate(real=train, holdout=holdout, synthetic=synthetic, model_dir=model_dir, schema=schema,
+                            target=spec.target, seed=spec.seed if spec.seed is not None else 0)
+
+
+def _gate(spec: JobSpec, report: Any) -> Any:
+    from reports.gate import evaluate_gate
+    from reports.policy import load_policy
+
+    return evaluate_gate(report, load_policy(spec.policy))

@@ -1,0 +1,288 @@
+"""Privacy audit (synthkit.audit): the ε lower bound is valid, the attack has power, and the
+audit catches a broken DP implementation.
+
+- exact: the one-run p-value against a brute-force evaluation of Steinke et al.'s formula;
+  the largest attainable bound in closed form; the ROC of known scores;
+- statistical: on ε-DP randomised response (a mechanism whose ε is exact) the 95% bound
+  exceeds ε in at most the share of runs the confidence allows, and a 3-DP mechanism is
+  shown to be more than 1-DP;
+- brackets on real data (NMES1988, tiny models, CI size):
+  (a) no privacy + a memorising model → bound far above the claim ε = 1 of a DP run;
+  (b) DPCTGAN and DPTVAE at ε = 1 → bound at or below their claim;
+  (c) a broken variant (category discovery without its threshold, so a category held by one
+      person is released while the ledger still claims ε = 1) → bound above the claim;
+- the CLI writes audit.json (atomically) and audit.html with an inline SVG ROC, and never a
+  data value; the report section is JSON-able.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+import synthkit
+import synthkit.transforms
+from conftest_data import nmes
+from synthkit import DPCTGAN, DPTVAE, PrivacyBudget, Schema
+from synthkit.audit import (
+    GUESS_GRID,
+    audit_section,
+    canary_spec,
+    craft_canaries,
+    epsilon_lower_bound,
+    one_run_epsilon,
+    one_run_p_value,
+    roc_curve,
+    roc_summary,
+    run_audit,
+)
+from synthkit.cli import app
+from synthkit.ledger import GaussianEvent, ThresholdEvent
+from synthkit.schema import Column
+
+CLAIM = PrivacyBudget(epsilon=1.0, delta=1e-6)
+COLUMNS = ["visits", "hospital", "health", "chronic", "region", "age", "gender", "school", "income", "insurance"]
+TINY = {
+    DPTVAE: {"embedding_dim": 16, "compress_dims": (64,), "decompress_dims": (64,)},
+    DPCTGAN: {"embedding_dim": 16, "generator_dim": (64,), "critic_dim": (64,)},
+}
+# CI-size audit: 4 training runs x 64 canaries = 256 pooled canaries (see test (a) for what
+# that design can show at most)
+N_ROWS, N_CANARIES, N_TRIALS = 400, 64, 4
+
+
+# ====================================================================== statistics
+def _p_value_brute_force(m: int, r: int, v: int, eps: float, delta: float) -> float:
+    """Steinke, Nasr & Jagielski (2023), written out term by term with exact binomials."""
+    q = math.exp(eps) / (1 + math.exp(eps))
+    pmf = [math.comb(r, j) * q**j * (1 - q) ** (r - j) for j in range(r + 1)]
+    beta = sum(pmf[v:])
+    alpha = max((sum(pmf[v - i:v]) / i for i in range(1, v + 1)), default=0.0)
+    return min(beta + alpha * delta * 2 * m, 1.0)
+
+
+@pytest.mark.parametrize("m,r,v,eps,delta", [(100, 40, 30, 0.5, 0.0), (100, 40, 30, 0.5, 1e-3),
+                                             (256, 90, 90, 2.0, 1e-6), (64, 10, 3, 0.0, 1e-2), (50, 1, 1, 3.0, 0.0)])
+def test_p_value_matches_the_published_formula(m, r, v, eps, delta):
+    got = one_run_p_value(n_canaries=m, n_guesses=r, n_correct=v, epsilon=eps, delta=delta)
+    assert got == pytest.approx(_p_value_brute_force(m, r, v, eps, delta), rel=1e-9, abs=1e-15)
+
+
+def test_bound_of_perfect_guesses_has_its_closed_form():
+    """With δ = 0 and r guesses all right, p(ε) = q(ε)^r, so the bound is log(p/(1−p)) with
+    p = s^(1/r) — e.g. 90 guesses at s = 0.05/10 give ε = 2.80."""
+    s = 0.05 / len(GUESS_GRID)
+    for r in (10, 32, 90):
+        p = s ** (1 / r)
+        assert one_run_epsilon(n_canaries=256, n_guesses=r, n_correct=r, delta=0.0, significance=s) == \
+            pytest.approx(math.log(p / (1 - p)), abs=1e-4)
+    # half right is what a coin does: nothing to show
+    assert one_run_epsilon(n_canaries=256, n_guesses=90, n_correct=45, delta=1e-6, significance=s) == 0.0
+
+
+def _randomised_response(m: int, eps: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each membership bit reported truthfully with probability e^ε/(1+e^ε): exactly ε-DP in
+    each bit (the extremal mechanism of Kairouz et al. 2015). A tiny independent jitter
+    makes the ranking strict (post-processing)."""
+    rng = np.random.default_rng(seed)
+    bits = rng.random(m) < 0.5
+    flip = rng.random(m) < 1 / (1 + math.exp(eps))
+    return np.where(flip, ~bits, bits) + 0.01 * rng.random(m), bits
+
+
+def test_bound_is_valid_and_has_power_on_randomised_response():
+    """Validity: over 100 independent audits of 1-DP randomised response with 200 canaries,
+    a 95% bound may exceed 1 in at most 5% of them in expectation; 11 or more exceedances
+    happen with probability P[Binomial(100, 0.05) ≥ 11] = 1.1% for a valid bound.
+    Power: 3-DP randomised response with 1,000 canaries must be shown to be more than 1-DP
+    (the bound is about 2.4 there)."""
+    over = sum(epsilon_lower_bound(*_randomised_response(200, 1.0, s), delta=1e-6,
+                                   rng=np.random.default_rng(s)).epsilon_lower_bound > 1.0 for s in range(100))
+    assert stats.binom.sf(10, 100, 0.05) < 0.012  # the arithmetic above
+    assert over <= 10, f"{over} of 100 bounds exceed the true epsilon"
+    strong = epsilon_lower_bound(*_randomised_response(1000, 3.0, 0), delta=1e-6, rng=np.random.default_rng(0))
+    assert 1.5 < strong.epsilon_lower_bound <= 3.0
+
+
+def test_roc_of_known_scores():
+    bits = np.array([True, True, False, False])
+    fpr, tpr = roc_curve(np.array([4.0, 3.0, 2.0, 1.0]), bits)
+    assert fpr.tolist() == [0, 0, 0, 0.5, 1] and tpr.tolist() == [0, 0.5, 1, 1, 1]
+    assert roc_summary(np.array([4.0, 3.0, 2.0, 1.0]), bits)["auc"] == 1.0
+    assert roc_summary(np.array([1.0, 2.0, 3.0, 4.0]), bits)["auc"] == 0.0
+    tied = roc_summary(np.ones(4), bits)
+    assert tied["auc"] == 0.5 and tied["tpr_at_fpr"]["0.01"] == 0.0  # ties cannot be split by a threshold
+
+
+# ====================================================================== canaries
+@pytest.fixture(scope="module")
+def schema() -> Schema:
+    """NMES1988's shipped schema on 10 columns, with `region`'s categories NOT declared (they
+    are learned under DP, so a canary can hold a category of its own) and public bounds for
+    income (so 400 rows suffice at ε = 1)."""
+    full = Schema.load(Path(synthkit.__file__).parent / "data" / "nmes1988.schema.yaml")
+    cols = [full.column(c) for c in COLUMNS]
+    s = Schema(columns=tuple(cols), sensitive=("gender",))
+    s = s.with_column(Column(name="region", kind="categorical", nullable=False))
+    return s.with_column(Column(name="income", kind="continuous", nullable=False, bounds=(-1.0, 60.0)))
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return nmes(N_ROWS, seed=0)[COLUMNS]
+
+
+def test_canaries_are_outliers_in_units_of_the_schema(frame, schema):
+    reference = frame.sample(frac=1.0, random_state=1)  # stands in for a reference fit's output
+    spec = canary_spec(schema, reference=reference, learned_bounds={})
+    can = craft_canaries(frame, schema, spec, n_canaries=8, rows_per_canary=1, rng=np.random.default_rng(0))
+    assert can["canary"].tolist() == list(range(8))
+    assert can["region"].nunique() == 8 and not can["region"].isin(frame["region"]).any()  # unique tokens
+    assert set(can["health"]) <= {"poor", "average", "excellent"} and set(can["insurance"]) <= {"yes", "no"}
+    for name, (lo, hi) in spec.placements.items():
+        assert set(can[name]) <= {lo, hi}  # every numeric value sits in a tail
+        x = reference[name].to_numpy(dtype=float)
+        assert np.mean(x < lo) <= 0.011 and np.mean(x > hi) <= 0.011
+    entity = Schema(columns=(Column(name="pid", kind="identifier", nullable=False), *schema.columns),
+                    entity_key="pid")
+    grouped = craft_canaries(frame.assign(pid="x"), entity, spec, n_canaries=3, rows_per_canary=4,
+                             rng=np.random.default_rng(0))
+    assert grouped.groupby("pid").size().tolist() == [4, 4, 4]  # a canary is a whole entity (k rows)
+
+
+# ====================================================================== brackets on real data
+def _audit(frame, schema, model, budget, *, epochs: int, seed: int = 0, **kw):
+    return run_audit(frame, schema=schema, model=model, budget=budget, delta=CLAIM.delta, n_canaries=N_CANARIES,
+                     n_trials=N_TRIALS, model_params={"epochs": epochs, "batch_size": 50, "device": "cpu",
+                                                      **TINY[model if model in TINY else model.__mro__[1]]},
+                     n_synthetic=10_000, seed=seed, workers=1, **kw)
+
+
+def test_a_memorising_model_without_privacy_exceeds_the_claim(frame, schema):
+    """(a) DPTVAE with --no-privacy (categories released exactly, 30 epochs on 400 rows).
+    Arithmetic: 4 runs x 64 canaries = 256 pooled canaries; the grid has 10 guess counts, so
+    each is tested at 0.05/10. The most the design can show is 3.87 (128 right "in"
+    guesses). Guessing "in" for the top 90 canaries (35%) all correctly rejects every ε with
+    q(ε)^90 ≤ 0.005, i.e. ε ≤ 2.80; we require more than twice the claim of the DP runs."""
+    result = _audit(frame, schema, DPTVAE, None, epochs=30)
+    assert result.verdict == "no_guarantee" and result.claimed_epsilon is None
+    assert result.bound.max_attainable == pytest.approx(3.865, abs=0.01)
+    assert result.bound.epsilon_lower_bound > 2 * CLAIM.epsilon
+    assert result.roc["tpr_at_fpr"]["0.01"] > 0.5
+
+
+@pytest.mark.parametrize("model", [DPTVAE, DPCTGAN], ids=["dptvae", "dpctgan"])
+def test_b_dp_models_stay_at_or_below_their_claim(frame, schema, model):
+    """(b) Each shipped DP model at ε = 1: the bound must not refute the claim (for a correct
+    implementation this fails with probability below 5%, whatever the attack)."""
+    result = _audit(frame, schema, model, CLAIM, epochs=10)
+    assert result.claimed_epsilon is not None and result.claimed_epsilon <= CLAIM.epsilon * (1 + 1e-9)
+    assert result.bound.epsilon_lower_bound <= result.claimed_epsilon
+    assert result.verdict == "consistent"
+
+
+def _select_without_threshold(counts, *, sigma, k, threshold_delta, name, ledger, rng, public_keys=()):
+    """The bug: noisy counts for every observed category, no threshold (so a category held by
+    one person is released), while the ledger is charged exactly as if it were correct."""
+    ledger.charge(GaussianEvent(name=name, sigma=sigma, sensitivity=float(k)))
+    ledger.charge(ThresholdEvent(name=name + ":threshold", delta=threshold_delta))
+    keys = sorted(set(counts) | set(public_keys))
+    return {c: float(counts.get(c, 0) + z) for c, z in zip(keys, rng.normal(0.0, sigma, size=len(keys)))}
+
+
+class UnthresholdedDPTVAE(DPTVAE):
+    def fit(self, *args, **kwargs):
+        with mock.patch.object(synthkit.transforms, "select_partitions", _select_without_threshold):
+            return super().fit(*args, **kwargs)
+
+
+class UnthresholdedDPCTGAN(DPCTGAN):
+    def fit(self, *args, **kwargs):
+        with mock.patch.object(synthkit.transforms, "select_partitions", _select_without_threshold):
+            return super().fit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("model", [UnthresholdedDPTVAE, UnthresholdedDPCTGAN], ids=["dptvae", "dpctgan"])
+def test_c_a_broken_variant_is_caught(frame, schema, model):
+    """(c) Same data, claim and seeds as (b), but category discovery skips its threshold. The
+    ledger still says ε = 1; the audit must refute it. (Run against the unbroken models,
+    this very assertion fails: that is test (b).)"""
+    result = _audit(frame, schema, model, CLAIM, epochs=10)
+    assert result.claimed_epsilon is not None and result.claimed_epsilon <= CLAIM.epsilon * (1 + 1e-9)
+    assert result.bound.epsilon_lower_bound > result.claimed_epsilon
+    assert result.verdict == "violation"
+
+
+def test_audit_is_reproducible_and_parallel_runs_agree(frame, schema):
+    """Same seed → the same bound and ROC; trials in 2 worker processes → the same result as
+    in-process (each trial's seeds do not depend on where it runs)."""
+    kw = dict(schema=schema, model="dptvae", budget=CLAIM, n_canaries=16, n_trials=2, n_synthetic=2000, seed=7,
+              model_params={"epochs": 2, "batch_size": 50, "device": "cpu", **TINY[DPTVAE]})
+    one = run_audit(frame, workers=1, **kw).to_dict()
+    again = run_audit(frame, workers=1, **kw).to_dict()
+    two = run_audit(frame, workers=2, **kw).to_dict()
+    for d in (again, two):
+        assert d["result"] == one["result"] and d["roc"] == one["roc"]
+    assert two["timing"]["workers"] == 2
+
+
+# ====================================================================== CLI and report
+SECRET = "SECRET_CELL_VALUE_4242"
+
+
+def test_cli_writes_audit_json_and_html_without_data_values(frame, schema, tmp_path):
+    data = frame.copy()
+    data.loc[0, "region"] = SECRET  # one person's category: must appear nowhere in the outputs
+    csv = tmp_path / "nmes.csv"
+    data.to_csv(csv, index=False)
+    schema_path = tmp_path / "schema.yaml"
+    schema.save(schema_path)
+    out = tmp_path / "audit"
+    args = ["audit", str(csv), "--schema", str(schema_path), "--model", "dptvae", "--epsilon", "1",
+            "--delta", "1e-6", "--canaries", "8", "--trials", "2", "--epochs", "1", "--batch-size", "50",
+            "--synthetic-rows", "1000", "--workers", "1", "--device", "cpu", "--seed", "0", "--out", str(out)]
+    runner = CliRunner()
+    r = runner.invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "audit.json").read_text())
+    assert report["kind"] == "synthkit.privacy_audit"
+    assert report["privacy"]["target_epsilon"] == 1.0 and report["result"]["confidence"] == 0.95
+    assert report["result"]["n_canaries"] == 16 and report["design"]["trials"] == 2
+    assert report["result"]["verdict"] in ("consistent", "violation")
+    page = (out / "audit.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "http" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    for path in (out / "audit.json", out / "audit.html"):
+        assert SECRET not in path.read_text()
+    assert not list(out.glob("*.tmp"))
+    again = runner.invoke(app, args)  # refuses to overwrite, one line, exit code 2
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    both = runner.invoke(app, [*args, "--no-privacy", "--overwrite"])
+    assert both.exit_code == 2 and "contradict" in both.output
+
+
+def test_report_section_is_jsonable_and_judges_the_claim():
+    base = {
+        "model": "dptvae",
+        "privacy": {"claimed_epsilon": 1.0, "delta": 1e-6},
+        "result": {"epsilon_lower_bound": 0.4, "confidence": 0.95, "verdict": "consistent", "explanation": "x"},
+        "roc": {"auc": 0.6, "tpr_at_fpr": {"0.01": 0.02, "0.05": 0.08, "0.1": 0.15}, "curve": [[0, 0], [1, 1]]},
+        "design": {"canary_recipe": ["a"]},
+    }
+    sec = audit_section(base)
+    json.dumps(sec)
+    by_id = {m["id"]: m for m in sec["metrics"]}
+    assert by_id["privacy.audit.epsilon_lower_bound"]["passed"] is True
+    assert by_id["privacy.audit.epsilon_lower_bound"]["threshold"] == 1.0
+    assert set(by_id) >= {"privacy.audit.auc", "privacy.audit.tpr_at_fpr_0.01"}
+    assert sec["svg"].startswith("<svg") and "epsilon=1.00" in sec["svg"]
+    refuted = audit_section({**base, "result": {**base["result"], "epsilon_lower_bound": 1.7, "verdict": "violation"}})
+    assert refuted["metrics"][0]["passed"] is False

@@ -1,0 +1,111 @@
+"""CLI for sequences: fit --model dphmm, generate --entities (a folder with the events and
+context tables, written atomically), inspect (the entity as the privacy unit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from synthkit.cli import app
+from test_hmm import clinic
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> tuple[Path, Path, Path]:
+    events, patients = clinic(n=700, seed=2)
+    folder = tmp_path_factory.mktemp("seq")
+    ev, pt = folder / "visits.csv", folder / "patients.csv"
+    events.to_csv(ev, index=False)
+    patients.to_csv(pt, index=False)
+    long = folder / "long.csv"
+    events.merge(patients, on="patient_id").to_csv(long, index=False)
+    return ev, pt, long
+
+
+def _fit(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["fit", str(data), "--model", "dphmm", "--entity-key", "patient_id", "--sequence-index", "visit_date",
+            "--epsilon", "3", "--delta", "1e-6", "--epochs", "2", "--batch-size", "100", "--device", "cpu",
+            "--seed", "0", "--out", str(out), *extra]
+
+
+def test_fit_generate_inspect_with_context_table(files, tmp_path):
+    ev, pt, _ = files
+    model = tmp_path / "m"
+    r = _run(*_fit(ev, model, "--context", str(pt), "--max-length", "8", "--states", "3"))
+    assert r.exit_code == 0, r.output
+    assert (model / "manifest.json").is_file() and (model / "context" / "manifest.json").is_file()
+
+    out = tmp_path / "syn"
+    r = _run("generate", str(model), "--entities", "400", "--out", str(out), "--seed", "1")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["context.csv", "events.csv"]
+    events, context = pd.read_csv(out / "events.csv"), pd.read_csv(out / "context.csv")
+    assert list(events.columns) == ["patient_id", "visit_date", "kind", "lab", "n_meds"]
+    assert list(context.columns) == ["patient_id", "sex", "site", "birth_year"]
+    assert len(context) == 400 and set(events["patient_id"]) <= set(context["patient_id"])
+    dates = pd.to_datetime(events["visit_date"])
+    assert (dates.groupby(events["patient_id"]).diff().dropna() > pd.Timedelta(0)).all()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".syn")]  # no partial folder left
+
+    again = tmp_path / "syn2"
+    _run("generate", str(model), "--entities", "400", "--out", str(again), "--seed", "1")
+    assert (again / "events.csv").read_bytes() == (out / "events.csv").read_bytes()  # seeded: identical
+    r = _run("generate", str(model), "--entities", "10", "--out", str(out), "--seed", "2")
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    r = _run("generate", str(model), "--rows", "10", "--out", str(tmp_path / "x"))
+    assert r.exit_code == 2 and "--entities" in r.output
+
+    info = json.loads(_run("inspect", str(model), "--json").output)
+    assert info["model"] == "DPHMM"
+    assert info["privacy"]["unit"] == "entity" and info["privacy"]["max_rows_per_unit"] == 8
+    assert info["privacy"]["epsilon_spent"] <= 3.0 + 1e-9
+    assert info["sequence"]["context_model"] == "DPTVAE" and info["sequence"]["context_table"] is True
+    names = {e["name"] for e in info["privacy"]["events"]}
+    assert {"count:entities", "dp-sgd:hmm", "context:dp-sgd", "gaps:common", "categories:kind"} <= names
+    text = _run("inspect", str(model)).output
+    assert "differential privacy per entity" in " ".join(text.split())
+    assert "one entity's whole sequence" in " ".join(text.split())
+
+
+def test_one_table_form_parquet_and_errors(files, tmp_path):
+    _, _, long = files
+    model = tmp_path / "m1"
+    r = _run(*_fit(long, model, "--context-column", "sex", "--context-column", "site",
+                   "--context-column", "birth_year"))
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "syn"
+    r = _run("generate", str(model), "--entities", "200", "--out", str(out), "--format", "parquet", "--seed", "0")
+    assert r.exit_code == 0, r.output
+    events = pd.read_parquet(out / "events.parquet")
+    assert list(events.columns) == list(pd.read_csv(long, nrows=1).columns)
+    assert (events.groupby("patient_id")[["sex", "site", "birth_year"]].nunique(dropna=False) == 1).all().all()
+    assert pd.api.types.is_datetime64_any_dtype(events["visit_date"])
+
+    bad = _fit(long, tmp_path / "never")
+    bad.remove("--sequence-index")
+    bad.remove("visit_date")
+    r = _run(*bad)
+    assert r.exit_code == 2 and "--sequence-index" in r.output and "Traceback" not in r.output
+    r = _run("fit", str(long), "--model", "dptvae", "--sequence-index", "visit_date", "--epsilon", "3",
+             "--out", str(tmp_path / "never"))
+    assert r.exit_code == 2 and "dphmm" in r.output
+    assert not (tmp_path / "never").exists()

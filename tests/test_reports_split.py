@@ -1,0 +1,76 @@
+"""The seeded holdout split (synthkit/split.py) and how the evaluation re-derives it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import reports
+from synthkit.errors import ConfigError, DataValidationError
+from synthkit.split import data_fingerprint, holdout_split, resplit
+from test_reports_metrics import SCHEMA, mixture
+
+
+def test_split_is_seeded_disjoint_and_sized():
+    df = mixture(1000, 0)
+    tr, ho, rec = holdout_split(df, fraction=0.2, seed=7)
+    tr2, ho2, rec2 = holdout_split(df, fraction=0.2, seed=7)
+    pd.testing.assert_frame_equal(ho, ho2)
+    assert rec == rec2 and len(ho) == 200 and len(tr) == 800
+    _, ho3, _ = holdout_split(df, fraction=0.2, seed=8)
+    assert not ho.equals(ho3)
+    # the record is public: no count, no row, no value
+    assert set(rec) == {"method", "fraction", "seed", "unit", "entity_key", "data_sha256"}
+    json.dumps(rec)
+
+
+def test_split_by_entity_keeps_histories_whole():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"pid": np.repeat(np.arange(300), rng.integers(1, 6, 300))})
+    df["v"] = rng.normal(size=len(df))
+    tr, ho, rec = holdout_split(df, fraction=0.25, seed=1, entity_key="pid")
+    assert not set(tr["pid"]) & set(ho["pid"])
+    assert ho["pid"].nunique() == 75 and rec["unit"] == "entity"
+    assert len(tr) + len(ho) == len(df)
+
+
+def test_resplit_refuses_other_data():
+    df = mixture(500, 0)
+    _, ho, rec = holdout_split(df, fraction=0.2, seed=3)
+    pd.testing.assert_frame_equal(resplit(df, rec)[1], ho)
+    with pytest.raises(DataValidationError, match="fingerprint"):
+        resplit(df.iloc[::-1].reset_index(drop=True), rec)
+    edited = df.copy()
+    edited.loc[10, "x"] += 1
+    with pytest.raises(DataValidationError):
+        resplit(edited, rec)
+
+
+def test_fingerprint_ignores_dtype_spelling_but_not_values():
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
+    assert data_fingerprint(df) == data_fingerprint(df.astype({"a": "Int64"}))
+    assert data_fingerprint(df) != data_fingerprint(df.assign(a=[1, 2, 4]))
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
+def test_bad_fraction_is_refused(fraction):
+    with pytest.raises(ConfigError):
+        holdout_split(mixture(10, 0), fraction=fraction, seed=0)
+
+
+def test_evaluate_rederives_the_recorded_split(tmp_path):
+    df = mixture(1200, 0)
+    train, hold, rec = holdout_split(df, fraction=0.25, seed=5)
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "format": "synthkit-model-bundle", "format_version": 1, "model": {"class": "DPTVAE"},
+        "schema": SCHEMA.to_dict(), "holdout": rec,
+        "privacy": {"summary": {"private": False, "guarantee": "no formal privacy guarantee", "unit": "row",
+                                "max_rows_per_unit": 1, "events": []}}}))
+    r = reports.evaluate(real=df, synthetic=train, model_dir=tmp_path, seed=0)
+    assert r.data["n_train"] == 900 and r.data["n_holdout"] == 300
+    assert "recorded split" in r.data["holdout_source"]
+    assert r.metric("privacy.membership_inference.auc").value > 0.99  # synthetic = the re-derived train
+    assert r.privacy["private"] is False

@@ -4,7 +4,6 @@
     model = DPCTGAN(epochs=50, seed=0).fit(frame, budget=PrivacyBudget(epsilon=1, delta=1e-6))
 """
 
-from synthkit.bundle import load
 from synthkit.errors import (
     ArtifactError,
     BudgetExceededError,
@@ -16,11 +15,22 @@ from synthkit.errors import (
     SynthkitError,
 )
 from synthkit.ledger import PrivacyBudget, PrivacyLedger
-from synthkit.models import DPCTGAN, DPHMM, DPTVAE, Synthesizer
 from synthkit.schema import Column, Schema, infer_schema
 from synthkit.table import Table
 
 __version__ = "0.1.0"
+
+# Models and bundles need torch; they load on first access so that `reports` and the
+# dashboard, which only read schemas and ledgers, never import torch (DESIGN.md §3).
+_LAZY = {"load": "synthkit.bundle", "DPCTGAN": "synthkit.models", "DPTVAE": "synthkit.models",
+         "DPHMM": "synthkit.models", "Synthesizer": "synthkit.models"}
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'synthkit' has no attribute {name!r}")
 
 __all__ = [
     "DPCTGAN", "DPTVAE", "DPHMM", "PrivacyBudget", "PrivacyLedger", "Synthesizer", "Schema", "Column", "Table",

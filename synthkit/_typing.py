@@ -9,4 +9,4 @@ DISCRETE_KINDS: tuple[str, ...] = ("categorical", "boolean")
 
 DeviceOption = Literal["auto", "cpu", "cuda"]
 PrivacyUnit = Literal["row", "entity"]
-ModelName = Literal["dpctgan", "dptvae"]
+ModelName = Literal["dpctgan", "dptvae", "dphmm"]

@@ -66,7 +66,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               sequence_index: str | None = None, context: str | Path | None = None,
               context_schema_path: Path | None = None, context_columns: tuple[str, ...] = (),
               max_length: int | None = None, n_states: int | None = None,
-              terminal_column: str | None = None, terminal_value: str | None = None) -> Any:
+              terminal_column: str | None = None, terminal_value: str | None = None,
+              holdout: float | None = None, holdout_seed: int | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
 
     Sequences (`model="dphmm"`): `entity_key` and `sequence_index` are required (option or
@@ -101,13 +102,21 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
             raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
+    holdout_record = None
+    if holdout is not None:
+        import secrets
+
+        from synthkit.split import holdout_split
+        split_seed = holdout_seed if holdout_seed is not None else secrets.randbelow(2**31)
+        frame, _, holdout_record = holdout_split(frame, fraction=holdout, seed=split_seed,
+                                                 entity_key=schema.entity_key)
     if sequence:
         return _fit_sequence_model(frame=frame, schema=schema, budget=budget, epochs=epochs, batch_size=batch_size,
                                    device=device, seed=seed, out=out, overwrite=overwrite, progress=progress,
                                    sequence_index=sequence_index, context=context,
                                    context_schema_path=context_schema_path, context_columns=context_columns,
                                    max_length=max_length, n_states=n_states, terminal_column=terminal_column,
-                                   terminal_value=terminal_value)
+                                   terminal_value=terminal_value, holdout_record=holdout_record)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
         params["epochs"] = epochs
@@ -115,6 +124,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         params["batch_size"] = batch_size
     synth = BY_NAME[model](**params)
     synth.fit(frame, schema=schema, budget=budget, progress=progress)
+    synth.holdout_ = holdout_record
     synth.save(out, overwrite=overwrite)
     return synth
 
@@ -123,7 +133,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         device: str, seed: int | None, out: Path, overwrite: bool, progress: Any,
                         sequence_index: str | None, context: str | Path | None, context_schema_path: Path | None,
                         context_columns: tuple[str, ...], max_length: int | None, n_states: int | None,
-                        terminal_column: str | None, terminal_value: str | None) -> Any:
+                        terminal_column: str | None, terminal_value: str | None,
+                        holdout_record: dict[str, Any] | None = None) -> Any:
     import dataclasses
 
     import connectors
@@ -158,6 +169,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
             params[name] = value
     synth = DPHMM(**params)
     synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress)
+    synth.holdout_ = holdout_record
     synth.save(out, overwrite=overwrite)
     return synth
 
@@ -188,6 +200,8 @@ def fit(
     states: Annotated[Optional[int], typer.Option(help="dphmm: number of hidden states")] = None,
     terminal_column: Annotated[Optional[str], typer.Option(help="dphmm: column of a terminal event (e.g. status)")] = None,
     terminal_value: Annotated[Optional[str], typer.Option(help="dphmm: value marking the terminal event (e.g. death)")] = None,
+    holdout: Annotated[Optional[float], typer.Option(help="keep this fraction of people/rows out of training (seeded; recorded in the bundle) for `synthkit evaluate`")] = None,
+    holdout_seed: Annotated[Optional[int], typer.Option(help="seed of the holdout split (drawn at random when omitted)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
@@ -200,7 +214,8 @@ def fit(
                           overwrite=overwrite, table=table, query=query, progress=bar,
                           sequence_index=sequence_index, context=context, context_schema_path=context_schema,
                           context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
-                          terminal_column=terminal_column, terminal_value=terminal_value)
+                          terminal_column=terminal_column, terminal_value=terminal_value,
+                          holdout=holdout, holdout_seed=holdout_seed)
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 

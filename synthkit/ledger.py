@@ -20,12 +20,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Union
 
 import numpy as np
-from opacus.accountants.analysis import rdp as opacus_rdp
 
 from synthkit._typing import PrivacyUnit
 from synthkit.errors import BudgetExceededError, ConfigError
 
 logger = logging.getLogger(__name__)
+
+
+def _opacus_rdp():  # type: ignore[no-untyped-def]
+    """Opacus' RDP analysis, imported on first use: importing opacus loads torch, which
+    `reports` and the dashboard (readers of ledgers) must not pay for."""
+    from opacus.accountants.analysis import rdp
+    return rdp
 
 # Rényi orders: dense near 1 for large epsilons, long tail for small ones.
 ORDERS: tuple[float, ...] = tuple([1 + x / 20.0 for x in range(1, 80)] + list(range(5, 64)) + [80, 100, 128, 160, 200, 256, 512, 1024])
@@ -81,7 +87,7 @@ class SampledGaussianEvent:
         if self.noise_multiplier == 0:
             return np.full_like(orders, np.inf)
         return np.asarray(
-            opacus_rdp.compute_rdp(q=self.sampling_rate, noise_multiplier=self.noise_multiplier,
+            _opacus_rdp().compute_rdp(q=self.sampling_rate, noise_multiplier=self.noise_multiplier,
                                    steps=self.steps, orders=list(orders)), dtype=float
         )
 
@@ -137,7 +143,7 @@ def compose_epsilon(events: Iterable[DPEvent], delta: float) -> float:
         return math.inf
     with warnings.catch_warnings():  # "optimal order is the smallest/largest alpha": still a valid bound
         warnings.filterwarnings("ignore", message="Optimal order")
-        eps, _ = opacus_rdp.get_privacy_spent(orders=list(orders), rdp=list(rdp), delta=remaining)
+        eps, _ = _opacus_rdp().get_privacy_spent(orders=list(orders), rdp=list(rdp), delta=remaining)
     return float(eps)
 
 

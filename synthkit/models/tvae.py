@@ -78,6 +78,8 @@ def _row_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: to
             terms.append(-torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1))
         start = end
     kld = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
+    if t == 0:  # no continuous column: keep σ in the graph (zero gradient) so Opacus sees every parameter used
+        terms.append(0.0 * log_sigma[..., 0])
     return torch.stack(terms, dim=-1).sum(dim=-1) + kld
 
 

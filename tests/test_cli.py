@@ -162,3 +162,23 @@ def test_existing_bundle_not_overwritten(csv_path, tmp_path):
     (out / "keep.txt").write_text("x")
     _assert_one_line_error(_run(*_fit_args(csv_path, out)), "--overwrite")
     assert (out / "keep.txt").read_text() == "x"
+
+
+def test_demo_runs_the_whole_path(tmp_path):
+    """The README's main job: fit under DP, generate, evaluate, gate, queue for review."""
+    import sqlite3
+    out = tmp_path / "demo"
+    r = _run("demo", "--out", str(out), "--epochs", "2", "--rows", "1500")
+    assert r.exit_code == 0, r.output
+    runs = list((out / "work").iterdir())
+    assert len(runs) == 1
+    run = runs[0]
+    for name in ("model/manifest.json", "synthetic.csv", "report.json", "report.html"):
+        assert (run / name).is_file(), name
+    report = json.loads((run / "report.json").read_text())
+    assert report["privacy"]["private"] is True and report["privacy"]["epsilon_spent"] <= 3.0 + 1e-9
+    said = " ".join(r.output.split())  # rich wraps long lines
+    assert "status pending_review" in said or "status gate_rejected" in said
+    assert not (out / "releases").exists() or not any((out / "releases").iterdir())  # nothing released unreviewed
+    with sqlite3.connect(out / "registry.db") as db:
+        assert db.execute("select count(*) from sqlite_master").fetchone()[0] > 0

@@ -81,11 +81,13 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
         # table bundles are written exactly as before
         if hasattr(model, "_bundle_extra"):
             manifest["sequence"] = model._bundle_extra()
+            manifest["files"].update(model._save_extra(tmp))
+        if getattr(model, "source_", None):
+            manifest["source"] = model.source_  # kind + redacted location only (no credentials)
         if getattr(model, "holdout_", None):
             # the seeded train/holdout split (method, fraction, seed, data fingerprint): lets
             # `synthkit evaluate` re-derive the holdout the model never saw
             manifest["holdout"] = model.holdout_
-            manifest["files"].update(model._save_extra(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -59,6 +59,8 @@ def schema_check(path: Annotated[Path, typer.Argument(help="schema.yaml or .json
 
 
 # ------------------------------------------------------------------ fit
+MULTI_TABLE_KINDS = ("fhir", "camt053", "banktx")  # sources with an entity table and event tables
+
 def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
               no_privacy: bool, epochs: int | None, batch_size: int | None, entity_key: str | None,
               max_rows_per_entity: int, device: str, seed: int | None, out: Path, overwrite: bool,
@@ -95,11 +97,31 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
-    frame = connectors.read(data, table=table, query=query)
+    source_context = None
+    if sequence and table is None and query is None and connectors.describe(data)["kind"] in MULTI_TABLE_KINDS:
+        # FHIR / camt.053 / bank exports: the entity table is the context, the event tables
+        # are stacked into one long events table; roles and identifier columns come with them
+        frames = connectors.read_source(data).sequence_frames()
+        frame = frames.events
+        source_context = (frames.context, frames.context_schema)
+        for given, found, what in ((entity_key, frames.entity_key, "--entity-key"),
+                                   (sequence_index, frames.sequence_index, "--sequence-index")):
+            if given is not None and given != found:
+                raise ConfigError(f"{what} {given!r} differs from the source's own ({found!r}); omit it")
+        entity_key, sequence_index = frames.entity_key, frames.sequence_index
+        if context is not None:
+            raise ConfigError("--context does not apply: this source brings its own entity table")
+        if schema_path is None:
+            schema_path_schema = frames.events_schema
+    else:
+        frame = connectors.read(data, table=table, query=query)
+        schema_path_schema = None
     if schema_path is not None:
         schema = Schema.load(schema_path)
         if entity_key is not None and entity_key != schema.entity_key:
             raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    elif schema_path_schema is not None:
+        schema = schema_path_schema
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
     holdout_record = None
@@ -116,7 +138,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    sequence_index=sequence_index, context=context,
                                    context_schema_path=context_schema_path, context_columns=context_columns,
                                    max_length=max_length, n_states=n_states, terminal_column=terminal_column,
-                                   terminal_value=terminal_value, holdout_record=holdout_record)
+                                   terminal_value=terminal_value, holdout_record=holdout_record,
+                                   source=connectors.describe(data), source_context=source_context)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
         params["epochs"] = epochs
@@ -125,6 +148,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     synth = BY_NAME[model](**params)
     synth.fit(frame, schema=schema, budget=budget, progress=progress)
     synth.holdout_ = holdout_record
+    synth.source_ = connectors.describe(data)
     synth.save(out, overwrite=overwrite)
     return synth
 
@@ -134,7 +158,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         sequence_index: str | None, context: str | Path | None, context_schema_path: Path | None,
                         context_columns: tuple[str, ...], max_length: int | None, n_states: int | None,
                         terminal_column: str | None, terminal_value: str | None,
-                        holdout_record: dict[str, Any] | None = None) -> Any:
+                        holdout_record: dict[str, Any] | None = None, source: dict[str, str] | None = None,
+                        source_context: tuple[Any, Any] | None = None) -> Any:
     import dataclasses
 
     import connectors
@@ -160,6 +185,10 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
         ctx_frame = connectors.read(context)
         ctx_schema = (Schema.load(context_schema_path) if context_schema_path is not None
                       else infer_schema(ctx_frame, entity_key=schema.entity_key))
+    elif source_context is not None:
+        ctx_frame, ctx_schema = source_context
+        if context_schema_path is not None:
+            ctx_schema = Schema.load(context_schema_path)
     elif context_schema_path is not None:
         raise ConfigError("--context-schema needs --context (the context table it describes)")
     params: dict[str, Any] = {"seed": seed, "device": device, "max_length": max_length,
@@ -170,6 +199,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     synth = DPHMM(**params)
     synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress)
     synth.holdout_ = holdout_record
+    synth.source_ = source
     synth.save(out, overwrite=overwrite)
     return synth
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone

@@ -301,7 +301,7 @@ def data_card_markdown(card: dict[str, Any]) -> str:
     pv = card["privacy"]
     lines = [f"# {card['title']}", "", card["what_it_is"], "",
              f"- **Run:** {card['run_id']}", f"- **Source kind:** {card['source_kind']}",
-             f"- **Rows:** " + ", ".join(f"{k} = {v}" for k, v in card["rows"].items()),
+             "- **Rows:** " + ", ".join(f"{k} = {v}" for k, v in card["rows"].items()),
              f"- **Privacy:** {pv['guarantee']}", f"- **Privacy unit:** {pv['unit']}",
              f"- **Epsilon / delta:** {pv['epsilon']} / {pv['delta']}", "",
              "## What the guarantee means", "", pv["meaning"], "",

@@ -4,7 +4,6 @@ network access, its charts present in the rendered DOM and on a screenshot."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

@@ -253,7 +253,7 @@ class Synthesizer:
         if budget is not None and budget.delta >= 1.0 / n_units_dp:
             raise ConfigError(
                 f"delta={budget.delta:g} is not below 1/(number of {ledger.unit}s); such a delta allows "
-                "releasing a whole record; use a much smaller delta (e.g. 1e-6)")
+                "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
         transformer.fit(frame, FitContext(ledger=ledger, plan=plan, rng=rng_pre, n_rows_dp=n_rows_dp))
         encoded = transformer.transform(frame, rng_tr)
         data, mask = _group_units(encoded, unit_codes, n_units, k, device)

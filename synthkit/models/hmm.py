@@ -462,7 +462,7 @@ class DPHMM(Synthesizer):
                 "entities (judged on a DP count); lower --batch-size"])
         if budget is not None and budget.delta >= 1.0 / n_dp:
             raise ConfigError(f"delta={budget.delta:g} is not below 1/(number of entities); such a delta allows "
-                              "releasing a whole record; use a much smaller delta (e.g. 1e-6)")
+                              "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
         n_events_dp = (noisy_count(len(grouped.events), sigma=plan.sigma_rows, sensitivity=float(length),
                                    name="count:events", ledger=ledger, rng=rng_pre) if length > 1 else n_dp)
 

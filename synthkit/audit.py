@@ -44,6 +44,12 @@ Design, and why:
   random public categories and booleans (a rare combination), a unique category where
   categories are learned, never nulls. With an entity key a canary is a whole entity with
   `max_rows_per_entity` rows: the privacy unit.
+- Sequences (DPHMM; unit = entity): a canary is one whole crafted entity of `max_length`
+  events (start and gaps in the tails of the reference fit's output, tail numeric values,
+  unique categories in the learned event and context columns, tail context values), and
+  the attack compares per-entity summaries (see `SequenceFamily` for why not a step-aligned
+  distance). What differs between model families (crafting, scoring) is a small strategy
+  object (`TableFamily`, `SequenceFamily`); trials, statistics and reports are shared.
 
 Privacy of the audit itself: each trial is a DP fit of the private data, and audit.json
 holds only canary scores and counts derived from the fitted models (post-processing); the
@@ -403,6 +409,278 @@ def attack_scores(synthetic: pd.DataFrame, canaries: pd.DataFrame, schema: Schem
     return counts + (1.0 - best)
 
 
+# ====================================================================== model families
+TABLE_ATTACK = ("black-box on synthetic rows: count of rows holding a canary's unique category + "
+                "(1 - Gower distance to the closest synthetic row), centred per canary by its median "
+                "over a reference fit without canaries and all trials")
+SEQUENCE_ATTACK = ("black-box on synthetic entities: count of entities holding a canary's unique category + "
+                   "(1 - Gower distance between per-entity summaries (length, start, mean gap, per-column means "
+                   "and shares, context) to the closest synthetic entity), centred per canary by its median over "
+                   "a reference fit without canaries and all trials")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableFamily:
+    """Canaries and attack for the table models (DPCTGAN, DPTVAE): a canary is one crafted
+    row, or with an entity key `rows_per_canary` identical rows (the privacy unit)."""
+
+    rows_per_canary: int = 1
+    unit_noun: str = "rows"
+    attack: str = TABLE_ATTACK
+
+    def n_units(self, frame: pd.DataFrame, schema: Schema) -> int:
+        return len(frame)
+
+    def spec(self, schema: Schema, *, reference: pd.DataFrame, model: Any) -> CanarySpec:
+        return canary_spec(schema, reference=reference, learned_bounds=_learned_bounds(model))
+
+    def craft(self, frame: pd.DataFrame, schema: Schema, spec: CanarySpec, *, n_canaries: int,
+              rng: np.random.Generator) -> pd.DataFrame:
+        return craft_canaries(frame, schema, spec, n_canaries=n_canaries, rows_per_canary=self.rows_per_canary,
+                              rng=rng)
+
+    def scores(self, synthetic: pd.DataFrame, canaries: pd.DataFrame, schema: Schema, spec: CanarySpec) -> np.ndarray:
+        return attack_scores(synthetic, _one_per_canary(canaries), schema, spec)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceCanarySpec:
+    """How canary ENTITIES look (DPHMM). `events` and `context` are the table recipes of the
+    event and the static context columns; the canary holds `length` events starting at one
+    of `starts` (ticks of the sequence index) and spaced by `gap` ticks. `scales` give the
+    distance unit of the summary features length, start and mean gap (in ticks)."""
+
+    length: int
+    starts: tuple[float, float]
+    gap: float
+    index_bounds: tuple[float, float] | None
+    axis: dict[str, Any]
+    events: CanarySpec
+    context: CanarySpec
+    scales: dict[str, tuple[float, float]]
+    recipe: tuple[str, ...]
+
+    @property
+    def token_columns(self) -> tuple[str, ...]:
+        return self.events.token_columns + self.context.token_columns
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceFamily:
+    """Canary entities and the attack for the sequence model DPHMM (privacy unit: entity).
+
+    A canary is one whole crafted entity: `max_length` events (the most one entity may
+    contribute, so the strongest canary the contribution bound allows), its start and its
+    gaps at the tails of the reference fit's synthetic output (public, DP), the same tail
+    value of every numeric event column at each of its events, a category of its own in
+    every event and context column whose categories are learned, random public values
+    elsewhere, and tail context values.
+
+    The attack sees the synthetic entities only. Score = number of synthetic entities that
+    hold one of the canary's unique categories + (1 − distance to the closest synthetic
+    entity). The distance is a Gower distance between per-ENTITY SUMMARIES — length, start,
+    mean gap, per numeric event column the entity's mean, per discrete event column the
+    share of its events that carry the canary's value, its context values — not a
+    step-aligned one: an HMM, even a memorising one, regenerates a sequence through its
+    states, so lengths and positions shift while the per-entity statistics stay; the canary
+    is constant over its steps, so its summary loses nothing of it; and the cost is
+    O(entities × canaries) instead of O(entities × canaries × length²) for an alignment.
+    Context tables given separately (fit's --context) are not audited: context columns of
+    the events table are."""
+
+    entity_key: str
+    sequence_index: str
+    context_columns: tuple[str, ...]
+    max_length: int | None = None  # None: the reference fit's DP-chosen max_length
+    unit_noun: str = "entities"
+    attack: str = SEQUENCE_ATTACK
+
+    def n_units(self, frame: pd.DataFrame, schema: Schema) -> int:
+        return int(frame[self.entity_key].nunique())
+
+    def _schemas(self, schema: Schema) -> tuple[Schema, Schema]:
+        ctx = set(self.context_columns)
+        learned = [c for c in schema.learned_columns if c.name != self.sequence_index]
+        return (Schema(columns=tuple(c for c in learned if c.name not in ctx)),
+                Schema(columns=tuple(c for c in learned if c.name in ctx)))
+
+    def spec(self, schema: Schema, *, reference: pd.DataFrame, model: Any) -> SequenceCanarySpec:
+        """From the schema, the reference fit (its DP max length and bounds) and its synthetic
+        output alone."""
+        from synthkit.sequence import TimeAxis
+        event_schema, context_schema = self._schemas(schema)
+        bounds = _learned_bounds(model)
+        length = int(self.max_length or model.layout_["max_length"])
+        axis = TimeAxis.from_dict(model.layout_["axis"])  # a format property of the index, like the data's
+        summary = _entity_frame(reference, key=self.entity_key, ticks=axis.to_ticks(reference[self.sequence_index]))
+        starts = _tails(summary["start"].to_numpy())
+        gaps = summary["gap"].to_numpy()
+        gap = _tails(gaps[~np.isnan(gaps)])[1] if np.isfinite(gaps).any() else 1.0
+        if axis.discrete:
+            starts, gap = (float(math.floor(starts[0])), float(math.ceil(starts[1]))), float(max(round(gap), 1))
+        gap = max(gap, 1e-9)
+        index_col = schema.column(self.sequence_index)
+        index_bounds = None
+        if index_col.bounds is not None:
+            lo, hi = axis.to_ticks(pd.Series([index_col.bounds[0], index_col.bounds[1]]))
+            index_bounds = (float(lo), float(hi))
+        first = reference.drop_duplicates(self.entity_key)
+        events = canary_spec(event_schema, reference=reference, learned_bounds=bounds)
+        context = canary_spec(context_schema, reference=first, learned_bounds=bounds)
+        gap_scale = _tails(gaps[~np.isnan(gaps)]) if np.isfinite(gaps).any() else (0.0, gap)
+        scales = {"length": (1.0, float(max(length, 2))), "start": starts if starts[1] > starts[0] else (0.0, 1.0),
+                  "gap": gap_scale if gap_scale[1] > gap_scale[0] else (0.0, max(gap, 1.0))}
+        recipe = (f"a whole entity of max_length={length} events (the contribution bound)",
+                  f"{self.sequence_index}: starts at the 1% or 99% quantile of the reference fit's synthetic "
+                  "starts, spaced by the 99% quantile of its gaps (kept inside public bounds)",
+                  *(f"event {r}" for r in events.recipe), *(f"context {r}" for r in context.recipe))
+        return SequenceCanarySpec(length=length, starts=starts, gap=float(gap), index_bounds=index_bounds,
+                                  axis=axis.to_dict(), events=events, context=context, scales=scales, recipe=recipe)
+
+    def craft(self, frame: pd.DataFrame, schema: Schema, spec: SequenceCanarySpec, *, n_canaries: int,
+              rng: np.random.Generator) -> pd.DataFrame:
+        """`n_canaries` crafted entities, `spec.length` events each, with a `canary` index
+        column first (dropped before training). Only the schema, the spec and the data's
+        spelling of booleans/datetimes are used, never a data value."""
+        from synthkit.sequence import TimeAxis
+        event_schema, context_schema = self._schemas(schema)
+        ev = craft_canaries(frame, event_schema, spec.events, n_canaries=n_canaries, rows_per_canary=1, rng=rng)
+        cx = craft_canaries(frame, context_schema, spec.context, n_canaries=n_canaries, rows_per_canary=1, rng=rng)
+        axis = TimeAxis.from_dict(spec.axis)
+        steps = np.arange(spec.length, dtype=float) * spec.gap
+        starts = np.where(rng.integers(2, size=n_canaries) == 1, spec.starts[1], spec.starts[0])
+        if spec.index_bounds is not None:  # the whole sequence inside the public window
+            lo, hi = spec.index_bounds
+            starts = np.maximum(np.minimum(starts, hi - steps[-1]), lo)
+        ticks = starts[:, None] + steps[None, :]
+        rep = np.repeat(np.arange(n_canaries), spec.length)
+        cols: dict[str, Any] = {"canary": rep}
+        for col in schema.columns:
+            name = col.name
+            if name == self.sequence_index:
+                cols[name] = axis.from_ticks(ticks.ravel()).to_numpy()
+            elif name in ev.columns and name != "canary":
+                cols[name] = ev[name].to_numpy()[rep]
+            elif name in cx.columns and name != "canary":
+                cols[name] = cx[name].to_numpy()[rep]
+            else:  # the entity key and other identifiers
+                cols[name] = np.array([f"canary-{i:05d}" for i in rep], dtype=object)
+        out = pd.DataFrame(cols)
+        for col in schema.columns:
+            if pd.api.types.is_integer_dtype(frame[col.name].dtype) and pd.api.types.is_integer_dtype(out[col.name]):
+                out[col.name] = out[col.name].astype(frame[col.name].dtype)
+        return out
+
+    def scores(self, synthetic: pd.DataFrame, canaries: pd.DataFrame, schema: Schema, spec: SequenceCanarySpec, *,
+               chunk: int = 8192) -> np.ndarray:
+        """Score each canary entity against one synthetic dataset (see the class docstring)."""
+        from synthkit.sequence import TimeAxis
+        axis = TimeAxis.from_dict(spec.axis)
+        kinds = {c.name: c.kind for c in schema.learned_columns}
+        can = canaries.sort_values(["canary"], kind="stable").reset_index(drop=True)
+        m = int(can["canary"].nunique())
+        can_ent, _ = pd.factorize(can["canary"], sort=True)
+        syn_ent, syn_keys = pd.factorize(synthetic[self.entity_key], sort=False)
+        n = len(syn_keys)
+        # unique tokens: synthetic entities holding canary i's token in any token column
+        token_of = {CANARY_TOKEN.format(i=i): i for i in range(m)}
+        pairs = set()
+        for name in spec.token_columns:
+            hit = pd.Series(_strings(synthetic[name], kinds[name])).map(token_of)
+            ok = hit.notna().to_numpy()
+            pairs.update(zip(syn_ent[ok].tolist(), hit[ok].astype(int).tolist()))
+        counts = np.bincount(np.array([i for _, i in pairs], dtype=np.int64), minlength=m).astype(float)[:m]
+        if n == 0:
+            return counts
+        syn_sum = _entity_frame(synthetic, key=self.entity_key, ticks=axis.to_ticks(synthetic[self.sequence_index]),
+                                codes=(syn_ent, n))
+        can_sum = _entity_frame(can, key="canary", ticks=axis.to_ticks(can[self.sequence_index]), codes=(can_ent, m))
+        order = np.argsort(syn_ent, kind="stable")  # each entity's first row holds its (static) context
+        syn_first = synthetic.iloc[order[np.searchsorted(syn_ent[order], np.arange(n))]].reset_index(drop=True)
+        can_first = can.drop_duplicates("canary").reset_index(drop=True)
+        # per-feature distances in [0, 1]; each is [n, m] within a chunk
+        numeric: list[tuple[np.ndarray, np.ndarray, float]] = []
+        for name, (lo, hi) in spec.scales.items():
+            numeric.append((syn_sum[name].to_numpy(), can_sum[name].to_numpy(), max(hi - lo, 1e-12)))
+        for name, (lo, hi) in spec.events.scales.items():
+            x = pd.Series(_numeric(synthetic[name], kinds[name])).groupby(syn_ent).mean().reindex(range(n))
+            c = pd.Series(_numeric(can[name], kinds[name])).groupby(can_ent).mean().reindex(range(m))
+            numeric.append((x.to_numpy(), c.to_numpy(), max(hi - lo, 1e-12)))
+        for name, (lo, hi) in spec.context.scales.items():
+            numeric.append((_numeric(syn_first[name], kinds[name]), _numeric(can_first[name], kinds[name]),
+                            max(hi - lo, 1e-12)))
+        shares: list[np.ndarray] = []  # [n, m]: share of an entity's events carrying canary j's value
+        lengths = np.bincount(syn_ent, minlength=n).astype(float)
+        for name in spec.events.discrete:
+            values = _strings(can_first[name], kinds[name])
+            lookup = {v: j for j, v in enumerate(dict.fromkeys(values))}
+            idx = pd.Series(_strings(synthetic[name], kinds[name])).map(lookup)
+            ok = idx.notna().to_numpy()
+            table = np.zeros((n, len(lookup)))
+            np.add.at(table, (syn_ent[ok], idx[ok].astype(int).to_numpy()), 1.0)
+            shares.append(table[:, [lookup[v] for v in values]] / np.maximum(lengths, 1.0)[:, None])
+        discrete = [(_strings(syn_first[name], kinds[name]), _strings(can_first[name], kinds[name]))
+                    for name in spec.context.discrete]
+        n_features = len(numeric) + len(shares) + len(discrete)
+        best = np.full(m, np.inf)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            dist = np.zeros((stop - start, m))
+            for x, c, width in numeric:
+                d = np.abs(x[start:stop, None] - c[None, :]) / width
+                dist += np.where(np.isnan(d), 1.0, np.minimum(d, 1.0))
+            for share in shares:
+                dist += 1.0 - share[start:stop]
+            for x, c in discrete:
+                dist += (x[start:stop, None] != c[None, :]).astype(float)
+            best = np.minimum(best, dist.min(axis=0) / max(n_features, 1))
+        return counts + (1.0 - best)
+
+
+def _tails(values: np.ndarray) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return (0.0, 1.0)
+    return (float(np.quantile(values, TAIL)), float(np.quantile(values, 1 - TAIL)))
+
+
+def _entity_frame(events: pd.DataFrame, *, key: str, ticks: np.ndarray,
+                  codes: tuple[np.ndarray, int] | None = None) -> pd.DataFrame:
+    """Per entity (in the order of `codes`, or of first appearance): its length, first
+    tick and mean gap ((last − first)/(length − 1); NaN for a single event)."""
+    if codes is None:
+        found, uniques = pd.factorize(events[key], sort=False)
+        codes = (found, len(uniques))
+    ent, n = codes
+    t = pd.Series(ticks).groupby(ent)
+    length = np.bincount(ent, minlength=n).astype(float)
+    first = t.min().reindex(range(n)).to_numpy()
+    last = t.max().reindex(range(n)).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(length > 1, (last - first) / np.maximum(length - 1, 1), np.nan)
+    return pd.DataFrame({"length": length, "start": first, "gap": gap})
+
+
+AuditFamily = TableFamily | SequenceFamily
+
+
+def _family(cls: type, schema: Schema, params: dict[str, Any]) -> AuditFamily:
+    """The canary recipe and attack for the model's family (tables or sequences)."""
+    from synthkit.models.hmm import DPHMM
+    if issubclass(cls, DPHMM):
+        problems = []
+        if schema.entity_key is None:
+            problems.append("DPHMM audits need the entity key (--entity-key): a canary is a whole entity")
+        if schema.sequence_index is None:
+            problems.append("DPHMM audits need the sequence index (--sequence-index)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return SequenceFamily(entity_key=schema.entity_key, sequence_index=schema.sequence_index,  # type: ignore[arg-type]
+                              context_columns=tuple(schema.context_columns), max_length=params.get("max_length"))
+    k = int(params.get("max_rows_per_entity", 1)) if schema.entity_key else 1
+    return TableFamily(rows_per_canary=k)
+
+
 # ====================================================================== trials
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrialJob:
@@ -418,7 +696,6 @@ class TrialOutcome:
     index: int
     scores: np.ndarray
     epsilon_spent: float | None
-    learned_bounds: dict[str, tuple[float, float]]
     guarantee: str
     device: str
     seconds: float
@@ -458,20 +735,31 @@ def _fit_and_sample(job: TrialJob) -> tuple[Any, pd.DataFrame, float]:
 
 
 def _outcome(job: TrialJob, model: Any, scores: np.ndarray, start: float) -> TrialOutcome:
-    bounds = {name: (float(t.bounds_[0]), float(t.bounds_[1])) for name, t in model.transformer_.transforms.items()
-              if getattr(t, "bounds_", None) is not None}
     summary = model.privacy_summary()
     return TrialOutcome(index=job.index, scores=scores,
                         epsilon_spent=summary.get("epsilon_spent") if summary.get("private") else None,
-                        learned_bounds=bounds, guarantee=summary["guarantee"], device=str(model.device_),
+                        guarantee=summary["guarantee"], device=str(model.device_),
                         seconds=time.perf_counter() - start)
+
+
+def _learned_bounds(model: Any) -> dict[str, tuple[float, float]]:
+    """The DP (or public) bounds of every numeric transform of a fitted model, including a
+    sequence model's context model: DP state, public once released."""
+    out: dict[str, tuple[float, float]] = {}
+    for m in (getattr(model, "context_model_", None), model):
+        if m is None:
+            continue
+        for name, t in m.transformer_.transforms.items():
+            if getattr(t, "bounds_", None) is not None:
+                out[name] = (float(t.bounds_[0]), float(t.bounds_[1]))
+    return out
 
 
 def _run_trial(job: TrialJob) -> TrialOutcome:
     """One trial (runs in a worker process when workers > 1): fit, sample, score every canary."""
     model, synthetic, start = _fit_and_sample(job)
-    scores = attack_scores(synthetic, _one_per_canary(_WORKER["canaries"]), Schema.from_dict(_WORKER["schema"]),
-                           _WORKER["spec"])
+    scores = _WORKER["family"].scores(synthetic, _WORKER["canaries"], Schema.from_dict(_WORKER["schema"]),
+                                      _WORKER["spec"])
     return _outcome(job, model, scores, start)
 
 
@@ -517,6 +805,8 @@ class AuditResult:
     seconds_per_trial: float
     workers: int
     device: str
+    synthetic_unit: str = "rows"
+    attack: str = TABLE_ATTACK
 
     @property
     def verdict(self) -> str:
@@ -552,10 +842,8 @@ class AuditResult:
                 "method": "one-run auditing pooled over independent training runs (Steinke, Nasr & Jagielski 2023)",
                 "canaries_per_trial": self.n_canaries, "trials": self.n_trials, "inclusion_probability": 0.5,
                 "canary_recipe": list(self.recipe),
-                "attack": "black-box on synthetic rows: count of rows holding a canary's unique category + "
-                          "(1 - Gower distance to the closest synthetic row), centred per canary by its median "
-                          "over a reference fit without canaries and all trials",
-                "synthetic_rows_per_trial": self.n_synthetic,
+                "attack": self.attack,
+                f"synthetic_{self.synthetic_unit}_per_trial": self.n_synthetic,
                 "guess_grid": [list(g) for g in GUESS_GRID],
             },
             "result": {**self.bound.to_dict(), "verdict": self.verdict, "explanation": self.explanation()},
@@ -619,7 +907,9 @@ def run_audit(
 
     `budget=None` audits a run without privacy (its bound is compared with nothing; `delta`
     then sets the δ of the bound). `model_params` are the model's hyperparameters (epochs,
-    batch_size, device, sizes...); `seed` makes the whole audit reproducible. `workers` > 1
+    batch_size, device, sizes...); `seed` makes the whole audit reproducible. For DPHMM the
+    schema names entity_key and sequence_index (and context_columns), and `n_synthetic`
+    counts synthetic ENTITIES (default 10x the data's entities, 10,000 to 100,000). `workers` > 1
     runs trials in separate processes (one torch thread each); None picks the CPU count.
     """
     start = time.perf_counter()
@@ -651,8 +941,8 @@ def run_audit(
     delta = budget.delta if budget is not None else float(delta)  # type: ignore[arg-type]
     params = dict(model_params or {})
     params.pop("seed", None)
-    k = int(params.get("max_rows_per_entity", 1)) if schema.entity_key else 1
-    n_synthetic = n_synthetic or int(min(max(10 * len(frame), 10_000), 100_000))
+    family = _family(cls, schema, params)
+    n_synthetic = n_synthetic or int(min(max(10 * family.n_units(frame, schema), 10_000), 100_000))
 
     root = np.random.SeedSequence(seed)
     s_canary, s_bits, s_trials, s_tie = root.spawn(4)
@@ -668,18 +958,17 @@ def run_audit(
 
     context: dict[str, Any] = {"schema": schema.to_dict(), "frame": frame, "model_class": cls, "params": params,
                                "budget": None if budget is None else {"epsilon": budget.epsilon, "delta": budget.delta},
-                               "n_synthetic": n_synthetic}
+                               "n_synthetic": n_synthetic, "family": family}
     # 1. reference fit without canaries: DP bounds for canary placement and a baseline score
     _init_worker(context, None)
     ref_job = job(-1, np.zeros(n_canaries, dtype=bool))
-    ref_model, ref_sample, ref_start = _fit_and_sample(ref_job)
-    ref = _outcome(ref_job, ref_model, np.zeros(0), ref_start)
-    spec = canary_spec(schema, reference=ref_sample, learned_bounds=ref.learned_bounds)
-    canaries = craft_canaries(frame, schema, spec, n_canaries=n_canaries, rows_per_canary=k, rng=rng_canary)
+    ref_model, ref_sample, _ = _fit_and_sample(ref_job)
+    spec = family.spec(schema, reference=ref_sample, model=ref_model)
+    canaries = family.craft(frame, schema, spec, n_canaries=n_canaries, rng=rng_canary)
     context["canaries"] = canaries
     context["spec"] = spec
     _init_worker(context, None)
-    ref_scores = attack_scores(ref_sample, _one_per_canary(canaries), schema, spec)
+    ref_scores = family.scores(ref_sample, canaries, schema, spec)
     del ref_model, ref_sample  # the reference sample never leaves this function
     if progress:
         progress("trials", 0, n_trials)
@@ -717,7 +1006,8 @@ def run_audit(
         model=cls.model_name or cls.__name__, hyperparameters=params, private=budget is not None,
         target_epsilon=None if budget is None else budget.epsilon, claimed_epsilon=claimed, delta=delta,
         guarantee=outcomes[0].guarantee, unit="entity" if schema.entity_key else "row", n_canaries=n_canaries,
-        n_trials=n_trials, n_synthetic=n_synthetic, recipe=spec.recipe, bound=bound,
+        n_trials=n_trials, n_synthetic=n_synthetic, synthetic_unit=family.unit_noun, attack=family.attack,
+        recipe=spec.recipe, bound=bound,
         roc=roc_summary(centred, membership), seconds=seconds,
         seconds_per_trial=float(np.mean([o.seconds for o in outcomes])), workers=n_workers, device=outcomes[0].device)
     logger.info("audit of %s: epsilon lower bound %.3f (claimed %s), %d canaries in %d trials",

@@ -18,6 +18,15 @@ from rich.table import Table as RichTable
 from synthkit.commands._common import cli_errors as _cli_errors
 from synthkit.commands._common import console
 from synthkit.commands._common import progress_bar as _progress_bar
+from synthkit.commands._common import (
+    ContextColumnOption,
+    ContextEpochsOption,
+    EntityKeyOption,
+    MaxLengthOption,
+    SequenceIndexOption,
+    StatesOption,
+    sequence_schema,
+)
 from synthkit.commands._common import setup_logging as _setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -69,7 +78,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               context_schema_path: Path | None = None, context_columns: tuple[str, ...] = (),
               max_length: int | None = None, n_states: int | None = None,
               terminal_column: str | None = None, terminal_value: str | None = None,
-              holdout: float | None = None, holdout_seed: int | None = None) -> Any:
+              holdout: float | None = None, holdout_seed: int | None = None,
+              context_epochs: int | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
 
     Sequences (`model="dphmm"`): `entity_key` and `sequence_index` are required (option or
@@ -86,7 +96,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     sequence = model == "dphmm"
     seq_opts = {"--sequence-index": sequence_index, "--context": context, "--context-schema": context_schema_path,
                 "--context-column": context_columns or None, "--max-length": max_length, "--states": n_states,
-                "--terminal-column": terminal_column, "--terminal-value": terminal_value}
+                "--terminal-column": terminal_column, "--terminal-value": terminal_value,
+                "--context-epochs": context_epochs}
     if not sequence and any(v is not None for v in seq_opts.values()):
         used = [k for k, v in seq_opts.items() if v is not None]
         raise ConfigError(f"{', '.join(used)} apply to --model dphmm only")
@@ -139,6 +150,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    context_schema_path=context_schema_path, context_columns=context_columns,
                                    max_length=max_length, n_states=n_states, terminal_column=terminal_column,
                                    terminal_value=terminal_value, holdout_record=holdout_record,
+                                   context_epochs=context_epochs,
                                    source=connectors.describe(data), source_context=source_context)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
@@ -159,27 +171,13 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         context_columns: tuple[str, ...], max_length: int | None, n_states: int | None,
                         terminal_column: str | None, terminal_value: str | None,
                         holdout_record: dict[str, Any] | None = None, source: dict[str, str] | None = None,
-                        source_context: tuple[Any, Any] | None = None) -> Any:
-    import dataclasses
-
+                        source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None) -> Any:
     import connectors
     from synthkit.errors import ConfigError
     from synthkit.models import DPHMM
     from synthkit.schema import Schema, infer_schema
 
-    if schema.entity_key is None:
-        raise ConfigError("--model dphmm needs --entity-key (the entity whose events form one sequence)")
-    if sequence_index is not None and schema.sequence_index not in (None, sequence_index):
-        raise ConfigError("--sequence-index differs from the schema's sequence_index; set it in one place")
-    if sequence_index is not None and schema.sequence_index is None:
-        schema = dataclasses.replace(schema, sequence_index=sequence_index)
-    if schema.sequence_index is None:
-        raise ConfigError("--model dphmm needs --sequence-index (the column that orders each entity's events)")
-    if context_columns:
-        if schema.context_columns and set(schema.context_columns) != set(context_columns):
-            raise ConfigError("--context-column differs from the schema's context_columns; set them in one place")
-        schema = dataclasses.replace(schema, context_columns=tuple(context_columns))
-    schema = schema.validate()
+    schema = sequence_schema(schema, sequence_index=sequence_index, context_columns=context_columns)
     ctx_frame, ctx_schema = None, None
     if context is not None:
         ctx_frame = connectors.read(context)
@@ -193,7 +191,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
         raise ConfigError("--context-schema needs --context (the context table it describes)")
     params: dict[str, Any] = {"seed": seed, "device": device, "max_length": max_length,
                               "terminal_column": terminal_column, "terminal_value": terminal_value}
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("n_states", n_states)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("n_states", n_states),
+                        ("context_epochs", context_epochs)):
         if value is not None:
             params[name] = value
     synth = DPHMM(**params)
@@ -217,17 +216,18 @@ def fit(
     no_privacy: Annotated[bool, typer.Option("--no-privacy", help="train WITHOUT differential privacy (no formal guarantee)")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="training epochs")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="expected Poisson batch size (privacy units)")] = None,
-    entity_key: Annotated[Optional[str], typer.Option(help="column naming the privacy unit")] = None,
+    entity_key: EntityKeyOption = None,
     max_rows_per_entity: Annotated[int, typer.Option(help="contribution bound k when --entity-key is set")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible development run")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing bundle")] = False,
-    sequence_index: Annotated[Optional[str], typer.Option(help="dphmm: column ordering each entity's events")] = None,
+    sequence_index: SequenceIndexOption = None,
     context: Annotated[Optional[str], typer.Option(help="dphmm: context table, one row per entity, joined on the entity key")] = None,
     context_schema: Annotated[Optional[Path], typer.Option("--context-schema", help="dphmm: schema of the --context table")] = None,
-    context_column: Annotated[Optional[list[str]], typer.Option(help="dphmm: a static column of the events table (repeat the option)")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="dphmm: events kept per entity (public); omitted: chosen under DP")] = None,
-    states: Annotated[Optional[int], typer.Option(help="dphmm: number of hidden states")] = None,
+    context_column: ContextColumnOption = None,
+    max_length: MaxLengthOption = None,
+    states: StatesOption = None,
+    context_epochs: ContextEpochsOption = None,
     terminal_column: Annotated[Optional[str], typer.Option(help="dphmm: column of a terminal event (e.g. status)")] = None,
     terminal_value: Annotated[Optional[str], typer.Option(help="dphmm: value marking the terminal event (e.g. death)")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="keep this fraction of people/rows out of training (seeded; recorded in the bundle) for `synthkit evaluate`")] = None,
@@ -245,7 +245,7 @@ def fit(
                           sequence_index=sequence_index, context=context, context_schema_path=context_schema,
                           context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
                           terminal_column=terminal_column, terminal_value=terminal_value,
-                          holdout=holdout, holdout_seed=holdout_seed)
+                          holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs)
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 

@@ -12,7 +12,10 @@ audit catches a broken DP implementation.
   (c) a broken variant (category discovery without its threshold, so a category held by one
       person is released while the ledger still claims ε = 1) → bound above the claim;
 - the CLI writes audit.json (atomically) and audit.html with an inline SVG ROC, and never a
-  data value; the report section is JSON-able.
+  data value; the report section is JSON-able;
+- the same brackets for the sequence model DPHMM (canary = a whole crafted entity) on
+  small seeded visit sequences: (a) no privacy, (b) ε = 1, (c) category discovery without
+  its threshold; and `synthkit audit --model dphmm` from the CLI.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 from typer.testing import CliRunner
 
 import synthkit
 import synthkit.transforms
 from conftest_data import nmes
-from synthkit import DPCTGAN, DPTVAE, PrivacyBudget, Schema
+from synthkit import DPCTGAN, DPHMM, DPTVAE, PrivacyBudget, Schema
 from synthkit.audit import (
+    CANARY_TOKEN,
     GUESS_GRID,
+    SequenceFamily,
     audit_section,
     canary_spec,
     craft_canaries,
@@ -286,3 +292,153 @@ def test_report_section_is_jsonable_and_judges_the_claim():
     assert sec["svg"].startswith("<svg") and "epsilon=1.00" in sec["svg"]
     refuted = audit_section({**base, "result": {**base["result"], "epsilon_lower_bound": 1.7, "verdict": "violation"}})
     assert refuted["metrics"][0]["passed"] is False
+
+
+# ====================================================================== sequences (DPHMM)
+SEQ_LENGTH = 6
+SEQ_PARAMS = {"n_states": 4, "epochs": 5, "batch_size": 50, "max_length": SEQ_LENGTH, "context_epochs": 5,
+              "context_hidden": (32,), "context_embedding_dim": 8, "device": "cpu"}
+
+
+def visits(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Entities with 2..6 visits on an integer clock: a visit kind (categories learned under
+    DP), a lab value around a per-entity level, and static group and age (context columns)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        group, age, t = rng.choice(["a", "b", "c"], p=[0.5, 0.3, 0.2]), int(rng.integers(20, 80)), int(rng.integers(5))
+        level = rng.normal(0.0, 1.0)
+        for j in range(int(rng.integers(2, SEQ_LENGTH + 1))):
+            t += int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])) if j else 0
+            rows.append((f"E{i:05d}", t, rng.choice(["gp", "lab", "ward"], p=[0.5, 0.3, 0.2]),
+                         float(level + rng.normal(0.0, 0.5)), group, age))
+    return pd.DataFrame(rows, columns=["id", "t", "kind", "value", "group", "age"])
+
+
+def visit_schema() -> Schema:
+    """Public bounds for the clock, the lab value and age (so 1,000 entities suffice at ε = 1);
+    the categories of kind and group are NOT declared (learned under DP), so a canary can hold
+    one of its own in each."""
+    return Schema(columns=(
+        Column(name="id", kind="identifier", nullable=False),
+        Column(name="t", kind="integer", nullable=False, bounds=(0, 40)),
+        Column(name="kind", kind="categorical", nullable=False),
+        Column(name="value", kind="continuous", nullable=False, bounds=(-5.0, 5.0)),
+        Column(name="group", kind="categorical", nullable=False),
+        Column(name="age", kind="integer", nullable=False, bounds=(0, 100)),
+    ), entity_key="id", sequence_index="t", context_columns=("group", "age"))
+
+
+@pytest.fixture(scope="module")
+def seq_frame() -> pd.DataFrame:
+    return visits()
+
+
+@pytest.fixture(scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # many tiny ops: intra-op threads only contend on a shared machine
+    yield
+    torch.set_num_threads(before)
+
+
+def test_sequence_canaries_are_whole_outlier_entities(seq_frame, _one_thread):
+    schema = visit_schema()
+    model = DPHMM(**SEQ_PARAMS, seed=0).fit(seq_frame, schema=schema, budget=None)
+    reference = model.sample(2000, seed=1)  # stands in for the reference fit's output
+    family = SequenceFamily(entity_key="id", sequence_index="t", context_columns=("group", "age"),
+                            max_length=SEQ_LENGTH)
+    spec = family.spec(schema, reference=reference, model=model)
+    can = family.craft(seq_frame, schema, spec, n_canaries=8, rng=np.random.default_rng(0))
+    assert list(can.columns) == ["canary", *schema.names]
+    assert can.groupby("id").size().tolist() == [SEQ_LENGTH] * 8  # a whole entity at the contribution bound
+    assert can.groupby("id")["canary"].nunique().eq(1).all() and can["id"].nunique() == 8
+    assert spec.token_columns == ("kind", "group")
+    tokens = [CANARY_TOKEN.format(i=i) for i in range(8)]
+    for name in ("kind", "group"):  # a unique token per canary, in all of its events
+        assert can.groupby("canary")[name].agg(set).tolist() == [{t} for t in tokens]
+    assert can.groupby("canary")["age"].nunique().eq(1).all()  # context is static
+    lo, hi = spec.events.placements["value"]
+    assert set(can["value"]) <= {lo, hi} and np.mean(reference["value"] < lo) <= 0.011
+    t = can.groupby("canary")["t"]
+    assert (t.min() >= 0).all() and (t.max() <= 40).all() and t.apply(lambda x: x.diff().dropna().gt(0).all()).all()
+    assert can["t"].dtype == seq_frame["t"].dtype and can["age"].dtype == seq_frame["age"].dtype
+    scores = family.scores(reference, can, schema, spec)
+    assert scores.shape == (8,) and np.all((scores >= 0) & (scores <= 1))  # no token in a canary-free output
+    with_copy = pd.concat([reference, can.drop(columns="canary")], ignore_index=True)
+    copied = family.scores(with_copy, can, schema, spec)
+    assert np.allclose(copied, 2.0)  # one entity with each token, at distance 0 (an exact copy)
+
+
+def _seq_audit(frame, model, budget, *, seed: int = 0):
+    return run_audit(frame, schema=visit_schema(), model=model, budget=budget, delta=CLAIM.delta,
+                     n_canaries=N_CANARIES, n_trials=N_TRIALS, model_params=SEQ_PARAMS, seed=seed, workers=1)
+
+
+def test_a_dphmm_without_privacy_exceeds_the_claim(seq_frame, _one_thread):
+    """(a) DPHMM with --no-privacy releases every category, so a planted canary's token is
+    generated and an absent one's cannot be. Same design as the table bracket (a): 256
+    pooled canaries, at most 3.87 to show; 90 right "in" guesses give 2.80; we require more
+    than twice the claim of the DP run (b). (Against the DP model of (b) this fails: 0.)"""
+    result = _seq_audit(seq_frame, DPHMM, None)
+    assert result.verdict == "no_guarantee" and result.unit == "entity"
+    assert result.bound.epsilon_lower_bound > 2 * CLAIM.epsilon
+    assert result.roc["tpr_at_fpr"]["0.01"] > 0.5
+
+
+@pytest.mark.slow
+def test_b_dphmm_stays_at_or_below_its_claim(seq_frame, _one_thread):
+    """(b) DPHMM at ε = 1 (preprocessing, context model and DP-SGD in one ledger): the bound
+    must not refute the claim (fails with probability below 5% for a correct implementation)."""
+    result = _seq_audit(seq_frame, DPHMM, CLAIM)
+    assert result.claimed_epsilon is not None and result.claimed_epsilon <= CLAIM.epsilon * (1 + 1e-9)
+    assert result.bound.epsilon_lower_bound <= result.claimed_epsilon
+    assert result.verdict == "consistent"
+
+
+class UnthresholdedDPHMM(DPHMM):
+    """Category discovery (events and context) without its threshold; the ledger still charges
+    as if it were correct, so it claims ε = 1."""
+
+    def fit(self, *args, **kwargs):
+        with mock.patch.object(synthkit.transforms, "select_partitions", _select_without_threshold):
+            return super().fit(*args, **kwargs)
+
+
+@pytest.mark.slow
+def test_c_a_broken_dphmm_is_caught(seq_frame, _one_thread):
+    """(c) Same data, claim and seeds as (b), with the threshold bug: the audit must refute
+    the claim. (Against the unbroken DPHMM this very assertion fails: that is test (b).)"""
+    result = _seq_audit(seq_frame, UnthresholdedDPHMM, CLAIM)
+    assert result.claimed_epsilon is not None and result.claimed_epsilon <= CLAIM.epsilon * (1 + 1e-9)
+    assert result.bound.epsilon_lower_bound > result.claimed_epsilon
+    assert result.verdict == "violation"
+
+
+def test_cli_audits_dphmm_without_writing_canaries_or_data_values(seq_frame, tmp_path, _one_thread):
+    data = seq_frame.copy()
+    data.loc[data["id"] == "E00003", "kind"] = SECRET  # one entity's category: must appear nowhere
+    csv = tmp_path / "events.csv"
+    data.to_csv(csv, index=False)
+    schema_path = tmp_path / "schema.yaml"
+    visit_schema().save(schema_path)
+    out = tmp_path / "audit"
+    args = ["audit", str(csv), "--schema", str(schema_path), "--model", "dphmm", "--entity-key", "id",
+            "--sequence-index", "t", "--context-column", "group", "--context-column", "age", "--epsilon", "1",
+            "--delta", "1e-6", "--canaries", "8", "--trials", "2", "--epochs", "1", "--batch-size", "50",
+            "--max-length", "4", "--states", "2", "--context-epochs", "2", "--synthetic-rows", "2000",
+            "--workers", "1", "--device", "cpu", "--seed", "0", "--out", str(out)]
+    r = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "audit.json").read_text())
+    assert report["model"] == "dphmm" and report["privacy"]["unit"] == "entity"
+    assert report["privacy"]["target_epsilon"] == 1.0 and report["result"]["n_canaries"] == 16
+    assert report["design"]["synthetic_entities_per_trial"] == 2000 and "entities" in report["design"]["attack"]
+    assert report["hyperparameters"]["max_length"] == 4 and report["hyperparameters"]["context_epochs"] == 2
+    assert report["result"]["verdict"] in ("consistent", "violation")
+    for path in (out / "audit.json", out / "audit.html"):
+        text = path.read_text()
+        assert SECRET not in text and "__synthkit_canary_" not in text and "canary-0" not in text
+        assert "E0000" not in text  # no entity key of the data
+    wrong = CliRunner().invoke(app, [*args[:5], "dptvae", *args[6:], "--overwrite"])
+    assert wrong.exit_code == 2 and "apply to --model dphmm only" in wrong.output

@@ -6,13 +6,16 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from synthkit.errors import SynthkitError
+
+if TYPE_CHECKING:
+    from synthkit.schema import Schema
 
 err_console = Console(stderr=True)
 console = Console()
@@ -59,3 +62,39 @@ def setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+
+
+# ------------------------------------------------------------------ options shared by fit and audit
+# One definition each, so that `synthkit fit` and `synthkit audit` cannot drift apart.
+EntityKeyOption = Annotated[Optional[str], typer.Option("--entity-key", help="column naming the privacy unit")]
+SequenceIndexOption = Annotated[Optional[str], typer.Option(
+    "--sequence-index", help="dphmm: column ordering each entity's events")]
+ContextColumnOption = Annotated[Optional[list[str]], typer.Option(
+    "--context-column", help="dphmm: a static column of the events table (repeat the option)")]
+MaxLengthOption = Annotated[Optional[int], typer.Option(
+    "--max-length", help="dphmm: events kept per entity (public); omitted: chosen under DP")]
+StatesOption = Annotated[Optional[int], typer.Option("--states", help="dphmm: number of hidden states")]
+ContextEpochsOption = Annotated[Optional[int], typer.Option(
+    "--context-epochs", help="dphmm: training epochs of the context model (static attributes, length, start)")]
+
+
+def sequence_schema(schema: Schema, *, sequence_index: str | None, context_columns: tuple[str, ...]) -> Schema:
+    """The events schema of a `--model dphmm` run: the options' roles merged into the
+    schema's (each set in one place), checked, validated."""
+    import dataclasses
+
+    from synthkit.errors import ConfigError
+
+    if schema.entity_key is None:
+        raise ConfigError("--model dphmm needs --entity-key (the entity whose events form one sequence)")
+    if sequence_index is not None and schema.sequence_index not in (None, sequence_index):
+        raise ConfigError("--sequence-index differs from the schema's sequence_index; set it in one place")
+    if sequence_index is not None and schema.sequence_index is None:
+        schema = dataclasses.replace(schema, sequence_index=sequence_index)
+    if schema.sequence_index is None:
+        raise ConfigError("--model dphmm needs --sequence-index (the column that orders each entity's events)")
+    if context_columns:
+        if schema.context_columns and set(schema.context_columns) != set(context_columns):
+            raise ConfigError("--context-column differs from the schema's context_columns; set them in one place")
+        schema = dataclasses.replace(schema, context_columns=tuple(context_columns))
+    return schema.validate()

@@ -9,21 +9,44 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from synthkit.commands._common import cli_errors, console, progress_bar, setup_logging
+from synthkit.commands._common import (
+    ContextColumnOption,
+    ContextEpochsOption,
+    EntityKeyOption,
+    MaxLengthOption,
+    SequenceIndexOption,
+    StatesOption,
+    cli_errors,
+    console,
+    progress_bar,
+    sequence_schema,
+    setup_logging,
+)
 
 
 def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
                no_privacy: bool, canaries: int, trials: int, epochs: int | None, batch_size: int | None,
                synthetic_rows: int | None, confidence: float, workers: int | None, device: str, seed: int | None,
                out: Path, overwrite: bool, table: str | None = None, query: str | None = None,
-               progress: Any = None) -> dict[str, Any]:
-    """The plain function behind `synthkit audit`: read, audit, write audit.json + audit.html."""
+               entity_key: str | None = None, sequence_index: str | None = None,
+               context_columns: tuple[str, ...] = (), max_length: int | None = None, n_states: int | None = None,
+               context_epochs: int | None = None, progress: Any = None) -> dict[str, Any]:
+    """The plain function behind `synthkit audit`: read, audit, write audit.json + audit.html.
+
+    Sequences (`model="dphmm"`): the roles come as in `synthkit fit` (options or schema);
+    a canary is then a whole crafted entity. Context columns of the events table are
+    audited; a separate context table (fit's --context) is not supported here."""
     import connectors
     from synthkit.audit import run_audit
     from synthkit.errors import ArtifactError, ConfigError
     from synthkit.ledger import PrivacyBudget
     from synthkit.schema import Schema, infer_schema
 
+    seq_opts = {"--sequence-index": sequence_index, "--context-column": context_columns or None,
+                "--max-length": max_length, "--states": n_states, "--context-epochs": context_epochs}
+    if model != "dphmm" and any(v is not None for v in seq_opts.values()):
+        used = [k for k, v in seq_opts.items() if v is not None]
+        raise ConfigError(f"{', '.join(used)} apply to --model dphmm only")
     if no_privacy and epsilon is not None:
         raise ConfigError("--no-privacy and --epsilon contradict each other; choose one")
     if not no_privacy and epsilon is None:
@@ -32,8 +55,18 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
     if (out / "audit.json").exists() and not overwrite:  # refuse before hours of training
         raise ArtifactError(f"{str(out / 'audit.json')!r} already exists; choose another --out or pass --overwrite")
     frame = connectors.read(data, table=table, query=query)
-    schema = Schema.load(schema_path) if schema_path is not None else infer_schema(frame)
+    if schema_path is not None:
+        schema = Schema.load(schema_path)
+        if entity_key is not None and entity_key != schema.entity_key:
+            raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    else:
+        schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
     params: dict[str, Any] = {"device": device}
+    if model == "dphmm":
+        schema = sequence_schema(schema, sequence_index=sequence_index, context_columns=context_columns)
+        for name, value in (("max_length", max_length), ("n_states", n_states), ("context_epochs", context_epochs)):
+            if value is not None:
+                params[name] = value
     if epochs is not None:
         params["epochs"] = epochs
     if batch_size is not None:
@@ -52,7 +85,7 @@ def register(app: typer.Typer) -> None:
     def audit(
         data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
         out: Annotated[Path, typer.Option("--out", help="folder for audit.json and audit.html")],
-        model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dpctgan",
+        model: Annotated[str, typer.Option(help="dpctgan or dptvae (tables), dphmm (per-entity sequences)")] = "dpctgan",
         epsilon: Annotated[Optional[float], typer.Option(help="the claimed epsilon to check (the fit's target)")] = None,
         delta: Annotated[float, typer.Option(help="the claimed delta")] = 1e-6,
         no_privacy: Annotated[bool, typer.Option("--no-privacy", help="audit training WITHOUT DP (a positive control)")] = False,
@@ -60,12 +93,18 @@ def register(app: typer.Typer) -> None:
         trials: Annotated[int, typer.Option(min=1, help="training runs; the cost and the power grow with it")] = 200,
         epochs: Annotated[Optional[int], typer.Option(help="training epochs per run")] = None,
         batch_size: Annotated[Optional[int], typer.Option(help="expected Poisson batch size")] = None,
-        synthetic_rows: Annotated[Optional[int], typer.Option(help="synthetic rows the attack sees per run")] = None,
+        synthetic_rows: Annotated[Optional[int], typer.Option(help="synthetic rows (dphmm: entities) the attack sees per run")] = None,
         confidence: Annotated[float, typer.Option(help="confidence level of the lower bound")] = 0.95,
         workers: Annotated[Optional[int], typer.Option(help="parallel training processes (default: CPU count)")] = None,
         schema: Annotated[Optional[Path], typer.Option("--schema", help="schema.yaml (inferred kinds if omitted)")] = None,
         table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
         query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
+        entity_key: EntityKeyOption = None,
+        sequence_index: SequenceIndexOption = None,
+        context_column: ContextColumnOption = None,
+        max_length: MaxLengthOption = None,
+        states: StatesOption = None,
+        context_epochs: ContextEpochsOption = None,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
         seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible audit")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing audit.json")] = False,
@@ -80,7 +119,9 @@ def register(app: typer.Typer) -> None:
                                 no_privacy=no_privacy, canaries=canaries, trials=trials, epochs=epochs,
                                 batch_size=batch_size, synthetic_rows=synthetic_rows, confidence=confidence,
                                 workers=workers, device=device, seed=seed, out=out, overwrite=overwrite,
-                                table=table, query=query, progress=bar)
+                                table=table, query=query, entity_key=entity_key, sequence_index=sequence_index,
+                                context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
+                                context_epochs=context_epochs, progress=bar)
             if as_json:
                 typer.echo(json.dumps(result, indent=2))
                 return

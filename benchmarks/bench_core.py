@@ -127,19 +127,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--memory-child", nargs=2)
+    ap.add_argument("--only", nargs="+", choices=["dp_overhead", "fit", "generate", "memory"],
+                    help="measure only these sections (the others keep their numbers in the results file)")
     args = ap.parse_args()
     if args.memory_child:
         _memory_child(int(args.memory_child[0]), args.memory_child[1])
         return
     epochs = 2 if args.quick else 5
-    results = {
-        "machine": {"cpus": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__, "processor": platform.machine()},
-        "dp_overhead": bench_dp_overhead(epochs),
-        "fit": bench_fit(epochs),
-        "generate": bench_generate(200_000 if args.quick else 1_000_000),
-        "memory": bench_memory(100_000 if args.quick else 1_000_000),
+    sections = {
+        "dp_overhead": lambda: bench_dp_overhead(epochs),
+        "fit": lambda: bench_fit(epochs),
+        "generate": lambda: bench_generate(200_000 if args.quick else 1_000_000),
+        "memory": lambda: bench_memory(100_000 if args.quick else 1_000_000),
     }
+    chosen = args.only or list(sections)
+    # --only re-measures some sections and keeps the others' last numbers
+    results = json.loads(OUT.read_text()) if args.only and OUT.exists() else {}
+    results["machine"] = {"cpus": torch.get_num_threads(), "python": platform.python_version(),
+                          "torch": torch.__version__, "processor": platform.machine()}
+    for name in chosen:
+        results[name] = sections[name]()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     print(f"wrote {OUT}")

@@ -73,6 +73,8 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
             "schema": model.schema_.to_dict(),
             "privacy": {"summary": model.ledger_.summary(), "ledger": model.ledger_.to_dict()},
             "transformer": model.transformer_.state_dict(),
+            "dependence": (model.dependence_.state_dict() if getattr(model, "dependence_", None) is not None
+                           else None),
             "training": model.training_,
             "seed": params.get("seed"),
             "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
@@ -153,6 +155,11 @@ def load_bundle(path: str | Path) -> Any:
     model._load_weights({k: v.to(device) for k, v in load_file(str(weights_path)).items()})
     model.schema_ = schema
     model.transformer_ = transformer
+    model.dependence_ = None
+    if manifest.get("dependence") is not None:
+        from synthkit.dependence import DependenceCalibrator
+        model.dependence_ = DependenceCalibrator(transformer)
+        model.dependence_.load_state_dict(manifest["dependence"])
     model.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
     model.training_ = manifest.get("training", {})
     model.device_ = device

@@ -39,6 +39,8 @@ class PreprocessingPlan:
     k: int                    # max rows per unit
     n_histograms: int
     n_discovery: int
+    dependence_noise: float = 0.0  # noise std / sensitivity of the score-correlation release
+    n_dependence: int = 0          # 1 when that release is planned (synthkit.dependence)
 
     def events(self) -> list[GaussianEvent | ThresholdEvent]:
         """The plan as ledger events (names are generic; the real run uses column names)."""
@@ -51,15 +53,19 @@ class PreprocessingPlan:
                                      count=self.n_histograms))
         out.extend(ThresholdEvent(name="category-discovery", delta=self.threshold_delta)
                    for _ in range(self.n_discovery))
+        if self.n_dependence:
+            out.append(GaussianEvent(name="dependence", sigma=self.dependence_noise, sensitivity=1.0))
         return out
 
 
 def plan_preprocessing(
     *, budget: PrivacyBudget, k: int, n_histograms: int, n_discovery: int, epsilon_share: float,
-    delta_share: float = 0.1,
+    delta_share: float = 0.1, dependence_share: float = 0.0,
 ) -> PreprocessingPlan:
-    """Split `epsilon_share` of ε evenly (in zero-concentrated DP terms) over every
-    Gaussian preprocessing mechanism, and `delta_share` of δ over the thresholds."""
+    """Split `epsilon_share` of ε (in zero-concentrated DP terms) over the Gaussian
+    preprocessing mechanisms: `dependence_share` of it to the score-correlation release
+    (0 = none planned), the rest evenly over the counts and histograms; `delta_share` of δ
+    goes to the thresholds."""
     n_gauss = 1 + (1 if k > 1 else 0) + n_histograms
     target = epsilon_share * budget.epsilon
     delta_for_thresholds = delta_share * budget.delta if n_discovery else 0.0
@@ -84,7 +90,7 @@ def plan_preprocessing(
         raise BudgetExceededError(
             f"preprocessing gets epsilon={target:.3g} ({epsilon_share:.0%} of {budget.epsilon:g}) but needs at "
             f"least {eps_of(lo):.3g} whatever the noise; raise --epsilon or the preprocessing share")
-    rho_each = lo / n_gauss
+    rho_each = lo * (1.0 - dependence_share) / n_gauss
     sigma_unit = 1.0 / math.sqrt(2 * rho_each)
     return PreprocessingPlan(
         sigma_units=sigma_unit,
@@ -94,6 +100,8 @@ def plan_preprocessing(
         k=k,
         n_histograms=n_histograms,
         n_discovery=n_discovery,
+        dependence_noise=1.0 / math.sqrt(2 * lo * dependence_share) if dependence_share > 0 else 0.0,
+        n_dependence=1 if dependence_share > 0 else 0,
     )
 
 

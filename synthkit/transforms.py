@@ -22,6 +22,7 @@ import pandas as pd
 
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
+    GEOMETRIC_EDGES,
     PreprocessingPlan,
     fit_mixture_to_histogram,
     geometric_bounds,
@@ -80,7 +81,10 @@ class CategoricalTransform:
         if self.column.kind == "boolean":
             b = boolean_values(s)
             return b.map({True: "True", False: "False"}).astype(object).where(b.notna(), None)
-        return s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+        present = s.notna().to_numpy()
+        out = np.full(len(s), None, dtype=object)
+        out[present] = s[present].astype(str).to_numpy(dtype=object)  # vectorised: no per-row Python
+        return pd.Series(out, index=s.index, dtype=object)
 
     def _boolean_tokens(self, s: pd.Series) -> list[str] | None:
         """How a text boolean column spells true/false, restricted to the fixed token set
@@ -134,16 +138,21 @@ class CategoricalTransform:
         return [Span(len(self.labels_), "softmax")]
 
     def transform(self, s: pd.Series, rng: np.random.Generator) -> np.ndarray:
-        values = self._strings(s)
-        index = {c: i for i, c in enumerate(self.labels_)}
-        other = index.get(OTHER)
-        null = index.get(NULL)
-        codes = values.map(lambda v: null if v is None else index.get(v, other))
-        if codes.isna().any():  # only reachable if a label vanished without OTHER/NULL
-            codes = codes.fillna(0)
-        out = np.zeros((len(values), len(self.labels_)), dtype=np.float32)
-        out[np.arange(len(values)), codes.to_numpy(dtype=np.int64)] = 1.0
+        out = np.zeros((len(s), len(self.labels_)), dtype=np.float32)
+        out[np.arange(len(s)), self.codes(s)] = 1.0
         return out
+
+    def codes(self, s: pd.Series) -> np.ndarray:
+        """Label index of every value: a null → NULL, an unreleased category → OTHER."""
+        values = self._strings(s).to_numpy(dtype=object)
+        labels = pd.Index(self.labels_)
+        other = labels.get_loc(OTHER) if OTHER in labels else -1
+        null = labels.get_loc(NULL) if NULL in labels else -1
+        is_null = pd.isna(values)
+        codes = labels.get_indexer(np.where(is_null, "", values).astype(object))
+        codes = np.where(is_null, null, np.where(codes < 0, other, codes))
+        codes[codes < 0] = 0  # only reachable if a label vanished without OTHER/NULL
+        return codes.astype(np.int64)
 
     def inverse_transform(self, block: np.ndarray) -> pd.Series:
         idx = np.argmax(block, axis=1)
@@ -182,6 +191,8 @@ class NumericTransform:
         self.weights_: np.ndarray | None = None
         self.null_share_: float | None = None
         self.tz_: str | None = None
+        self.edges_: np.ndarray | None = None  # the DP histogram: data-independent edges
+        self.hist_: np.ndarray | None = None   # and its noisy counts (post-processed, >= 0)
 
     def n_histograms(self) -> int:
         return 1 if self.column.bounds is not None else 2
@@ -222,12 +233,8 @@ class NumericTransform:
             lo, hi = float(np.floor(lo)), float(np.ceil(hi))
             if hi <= lo:
                 hi = lo + 1
-        # integers with a modest range get one bin per value (exact spikes); else 64 bins
-        n_bins = int(hi - lo + 1) if self.column.kind == "integer" and hi - lo + 1 <= MAX_INTEGER_BINS else FINE_BINS
-        if n_bins == int(hi - lo + 1) and self.column.kind == "integer":
-            edges = np.arange(lo - 0.5, hi + 1.0, 1.0)
-        else:
-            edges = np.linspace(lo, hi, n_bins + 1)
+        edges = histogram_edges(lo, hi, integer=self.column.kind == "integer")
+        n_bins = len(edges) - 1
         idx = np.clip(np.searchsorted(edges, np.clip(values, lo, hi), side="right") - 1, 0, n_bins - 1)
         raw = np.concatenate([np.bincount(idx, minlength=n_bins), [np.count_nonzero(~present)]]).astype(float)
         noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
@@ -239,9 +246,10 @@ class NumericTransform:
             if cleared.sum() > 0:
                 noisy = np.concatenate([cleared, noisy[-1:]])
         noisy = np.clip(noisy, 0, None)
-        centres = (edges[:-1] + edges[1:]) / 2
-        width = edges[1] - edges[0]
-        self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, noisy[:-1], bin_width=width)
+        self.edges_, self.hist_ = edges, noisy[:-1]
+        # the modes are fitted on the histogram summed onto at most FINE_BINS equal bins
+        centres, counts, width = _equal_width(edges, noisy[:-1])
+        self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, counts, bin_width=width)
         total = noisy.sum()
         self.null_share_ = float(noisy[-1] / total) if total > 0 else 0.0
         self.bounds_ = (float(lo), float(hi))
@@ -282,7 +290,18 @@ class NumericTransform:
         return out
 
     def quantiles(self, u: np.ndarray, grid_size: int = 4096) -> np.ndarray:
-        """Inverse CDF of the DP mixture truncated to the bounds (numerical, on a grid)."""
+        """Inverse CDF of the DP margin: of the DP histogram (uniform inside each bin, so a
+        one-integer bin is a point mass: spikes such as "no debt" come out exactly), or of
+        the DP mixture truncated to the bounds for bundles that carry no histogram."""
+        u = np.asarray(u, dtype=float)
+        if self.hist_ is not None and float(np.sum(self.hist_)) > 0:
+            keep = np.flatnonzero(self.hist_ > 0)
+            mass = self.hist_[keep] / self.hist_[keep].sum()
+            left, right = self.edges_[keep], self.edges_[keep + 1]
+            cum = np.cumsum(mass)
+            j = np.minimum(np.searchsorted(cum, u, side="right"), len(keep) - 1)
+            frac = np.clip((u - (cum[j] - mass[j])) / mass[j], 0.0, 1.0)
+            return np.clip(left[j] + frac * (right[j] - left[j]), *self.bounds_)
         from scipy.special import ndtr
         lo, hi = self.bounds_
         grid = np.linspace(lo, hi, grid_size)
@@ -292,8 +311,8 @@ class NumericTransform:
         return np.interp(u, cdf, grid[keep])
 
     def inverse_transform(self, block: np.ndarray, *, calibrate: bool = False) -> pd.Series:
-        """Decode; with `calibrate`, the values are mapped rank for rank onto the DP mixture's
-        quantiles (post-processing): the margin becomes the DP one while the order of the
+        """Decode; with `calibrate`, the values are mapped rank for rank onto the DP margin's
+        quantiles (`quantiles`; post-processing): the margin becomes the DP one while the order of the
         rows — hence every rank dependence the model learned — is kept."""
         alpha = np.clip(block[:, 0], -1, 1)
         mode = np.argmax(block[:, 1:1 + self.n_modes], axis=1)
@@ -321,7 +340,9 @@ class NumericTransform:
 
     def state_dict(self) -> dict[str, Any]:
         return {"bounds": list(self.bounds_), "means": self.means_.tolist(), "stds": self.stds_.tolist(),
-                "weights": self.weights_.tolist(), "null_share": self.null_share_, "tz": self.tz_}
+                "weights": self.weights_.tolist(), "null_share": self.null_share_, "tz": self.tz_,
+                "edges": None if self.edges_ is None else self.edges_.tolist(),
+                "histogram": None if self.hist_ is None else self.hist_.tolist()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bounds_ = (float(state["bounds"][0]), float(state["bounds"][1]))
@@ -330,6 +351,42 @@ class NumericTransform:
         self.weights_ = np.asarray(state["weights"], dtype=float)
         self.null_share_ = state.get("null_share")
         self.tz_ = state.get("tz")
+        edges, hist = state.get("edges"), state.get("histogram")
+        self.edges_ = None if edges is None else np.asarray(edges, dtype=float)
+        self.hist_ = None if hist is None else np.asarray(hist, dtype=float)
+
+
+def histogram_edges(lo: float, hi: float, *, integer: bool) -> np.ndarray:
+    """Data-independent bin edges inside [lo, hi] (the bounds are public or DP).
+
+    An integer column with a modest range gets one bin per value. Otherwise FINE_BINS equal
+    bins are merged with the signed geometric grid (ratio √2), down to a floor of 1/1024 of
+    the range: heavy-tailed money columns (debt, assets, income) get resolution where their
+    mass is, and an integer column keeps an exact bin for 0 (a spike in such columns).
+    Integer edges sit on half-integers so every bin holds whole values."""
+    if integer and hi - lo + 1 <= MAX_INTEGER_BINS:
+        return np.arange(lo - 0.5, hi + 1.0, 1.0)
+    floor = (hi - lo) / (16 * FINE_BINS)
+    geo = GEOMETRIC_EDGES[(GEOMETRIC_EDGES > lo) & (GEOMETRIC_EDGES < hi) & (np.abs(GEOMETRIC_EDGES) >= floor)]
+    edges = np.union1d(np.linspace(lo, hi, FINE_BINS + 1), geo)
+    if integer:
+        inner = np.round(edges[1:-1] - 0.5) + 0.5
+        zero = [-0.5, 0.5] if lo < 0 < hi else []
+        edges = np.unique(np.concatenate([[lo - 0.5, hi + 0.5], inner, zero]))
+        edges = edges[(edges >= lo - 0.5) & (edges <= hi + 0.5)]
+    return edges
+
+
+def _equal_width(edges: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A histogram on `edges` as one on at most FINE_BINS equal bins (each bin's count goes
+    to the equal bin holding its centre): the grid the mode fit expects."""
+    widths = np.diff(edges)
+    if np.allclose(widths, widths[0]):
+        return (edges[:-1] + edges[1:]) / 2, counts, float(widths[0])
+    lo, hi = edges[0], edges[-1]
+    width = (hi - lo) / FINE_BINS
+    which = np.clip(((edges[:-1] + edges[1:]) / 2 - lo) // width, 0, FINE_BINS - 1).astype(int)
+    return lo + width * (np.arange(FINE_BINS) + 0.5), np.bincount(which, weights=counts, minlength=FINE_BINS), width
 
 
 ColumnTransform = CategoricalTransform | NumericTransform

@@ -62,7 +62,8 @@ def pair_trends(r: pd.DataFrame, s: pd.DataFrame, cols) -> float:
 def independent_dp_baseline(real: pd.DataFrame, schema: Schema, budget: PrivacyBudget, n: int,
                             seed: int) -> pd.DataFrame:
     """The trivial DP baseline: every column sampled independently from its DP histogram,
-    with the WHOLE budget spent on those histograms (no pair can be learned)."""
+    with the WHOLE budget spent on those histograms (no pair can be learned). Numeric values
+    come from the DP histogram itself (the same margins a model's samples are calibrated to)."""
     rng = np.random.default_rng(seed)
     t = DataTransformer(schema)
     plan = plan_preprocessing(budget=budget, k=1, n_histograms=t.n_histograms(), n_discovery=t.n_discovery(),
@@ -87,5 +88,7 @@ def independent_dp_baseline(real: pd.DataFrame, schema: Schema, budget: PrivacyB
                 null = rng.random(n) < tr.null_share_
                 block[:, 1 + tr.n_modes] = ~null
                 block[:, 2 + tr.n_modes] = null
-        out[name] = tr.inverse_transform(block).reset_index(drop=True)
+        decoded = tr.inverse_transform(block) if isinstance(tr, CategoricalTransform) else \
+            tr.inverse_transform(block, calibrate=True)  # numeric values drawn from the DP histogram
+        out[name] = decoded.reset_index(drop=True)
     return pd.DataFrame(out)

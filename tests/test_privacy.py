@@ -216,7 +216,7 @@ def test_budget_too_small_for_preprocessing_is_refused_before_data_is_used(monke
     # certify for a Gaussian at this δ whatever its noise (≈ 0.006, set by the largest Rényi
     # order, 1024): the plan cannot fit, and that is known from the schema and budget alone.
     with pytest.raises(BudgetExceededError, match="preprocessing"):
-        DPTVAE(epochs=1, batch_size=50, device="cpu", seed=0).fit(
+        DPTVAE(epochs=1, batch_size=50, device="cpu", seed=0, preprocessing_epsilon_share=0.2).fit(
             frame, budget=PrivacyBudget(epsilon=0.01, delta=1e-6), schema=schema)
     assert touched == []
 
@@ -441,6 +441,9 @@ def test_entity_key_makes_the_entity_the_unit_with_sensitivity_k(monkeypatch) ->
         assert gauss[name].sensitivity == float(k)
         assert gauss[name].sigma / gauss[name].sensitivity == pytest.approx(gauss["count:units"].sigma)
     assert any(isinstance(e, ThresholdEvent) and e.name == "categories:dx:threshold" for e in ledger.events)
+    # the score-correlation release: k rows of squared norm <= C² each
+    clip2 = model.dependence_.clip ** 2
+    assert gauss["dependence"].sensitivity == pytest.approx(k * clip2)
     assert ledger.epsilon_spent() <= 5.0
 
 
@@ -462,7 +465,11 @@ def test_without_entity_key_the_row_is_the_unit(training_spy) -> None:
             model.fit(frame, budget=PrivacyBudget(epsilon=5.0, delta=1e-6), schema=schema)
     ledger = ledgers[-1]
     assert (ledger.unit, ledger.max_rows_per_unit) == ("row", 1)
-    assert {e.sensitivity for e in ledger.events if isinstance(e, GaussianEvent)} == {1.0}
+    gauss = [e for e in ledger.events if isinstance(e, GaussianEvent)]
+    assert {e.sensitivity for e in gauss if e.name != "dependence"} == {1.0}
+    # the score-correlation release: one row of squared norm <= C² = 1.2² · d (d = 3 scores
+    # here: cost, and dx's labels but the most frequent)
+    assert [e.sensitivity for e in gauss if e.name == "dependence"] == [pytest.approx(1.2**2 * 3)]
     assert "count:rows" not in {e.name for e in ledger.events}
 
 

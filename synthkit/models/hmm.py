@@ -761,7 +761,9 @@ class DPHMM(Synthesizer):
         # a release run (seed None) passes no seed on, so none is recorded in the bundle
         seed = None if self.seed is None else int(seq.generate_state(1, dtype=np.uint32)[0])
         common = {"epochs": self.context_epochs, "batch_size": self.context_batch_size or self.batch_size,
-                  "embedding_dim": self.context_embedding_dim, "device": self.device, "seed": seed}
+                  "embedding_dim": self.context_embedding_dim, "device": self.device, "seed": seed,
+                  # context rows keep the budget split DPHMM was validated with
+                  "calibrate_dependence": False, "preprocessing_epsilon_share": 0.2}
         hidden = tuple(self.context_hidden)
         if self.context_model == "dpctgan":
             return DPCTGAN(generator_dim=hidden, critic_dim=hidden, **common)

@@ -236,8 +236,16 @@ def _permute_to(series: pd.Series, t: NumericTransform, score: np.ndarray) -> pd
     present = np.flatnonzero(~np.isnan(x))
     if len(present) < 2:
         return series
-    by_value = present[np.argsort(x[present], kind="stable")]
-    by_score = present[np.argsort(score[present], kind="stable")]
-    out = series.copy()
-    out.iloc[by_score] = series.iloc[by_value].to_numpy()
-    return out
+    by_score = present[np.argsort(score[present])]
+    if t.column.kind == "datetime":  # keep the exact timestamps (float seconds would round them)
+        by_value = present[np.argsort(x[present])]
+        out = series.copy()
+        out.iloc[by_score] = series.iloc[by_value].to_numpy()
+        return out
+    x[by_score] = np.sort(x[present])  # integers are exact in float64 below 2**53
+    if t.column.kind == "integer":
+        values = pd.array(np.zeros(len(x), dtype="int64"), dtype="Int64")
+        values[present] = x[present].astype("int64")
+        values[np.isnan(x)] = pd.NA
+        return pd.Series(values, index=series.index)
+    return pd.Series(x, index=series.index)

@@ -321,7 +321,7 @@ class NumericTransform:
         null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.column.nullable else np.zeros(len(x), bool)
         present = np.flatnonzero(~null)
         if calibrate and len(present) > 1:
-            order = present[np.argsort(x[present], kind="stable")]
+            order = present[np.argsort(x[present])]
             x[order] = self.quantiles((np.arange(len(order)) + 0.5) / len(order))
         if self.column.kind == "integer":
             vals = np.round(x).astype("int64")

@@ -150,16 +150,11 @@ class DependenceCalibrator:
             logger.warning("dependence calibration skipped for a chunk: singular score matrix")
             return frame
         out = frame.copy()
-        score_of = iter(np.flatnonzero(~is_cat))  # score index of each numeric column, in order
-        new_col = {}
-        for j, index in enumerate(np.flatnonzero(ok & ~is_cat)):
-            new_col[index] = new[:, j]
-        for name, kind, _ in layout:
-            if kind != "numeric":
-                continue
-            index = next(score_of)
-            if index in new_col:
-                out[name] = _permute_to(frame[name], self.transformer.transforms[name], new_col[index])
+        new_of = dict(zip(np.flatnonzero(ok & ~is_cat), new.T))  # score index → its new scores
+        numeric = [name for name, kind, _ in layout if kind == "numeric"]
+        for name, index in zip(numeric, np.flatnonzero(~is_cat)):
+            if index in new_of:
+                out[name] = _permute_to(frame[name], self.transformer.transforms[name], new_of[index])
         return out
 
     # ------------------------------------------------------------- state

@@ -94,9 +94,29 @@ def browser(tmp_path):
 
 
 def _wait(driver, xpath: str, timeout: float = 60):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(("xpath", xpath)))
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        ec.element_to_be_clickable(("xpath", xpath)))
+
+
+def _do(driver, xpath: str, act, timeout: float = 60) -> None:
+    """Find the element and act on it. A Streamlit rerun replaces DOM nodes, so a node found
+    a moment ago can be stale by the time it is clicked: find it again until the action
+    goes through (a stale node takes no input, so nothing is done twice)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def attempt(d):
+        element = ec.element_to_be_clickable(("xpath", xpath))(d)
+        if not element:
+            return False
+        act(element)
+        return True
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(attempt)
 
 
 def _button(text: str) -> str:
@@ -114,11 +134,11 @@ def _until(predicate, timeout: float = 60) -> None:
 def _decide(driver, run_id: str, button: str, reason: str) -> None:
     """Pick `run_id` in the queue (its label ends with the id's last 6 characters), type
     the reason and press the button."""
-    _wait(driver, f"//label[.//p[contains(normalize-space(), '{run_id[-6:]}')]]").click()
+    _do(driver, f"//label[.//p[contains(normalize-space(), '{run_id[-6:]}')]]", lambda e: e.click())
     _wait(driver, f"//*[contains(normalize-space(), 'run {run_id}')]")
     time.sleep(1)  # let the rerun for the new choice settle before typing
-    _wait(driver, "//textarea[contains(@aria-label, 'Reason')]").send_keys(reason)
-    _wait(driver, _button(button)).click()
+    _do(driver, "//textarea[contains(@aria-label, 'Reason')]", lambda e: e.send_keys(reason))
+    _do(driver, _button(button), lambda e: e.click())
 
 
 def test_reviewer_approves_and_rejects_in_a_real_browser(dashboard, browser):
@@ -128,7 +148,7 @@ def test_reviewer_approves_and_rejects_in_a_real_browser(dashboard, browser):
     assert first not in browser.page_source and second not in browser.page_source  # anonymous: nothing
     name.send_keys("bob")
     _wait(browser, "//input[@aria-label='Password']").send_keys(PASSWORDS["bob"])
-    _wait(browser, _button("Sign in")).click()
+    _do(browser, _button("Sign in"), lambda e: e.click())
     _wait(browser, "//*[normalize-space()='Release gate']")
     browser.save_screenshot(str(dashboard["tmp"] / "signed-in.png"))
 
@@ -152,7 +172,7 @@ def test_runner_cannot_approve_in_a_real_browser(dashboard, browser):
     browser.get(dashboard["url"])
     _wait(browser, "//input[@aria-label='Reviewer name']").send_keys("alice")
     _wait(browser, "//input[@aria-label='Password']").send_keys(PASSWORDS["alice"])
-    _wait(browser, _button("Sign in")).click()
+    _do(browser, _button("Sign in"), lambda e: e.click())
     _wait(browser, "//*[normalize-space()='Release gate']")
     approve = browser.find_element("xpath", _button("Approve release"))
     assert not approve.is_enabled()

@@ -182,9 +182,7 @@ def _normal_scores(t: NumericTransform, s: pd.Series, rng: np.random.Generator) 
     xc = np.clip(np.where(present, x, lo), lo, hi)
     if t.column.kind == "integer":
         xc = np.round(xc) + rng.uniform(-0.5, 0.5, size=len(xc))
-    cdf = np.concatenate([[0.0], np.cumsum(t.hist_)]) / float(np.sum(t.hist_))
-    u = np.interp(xc, t.edges_, cdf)
-    return np.where(present, ndtri(np.clip(u, 1e-4, 1 - 1e-4)), 0.0)
+    return np.where(present, ndtri(np.clip(t.cdf(xc), 1e-4, 1 - 1e-4)), 0.0)
 
 
 def nearest_correlation(m: np.ndarray) -> np.ndarray:

@@ -310,6 +310,11 @@ class NumericTransform:
         cdf, keep = np.unique(cdf, return_index=True)  # strictly increasing for interpolation
         return np.interp(u, cdf, grid[keep])
 
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """CDF of the DP histogram (the inverse of `quantiles`; needs a fitted histogram)."""
+        cum = np.concatenate([[0.0], np.cumsum(self.hist_)]) / float(np.sum(self.hist_))
+        return np.interp(x, self.edges_, cum)
+
     def inverse_transform(self, block: np.ndarray, *, calibrate: bool = False) -> pd.Series:
         """Decode; with `calibrate`, the values are mapped rank for rank onto the DP margin's
         quantiles (`quantiles`; post-processing): the margin becomes the DP one while the order of the

@@ -29,6 +29,7 @@ point that the linear map keeps as far as it can.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -76,20 +77,41 @@ class DependenceCalibrator:
     def dimension(self) -> int:
         return sum(len(labels) for _, _, labels in self.layout())
 
+    def values(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The layout's columns of `frame` as label indices (categorical) or floats."""
+        out = {}
+        for name, kind, _ in self.layout():
+            t = self.transformer.transforms[name]
+            out[name] = t.codes(frame[name]) if kind == "categorical" else t.floats(frame[name])
+        return out
+
     def scores(self, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
         """[n, d] scores of `frame`'s rows (see the module docstring)."""
+        return self._scores(self.values(frame), {}, rng)
+
+    def _scores(self, values: dict[str, np.ndarray], orders: dict[str, np.ndarray],
+                rng: np.random.Generator) -> np.ndarray:
+        """Scores from per-column values; `orders` holds, for numeric columns calibrated to
+        their DP margin (DataTransformer.decode), the present rows in order of value. Such
+        a column's i-th of m values is the DP quantile at (i + ½)/m, whose DP CDF is that
+        level exactly, so its normal score needs no CDF. Integers keep the CDF path: their
+        ties are broken by the same jitter as in `fit`."""
         blocks = []
         for name, kind, labels in self.layout():
             t = self.transformer.transforms[name]
             if kind == "categorical":
-                codes = t.codes(frame[name])
                 index = np.asarray(labels)
                 p = np.clip(_frequencies(t)[index], MIN_FREQUENCY, 1 - MIN_FREQUENCY)
-                onehot = codes[:, None] == index[None, :]
+                onehot = values[name][:, None] == index[None, :]
                 blocks.append((onehot - p[None, :]) / np.sqrt(p * (1 - p))[None, :])
+            elif name in orders and t.column.kind != "integer":
+                z = np.zeros(len(values[name]))
+                z[orders[name]] = _rank_scores(len(orders[name]))
+                blocks.append(z[:, None])
             else:
-                blocks.append(_normal_scores(t, frame[name], rng)[:, None])
-        return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+                blocks.append(_normal_scores(t, values[name], rng)[:, None])
+        n = len(next(iter(values.values()))) if values else 0
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
 
     # ------------------------------------------------------------- fit (DP)
     @property
@@ -132,15 +154,35 @@ class DependenceCalibrator:
     def apply(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         """Permute each numeric column of the chunk so its score correlations with the other
         columns follow `correlation_` (categorical columns are kept as generated)."""
-        if self.correlation_ is None or len(frame) < self.dimension + 3:
+        perms = self.permutations(self.values(frame), {}, rng)
+        if not perms:
             return frame
+        out = frame.copy()
+        for name, perm in perms.items():
+            out[name] = pd.Series(frame[name].array.take(perm), index=frame.index)
+        return out
+
+    def apply_values(self, values: dict[str, np.ndarray], orders: dict[str, np.ndarray],
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """`apply` on the output of DataTransformer.decode (sampling's fast path)."""
+        for name, perm in self.permutations(values, orders, rng).items():
+            values[name] = values[name][perm]
+        return values
+
+    def permutations(self, values: dict[str, np.ndarray], orders: dict[str, np.ndarray],
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Per numeric column, the permutation p (new column = column[p]; nulls stay put)
+        that gives the chunk the released score correlations."""
+        n = len(next(iter(values.values()))) if values else 0
+        if self.correlation_ is None or n < self.dimension + 3:
+            return {}
         layout = self.layout()
-        s = self.scores(frame, rng)
+        s = self._scores(values, orders, rng)
         is_cat = np.concatenate([np.full(len(labels), kind == "categorical") for _, kind, labels in layout])
         sd = s.std(axis=0)
         ok = sd > 1e-9  # a label the chunk never shows has no rank to move
         if not ok[~is_cat].any():
-            return frame
+            return {}
         s = (s[:, ok] - s[:, ok].mean(axis=0)) / sd[ok]
         target = nearest_correlation(self.correlation_[np.ix_(ok, ok)])
         cat, num = is_cat[ok], ~is_cat[ok]
@@ -148,14 +190,16 @@ class DependenceCalibrator:
             new = _recolour(s, target, cat, num)
         except np.linalg.LinAlgError:
             logger.warning("dependence calibration skipped for a chunk: singular score matrix")
-            return frame
-        out = frame.copy()
+            return {}
         new_of = dict(zip(np.flatnonzero(ok & ~is_cat), new.T))  # score index → its new scores
         numeric = [name for name, kind, _ in layout if kind == "numeric"]
+        perms = {}
         for name, index in zip(numeric, np.flatnonzero(~is_cat)):
             if index in new_of:
-                out[name] = _permute_to(frame[name], self.transformer.transforms[name], new_of[index])
-        return out
+                perm = _permutation(values[name], orders.get(name), new_of[index])
+                if perm is not None:
+                    perms[name] = perm
+        return perms
 
     # ------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -175,14 +219,21 @@ def _frequencies(t: CategoricalTransform) -> np.ndarray:
     return counts / counts.sum() if counts.sum() > 0 else np.full(len(counts), 1 / len(counts))
 
 
-def _normal_scores(t: NumericTransform, s: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    x = t._floats(s)
+def _normal_scores(t: NumericTransform, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     present = ~np.isnan(x)
     lo, hi = t.bounds_
     xc = np.clip(np.where(present, x, lo), lo, hi)
     if t.column.kind == "integer":
         xc = np.round(xc) + rng.uniform(-0.5, 0.5, size=len(xc))
     return np.where(present, ndtri(np.clip(t.cdf(xc), 1e-4, 1 - 1e-4)), 0.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _rank_scores(m: int) -> np.ndarray:
+    """Normal scores of the levels (i + ½)/m (clipped as `_normal_scores` clips)."""
+    out = ndtri(np.clip((np.arange(m) + 0.5) / m, 1e-4, 1 - 1e-4))
+    out.setflags(write=False)
+    return out
 
 
 def nearest_correlation(m: np.ndarray) -> np.ndarray:
@@ -223,22 +274,14 @@ def _recolour(s: np.ndarray, target: np.ndarray, cat: np.ndarray, num: np.ndarra
     return base + np.linalg.solve(l_own, resid.T).T @ l_target.T
 
 
-def _permute_to(series: pd.Series, t: NumericTransform, score: np.ndarray) -> pd.Series:
-    """The column's present values, re-assigned so their ranks follow `score` (nulls stay)."""
-    x = t._floats(series)
+def _permutation(x: np.ndarray, order: np.ndarray | None, score: np.ndarray) -> np.ndarray | None:
+    """p with x[p] holding x's present values re-assigned so their ranks follow `score`
+    (nulls stay); `order`: the present rows in order of value, when already known."""
     present = np.flatnonzero(~np.isnan(x))
     if len(present) < 2:
-        return series
-    by_score = present[np.argsort(score[present])]
-    if t.column.kind == "datetime":  # keep the exact timestamps (float seconds would round them)
-        by_value = present[np.argsort(x[present])]
-        out = series.copy()
-        out.iloc[by_score] = series.iloc[by_value].to_numpy()
-        return out
-    x[by_score] = np.sort(x[present])  # integers are exact in float64 below 2**53
-    if t.column.kind == "integer":
-        values = pd.array(np.zeros(len(x), dtype="int64"), dtype="Int64")
-        values[present] = x[present].astype("int64")
-        values[np.isnan(x)] = pd.NA
-        return pd.Series(values, index=series.index)
-    return pd.Series(x, index=series.index)
+        return None
+    if order is None:
+        order = present[np.argsort(x[present], kind="stable")]
+    perm = np.arange(len(x))
+    perm[present[np.argsort(score[present])]] = order
+    return perm

@@ -155,16 +155,21 @@ class CategoricalTransform:
         return codes.astype(np.int64)
 
     def inverse_transform(self, block: np.ndarray) -> pd.Series:
-        idx = np.argmax(block, axis=1)
+        return self.to_series(np.argmax(block, axis=1))
+
+    def to_series(self, codes: np.ndarray) -> pd.Series:
+        """Label indices → values (NULL → missing; booleans in their own spelling)."""
         labels = np.array(self.labels_, dtype=object)
-        out = labels[idx]
-        out[out == NULL] = None
+        is_null = labels == NULL
         if self.column.kind == "boolean":
             if self.tokens_:
                 spell = {"False": self.tokens_[0], "True": self.tokens_[1]}
-                return pd.Series([None if v is None else spell[v] for v in out], dtype=object)
-            return pd.Series(pd.array([None if v is None else v == "True" for v in out], dtype="boolean"))
-        return pd.Series(out, dtype=object)
+                spelled = np.array([None if n else spell.get(v, v) for v, n in zip(labels, is_null)], dtype=object)
+                return pd.Series(spelled[codes], dtype=object)
+            truth = np.array([v == "True" for v in labels], dtype=bool)
+            return pd.Series(pd.arrays.BooleanArray(truth[codes], is_null[codes]))
+        labels[is_null] = None
+        return pd.Series(labels[codes], dtype=object)
 
     def state_dict(self) -> dict[str, Any]:
         return {"labels": self.labels_, "counts": self.counts_, "tokens": self.tokens_}
@@ -193,6 +198,7 @@ class NumericTransform:
         self.tz_: str | None = None
         self.edges_: np.ndarray | None = None  # the DP histogram: data-independent edges
         self.hist_: np.ndarray | None = None   # and its noisy counts (post-processed, >= 0)
+        self._levels: tuple[int, np.ndarray] | None = None  # cache of `quantile_levels`
 
     def n_histograms(self) -> int:
         return 1 if self.column.bounds is not None else 2
@@ -200,7 +206,8 @@ class NumericTransform:
     def n_discovery(self) -> int:
         return 0
 
-    def _floats(self, s: pd.Series) -> np.ndarray:
+    def floats(self, s: pd.Series) -> np.ndarray:
+        """The column as floats (NaN = null; datetimes as UTC seconds)."""
         if self.column.kind == "datetime":
             d = datetime_values(s)
             if getattr(d.dt, "tz", None) is not None:
@@ -220,7 +227,7 @@ class NumericTransform:
         return (float(b[0]), float(b[1]))
 
     def fit(self, s: pd.Series, ctx: FitContext) -> NumericTransform:
-        x = self._floats(s)
+        x = self.floats(s)
         present = ~np.isnan(x)
         values = x[present]
         bounds = self._public_bounds()
@@ -247,6 +254,7 @@ class NumericTransform:
                 noisy = np.concatenate([cleared, noisy[-1:]])
         noisy = np.clip(noisy, 0, None)
         self.edges_, self.hist_ = edges, noisy[:-1]
+        self._levels = None
         # the modes are fitted on the histogram summed onto at most FINE_BINS equal bins
         centres, counts, width = _equal_width(edges, noisy[:-1])
         self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, counts, bin_width=width)
@@ -267,7 +275,7 @@ class NumericTransform:
         return spans
 
     def transform(self, s: pd.Series, rng: np.random.Generator) -> np.ndarray:
-        x = self._floats(s)
+        x = self.floats(s)
         present = ~np.isnan(x)
         lo, hi = self.bounds_
         xc = np.clip(np.where(present, x, self.means_[0]), lo, hi)
@@ -310,37 +318,57 @@ class NumericTransform:
         cdf, keep = np.unique(cdf, return_index=True)  # strictly increasing for interpolation
         return np.interp(u, cdf, grid[keep])
 
+    def quantile_levels(self, m: int) -> np.ndarray:
+        """The DP quantiles at the m levels (i + ½)/m, i < m (what `decode` assigns to the
+        ranks of m values); the last m asked for is cached: chunks repeat it."""
+        if self._levels is None or self._levels[0] != m:
+            self._levels = (m, self.quantiles((np.arange(m) + 0.5) / m))
+        return self._levels[1]
+
     def cdf(self, x: np.ndarray) -> np.ndarray:
         """CDF of the DP histogram (the inverse of `quantiles`; needs a fitted histogram)."""
         cum = np.concatenate([[0.0], np.cumsum(self.hist_)]) / float(np.sum(self.hist_))
         return np.interp(x, self.edges_, cum)
 
     def inverse_transform(self, block: np.ndarray, *, calibrate: bool = False) -> pd.Series:
-        """Decode; with `calibrate`, the values are mapped rank for rank onto the DP margin's
-        quantiles (`quantiles`; post-processing): the margin becomes the DP one while the order of the
-        rows — hence every rank dependence the model learned — is kept."""
-        alpha = np.clip(block[:, 0], -1, 1)
-        mode = np.argmax(block[:, 1:1 + self.n_modes], axis=1)
-        x = alpha * 4 * self.stds_[mode] + self.means_[mode]
+        """Decode an encoded block (see `decode`)."""
+        null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.column.nullable else None
+        x, _ = self.decode(block[:, 0], np.argmax(block[:, 1:1 + self.n_modes], axis=1), null, calibrate=calibrate)
+        return self.to_series(x)
+
+    def decode(self, alpha: np.ndarray, mode: np.ndarray, null: np.ndarray | None, *,
+               calibrate: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(α, mode, null flag) → float values (NaN for a null; seconds for datetimes), and
+        the indices of the present rows in increasing order of value when calibrated.
+
+        With `calibrate`, the values are mapped rank for rank onto the DP margin's
+        quantiles (`quantiles`; post-processing): the margin becomes the DP one while the
+        order of the rows — hence every rank dependence the model learned — is kept."""
+        x = np.clip(alpha.astype(np.float64), -1, 1) * 4 * self.stds_[mode] + self.means_[mode]
         x = np.clip(x, *self.bounds_)
-        null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.column.nullable else np.zeros(len(x), bool)
-        present = np.flatnonzero(~null)
+        present = np.arange(len(x)) if null is None else np.flatnonzero(~null)
+        order = None
         if calibrate and len(present) > 1:
             order = present[np.argsort(x[present])]
-            x[order] = self.quantiles((np.arange(len(order)) + 0.5) / len(order))
+            x[order] = self.quantile_levels(len(order))
         if self.column.kind == "integer":
-            vals = np.round(x).astype("int64")
-            arr = pd.array(vals, dtype="Int64")
-            arr[null] = pd.NA
-            return pd.Series(arr)
+            x = np.round(x)
+        if null is not None:
+            x[null] = np.nan
+        return x, order
+
+    def to_series(self, x: np.ndarray) -> pd.Series:
+        """Float values from `decode` (NaN = null) → a Series of the column's kind."""
+        missing = np.isnan(x)
+        if self.column.kind == "integer":
+            return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, x).astype("int64"), missing))
         if self.column.kind == "datetime":
-            ns = np.round(x * 1e9).astype("int64").astype("datetime64[ns]")
+            ns = np.round(np.where(missing, 0, x) * 1e9).astype("int64").astype("datetime64[ns]")
+            ns[missing] = np.datetime64("NaT")
             out = pd.Series(ns)
-            out[null] = pd.NaT
             if self.tz_:
                 out = out.dt.tz_localize("UTC").dt.tz_convert(self.tz_)
             return out
-        x[null] = np.nan
         return pd.Series(x)
 
     def state_dict(self) -> dict[str, Any]:
@@ -359,6 +387,7 @@ class NumericTransform:
         edges, hist = state.get("edges"), state.get("histogram")
         self.edges_ = None if edges is None else np.asarray(edges, dtype=float)
         self.hist_ = None if hist is None else np.asarray(hist, dtype=float)
+        self._levels = None
 
 
 def histogram_edges(lo: float, hi: float, *, integer: bool) -> np.ndarray:
@@ -471,7 +500,7 @@ class DataTransformer:
 
     def inverse_transform(self, data: np.ndarray, *, calibrate: bool = False) -> pd.DataFrame:
         """Decode an encoded matrix; `calibrate` maps numeric columns onto their DP margins
-        (see NumericTransform.inverse_transform)."""
+        (see NumericTransform.decode)."""
         cols = {}
         for name, sl in self.column_slices().items():
             t = self.transforms[name]
@@ -479,6 +508,31 @@ class DataTransformer:
                       else t.inverse_transform(data[:, sl]))
             cols[name] = series.reset_index(drop=True)
         return pd.DataFrame(cols)
+
+    def decode(self, alpha: np.ndarray, codes: np.ndarray, *, calibrate: bool = False
+               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Sampled codes (rows: α per tanh span, label index per softmax span, in span
+        order; columns: the sampled rows) →
+        per column: float values (numeric, NaN = null) or label indices (categorical);
+        and, for calibrated numeric columns, the present rows in order of value."""
+        values, orders = {}, {}
+        a = s = 0
+        for name, t in self.transforms.items():
+            if isinstance(t, CategoricalTransform):
+                values[name] = codes[s]
+                s += 1
+                continue
+            null = (codes[s + 1] == 1) if t.column.nullable else None
+            values[name], order = t.decode(alpha[a], codes[s], null, calibrate=calibrate)
+            if order is not None:
+                orders[name] = order
+            a += 1
+            s += 2 if t.column.nullable else 1
+        return values, orders
+
+    def to_frame(self, values: dict[str, np.ndarray]) -> pd.DataFrame:
+        """The output of `decode` as a frame of the columns' kinds."""
+        return pd.DataFrame({name: t.to_series(values[name]) for name, t in self.transforms.items()})
 
     def state_dict(self) -> dict[str, Any]:
         return {name: t.state_dict() for name, t in self.transforms.items()}

@@ -152,8 +152,8 @@ def _check_datetime_round_trip(s: pd.Series, kind_tz: str | None, seed: int) -> 
         assert back.dt.tz is None
     else:
         assert str(back.dt.tz) == kind_tz
-    x = t._floats(s)
-    y = t._floats(back)
+    x = t.floats(s)
+    y = t.floats(back)
     _check_numeric_round_trip(t, x, block, y, extra_tol=NS)
 
 
@@ -195,8 +195,8 @@ def test_datetimes_with_mixed_utc_offsets_round_trip_as_instants() -> None:
     assert str(back.dt.tz) == "UTC"
     x = pd.to_datetime(s, utc=True, format="mixed").dt.tz_localize(None).astype("int64").to_numpy() / 1e9
     x[s.isna().to_numpy()] = np.nan
-    np.testing.assert_array_equal(t._floats(s), x)  # the instants, not the wall-clock times
-    _check_numeric_round_trip(t, x, block, t._floats(back), extra_tol=NS)
+    np.testing.assert_array_equal(t.floats(s), x)  # the instants, not the wall-clock times
+    _check_numeric_round_trip(t, x, block, t.floats(back), extra_tol=NS)
 
 
 _LABELS = st.text(max_size=8).filter(lambda v: v not in (OTHER, NULL))
@@ -288,7 +288,7 @@ def test_data_transformer_round_trip(frame: pd.DataFrame, seed: int) -> None:
     assert back["insured"].tolist() == frame["insured"].tolist()
     for name in ("amount", "n_items", "admitted"):
         t = dt.transforms[name]
-        x, y = t._floats(frame[name]), t._floats(back[name])
+        x, y = t.floats(frame[name]), t.floats(back[name])
         _check_numeric_round_trip(t, x, encoded[:, slices[name]], y,
                                   extra_tol=0.5 if name == "n_items" else NS)
 
@@ -455,7 +455,7 @@ def test_a_constant_column_gets_a_usable_range(kind: str) -> None:
     assert lo < hi and t.n_modes >= 1
     block = t.transform(s, np.random.default_rng(0))
     back = t.inverse_transform(block)
-    _check_numeric_round_trip(t, t._floats(s), block, t._floats(back), extra_tol=NS)
+    _check_numeric_round_trip(t, t.floats(s), block, t.floats(back), extra_tol=NS)
 
 
 def _two_mode_histogram(rng: np.random.Generator, *, sigma: float) -> tuple[np.ndarray, np.ndarray, float]:

@@ -30,6 +30,7 @@ from synthkit.errors import ConfigError, DataValidationError, NotFittedError
 from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
 from synthkit.mechanisms import noisy_count, plan_preprocessing
 from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
+from synthkit.models.sampling import SpanSampler
 from synthkit.schema import Schema
 from synthkit.table import Table
 from synthkit.transforms import DataTransformer, FitContext, Span
@@ -71,65 +72,6 @@ def init_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
             nn.init.normal_(m.weight, generator=generator)
 
 
-def sample_softmax_spans(raw: torch.Tensor, spans: list[Span], generator: torch.Generator,
-                         targets: list[np.ndarray | None] | None = None) -> torch.Tensor:
-    """Turn raw network outputs into encoded rows: tanh for α, and for each softmax span a
-    one-hot draw from its softmax (Gumbel-max with `generator`).
-
-    `targets` (aligned with `spans`) are DP marginal frequencies; where given, each span's
-    logits get one offset per label so that the chunk's mean softmax matches the target
-    (`_calibrate_logits`). Post-processing of DP outputs: no privacy cost."""
-    out = torch.empty_like(raw)
-    start = 0
-    for i, span in enumerate(spans):
-        end = start + span.width
-        if span.activation == "tanh":
-            out[:, start:end] = torch.tanh(raw[:, start:end])
-        else:
-            logits = raw[:, start:end]
-            target = None if targets is None else targets[i]
-            if target is not None and len(raw) > 1:
-                logits = _calibrate_logits(logits, target)
-            u = torch.rand(raw.shape[0], span.width, generator=generator, device=raw.device).clamp_(1e-12, 1 - 1e-12)
-            choice = torch.argmax(logits - torch.log(-torch.log(u)), dim=1)
-            out[:, start:end] = torch.nn.functional.one_hot(choice, span.width).to(raw.dtype)
-        start = end
-    return out
-
-
-CALIBRATION_ROWS = 16_384
-
-
-def _calibrate_logits(logits: torch.Tensor, target: np.ndarray, iterations: int = 25,
-                      tolerance: float = 1e-4) -> torch.Tensor:
-    """Shift one label's logits by a common offset b_c so that mean_i softmax(l_i + b)_c
-    equals the DP frequency t_c (iterative proportional fitting on the label margin).
-
-    Why: a DP generator trained on few noisy steps gets marginals wrong first; the DP
-    marginals were released anyway during preprocessing. The offset keeps each row's
-    relative preferences — the dependence the model learned — and fixes the margin, the
-    minimum-KL adjustment (raking) of the model's conditional probabilities.
-
-    The offsets are fitted on the chunk's first CALIBRATION_ROWS rows (the rows of a chunk
-    are independent draws, so these are a random subset; the mean softmax over 16,384 rows
-    has a standard error below 0.4 percentage points) and applied to every row: the
-    iterations over a whole 100,000-row chunk cost more than the network itself."""
-    t = torch.as_tensor(np.asarray(target, dtype=np.float64), dtype=logits.dtype, device=logits.device)
-    t = t.clamp_min(0)
-    if not torch.isfinite(t).all() or float(t.sum()) <= 0:
-        return logits
-    log_t = torch.log((t / t.sum()).clamp_min(1e-9))
-    fit_on = logits[:CALIBRATION_ROWS]
-    b = torch.zeros_like(log_t)
-    for _ in range(iterations):
-        mean_p = torch.softmax(fit_on + b, dim=1).mean(dim=0)
-        step = log_t - torch.log(mean_p.clamp_min(1e-12))
-        b = b + step
-        if float(step.abs().max()) < tolerance:
-            break
-    return logits + b
-
-
 class Synthesizer:
     """Base of DPCTGAN and DPTVAE. Subclasses implement the networks; this class owns the
     privacy pipeline, sampling, and the bundle format."""
@@ -161,7 +103,9 @@ class Synthesizer:
                generators: dict[str, torch.Generator], progress: Progress | None) -> None:
         raise NotImplementedError
 
-    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Raw network outputs for n rows (one block; no activation), transposed: [width, n]
+        in span layout (sampling.linear_transposed computes the final layer that way)."""
         raise NotImplementedError
 
     def _weights(self) -> dict[str, torch.Tensor]:
@@ -352,15 +296,19 @@ class Synthesizer:
         g = torch_generator(np.random.SeedSequence(seed), self.device_)
         rng_dependence = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         dependence = getattr(self, "dependence_", None)
+        sampler = SpanSampler(self.transformer_.spans, self._span_targets(), self.device_)
+        offsets = None
         produced = 0
         attempts = 0
         while produced < n_rows:
             want = min(chunk_size, n_rows - produced)
             with torch.no_grad():
-                encoded = self._generate(want if not conditions else max(want * 4, 1024), g)
-            frame = self.transformer_.inverse_transform(encoded.cpu().numpy(), calibrate=self.calibrate_marginals)
+                encoded, offsets = sampler.sample_rows(want if not conditions else max(want * 4, 1024),
+                                                       lambda rows: self._raw(rows, g), g, offsets)
+            values, orders = self.transformer_.decode(encoded.alpha, encoded.codes, calibrate=self.calibrate_marginals)
             if dependence is not None:
-                frame = dependence.apply(frame, rng_dependence)
+                values = dependence.apply_values(values, orders, rng_dependence)
+            frame = self.transformer_.to_frame(values)
             if conditions:
                 keep = np.ones(len(frame), dtype=bool)
                 for col, value in conditions.items():

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthkit._typing import DeviceOption
-from synthkit.models.base import Progress, Synthesizer, init_linear_layers, sample_softmax_spans
+from synthkit.models.base import Progress, Synthesizer, init_linear_layers
 from synthkit.models.dpsgd import DPStep, PoissonSampler
+from synthkit.models.sampling import linear_transposed
 from synthkit.transforms import DataTransformer, Span
 
 
@@ -241,12 +242,15 @@ class DPCTGAN(Synthesizer):
                 loss = loss + F.cross_entropy(raw[sel, sl], labels[sel], reduction="sum")
         return loss / len(raw)
 
-    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         self.generator_.eval()
         cond, _, _ = self.cond_.for_fake(n, generator)
         z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
-        raw = self.generator_(torch.cat([z, cond], dim=1))
-        return sample_softmax_spans(raw, self.spans_, generator, self._span_targets())
+        *body, out = self.generator_.seq
+        h = torch.cat([z, cond], dim=1)
+        for layer in body:
+            h = layer(h)
+        return linear_transposed(out, h)
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from synthkit._typing import DeviceOption
-from synthkit.models.base import Progress, Synthesizer, init_linear_layers, sample_softmax_spans
+from synthkit.models.base import Progress, Synthesizer, init_linear_layers
 from synthkit.models.dpsgd import DPStep, PoissonSampler
+from synthkit.models.sampling import linear_transposed
 from synthkit.transforms import DataTransformer, Span
 
 
@@ -142,11 +143,10 @@ class DPTVAE(Synthesizer):
         step.close()
         self.vae_.eval()
 
-    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         device = next(self.vae_.parameters()).device
         z = torch.randn(n, self.embedding_dim, generator=generator, device=device)
-        raw = self.vae_.decoder(z)
-        return sample_softmax_spans(raw, self.spans_, generator, self._span_targets())
+        return linear_transposed(self.vae_.decoder.out, self.vae_.decoder.body(z))
 
     def _weights(self) -> dict[str, torch.Tensor]:
         # only the decoder is needed to sample; the encoder stays out of the bundle

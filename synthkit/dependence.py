@@ -179,19 +179,26 @@ class DependenceCalibrator:
         layout = self.layout()
         s = self._scores(values, orders, rng)
         is_cat = np.concatenate([np.full(len(labels), kind == "categorical") for _, kind, labels in layout])
-        sd = s.std(axis=0)
+        # the chunk's moments from one Gram matrix (the map below is affine in the scores,
+        # so the chunk is read twice: once here, once to compute the new scores)
+        mean = s.mean(axis=0)
+        cov = s.T @ s / len(s) - np.outer(mean, mean)
+        sd = np.sqrt(np.clip(np.diag(cov), 0, None))
         ok = sd > 1e-9  # a label the chunk never shows has no rank to move
         if not ok[~is_cat].any():
             return {}
-        s = (s[:, ok] - s[:, ok].mean(axis=0)) / sd[ok]
+        own = cov[np.ix_(ok, ok)] / sd[ok][:, None] / sd[ok][None, :]
         target = nearest_correlation(self.correlation_[np.ix_(ok, ok)])
         cat, num = is_cat[ok], ~is_cat[ok]
         try:
-            new = _recolour(s, target, cat, num)
+            m = _recolour_map(own, target, cat, num)
         except np.linalg.LinAlgError:
             logger.warning("dependence calibration skipped for a chunk: singular score matrix")
             return {}
-        new_of = dict(zip(np.flatnonzero(ok & ~is_cat), new.T))  # score index → its new scores
+        full = np.zeros((len(ok), m.shape[1]))
+        full[ok] = m / sd[ok][:, None]  # the map acts on standardised scores (s − mean)/sd
+        new = np.ascontiguousarray((s @ full - mean @ full).T)
+        new_of = dict(zip(np.flatnonzero(ok & ~is_cat), new))  # score index → its new scores
         numeric = [name for name, kind, _ in layout if kind == "numeric"]
         perms = {}
         for name, index in zip(numeric, np.flatnonzero(~is_cat)):
@@ -250,28 +257,32 @@ def nearest_correlation(m: np.ndarray) -> np.ndarray:
     return r
 
 
-def _recolour(s: np.ndarray, target: np.ndarray, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
-    """New numeric scores: fixed categorical block c, free numeric block n.
-    S_n' = S_c·B_t + E with B_t = Σ_cc⁻¹ R_cn (so Cov(S_c, S_n') = R_cn) and E the chunk's own
-    residual on S_c, whitened and recoloured to R_nn − B_tᵀ Σ_cc B_t."""
-    sigma = np.corrcoef(s, rowvar=False)
-    sn = s[:, num]
+def _recolour_map(sigma: np.ndarray, target: np.ndarray, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
+    """M such that S·M are the new numeric scores of standardised scores S (correlation
+    `sigma`): the categorical block c is fixed, the numeric block n is free.
+    S_n' = S_c·B_t + E·K with B_t = Σ_cc⁻¹ R_cn (so Cov(S_c, S_n') = R_cn), E = S_n − S_c·B_own
+    the chunk's own residual on S_c, and K = L_own⁻ᵀ·L_targetᵀ whitening E and recolouring
+    it to R_nn − B_tᵀ Σ_cc B_t (L: Cholesky factors of the residual covariances). Linear in S,
+    so M = [B_t − B_own·K ; K] stacked over (c, n)."""
+    k = int(num.sum())
     if cat.any():
-        sc = s[:, cat]
-        scc = sigma[np.ix_(cat, cat)] + 1e-6 * np.eye(cat.sum())
+        scc = sigma[np.ix_(cat, cat)] + 1e-6 * np.eye(int(cat.sum()))
         b_own = np.linalg.solve(scc, sigma[np.ix_(cat, num)])
         b_target = np.linalg.solve(scc, target[np.ix_(cat, num)])
-        resid = sn - sc @ b_own
-        base = sc @ b_target
+        res_own = sigma[np.ix_(num, num)] - b_own.T @ sigma[np.ix_(cat, num)]
         res_target = target[np.ix_(num, num)] - b_target.T @ scc @ b_target
     else:
-        resid, base, res_target = sn, 0.0, target[np.ix_(num, num)]
-    res_own = np.cov(resid, rowvar=False).reshape(num.sum(), num.sum())
+        res_own, res_target = sigma[np.ix_(num, num)], target[np.ix_(num, num)]
     w, q = np.linalg.eigh((res_target + res_target.T) / 2)
     res_target = (q * np.clip(w, MIN_EIGENVALUE, None)) @ q.T
-    l_own = np.linalg.cholesky(res_own + 1e-6 * np.eye(num.sum()))
+    l_own = np.linalg.cholesky((res_own + res_own.T) / 2 + 1e-6 * np.eye(k))
     l_target = np.linalg.cholesky(res_target)
-    return base + np.linalg.solve(l_own, resid.T).T @ l_target.T
+    kmap = np.linalg.solve(l_own.T, l_target.T)  # L_own⁻ᵀ·L_targetᵀ
+    out = np.zeros((len(sigma), k))
+    out[num] = kmap
+    if cat.any():
+        out[cat] = b_target - b_own @ kmap
+    return out
 
 
 def _permutation(x: np.ndarray, order: np.ndarray | None, score: np.ndarray) -> np.ndarray | None:

@@ -26,7 +26,6 @@ from torch import nn
 from synthkit._typing import DeviceOption
 from synthkit.models.base import Progress, Synthesizer, init_linear_layers
 from synthkit.models.dpsgd import DPStep, PoissonSampler
-from synthkit.models.sampling import linear_transposed
 from synthkit.transforms import DataTransformer, Span
 
 
@@ -243,14 +242,19 @@ class DPCTGAN(Synthesizer):
         return loss / len(raw)
 
     def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The generator's forward pass in eval mode, rearranged for speed: BatchNorm folded
+        into the preceding Linear (its running statistics are constants at eval), and each
+        Linear over a residual concatenation computed as a sum of one GEMM per part, so
+        the concatenations are never built (the same function up to float rounding)."""
         self.generator_.eval()
         cond, _, _ = self.cond_.for_fake(n, generator)
         z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
-        *body, out = self.generator_.seq
-        h = torch.cat([z, cond], dim=1)
-        for layer in body:
-            h = layer(h)
-        return linear_transposed(out, h)
+        parts = [torch.cat([z, cond], dim=1)]  # the next layer's input is cat(parts)
+        *blocks, out = self.generator_.seq
+        for block in blocks:
+            weight, bias = _fold_batchnorm(block)
+            parts.insert(0, _linear_of_parts(weight, bias, parts).relu_())
+        return _linear_of_parts(out.weight, out.bias, parts, transposed=True)
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
@@ -258,3 +262,26 @@ class DPCTGAN(Synthesizer):
     def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         self.generator_.load_state_dict({k.removeprefix("generator."): v for k, v in weights.items()})
         self.generator_.eval()
+
+
+def _fold_batchnorm(block: _Residual) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W', b') with W'x + b' = bn(fc(x)) for the BatchNorm's running statistics."""
+    bn = block.bn
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return block.fc.weight * scale[:, None], (block.fc.bias - bn.running_mean) * scale + bn.bias
+
+
+def _linear_of_parts(weight: torch.Tensor, bias: torch.Tensor, parts: list[torch.Tensor], *,
+                     transposed: bool = False) -> torch.Tensor:
+    """weight · cat(parts, dim=1)ᵀ + bias, one accumulating GEMM per part ([rows, out], or
+    [out, rows] when `transposed`: the layout sampling wants)."""
+    acc = None
+    start = 0
+    for part in parts:
+        w = weight[:, start:start + part.shape[1]]
+        start += part.shape[1]
+        if transposed:
+            acc = torch.addmm(bias[:, None], w, part.t()) if acc is None else acc.addmm_(w, part.t())
+        else:
+            acc = torch.addmm(bias, part, w.t()) if acc is None else acc.addmm_(part, w.t())
+    return acc

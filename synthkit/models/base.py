@@ -33,7 +33,7 @@ from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
 from synthkit.models.sampling import SpanSampler
 from synthkit.schema import Schema
 from synthkit.table import Table
-from synthkit.transforms import DataTransformer, FitContext, Span
+from synthkit.transforms import DataTransformer, FitContext
 
 logger = logging.getLogger(__name__)
 

@@ -110,8 +110,7 @@ class DependenceCalibrator:
                 blocks.append(z[:, None])
             else:
                 blocks.append(_normal_scores(t, values[name], rng)[:, None])
-        n = len(next(iter(values.values()))) if values else 0
-        return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((_n_rows(values), 0))
 
     # ------------------------------------------------------------- fit (DP)
     @property
@@ -173,8 +172,7 @@ class DependenceCalibrator:
                      rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Per numeric column, the permutation p (new column = column[p]; nulls stay put)
         that gives the chunk the released score correlations."""
-        n = len(next(iter(values.values()))) if values else 0
-        if self.correlation_ is None or n < self.dimension + 3:
+        if self.correlation_ is None or _n_rows(values) < self.dimension + 3:
             return {}
         layout = self.layout()
         s = self._scores(values, orders, rng)
@@ -219,6 +217,10 @@ class DependenceCalibrator:
         if self.correlation_ is not None and self.correlation_.shape != (self.dimension, self.dimension):
             from synthkit.errors import ArtifactError
             raise ArtifactError("the bundle's dependence state does not fit its transformer (corrupt bundle)")
+
+
+def _n_rows(values: dict[str, np.ndarray]) -> int:
+    return len(next(iter(values.values()))) if values else 0
 
 
 def _frequencies(t: CategoricalTransform) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The fast sampling path (synthkit.models.sampling and the models' `_raw`): labels drawn
+"""The fast sampling path (synthkit.models.sampling and the models' `_raw_pass`): labels drawn
 from the right softmax, margins calibrated to the DP targets, and the rearranged network
 passes equal to the modules they replace."""
 
@@ -112,7 +112,7 @@ def test_calibrated_margins_match_the_dp_targets() -> None:
     assert offsets is not None and len(offsets) == len(sampler.groups)
 
 
-def test_block_size_does_not_bias_and_seed_reproduces() -> None:
+def test_block_sampling_is_reproducible_for_a_seed() -> None:
     sampler = SpanSampler(_layout(), _targets(seed=4), torch.device("cpu"))
 
     def run() -> np.ndarray:
@@ -125,12 +125,12 @@ def test_block_size_does_not_bias_and_seed_reproduces() -> None:
 
 @pytest.mark.parametrize("cls", [DPCTGAN, DPTVAE], ids=lambda c: c.__name__)
 def test_fast_network_pass_equals_the_modules(cls) -> None:
-    """`_raw` (BatchNorm folded, residual concatenations as sums of GEMMs, transposed
+    """`_raw_pass` (BatchNorm folded, residual concatenations as sums of GEMMs, transposed
     final layer) computes what the trained modules compute."""
     data = credit(1_000)
     model = cls(epochs=2, batch_size=200, seed=0, device="cpu").fit(data, budget=None)
     seq = np.random.SeedSequence(5)
-    got = model._raw(3_000, torch_generator(seq, torch.device("cpu")))
+    got = model._raw_pass(torch_generator(seq, torch.device("cpu")))(3_000)
     g = torch_generator(seq, torch.device("cpu"))
     with torch.no_grad():
         if cls is DPCTGAN:

@@ -103,9 +103,11 @@ class Synthesizer:
                generators: dict[str, torch.Generator], progress: Progress | None) -> None:
         raise NotImplementedError
 
-    def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Raw network outputs for n rows (one block; no activation), transposed: [width, n]
-        in span layout (sampling.linear_transposed computes the final layer that way)."""
+    def _raw_pass(self, generator: torch.Generator) -> Callable[[int], torch.Tensor]:
+        """The sampling network as a function of a block's row count: raw outputs (no
+        activation) transposed, [width, n] in span layout (sampling.linear_transposed
+        computes the final layer that way). Built once per `sample_chunks` call, so what
+        a pass derives from the weights is derived once."""
         raise NotImplementedError
 
     def _weights(self) -> dict[str, torch.Tensor]:
@@ -297,6 +299,7 @@ class Synthesizer:
         rng_dependence = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         dependence = getattr(self, "dependence_", None)
         sampler = SpanSampler(self.transformer_.spans, self._span_targets(), self.device_)
+        raw_pass = self._raw_pass(g)
         offsets = None
         produced = 0
         attempts = 0
@@ -304,7 +307,7 @@ class Synthesizer:
             want = min(chunk_size, n_rows - produced)
             with torch.no_grad():
                 encoded, offsets = sampler.sample_rows(want if not conditions else max(want * 4, 1024),
-                                                       lambda rows: self._raw(rows, g), g, offsets)
+                                                       raw_pass, g, offsets)
             values, orders = self.transformer_.decode(encoded.alpha, encoded.codes, calibrate=self.calibrate_marginals)
             if dependence is not None:
                 values = dependence.apply_values(values, orders, rng_dependence)

@@ -241,20 +241,25 @@ class DPCTGAN(Synthesizer):
                 loss = loss + F.cross_entropy(raw[sel, sl], labels[sel], reduction="sum")
         return loss / len(raw)
 
-    def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _raw_pass(self, generator: torch.Generator) -> Callable[[int], torch.Tensor]:
         """The generator's forward pass in eval mode, rearranged for speed: BatchNorm folded
-        into the preceding Linear (its running statistics are constants at eval), and each
-        Linear over a residual concatenation computed as a sum of one GEMM per part, so
-        the concatenations are never built (the same function up to float rounding)."""
+        into the preceding Linear (its running statistics are constants at eval; folded
+        once here), and each Linear over a residual concatenation computed as a sum of one
+        GEMM per part, so the concatenations are never built (the same function up to
+        float rounding)."""
         self.generator_.eval()
-        cond, _, _ = self.cond_.for_fake(n, generator)
-        z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
-        parts = [torch.cat([z, cond], dim=1)]  # the next layer's input is cat(parts)
         *blocks, out = self.generator_.seq
-        for block in blocks:
-            weight, bias = _fold_batchnorm(block)
-            parts.insert(0, _linear_of_parts(weight, bias, parts).relu_())
-        return _linear_of_parts(out.weight, out.bias, parts, transposed=True)
+        folded = [_fold_batchnorm(block) for block in blocks]
+
+        def raw(n: int) -> torch.Tensor:
+            cond, _, _ = self.cond_.for_fake(n, generator)
+            z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
+            parts = [torch.cat([z, cond], dim=1)]  # the next layer's input is cat(parts)
+            for weight, bias in folded:
+                parts.insert(0, _linear_of_parts(weight, bias, parts).relu_())
+            return _linear_of_parts(out.weight, out.bias, parts, transposed=True)
+
+        return raw
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}

@@ -143,10 +143,15 @@ class DPTVAE(Synthesizer):
         step.close()
         self.vae_.eval()
 
-    def _raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _raw_pass(self, generator: torch.Generator) -> Callable[[int], torch.Tensor]:
         device = next(self.vae_.parameters()).device
-        z = torch.randn(n, self.embedding_dim, generator=generator, device=device)
-        return linear_transposed(self.vae_.decoder.out, self.vae_.decoder.body(z))
+        decoder = self.vae_.decoder
+
+        def raw(n: int) -> torch.Tensor:
+            z = torch.randn(n, self.embedding_dim, generator=generator, device=device)
+            return linear_transposed(decoder.out, decoder.body(z))
+
+        return raw
 
     def _weights(self) -> dict[str, torch.Tensor]:
         # only the decoder is needed to sample; the encoder stays out of the bundle

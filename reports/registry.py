@@ -256,10 +256,21 @@ class Registry:
 
     # ------------------------------------------------------------------ schema
     def _create(self) -> None:
+        """Create the tables and their append-only triggers, unless they all exist.
+
+        Opening a registry that is already set up runs no DDL and takes no table lock.
+        This matters on PostgreSQL: CREATE OR REPLACE TRIGGER locks its table (SHARE ROW
+        EXCLUSIVE) until commit, so a job opening the registry while another job's
+        transaction was half-way through deadlocked with it (the DDL held events and
+        waited for decisions; add_decision held decisions and waited for events)."""
+        if self._is_set_up():
+            return
         with self._engine.execution_options(synthkit_write=True).begin() as conn:
             if self.backend == "postgresql":
                 # Two jobs opening a fresh database at once would race on CREATE TABLE.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('synthkit_registry_ddl'))"))
+                if self._is_set_up(conn):
+                    return  # the job we waited for has just created everything
                 if self._schema:
                     conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             _META.create_all(conn, checkfirst=True)
@@ -267,18 +278,44 @@ class Registry:
                 for stmt in self._append_only_ddl(table.name):
                     conn.exec_driver_sql(stmt)
 
+    def _trigger_names(self, name: str) -> list[str]:
+        if self.backend == "sqlite":
+            return [f"{name}_no_update", f"{name}_no_delete"]
+        return [f"{name}_append_only", f"{name}_no_truncate"]
+
+    def _is_set_up(self, conn: Connection | None = None) -> bool:
+        """Whether every table exists with all its append-only triggers (a read of the
+        catalogue, no lock). Triggers only exist on existing tables."""
+        expected = {t for table in TABLES for t in self._trigger_names(table.name)}
+        if self.backend == "sqlite":
+            query = sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            params: dict[str, Any] = {}
+        else:
+            query = sa.text("SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE NOT t.tgisinternal AND n.nspname = COALESCE(:schema, current_schema())")
+            params = {"schema": self._schema}
+        if conn is None:
+            with self._engine.connect() as read:
+                found = {row[0] for row in read.execute(query, params)}
+        else:
+            found = {row[0] for row in conn.execute(query, params)}
+        return expected <= found
+
     def _append_only_ddl(self, name: str) -> list[str]:
         message = f"synthkit registry table {name} is append-only"
         if self.backend == "sqlite":
-            return [f"CREATE TRIGGER IF NOT EXISTS {name}_no_{op.lower()} BEFORE {op} ON {name} "
-                    f"BEGIN SELECT RAISE(ABORT, '{message}'); END" for op in ("UPDATE", "DELETE")]
+            return [f"CREATE TRIGGER IF NOT EXISTS {trigger} BEFORE {op} ON {name} "
+                    f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+                    for trigger, op in zip(self._trigger_names(name), ("UPDATE", "DELETE"))]
         q = f'"{self._schema}".' if self._schema else ""
+        row_trigger, truncate_trigger = self._trigger_names(name)
         return [
             f"CREATE OR REPLACE FUNCTION {q}synthkit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'synthkit registry tables are append-only (%%)', TG_TABLE_NAME; END $$",
-            f"CREATE OR REPLACE TRIGGER {name}_append_only BEFORE UPDATE OR DELETE ON {q}{name} "
+            f"CREATE OR REPLACE TRIGGER {row_trigger} BEFORE UPDATE OR DELETE ON {q}{name} "
             f"FOR EACH ROW EXECUTE FUNCTION {q}synthkit_append_only()",
-            f"CREATE OR REPLACE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {q}{name} "
+            f"CREATE OR REPLACE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {q}{name} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {q}synthkit_append_only()",
         ]
 

@@ -14,6 +14,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -115,10 +116,13 @@ def test_status_transitions_are_checked(reg):
 
 
 def _worker(backend: str, path: str, schema: str | None, worker: int, n_jobs: int, queue) -> None:
-    """One 'job runner': claims runs and writes their whole history."""
+    """One 'job runner': claims runs and writes their whole history, opening the
+    registry afresh for every job as a scheduled job does (opening must not lock)."""
     try:
         reg = Registry(path if backend == "sqlite" else PG_URL, pg_schema=schema)
         for i in range(n_jobs):
+            reg.close()
+            reg = Registry(path if backend == "sqlite" else PG_URL, pg_schema=schema)
             run, created = reg.claim_run(job_name=f"job{worker}", idempotency_key=f"w{worker}-{i}",
                                          run_by=f"runner{worker}", owner=None, spec={"i": i})
             assert created
@@ -159,6 +163,26 @@ def test_concurrent_jobs_do_not_corrupt_the_registry(target, tmp_path):
         assert s.status == ("pending_review" if s.run.spec["i"] % 2 == 0 else "gate_rejected")
     seqs = [e.seq for s in reg.runs() for e in reg.events(s.run.run_id)]
     assert len(seqs) == len(set(seqs))
+
+
+def test_opening_a_set_up_registry_waits_for_no_other_job(target, tmp_path):
+    """A job opening the registry while another job's transaction is open must not wait
+    for it: the DDL used to run on every open, locked every table and, on PostgreSQL,
+    deadlocked with a concurrent add_decision (seen in CI)."""
+    backend, schema = target
+    first = _open(backend, tmp_path, schema)
+    run, _ = _claim(first)
+    opened: list[Registry] = []
+    with first._tx(lock_run=run.run_id) as conn:
+        first._insert_event(conn, run.run_id, status=None, step="fit", message="half-way", details=None)
+        opener = threading.Thread(target=lambda: opened.append(_open(backend, tmp_path, schema)), daemon=True)
+        opener.start()
+        opener.join(timeout=30)
+        assert opened, "opening the registry waited for another job's open transaction"
+    assert opened[0].status(run.run_id) == "running" and [e.step for e in opened[0].events(run.run_id)] == \
+        ["claim", "fit"]
+    opened[0].close()
+    first.close()
 
 
 def test_a_run_whose_process_died_does_not_block_its_job(reg):

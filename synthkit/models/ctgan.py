@@ -13,6 +13,11 @@ What changes under DP, and why:
   Fake rows draw their conditional vector from DP category frequencies with the same
   column choice, so real and fake conditional vectors have the same distribution.
 - The generator may use BatchNorm and residual blocks as in CTGAN: it never sees data.
+  Its default width is (128, 128), not the paper's (256, 256): under DP it scored no
+  worse (40 epochs at epsilon 3, mean of seeds, sdmetrics column-pair trends: NMES1988
+  0.9618 vs 0.9617, credit_data 0.9365 vs 0.9363 with the default calibrations; 0.755 vs
+  0.714 and 0.718 vs 0.691 without them) and it halves the multiply-adds per generated
+  row (the cost of sampling).
 """
 
 from __future__ import annotations
@@ -100,12 +105,12 @@ class _Conditioner:
         chosen = torch.randint(0, self.n_columns, x.shape[:-1], generator=generator, device=x.device)
         return x[..., self.index] * (self.col_of == chosen.unsqueeze(-1)).to(x.dtype)
 
-    def for_fake(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Conditional vectors for n fakes: (cond, chosen column, chosen label)."""
-        cond = torch.zeros(n, self.width, device=self.device)
+    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For n fakes: (position of the one 1 in each conditional vector, chosen column,
+        chosen label); a column uniformly, its label by the DP frequencies."""
         if self.width == 0:
             z = torch.zeros(n, dtype=torch.long, device=self.device)
-            return cond, z, z
+            return z, z, z
         chosen = torch.randint(0, self.n_columns, (n,), generator=generator, device=self.device)
         labels = torch.zeros(n, dtype=torch.long, device=self.device)
         for j in range(self.n_columns):
@@ -113,8 +118,14 @@ class _Conditioner:
             m = int(sel.sum())
             if m:
                 labels[sel] = torch.multinomial(self.freqs[j], m, replacement=True, generator=generator)
-        pos = torch.tensor(self.offsets, device=self.device)[chosen] + labels
-        cond[torch.arange(n, device=self.device), pos] = 1.0
+        return torch.tensor(self.offsets, device=self.device)[chosen] + labels, chosen, labels
+
+    def for_fake(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Conditional vectors for n fakes: (cond, chosen column, chosen label)."""
+        pos, chosen, labels = self.draw(n, generator)
+        cond = torch.zeros(n, self.width, device=self.device)
+        if self.width:
+            cond[torch.arange(n, device=self.device), pos] = 1.0
         return cond, chosen, labels
 
 
@@ -140,7 +151,7 @@ class DPCTGAN(Synthesizer):
     model_name = "dpctgan"
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
-                 generator_dim: tuple[int, ...] = (256, 256), critic_dim: tuple[int, ...] = (256, 256),
+                 generator_dim: tuple[int, ...] = (128, 128), critic_dim: tuple[int, ...] = (256, 256),
                  generator_lr: float = 1e-3, critic_lr: float = 1e-3, critic_steps: int = 1,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.8,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
@@ -246,18 +257,21 @@ class DPCTGAN(Synthesizer):
         into the preceding Linear (its running statistics are constants at eval; folded
         once here), and each Linear over a residual concatenation computed as a sum of one
         GEMM per part, so the concatenations are never built (the same function up to
-        float rounding)."""
+        float rounding). The conditional vector is one-hot, so its share of each Linear is
+        one weight column per row, looked up instead of multiplied (same random draws, in
+        the same order, as the training-time `for_fake`)."""
         self.generator_.eval()
         *blocks, out = self.generator_.seq
         folded = [_fold_batchnorm(block) for block in blocks]
+        has_cond = self.cond_.width > 0
 
         def raw(n: int) -> torch.Tensor:
-            cond, _, _ = self.cond_.for_fake(n, generator)
-            z = torch.randn(n, self.embedding_dim, generator=generator, device=cond.device)
-            parts = [torch.cat([z, cond], dim=1)]  # the next layer's input is cat(parts)
+            pos = self.cond_.draw(n, generator)[0] if has_cond else None
+            z = torch.randn(n, self.embedding_dim, generator=generator, device=self.device_)
+            parts = [z]  # the next layer's input is cat(parts + [cond])
             for weight, bias in folded:
-                parts.insert(0, _linear_of_parts(weight, bias, parts).relu_())
-            return _linear_of_parts(out.weight, out.bias, parts, transposed=True)
+                parts.insert(0, _linear_of_parts(weight, bias, parts, onehot=pos).relu_())
+            return _linear_of_parts(out.weight, out.bias, parts, onehot=pos, transposed=True)
 
         return raw
 
@@ -277,9 +291,10 @@ def _fold_batchnorm(block: _Residual) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _linear_of_parts(weight: torch.Tensor, bias: torch.Tensor, parts: list[torch.Tensor], *,
-                     transposed: bool = False) -> torch.Tensor:
-    """weight · cat(parts, dim=1)ᵀ + bias, one accumulating GEMM per part ([rows, out], or
-    [out, rows] when `transposed`: the layout sampling wants)."""
+                     onehot: torch.Tensor | None = None, transposed: bool = False) -> torch.Tensor:
+    """weight · cat(parts + [one_hot(onehot)], dim=1)ᵀ + bias ([rows, out], or [out, rows]
+    when `transposed`: the layout sampling wants): one accumulating GEMM per part, and the
+    one-hot part (a position per row into weight's last columns) as a column lookup."""
     acc = None
     start = 0
     for part in parts:
@@ -289,4 +304,9 @@ def _linear_of_parts(weight: torch.Tensor, bias: torch.Tensor, parts: list[torch
             acc = torch.addmm(bias[:, None], w, part.t()) if acc is None else acc.addmm_(w, part.t())
         else:
             acc = torch.addmm(bias, part, w.t()) if acc is None else acc.addmm_(part, w.t())
+    if onehot is not None:
+        if transposed:
+            acc += weight.index_select(1, onehot + start)
+        else:
+            acc += weight.t().index_select(0, onehot + start)
     return acc

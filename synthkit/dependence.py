@@ -90,27 +90,33 @@ class DependenceCalibrator:
         return self._scores(self.values(frame), {}, rng)
 
     def _scores(self, values: dict[str, np.ndarray], orders: dict[str, np.ndarray],
-                rng: np.random.Generator) -> np.ndarray:
+                rng: np.random.Generator, dtype: type = np.float64) -> np.ndarray:
         """Scores from per-column values; `orders` holds, for numeric columns calibrated to
         their DP margin (DataTransformer.decode), the present rows in order of value. Such
         a column's i-th of m values is the DP quantile at (i + ½)/m, whose DP CDF is that
         level exactly, so its normal score needs no CDF. Integers keep the CDF path: their
-        ties are broken by the same jitter as in `fit`."""
-        blocks = []
+        ties are broken by the same jitter as in `fit`. A categorical column's block is a
+        gather from a table with one row per label (its standardised indicators)."""
+        out = np.empty((_n_rows(values), self.dimension), dtype=dtype)
+        at = 0
         for name, kind, labels in self.layout():
             t = self.transformer.transforms[name]
             if kind == "categorical":
                 index = np.asarray(labels)
-                p = np.clip(_frequencies(t)[index], MIN_FREQUENCY, 1 - MIN_FREQUENCY)
-                onehot = values[name][:, None] == index[None, :]
-                blocks.append((onehot - p[None, :]) / np.sqrt(p * (1 - p))[None, :])
-            elif name in orders and t.column.kind != "integer":
-                z = np.zeros(len(values[name]))
-                z[orders[name]] = _rank_scores(len(orders[name]))
-                blocks.append(z[:, None])
+                freq = _frequencies(t)
+                p = np.clip(freq[index], MIN_FREQUENCY, 1 - MIN_FREQUENCY)
+                onehot = np.arange(max(len(freq), int(index.max()) + 1))[:, None] == index[None, :]
+                table = ((onehot - p[None, :]) / np.sqrt(p * (1 - p))[None, :]).astype(dtype)
+                out[:, at:at + len(index)] = table[values[name]]
+                at += len(index)
+                continue
+            if name in orders and t.column.kind != "integer":
+                out[:, at] = 0.0
+                out[orders[name], at] = _rank_scores(len(orders[name]))
             else:
-                blocks.append(_normal_scores(t, values[name], rng)[:, None])
-        return np.concatenate(blocks, axis=1) if blocks else np.zeros((_n_rows(values), 0))
+                out[:, at] = _normal_scores(t, values[name], rng)
+            at += 1
+        return out
 
     # ------------------------------------------------------------- fit (DP)
     @property
@@ -175,12 +181,15 @@ class DependenceCalibrator:
         if self.correlation_ is None or _n_rows(values) < self.dimension + 3:
             return {}
         layout = self.layout()
-        s = self._scores(values, orders, rng)
+        s = self._scores(values, orders, rng, np.float32)  # float32: half the memory traffic; moments only
         is_cat = np.concatenate([np.full(len(labels), kind == "categorical") for _, kind, labels in layout])
-        # the chunk's moments from one Gram matrix (the map below is affine in the scores,
-        # so the chunk is read twice: once here, once to compute the new scores)
-        mean = s.mean(axis=0)
-        cov = s.T @ s / len(s) - np.outer(mean, mean)
+        # the chunk's moments from one Gram matrix of the centred scores (the map below is
+        # linear in them, so the chunk is read twice: here and to compute the new scores).
+        # Centred before the float32 product: a label the chunk never shows is then a
+        # column of exact zeros (the float64 mean of equal float32 values is exact).
+        mean = s.mean(axis=0, dtype=np.float64)
+        s -= mean.astype(s.dtype)
+        cov = (s.T @ s).astype(np.float64) / len(s)
         sd = np.sqrt(np.clip(np.diag(cov), 0, None))
         ok = sd > 1e-9  # a label the chunk never shows has no rank to move
         if not ok[~is_cat].any():
@@ -195,7 +204,7 @@ class DependenceCalibrator:
             return {}
         full = np.zeros((len(ok), m.shape[1]))
         full[ok] = m / sd[ok][:, None]  # the map acts on standardised scores (s − mean)/sd
-        new = np.ascontiguousarray((s @ full - mean @ full).T)
+        new = np.ascontiguousarray((s @ full.astype(s.dtype)).T)
         new_of = dict(zip(np.flatnonzero(ok & ~is_cat), new))  # score index → its new scores
         numeric = [name for name, kind, _ in layout if kind == "numeric"]
         perms = {}

@@ -121,6 +121,22 @@ def test_calibration_keeps_every_margin_and_recovers_the_dependence() -> None:
     assert abs(spearmanr(out["z"], out["x"])[0]) < 0.03
 
 
+def test_a_label_the_chunk_never_shows_is_left_out_of_the_map(caplog) -> None:
+    """A chunk in which a released label never occurs has a constant indicator: it must be
+    recognised as such (the float32 moments are centred first, so its column is exactly
+    zero) and left out, and the numeric columns still get the released correlations."""
+    real = _copula_frame(N, seed=1)
+    _, dep = _plain_fit(real)
+    flat = _independent(real, seed=2)
+    flat["g"] = "low"
+    with caplog.at_level("WARNING", logger="synthkit.dependence"):
+        out = dep.apply(flat, np.random.default_rng(4))
+    assert not caplog.records
+    numeric = [i for i, (_, kind, _) in enumerate(dep.layout()) if kind == "numeric"]
+    after = np.corrcoef(dep.scores(out, np.random.default_rng(5))[:, numeric], rowvar=False)
+    assert np.abs(after - dep.correlation_[np.ix_(numeric, numeric)]).max() < 0.01
+
+
 def test_the_sampling_fast_path_computes_what_the_frame_path_computes() -> None:
     """Sampling calibrates decoded arrays (rank normal scores for calibrated continuous
     columns, permutations applied to floats) instead of a frame: the same scores up to

@@ -257,21 +257,31 @@ class DPCTGAN(Synthesizer):
         into the preceding Linear (its running statistics are constants at eval; folded
         once here), and each Linear over a residual concatenation computed as a sum of one
         GEMM per part, so the concatenations are never built (the same function up to
-        float rounding). The conditional vector is one-hot, so its share of each Linear is
-        one weight column per row, looked up instead of multiplied (same random draws, in
-        the same order, as the training-time `for_fake`)."""
+        float rounding). The conditional vector is one-hot, so in the hidden layers its
+        share is one row of a table per generated row, looked up instead of multiplied (in
+        the transposed final layer a GEMM is faster). Same random draws, in the same order,
+        as the training-time `for_fake`."""
         self.generator_.eval()
         *blocks, out = self.generator_.seq
         folded = [_fold_batchnorm(block) for block in blocks]
-        has_cond = self.cond_.width > 0
+        width = self.cond_.width
+        # row p: a hidden layer's response to the one-hot conditional vector at p ([width, out])
+        tables = [weight[:, weight.shape[1] - width:].t().contiguous() for weight, _ in folded]
 
         def raw(n: int) -> torch.Tensor:
-            pos = self.cond_.draw(n, generator)[0] if has_cond else None
+            pos = self.cond_.draw(n, generator)[0]
             z = torch.randn(n, self.embedding_dim, generator=generator, device=self.device_)
-            parts = [z]  # the next layer's input is cat(parts + [cond])
-            for weight, bias in folded:
-                parts.insert(0, _linear_of_parts(weight, bias, parts, onehot=pos).relu_())
-            return _linear_of_parts(out.weight, out.bias, parts, onehot=pos, transposed=True)
+            parts = [z]  # with the conditional vector last, the next layer's input
+            for (weight, bias), table in zip(folded, tables):
+                h = _linear_of_parts(weight, bias, parts)
+                if width:
+                    h += table.index_select(0, pos)
+                parts.insert(0, h.relu_())
+            if width:
+                cond = torch.zeros(n, width, device=z.device)
+                cond[torch.arange(n, device=z.device), pos] = 1.0
+                parts.append(cond)
+            return _linear_of_parts(out.weight, out.bias, parts, transposed=True)
 
         return raw
 
@@ -291,10 +301,10 @@ def _fold_batchnorm(block: _Residual) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _linear_of_parts(weight: torch.Tensor, bias: torch.Tensor, parts: list[torch.Tensor], *,
-                     onehot: torch.Tensor | None = None, transposed: bool = False) -> torch.Tensor:
-    """weight · cat(parts + [one_hot(onehot)], dim=1)ᵀ + bias ([rows, out], or [out, rows]
-    when `transposed`: the layout sampling wants): one accumulating GEMM per part, and the
-    one-hot part (a position per row into weight's last columns) as a column lookup."""
+                     transposed: bool = False) -> torch.Tensor:
+    """weight[:, :k] · cat(parts, dim=1)ᵀ + bias, k the parts' total width ([rows, out], or
+    [out, rows] when `transposed`: the layout sampling wants), one accumulating GEMM per
+    part (no concatenation built)."""
     acc = None
     start = 0
     for part in parts:
@@ -304,9 +314,4 @@ def _linear_of_parts(weight: torch.Tensor, bias: torch.Tensor, parts: list[torch
             acc = torch.addmm(bias[:, None], w, part.t()) if acc is None else acc.addmm_(w, part.t())
         else:
             acc = torch.addmm(bias, part, w.t()) if acc is None else acc.addmm_(part, w.t())
-    if onehot is not None:
-        if transposed:
-            acc += weight.index_select(1, onehot + start)
-        else:
-            acc += weight.t().index_select(0, onehot + start)
     return acc

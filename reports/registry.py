@@ -25,7 +25,7 @@ import math
 import os
 import secrets
 import socket
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -295,11 +295,8 @@ class Registry:
                             "JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE NOT t.tgisinternal AND n.nspname = COALESCE(:schema, current_schema())")
             params = {"schema": self._schema}
-        if conn is None:
-            with self._engine.connect() as read:
-                found = {row[0] for row in read.execute(query, params)}
-        else:
-            found = {row[0] for row in conn.execute(query, params)}
+        with self._engine.connect() if conn is None else nullcontext(conn) as read:
+            found = {row[0] for row in read.execute(query, params)}
         return expected <= found
 
     def _append_only_ddl(self, name: str) -> list[str]:

@@ -105,7 +105,7 @@ class DependenceCalibrator:
                 index = np.asarray(labels)
                 freq = _frequencies(t)
                 p = np.clip(freq[index], MIN_FREQUENCY, 1 - MIN_FREQUENCY)
-                onehot = np.arange(max(len(freq), int(index.max()) + 1))[:, None] == index[None, :]
+                onehot = np.arange(len(freq))[:, None] == index[None, :]
                 table = ((onehot - p[None, :]) / np.sqrt(p * (1 - p))[None, :]).astype(dtype)
                 out[:, at:at + len(index)] = table[values[name]]
                 at += len(index)

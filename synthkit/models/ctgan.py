@@ -123,10 +123,14 @@ class _Conditioner:
     def for_fake(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditional vectors for n fakes: (cond, chosen column, chosen label)."""
         pos, chosen, labels = self.draw(n, generator)
-        cond = torch.zeros(n, self.width, device=self.device)
+        return self.one_hot(pos), chosen, labels
+
+    def one_hot(self, pos: torch.Tensor) -> torch.Tensor:
+        """[n, width] conditional vectors with a single 1 at each row's `pos`."""
+        cond = torch.zeros(len(pos), self.width, device=self.device)
         if self.width:
-            cond[torch.arange(n, device=self.device), pos] = 1.0
-        return cond, chosen, labels
+            cond[torch.arange(len(pos), device=self.device), pos] = 1.0
+        return cond
 
 
 def _activate(raw: torch.Tensor, spans: list[Span], tau: float, generator: torch.Generator) -> torch.Tensor:
@@ -278,9 +282,7 @@ class DPCTGAN(Synthesizer):
                     h += table.index_select(0, pos)
                 parts.insert(0, h.relu_())
             if width:
-                cond = torch.zeros(n, width, device=z.device)
-                cond[torch.arange(n, device=z.device), pos] = 1.0
-                parts.append(cond)
+                parts.append(self.cond_.one_hot(pos))
             return _linear_of_parts(out.weight, out.bias, parts, transposed=True)
 
         return raw

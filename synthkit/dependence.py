@@ -38,7 +38,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from synthkit.ledger import GaussianEvent, PrivacyLedger
-from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform
+from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform, value_order
 
 logger = logging.getLogger(__name__)
 
@@ -305,5 +305,5 @@ def _permutation(x: np.ndarray, order: np.ndarray | None, score: np.ndarray) -> 
     if order is None:
         order = present[np.argsort(x[present], kind="stable")]
     perm = np.arange(len(x))
-    perm[present[np.argsort(score[present])]] = order
+    perm[present[value_order(score[present])]] = order
     return perm

@@ -349,7 +349,7 @@ class NumericTransform:
         present = np.arange(len(x)) if null is None else np.flatnonzero(~null)
         order = None
         if calibrate and len(present) > 1:
-            order = present[np.argsort(x[present])]
+            order = present[value_order(x[present])]
             x[order] = self.quantile_levels(len(order))
         if self.column.kind == "integer":
             x = np.round(x)
@@ -388,6 +388,27 @@ class NumericTransform:
         self.edges_ = None if edges is None else np.asarray(edges, dtype=float)
         self.hist_ = None if hist is None else np.asarray(hist, dtype=float)
         self._levels = None
+
+
+def value_order(x: np.ndarray) -> np.ndarray:
+    """Indices that sort `x` (no NaNs), ties and values equal in float32 in index order.
+
+    Sampling sorts every numeric column of every chunk twice (decode, dependence), which
+    was a tenth of generation time with np.argsort. Here each value's float32 bits, made
+    to compare like the floats (sign flipped, negatives inverted), go in the high half of
+    a uint64 and the row index in the low half; np.sort of that is vectorised and about
+    a third faster than argsort. Values closer than float32 resolution (~1e-7 relative)
+    may come out in index order; every caller maps ranks onto quantiles or scores, where
+    that is far below the sampling noise."""
+    n = len(x)
+    if n >= 2**32:
+        return np.argsort(x, kind="stable")
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    key = np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    key <<= np.uint64(32)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    return (key & np.uint64(0xFFFFFFFF)).astype(np.intp)
 
 
 def histogram_edges(lo: float, hi: float, *, integer: bool) -> np.ndarray:

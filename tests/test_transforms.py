@@ -50,6 +50,7 @@ from synthkit.transforms import (
     FitContext,
     NumericTransform,
     make_transform,
+    value_order,
 )
 
 F32_ALPHA = 2.0**-24  # see the module docstring
@@ -516,3 +517,22 @@ def test_plain_context_charges_nothing() -> None:
     ctx = _plain_ctx(10)
     CategoricalTransform(Column(name="c", kind="categorical")).fit(pd.Series(list("aabbc") * 2), ctx)
     assert ctx.ledger.events == [] and not ctx.ledger.private
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=False), max_size=300))
+def test_value_order_is_the_stable_argsort(values: list[float]) -> None:
+    # float32-representable values (so no two distinct ones collapse): the exact stable
+    # order, ties (and -0.0 against 0.0, equal as floats) in index order
+    x = np.array(values, dtype=np.float64)
+    x[x == 0] = 0.0
+    np.testing.assert_array_equal(value_order(x), np.argsort(x, kind="stable"))
+
+
+def test_value_order_sorts_float64_up_to_float32_resolution() -> None:
+    x = np.random.default_rng(0).normal(0, 1e6, 100_000)
+    order = value_order(x)
+    assert sorted(order.tolist()) == list(range(len(x)))  # a permutation
+    steps = np.diff(x[order])
+    # out of order only between values that float32 cannot tell apart
+    assert np.all(steps >= -np.spacing(np.abs(x[order][1:]).astype(np.float32)).astype(np.float64))

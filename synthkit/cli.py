@@ -34,6 +34,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 schema_app = typer.Typer(no_args_is_help=True, help="Infer and check schemas.")
 app.add_typer(schema_app, name="schema")
 
+# One definition for `schema infer` and `fit`. A target is a public declaration (a column
+# name the data is meant to predict), no fact about the data; evaluate reports ML utility
+# for each declared target.
+TargetOption = Annotated[Optional[list[str]], typer.Option(
+    "--target", help="a column the data is meant to predict (repeat the option); the report scores ML utility for each")]
+
 # ------------------------------------------------------------------ schema
 @schema_app.command("infer")
 def schema_infer(
@@ -42,6 +48,7 @@ def schema_infer(
     table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
     query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
     entity_key: Annotated[Optional[str], typer.Option(help="column naming the privacy unit (patient, account)")] = None,
+    target: TargetOption = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
 ) -> None:
     """Infer column KINDS (never bounds or categories: those are private) into schema.yaml."""
@@ -52,7 +59,7 @@ def schema_infer(
         if out.exists() and not overwrite:
             raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
         frame = connectors.read(data, table=table, query=query)
-        schema = infer_schema(frame, entity_key=entity_key)
+        schema = infer_schema(frame, entity_key=entity_key, targets=target or ())
         schema.save(out)
         console.print(f"wrote {out} ({len(schema.columns)} columns); review kinds, and add PUBLIC bounds, "
                       "categories, sensitive and identifier columns before fitting")
@@ -79,8 +86,11 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               max_length: int | None = None, n_states: int | None = None,
               terminal_column: str | None = None, terminal_value: str | None = None,
               holdout: float | None = None, holdout_seed: int | None = None,
-              context_epochs: int | None = None) -> Any:
+              context_epochs: int | None = None, targets: tuple[str, ...] = ()) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
+
+    `targets` (declared prediction targets) go into the inferred schema, or are added to
+    the targets of a given one; the bundle's schema carries them to `synthkit evaluate`.
 
     Sequences (`model="dphmm"`): `entity_key` and `sequence_index` are required (option or
     schema); static attributes come from `context_columns` of the events table or from a
@@ -135,6 +145,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         schema = schema_path_schema
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
+    schema = schema.with_targets(targets)
     holdout_record = None
     if holdout is not None:
         import secrets
@@ -232,6 +243,7 @@ def fit(
     terminal_value: Annotated[Optional[str], typer.Option(help="dphmm: value marking the terminal event (e.g. death)")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="keep this fraction of people/rows out of training (seeded; recorded in the bundle) for `synthkit evaluate`")] = None,
     holdout_seed: Annotated[Optional[int], typer.Option(help="seed of the holdout split (drawn at random when omitted)")] = None,
+    target: TargetOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
@@ -245,7 +257,8 @@ def fit(
                           sequence_index=sequence_index, context=context, context_schema_path=context_schema,
                           context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
                           terminal_column=terminal_column, terminal_value=terminal_value,
-                          holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs)
+                          holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
+                          targets=tuple(target or ()))
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 

@@ -64,6 +64,9 @@ class Schema:
     context_columns: tuple[str, ...] = ()
     sensitive: tuple[str, ...] = ()
     quasi_identifiers: tuple[str, ...] = ()
+    # Declared prediction targets (public: a column name, no data fact). The evaluation
+    # reports ML utility for each, so a release gate can hold the use the data is for.
+    targets: tuple[str, ...] = ()
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,14 @@ class Schema:
         cols = tuple(column if c.name == column.name else c for c in self.columns)
         return replace(self, columns=cols)
 
+    def with_targets(self, names: Iterable[str]) -> Schema:
+        """This schema with `names` appended to its targets (kept once, in order), validated:
+        `synthkit fit --schema s.yaml --target y` adds to what the file declares."""
+        added = tuple(n for n in dict.fromkeys(names) if n not in self.targets)
+        if not added:
+            return self
+        return replace(self, targets=self.targets + added).validate()
+
     # ----------------------------------------------------------- validation
     def validate(self) -> Schema:
         """Check internal consistency; raise one SchemaError listing every problem."""
@@ -126,10 +137,12 @@ class Schema:
             ("context_columns", list(self.context_columns)),
             ("sensitive", list(self.sensitive)),
             ("quasi_identifiers", list(self.quasi_identifiers)),
+            ("targets", list(self.targets)),
         ):
             for n in names:
                 if n not in seen:
                     problems.append(f"{role} names unknown column {n!r}")
+        problems.extend(self._target_problems(seen))
         if self.entity_key and self.entity_key in seen:
             if self.column(self.entity_key).nullable:
                 problems.append(f"entity_key {self.entity_key!r} must not be nullable (set nullable: false)")
@@ -145,13 +158,30 @@ class Schema:
             raise SchemaError(problems)
         return self
 
+    def _target_problems(self, seen: set[str]) -> list[str]:
+        """A target must be a column the model learns: an identifier or the entity key is
+        replaced by a surrogate, so utility for predicting it would mean nothing."""
+        problems = []
+        for n in dict.fromkeys(self.targets):
+            if self.targets.count(n) > 1:
+                problems.append(f"targets names column {n!r} more than once; list it once")
+            if n not in seen:
+                continue
+            if n == self.entity_key:
+                problems.append(f"target {n!r} is the entity_key (the privacy unit), which is not learned; "
+                                "name a learned column or remove it from targets")
+            elif self.column(n).kind == "identifier":
+                problems.append(f"target {n!r} is an identifier column, which is not learned; "
+                                "name a learned column or change its kind")
+        return problems
+
     # --------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": SCHEMA_VERSION}
         for key in ("entity_key", "sequence_index"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
-        for key in ("context_columns", "sensitive", "quasi_identifiers"):
+        for key in ("context_columns", "sensitive", "quasi_identifiers", "targets"):
             if getattr(self, key):
                 out[key] = list(getattr(self, key))
         out["columns"] = {c.name: c.to_dict() for c in self.columns}
@@ -164,7 +194,7 @@ class Schema:
             raise SchemaError([f"a schema must be a mapping, got {type(data).__name__}"])
         problems: list[str] = []
         allowed = {"version", "entity_key", "sequence_index", "context_columns", "sensitive",
-                   "quasi_identifiers", "columns"}
+                   "quasi_identifiers", "targets", "columns"}
         for key in data:
             if key not in allowed:
                 problems.append(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
@@ -226,7 +256,8 @@ class Schema:
             problems.append(f"{key} must be one column name, got a {type(value).__name__}")
             return None
 
-        roles = {k: _names(k) for k in ("context_columns", "sensitive", "quasi_identifiers")}
+        # a missing role is () so schema files written before a role existed still load
+        roles = {k: _names(k) for k in ("context_columns", "sensitive", "quasi_identifiers", "targets")}
         schema = cls(columns=tuple(columns), entity_key=_name("entity_key"),
                      sequence_index=_name("sequence_index"), **roles)
         try:
@@ -301,6 +332,7 @@ def infer_schema(
     sequence_index: str | None = None,
     sensitive: Iterable[str] = (),
     identifiers: Iterable[str] = (),
+    targets: Iterable[str] = (),
 ) -> Schema:
     """Infer column KINDS only (see module docstring).
 
@@ -308,7 +340,8 @@ def infer_schema(
     about the private data; the model learns null rates under DP, and the user may tighten
     `nullable: false` by hand. Columns whose name looks like a direct identifier (id, ssn,
     name, email, account...) and whose values are mostly distinct become `identifier`
-    and are never learned.
+    and are never learned. `targets` are declared, never inferred: what a dataset is used
+    to predict is the user's decision, and it makes the evaluation report utility for it.
     """
     ident = set(identifiers)
     columns = []
@@ -325,6 +358,7 @@ def infer_schema(
         entity_key=entity_key,
         sequence_index=sequence_index,
         sensitive=tuple(sensitive),
+        targets=tuple(dict.fromkeys(targets)),
     )
     return schema.validate()
 

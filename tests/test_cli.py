@@ -76,6 +76,34 @@ def test_schema_infer_fit_generate_inspect(csv_path, tmp_path):
     assert "differential privacy per row" in r.output
 
 
+def test_target_is_declared_by_schema_infer_and_fit(csv_path, tmp_path):
+    schema = tmp_path / "schema.yaml"
+    r = _run("schema", "infer", str(csv_path), "--out", str(schema), "--target", "smoker")
+    assert r.exit_code == 0, r.output
+    assert "targets:\n- smoker" in schema.read_text()
+    # fit --schema: --target adds to the file's targets; the bundle's schema carries both
+    model = tmp_path / "model"
+    r = _run(*_fit_args(csv_path, model, "--schema", str(schema), "--target", "age", "--target", "smoker"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((model / "manifest.json").read_text())["schema"]["targets"] == ["smoker", "age"]
+    # fit without --schema: the targets go into the inferred schema
+    inferred = tmp_path / "inferred"
+    r = _run(*_fit_args(csv_path, inferred, "--target", "bmi"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((inferred / "manifest.json").read_text())["schema"]["targets"] == ["bmi"]
+
+
+@pytest.mark.parametrize("command", ["infer", "fit"])
+def test_an_unusable_target_is_one_line_naming_it(csv_path, tmp_path, command):
+    args = (["schema", "infer", str(csv_path), "--out", str(tmp_path / "s.yaml")] if command == "infer"
+            else _fit_args(csv_path, tmp_path / "m"))
+    r = _run(*args, "--target", "patient_id", "--target", "ghost")
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "'patient_id' is an identifier" in lines[0] and "'ghost'" in lines[0], r.output
+    assert not (tmp_path / "s.yaml").exists() and not (tmp_path / "m").exists()
+
+
 def test_generate_seed_reproducible(csv_path, tmp_path):
     model = tmp_path / "m"
     assert _run(*_fit_args(csv_path, model)).exit_code == 0

@@ -47,6 +47,7 @@ def _clinical_schema() -> Schema:
         context_columns=("sex",),
         sensitive=("sex", "smoker"),
         quasi_identifiers=("age", "sex"),
+        targets=("bmi", "smoker"),
     ).validate()
 
 
@@ -90,6 +91,36 @@ def test_load_reports_a_missing_file_and_bad_syntax(tmp_path: Path) -> None:
         Schema.load(bad_json)
     with pytest.raises(SchemaError, match="not valid YAML"):
         Schema.from_yaml("columns: [unclosed")
+
+
+def test_a_schema_file_without_targets_still_loads_and_writes_none() -> None:
+    # files written before the `targets` role existed: the missing key means no target
+    schema = Schema.from_yaml("version: 1\nsensitive: [ward]\ncolumns:\n  age: integer\n  ward: categorical\n")
+    assert schema.targets == ()
+    assert "targets" not in schema.to_dict()
+    assert Schema.from_yaml("targets: age\ncolumns:\n  age: integer\n").targets == ("age",)  # one name as text
+
+
+def test_targets_validation_lists_every_problem_at_once() -> None:
+    document = {"entity_key": "pid", "targets": ["pid", "mrn", "ghost", "age", "age"], "columns": {
+        "pid": {"kind": "integer", "nullable": False}, "mrn": "identifier", "age": "integer"}}
+    with pytest.raises(SchemaError) as info:
+        Schema.from_dict(document)
+    problems = info.value.problems
+    expected = [("'pid'", "entity_key"), ("'mrn'", "identifier"), ("unknown column 'ghost'",),
+                ("'age'", "more than once")]
+    for fragments in expected:
+        assert any(all(f in p for f in fragments) for p in problems), (fragments, problems)
+    assert len(problems) == len(expected)
+
+
+def test_with_targets_adds_once_in_order_and_validates() -> None:
+    schema = _clinical_schema()
+    assert schema.with_targets([]) is schema
+    more = schema.with_targets(["age", "bmi", "age"])
+    assert more.targets == ("bmi", "smoker", "age")
+    with pytest.raises(SchemaError, match="'mrn' is an identifier"):
+        schema.with_targets(["mrn"])
 
 
 def test_shorthand_kind_is_accepted() -> None:
@@ -140,6 +171,8 @@ def _schemas(draw: st.DrawFn) -> Schema:
         context_columns=tuple(draw(st.lists(st.sampled_from(all_names), max_size=2, unique=True))),
         sensitive=tuple(draw(st.lists(st.sampled_from(discrete), max_size=2, unique=True))) if discrete else (),
         quasi_identifiers=tuple(draw(st.lists(st.sampled_from(all_names), max_size=3, unique=True))),
+        targets=tuple(draw(st.lists(st.sampled_from([c.name for c in learned if c.name != entity_key]),
+                                    max_size=2, unique=True))),
     ).validate()
 
 
@@ -226,7 +259,7 @@ _COLUMN_SPEC = st.dictionaries(_SPEC_KEYS, _JSON | st.sampled_from(["continuous"
                                                                     "boolean", "datetime", "identifier"]),
                                max_size=4) | _JSON
 _DOC_KEYS = st.sampled_from(["version", "entity_key", "sequence_index", "context_columns", "sensitive",
-                             "quasi_identifiers", "columns", "other"])
+                             "quasi_identifiers", "targets", "columns", "other"])
 _DOCUMENT = st.dictionaries(_DOC_KEYS, _JSON | st.dictionaries(st.text(max_size=4), _COLUMN_SPEC, max_size=4),
                             max_size=6) | _JSON
 
@@ -301,6 +334,12 @@ def test_infer_schema_roles() -> None:
     assert schema.column("patient_id").nullable is False  # the privacy unit cannot be missing
     assert schema.column("bmi").kind == "identifier"
     assert schema.sensitive == ("ward",)
+    assert schema.targets == ()  # what the data is for is declared, never inferred
+    declared = infer_schema(frame, entity_key="patient_id", targets=["smoker", "age", "smoker"])
+    assert declared.targets == ("smoker", "age")
+    assert Schema.from_yaml(declared.to_yaml()) == declared
+    with pytest.raises(SchemaError, match="entity_key"):
+        infer_schema(frame, entity_key="patient_id", targets=["patient_id"])
 
 
 def test_an_id_like_name_with_few_distinct_values_stays_learnable() -> None:

@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ MIN_CELL = 10            # real histogram cells with fewer rows are suppressed i
 MAX_ATTACK_UNITS = 10_000
 MAX_SECRETS = 8
 STREAMS = ("fidelity", "detection", "utility", "diversity", "modes", "privacy", "singling_out",
-           "attribute_inference", "bias")
+           "attribute_inference", "bias", "associations")  # append only: spawn order fixes each stream
 
 
 def read_manifest(model_dir: str | Path) -> tuple[dict[str, Any], str]:
@@ -81,6 +81,17 @@ def _check_columns(frame: pd.DataFrame, schema: Schema, what: str) -> list[str]:
     return [f"the {what} data lacks the schema columns {missing}"] if missing else []
 
 
+def _target_columns(schema: Schema, names: list[str | None]) -> list[Column]:
+    """The distinct named targets, in order; every unusable name is reported in one error
+    (column names are public schema facts, no data)."""
+    wanted = [n for n in dict.fromkeys(names) if n is not None]
+    bad = [n for n in wanted if n not in schema or n == schema.entity_key or schema.column(n).kind == "identifier"]
+    if bad:
+        raise ConfigError(f"target(s) {bad} are not learned columns of the schema; name columns among "
+                          f"{[c.name for c in evaluated_columns(schema)]}")
+    return [schema.column(n) for n in wanted]
+
+
 def _sample_idx(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= k else np.sort(rng.choice(n, size=k, replace=False))
 
@@ -107,13 +118,15 @@ class _Timer:
 
 def evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | Path | None = None,
              schema: Schema | None = None, holdout: pd.DataFrame | None = None, target: str | None = None,
-             seed: int = 0, progress: Progress | None = None) -> Report:
+             targets: Sequence[str] = (), seed: int = 0, progress: Progress | None = None) -> Report:
     """Evaluate `synthetic` against `real` (see the module docstring for train/holdout).
 
-    `schema` defaults to the bundle's; `target` (a column to predict for ML utility and
-    subgroup utility) defaults to the schema's `target` role if it has one. `seed` fixes
-    every random choice of the evaluation (subsamples, classifiers, attacks), so the same
-    inputs give the same report.
+    `schema` defaults to the bundle's. ML utility is computed for every target: `target`,
+    then `targets`, then the schema's declared `targets` (each once). The first one keeps
+    the ids `fidelity.ml_utility.tstr|trtr|ratio` and drives subgroup utility in the bias
+    section; `fidelity.ml_utility.min_ratio` is the worst TSTR/TRTR ratio over all of them,
+    so one policy check holds every declared use. `seed` fixes every random choice of the
+    evaluation (subsamples, classifiers, attacks), so the same inputs give the same report.
 
     scikit-learn's OpenMP code (gradient boosting, k-means) runs single-threaded here:
     on a shared machine with more busy threads than cores, OpenMP's spin-waiting made a
@@ -123,18 +136,13 @@ def evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | Pa
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="openmp"):
         return _evaluate(real=real, synthetic=synthetic, model_dir=model_dir, schema=schema, holdout=holdout,
-                         target=target, seed=seed, progress=progress)
+                         target=target, targets=targets, seed=seed, progress=progress)
 
 
 def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | Path | None = None,
              schema: Schema | None = None, holdout: pd.DataFrame | None = None, target: str | None = None,
-             seed: int = 0, progress: Progress | None = None) -> Report:
-    """Evaluate `synthetic` against `real` (see the module docstring for train/holdout).
-
-    `schema` defaults to the bundle's; `target` (a column to predict for ML utility and
-    subgroup utility) defaults to the schema's `target` role if it has one. `seed` fixes
-    every random choice of the evaluation (subsamples, classifiers, attacks), so the same
-    inputs give the same report."""
+             targets: Sequence[str] = (), seed: int = 0, progress: Progress | None = None) -> Report:
+    """See `evaluate`; this runs under its thread limits."""
     manifest, manifest_sha = (read_manifest(model_dir) if model_dir is not None else (None, None))
     if schema is None:
         if manifest is None:
@@ -162,13 +170,9 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
     if len(train) == 0:
         raise DataValidationError(["the real train data is empty (0 rows)"])
 
-    target = target or getattr(schema, "target", None) or (manifest or {}).get("target")
-    target_col: Column | None = None
-    if target is not None:
-        if target not in schema or target == schema.entity_key or schema.column(target).kind == "identifier":
-            raise ConfigError(f"target {target!r} is not a learned column of the schema; name one of "
-                              f"{[c.name for c in evaluated_columns(schema)]}")
-        target_col = schema.column(target)
+    target_cols = _target_columns(schema, [target, *targets, *schema.targets, (manifest or {}).get("target")])
+    target_col = target_cols[0] if target_cols else None
+    target = target_col.name if target_col is not None else None
 
     columns = evaluated_columns(schema)
     is_sequence = bool(schema.entity_key and schema.sequence_index)
@@ -225,20 +229,47 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
             "data is for modelling.",
             "The same model trained on the real train data and tested on the same holdout (TRTR): the reference.",
             "TSTR divided by TRTR: 1 means the synthetic data is as useful as the real data.")
+        min_text = ("The worst TSTR/TRTR ratio over every declared target (schema targets and --target): the "
+                    "synthetic data is at least this useful, relative to the real data, for each prediction task.")
         if target_col is None or c_hold is None:
-            why = ("no target column: name one with --target (or target= in Python)" if target_col is None
-                   else "no holdout: fit with --holdout or pass --holdout")
+            why = ("no target column: declare targets in the schema, or name one with --target (target= in Python)"
+                   if target_col is None else "no holdout: fit with --holdout or pass --holdout")
             for mid, text in zip(util_ids, util_text):
                 metrics.append(_metric(mid, "fidelity", None, text, note=why))
+            metrics.append(_metric("fidelity.ml_utility.min_ratio", "fidelity", None, min_text, note=why))
         else:
-            utility = fid.ml_utility(c_train, c_hold, c_syn, columns, target_col, rng=rngs["utility"])
-            ratio = (utility.tstr / utility.trtr if utility.tstr is not None and utility.trtr not in (None, 0)
-                     and utility.trtr > 0 else None)
+            per_target: dict[str, dict[str, Any]] = {}
+            for col in target_cols:
+                u = fid.ml_utility(c_train, c_hold, c_syn, columns, col, rng=rngs["utility"])
+                ratio = u.tstr / u.trtr if u.tstr is not None and u.trtr is not None and u.trtr > 0 else None
+                per_target[col.name] = {"task": u.task, "score": u.score_name, "tstr": u.tstr, "trtr": u.trtr,
+                                        "ratio": ratio}
+                if utility is None:
+                    utility = u  # the first target: the legacy ids and subgroup utility
+            first = per_target[target_col.name]
             det = {"target": utility.target, "task": utility.task, "score": utility.score_name,
                    "model": "HistGradientBoosting"}
-            for mid, text, v in zip(util_ids, util_text, (utility.tstr, utility.trtr, ratio)):
+            for mid, text, v in zip(util_ids, util_text, (first["tstr"], first["trtr"], first["ratio"])):
                 metrics.append(_metric(mid, "fidelity", v, text, details=det,
                                        note=None if v is not None else "undefined on this holdout"))
+            ratios = {n: d["ratio"] for n, d in per_target.items() if d["ratio"] is not None}
+            worst = min(ratios, key=lambda n: ratios[n]) if ratios else None
+            undefined = [n for n in per_target if n not in ratios]
+            note = ("undefined on this holdout for every target" if worst is None else
+                    f"undefined on this holdout for {undefined}, which the minimum leaves out" if undefined else None)
+            metrics.append(_metric("fidelity.ml_utility.min_ratio", "fidelity",
+                                   ratios[worst] if worst is not None else None, min_text, note=note,
+                                   details={"worst_target": worst, "per_target": per_target,
+                                            "model": "HistGradientBoosting"}))
+
+        signs = fid.association_signs(c_train, c_syn, columns, rng=rngs["associations"])
+        metrics.append(_metric("fidelity.association_signs.kept_share", "fidelity", signs.kept_share,
+                               "Share of the strong relationships in the real data (a rank or phi correlation of at "
+                               f"least {fid.STRONG_ASSOCIATION:g} in size between two columns, a category counting as "
+                               "yes/no) whose direction the synthetic data keeps: a reversed direction would lead an "
+                               "analyst to the opposite conclusion.", details=signs.details(),
+                               note=None if signs.kept_share is not None else
+                               "no strong association between columns in the real data"))
 
     # ------------------------------------------------------------------ diversity
     with timer.section("diversity"):
@@ -369,6 +400,7 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
     data = {"kind": "sequence" if is_sequence else "table", "unit": unit,
             "n_train": len(train), "n_holdout": len(hold) if hold is not None else 0, "n_synthetic": len(synthetic),
             "n_columns_evaluated": len(columns), "holdout_source": holdout_source, "target": target,
+            "targets": [c.name for c in target_cols],
             "sensitive": list(schema.sensitive), "seed": seed, "seconds_per_section": timer.seconds}
     if schema.entity_key:
         data.update({"n_train_entities": int(train[schema.entity_key].nunique()),

@@ -12,7 +12,9 @@
   rows; cross-validated ROC AUC (0.5 = indistinguishable, 1 = trivially told apart).
 - ML utility: train on synthetic, test on the real holdout (TSTR) beside train on real
   train, test on the same holdout (TRTR); ROC AUC for a binary target, macro F1 for a
-  multi-class one, R² for a numeric one.
+  multi-class one, R² for a numeric one; once per declared target.
+- association signs: the share of strong real associations (|Spearman/phi| >= 0.2 between
+  features of two columns) whose direction the synthetic data keeps.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.encoding import is_numeric, ordinal
+from reports.encoding import NULL_TOKEN, is_numeric, ordinal
 from synthkit.schema import Column
 
 logger = logging.getLogger(__name__)
@@ -238,3 +240,111 @@ def ml_utility(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
     return Utility(target=target.name, task=task, score_name=score_name,
                    tstr=score(task, y_ho, preds["tstr"], labels), trtr=score(task, y_ho, preds["trtr"], labels),
                    tstr_pred=preds["tstr"], trtr_pred=preds["trtr"], holdout_y=y_ho, holdout_rows=np.flatnonzero(keep))
+
+
+# ------------------------------------------------------------------ association signs
+ASSOCIATION_MAX_ROWS = 50_000
+STRONG_ASSOCIATION = 0.2          # |r| on the real train data that counts as a strong association
+KEPT_MIN_ABS = 0.05               # a synthetic |r| at or below this is "vanished", not kept
+LEVEL_SHARE = (0.05, 0.95)        # categorical levels with a real share in this range become indicators
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationSigns:
+    kept_share: float | None      # None when the real data has no strong association
+    n_features: int
+    n_strong: int
+    n_kept: int
+    n_flipped: int                # the synthetic r has the opposite sign (|r_syn| > KEPT_MIN_ABS)
+    n_vanished: int               # the synthetic r is about zero (|r_syn| <= KEPT_MIN_ABS)
+    worst: list[dict[str, Any]]   # not-kept associations, one per column pair, worst first
+
+    def details(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "n_strong": self.n_strong, "n_kept": self.n_kept,
+                "n_flipped": self.n_flipped, "n_vanished": self.n_vanished,
+                "strong_if_abs_r_at_least": STRONG_ASSOCIATION, "kept_if_same_sign_and_abs_r_above": KEPT_MIN_ABS,
+                "level_share_range": list(LEVEL_SHARE), "worst": self.worst}
+
+
+def _association_features(real: pd.DataFrame, synthetic: pd.DataFrame,
+                          columns: list[Column]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(real features, synthetic features, owning column index of each feature).
+
+    Numbers become their ranks within each dataset (so Pearson r is Spearman's rho; a
+    missing value gets the mean rank and adds nothing). A discrete column becomes one
+    one-vs-rest indicator per level whose REAL share lies in LEVEL_SHARE (null counts as a
+    level); a column with two levels becomes one indicator (of the later label in sort order,
+    so True for a boolean), as the other level is its mirror.
+    Levels are chosen on the real train data and applied to both datasets; they stay here."""
+    real_f, syn_f, owner = [], [], []
+    for j, col in enumerate(columns):
+        if is_numeric(col):
+            for frame, out in ((real, real_f), (synthetic, syn_f)):
+                ranks = frame[col.name].astype(float).rank(method="average").to_numpy(dtype=float)
+                ranks[~np.isfinite(ranks)] = np.nanmean(ranks) if np.isfinite(ranks).any() else 0.0
+                out.append(ranks)
+            owner.append(j)
+            continue
+        r_vals = real[col.name].fillna(NULL_TOKEN).astype(str)
+        s_vals = synthetic[col.name].fillna(NULL_TOKEN).astype(str)
+        shares = r_vals.value_counts(normalize=True).sort_index()
+        levels = [lv for lv, share in shares.items() if LEVEL_SHARE[0] <= share <= LEVEL_SHARE[1]]
+        if len(shares) == 2:
+            levels = levels[-1:]  # the later label: True of False/True, yes of no/yes
+        for lv in levels:
+            real_f.append((r_vals == lv).to_numpy(dtype=float))
+            syn_f.append((s_vals == lv).to_numpy(dtype=float))
+            owner.append(j)
+    if not owner:
+        return np.zeros((len(real), 0)), np.zeros((len(synthetic), 0)), np.zeros(0, dtype=int)
+    return np.column_stack(real_f), np.column_stack(syn_f), np.asarray(owner, dtype=int)
+
+
+def _correlations(x: np.ndarray) -> np.ndarray:
+    """Pearson r between the columns of x; a constant column correlates 0 with everything
+    (a synthetic column that never varies keeps no association)."""
+    if len(x) < 3:
+        return np.zeros((x.shape[1], x.shape[1]))
+    z = x - x.mean(axis=0)
+    norm = np.sqrt(np.einsum("ij,ij->j", z, z))
+    ok = norm > 0
+    z[:, ok] /= norm[ok]
+    z[:, ~ok] = 0.0
+    return z.T @ z
+
+
+def association_signs(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], *,
+                      rng: np.random.Generator) -> AssociationSigns:
+    """Does the synthetic data keep the SIGN of every strong association of the real data?
+
+    An analyst's first conclusions are directions ("older patients have more visits",
+    "smokers are more often admitted"); a generator under DP noise can keep a pair-trend
+    score high while reversing one of them. Every pair of features from different columns
+    (see `_association_features`) with |r_real| >= STRONG_ASSOCIATION is a strong
+    association; it is kept when the synthetic r has the same sign and |r_syn| >
+    KEPT_MIN_ABS, flipped when it has the other sign, vanished otherwise. Rows are capped
+    at ASSOCIATION_MAX_ROWS per side by a seeded subsample. The listed worst cases name
+    columns and rounded correlations only, never a category label."""
+    r, s = _sample(real, ASSOCIATION_MAX_ROWS, rng), _sample(synthetic, ASSOCIATION_MAX_ROWS, rng)
+    fr, fs, owner = _association_features(r, s, columns)
+    corr_r, corr_s = _correlations(fr), _correlations(fs)
+    upper = np.triu(owner[:, None] != owner[None, :], k=1)
+    i, j = np.nonzero(upper & (np.abs(corr_r) >= STRONG_ASSOCIATION))
+    rr, rs = corr_r[i, j], corr_s[i, j]
+    agree = np.sign(rr) * rs                      # > 0: same direction, < 0: reversed
+    kept = agree > KEPT_MIN_ABS
+    flipped = agree < -KEPT_MIN_ABS
+    n_strong = len(i)
+    worst: dict[tuple[str, str], dict[str, Any]] = {}
+    for k in np.argsort(agree, kind="stable"):
+        if kept[k] or len(worst) >= MAX_LISTED:
+            break                                 # sorted: every later one is kept, or the list is full
+        a, b = columns[owner[i[k]]].name, columns[owner[j[k]]].name
+        key = (a, b)
+        if key not in worst:
+            worst[key] = {"columns": [a, b], "r_real": round(float(rr[k]), 2), "r_synthetic": round(float(rs[k]), 2),
+                          "status": "flipped" if flipped[k] else "vanished"}
+    return AssociationSigns(kept_share=float(kept.mean()) if n_strong else None, n_features=len(owner),
+                            n_strong=n_strong, n_kept=int(kept.sum()), n_flipped=int(flipped.sum()),
+                            n_vanished=int(n_strong - kept.sum() - flipped.sum()), worst=list(worst.values()))

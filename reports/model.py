@@ -42,6 +42,11 @@ METRIC_IDS: dict[str, tuple[Direction, float | None]] = {
     "fidelity.ml_utility.tstr": ("higher_is_better", None),
     "fidelity.ml_utility.trtr": ("higher_is_better", None),
     "fidelity.ml_utility.ratio": ("higher_is_better", None),
+    # the worst TSTR/TRTR ratio over every declared target (schema `targets` and --target);
+    # the three ids above describe the first target only
+    "fidelity.ml_utility.min_ratio": ("higher_is_better", None),
+    # share of strong real associations (|rank/phi r| >= 0.2) whose sign the synthetic data keeps
+    "fidelity.association_signs.kept_share": ("higher_is_better", None),
     # diversity and mode collapse
     "diversity.category_coverage": ("higher_is_better", None),
     "diversity.range_coverage": ("higher_is_better", None),

@@ -42,7 +42,8 @@ def bundle(tmp_path_factory) -> dict[str, Path]:
 def test_evaluate_writes_json_and_html(bundle):
     out = bundle["dir"] / "report"
     r = runner.invoke(app, ["evaluate", str(bundle["model"]), "--real", str(bundle["real"]), "--synthetic",
-                            str(bundle["synthetic"]), "--target", "flag", "--out", str(out)], catch_exceptions=False)
+                            str(bundle["synthetic"]), "--target", "flag", "--target", "y", "--out", str(out)],
+                      catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "privacy.membership_inference.auc" in r.output and "differential privacy" in r.output
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]
@@ -51,6 +52,10 @@ def test_evaluate_writes_json_and_html(bundle):
     assert report.data["n_train"] == 900 and report.data["n_holdout"] == 300 and report.data["n_synthetic"] == 900
     assert report.model["class"] == "DPTVAE" and len(report.model["manifest_sha256"]) == 64
     assert report.metric("fidelity.ml_utility.tstr").value is not None
+    # --target repeats: utility for each, the first under the legacy ids
+    assert report.data["targets"] == ["flag", "y"] and report.metric("fidelity.ml_utility.tstr").details["target"] == "flag"
+    assert list(report.metric("fidelity.ml_utility.min_ratio").details["per_target"]) == ["flag", "y"]
+    assert report.metric("fidelity.association_signs.kept_share").value is not None
     assert report.validation["n_expectations"] >= 8
     # a 1-epoch DP model is no copier
     assert report.metric("privacy.exact_copies.rate").value == 0.0

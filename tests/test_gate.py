@@ -40,12 +40,16 @@ GOOD_DP: dict[str, tuple[float | None, tuple[float, float] | None]] = {
     "bias.afam.representation_gap": (0.0001, None),
     "bias.afam.max_fidelity_gap": (0.0782, None),
     "validation.success_rate": (1.0, None),
+    # measured later, by fidelity.association_signs on the same setup (DPTVAE, epsilon 3, 20
+    # epochs, 3,525 NMES1988 train rows, 4,000 synthetic): 24 of 27 kept, none reversed
+    "fidelity.association_signs.kept_share": (0.8889, None),
 }
 # the same evaluation with an exact copy of the training rows as "synthetic" data
 COPY: dict[str, tuple[float | None, tuple[float, float] | None]] = {
     **{k: (1.0, None) for k in ("fidelity.quality.column_shapes", "fidelity.quality.column_pair_trends",
                                 "fidelity.quality.overall", "diversity.category_coverage", "diversity.range_coverage",
-                                "diversity.prdc.coverage", "diversity.mode_coverage", "validation.success_rate")},
+                                "diversity.prdc.coverage", "diversity.mode_coverage", "validation.success_rate",
+                                "fidelity.association_signs.kept_share")},
     "fidelity.detection.auc": (0.0733, None),
     "diversity.duplicate_rate": (0.0, None),
     "privacy.exact_copies.rate": (1.0, None),
@@ -225,6 +229,33 @@ def test_bias_pattern_expands_per_attribute_and_fails_only_the_bad_one():
     no_bias = make_report({k: v for k, v in GOOD_DP.items() if not k.startswith("bias.")})
     nb = evaluate_gate(no_bias, load_policy("default"))
     assert nb.passed and rows_by_metric(nb)["bias.*.representation_gap"].skipped
+
+
+@pytest.mark.parametrize("policy_name", sorted(shipped_policies()))
+def test_lost_association_directions_fail_every_shipped_policy(policy_name):
+    policy, mid = load_policy(policy_name), "fidelity.association_signs.kept_share"
+    entity_dp = dp_privacy(unit="entity", epsilon=1.0, target=1.0)
+    # one strong direction in four lost: below every shipped floor (0.8)
+    lost = evaluate_gate(make_report(privacy=entity_dp, **{mid.replace(".", "__"): (0.75, None)}), policy)
+    assert mid in {c.metric for c in lost.failures}
+    kept = evaluate_gate(make_report(privacy=entity_dp, **{mid.replace(".", "__"): (0.8, None)}), policy)
+    assert rows_by_metric(kept)[mid].passed and not rows_by_metric(kept)[mid].skipped
+    # no strong association in the real data: nothing to keep, the check does not apply
+    none = evaluate_gate(make_report(privacy=entity_dp, **{mid.replace(".", "__"): (None, None)}), policy)
+    assert rows_by_metric(none)[mid].skipped and rows_by_metric(none)[mid].passed
+
+
+def test_finance_holds_the_worst_declared_target():
+    policy, entity_dp = load_policy("finance"), dp_privacy(unit="entity", epsilon=1.0, target=1.0)
+    # the first target is fine, a second declared target is not: the release is held back
+    report = make_report(privacy=entity_dp, fidelity__ml_utility__ratio=(0.95, None),
+                         fidelity__ml_utility__min_ratio=(0.5, None))
+    decision = evaluate_gate(report, policy)
+    assert [c.metric for c in decision.failures] == ["fidelity.ml_utility.min_ratio"]
+    good = make_report(privacy=entity_dp, fidelity__ml_utility__min_ratio=(0.75, None))
+    assert rows_by_metric(evaluate_gate(good, policy))["fidelity.ml_utility.min_ratio"].passed
+    undeclared = evaluate_gate(make_report(privacy=entity_dp), policy)  # no target: not applicable
+    assert rows_by_metric(undeclared)["fidelity.ml_utility.min_ratio"].skipped
 
 
 def test_gate_is_pure_and_its_decision_round_trips_through_json():

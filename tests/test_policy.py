@@ -31,6 +31,18 @@ def test_three_policies_ship_and_all_require_dp():
 
 
 @pytest.mark.parametrize("name", ["default", "healthcare", "finance"])
+def test_every_shipped_policy_holds_the_direction_of_strong_associations(name):
+    checks = {c.metric: c for c in load_policy(name).checks}
+    signs = checks["fidelity.association_signs.kept_share"]
+    # skipped only when the real data has no strong association (the metric is then None)
+    assert signs.min == 0.8 and signs.max is None and signs.if_missing == "skip"
+    if name == "finance":  # model development is finance's main use: every declared target counts
+        utility = checks["fidelity.ml_utility.min_ratio"]
+        assert utility.min == 0.7 and utility.if_missing == "skip"
+        assert "fidelity.ml_utility.ratio" not in checks  # min_ratio covers the first target too
+
+
+@pytest.mark.parametrize("name", ["default", "healthcare", "finance"])
 def test_every_threshold_is_explained(name):
     """Each check carries a `why` or a comment, and each privacy cap a comment above it."""
     text = (POLICY_DIR / f"{name}.yaml").read_text()

@@ -72,7 +72,9 @@ SYNTHETIC = {
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, Report]:
-    return {name: reports.evaluate(real=TRAIN, synthetic=syn, holdout=HOLDOUT, schema=SCHEMA, target="flag", seed=0)
+    # `flag` named explicitly, `y` declared in the schema: utility is scored for both
+    schema = SCHEMA.with_targets(["y"])
+    return {name: reports.evaluate(real=TRAIN, synthetic=syn, holdout=HOLDOUT, schema=schema, target="flag", seed=0)
             for name, syn in SYNTHETIC.items()}
 
 
@@ -120,11 +122,52 @@ def test_ml_utility_brackets(results):
     assert v(shuf, "fidelity.ml_utility.ratio") < 0.7
 
 
+def test_ml_utility_per_declared_target(results):
+    ind, shuf = results["independent"], results["shuffled"]
+    for report in (ind, shuf):
+        m = report.metric("fidelity.ml_utility.min_ratio")
+        per = m.details["per_target"]
+        assert list(per) == ["flag", "y"] and report.data["targets"] == ["flag", "y"]
+        # the legacy ids describe the first target, so existing policies keep their meaning
+        assert per["flag"]["ratio"] == v(report, "fidelity.ml_utility.ratio")
+        assert per["flag"]["tstr"] == v(report, "fidelity.ml_utility.tstr")
+        assert per["y"]["task"] == "regression" and per["flag"]["task"] == "binary"
+        assert m.value == min(d["ratio"] for d in per.values())
+        assert m.details["worst_target"] == min(per, key=lambda n: per[n]["ratio"])
+    assert v(ind, "fidelity.ml_utility.min_ratio") > 0.9
+    # y depends on the cluster (x, cat): shuffled columns leave nothing to learn for either target
+    assert v(shuf, "fidelity.ml_utility.min_ratio") < 0.5
+    assert shuf.metric("fidelity.ml_utility.min_ratio").details["per_target"]["y"]["ratio"] < 0.5
+
+
 def test_ml_utility_absent_without_target():
     r = reports.evaluate(real=TRAIN.head(400), synthetic=SYNTHETIC["independent"].head(400),
                          holdout=HOLDOUT.head(400), schema=SCHEMA, seed=0)
-    m = r.metric("fidelity.ml_utility.tstr")
-    assert m.value is None and "target" in m.note
+    for mid in ("fidelity.ml_utility.tstr", "fidelity.ml_utility.min_ratio"):
+        m = r.metric(mid)
+        assert m.value is None and "target" in m.note
+
+
+def test_every_unusable_target_is_named_in_one_error():
+    from synthkit.errors import ConfigError
+    schema = Schema.from_dict({"columns": {"pid": "identifier", "x": "continuous", "flag": "boolean"}})
+    frame = TRAIN[["x", "flag"]].head(50).assign(pid=range(50))
+    with pytest.raises(ConfigError) as info:
+        reports.evaluate(real=frame, synthetic=frame, schema=schema, target="pid", targets=["ghost", "x"], seed=0)
+    assert "'pid'" in str(info.value) and "'ghost'" in str(info.value) and "'x'" not in str(info.value).split(";")[0]
+
+
+def test_association_signs_brackets(results):
+    mid = "fidelity.association_signs.kept_share"
+    assert v(results["copy"], mid) == 1.0
+    assert v(results["independent"], mid) == 1.0
+    det = results["shuffled"].metric(mid).details
+    # x-flag, y-cat, ... are strong in the mixture; shuffled, each synthetic r ~ N(0, 1/sqrt(1500))
+    # passes the 0.05 bar with the real sign with probability 0.026, so 3 or more of the
+    # strong associations kept would have probability below 0.002
+    assert det["n_strong"] >= 6
+    assert det["n_kept"] <= 2 and v(results["shuffled"], mid) <= 2 / det["n_strong"]
+    assert results["copy"].metric(mid).details["n_flipped"] == 0
 
 
 # ------------------------------------------------------------------ diversity

@@ -19,9 +19,11 @@ from synthkit.commands._common import cli_errors, console, progress_bar, setup_l
 
 
 def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path, holdout: str | None = None,
-                       target: str | None = None, seed: int = 0, overwrite: bool = False, progress: Any = None) -> Any:
+                       target: str | None = None, targets: tuple[str, ...] = (), seed: int = 0,
+                       overwrite: bool = False, progress: Any = None) -> Any:
     """The plain function behind the command: read, evaluate, write both files atomically
-    (into a temporary folder beside `out`, renamed when complete)."""
+    (into a temporary folder beside `out`, renamed when complete). ML utility is scored for
+    `target`, `targets` and the targets the bundle's schema declares."""
     import connectors
     import reports
     from reports.render import render_html
@@ -33,7 +35,7 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
     synthetic_frame = connectors.read(synthetic)
     holdout_frame = connectors.read(holdout) if holdout is not None else None
     report = reports.evaluate(real=real_frame, synthetic=synthetic_frame, model_dir=model_dir, holdout=holdout_frame,
-                              target=target, seed=seed, progress=progress)
+                              target=target, targets=targets, seed=seed, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -56,7 +58,8 @@ def register(app: typer.Typer) -> None:
         synthetic: Annotated[str, typer.Option("--synthetic", help="the synthetic data to evaluate (.csv/.parquet)")],
         out: Annotated[Path, typer.Option("--out", help="folder for report.json and report.html")],
         holdout: Annotated[Optional[str], typer.Option("--holdout", help="real rows the model never saw (else the bundle's recorded split)")] = None,
-        target: Annotated[Optional[str], typer.Option("--target", help="column to predict for ML utility")] = None,
+        target: Annotated[Optional[list[str]], typer.Option(
+            "--target", help="a column to predict for ML utility, besides the schema's targets (repeat the option)")] = None,
         fmt: Annotated[str, typer.Option("--format", help="terminal output: json or text")] = "text",
         seed: Annotated[int, typer.Option(help="seed of the evaluation's own random choices")] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False,
@@ -70,7 +73,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--format must be json or text, got {fmt!r}")
             with progress_bar("evaluating") as bar:
                 report = evaluate_to_folder(model_dir=model_dir, real=real, synthetic=synthetic, out=out,
-                                            holdout=holdout, target=target, seed=seed, overwrite=overwrite,
+                                            holdout=holdout, targets=tuple(target or ()), seed=seed, overwrite=overwrite,
                                             progress=bar)
             if fmt == "json":
                 typer.echo(report.to_json())

@@ -75,6 +75,7 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
             "transformer": model.transformer_.state_dict(),
             "dependence": (model.dependence_.state_dict() if getattr(model, "dependence_", None) is not None
                            else None),
+            "pairs": (model.pairs_.state_dict() if getattr(model, "pairs_", None) is not None else None),
             "training": model.training_,
             "seed": params.get("seed"),
             "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
@@ -160,6 +161,11 @@ def load_bundle(path: str | Path) -> Any:
         from synthkit.dependence import DependenceCalibrator
         model.dependence_ = DependenceCalibrator(transformer)
         model.dependence_.load_state_dict(manifest["dependence"])
+    model.pairs_ = None
+    if manifest.get("pairs") is not None:
+        from synthkit.marginals import PairTree
+        model.pairs_ = PairTree(transformer)
+        model.pairs_.load_state_dict(manifest["pairs"])
     model.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
     model.training_ = manifest.get("training", {})
     model.device_ = device

@@ -41,6 +41,9 @@ class PreprocessingPlan:
     n_discovery: int
     dependence_noise: float = 0.0  # noise std / sensitivity of the score-correlation release
     n_dependence: int = 0          # 1 when that release is planned (synthkit.dependence)
+    pairs_select_noise: float = 0.0  # noise std / sensitivity of the two-way marginals: all pairs (selection)
+    pairs_noise: float = 0.0         # and the selected tree's pairs (synthkit.marginals)
+    n_pairs: int = 0                 # 1 when those releases are planned
 
     def events(self) -> list[GaussianEvent | ThresholdEvent]:
         """The plan as ledger events (names are generic; the real run uses column names)."""
@@ -55,17 +58,24 @@ class PreprocessingPlan:
                    for _ in range(self.n_discovery))
         if self.n_dependence:
             out.append(GaussianEvent(name="dependence", sigma=self.dependence_noise, sensitivity=1.0))
+        if self.n_pairs:
+            out.append(GaussianEvent(name="pair-marginals:select", sigma=self.pairs_select_noise, sensitivity=1.0))
+            out.append(GaussianEvent(name="pair-marginals:tree", sigma=self.pairs_noise, sensitivity=1.0))
         return out
 
 
 def plan_preprocessing(
     *, budget: PrivacyBudget, k: int, n_histograms: int, n_discovery: int, epsilon_share: float,
-    delta_share: float = 0.1, dependence_share: float = 0.0,
+    delta_share: float = 0.1, dependence_share: float = 0.0, pairs_share: float = 0.0,
+    pairs_select_share: float = 1 / 3,
 ) -> PreprocessingPlan:
     """Split `epsilon_share` of ε (in zero-concentrated DP terms) over the Gaussian
     preprocessing mechanisms: `dependence_share` of it to the score-correlation release
     (0 = none planned), the rest evenly over the counts and histograms; `delta_share` of δ
-    goes to the thresholds."""
+    goes to the thresholds. `pairs_share` of it goes to the two-way marginals (synthkit.marginals), of which
+    `pairs_select_share` to measuring all pairs for the tree selection, the rest to the tree."""
+    if dependence_share + pairs_share >= 1.0:
+        raise ValueError("dependence_share + pairs_share must stay below 1")
     n_gauss = 1 + (1 if k > 1 else 0) + n_histograms
     target = epsilon_share * budget.epsilon
     delta_for_thresholds = delta_share * budget.delta if n_discovery else 0.0
@@ -90,7 +100,7 @@ def plan_preprocessing(
         raise BudgetExceededError(
             f"preprocessing gets epsilon={target:.3g} ({epsilon_share:.0%} of {budget.epsilon:g}) but needs at "
             f"least {eps_of(lo):.3g} whatever the noise; raise --epsilon or the preprocessing share")
-    rho_each = lo * (1.0 - dependence_share) / n_gauss
+    rho_each = lo * (1.0 - dependence_share - pairs_share) / n_gauss
     sigma_unit = 1.0 / math.sqrt(2 * rho_each)
     return PreprocessingPlan(
         sigma_units=sigma_unit,
@@ -102,6 +112,9 @@ def plan_preprocessing(
         n_discovery=n_discovery,
         dependence_noise=1.0 / math.sqrt(2 * lo * dependence_share) if dependence_share > 0 else 0.0,
         n_dependence=1 if dependence_share > 0 else 0,
+        pairs_select_noise=(1.0 / math.sqrt(2 * lo * pairs_share * pairs_select_share) if pairs_share > 0 else 0.0),
+        pairs_noise=(1.0 / math.sqrt(2 * lo * pairs_share * (1 - pairs_select_share)) if pairs_share > 0 else 0.0),
+        n_pairs=1 if pairs_share > 0 else 0,
     )
 
 

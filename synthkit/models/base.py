@@ -26,6 +26,7 @@ from torch import nn
 
 from synthkit._typing import DeviceOption
 from synthkit.dependence import DependenceCalibrator
+from synthkit.marginals import PairTree
 from synthkit.errors import ConfigError, DataValidationError, NotFittedError
 from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
 from synthkit.mechanisms import noisy_count, plan_preprocessing
@@ -42,6 +43,9 @@ STREAMS = ("preprocess", "transform", "init", "batching", "noise", "train")
 # share of the preprocessing budget (in zCDP terms) for the DP score correlations that
 # sampling is calibrated to (synthkit.dependence); the counts and histograms share the rest
 DEPENDENCE_SHARE = 0.5
+# share of the preprocessing budget (zCDP) for the DP two-way marginals that sampling is
+# calibrated to (synthkit.marginals)
+PAIRS_SHARE = 0.5
 
 
 def resolve_device(device: DeviceOption | str) -> torch.device:
@@ -81,7 +85,8 @@ class Synthesizer:
     def __init__(self, *, epochs: int, batch_size: int, max_rows_per_entity: int = 1,
                  preprocessing_epsilon_share: float = 0.8, max_grad_norm: float = 1.0,
                  noise_multiplier: float | None = None, calibrate_marginals: bool = True,
-                 calibrate_dependence: bool = True, device: DeviceOption = "auto", seed: int | None = None) -> None:
+                 calibrate_dependence: bool = False, calibrate_pairs: bool = True, device: DeviceOption = "auto",
+                 seed: int | None = None) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.max_rows_per_entity = max_rows_per_entity
@@ -90,6 +95,7 @@ class Synthesizer:
         self.noise_multiplier = noise_multiplier
         self.calibrate_marginals = calibrate_marginals
         self.calibrate_dependence = calibrate_dependence
+        self.calibrate_pairs = calibrate_pairs
         self.device = device
         self.seed = seed
 
@@ -138,6 +144,8 @@ class Synthesizer:
             problems.append(f"calibrate_marginals must be True or False, got {self.calibrate_marginals!r}")
         if not isinstance(self.calibrate_dependence, bool):
             problems.append(f"calibrate_dependence must be True or False, got {self.calibrate_dependence!r}")
+        if not isinstance(self.calibrate_pairs, bool):
+            problems.append(f"calibrate_pairs must be True or False, got {self.calibrate_pairs!r}")
         if self.noise_multiplier is not None and not (self.noise_multiplier >= 0):
             problems.append(f"noise_multiplier must be >= 0, got {self.noise_multiplier!r}")
         if problems:
@@ -174,7 +182,8 @@ class Synthesizer:
             plan = plan_preprocessing(budget=budget, k=k, n_histograms=transformer.n_histograms(),
                                       n_discovery=transformer.n_discovery(),
                                       epsilon_share=self.preprocessing_epsilon_share,
-                                      dependence_share=DEPENDENCE_SHARE if self.calibrate_dependence else 0.0)
+                                      dependence_share=DEPENDENCE_SHARE if self.calibrate_dependence else 0.0,
+                                      pairs_share=self._pairs_share())
             ledger.check(plan.events(), what="preprocessing")
             logger.info("preprocessing planned: %d histograms, %d category discoveries, sigma=%.2f",
                         plan.n_histograms, plan.n_discovery, plan.sigma_hist)
@@ -182,7 +191,8 @@ class Synthesizer:
             from synthkit.mechanisms import PreprocessingPlan
             plan = PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0, k=k,
                                      n_histograms=transformer.n_histograms(), n_discovery=0,
-                                     dependence_noise=1.0, n_dependence=int(self.calibrate_dependence))
+                                     dependence_noise=1.0, n_dependence=int(self.calibrate_dependence),
+                                     pairs_select_noise=1.0, pairs_noise=1.0, n_pairs=int(self.calibrate_pairs))
             ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
             logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
 
@@ -227,6 +237,12 @@ class Synthesizer:
         if plan.n_dependence:
             dependence = DependenceCalibrator(transformer).fit(
                 frame, noise_multiplier=plan.dependence_noise, k=k, n_rows_dp=n_rows_dp, ledger=ledger, rng=rng_pre)
+        pairs = None
+        if plan.n_pairs:
+            targets = [t for t in getattr(schema, "targets", ()) if t in transformer.transforms]
+            pairs = PairTree(transformer, root=targets[0] if targets else None).fit(
+                frame, select_noise=plan.pairs_select_noise, noise=plan.pairs_noise, k=k, n_rows_dp=n_rows_dp,
+                ledger=ledger, rng=rng_pre)
         encoded = transformer.transform(frame, rng_tr)
         data, mask = _group_units(encoded, unit_codes, n_units, k, device)
 
@@ -261,12 +277,18 @@ class Synthesizer:
         self.schema_ = schema
         self.transformer_ = transformer
         self.dependence_ = dependence
+        self.pairs_ = pairs
         self.ledger_ = ledger
         self.training_ = {"sampling_rate": q, "noise_multiplier": sigma, "steps": total_steps,
                           "steps_per_epoch": spe, "epochs": self.epochs, "device": str(device),
                           "n_units_dp": round(n_units_dp) if budget is not None else None}
         self.device_ = device
         return self
+
+    def _pairs_share(self) -> float:
+        if not self.calibrate_pairs:
+            return 0.0
+        return PAIRS_SHARE * (1.0 - DEPENDENCE_SHARE) if self.calibrate_dependence else PAIRS_SHARE
 
     def _span_targets(self) -> list[np.ndarray | None] | None:
         """DP marginal frequencies per encoded span, when sampling calibrates to them."""
@@ -298,6 +320,8 @@ class Synthesizer:
         g = torch_generator(np.random.SeedSequence(seed), self.device_)
         rng_dependence = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         dependence = getattr(self, "dependence_", None)
+        pairs = getattr(self, "pairs_", None)
+        pair_state: dict[str, Any] = {}
         sampler = SpanSampler(self.transformer_.spans, self._span_targets(), self.device_)
         raw_pass = self._raw_pass(g)
         offsets = None
@@ -306,9 +330,13 @@ class Synthesizer:
         while produced < n_rows:
             want = min(chunk_size, n_rows - produced)
             with torch.no_grad():
-                encoded, offsets = sampler.sample_rows(want if not conditions else max(want * 4, 1024),
-                                                       raw_pass, g, offsets)
+                n_draw = want if not conditions else max(want * 4, 1024)
+                encoded, offsets = sampler.sample_rows(n_draw, raw_pass, g, offsets, keep_raw=pairs is not None)
             values, orders = self.transformer_.decode(encoded.alpha, encoded.codes, calibrate=self.calibrate_marginals)
+            if pairs is not None:
+                with torch.no_grad():
+                    values = pairs.sample(encoded.raw, values, generator=g, state=pair_state)
+                orders = {}
             if dependence is not None:
                 values = dependence.apply_values(values, orders, rng_dependence)
             frame = self.transformer_.to_frame(values)

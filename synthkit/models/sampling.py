@@ -52,6 +52,7 @@ class Encoded:
 
     alpha: np.ndarray  # [n_tanh, n] float32 (one row per span: contiguous per column)
     codes: np.ndarray  # [n_softmax, n] int64
+    raw: torch.Tensor | None = None  # [width, n] raw outputs, when asked for (conditional sampling)
 
 
 class SpanSampler:
@@ -157,7 +158,8 @@ class SpanSampler:
         return alpha, codes
 
     def sample_rows(self, n: int, raw_block: Callable[[int], torch.Tensor], generator: torch.Generator,
-                    offsets: list[torch.Tensor] | None) -> tuple[Encoded, list[torch.Tensor] | None]:
+                    offsets: list[torch.Tensor] | None, *, keep_raw: bool = False
+                    ) -> tuple[Encoded, list[torch.Tensor] | None]:
         """`n` encoded rows, the network run by `raw_block(rows)` on blocks of BLOCK_ROWS
         (it returns raw outputs transposed, [width, rows]: the final layer computes that
         layout at no cost, and every span is then a set of contiguous rows); with DP
@@ -176,14 +178,17 @@ class SpanSampler:
                 offsets = self.fit_offsets(torch.cat(head, dim=1)[:, :CALIBRATION_ROWS], offsets)
         else:
             offsets = None
-        alphas, codes = [], []
+        alphas, codes, raws = [], [], []
         for raw_t in itertools.chain(head, stream):
             a, c = self.sample(raw_t, offsets, generator)
             alphas.append(a)
             codes.append(c)
+            if keep_raw:
+                raws.append(raw_t)
         if not alphas:
             return Encoded(np.zeros((len(self.tanh_index), 0), np.float32), np.zeros((self.n_softmax, 0), np.int64)), offsets
-        return Encoded(torch.cat(alphas, dim=1).cpu().numpy(), torch.cat(codes, dim=1).cpu().numpy()), offsets
+        return Encoded(torch.cat(alphas, dim=1).cpu().numpy(), torch.cat(codes, dim=1).cpu().numpy(),
+                       torch.cat(raws, dim=1) if keep_raw else None), offsets
 
 
 def linear_transposed(layer: torch.nn.Linear, h: torch.Tensor) -> torch.Tensor:

@@ -95,12 +95,13 @@ class DPTVAE(Synthesizer):
                  lr: float = 1e-2, l2scale: float = 1e-5, loss_factor: float = 2.0,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.8,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
-                 calibrate_marginals: bool = True, calibrate_dependence: bool = True,
+                 calibrate_marginals: bool = True, calibrate_dependence: bool = False,
+                 calibrate_pairs: bool = True,
                  device: DeviceOption = "auto", seed: int | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, max_rows_per_entity=max_rows_per_entity,
                          preprocessing_epsilon_share=preprocessing_epsilon_share, max_grad_norm=max_grad_norm,
                          noise_multiplier=noise_multiplier, calibrate_marginals=calibrate_marginals,
-                         calibrate_dependence=calibrate_dependence,
+                         calibrate_dependence=calibrate_dependence, calibrate_pairs=calibrate_pairs,
                          device=device, seed=seed)
         self.embedding_dim = embedding_dim
         self.compress_dims = compress_dims

@@ -1,0 +1,416 @@
+"""DP two-way marginals along a tree of columns, and sampling conditioned on them.
+
+Why: a table model trained by DP-SGD learns the margins first and the joint structure
+last (its signal budget, √steps · batch / σ, is nearly fixed for a given ε), so on a few
+thousand to a few hundred thousand units its rows keep the margins and lose what a
+classifier needs: "married ⇒ more often high income", "Husband ⇒ Male", "no phone
+service ⇒ no multiple lines". A contingency table of two columns is a cheap Gaussian
+release instead (MST and AIM, McKenna et al. 2021/2022, build whole synthesizers on it).
+
+What is measured. Every column is discretised from DP state alone: a categorical or
+boolean column by its released label (OTHER and NULL included), a numeric or datetime
+column by N_BINS quantile bins of its DP histogram (integer columns on whole values)
+plus a null cell. Then, in two Gaussian releases charged to the ledger:
+1. every pair's contingency table (P pairs: a row adds 1 to one cell of each, so L2
+   sensitivity √P, k·√P for a unit of k rows), with SELECT_SHARE of the pair budget;
+2. the pairs of a maximum spanning tree chosen from those noisy tables (free
+   post-processing: the score is each table's distance from independence less what the
+   noise alone would give), re-measured with the rest of the budget (sensitivity
+   √(d − 1)); the two measurements of a tree pair are averaged by inverse variance.
+A declared target is the tree's root.
+
+Sampling (post-processing, no privacy cost). The network's raw outputs for a chunk are
+kept; the root column is drawn as before (calibrated to its DP margin); then every other
+column in tree order is drawn GIVEN its parent's cell:
+- categorical: its logits get one offset per (parent cell, label), fitted so the mean
+  softmax over the rows of each parent cell is the DP conditional P(child | parent) —
+  the raking of `SpanSampler.fit_offsets`, per parent cell. Each row keeps the
+  network's relative preferences, so what the network learned beyond the tree stays;
+- numeric: its null flag the same way; its values are ranked within each parent cell
+  and mapped onto the DP conditional distribution (bin shares from the table, the DP
+  histogram inside each bin), so the column's margin is the DP one and its ordering
+  within a parent cell is the network's.
+A deterministic relation in the data (a cell of the table near zero) stays near zero in
+the output, which a reweighting of the network's own rows could not achieve: a weak
+network rarely proposes rows that satisfy twenty such relations at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synthkit.ledger import GaussianEvent, PrivacyLedger
+from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform
+
+logger = logging.getLogger(__name__)
+
+N_BINS = 8              # quantile bins per numeric column (fewer where the DP margin has spikes)
+MAX_SELECT_COLUMNS = 40  # all pairs of up to 40 columns are measured for the tree selection
+SELECT_SHARE = 1 / 3    # of the pair budget (zCDP) spent on measuring all pairs for the selection
+RAKE_ITERATIONS = 30
+RAKE_ROWS = 16_384      # rows of a chunk the conditional offsets are fitted on
+MIN_ROWS_PER_CELL = 5   # a second parent only while the three-way table has this many rows per cell
+
+
+def n_select_pairs(n_columns: int) -> int:
+    """Tables measured for the selection (known from the schema before any data)."""
+    m = min(n_columns, MAX_SELECT_COLUMNS)
+    return m * (m - 1) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    name: str
+    kind: str           # "categorical" | "numeric"
+    n_cells: int
+    edges: np.ndarray   # inner bin edges (numeric)
+    nullable: bool
+
+
+class PairTree:
+    """Learned state: `edges_` (parent, child) in sampling order and `tables_` (their DP
+    contingency tables, parent cells × child cells); the discretisation comes from DP
+    state; `noise_std_` is the noise std of a combined table cell."""
+
+    def __init__(self, transformer: DataTransformer, *, root: str | None = None) -> None:
+        self.transformer = transformer
+        self.root = root
+        self.edges_: list[tuple[str, str]] | None = None
+        self.tables_: dict[str, np.ndarray] | None = None
+        self.pair_tables_: dict[str, np.ndarray] | None = None
+        self.parents_: dict[str, list[str]] | None = None
+        self.noise_std_: float | None = None
+        self._cond: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------- discretisation (DP state)
+    def columns(self) -> list[_Column]:
+        out = []
+        for name, t in self.transformer.transforms.items():
+            if isinstance(t, CategoricalTransform):
+                out.append(_Column(name, "categorical", len(t.labels_), np.zeros(0), False))
+            else:
+                edges = _edges(t)
+                out.append(_Column(name, "numeric", len(edges) + 1 + int(t.column.nullable), edges,
+                                   t.column.nullable))
+        return out
+
+    def cells(self, col: _Column, v: np.ndarray) -> np.ndarray:
+        if col.kind == "categorical":
+            return np.asarray(v, dtype=np.int64)
+        x = np.asarray(v, dtype=float)
+        null = np.isnan(x)
+        c = np.searchsorted(col.edges, np.where(null, 0.0, x), side="right")
+        if col.nullable:
+            c = np.where(null, len(col.edges) + 1, c)
+        return c.astype(np.int64)
+
+    def frame_values(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {name: (t.codes(frame[name]) if isinstance(t, CategoricalTransform) else t.floats(frame[name]))
+                for name, t in self.transformer.transforms.items()}
+
+    # ------------------------------------------------------------- fit (DP)
+    def fit(self, frame: pd.DataFrame, *, select_noise: float, noise: float, k: int, n_rows_dp: float,
+            ledger: PrivacyLedger, rng: np.random.Generator) -> PairTree:
+        """Two Gaussian releases (see the module docstring); `select_noise` and `noise` are
+        noise std / sensitivity of the selection and of the tree measurement."""
+        cols = self.columns()
+        d = len(cols)
+        select = list(combinations(range(min(d, MAX_SELECT_COLUMNS)), 2))
+        tree_size = max(d - 1, 0)
+        s1 = float(k) * np.sqrt(max(len(select), 1))
+        s2 = float(k) * np.sqrt(max(tree_size, 1))
+        ledger.charge(GaussianEvent(name="pair-marginals:select", sigma=select_noise * s1, sensitivity=s1))
+        ledger.charge(GaussianEvent(name="pair-marginals:tree", sigma=noise * s2, sensitivity=s2))
+        if d < 2:
+            self.edges_, self.tables_, self.pair_tables_, self.parents_, self.noise_std_ = [], {}, {}, {}, 0.0
+            return self
+        values = self.frame_values(frame)
+        cells = [self.cells(c, values[c.name]) for c in cols]
+        private = ledger.private
+        sigma1, sigma2 = (select_noise * s1, noise * s2) if private else (0.0, 0.0)
+
+        def table(a: int, b: int, sigma: float) -> np.ndarray:
+            t = np.bincount(cells[a] * cols[b].n_cells + cells[b],
+                            minlength=cols[a].n_cells * cols[b].n_cells).astype(float)
+            if sigma > 0:
+                t = t + rng.normal(0.0, sigma, size=t.shape)
+            return t.reshape(cols[a].n_cells, cols[b].n_cells)
+
+        first = {(a, b): table(a, b, sigma1) for a, b in select}
+        scores = {pair: _dependence_score(t, sigma1) for pair, t in first.items()}
+        root = next((i for i, c in enumerate(cols) if c.name == self.root), 0)
+        tree = _spanning_tree(d, scores, root)
+        # a second parent (post-processing of the selection): the declared root (target)
+        # when it is not the first parent, else the placed column most dependent on the
+        # child; kept only when its joint cells stay few enough for the noise
+        placed, parents = [root], {}
+        n_dp = max(float(n_rows_dp), 1.0)
+        for parent, child in tree:
+            extra = [j for j in placed if j != parent]
+            second_parent = None
+            if self.root is not None and root != parent and root in extra:
+                second_parent = root
+            elif extra:
+                j = max(extra, key=lambda j: scores.get((min(j, child), max(j, child)), 0.0))
+                if scores.get((min(j, child), max(j, child)), 0.0) > 0:
+                    second_parent = j
+            if second_parent is not None and (cols[parent].n_cells * cols[second_parent].n_cells * cols[child].n_cells
+                                              > n_dp / MIN_ROWS_PER_CELL):
+                second_parent = None
+            parents[child] = [parent] + ([second_parent] if second_parent is not None else [])
+            placed.append(child)
+        tables: dict[str, np.ndarray] = {}
+        pair_tables: dict[str, np.ndarray] = {}
+        for parent, child in tree:
+            ps = parents[child]
+            joint = cells[ps[0]] if len(ps) == 1 else cells[ps[0]] * cols[ps[1]].n_cells + cells[ps[1]]
+            n_joint = cols[ps[0]].n_cells * (cols[ps[1]].n_cells if len(ps) > 1 else 1)
+            t = np.bincount(joint * cols[child].n_cells + cells[child],
+                            minlength=n_joint * cols[child].n_cells).astype(float)
+            if sigma2 > 0:
+                t = t + rng.normal(0.0, sigma2, size=t.shape)
+            t = t.reshape(n_joint, cols[child].n_cells)
+            tables[cols[child].name] = t
+            # the (first parent, child) table: the three-way table summed over the second
+            # parent, averaged with the selection's measurement by inverse variance
+            summed = t.reshape(cols[ps[0]].n_cells, -1, cols[child].n_cells).sum(axis=1)
+            var2 = (n_joint // cols[ps[0]].n_cells) * sigma2**2
+            pair = (min(parent, child), max(parent, child))
+            if pair in first and sigma1 > 0 and var2 > 0:
+                t1 = first[pair] if pair == (parent, child) else first[pair].T
+                summed = (t1 / sigma1**2 + summed / var2) / (1 / sigma1**2 + 1 / var2)
+            pair_tables[cols[child].name] = summed
+        self.edges_ = [(cols[p].name, cols[c].name) for p, c in tree]
+        self.parents_ = {cols[c].name: [cols[p].name for p in ps] for c, ps in parents.items()}
+        self.tables_ = tables
+        self.pair_tables_ = pair_tables
+        self.noise_std_ = float(sigma2)
+        self._cond = None
+        logger.info("pair marginals released: %d tables for the selection, %d conditional tables (noise %.2f)",
+                    len(select), len(tree), self.noise_std_)
+        return self
+
+    # ------------------------------------------------------------- conditionals (post-processing)
+    def conditionals(self) -> dict[str, np.ndarray]:
+        """P(child cell | parents' cell) per child: the DP table clipped at zero, each row
+        shrunk, in proportion to the noise, towards P(child | first parent) from the pair
+        table, itself shrunk towards the child's margin (a parent cell seen in few rows
+        falls back to what is known more precisely)."""
+        if self._cond is None:
+            out = {}
+            sigma = float(self.noise_std_ or 0.0)
+            for _, child in self.edges_:
+                t = np.clip(self.tables_[child], 0.0, None)
+                pair = np.clip(self.pair_tables_[child], 0.0, None)
+                margin = pair.sum(axis=0)
+                margin = margin / margin.sum() if margin.sum() > 0 else np.full(t.shape[1], 1 / t.shape[1])
+                lam = sigma * np.sqrt(t.shape[1])
+                cond_pair = (pair + lam * margin[None, :]) / (pair.sum(axis=1, keepdims=True) + lam + 1e-12)
+                per_first = t.shape[0] // pair.shape[0]
+                prior = np.repeat(cond_pair, per_first, axis=0)
+                out[child] = (t + lam * prior) / (t.sum(axis=1, keepdims=True) + lam + 1e-12)
+            self._cond = out
+        return self._cond
+
+    def sample(self, raw_t: torch.Tensor, values: dict[str, np.ndarray], *, generator: torch.Generator,
+               state: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Redraw every non-root column of a chunk given its parent (module docstring).
+        `raw_t`: the network's raw outputs [width, n] in span layout; `values`: the chunk
+        as `DataTransformer.decode` gave it (the root and the numeric α/modes are kept);
+        `state`: offsets carried from chunk to chunk (warm starts)."""
+        cols = {c.name: c for c in self.columns()}
+        rows = _span_rows(self.transformer)
+        cond = self.conditionals()
+        device = raw_t.device
+        for _, child in self.edges_:
+            ps = self.parents_[child]
+            pc = self.cells(cols[ps[0]], values[ps[0]])
+            if len(ps) > 1:
+                pc = pc * cols[ps[1]].n_cells + self.cells(cols[ps[1]], values[ps[1]])
+            t = self.transformer.transforms[child]
+            p = cond[child]
+            group = torch.from_numpy(pc).to(device)
+            if isinstance(t, CategoricalTransform):
+                logits = raw_t[rows[child]["labels"]]
+                codes = _rake_and_draw(logits, group, p, generator, state, child)
+                values[child] = codes
+                continue
+            col = cols[child]
+            present_cells = p[:, :len(col.edges) + 1]
+            x = values[child].copy()
+            if col.nullable:
+                null_p = np.stack([present_cells.sum(axis=1), p[:, -1]], axis=1)
+                null = _rake_and_draw(raw_t[rows[child]["null"]], group, null_p, generator, state,
+                                      child + "/null").astype(bool)
+                if np.isnan(x).any() or null.any():
+                    x = _fill_present(x, ~null, t)
+                    x[null] = np.nan
+            values[child] = _conditional_quantiles(t, col, x, pc, present_cells)
+        return values
+
+    # ------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {"root": self.root, "edges": [list(e) for e in self.edges_],
+                "parents": {c: list(p) for c, p in self.parents_.items()},
+                "tables": {c: t.tolist() for c, t in self.tables_.items()},
+                "pair_tables": {c: t.tolist() for c, t in self.pair_tables_.items()}, "noise_std": self.noise_std_}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from synthkit.errors import ArtifactError
+        self.root = state.get("root")
+        self.edges_ = [(str(p), str(c)) for p, c in state["edges"]]
+        self.parents_ = {str(c): [str(x) for x in p] for c, p in state["parents"].items()}
+        self.tables_ = {str(c): np.asarray(t, dtype=float) for c, t in state["tables"].items()}
+        self.pair_tables_ = {str(c): np.asarray(t, dtype=float) for c, t in state["pair_tables"].items()}
+        self.noise_std_ = float(state.get("noise_std") or 0.0)
+        self._cond = None
+        cols = {c.name: c for c in self.columns()}
+        for _, c in self.edges_:
+            ps, t, pt = self.parents_.get(c, []), self.tables_.get(c), self.pair_tables_.get(c)
+            ok = c in cols and 1 <= len(ps) <= 2 and all(p in cols for p in ps) and t is not None and pt is not None
+            if ok:
+                n_joint = int(np.prod([cols[p].n_cells for p in ps]))
+                ok = t.shape == (n_joint, cols[c].n_cells) and pt.shape == (cols[ps[0]].n_cells, cols[c].n_cells)
+            if not ok:
+                raise ArtifactError("the bundle's pair marginals do not fit its transformer (corrupt bundle)")
+
+
+# ------------------------------------------------------------------ helpers
+def _edges(t: NumericTransform) -> np.ndarray:
+    """Inner bin edges from the DP margin's quantiles at j/N_BINS (repeats merged: a spike
+    holding several quantiles is one cell); integer columns on half-integers."""
+    if t.hist_ is None or float(np.sum(t.hist_)) <= 0:
+        return np.zeros(0)
+    q = t.quantiles(np.arange(1, N_BINS) / N_BINS)
+    if t.column.kind == "integer":
+        q = np.floor(q) + 0.5
+    return np.unique(q)
+
+
+def _dependence_score(t: np.ndarray, sigma: float) -> float:
+    """Total variation between a noisy table and the product of its margins, less what
+    pure noise would give (E|N(0, σ²)| per cell): the selection's measure of how much a
+    pair's dependence is worth a tree edge."""
+    c = np.clip(t, 0.0, None)
+    n = c.sum()
+    if n <= 0:
+        return 0.0
+    joint = c / n
+    product = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
+    return float(0.5 * np.abs(joint - product).sum() - 0.5 * t.size * sigma * np.sqrt(2 / np.pi) / n)
+
+
+def _spanning_tree(d: int, scores: dict[tuple[int, int], float], root: int) -> list[tuple[int, int]]:
+    """Maximum spanning tree (Prim) from `root`: (parent, child) in the order added, so a
+    parent always comes before its children. Pairs without a score (beyond the measured
+    columns) score 0."""
+    inside = {root}
+    best = {j: (scores.get((min(root, j), max(root, j)), 0.0), root) for j in range(d) if j != root}
+    out = []
+    while best:
+        child = max(best, key=lambda j: (best[j][0], -j))
+        _, parent = best.pop(child)
+        out.append((parent, child))
+        inside.add(child)
+        for j in best:
+            s = scores.get((min(child, j), max(child, j)), 0.0)
+            if s > best[j][0]:
+                best[j] = (s, child)
+    return out
+
+
+def _span_rows(transformer: DataTransformer) -> dict[str, dict[str, slice]]:
+    """Rows of the raw output [width, n] per column: 'labels' (categorical), or 'alpha',
+    'modes' and 'null' (numeric)."""
+    out, at = {}, 0
+    for name, t in transformer.transforms.items():
+        spans = t.spans
+        if isinstance(t, CategoricalTransform):
+            out[name] = {"labels": slice(at, at + spans[0].width)}
+        else:
+            entry = {"alpha": slice(at, at + 1), "modes": slice(at + 1, at + 1 + spans[1].width)}
+            if len(spans) > 2:
+                start = at + 1 + spans[1].width
+                entry["null"] = slice(start, start + 2)
+            out[name] = entry
+        at += sum(s.width for s in spans)
+    return out
+
+
+def _rake_and_draw(logits: torch.Tensor, group: torch.Tensor, target: np.ndarray, generator: torch.Generator,
+                   state: dict[str, Any], key: str) -> np.ndarray:
+    """Draw one label per row from softmax(logits + B[group]) with B fitted so that the
+    mean probability over each group's rows is target[group] (iterative proportional
+    fitting on the first RAKE_ROWS rows, warm-started from the previous chunk's B)."""
+    n_groups, width = target.shape
+    log_t = torch.log(torch.as_tensor(np.clip(target, 1e-9, None), dtype=torch.float32, device=logits.device))
+    b = state.get(key)
+    if b is None or b.shape != (n_groups, width):
+        b = torch.zeros(n_groups, width, device=logits.device)
+    head = min(logits.shape[1], RAKE_ROWS)
+    lh, gh = logits[:, :head].t(), group[:head]
+    counts = torch.bincount(gh, minlength=n_groups).to(torch.float32)
+    seen = counts > 0
+    for _ in range(RAKE_ITERATIONS):
+        prob = torch.softmax(lh + b[gh], dim=1)
+        mean = torch.zeros(n_groups, width, device=logits.device).index_add_(0, gh, prob)
+        mean = mean / counts.clamp_min(1)[:, None]
+        step = (log_t - torch.log(mean.clamp_min(1e-12))) * seen[:, None]
+        b = b + step
+        if float(step.abs().max()) < 1e-3:
+            break
+    state[key] = b
+    prob = torch.softmax(logits.t() + b[group], dim=1)
+    u = torch.rand(prob.shape[0], 1, generator=generator, device=logits.device)
+    code = (torch.cumsum(prob, dim=1) < u * prob.sum(dim=1, keepdim=True)).sum(dim=1)
+    return code.clamp_max(width - 1).cpu().numpy().astype(np.int64)
+
+
+def _fill_present(x: np.ndarray, present: np.ndarray, t: NumericTransform) -> np.ndarray:
+    """Rows that become present after a conditional null draw but had no value get one
+    from the DP margin (their ranks are then set by `_conditional_quantiles`)."""
+    out = x.copy()
+    missing = present & np.isnan(out)
+    if missing.any():
+        out[missing] = t.quantiles(np.linspace(0.0, 1.0, int(missing.sum()) + 2)[1:-1])
+    return out
+
+
+def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, parent_cells: np.ndarray,
+                           present_p: np.ndarray) -> np.ndarray:
+    """Within each parent cell, rank the present values and map rank (i + ½)/m onto the DP
+    conditional distribution: bin shares `present_p[cell]` over the column's quantile
+    bins, the DP histogram inside each bin (the bin's range of levels of the DP CDF)."""
+    out = x.copy()
+    present = ~np.isnan(x)
+    if not present.any() or t.hist_ is None or float(np.sum(t.hist_)) <= 0:
+        return out
+    lo, hi = t.bounds_
+    bounds = np.concatenate([[lo], col.edges, [hi]]) if t.column.kind != "integer" else \
+        np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]])
+    level = np.clip(t.cdf(bounds), 0.0, 1.0)  # DP CDF at the bin edges
+    level[0], level[-1] = 0.0, 1.0
+    idx = np.flatnonzero(present)
+    for cell in np.unique(parent_cells[idx]):
+        rows = idx[parent_cells[idx] == cell]
+        share = np.clip(present_p[cell], 0.0, None)
+        share = share / share.sum() if share.sum() > 0 else np.diff(level)
+        cum = np.concatenate([[0.0], np.cumsum(share)])
+        u = (np.arange(len(rows)) + 0.5) / len(rows)
+        levels = np.interp(u, cum, level)  # piecewise linear: bin b's share ↦ its CDF range
+        order = rows[np.argsort(x[rows], kind="stable")]
+        out[order] = t.quantiles(levels)
+    if t.column.kind == "integer":
+        out[present] = np.round(out[present])
+    return out
+
+
+def tree_columns(edges: Iterable[tuple[str, str]]) -> set[str]:
+    return {c for e in edges for c in e}

@@ -63,7 +63,13 @@ class VAE(nn.Module):
 def _row_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
               log_sigma: torch.Tensor, spans: list[Span], loss_factor: float) -> torch.Tensor:
     """Per-row negative ELBO (TVAE's loss): Gaussian NLL on α with learned σ, cross-entropy
-    on one-hot spans, and the KL term. Shapes [..., d] → [...]."""
+    on one-hot spans, both weighted by `loss_factor`, and the KL term. Shapes [..., d] → [...].
+
+    TVAE weights the WHOLE reconstruction by loss_factor. Weighting only the α terms (as
+    this function once did) let the KL term win over the categorical columns: the latent
+    code carried no categorical information and the decoder emitted each column's margin
+    independently (wa_churn without privacy, 20 epochs, no sampling calibration: TSTR 0.67
+    before, 0.72 after, with TVAE's lr 1e-3; real-data training 0.85)."""
     terms = []
     start, t = 0, 0
     for span in spans:
@@ -76,7 +82,7 @@ def _row_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: to
         else:
             target = x[..., start:end].argmax(dim=-1)
             logits = recon[..., start:end]
-            terms.append(-torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1))
+            terms.append(-loss_factor * torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1))
         start = end
     kld = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
     if t == 0:  # no continuous column: keep σ in the graph (zero gradient) so Opacus sees every parameter used
@@ -92,7 +98,7 @@ class DPTVAE(Synthesizer):
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
                  compress_dims: tuple[int, ...] = (128, 128), decompress_dims: tuple[int, ...] = (128, 128),
-                 lr: float = 1e-2, l2scale: float = 1e-5, loss_factor: float = 2.0,
+                 lr: float = 1e-3, l2scale: float = 1e-5, loss_factor: float = 2.0,
                  max_rows_per_entity: int = 1, preprocessing_epsilon_share: float = 0.8,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
                  calibrate_marginals: bool = True, calibrate_dependence: bool = False,

@@ -375,6 +375,7 @@ def inspect_bundle(model_dir: Path) -> dict[str, Any]:
         "training": m.get("training", {}),
         "schema": {"entity_key": schema.get("entity_key"), "columns": {n: c["kind"] for n, c in schema["columns"].items()}},
         "versions": m["versions"],
+        "categories": _category_release(m, schema),
     }
     if "sequence" in m:
         lay = m["sequence"]["layout"]
@@ -384,6 +385,22 @@ def inspect_bundle(model_dir: Path) -> dict[str, Any]:
                             "context_model": read_manifest(Path(model_dir) / m["sequence"]["context_bundle"])
                             ["model"]["class"]}
     return info
+
+
+def _category_release(manifest: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Per categorical column: how many labels the bundle can produce and, for labels that
+    were discovered under DP, the count a category needed to be released (a category
+    rarer than that in the private data is most likely folded into __other__)."""
+    out = {}
+    for name, state in (manifest.get("transformer") or {}).items():
+        if not isinstance(state, dict) or "labels" not in state:
+            continue
+        declared = schema["columns"].get(name, {}).get("categories") is not None
+        labels = [x for x in state["labels"] if x not in ("__other__", "__null__")]
+        threshold = state.get("release_threshold")
+        out[name] = {"labels": len(labels), "public": declared or schema["columns"].get(name, {}).get("kind") == "boolean",
+                     "release_threshold": None if threshold is None else round(float(threshold), 1)}
+    return out
 
 
 @app.command()
@@ -419,6 +436,13 @@ def inspect(
                           f"delta {p['target_delta']:g} (composed by one RDP accountant, not summed)")
         cols = info["schema"]["columns"]
         console.print(f"schema: {len(cols)} columns; entity_key: {info['schema']['entity_key']}")
+        found = {n: c for n, c in info["categories"].items() if c["release_threshold"] is not None}
+        if found:
+            tau = max(c["release_threshold"] for c in found.values())
+            console.print(f"categories discovered under DP in {len(found)} column(s) ("
+                          + ", ".join(f"{n}: {c['labels']}" for n, c in found.items())
+                          + f" labels); a category needs a count of about {tau:g} to be released, rarer ones "
+                          "become __other__; declare the categories in the schema to keep them all")
         console.print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
 
 

@@ -210,8 +210,12 @@ class PairTree:
                 t = np.clip(self.tables_[child], 0.0, None)
                 pair = np.clip(self.pair_tables_[child], 0.0, None)
                 margin = pair.sum(axis=0)
+                transform = self.transformer.transforms[child]
+                if isinstance(transform, CategoricalTransform) and transform.public_domain is not None:
+                    # declared categories stay reachable: the transform's floored DP counts
+                    margin = np.maximum(margin, min(transform.counts_))
                 margin = margin / margin.sum() if margin.sum() > 0 else np.full(t.shape[1], 1 / t.shape[1])
-                lam = sigma * np.sqrt(t.shape[1])
+                lam = max(sigma * np.sqrt(t.shape[1]), 1.0)
                 cond_pair = (pair + lam * margin[None, :]) / (pair.sum(axis=1, keepdims=True) + lam + 1e-12)
                 per_first = t.shape[0] // pair.shape[0]
                 prior = np.repeat(cond_pair, per_first, axis=0)

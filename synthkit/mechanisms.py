@@ -136,6 +136,12 @@ def noisy_histogram(counts: np.ndarray, *, sigma: float, sensitivity: float, nam
     return counts + rng.normal(0.0, sigma, size=counts.shape)
 
 
+def partition_threshold(*, sigma: float, k: int, threshold_delta: float) -> float:
+    """τ of `select_partitions`: a category is released when its noisy count clears it
+    (public: a function of the plan); one with a true count of τ is released half the time."""
+    return k + sigma * float(norm.isf(threshold_delta / k))
+
+
 def select_partitions(counts: dict[str, int], *, sigma: float, k: int, threshold_delta: float, name: str,
                       ledger: PrivacyLedger, rng: np.random.Generator,
                       public_keys: tuple[str, ...] = ()) -> dict[str, float]:
@@ -152,7 +158,7 @@ def select_partitions(counts: dict[str, int], *, sigma: float, k: int, threshold
     if not ledger.private:
         return {c: float(counts.get(c, 0)) for c in sorted(set(counts) | set(public_keys))}
     ledger.charge(ThresholdEvent(name=name + ":threshold", delta=threshold_delta))
-    tau = k + sigma * float(norm.isf(threshold_delta / k))
+    tau = partition_threshold(sigma=sigma, k=k, threshold_delta=threshold_delta)
     keys = sorted(set(counts) | set(public_keys))  # fixed order: the seeded draw ignores dict order
     noise = rng.normal(0.0, sigma, size=len(keys))
     return {c: float(counts.get(c, 0) + z) for c, z in zip(keys, noise)

@@ -27,6 +27,7 @@ from synthkit.mechanisms import (
     fit_mixture_to_histogram,
     geometric_bounds,
     noisy_histogram,
+    partition_threshold,
     select_partitions,
 )
 from synthkit.schema import Column, Schema
@@ -64,6 +65,7 @@ class CategoricalTransform:
         self.labels_: list[str] | None = None
         self.counts_: list[float] | None = None  # DP counts per label (for conditional sampling)
         self.tokens_: list[str] | None = None  # boolean spelled as text ("yes"/"no"): format, not data
+        self.release_threshold_: float | None = None  # count a category needs to be released (discovery)
 
     @property
     def public_domain(self) -> tuple[str, ...] | None:
@@ -109,7 +111,13 @@ class CategoricalTransform:
             raw = np.array([int(observed.get(c, 0)) for c in domain] + [n_null], dtype=float)
             noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k, name=name,
                                     ledger=ctx.ledger, rng=ctx.rng)
-            labels, counts = list(domain), list(noisy[:-1])
+            # declared categories are public: every one stays reachable. A floor of half the
+            # noise std (at least one row, at most a tenth of an even share) keeps a rare or
+            # absent declared category in the output at a frequency below what the noise
+            # could tell apart from zero (post-processing)
+            floor = max(1.0, min(0.5 * ctx.plan.sigma_hist if ctx.ledger.private else 1.0,
+                                 ctx.n_rows_dp / (10 * max(len(domain), 1))))
+            labels, counts = list(domain), [max(float(c), floor) for c in noisy[:-1]]
             null_count = noisy[-1]
             other_count = None
         else:
@@ -119,6 +127,9 @@ class CategoricalTransform:
                                      threshold_delta=ctx.plan.threshold_delta, name=name,
                                      ledger=ctx.ledger, rng=ctx.rng, public_keys=(NULL,))
             null_count = max(kept.pop(NULL), 0.0)
+            if ctx.ledger.private:
+                self.release_threshold_ = partition_threshold(sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
+                                                              threshold_delta=ctx.plan.threshold_delta)
             labels = sorted(kept)
             counts = [kept[c] for c in labels]
             # the folded remainder from the DP row count: post-processing of DP values
@@ -172,12 +183,14 @@ class CategoricalTransform:
         return pd.Series(labels[codes], dtype=object)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"labels": self.labels_, "counts": self.counts_, "tokens": self.tokens_}
+        return {"labels": self.labels_, "counts": self.counts_, "tokens": self.tokens_,
+                "release_threshold": self.release_threshold_}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.labels_ = list(state["labels"])
         self.counts_ = [float(c) for c in state["counts"]]
         self.tokens_ = state.get("tokens")
+        self.release_threshold_ = state.get("release_threshold")
 
 
 # ------------------------------------------------------------------ numeric

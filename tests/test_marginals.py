@@ -167,3 +167,23 @@ def test_conditional_quantiles_follow_the_conditional_shares():
     assert np.bincount(cells[2000:], minlength=n_bins)[-2:].tolist() == [1000, 1000]
     for g in (slice(0, 2000), slice(2000, 4000)):
         assert (np.diff(out[g][np.argsort(x[g])]) >= 0).all()  # monotone in the input (ties after rounding)
+
+
+def test_declared_categories_are_all_reachable_and_inspect_states_the_threshold(fitted, tmp_path):
+    """A declared (public) category absent from the data still appears, rarely; for
+    discovered categories `inspect` states the count a category needs to be released."""
+    from synthkit.cli import inspect_bundle
+    from synthkit.mechanisms import partition_threshold
+    real, good, _ = fitted
+    d = _schema(real).to_dict()
+    d["columns"]["region"] = {"kind": "categorical", "categories": ["north", "south", "east", "west", "centre"]}
+    model = DPTVAE(epochs=1, batch_size=500, seed=0, device="cpu").fit(real, schema=Schema.from_dict(d), budget=BUDGET)
+    syn = model.sample(6000, seed=2)
+    shares = syn["region"].value_counts(normalize=True)
+    assert set(shares.index) == {"north", "south", "east", "west", "centre"}
+    assert shares["centre"] < 0.03     # absent in the data: a floor of at most half the noise std per table
+    info = inspect_bundle(good.save(tmp_path / "m"))
+    assert info["categories"]["region"]["public"] is False
+    plan_tau = good.transformer_.transforms["region"].release_threshold_
+    assert info["categories"]["region"]["release_threshold"] == pytest.approx(plan_tau, abs=0.1)
+    assert plan_tau > partition_threshold(sigma=1.0, k=1, threshold_delta=1e-6)  # a real noise scale, not 1

@@ -45,7 +45,7 @@ STREAMS = ("preprocess", "transform", "init", "batching", "noise", "train")
 DEPENDENCE_SHARE = 0.5
 # share of the preprocessing budget (zCDP) for the DP two-way marginals that sampling is
 # calibrated to (synthkit.marginals)
-PAIRS_SHARE = 0.5
+PAIRS_SHARE = 0.7
 
 
 def resolve_device(device: DeviceOption | str) -> torch.device:

@@ -413,6 +413,8 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
         out[order] = t.quantiles(levels)
     if t.column.kind == "integer":
         out[present] = np.round(out[present])
+    elif t.column.decimals is not None:
+        out[present] = np.round(out[present], t.column.decimals)
     return out
 
 

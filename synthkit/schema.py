@@ -33,13 +33,19 @@ _IDENTIFIER_NAME = re.compile(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Column:
-    """One column. `bounds` and `categories` are PUBLIC knowledge when given."""
+    """One column. `bounds`, `categories` and `decimals` are PUBLIC knowledge when given.
+
+    `decimals` (continuous columns): the precision values are recorded with, e.g. 1 for an
+    age kept as 66.5. Synthetic values are rounded to it; without it they carry full float
+    precision, which a detector tells from recorded data at a glance (NMES1988's age alone
+    gave a detection AUC of 0.98). It is a format fact, so it is declared, never inferred."""
 
     name: str
     kind: ColumnKind
     nullable: bool = True
     bounds: tuple[float, float] | tuple[str, str] | None = None
     categories: tuple[str, ...] | None = None
+    decimals: int | None = None
 
     @property
     def is_learned(self) -> bool:
@@ -51,6 +57,8 @@ class Column:
             out["bounds"] = list(self.bounds)
         if self.categories is not None:
             out["categories"] = list(self.categories)
+        if self.decimals is not None:
+            out["decimals"] = self.decimals
         return out
 
 
@@ -124,6 +132,10 @@ class Schema:
                 continue
             if c.bounds is not None:
                 problems.extend(_bounds_problems(c))
+            if c.decimals is not None and (c.kind != "continuous" or isinstance(c.decimals, bool)
+                                           or not isinstance(c.decimals, int) or not 0 <= c.decimals <= 15):
+                problems.append(f"{where}: decimals must be an integer from 0 to 15 on a continuous column "
+                                f"(got {c.decimals!r} on kind {c.kind!r}); use kind integer for whole numbers")
             if c.categories is not None:
                 if c.kind not in ("categorical",):
                     problems.append(f"{where}: categories are only allowed for kind 'categorical' (got kind {c.kind!r})")
@@ -206,7 +218,7 @@ class Schema:
         if not isinstance(raw_cols, dict) or not raw_cols:
             problems.append("'columns' must be a non-empty mapping of column name to its spec")
             raw_cols = {}
-        col_keys = {"kind", "nullable", "bounds", "categories"}
+        col_keys = {"kind", "nullable", "bounds", "categories", "decimals"}
         for name, spec in raw_cols.items():
             if isinstance(spec, str):
                 spec = {"kind": spec}
@@ -238,7 +250,8 @@ class Schema:
                     cats = None
                 else:
                     cats = tuple(str(v) for v in cats)
-            columns.append(Column(name=str(name), kind=kind, nullable=nullable, bounds=bounds, categories=cats))
+            columns.append(Column(name=str(name), kind=kind, nullable=nullable, bounds=bounds, categories=cats,
+                                  decimals=spec.get("decimals")))
 
         def _names(key: str) -> tuple[str, ...]:
             value = data.get(key) or []

@@ -366,6 +366,8 @@ class NumericTransform:
             x[order] = self.quantile_levels(len(order))
         if self.column.kind == "integer":
             x = np.round(x)
+        elif self.column.decimals is not None:
+            x = np.round(x, self.column.decimals)
         if null is not None:
             x[null] = np.nan
         return x, order

@@ -498,3 +498,18 @@ def test_a_column_name_with_a_next_line_character_round_trips_through_yaml() -> 
     # back as a line break unless it is escaped
     schema = Schema(columns=(Column(name="dose\x85", kind="continuous"),)).validate()
     assert Schema.from_yaml(schema.to_yaml()) == schema
+
+
+def test_decimals_round_trip_validate_and_round_the_output():
+    from synthkit import DPTVAE
+    s = Schema.from_dict({"columns": {"age": {"kind": "continuous", "decimals": 1}, "n": "integer"}})
+    assert Schema.from_yaml(s.to_yaml()) == s
+    with pytest.raises(SchemaError) as err:
+        Schema.from_dict({"columns": {"n": {"kind": "integer", "decimals": 1},
+                                      "x": {"kind": "continuous", "decimals": -1}}})
+    assert "'n'" in str(err.value) and "'x'" in str(err.value)  # every problem at once
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": np.round(rng.uniform(60, 90, 800), 1), "n": rng.integers(0, 5, 800)})
+    out = DPTVAE(epochs=1, batch_size=100, seed=0, device="cpu").fit(frame, schema=s, budget=None).sample(300, seed=1)
+    values = out["age"].dropna().to_numpy(dtype=float)
+    assert np.allclose(values, np.round(values, 1))

@@ -193,9 +193,13 @@ def test_privacy_unit_is_the_entity_and_sensitivities_follow(fitted):
             continue
         per_entity = e.name in ("count:entities", "length:max")
         assert e.sensitivity == (1.0 if per_entity else float(length)), e.name
-    # the context model sees one row per entity: its histograms have sensitivity 1
-    assert all(e.sensitivity == 1.0 for e in ledger.events
-               if isinstance(e, GaussianEvent) and e.name.startswith("context:"))
+    # the context model sees one row per entity: its histograms have sensitivity 1, its
+    # pair tables (one cell per table per row) the square root of the number of tables
+    context = [e for e in ledger.events if isinstance(e, GaussianEvent) and e.name.startswith("context:")]
+    d = len(model.context_model_.transformer_.transforms)
+    expected = {"context:pair-marginals:select": (d * (d - 1) / 2) ** 0.5, "context:pair-marginals:tree": (d - 1) ** 0.5}
+    assert all(e.sensitivity == pytest.approx(expected.get(e.name, 1.0)) for e in context)
+    assert set(expected) <= {e.name for e in context}
     assert "differential privacy per entity" in model.privacy_summary()["guarantee"]
 
 

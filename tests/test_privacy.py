@@ -441,9 +441,10 @@ def test_entity_key_makes_the_entity_the_unit_with_sensitivity_k(monkeypatch) ->
         assert gauss[name].sensitivity == float(k)
         assert gauss[name].sigma / gauss[name].sensitivity == pytest.approx(gauss["count:units"].sigma)
     assert any(isinstance(e, ThresholdEvent) and e.name == "categories:dx:threshold" for e in ledger.events)
-    # the score-correlation release: k rows of squared norm <= C² each
-    clip2 = model.dependence_.clip ** 2
-    assert gauss["dependence"].sensitivity == pytest.approx(k * clip2)
+    # the pair tables: each of a unit's k rows adds 1 to one cell of every table
+    d = len(model.transformer_.transforms)
+    assert gauss["pair-marginals:select"].sensitivity == pytest.approx(k * np.sqrt(d * (d - 1) / 2))
+    assert gauss["pair-marginals:tree"].sensitivity == pytest.approx(k * np.sqrt(d - 1))
     assert ledger.epsilon_spent() <= 5.0
 
 
@@ -466,10 +467,10 @@ def test_without_entity_key_the_row_is_the_unit(training_spy) -> None:
     ledger = ledgers[-1]
     assert (ledger.unit, ledger.max_rows_per_unit) == ("row", 1)
     gauss = [e for e in ledger.events if isinstance(e, GaussianEvent)]
-    assert {e.sensitivity for e in gauss if e.name != "dependence"} == {1.0}
-    # the score-correlation release: one row of squared norm <= C² = 1.2² · d (d = 3 scores
-    # here: cost, and dx's labels but the most frequent)
-    assert [e.sensitivity for e in gauss if e.name == "dependence"] == [pytest.approx(1.2**2 * 3)]
+    assert {e.sensitivity for e in gauss if not e.name.startswith("pair-marginals")} == {1.0}
+    # the pair tables (learned columns here: cost and dx, so one pair and a tree of one
+    # edge): one row adds 1 to one cell of each table
+    assert [e.sensitivity for e in gauss if e.name.startswith("pair-marginals")] == [1.0, 1.0]
     assert "count:rows" not in {e.name for e in ledger.events}
 
 

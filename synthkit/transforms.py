@@ -367,10 +367,20 @@ class NumericTransform:
         if self.column.kind == "integer":
             x = np.round(x)
         elif self.column.decimals is not None:
-            x = np.round(x, self.column.decimals)
+            x = self.round_to_decimals(x)
         if null is not None:
             x[null] = np.nan
         return x, order
+
+    def round_to_decimals(self, x: np.ndarray) -> np.ndarray:
+        """Values rounded to the declared `decimals`, kept inside the bounds (rounded inwards,
+        so a value next to a bound cannot round past it)."""
+        d = self.column.decimals
+        scale = 10.0 ** d
+        lo, hi = self.bounds_
+        inner_lo, inner_hi = np.ceil(lo * scale - 1e-9) / scale, np.floor(hi * scale + 1e-9) / scale
+        out = np.round(x, d)
+        return np.clip(out, inner_lo, inner_hi) if inner_lo <= inner_hi else out
 
     def to_series(self, x: np.ndarray) -> pd.Series:
         """Float values from `decode` (NaN = null) → a Series of the column's kind."""

@@ -187,3 +187,28 @@ def test_declared_categories_are_all_reachable_and_inspect_states_the_threshold(
     plan_tau = good.transformer_.transforms["region"].release_threshold_
     assert info["categories"]["region"]["release_threshold"] == pytest.approx(plan_tau, abs=0.1)
     assert plan_tau > partition_threshold(sigma=1.0, k=1, threshold_delta=1e-6)  # a real noise scale, not 1
+
+
+def test_rare_parent_cells_outside_the_raking_head_are_calibrated():
+    """A parent cell that the first RAKE_ROWS rows never show is raked on its own rows:
+    its rows follow the DP conditional, not the network's raw softmax."""
+    import torch
+    from synthkit import marginals
+    n = marginals.RAKE_ROWS + 3000
+    logits = torch.zeros(3, n)                       # the network: uniform over 3 labels
+    group = torch.zeros(n, dtype=torch.long)
+    group[marginals.RAKE_ROWS:] = 1                   # cell 1 appears only after the head
+    target = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    codes = marginals._rake_and_draw(logits, group, target, torch.Generator().manual_seed(0), {}, "c")
+    late = codes[marginals.RAKE_ROWS:]
+    assert (late == 2).mean() > 0.99                  # uncalibrated: about 1/3
+    assert (codes[:marginals.RAKE_ROWS] == 2).mean() < 0.01
+
+
+def test_decimals_stay_inside_the_bounds():
+    from synthkit.schema import Column
+    from synthkit.transforms import NumericTransform
+    t = NumericTransform(Column(name="x", kind="continuous", decimals=1))
+    t.bounds_ = (17.96, 87.36)
+    out = t.round_to_decimals(np.array([17.96, 50.04, 87.36]))
+    assert out.tolist() == [18.0, 50.0, 87.3]

@@ -183,7 +183,7 @@ class Synthesizer:
                                       n_discovery=transformer.n_discovery(),
                                       epsilon_share=self.preprocessing_epsilon_share,
                                       dependence_share=DEPENDENCE_SHARE if self.calibrate_dependence else 0.0,
-                                      pairs_share=self._pairs_share())
+                                      pairs_share=self._pairs_share() if len(transformer.transforms) >= 2 else 0.0)
             ledger.check(plan.events(), what="preprocessing")
             logger.info("preprocessing planned: %d histograms, %d category discoveries, sigma=%.2f",
                         plan.n_histograms, plan.n_discovery, plan.sigma_hist)
@@ -192,7 +192,8 @@ class Synthesizer:
             plan = PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0, k=k,
                                      n_histograms=transformer.n_histograms(), n_discovery=0,
                                      dependence_noise=1.0, n_dependence=int(self.calibrate_dependence),
-                                     pairs_select_noise=1.0, pairs_noise=1.0, n_pairs=int(self.calibrate_pairs))
+                                     pairs_select_noise=1.0, pairs_noise=1.0,
+                                     n_pairs=int(self.calibrate_pairs and len(transformer.transforms) >= 2))
             ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
             logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
 

@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 from synthkit.ledger import GaussianEvent, PrivacyLedger
-from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform
+from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform, value_order
 
 logger = logging.getLogger(__name__)
 
@@ -448,15 +448,23 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
     level = np.clip(t.cdf(bounds), 0.0, 1.0)  # DP CDF at the bin edges
     level[0], level[-1] = 0.0, 1.0
     idx = np.flatnonzero(present)
-    for cell in np.unique(parent_cells[idx]):
-        rows = idx[parent_cells[idx] == cell]
-        share = np.clip(present_p[cell], 0.0, None)
+    # one sort by (parent cell, value) for the whole chunk: each cell's rows are then a
+    # contiguous run in value order (a sort per cell cost a third of sampling time)
+    by_value = value_order(x[idx])
+    cells = parent_cells[idx][by_value]
+    cells = cells.astype(np.int16) if cells.max(initial=0) < 2**15 else cells  # a radix sort for small keys
+    order = idx[by_value[np.argsort(cells, kind="stable")]]
+    sorted_cells = parent_cells[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    levels = np.empty(len(order))
+    for begin, end in zip(starts, ends):
+        share = np.clip(present_p[sorted_cells[begin]], 0.0, None)
         share = share / share.sum() if share.sum() > 0 else np.diff(level)
         cum = np.concatenate([[0.0], np.cumsum(share)])
-        u = (np.arange(len(rows)) + 0.5) / len(rows)
-        levels = np.interp(u, cum, level)  # piecewise linear: bin b's share ↦ its CDF range
-        order = rows[np.argsort(x[rows], kind="stable")]
-        out[order] = t.quantiles(levels)
+        u = (np.arange(end - begin) + 0.5) / (end - begin)
+        levels[begin:end] = np.interp(u, cum, level)  # piecewise linear: bin b's share ↦ its CDF range
+    out[order] = t.quantiles(levels)
     if t.column.kind == "integer":
         out[present] = np.round(out[present])
     elif t.column.decimals is not None:

@@ -389,6 +389,20 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
                                "categories, bounds, keys, time order) that the synthetic data passes.",
                                details={"n_expectations": validation["n_expectations"],
                                         "n_passed": validation["n_passed"]}))
+        rules = tuple(getattr(schema, "rules", ()))
+        if rules:
+            from synthkit.rules import parse_rule, violations
+            parsed = tuple(parse_rule(r) for r in rules)
+            kinds = {c.name: c.kind for c in schema.columns}
+            syn_rates = violations(synthetic, parsed, kinds).mean(axis=1) if len(synthetic) else np.zeros(len(parsed))
+            real_rates = violations(train, parsed, kinds).mean(axis=1) if len(train) else np.zeros(len(parsed))
+            metrics.append(_metric(
+                "validation.rules.violation_rate", "validation", float(syn_rates.max()),
+                "Largest share of synthetic rows that break a rule declared in the schema (sampling "
+                "enforces every rule, so anything above 0 is a defect; the real data's share is listed "
+                "beside it: a rule the real data breaks is worth a second look).",
+                details={"rules": [{"rule": r, "synthetic_share": round(float(s), 6), "real_share": round(float(q), 6)}
+                                   for r, s, q in zip(rules, syn_rates, real_rates)]}))
 
     privacy = dict((manifest or {}).get("privacy", {}).get("summary") or {
         "private": None, "guarantee": "unknown: no model bundle was given", "unit": unit, "events": []})

@@ -78,6 +78,7 @@ METRIC_IDS: dict[str, tuple[Direction, float | None]] = {
     "sequence.ordering_violations": ("lower_is_better", None),
     # validation (great-expectations)
     "validation.success_rate": ("higher_is_better", None),
+    "validation.rules.violation_rate": ("lower_is_better", None),
 }
 
 

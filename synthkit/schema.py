@@ -75,6 +75,9 @@ class Schema:
     # Declared prediction targets (public: a column name, no data fact). The evaluation
     # reports ML utility for each, so a release gate can hold the use the data is for.
     targets: tuple[str, ...] = ()
+    # Declared rules between columns (public; synthkit.rules): sampling enforces them and
+    # the report counts rows that break them.
+    rules: tuple[str, ...] = ()
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +158,9 @@ class Schema:
                 if n not in seen:
                     problems.append(f"{role} names unknown column {n!r}")
         problems.extend(self._target_problems(seen))
+        if self.rules:
+            from synthkit.rules import rule_problems
+            problems.extend(rule_problems(tuple(self.rules), self))
         if self.entity_key and self.entity_key in seen:
             if self.column(self.entity_key).nullable:
                 problems.append(f"entity_key {self.entity_key!r} must not be nullable (set nullable: false)")
@@ -193,7 +199,7 @@ class Schema:
         for key in ("entity_key", "sequence_index"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
-        for key in ("context_columns", "sensitive", "quasi_identifiers", "targets"):
+        for key in ("context_columns", "sensitive", "quasi_identifiers", "targets", "rules"):
             if getattr(self, key):
                 out[key] = list(getattr(self, key))
         out["columns"] = {c.name: c.to_dict() for c in self.columns}
@@ -206,7 +212,7 @@ class Schema:
             raise SchemaError([f"a schema must be a mapping, got {type(data).__name__}"])
         problems: list[str] = []
         allowed = {"version", "entity_key", "sequence_index", "context_columns", "sensitive",
-                   "quasi_identifiers", "targets", "columns"}
+                   "quasi_identifiers", "targets", "rules", "columns"}
         for key in data:
             if key not in allowed:
                 problems.append(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
@@ -270,7 +276,7 @@ class Schema:
             return None
 
         # a missing role is () so schema files written before a role existed still load
-        roles = {k: _names(k) for k in ("context_columns", "sensitive", "quasi_identifiers", "targets")}
+        roles = {k: _names(k) for k in ("context_columns", "sensitive", "quasi_identifiers", "targets", "rules")}
         schema = cls(columns=tuple(columns), entity_key=_name("entity_key"),
                      sequence_index=_name("sequence_index"), **roles)
         try:

@@ -323,6 +323,9 @@ class Synthesizer:
         dependence = getattr(self, "dependence_", None)
         pairs = getattr(self, "pairs_", None)
         pair_state: dict[str, Any] = {}
+        from synthkit.rules import enforce, parse_rule
+        rules = tuple(parse_rule(r) for r in getattr(self.schema_, "rules", ()))
+        kinds = {c.name: c.kind for c in self.schema_.columns}
         sampler = SpanSampler(self.transformer_.spans, self._span_targets(), self.device_)
         raw_pass = self._raw_pass(g)
         offsets = None
@@ -341,6 +344,8 @@ class Synthesizer:
             if dependence is not None:
                 values = dependence.apply_values(values, orders, rng_dependence)
             frame = self.transformer_.to_frame(values)
+            if rules:
+                frame = enforce(frame, rules, kinds)
             if conditions:
                 keep = np.ones(len(frame), dtype=bool)
                 for col, value in conditions.items():

@@ -378,6 +378,22 @@ def _span_rows(transformer: DataTransformer) -> dict[str, dict[str, slice]]:
     return out
 
 
+def _rake(logits: torch.Tensor, group: torch.Tensor, b: torch.Tensor, log_t: torch.Tensor,
+          active: torch.Tensor) -> torch.Tensor:
+    """Iterative proportional fitting of the offsets `b` [groups, labels] of the `active`
+    groups: the mean of softmax(logits + b[group]) over each group's rows ([rows, labels]
+    logits) moves to exp(log_t[group])."""
+    counts = torch.bincount(group, minlength=b.shape[0]).to(torch.float32).clamp_min(1)[:, None]
+    for _ in range(RAKE_ITERATIONS):
+        prob = torch.softmax(logits + b[group], dim=1)
+        mean = torch.zeros_like(b).index_add_(0, group, prob) / counts
+        step = (log_t - torch.log(mean.clamp_min(1e-12))) * active[:, None]
+        b = b + step
+        if float(step.abs().max()) < 1e-3:
+            break
+    return b
+
+
 def _rake_and_draw(logits: torch.Tensor, group: torch.Tensor, target: np.ndarray, generator: torch.Generator,
                    state: dict[str, Any], key: str) -> np.ndarray:
     """Draw one label per row from softmax(logits + B[group]) with B fitted so that the
@@ -389,33 +405,14 @@ def _rake_and_draw(logits: torch.Tensor, group: torch.Tensor, target: np.ndarray
     if b is None or b.shape != (n_groups, width):
         b = torch.zeros(n_groups, width, device=logits.device)
     head = min(logits.shape[1], RAKE_ROWS)
-    lh, gh = logits[:, :head].t(), group[:head]
-    counts = torch.bincount(gh, minlength=n_groups).to(torch.float32)
-    seen = counts > 0
-    for _ in range(RAKE_ITERATIONS):
-        prob = torch.softmax(lh + b[gh], dim=1)
-        mean = torch.zeros(n_groups, width, device=logits.device).index_add_(0, gh, prob)
-        mean = mean / counts.clamp_min(1)[:, None]
-        step = (log_t - torch.log(mean.clamp_min(1e-12))) * seen[:, None]
-        b = b + step
-        if float(step.abs().max()) < 1e-3:
-            break
+    seen = torch.bincount(group[:head], minlength=n_groups) > 0
+    b = _rake(logits[:, :head].t(), group[:head], b, log_t, seen)
     # parent cells the head never showed (rare ones, where rules live): raked on their own
     # rows of the whole chunk, so no row is drawn from the uncalibrated softmax
-    late = torch.bincount(group, minlength=n_groups) > 0
-    late &= ~seen
+    late = (torch.bincount(group, minlength=n_groups) > 0) & ~seen
     if bool(late.any()):
         rows = torch.nonzero(late[group]).squeeze(1)
-        lt, gt = logits[:, rows].t(), group[rows]
-        counts_t = torch.bincount(gt, minlength=n_groups).to(torch.float32)
-        for _ in range(RAKE_ITERATIONS):
-            prob = torch.softmax(lt + b[gt], dim=1)
-            mean = torch.zeros(n_groups, width, device=logits.device).index_add_(0, gt, prob)
-            mean = mean / counts_t.clamp_min(1)[:, None]
-            step = (log_t - torch.log(mean.clamp_min(1e-12))) * late[:, None]
-            b = b + step
-            if float(step.abs().max()) < 1e-3:
-                break
+        b = _rake(logits[:, rows].t(), group[rows], b, log_t, late)
     state[key] = b
     prob = torch.softmax(logits.t() + b[group], dim=1)
     u = torch.rand(prob.shape[0], 1, generator=generator, device=logits.device)

@@ -216,8 +216,7 @@ class PairTree:
                 transform = self.transformer.transforms[child]
                 if isinstance(transform, CategoricalTransform) and transform.public_domain is not None:
                     # declared categories stay reachable: the floor the transform gave them
-                    # (its counts of the declared labels; the null count is not floored)
-                    floor = min(transform.counts_[:len(transform.public_domain)])
+                    floor = transform.floor_
                     margin[:len(transform.public_domain)] = np.maximum(margin[:len(transform.public_domain)], floor)
                 margin = margin / margin.sum() if margin.sum() > 0 else np.full(t.shape[1], 1 / t.shape[1])
                 lam = max(sigma * np.sqrt(t.shape[1]), 1.0)

@@ -66,6 +66,7 @@ class CategoricalTransform:
         self.counts_: list[float] | None = None  # DP counts per label (for conditional sampling)
         self.tokens_: list[str] | None = None  # boolean spelled as text ("yes"/"no"): format, not data
         self.release_threshold_: float | None = None  # count a category needs to be released (discovery)
+        self.floor_: float = 0.0  # the smallest count a declared category is given (post-processing)
 
     @property
     def public_domain(self) -> tuple[str, ...] | None:
@@ -118,6 +119,7 @@ class CategoricalTransform:
             floor = max(1.0, min(0.5 * ctx.plan.sigma_hist if ctx.ledger.private else 1.0,
                                  ctx.n_rows_dp / (10 * max(len(domain), 1))))
             labels, counts = list(domain), [max(float(c), floor) for c in noisy[:-1]]
+            self.floor_ = float(floor)
             null_count = noisy[-1]
             other_count = None
         else:
@@ -184,13 +186,14 @@ class CategoricalTransform:
 
     def state_dict(self) -> dict[str, Any]:
         return {"labels": self.labels_, "counts": self.counts_, "tokens": self.tokens_,
-                "release_threshold": self.release_threshold_}
+                "release_threshold": self.release_threshold_, "floor": self.floor_}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.labels_ = list(state["labels"])
         self.counts_ = [float(c) for c in state["counts"]]
         self.tokens_ = state.get("tokens")
         self.release_threshold_ = state.get("release_threshold")
+        self.floor_ = float(state.get("floor") or 0.0)
 
 
 # ------------------------------------------------------------------ numeric

@@ -1,23 +1,36 @@
 """Approval, rejection and the release bundle.
 
+Two reports. The full evaluation report (report.json / report.html: exact train and
+holdout counts, real-data marginals, DCR, exact-copy rate, membership-inference AUC, bias
+figures, mode shares) and the gate decision with its observed values are computed on the
+real data WITHOUT differential privacy. They stay INTERNAL: in the staged run and the
+registry, for reviewers. They are never copied into the release folder.
+
 A release bundle is written ONLY when a run is approved (by enough distinct reviewers, or
 by a policy that allows auto-release after every check passed). It is a folder named
-after the run with:
+after the run that holds public or DP facts only:
 
     synthetic.csv|parquet   the synthetic data that was reviewed (byte for byte)
-    report.json             the evaluation report (aggregates only)
-    report.html             the same, rendered, when the renderer is available
-    gate.json               the gate decision (one row per check)
-    data_card.md / .json    what the data is, its source kind, privacy unit, epsilon and
-                            delta, intended use, known limits from the report, approvals
+    ledger.json             the DP ledger: budget, epsilon spent, unit, one row per mechanism
+    schema.json             the model's schema (declared public facts), when the run staged
+                            a model bundle
+    data_card.md / .json    what the data is, the DP count of privacy units, epsilon and
+                            delta, unit, policy, approvals (who, when, verdict), model class,
+                            number of synthetic rows, hashes of the files above, and the
+                            statement that the release decision read non-DP checks
     manifest.json           SHA-256 and size of every file above
+
+Nothing in the folder is copied from a real-data metric: no exact count, no observed
+value of a gate check, no reviewer's free-text reason (a reason may quote a figure from
+the internal report; it stays in the registry).
 
 The folder is assembled under a temporary name and renamed when complete, so a crash
 leaves no partial release; the registry records the manifest's hash and every file's
 hash, so `verify` detects a modified, missing or added file even if the manifest itself
 was rewritten. What was reviewed is what is released: the staged synthetic data and
 report are re-hashed against the hashes recorded when the job staged them, before the
-approval is accepted and again before they are copied.
+approval is accepted and again before the release is written, and a staged model bundle
+must be the one the report evaluated.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from reports.model import Report
 from reports.registry import Registry, RegistryError, RunRecord, now_utc
 from reports.review import AccessDenied, Reviewer, four_eyes_problem
 from synthkit.errors import ArtifactError
+from synthkit.schema import Schema
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +76,9 @@ class VerifyResult:
     ok: bool
     problems: tuple[str, ...]
     n_files: int
+    # not an integrity problem: e.g. a release written by an earlier synthkit that still
+    # carries the internal report (real-data figures); say so, and let a person decide
+    notes: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------- review actions
@@ -125,12 +142,24 @@ def _check_staged(registry: Registry, run_id: str) -> dict[str, Any]:
         if sha256_file(Path(path)) != staged.get(f"{key}_sha256"):
             raise ArtifactError(f"run {run_id!r}: the staged {key} file changed after the job wrote it; "
                                 "what would be released is not what was evaluated. Run the job again")
+    staged_bundle(staged, Report.load(staged["report"]))  # a staged bundle must be the evaluated one
     return staged
 
 
 # ---------------------------------------------------------------------------- the bundle
+LEDGER = "ledger.json"
+SCHEMA = "schema.json"
+DATA_CARD_JSON = "data_card.json"
+DATA_CARD_MD = "data_card.md"
+# Files an earlier synthkit wrote into release folders: they carry real-data figures
+# (the full report, the gate's observed values). `verify` points them out.
+INTERNAL_FILES = ("report.json", "report.html", "gate.json")
+BUNDLE_FORMAT = "synthkit-model-bundle"
+
+
 def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
-    """Write the release bundle of an approved run and record it (once)."""
+    """Write the release bundle of an approved run and record it (once). Only public or DP
+    facts go in (module docstring); the full report stays in the staged run."""
     status = registry.status(run_id)
     if status == "released":
         raise RegistryError(f"run {run_id!r} has already been released")
@@ -140,6 +169,8 @@ def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
     staged = _check_staged(registry, run_id)
     decision = registry.decision(run_id)
     assert decision is not None  # approved implies a passed decision
+    report = Report.load(staged["report"])  # read in place: it is internal and is not copied
+    bundle = staged_bundle(staged, report)
     releases_dir = Path(staged["releases_dir"])
     releases_dir.mkdir(parents=True, exist_ok=True)
     final = releases_dir / run_id
@@ -149,24 +180,25 @@ def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
     try:
         synthetic = Path(staged["synthetic"])
         shutil.copyfile(synthetic, tmp / f"synthetic{synthetic.suffix}")
-        shutil.copyfile(staged["report"], tmp / "report.json")
-        report = Report.load(tmp / "report.json")
-        _try_render_html(report, tmp / "report.html")
-        (tmp / "gate.json").write_text(json.dumps(decision.decision, indent=2), encoding="utf-8")
+        _write_json(tmp / LEDGER, release_ledger(report.privacy))
+        if bundle is not None:
+            _write_json(tmp / SCHEMA, Schema.from_dict(bundle["schema"]).to_dict())
         reviews = [r for r in registry.reviews(run_id) if r.verdict == "approve"]
-        approvals = [{"reviewer": r.reviewer, "at": r.at, "reason": r.reason} for r in reviews] or \
-                    [{"reviewer": released_by, "at": now_utc(), "reason": "auto-release allowed by the policy"}]
+        approvals = [{"reviewer": r.reviewer, "at": r.at, "decision": "approve"} for r in reviews] or \
+                    [{"reviewer": released_by, "at": now_utc(), "decision": "approve (automatic: the policy "
+                                                                           "allows auto-release)"}]
+        hashes = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         card = data_card(report=report, decision=GateDecision.from_dict(decision.decision), run=run,
-                         staged=staged, approvals=approvals)
-        (tmp / "data_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
-        (tmp / "data_card.md").write_text(data_card_markdown(card), encoding="utf-8")
+                         staged=staged, approvals=approvals, files=hashes)
+        _write_json(tmp / DATA_CARD_JSON, card)
+        (tmp / DATA_CARD_MD).write_text(data_card_markdown(card), encoding="utf-8")
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         manifest = {"format": RELEASE_FORMAT, "format_version": RELEASE_FORMAT_VERSION, "run_id": run_id,
                     "job": run.job_name, "created_at": now_utc(), "policy": decision.policy_name,
                     "policy_sha256": decision.policy_sha256, "approvals": approvals,
                     "files": {name: {"sha256": digest, "bytes": (tmp / name).stat().st_size}
                               for name, digest in files.items()}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _write_json(tmp / MANIFEST, manifest)
         manifest_sha = sha256_file(tmp / MANIFEST)
         tmp.rename(final)
     except BaseException:
@@ -182,12 +214,52 @@ def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
     return final
 
 
-def _try_render_html(report: Report, path: Path) -> None:
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, allow_nan=False), encoding="utf-8")
+
+
+def staged_bundle(staged: dict[str, Any], report: Report) -> dict[str, Any] | None:
+    """The manifest of the model bundle the job staged, or None when the run staged none.
+    A staged bundle must be the one the report evaluated (same manifest SHA-256): what is
+    released is what was reviewed."""
+    model_dir = staged.get("model_dir")
+    path = Path(model_dir) / "manifest.json" if model_dir else None
+    if path is None or not path.is_file():
+        return None
+    raw = path.read_bytes()
     try:
-        from reports import render_html
-    except ImportError:
-        return
-    render_html(report, path)
+        manifest = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ArtifactError(f"the staged model bundle's manifest {str(path)!r} is not valid JSON; "
+                            "run the job again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        logger.info("staged model folder %s holds no synthkit bundle; the release goes without a schema", model_dir)
+        return None
+    if hashlib.sha256(raw).hexdigest() != report.model.get("manifest_sha256"):
+        raise ArtifactError(f"the staged model bundle {str(model_dir)!r} is not the one the report evaluated "
+                            "(its manifest SHA-256 differs); run the job again")
+    return manifest
+
+
+_LEDGER_KEYS = ("private", "guarantee", "target_epsilon", "target_delta", "epsilon_spent", "unit",
+                "max_rows_per_unit", "accountant", "events", "notes")
+_EVENT_KEYS = ("name", "kind", "epsilon_alone", "delta_alone", "details")
+
+
+def release_ledger(privacy: dict[str, Any]) -> dict[str, Any]:
+    """The DP ledger as released: the report's privacy section (the bundle's ledger summary)
+    restricted to the ledger's own fields. Every value is a budget, a mechanism parameter
+    (noise scale, sensitivity, sampling rate from a DP count, steps) or the composed total,
+    so nothing else a later report adds to that section can ride along."""
+    out: dict[str, Any] = {"format": "synthkit-privacy-ledger"}
+    for key in _LEDGER_KEYS:
+        if key not in privacy:
+            continue
+        if key == "events":
+            out[key] = [{k: e[k] for k in _EVENT_KEYS if k in e} for e in privacy[key] if isinstance(e, dict)]
+        else:
+            out[key] = privacy[key]
+    return out
 
 
 def verify(registry: Registry, run_id: str) -> VerifyResult:
@@ -215,15 +287,41 @@ def verify(registry: Registry, run_id: str) -> VerifyResult:
     extra = sorted(present - set(rec.files) - {MANIFEST})
     if extra:
         problems.append(f"files not in the release: {extra}")
+    internal = sorted(set(rec.files) & set(INTERNAL_FILES))
+    notes = ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
+              f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())
     return VerifyResult(run_id=run_id, path=rec.path, ok=not problems, problems=tuple(problems),
-                        n_files=len(rec.files) + 1)
+                        n_files=len(rec.files) + 1, notes=notes)
 
 
 # ---------------------------------------------------------------------------- data card
+DATA_CARD_FORMAT = "synthkit-data-card"
+DATA_CARD_FORMAT_VERSION = 2
+DEFAULT_INTENDED_USE = "analysis, testing and software development inside the organisation"
+# The gate rows that read the ledger (DP facts); every other row reads a metric computed
+# on the real data without DP.
+_LEDGER_CHECKS = ("privacy.differential_privacy", "privacy.unit", "privacy.epsilon", "privacy.delta")
+
+RELEASE_DECISION_TEXT = (
+    "The decision to release this data was not differentially private. The release gate and the "
+    "reviewers read checks computed on the real (private) data without DP noise: membership "
+    "inference, distance to the closest real record, exact copies of training rows, fidelity, "
+    "diversity and utility against the real table, and bias per group. Whether this data was "
+    "released is therefore itself a function of the private data, and is NOT covered by the "
+    "(epsilon, delta) guarantee: publishing it reveals that those checks met the policy's "
+    "thresholds. That is accepted for a release that people reviewed. The measured figures are "
+    "in the full evaluation report, which stays internal (in the registry, for reviewers) and is "
+    "not part of this release.")
+
+
 def data_card(*, report: Report, decision: GateDecision, run: RunRecord, staged: dict[str, Any],
-              approvals: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a recipient needs to use the data responsibly; built from the report (never
-    from the real data)."""
+              approvals: list[dict[str, Any]], files: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a recipient needs to use the data responsibly, made of public or DP facts only:
+    the ledger (budget, unit, epsilon spent), the DP count of privacy units, the number of
+    synthetic rows (the output itself), the policy's name, who approved and when, the model
+    class, and the hashes of the released `files`. Never an exact count of the real data,
+    a real-data metric value, a gate row's observed value or a reviewer's free-text reason:
+    those are in the internal report and the registry."""
     p = report.privacy
     private = p.get("private") is True
     if private:
@@ -231,30 +329,51 @@ def data_card(*, report: Report, decision: GateDecision, run: RunRecord, staged:
                         f"per {p.get('unit', 'row')}")
     else:
         privacy_text = "NO formal privacy guarantee (trained without differential privacy)"
+    unit = p.get("unit") or report.data.get("unit") or "row"
+    training = report.model.get("training") or {}
+    n_units_dp = training.get("n_units_dp") if private else None
+    rows: dict[str, Any] = {
+        "n_synthetic": report.data.get("n_synthetic"),
+        "n_units_dp": n_units_dp if isinstance(n_units_dp, (int, float)) and not isinstance(n_units_dp, bool) else None,
+        "n_units_dp_meaning": (f"a differentially private count of the {_unit_plural(unit)} in the training part "
+                               "(noisy; charged to the ledger as count:units)") if private else
+                              "not released: without differential privacy there is no DP count, and exact counts "
+                              "of the real data are never released",
+    }
+    if report.data.get("n_synthetic_entities") is not None:
+        rows["n_synthetic_entities"] = report.data["n_synthetic_entities"]
+    non_dp = sorted({c.metric for c in decision.checks if c.metric not in _LEDGER_CHECKS})
     return {
+        "format": DATA_CARD_FORMAT,
+        "format_version": DATA_CARD_FORMAT_VERSION,
         "title": f"Synthetic data from job {run.job_name!r}",
         "what_it_is": (f"Synthetic {report.data.get('kind', 'table')} data generated by "
-                       f"{report.model.get('class', 'a synthkit model')}; no row is a real record, and no row "
+                       f"{report.model.get('class') or 'a synthkit model'}; no row is a real record, and no row "
                        "corresponds to a real person or account."),
         "run_id": run.run_id,
         "source_kind": staged.get("source_kind", "unknown"),
-        "rows": {k: v for k, v in report.data.items() if k.startswith("n_")},
-        "privacy": {"guarantee": privacy_text, "private": private, "unit": p.get("unit"),
+        "rows": rows,
+        "privacy": {"guarantee": privacy_text, "private": private, "unit": unit,
                     "max_rows_per_unit": p.get("max_rows_per_unit"),
                     "epsilon": p.get("epsilon_spent") if private else None,
                     "delta": p.get("target_delta") if private else None,
-                    "meaning": privacy_in_plain_words(p)},
+                    "target_epsilon": p.get("target_epsilon") if private else None,
+                    "meaning": privacy_in_plain_words(p), "ledger": LEDGER},
+        "policy": {"name": decision.policy, "sha256": decision.policy_sha256},
+        "release_decision": {"dp": False, "statement": RELEASE_DECISION_TEXT, "non_dp_checks_read": non_dp,
+                             "full_report": "internal (registry and staged run, for reviewers); not released"},
         "intended_use": staged.get("intended_use") or DEFAULT_INTENDED_USE,
         "not_for": "decisions about individual people or accounts; re-identification attempts",
-        "known_limits": known_limits(report, decision),
-        "gate": {"policy": decision.policy, "policy_sha256": decision.policy_sha256, "summary": decision.summary()},
-        "approvals": approvals,
-        "model": {"class": report.model.get("class"), "bundle_sha256": report.model.get("bundle_sha256")},
-        "report_created_at": report.created_at,
+        "known_limits": known_limits(report),
+        "approvals": [{"reviewer": a.get("reviewer"), "at": a.get("at"), "decision": a.get("decision", "approve")}
+                      for a in approvals],
+        "model": {"class": report.model.get("class")},
+        "files": dict(files or {}),
     }
 
 
-DEFAULT_INTENDED_USE = "analysis, testing and software development inside the organisation"
+def _unit_plural(unit: str) -> str:
+    return "entities (people or accounts)" if unit == "entity" else "rows"
 
 
 def _num(v: Any) -> str:
@@ -276,41 +395,51 @@ def privacy_in_plain_words(p: dict[str, Any]) -> str:
             f"The budget was spent by {len(p.get('events', []))} recorded mechanism(s), composed by one accountant.")
 
 
-def known_limits(report: Report, decision: GateDecision) -> list[str]:
-    """Weak spots a user of the data should know, in plain words."""
+def known_limits(report: Report) -> list[str]:
+    """Weak spots a user of the data should know, stated without any real-data figure
+    (metric values are computed on the real data without DP; they stay in the internal
+    report). Only public facts decide which lines appear: the guarantee, the unit, the
+    model class and the data kind."""
+    p = report.privacy
     out: list[str] = []
-    for c in decision.checks:
-        if c.skipped:
-            out.append(f"{c.metric}: not measured ({c.note})")
-    for m in report.metrics:
-        if m.value is None:
-            out.append(f"{m.id}: could not be computed" + (f" ({m.note})" if m.note else ""))
-    worst = sorted((m for m in report.metrics if m.value is not None and m.direction == "higher_is_better"
-                    and m.section in ("fidelity", "diversity", "sequence") and 0 <= m.value <= 1),
-                   key=lambda m: m.value)[:3]
-    for m in worst:
-        out.append(f"{m.id} = {m.value:.3f}: {m.explanation}")
-    for m in report.metrics:
-        if m.section == "bias" and m.value is not None and m.direction == "lower_is_better" and m.value > 0.05:
-            out.append(f"{m.id} = {m.value:.3f}: some groups are represented or modelled less faithfully")
-    out.append("Differential privacy noise blurs rare categories, small groups and extreme values first.")
+    if p.get("private") is not True:
+        out.append("No formal privacy guarantee: the model was trained without differential privacy.")
+    out.append("The release decision read non-DP checks on the real data (membership inference, distance to "
+               "closest record, exact copies, fidelity against the real table, bias): see the release decision "
+               "statement. Their measured values are in the internal evaluation report, not in this release.")
+    if p.get("unit") == "entity" and report.data.get("kind", "table") == "table":
+        out.append("A table model treats each row of a multi-row entity independently when sampling; relations "
+                   "between the rows of one person or account are not reproduced.")
+    out.append("Differential privacy noise blurs rare categories, small groups and extreme values first; a "
+               "category too rare to clear the DP threshold appears only as '__other__'.")
     return out
 
 
 def data_card_markdown(card: dict[str, Any]) -> str:
-    pv = card["privacy"]
+    pv, rows, rd = card["privacy"], card["rows"], card["release_decision"]
+    dp_count = (f"{rows['n_units_dp']} (DP count of {_unit_plural(pv['unit'])}; noisy)"
+                if rows.get("n_units_dp") is not None else "not released")
     lines = [f"# {card['title']}", "", card["what_it_is"], "",
              f"- **Run:** {card['run_id']}", f"- **Source kind:** {card['source_kind']}",
-             "- **Rows:** " + ", ".join(f"{k} = {v}" for k, v in card["rows"].items()),
+             f"- **Model:** {card['model']['class']}",
+             f"- **Synthetic rows:** {rows.get('n_synthetic')}"
+             + (f" ({rows['n_synthetic_entities']} synthetic entities)" if rows.get("n_synthetic_entities") else ""),
+             f"- **Training units:** {dp_count}",
              f"- **Privacy:** {pv['guarantee']}", f"- **Privacy unit:** {pv['unit']}",
-             f"- **Epsilon / delta:** {pv['epsilon']} / {pv['delta']}", "",
-             "## What the guarantee means", "", pv["meaning"], "",
-             "## Intended use", "", card["intended_use"], "", f"Not for: {card['not_for']}.", "",
-             "## Known limits", ""]
+             f"- **Epsilon / delta:** {pv['epsilon']} / {pv['delta']}",
+             f"- **Policy:** {card['policy']['name']} (sha256 {card['policy']['sha256'][:12]}…)", "",
+             "## What the guarantee means", "", pv["meaning"], f"The full ledger is in `{pv['ledger']}`.", "",
+             "## How the release was decided (not covered by the guarantee)", "", rd["statement"], ""]
+    if rd["non_dp_checks_read"]:
+        lines += ["Non-DP checks the gate read: " + ", ".join(f"`{m}`" for m in rd["non_dp_checks_read"]) + ".", ""]
+    lines += ["## Intended use", "", card["intended_use"], "", f"Not for: {card['not_for']}.", "",
+              "## Known limits", ""]
     lines += [f"- {x}" for x in card["known_limits"]]
-    lines += ["", "## Release gate", "", f"{card['gate']['summary']} (policy sha256 {card['gate']['policy_sha256'][:12]}…)",
-              "", "## Approvals", ""]
-    lines += [f"- {a['reviewer']} at {a['at']}: {a['reason']}" for a in card["approvals"]]
+    lines += ["", "## Approvals", ""]
+    lines += [f"- {a['reviewer']} at {a['at']}: {a['decision']}" for a in card["approvals"]]
+    if card["files"]:
+        lines += ["", "## Files (SHA-256)", ""]
+        lines += [f"- `{name}`: {digest}" for name, digest in card["files"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,26 +1,30 @@
 """Release: approval rules (configured reviewers only, four-eyes, gate must pass, enough
-approvals), the bundle written only on approval, hash verification that detects a
-modified, missing or added file (even with a rewritten manifest), the data card, and the
-CLI actions that mirror the dashboard."""
+approvals), the bundle written only on approval and holding public or DP facts only (the
+full report stays internal), hash verification that detects a modified, missing or added
+file (even with a rewritten manifest), the data card, and the CLI actions that mirror the
+dashboard."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from reports.gate import evaluate_gate
+from reports.gate import GateDecision, evaluate_gate
+from reports.model import Report
 from reports.policy import load_policy
 from reports.registry import Registry, RegistryError
-from reports.release import approve, publish, reject, sha256_file, verify
+from reports.release import approve, data_card, data_card_markdown, publish, reject, sha256_file, verify
 from reports.review import AccessDenied, ReviewerConfig, hash_password, verify_password
 from synthkit.cli import app
 from synthkit.errors import ArtifactError
-from test_gate import COPY, make_report
+from test_gate import COPY, GOOD_DP, NO_DP, make_report
 
 runner = CliRunner()
 PASSWORDS = {"bob": "bob-password-1", "carol": "carol-password-2", "alice": "alice-password-3"}
@@ -39,20 +43,42 @@ def config(reviewers_file) -> ReviewerConfig:
     return ReviewerConfig.load(reviewers_file)
 
 
+SCHEMA = {"version": 1, "columns": {"age": {"kind": "integer", "nullable": True, "bounds": [0, 120]},
+                                     "sex": {"kind": "categorical", "nullable": True,
+                                             "categories": ["female", "male"]}}}
+SPLIT_FINGERPRINT = "5eed" * 16  # the bundle's holdout record: a hash of the private table
+
+
+def fake_bundle(report, *, n_units_dp: int = 3519) -> dict:
+    """The parts of a model bundle manifest the release may read (schema, ledger, training
+    record) and parts it must not (the seed, the split's fingerprint of the data)."""
+    return {"format": "synthkit-model-bundle", "format_version": 1,
+            "model": {"class": report.model.get("class"), "hyperparameters": {"epochs": 3, "seed": 0}},
+            "schema": SCHEMA, "privacy": {"summary": report.privacy},
+            "training": {"sampling_rate": 0.14, "noise_multiplier": 3.2, "steps": 160,
+                         "n_units_dp": n_units_dp if report.privacy.get("private") else None},
+            "seed": 0, "holdout": {"method": "random", "fraction": 0.2, "data_sha256": SPLIT_FINGERPRINT}}
+
+
 def stage_run(reg: Registry, tmp_path: Path, *, report=None, policy: str = "default", run_by: str = "alice",
-              owner: str | None = "olivia", key: str | None = None) -> str:
-    """What `synthkit run` leaves for review: staged files + registry records."""
+              owner: str | None = "olivia", key: str | None = None, bundle: dict | None = None) -> str:
+    """What `synthkit run` leaves for review: staged files (synthetic data, the full report,
+    the model bundle's manifest the report evaluated) + registry records."""
     report = report or make_report()
     run, _ = reg.claim_run(job_name="claims", idempotency_key=key or str(tmp_path) + policy + str(id(report)),
                            run_by=run_by, owner=owner, spec={"name": "claims"})
     staged = tmp_path / "work" / run.run_id
-    staged.mkdir(parents=True)
+    (staged / "model").mkdir(parents=True)
+    manifest = bundle if bundle is not None else fake_bundle(report)
+    (staged / "model" / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    report = dataclasses.replace(report, model={**report.model, "training": manifest.get("training", {}),
+                                                "manifest_sha256": sha256_file(staged / "model" / "manifest.json")})
     (staged / "synthetic.csv").write_text("age,sex\n71,female\n80,male\n")
     report.save(staged / "report.json")
     reg.add_event(run.run_id, step="staged", details={
         "synthetic": str(staged / "synthetic.csv"), "synthetic_sha256": sha256_file(staged / "synthetic.csv"),
         "report": str(staged / "report.json"), "report_sha256": sha256_file(staged / "report.json"),
-        "releases_dir": str(tmp_path / "releases"), "source_kind": "csv file",
+        "model_dir": str(staged / "model"), "releases_dir": str(tmp_path / "releases"), "source_kind": "csv file",
         "intended_use": "testing the claims pipeline"})
     decision = evaluate_gate(report, load_policy(policy))
     reg.add_decision(run.run_id, policy_name=decision.policy, policy_sha256=decision.policy_sha256,
@@ -74,7 +100,9 @@ def test_approval_writes_a_verifiable_bundle(reg, tmp_path, config):
     assert status == "released" and reg.status(run_id) == "released"
     folder = tmp_path / "releases" / run_id
     names = sorted(p.name for p in folder.iterdir())
-    assert {"synthetic.csv", "report.json", "gate.json", "data_card.md", "data_card.json", "manifest.json"} <= set(names)
+    # public or DP facts only: the full report and the gate's observed values stay internal
+    assert names == ["data_card.json", "data_card.md", "ledger.json", "manifest.json", "schema.json", "synthetic.csv"]
+    assert (tmp_path / "work" / run_id / "report.json").is_file()  # the internal report stays staged
     manifest = json.loads((folder / "manifest.json").read_text())
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
@@ -89,15 +117,96 @@ def test_approval_writes_a_verifiable_bundle(reg, tmp_path, config):
 def test_data_card_states_privacy_use_and_limits(reg, tmp_path, config):
     run_id = stage_run(reg, tmp_path)
     approve(reg, run_id, reviewer=config.find("bob"), reason="ok for the test environment")
-    card = json.loads((tmp_path / "releases" / run_id / "data_card.json").read_text())
+    folder = tmp_path / "releases" / run_id
+    card = json.loads((folder / "data_card.json").read_text())
     assert card["privacy"]["unit"] == "row" and card["privacy"]["epsilon"] == pytest.approx(2.9999)
     assert card["privacy"]["delta"] == 1e-6 and card["privacy"]["private"] is True
+    assert card["rows"] == {"n_synthetic": 4000, "n_units_dp": 3519, "n_units_dp_meaning": card["rows"]["n_units_dp_meaning"]}
+    assert "differentially private count" in card["rows"]["n_units_dp_meaning"]
+    assert card["policy"]["name"] == "default" and card["model"] == {"class": "DPTVAE"}
     assert card["source_kind"] == "csv file" and card["intended_use"] == "testing the claims pipeline"
-    assert card["approvals"][0]["reviewer"] == "bob"
-    assert any("bias.*" not in x and "could not be computed" not in x for x in card["known_limits"])
+    [approval] = card["approvals"]
+    assert approval["reviewer"] == "bob" and approval["decision"] == "approve" and approval["at"]
+    assert "reason" not in approval  # free text may quote the internal report; it stays in the registry
+    assert card["files"] == {n: sha256_file(folder / n) for n in ("ledger.json", "schema.json", "synthetic.csv")}
     assert "noise blurs rare categories" in card["known_limits"][-1]
-    md = (tmp_path / "releases" / run_id / "data_card.md").read_text()
-    assert "per row" in md and "Known limits" in md and "e^epsilon" in md
+    assert any("non-DP checks on the real data" in x for x in card["known_limits"])
+    # the release decision is a function of the private data, and the card says so
+    rd = card["release_decision"]
+    assert rd["dp"] is False and "privacy.membership_inference.auc" in rd["non_dp_checks_read"]
+    assert "privacy.epsilon" not in rd["non_dp_checks_read"]
+    for phrase in ("not differentially private", "function of the private data", "NOT covered by the",
+                   "stays internal"):
+        assert phrase in rd["statement"], phrase
+    md = (folder / "data_card.md").read_text()
+    for phrase in ("per row", "Known limits", "e^epsilon", "3519 (DP count of rows; noisy)",
+                   "How the release was decided (not covered by the guarantee)", "function of the private data",
+                   "bob at", "`synthetic.csv`"):
+        assert phrase in md, phrase
+    ledger = json.loads((folder / "ledger.json").read_text())
+    assert ledger["epsilon_spent"] == pytest.approx(2.9999) and ledger["unit"] == "row"
+    assert [e["name"] for e in ledger["events"]] == ["dp-sgd", "count:units"]
+    assert json.loads((folder / "schema.json").read_text()) == SCHEMA
+
+
+CANARY = "ZQX-canary-diagnosis-7781"  # a category held by one real row
+N_TRAIN = 1237                       # the exact number of training rows
+MIA_AUC = 0.5173                     # a gate row's observed value (computed on the real data)
+
+
+def test_a_release_carries_no_real_data_fact(reg, tmp_path, config):
+    """The evaluation's report holds a real-data canary (a rare category in the marginals, a
+    rule's real share), exact counts and non-DP metric values; the bundle holds the seed and
+    a hash of the private table. None of it may reach any byte of the release folder."""
+    report = make_report({**GOOD_DP, "privacy.membership_inference.auc": (MIA_AUC, (0.49, 0.54))})
+    shapes = dataclasses.replace(report.metric("fidelity.quality.column_shapes"),
+                                 details={"diagnosis": {"real_shares": {CANARY: 1 / N_TRAIN, "flu": 0.4}}})
+    report = dataclasses.replace(
+        report, metrics=[shapes if m.id == shapes.id else m for m in report.metrics],
+        data={**report.data, "n_train": N_TRAIN, "n_holdout": 311, "n_train_entities": N_TRAIN},
+        charts={"marginals": {"diagnosis": {"kind": "categorical", "categories": [CANARY, "flu"],
+                                            "real": [1 / N_TRAIN, 0.4], "synthetic": [0.0, 0.41]}}},
+        validation={"success_rate": 1.0, "rules": [{"rule": "a <= b", "real_share": 1 / N_TRAIN}],
+                    "note": f"{CANARY} breaks no rule"})
+    run_id = stage_run(reg, tmp_path, report=report, bundle=fake_bundle(report, n_units_dp=1229))
+    assert CANARY in (tmp_path / "work" / run_id / "report.json").read_text()  # planted where it belongs
+    approve(reg, run_id, reviewer=config.find("bob"), reason=f"MIA {MIA_AUC} on {N_TRAIN} rows is fine")
+    folder = tmp_path / "releases" / run_id
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    exact_count = re.compile(rb"(?<![\w.])%d(?![\w.])" % N_TRAIN)  # as a number, not inside a hash or a time
+    for path in files:
+        data = path.read_bytes()
+        assert CANARY.encode() not in data, path.name
+        assert not exact_count.search(data), path.name
+        assert str(MIA_AUC).encode() not in data, path.name
+        assert SPLIT_FINGERPRINT.encode() not in data, path.name
+        assert b'"seed"' not in data, path.name
+    assert {p.name for p in files} == {"synthetic.csv", "ledger.json", "schema.json", "data_card.json",
+                                       "data_card.md", "manifest.json"}
+    card = json.loads((folder / "data_card.json").read_text())
+    assert card["rows"]["n_units_dp"] == 1229  # the DP count is what a recipient gets
+    assert verify(reg, run_id).ok
+
+
+def test_a_swapped_model_bundle_is_not_released(reg, tmp_path, config):
+    run_id = stage_run(reg, tmp_path)
+    manifest = tmp_path / "work" / run_id / "model" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"epochs": 3', '"epochs": 4'))
+    with pytest.raises(ArtifactError, match="not the one the report evaluated"):
+        approve(reg, run_id, reviewer=config.find("bob"), reason="looks fine")
+    assert reg.status(run_id) == "pending_review" and not (tmp_path / "releases").exists()
+
+
+def test_without_dp_the_card_has_no_count_and_says_so(reg, tmp_path):
+    """The card the dashboard previews for a run trained without DP: no DP count exists,
+    and an exact count is never a substitute."""
+    run_id = stage_run(reg, tmp_path, report=make_report(privacy=NO_DP))
+    staged = reg.artifacts(run_id)
+    card = data_card(report=Report.load(staged["report"]), decision=GateDecision.from_dict(reg.decision(run_id).decision),
+                     run=reg.run(run_id), staged=staged, approvals=[])
+    assert card["rows"]["n_units_dp"] is None and card["privacy"]["epsilon"] is None
+    assert card["known_limits"][0].startswith("No formal privacy guarantee")
+    assert "3525" not in json.dumps(card) and "3525" not in data_card_markdown(card)  # make_report's n_train
 
 
 @pytest.mark.parametrize("name", ["modified", "missing", "extra", "manifest rewritten"])
@@ -110,8 +219,8 @@ def test_verify_detects_tampering(reg, tmp_path, config, name):
             f.write("99,male\n")
         expected = "synthetic.csv was modified"
     elif name == "missing":
-        (folder / "report.json").unlink()
-        expected = "report.json is missing"
+        (folder / "ledger.json").unlink()
+        expected = "ledger.json is missing"
     elif name == "extra":
         (folder / "extra.csv").write_text("x\n1\n")
         expected = "files not in the release: ['extra.csv']"

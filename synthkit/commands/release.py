@@ -236,6 +236,8 @@ def releases_verify(
         from reports.registry import Registry
         from reports.release import verify
         result = verify(Registry(registry), run_id)
+    for note in result.notes:
+        err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False)
     if result.ok:
         console.print(f"{run_id}: OK, {result.n_files} files match their recorded SHA-256 ({result.path})",
                       highlight=False)

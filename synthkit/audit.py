@@ -30,7 +30,14 @@ Design, and why:
   (1 − confidence)/G, maximised over a small fixed grid of G (k₊, k₋) choices (Bonferroni),
   so choosing the best guess count after seeing the scores stays valid. The largest bound
   the design can reach (all guesses right) is reported too: with few canaries even a
-  perfect attack cannot show a large ε.
+  perfect attack cannot show a large ε. When that maximum is at or below the claimed ε
+  the audit could not have refuted the claim whatever the model does, so its verdict is
+  "inconclusive", never "consistent" (and never a pass). The maximum depends only on the
+  pooled canary count M = canaries per run x runs (all M guesses right, the grid's
+  largest guess count), the confidence and δ: roughly ln(M / ln(G/(1 − confidence))), so
+  each +1 of ε needs about e times as many pooled canaries, up to a ceiling set by the δ
+  term of the p-value, which grows with M (about 8.2 at δ = 1e-6 and 95% confidence, see
+  `pooled_canaries_needed`): a larger claim cannot be refuted by this design at all.
 - Black-box attack on synthetic rows only (the threat model of a released dataset):
   score = number of synthetic rows that carry one of the canary's unique values (a
   category nobody else has, in every categorical column whose categories are learned, not
@@ -71,7 +78,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -91,6 +98,18 @@ AUDIT_VERSION = 1
 GUESS_GRID: tuple[tuple[float, float], ...] = tuple(
     [(f, 0.0) for f in (0.05, 0.1, 0.2, 0.35, 0.5)] + [(f / 2, f / 2) for f in (0.1, 0.2, 0.4, 0.7, 1.0)])
 ROC_FPRS: tuple[float, ...] = (0.01, 0.05, 0.1)
+# The audit's verdicts (audit.json "result.verdict"). Only "consistent" counts as a pass;
+# "inconclusive" means the design could not have refuted the claim (max_attainable <= claim).
+Verdict = Literal["consistent", "inconclusive", "violation", "no_guarantee"]
+VERDICT_LABELS: dict[str, str] = {
+    "consistent": "no violation found",
+    "inconclusive": "INCONCLUSIVE: this audit had no power to refute the claim",
+    "violation": "CLAIM REFUTED",
+    "no_guarantee": "no claim to check",
+}
+# the report's pass/fail of the claim: None where the audit says nothing either way
+VERDICT_PASSED: dict[str, bool | None] = {"consistent": True, "violation": False, "inconclusive": None,
+                                          "no_guarantee": None}
 CANARY_TOKEN = "__synthkit_canary_{i:05d}__"
 
 
@@ -209,6 +228,106 @@ def epsilon_lower_bound(scores: np.ndarray, included: np.ndarray, *, delta: floa
     return BoundResult(epsilon_lower_bound=float(eps), confidence=confidence, n_canaries=m,
                        n_included=int(included.sum()), n_guesses=r, n_correct=correct, guessed_in=k_in,
                        guessed_out=k_out, n_grid=len(grid), max_attainable=float(max_attainable))
+
+
+def audit_verdict(*, epsilon_lower_bound: float, max_attainable: float | None,
+                  claimed_epsilon: float | None) -> Verdict:
+    """"violation" when the bound exceeds the claim; "inconclusive" when even a perfect attack
+    could not have exceeded it (`max_attainable` <= claim; None = unknown); else "consistent"."""
+    if claimed_epsilon is None:
+        return "no_guarantee"
+    if epsilon_lower_bound > claimed_epsilon:
+        return "violation"
+    if max_attainable is not None and max_attainable <= claimed_epsilon:
+        return "inconclusive"
+    return "consistent"
+
+
+def _perfect_attack_bound(pooled: int, *, delta: float, confidence: float) -> float:
+    """The bound of `pooled` canaries all guessed right at the grid's largest guess count (what
+    `epsilon_lower_bound` reports as max_attainable, up to the negligible δ term of smaller counts)."""
+    grid = _grid_counts(pooled)
+    significance = (1.0 - confidence) / max(len(grid), 1)
+    r = max(k_in + k_out for k_in, k_out in grid)
+    return one_run_epsilon(n_canaries=pooled, n_guesses=r, n_correct=r, delta=delta, significance=significance)
+
+
+POOLED_SEARCH_LIMIT = 5_000_000
+
+
+@functools.lru_cache(maxsize=256)
+def pooled_canaries_needed(epsilon: float, *, delta: float, confidence: float) -> int | None:
+    """About the fewest pooled canaries M (canaries per run x runs) for which a perfect attack
+    (all M guesses right) rejects "(ε, δ)-DP", i.e. max_attainable > `epsilon`; None when no
+    M up to `POOLED_SEARCH_LIMIT` does.
+
+    The p-value of M right guesses is q(ε)^M + 2Mδ·α: the first term falls with M, the δ
+    term grows with it, so the attainable bound has a ceiling whatever M (about 8.2 at
+    δ = 1e-6, 5.9 at 1e-5, 95% confidence). The δ = 0 closed form q^M <= (1 − confidence)/G
+    gives the smallest candidate; we walk up by 25% while the p-value falls, then bisect
+    (one O(M) p-value per step)."""
+    eps = epsilon * (1 + 1e-6) + 1e-6  # strictly more than the claim
+
+    def p_over_significance(m: int) -> float:
+        grid = _grid_counts(m)
+        r = max(k_in + k_out for k_in, k_out in grid)
+        p = one_run_p_value(n_canaries=m, n_guesses=r, n_correct=r, epsilon=eps, delta=delta)
+        return p / ((1.0 - confidence) / len(grid))
+
+    lo = max(2, math.ceil(math.log(len(GUESS_GRID) / (1.0 - confidence)) / math.log1p(math.exp(-eps))))
+    if lo > POOLED_SEARCH_LIMIT:
+        return None
+    hi, ratio = lo, p_over_significance(lo)
+    while ratio > 1.0:
+        nxt = max(hi + 1, math.ceil(hi * 1.25))
+        nxt_ratio = p_over_significance(nxt) if nxt <= POOLED_SEARCH_LIMIT else math.inf
+        if nxt_ratio >= ratio:  # past the ceiling: more canaries only make it worse
+            return None
+        lo, hi, ratio = hi, nxt, nxt_ratio
+    while hi - lo > max(1, hi // 200):  # 0.5% is precise enough for advice
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if p_over_significance(mid) <= 1.0 else (mid, hi)
+    return hi
+
+
+def _explain(*, verdict: str, bound: dict[str, Any], claimed: float | None, delta: float,
+             canaries_per_trial: int | None, trials: int | None) -> str:
+    """The plain-language explanation of a verdict (audit.json "result.explanation")."""
+    pct = f"{bound['confidence']:.0%}"
+    lb, top, pooled = bound["epsilon_lower_bound"], bound.get("max_attainable"), bound["n_canaries"]
+    runs = "" if trials is None else f" ({trials} training runs x {canaries_per_trial} canaries)"
+    top_text = "" if top is None else f" (the most this design can show is {top:.2f})"
+    head = (f"A membership attack on {pooled} planted canaries{runs} shows epsilon >= {lb:.2f} with {pct} "
+            f"confidence{top_text}.")
+    if verdict == "no_guarantee":
+        return head + " The model was trained without differential privacy: it makes no claim to check."
+    if verdict == "violation":
+        return head + (f" That is ABOVE the claimed epsilon {claimed:.2f}: the privacy claim is "
+                       "refuted; do not release data from this model and report the bug.")
+    if verdict == "inconclusive" and claimed is not None:
+        needed = pooled_canaries_needed(claimed, delta=delta, confidence=bound["confidence"])
+        top_value = "unknown" if top is None else f"{top:.2f}"
+        text = (f"inconclusive (no power to refute epsilon = {claimed:.2f}): the most this design can show is "
+                f"{top_value}; ")
+        if needed is None:
+            text += (f"more canaries/trials cannot help: the bound pools every canary of every training run (now "
+                     f"{pooled:,}), but no number of them (up to {POOLED_SEARCH_LIMIT:,}) lets even a perfect attack "
+                     f"show more than epsilon = {claimed:.2f} at delta = {delta:g} and {pct} confidence (the delta "
+                     "term of the bound grows with the pooled count): this audit design cannot check a claim this "
+                     "large.")
+        else:
+            text += (f"use more canaries/trials: the bound pools every canary of every training run (now "
+                     f"{pooled:,}), and even a perfect attack needs about {needed:,} of them to show more than "
+                     f"epsilon = {claimed:.2f} at {pct} confidence")
+            if canaries_per_trial and trials:
+                text += (f" (e.g. --trials {math.ceil(needed / canaries_per_trial)} with --canaries "
+                         f"{canaries_per_trial}, or --canaries {math.ceil(needed / trials)} with --trials {trials})")
+            text += ("; each further +1 of epsilon needs roughly 2.7 times as many (a lower --confidence helps "
+                     "little).")
+        return text + (f" This audit showed epsilon >= {lb:.2f} ({pct} confidence, {pooled:,} pooled canaries): "
+                       "it neither supports nor refutes the claim; do not count it as a pass.")
+    return head + (f" That is at or below the claimed epsilon {claimed:.2f}: no violation found. "
+                   "An audit can refute a claim, never prove it.")
 
 
 def roc_curve(scores: np.ndarray, included: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -809,24 +928,13 @@ class AuditResult:
     attack: str = TABLE_ATTACK
 
     @property
-    def verdict(self) -> str:
-        if self.claimed_epsilon is None:
-            return "no_guarantee"
-        return "violation" if self.bound.epsilon_lower_bound > self.claimed_epsilon else "consistent"
+    def verdict(self) -> Verdict:
+        return audit_verdict(epsilon_lower_bound=self.bound.epsilon_lower_bound,
+                             max_attainable=self.bound.max_attainable, claimed_epsilon=self.claimed_epsilon)
 
     def explanation(self) -> str:
-        b = self.bound
-        pct = f"{b.confidence:.0%}"
-        head = (f"A membership attack on {b.n_canaries} planted canaries ({self.n_trials} training runs x "
-                f"{self.n_canaries} canaries) shows epsilon >= {b.epsilon_lower_bound:.2f} with {pct} confidence "
-                f"(the most this design can show is {b.max_attainable:.2f}).")
-        if self.verdict == "no_guarantee":
-            return head + " The model was trained without differential privacy: it makes no claim to check."
-        if self.verdict == "violation":
-            return head + (f" That is ABOVE the claimed epsilon {self.claimed_epsilon:.2f}: the privacy claim is "
-                           "refuted; do not release data from this model and report the bug.")
-        return head + (f" That is at or below the claimed epsilon {self.claimed_epsilon:.2f}: no violation found. "
-                       "An audit can refute a claim, never prove it.")
+        return _explain(verdict=self.verdict, bound=self.bound.to_dict(), claimed=self.claimed_epsilon,
+                        delta=self.delta, canaries_per_trial=self.n_canaries, trials=self.n_trials)
 
     def to_dict(self) -> dict[str, Any]:
         import synthkit
@@ -846,7 +954,8 @@ class AuditResult:
                 f"synthetic_{self.synthetic_unit}_per_trial": self.n_synthetic,
                 "guess_grid": [list(g) for g in GUESS_GRID],
             },
-            "result": {**self.bound.to_dict(), "verdict": self.verdict, "explanation": self.explanation()},
+            "result": {**self.bound.to_dict(), "verdict": self.verdict, "passed": VERDICT_PASSED[self.verdict],
+                       "explanation": self.explanation()},
             "roc": self.roc,
             "timing": {"seconds": round(self.seconds, 3), "seconds_per_trial": round(self.seconds_per_trial, 3),
                        "workers": self.workers, "device": self.device},
@@ -1027,10 +1136,22 @@ def audit_section(data: dict[str, Any] | AuditResult | str | Path) -> dict[str, 
     res, roc, priv = data["result"], data["roc"], data["privacy"]
     claimed = priv["claimed_epsilon"]
     conf = res["confidence"]
+    # Recomputed from the numbers, so an audit.json written before "inconclusive" existed
+    # (which called an audit without power "consistent") is not read as a pass.
+    verdict = audit_verdict(epsilon_lower_bound=res["epsilon_lower_bound"], max_attainable=res.get("max_attainable"),
+                            claimed_epsilon=claimed)
+    if verdict == "consistent" and res.get("verdict") == "inconclusive":
+        verdict = "inconclusive"
+    explanation = res["explanation"]
+    if verdict != res.get("verdict"):
+        design = data.get("design", {})
+        explanation = _explain(verdict=verdict, bound=res, claimed=claimed, delta=priv["delta"],
+                               canaries_per_trial=design.get("canaries_per_trial"), trials=design.get("trials"))
     metrics = [
         {"id": "privacy.audit.epsilon_lower_bound", "value": res["epsilon_lower_bound"], "threshold": claimed,
-         "passed": None if claimed is None else res["epsilon_lower_bound"] <= claimed,
-         "explanation": res["explanation"]},
+         # a pass only when the audit could have refuted the claim and did not
+         "passed": VERDICT_PASSED[verdict],
+         "explanation": explanation},
         {"id": "privacy.audit.auc", "value": roc["auc"], "threshold": None, "passed": None,
          "explanation": "Area under the attack's ROC curve over all planted canaries: 0.5 means the attacker "
                         "cannot tell planted canaries from absent ones; 1.0 means it always can."},
@@ -1047,7 +1168,9 @@ def audit_section(data: dict[str, Any] | AuditResult | str | Path) -> dict[str, 
         "delta": priv["delta"],
         "epsilon_lower_bound": res["epsilon_lower_bound"],
         "confidence": conf,
-        "verdict": res["verdict"],
+        "verdict": verdict,
+        "max_attainable": res.get("max_attainable"),
+        "explanation": explanation,
         "metrics": metrics,
         "roc_curve": roc["curve"],
         "design": data["design"],
@@ -1096,16 +1219,25 @@ def render_fragment(data: dict[str, Any] | AuditResult) -> str:
     sec = audit_section(data)
     e = html.escape
     claimed = "none (trained without privacy)" if sec["claimed_epsilon"] is None else f"{sec['claimed_epsilon']:.3f}"
+
+    def result_cell(m: dict[str, Any]) -> str:
+        if m["passed"] is not None:
+            return "pass" if m["passed"] else "FAIL"
+        return "inconclusive" if m["id"] == "privacy.audit.epsilon_lower_bound" and \
+            sec["verdict"] == "inconclusive" else ""
+
     rows = "".join(
         f"<tr><td>{e(m['id'])}</td><td>{_fmt(m['value'])}</td><td>{_fmt(m['threshold'])}</td>"
-        f"<td>{'' if m['passed'] is None else ('pass' if m['passed'] else 'FAIL')}</td><td>{e(m['explanation'])}</td></tr>"
+        f"<td>{result_cell(m)}</td><td>{e(m['explanation'])}</td></tr>"
         for m in sec["metrics"])
-    verdict = {"consistent": "no violation found", "violation": "CLAIM REFUTED",
-               "no_guarantee": "no claim to check"}[sec["verdict"]]
+    verdict = VERDICT_LABELS[sec["verdict"]]
+    top = "" if sec["max_attainable"] is None else \
+        f" The most this design can show is {sec['max_attainable']:.3f}."
     return (f'<section id="privacy-audit"><h2>{e(sec["title"])}: {e(sec["model"])}</h2>'
             f"<p><strong>{e(verdict)}</strong>: empirical epsilon lower bound "
             f"<strong>{sec['epsilon_lower_bound']:.3f}</strong> ({sec['confidence']:.0%} confidence) versus claimed "
-            f"epsilon {e(claimed)} at delta {sec['delta']:g}.</p>"
+            f"epsilon {e(claimed)} at delta {sec['delta']:g}.{e(top)}</p>"
+            + (f"<p>{e(sec['explanation'])}</p>" if sec["verdict"] == "inconclusive" else "") +
             f"{sec['svg']}"
             "<table><thead><tr><th>metric</th><th>value</th><th>threshold</th><th>result</th><th>meaning</th></tr>"
             f"</thead><tbody>{rows}</tbody></table>"

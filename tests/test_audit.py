@@ -13,6 +13,9 @@ audit catches a broken DP implementation.
       person is released while the ledger still claims ε = 1) → bound above the claim;
 - the CLI writes audit.json (atomically) and audit.html with an inline SVG ROC, and never a
   data value; the report section is JSON-able;
+- an audit whose design cannot show more than the claim (max_attainable <= claimed ε) is
+  "inconclusive" (passed None) in audit.json, the report section, audit.html and the CLI,
+  never "consistent"; with enough canaries the same bound is "consistent" (a pass);
 - the same brackets for the sequence model DPHMM (canary = a whole crafted entity) on
   small seeded visit sequences: (a) no privacy, (b) ε = 1, (c) category discovery without
   its threshold; and `synthkit audit --model dphmm` from the CLI.
@@ -20,6 +23,7 @@ audit catches a broken DP implementation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -39,6 +43,8 @@ from synthkit import DPCTGAN, DPHMM, DPTVAE, PrivacyBudget, Schema
 from synthkit.audit import (
     CANARY_TOKEN,
     GUESS_GRID,
+    AuditResult,
+    BoundResult,
     SequenceFamily,
     audit_section,
     canary_spec,
@@ -46,6 +52,8 @@ from synthkit.audit import (
     epsilon_lower_bound,
     one_run_epsilon,
     one_run_p_value,
+    pooled_canaries_needed,
+    render_html,
     roc_curve,
     roc_summary,
     run_audit,
@@ -262,8 +270,12 @@ def test_cli_writes_audit_json_and_html_without_data_values(frame, schema, tmp_p
     assert report["kind"] == "synthkit.privacy_audit"
     assert report["privacy"]["target_epsilon"] == 1.0 and report["result"]["confidence"] == 0.95
     assert report["result"]["n_canaries"] == 16 and report["design"]["trials"] == 2
-    assert report["result"]["verdict"] in ("consistent", "violation")
+    # 16 pooled canaries can show at most 0.93 < 1: the audit cannot refute the claim
+    assert report["result"]["max_attainable"] < 1.0
+    assert report["result"]["verdict"] == "inconclusive" and report["result"]["passed"] is None
+    assert "verdict: inconclusive" in r.output
     page = (out / "audit.html").read_text()
+    assert "INCONCLUSIVE" in page
     assert page.startswith("<!doctype html>") and "<svg" in page and "http" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
     for path in (out / "audit.json", out / "audit.html"):
@@ -292,6 +304,107 @@ def test_report_section_is_jsonable_and_judges_the_claim():
     assert sec["svg"].startswith("<svg") and "epsilon=1.00" in sec["svg"]
     refuted = audit_section({**base, "result": {**base["result"], "epsilon_lower_bound": 1.7, "verdict": "violation"}})
     assert refuted["metrics"][0]["passed"] is False
+
+
+def _result(*, claimed: float | None, lower: float, canaries: int, trials: int, delta: float = 1e-6) -> AuditResult:
+    """An AuditResult as run_audit builds it, with the bound's max_attainable computed the way
+    epsilon_lower_bound does (perfectly separated scores), and no model fitted."""
+    pooled = canaries * trials
+    top = epsilon_lower_bound(np.arange(pooled, 0, -1, dtype=float), np.arange(pooled) < pooled // 2,
+                              delta=delta, rng=np.random.default_rng(0)).max_attainable
+    bound = BoundResult(epsilon_lower_bound=lower, confidence=0.95, n_canaries=pooled, n_included=pooled // 2,
+                        n_guesses=pooled // 10, n_correct=pooled // 20, guessed_in=pooled // 10, guessed_out=0,
+                        n_grid=len(GUESS_GRID), max_attainable=top)
+    return AuditResult(model="dptvae", hyperparameters={"epochs": 1}, private=claimed is not None,
+                       target_epsilon=claimed, claimed_epsilon=claimed, delta=delta, guarantee="test", unit="row",
+                       n_canaries=canaries, n_trials=trials, n_synthetic=100, recipe=("a tail value",), bound=bound,
+                       roc={"auc": 0.5, "tpr_at_fpr": {"0.01": 0.01}, "curve": [[0.0, 0.0], [1.0, 1.0]]},
+                       seconds=1.0, seconds_per_trial=0.5, workers=1, device="cpu")
+
+
+def test_an_audit_without_power_is_inconclusive_not_a_pass():
+    """64 canaries x 200 runs = 12,800 pooled canaries can show at most 7.65 at delta = 1e-6:
+    against a claim of 8 a bound of 0.1 says nothing, so the verdict is "inconclusive" and
+    the report's pass/fail is None (the code before this fix said "consistent", a pass)."""
+    result = _result(claimed=8.0, lower=0.1, canaries=64, trials=200)
+    assert result.bound.max_attainable == pytest.approx(7.65, abs=0.01)
+    assert result.verdict == "inconclusive"
+    data = json.loads(json.dumps(result.to_dict()))  # what audit.json holds
+    assert data["result"]["verdict"] == "inconclusive" and data["result"]["passed"] is None
+    text = data["result"]["explanation"]
+    assert text.startswith("inconclusive (no power to refute epsilon = 8.00): the most this design can show is 7.65; "
+                           "use more canaries/trials")
+    needed = pooled_canaries_needed(8.0, delta=1e-6, confidence=0.95)
+    assert needed is not None and 12_800 < needed < 25_000
+    assert f"--trials {math.ceil(needed / 64)} with --canaries 64" in text
+    sec = audit_section(data)
+    assert sec["verdict"] == "inconclusive"
+    lower_bound = {m["id"]: m for m in sec["metrics"]}["privacy.audit.epsilon_lower_bound"]
+    assert lower_bound["passed"] is None and lower_bound["explanation"] == text
+    page = render_html(data)
+    assert "INCONCLUSIVE" in page and "no violation found" not in page and ">pass<" not in page
+
+
+def test_the_same_bound_with_enough_power_is_consistent_and_a_pass():
+    """Same bound against a claim of 1: 12,800 pooled canaries could have shown 7.65 > 1, so
+    a bound of 0.1 is evidence ("consistent", a pass); above the claim it is a violation."""
+    result = _result(claimed=1.0, lower=0.1, canaries=64, trials=200)
+    assert result.verdict == "consistent"
+    data = result.to_dict()
+    assert data["result"]["passed"] is True and "no violation found" in data["result"]["explanation"]
+    assert audit_section(data)["metrics"][0]["passed"] is True
+    assert "no violation found" in render_html(data)
+    refuted = _result(claimed=1.0, lower=1.7, canaries=64, trials=200)
+    assert refuted.verdict == "violation" and audit_section(refuted)["metrics"][0]["passed"] is False
+    # the edge: max_attainable exactly at the claim cannot refute it either
+    edge = _result(claimed=1.0, lower=0.2, canaries=8, trials=2)
+    edge = dataclasses.replace(edge, claimed_epsilon=edge.bound.max_attainable)
+    assert edge.verdict == "inconclusive"
+
+
+def test_canaries_needed_matches_the_bound_and_its_delta_ceiling():
+    """The advice is right: with the advised pooled count a perfect attack shows more than the
+    claim, with 2% fewer it does not. At delta = 1e-6 no count shows more than about 8.2
+    (the delta term grows with the count), and the explanation says so instead of advising."""
+    for claim in (1.0, 3.0, 5.0):
+        needed = pooled_canaries_needed(claim, delta=1e-6, confidence=0.95)
+        for m, above in ((needed, True), (int(needed * 0.98), False)):
+            top = epsilon_lower_bound(np.arange(m, 0, -1, dtype=float), np.arange(m) < m // 2, delta=1e-6,
+                                      rng=np.random.default_rng(0)).max_attainable
+            assert (top > claim) is above, (claim, m, top)
+    assert pooled_canaries_needed(10.0, delta=1e-6, confidence=0.95) is None
+    text = _result(claimed=10.0, lower=0.1, canaries=64, trials=200).explanation()
+    assert text.startswith("inconclusive (no power to refute epsilon = 10.00)")
+    assert "more canaries/trials cannot help" in text and "cannot check a claim this large" in text
+
+
+def test_an_old_audit_json_without_power_is_not_read_as_a_pass():
+    """audit.json files written before "inconclusive" existed say "consistent" for an audit
+    without power; the report section recomputes the verdict from the numbers."""
+    data = _result(claimed=8.0, lower=0.1, canaries=64, trials=200).to_dict()
+    data["result"] = {**data["result"], "verdict": "consistent", "explanation": "no violation found"}
+    del data["result"]["passed"]
+    sec = audit_section(data)
+    assert sec["verdict"] == "inconclusive" and sec["metrics"][0]["passed"] is None
+    assert sec["metrics"][0]["explanation"].startswith("inconclusive (no power to refute epsilon = 8.00)")
+
+
+def test_cli_says_inconclusive(tmp_path, monkeypatch):
+    """The CLI text and audit.json of an audit without power (run_audit replaced by a result
+    built in place: the CLI only formats it)."""
+    import synthkit.audit
+    monkeypatch.setattr(synthkit.audit, "run_audit",
+                        lambda *a, **k: _result(claimed=8.0, lower=0.1, canaries=64, trials=200))
+    csv = tmp_path / "d.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}).to_csv(csv, index=False)
+    out = tmp_path / "audit"
+    r = CliRunner().invoke(app, ["audit", str(csv), "--epsilon", "8", "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # the console wraps long lines
+    assert "verdict: inconclusive" in text and "no power to refute epsilon = 8.00" in text
+    assert "use more canaries/trials" in text and "no violation found" not in text
+    report = json.loads((out / "audit.json").read_text())
+    assert report["result"]["verdict"] == "inconclusive" and report["result"]["passed"] is None
 
 
 # ====================================================================== sequences (DPHMM)
@@ -435,7 +548,8 @@ def test_cli_audits_dphmm_without_writing_canaries_or_data_values(seq_frame, tmp
     assert report["privacy"]["target_epsilon"] == 1.0 and report["result"]["n_canaries"] == 16
     assert report["design"]["synthetic_entities_per_trial"] == 2000 and "entities" in report["design"]["attack"]
     assert report["hyperparameters"]["max_length"] == 4 and report["hyperparameters"]["context_epochs"] == 2
-    assert report["result"]["verdict"] in ("consistent", "violation")
+    assert report["result"]["max_attainable"] < 1.0  # 16 pooled canaries: no power against epsilon = 1
+    assert report["result"]["verdict"] == "inconclusive" and report["result"]["passed"] is None
     for path in (out / "audit.json", out / "audit.html"):
         text = path.read_text()
         assert SECRET not in text and "__synthkit_canary_" not in text and "canary-0" not in text

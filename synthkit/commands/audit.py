@@ -126,5 +126,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(json.dumps(result, indent=2))
                 return
             res = result["result"]
+            from synthkit.audit import VERDICT_LABELS
+            # "inconclusive" (the design could not have refuted the claim) is no pass: say so first
+            console.print(f"verdict: {res['verdict']} ({VERDICT_LABELS[res['verdict']]})", highlight=False)
             console.print(res["explanation"], highlight=False)
             console.print(f"wrote {out / 'audit.json'} and {out / 'audit.html'}")

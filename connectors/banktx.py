@@ -38,7 +38,7 @@ import pandas as pd
 
 from connectors import files
 from connectors.camt053 import CATEGORIES
-from connectors.source import Source, drop_empty_columns, schema_of
+from connectors.source import Source, schema_of
 from connectors.uri import FILE_SUFFIXES
 from synthkit.errors import SourceError
 
@@ -63,6 +63,7 @@ KINDS = {"account_id": "identifier", "booking_date": "datetime", "value_date": "
          "credit_debit": "categorical", "currency": "categorical", "bank_tx_code": "categorical",
          "category": "categorical", "counterparty_name": "identifier", "counterparty_account": "identifier"}
 REQUIRED = ("account_id", "booking_date", "amount")
+FORMATS = {"booking_date": {"time_unit": "day"}, "value_date": {"time_unit": "day"}}  # bank dates are dates
 _CREDIT = {"crdt", "c", "cr", "credit", "h", "haben", "+"}
 _DEBIT = {"dbit", "d", "dr", "debit", "s", "soll", "-"}
 
@@ -75,11 +76,10 @@ def read_source(path: Path, *, location: str, columns: Mapping[str, str] | None 
         raise SourceError(f"{location!r}: a transaction export is a .csv, .parquet or .jsonl file")
     raw = files.read(path, kind=kind, **csv_options)  # type: ignore[arg-type]
     frame = map_transactions(raw, location=location, columns=columns, currency=currency, decimal_comma=decimal_comma)
-    frame = drop_empty_columns(frame, keep=("account_id", "booking_date"), location=location, table="transactions")
     accounts = (frame.groupby("account_id", sort=True, as_index=False)["currency"].first())
     schemas = {
         "accounts": schema_of(accounts, {"account_id": "identifier", "currency": "categorical"}, entity_key="account_id"),
-        "transactions": schema_of(frame, KINDS, entity_key="account_id", sequence_index="booking_date",
+        "transactions": schema_of(frame, KINDS, entity_key="account_id", sequence_index="booking_date", formats=FORMATS,
                                   categories={"credit_debit": CATEGORIES["credit_debit"]}),
     }
     return Source(kind="banktx", location=location, tables={"accounts": accounts, "transactions": frame},

@@ -36,7 +36,7 @@ from xml.etree.ElementTree import Element, ParseError
 
 import pandas as pd
 
-from connectors.source import Source, drop_empty_columns, schema_of
+from connectors.source import Source, schema_of
 from synthkit.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ TRANSACTION_KINDS = {"account_id": "identifier", "booking_date": "datetime", "va
                      "bank_tx_proprietary": "categorical", "counterparty_name": "identifier",
                      "counterparty_account": "identifier"}
 CATEGORIES = {"credit_debit": CREDIT_DEBIT, "status": ENTRY_STATUS}
+FORMATS = {"booking_date": {"time_unit": "day"}, "value_date": {"time_unit": "day"}}  # read as calendar dates
 
 
 def read_source(path: Path, *, location: str) -> Source:
@@ -113,11 +114,9 @@ def read_source(path: Path, *, location: str) -> Source:
         raise SourceError(f"{location!r}: no statements (BkToCstmrStmt/Stmt) found in {len(files)} files")
     tables = {"accounts": _frame(list(accounts.values()), ACCOUNT_KINDS),
               "transactions": _frame(transactions, TRANSACTION_KINDS)}
-    tables = {name: drop_empty_columns(frame, keep=(ENTITY_KEY, TIME), location=location, table=name)
-              for name, frame in tables.items()}
     schemas = {
         "accounts": schema_of(tables["accounts"], ACCOUNT_KINDS, entity_key=ENTITY_KEY),
-        "transactions": schema_of(tables["transactions"], TRANSACTION_KINDS, entity_key=ENTITY_KEY,
+        "transactions": schema_of(tables["transactions"], TRANSACTION_KINDS, entity_key=ENTITY_KEY, formats=FORMATS,
                                   sequence_index=TIME, categories=CATEGORIES),
     }
     log.info("%s: read %d accounts and %d transactions", location, len(accounts), len(transactions))

@@ -19,9 +19,11 @@ What is learned and what never is (the mapping decides, not the data):
   systolic/diastolic) become one row each. Free-text values (valueString) are not read.
 - conditions: onset (`time`, else recordedDate), abatement, code, clinical and
   verification status, category.
-A column the export never fills (e.g. no observation has a coded value) is left out, and
-its name logged: a column with no value cannot be learned or validated.
-Every event table is keyed by `patient_id` and `time` (UTC). Events whose subject is not
+Every column of the mapping is kept, also one the export never fills (e.g. no observation
+has a coded value): whether it exists must not depend on one record; its null share is
+learned under DP. Every event table is keyed by `patient_id` and `time` (UTC; the schema
+declares `timezone: UTC` for FHIR instants, and `time_unit: day` for the birth date, a
+FHIR `date`). Events whose subject is not
 a Patient in the export, or that have no time, are dropped and counted in a warning.
 
 Invalid input (not JSON, a resource that fails R4 validation, a code outside a required
@@ -42,7 +44,7 @@ from typing import Any, Iterator, Literal
 
 import pandas as pd
 
-from connectors.source import Source, drop_empty_columns, schema_of
+from connectors.source import Source, schema_of
 from synthkit.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ CONDITION_KINDS = {"patient_id": "identifier", "time": "datetime", "condition_id
                    "abatement": "datetime", "code": "categorical", "code_system": "categorical",
                    "clinical_status": "categorical", "verification_status": "categorical",
                    "category": "categorical"}
+# format facts fixed by the standard: `date` fields hold dates, instants are read as UTC
+FORMATS = {"birth_date": {"time_unit": "day"}, "deceased_date": {"timezone": "UTC"}, "time": {"timezone": "UTC"},
+           "end": {"timezone": "UTC"}, "abatement": {"timezone": "UTC"}}
 TABLE_KINDS = {"patients": PATIENT_KINDS, "encounters": ENCOUNTER_KINDS, "observations": OBSERVATION_KINDS,
                "conditions": CONDITION_KINDS}
 EVENTS_TABLES = ("encounters", "observations", "conditions")
@@ -159,10 +164,8 @@ def read_source(path: Path, *, location: str, on_invalid: Literal["raise", "skip
     if bad_codes:
         raise SourceError(_problem_line(location, "codes outside required FHIR value sets", bad_codes))
 
-    tables = {name: drop_empty_columns(frame, keep=(ENTITY_KEY, TIME), location=location, table=name)
-              for name, frame in tables.items()}
     schemas = {
-        name: schema_of(frame, TABLE_KINDS[name], entity_key=ENTITY_KEY,
+        name: schema_of(frame, TABLE_KINDS[name], entity_key=ENTITY_KEY, formats=FORMATS,
                         sequence_index=None if name == "patients" else TIME,
                         categories={c: v for (t, c), v in _BOUND.items() if t == name},
                         sensitive=("gender",) if name == "patients" else (),

@@ -9,12 +9,16 @@ sequence model wants ONE long events table (every event type stacked, with an
 The schemas suggested here mark direct identifiers (names, resource ids, IBANs,
 counterparties) as kind `identifier`, so they are never learned; categories are only
 filled in where a public standard fixes them (FHIR required value sets, ISO 20022 code
-lists), never from the data.
+lists), never from the data. Format facts follow the same rule: a column's time zone and
+whether it holds dates (`time_unit: day`) come from the standard or the mapping.
+
+Every column of a mapping is kept, even one no record fills: whether a column exists
+must not depend on one record (its null share is learned under DP like any other), so a
+source never drops a column for being empty.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
@@ -141,25 +145,18 @@ def stacked_schema(source: Source, events: pd.DataFrame) -> Schema:
 
 def schema_of(frame: pd.DataFrame, kinds: Mapping[str, str], *, entity_key: str | None = None,
               sequence_index: str | None = None, categories: Mapping[str, tuple[str, ...]] | None = None,
-              sensitive: tuple[str, ...] = (), quasi_identifiers: tuple[str, ...] = ()) -> Schema:
-    """A schema from a fixed mapping's known kinds (the mapping, not the data, decides)."""
+              sensitive: tuple[str, ...] = (), quasi_identifiers: tuple[str, ...] = (),
+              formats: Mapping[str, Mapping[str, str]] | None = None) -> Schema:
+    """A schema from a fixed mapping's known kinds (the mapping, not the data, decides).
+    `formats`: per column, the format facts the standard fixes (`timezone`, `time_unit`)."""
     categories = categories or {}
+    formats = formats or {}
     columns = tuple(
-        Column(name=name, kind=kinds[name], nullable=name != entity_key, categories=categories.get(name))  # type: ignore[arg-type]
+        Column(name=name, kind=kinds[name], nullable=name != entity_key,  # type: ignore[arg-type]
+               categories=categories.get(name), **formats.get(name, {}))
         for name in frame.columns
     )
     present = set(frame.columns)
     return Schema(columns=columns, entity_key=entity_key, sequence_index=sequence_index,
                   sensitive=tuple(s for s in sensitive if s in present),
                   quasi_identifiers=tuple(q for q in quasi_identifiers if q in present)).validate()
-
-
-def drop_empty_columns(frame: pd.DataFrame, *, keep: tuple[str, ...], location: str, table: str) -> pd.DataFrame:
-    """Leave out columns a source never fills: they cannot be learned, and a schema column
-    without any value fails table validation. Empty tables are kept whole."""
-    if not len(frame):
-        return frame
-    empty = [c for c in frame.columns if c not in keep and frame[c].isna().all()]
-    if empty:
-        logging.getLogger("connectors").info("%s: table %s has no values in %s; left out", location, table, empty)
-    return frame.drop(columns=empty)

@@ -1,8 +1,30 @@
-"""Schema: column kinds, nullability, PUBLIC knowledge (bounds, category sets) and table roles.
+"""Schema: column kinds, nullability, PUBLIC knowledge (bounds, category sets), format
+facts and table roles.
 
 Only what the user declares here counts as public. Kinds may be inferred from the data
 (`infer_schema`), but inferred bounds and categories would be statistics of private data,
 so inference never fills them in: they are learned later under DP, or declared by hand.
+
+Format facts — how a boolean is spelled, which time zone datetimes are written in, whether
+a datetime column holds dates or times — are declared here too, each with a canonical
+default, and `fit` never reads them from the rows: one row spelled "no" instead of
+"False", or with another UTC offset, or with a time of day, would otherwise change the
+model bundle outside the privacy ledger. `propose_formats` (meant for `synthkit schema
+infer`, a separate step whose output the user reviews) may suggest what the data shows.
+
+- `true_false` (boolean): the two spellings written for true and false, e.g.
+  `['yes', 'no']` (quote them: YAML reads yes/no unquoted as booleans). Each must be a
+  spelling synthkit reads as that truth value (true: 1, t, true, y, yes; false: 0, f,
+  false, n, no; any case). Default: a boolean column (CSV writes true/false). Input in
+  any accepted spelling is read either way.
+- `timezone` (datetime): an IANA name (`Europe/Berlin`), `UTC`, or a fixed offset
+  (`+02:00`); synthetic values carry that zone. Input values with an offset are
+  converted to it; values without one are read as UTC. Default: none — values are
+  handled as UTC instants and written without an offset.
+- `time_unit` (datetime): `second` (the default: times of day are kept) or `day` (the
+  column holds dates: a sequence index is counted in whole days, a time of day in the
+  input is dropped, and synthetic values are whole dates). Days are UTC days, so `day`
+  goes with no `timezone` or `UTC`.
 """
 
 from __future__ import annotations
@@ -21,6 +43,8 @@ from synthkit._typing import COLUMN_KINDS, DISCRETE_KINDS, NUMERIC_KINDS, Column
 from synthkit.errors import SchemaError
 
 SCHEMA_VERSION = 1
+TIME_UNITS: tuple[str, ...] = ("second", "day")
+DEFAULT_TIME_UNIT = "second"  # canonical: keeps every time of day; dates are declared `time_unit: day`
 
 # Column names that usually hold direct identifiers; only used to suggest the
 # `identifier` kind during inference (the user reviews schema.yaml before fitting).
@@ -38,7 +62,10 @@ class Column:
     `decimals` (continuous columns): the precision values are recorded with, e.g. 1 for an
     age kept as 66.5. Synthetic values are rounded to it; without it they carry full float
     precision, which a detector tells from recorded data at a glance (NMES1988's age alone
-    gave a detection AUC of 0.98). It is a format fact, so it is declared, never inferred."""
+    gave a detection AUC of 0.98). It is a format fact, so it is declared, never inferred.
+
+    `true_false` (boolean: the spellings of true and false), `timezone` and `time_unit`
+    (datetime) are format facts too; see the module docstring for their defaults."""
 
     name: str
     kind: ColumnKind
@@ -46,6 +73,9 @@ class Column:
     bounds: tuple[float, float] | tuple[str, str] | None = None
     categories: tuple[str, ...] | None = None
     decimals: int | None = None
+    true_false: tuple[str, str] | None = None
+    timezone: str | None = None
+    time_unit: str | None = None
 
     @property
     def is_learned(self) -> bool:
@@ -59,7 +89,18 @@ class Column:
             out["categories"] = list(self.categories)
         if self.decimals is not None:
             out["decimals"] = self.decimals
+        if self.true_false is not None:
+            out["true_false"] = list(self.true_false)
+        if self.timezone is not None:
+            out["timezone"] = self.timezone
+        if self.time_unit is not None:
+            out["time_unit"] = self.time_unit
         return out
+
+    @property
+    def unit(self) -> str:
+        """The declared `time_unit`, or the canonical default (never read from the data)."""
+        return self.time_unit or DEFAULT_TIME_UNIT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +180,7 @@ class Schema:
                                            or not isinstance(c.decimals, int) or not 0 <= c.decimals <= 15):
                 problems.append(f"{where}: decimals must be an integer from 0 to 15 on a continuous column "
                                 f"(got {c.decimals!r} on kind {c.kind!r}); use kind integer for whole numbers")
+            problems.extend(_format_problems(c))
             if c.categories is not None:
                 if c.kind not in ("categorical",):
                     problems.append(f"{where}: categories are only allowed for kind 'categorical' (got kind {c.kind!r})")
@@ -224,7 +266,7 @@ class Schema:
         if not isinstance(raw_cols, dict) or not raw_cols:
             problems.append("'columns' must be a non-empty mapping of column name to its spec")
             raw_cols = {}
-        col_keys = {"kind", "nullable", "bounds", "categories", "decimals"}
+        col_keys = {"kind", "nullable", "bounds", "categories", "decimals", "true_false", "timezone", "time_unit"}
         for name, spec in raw_cols.items():
             if isinstance(spec, str):
                 spec = {"kind": spec}
@@ -256,8 +298,12 @@ class Schema:
                     cats = None
                 else:
                     cats = tuple(str(v) for v in cats)
+            true_false = spec.get("true_false")
+            if isinstance(true_false, list):
+                true_false = tuple(true_false)  # its items are checked by `validate`
             columns.append(Column(name=str(name), kind=kind, nullable=nullable, bounds=bounds, categories=cats,
-                                  decimals=spec.get("decimals")))
+                                  decimals=spec.get("decimals"), true_false=true_false,
+                                  timezone=spec.get("timezone"), time_unit=spec.get("time_unit")))
 
         def _names(key: str) -> tuple[str, ...]:
             value = data.get(key) or []
@@ -343,6 +389,59 @@ def _bounds_problems(c: Column) -> list[str]:
     return []
 
 
+def _format_problems(c: Column) -> list[str]:
+    """The format facts of one column (`true_false`, `timezone`, `time_unit`): one line
+    per problem, naming the column, what it got and how to fix it."""
+    where = f"column {c.name!r}"
+    out: list[str] = []
+    if c.true_false is not None:
+        from synthkit.table import _FALSE, _TRUE  # lazy: table imports this module
+        pair = c.true_false
+        if c.kind != "boolean":
+            out.append(f"{where}: true_false is only allowed on kind 'boolean' (got kind {c.kind!r}); remove it")
+        elif (not isinstance(pair, tuple) or len(pair) != 2
+              or not all(isinstance(v, str) and v.strip() == v and v for v in pair)):
+            hint = (" (YAML reads yes/no/true/false unquoted as booleans: quote them)"
+                    if isinstance(pair, tuple) and any(isinstance(v, bool) for v in pair) else "")
+            out.append(f"{where}: true_false must be two quoted spellings [true, false], e.g. ['yes', 'no'], "
+                       f"got {list(pair) if isinstance(pair, tuple) else pair!r}{hint}")
+        elif pair[0].lower() not in _TRUE or pair[1].lower() not in _FALSE:
+            out.append(f"{where}: true_false {list(pair)!r} is not read back as [true, false]; the true spelling "
+                       f"must be one of {sorted(_TRUE - {'1.0'})} and the false one of {sorted(_FALSE - {'0.0'})} "
+                       "(any case), true first")
+    if c.timezone is not None:
+        if c.kind != "datetime":
+            out.append(f"{where}: timezone is only allowed on kind 'datetime' (got kind {c.kind!r}); remove it")
+        elif not _known_timezone(c.timezone):
+            out.append(f"{where}: timezone {c.timezone!r} is not a known time zone; use an IANA name such as "
+                       "'Europe/Berlin', 'UTC', or a fixed offset such as '+02:00'")
+    if c.time_unit is not None:
+        if c.kind != "datetime":
+            out.append(f"{where}: time_unit is only allowed on kind 'datetime' (got kind {c.kind!r}); remove it")
+        elif c.time_unit not in TIME_UNITS:
+            out.append(f"{where}: time_unit must be 'second' (times) or 'day' (dates), got {c.time_unit!r}")
+        elif c.time_unit == "day" and _known_timezone(c.timezone) and not _is_utc(str(c.timezone)):
+            out.append(f"{where}: time_unit 'day' counts UTC days, which do not fit timezone {c.timezone!r}; "
+                       "dates have no time zone: remove timezone (or use 'UTC'), or use time_unit 'second'")
+    return out
+
+
+def _is_utc(tz: str) -> bool:
+    """The zone is UTC all year (checked in winter and summer: Europe/London is not)."""
+    return all(pd.Timestamp(day, tz="UTC").tz_convert(tz).utcoffset() == pd.Timedelta(0)
+               for day in ("2021-01-15", "2021-07-15"))
+
+
+def _known_timezone(tz: object) -> bool:
+    if not isinstance(tz, str) or not tz:
+        return False
+    try:
+        pd.Timestamp(0, tz="UTC").tz_convert(tz)
+    except Exception:  # pytz, zoneinfo and dateutil each raise their own error for an unknown zone
+        return False
+    return True
+
+
 # ------------------------------------------------------------------ inference
 def infer_schema(
     frame: pd.DataFrame,
@@ -352,8 +451,13 @@ def infer_schema(
     sensitive: Iterable[str] = (),
     identifiers: Iterable[str] = (),
     targets: Iterable[str] = (),
+    formats: bool = False,
 ) -> Schema:
     """Infer column KINDS only (see module docstring).
+
+    `formats=True` also proposes format facts seen in the rows (`propose_formats`): meant
+    for `synthkit schema infer`, whose output the user reviews before a private fit. A
+    fit that infers its schema must leave it False, or one row would decide them.
 
     Every column is marked nullable: whether a column ever holds a null is itself a fact
     about the private data; the model learns null rates under DP, and the user may tighten
@@ -379,7 +483,57 @@ def infer_schema(
         sensitive=tuple(sensitive),
         targets=tuple(dict.fromkeys(targets)),
     )
-    return schema.validate()
+    schema = schema.validate()
+    return propose_formats(frame, schema) if formats else schema
+
+
+_PAIRED_SPELLING = {"yes": "no", "y": "n", "true": "false", "t": "f", "1": "0"}
+_PAIRED_SPELLING.update({v: k for k, v in list(_PAIRED_SPELLING.items())})
+
+
+def propose_formats(frame: pd.DataFrame, schema: Schema) -> Schema:
+    """`schema` with the format facts the rows show (a REVIEW step, never part of `fit`):
+    text booleans get the `true_false` spellings seen (the missing one paired in the same
+    style: seen "Yes" → ['Yes', 'No']); datetime columns with a UTC offset get its
+    `timezone`; datetime columns whose every value is a midnight (in UTC) get `time_unit:
+    day`. Declared facts are kept. Only fixed spellings (see `table.boolean_values`) and
+    zone names can come out, never free text of a cell."""
+    from synthkit.table import _FALSE, _TRUE, datetime_values
+    columns = []
+    for c in schema.columns:
+        s = frame[c.name] if c.name in frame.columns else None
+        if s is None or not s.notna().any():
+            columns.append(c)
+            continue
+        if c.kind == "boolean" and c.true_false is None and not pd.api.types.is_bool_dtype(s):
+            seen = pd.unique(s.dropna().astype(str).str.strip())
+            true = next((v for v in seen if v.lower() in _TRUE and v.lower() in _PAIRED_SPELLING), None)
+            false = next((v for v in seen if v.lower() in _FALSE and v.lower() in _PAIRED_SPELLING), None)
+            if true is not None and false is None:
+                false = _same_style(_PAIRED_SPELLING[true.lower()], true)
+            elif false is not None and true is None:
+                true = _same_style(_PAIRED_SPELLING[false.lower()], false)
+            if true is not None:
+                c = replace(c, true_false=(true, false))
+        elif c.kind == "datetime":
+            d = datetime_values(s).dropna()
+            tz = getattr(d.dt, "tz", None)
+            if c.timezone is None and tz is not None:
+                c = replace(c, timezone=str(tz))
+            utc = d.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else d
+            if c.time_unit is None and len(utc) and bool((utc == utc.dt.normalize()).all()) \
+                    and (c.timezone is None or _is_utc(c.timezone)):
+                c = replace(c, time_unit="day")
+        columns.append(c)
+    return replace(schema, columns=tuple(columns)).validate()
+
+
+def _same_style(word: str, like: str) -> str:
+    if like.isupper():
+        return word.upper()
+    if like[:1].isupper():
+        return word.capitalize()
+    return word
 
 
 def _infer_kind(name: str, s: pd.Series) -> ColumnKind:

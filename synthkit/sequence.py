@@ -9,10 +9,12 @@ released by itself; what the model keeps goes through DP mechanisms in `models/h
 
 Time axis. The sequence index is an integer (years, visit numbers), a float (hours after
 a dose) or a datetime. It is handled as float "ticks" in a unit: 1 for integers, the
-index itself for floats, and for datetimes days when every value is a date without a
-time of day, seconds otherwise. The unit is a FORMAT property of the column (like a
-boolean column's spelling of true/false), not a statistic; it can be fixed by hand with
-`time_unit`.
+index itself for floats, and for datetimes the column's DECLARED `time_unit` — `second`
+(the canonical default) or `day` (dates; a time of day in the input is dropped) — and its
+declared `timezone` for the output. Both are format facts of the schema, never read from
+the rows: whether ANY event has a time of day, or another UTC offset, would otherwise
+decide them, and one row would change the bundle outside the privacy ledger. DPHMM's
+`time_unit` hyperparameter (public) overrides the schema's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from synthkit.errors import ConfigError, DataValidationError
+from synthkit.schema import TIME_UNITS, Column
 from synthkit.table import datetime_values, numeric_values
 
 logger = logging.getLogger(__name__)
@@ -42,26 +45,22 @@ class TimeAxis:
     tz: str | None = None
 
     @classmethod
-    def for_column(cls, s: pd.Series, *, kind: str, time_unit: str | None = None) -> TimeAxis:
+    def for_column(cls, column: Column, *, time_unit: str | None = None) -> TimeAxis:
+        """The axis of a declared index column: its kind, its `time_unit` (or `time_unit`
+        given here, e.g. DPHMM's hyperparameter) and its `timezone`. No data is read."""
+        kind = column.kind
         if kind == "integer":
             unit: TimeUnit = "integer"
         elif kind == "continuous":
             unit = "continuous"
         elif kind == "datetime":
-            if time_unit is not None:
-                if time_unit not in ("day", "second"):
-                    raise ConfigError(f"time_unit must be 'day' or 'second' for a datetime index, got {time_unit!r}")
-                unit = time_unit  # type: ignore[assignment]
-            else:
-                d = _naive(datetime_values(s))
-                unit = "day" if bool((d.dropna() == d.dropna().dt.normalize()).all()) else "second"
+            chosen = time_unit if time_unit is not None else column.unit
+            if chosen not in TIME_UNITS:
+                raise ConfigError(f"time_unit must be 'day' or 'second' for a datetime index, got {chosen!r}")
+            unit = chosen  # type: ignore[assignment]
         else:
             raise ConfigError(f"sequence_index must be integer, continuous or datetime, got kind {kind!r}")
-        tz = None
-        if kind == "datetime":
-            d = datetime_values(s)
-            tz = str(d.dt.tz) if getattr(d.dt, "tz", None) is not None else None
-        return cls(kind=kind, unit=unit, tz=tz)
+        return cls(kind=kind, unit=unit, tz=column.timezone if kind == "datetime" else None)
 
     @property
     def discrete(self) -> bool:
@@ -71,9 +70,13 @@ class TimeAxis:
     def to_ticks(self, s: pd.Series) -> np.ndarray:
         if self.kind == "datetime":
             d = _naive(datetime_values(s))
-            ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
-            ns[d.isna().to_numpy()] = np.nan
-            return ns / _NS_PER[self.unit]
+            ns = d.to_numpy(dtype="datetime64[ns]").astype("int64")
+            if self.unit == "day":  # whole (UTC) days: a time of day is dropped
+                ticks = (ns // _NS_PER["day"]).astype(float)
+            else:
+                ticks = ns.astype(float) / _NS_PER[self.unit]
+            ticks[d.isna().to_numpy()] = np.nan
+            return ticks
         return numeric_values(s).to_numpy(dtype=float)
 
     def from_ticks(self, ticks: np.ndarray) -> pd.Series:

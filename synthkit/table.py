@@ -78,7 +78,9 @@ def _column_problems(col: Column, s: pd.Series) -> list[str]:
     if nulls and not col.nullable:
         out.append(f"{where} is declared nullable: false but has {nulls} missing values")
     if nulls == len(s):
-        out.append(f"{where} has no non-missing value; drop it or mark it 'identifier'")
+        # an all-null column is valid when nullable (a column no record fills must not
+        # vanish: one record would decide whether it exists); its null share is learned
+        # under DP and the transforms release it as empty
         return out
     if col.kind in ("continuous", "integer"):
         values = numeric_values(s)

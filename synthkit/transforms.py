@@ -10,16 +10,22 @@ as in CTGAN's data transformer.
 - continuous / integer / datetime: CTGAN's mode-specific normalisation, with the modes
   fitted to a DP histogram inside DP (or public) bounds; plus a null indicator.
 - identifier: never learned; the output gets fresh surrogate keys.
+
+Format facts (a boolean's spelling, a datetime's time zone and unit) come from the
+DECLARED schema or its canonical defaults, never from the rows (schema.py): a row spelled
+"no" or carrying another UTC offset changes nothing in the fitted state.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from synthkit.errors import BudgetExceededError
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
     GEOMETRIC_EDGES,
@@ -33,9 +39,12 @@ from synthkit.mechanisms import (
 from synthkit.schema import Column, Schema
 from synthkit.table import boolean_values, datetime_values, numeric_values
 
+logger = logging.getLogger(__name__)
+
 OTHER = "__other__"
 NULL = "__null__"
 FINE_BINS = 64
+DAY = 86_400.0  # seconds
 MAX_INTEGER_BINS = 256
 
 
@@ -64,7 +73,8 @@ class CategoricalTransform:
         self.column = column
         self.labels_: list[str] | None = None
         self.counts_: list[float] | None = None  # DP counts per label (for conditional sampling)
-        self.tokens_: list[str] | None = None  # boolean spelled as text ("yes"/"no"): format, not data
+        # [false, true] spellings of a boolean: the schema's declared `true_false`, never the data's
+        self.tokens_: list[str] | None = self._declared_tokens()
         self.release_threshold_: float | None = None  # count a category needs to be released (discovery)
         self.floor_: float = 0.0  # the smallest count a declared category is given (post-processing)
 
@@ -89,21 +99,15 @@ class CategoricalTransform:
         out[present] = s[present].astype(str).to_numpy(dtype=object)  # vectorised: no per-row Python
         return pd.Series(out, index=s.index, dtype=object)
 
-    def _boolean_tokens(self, s: pd.Series) -> list[str] | None:
-        """How a text boolean column spells true/false, restricted to the fixed token set
-        of `table.boolean_values` (so no free-form value can reach the bundle)."""
-        if pd.api.types.is_bool_dtype(s):
-            return None
-        from synthkit.table import _FALSE, _TRUE
-        text = s.dropna().astype(str).str.strip()
-        t = [v for v in text.unique()[:50] if v.lower() in _TRUE]
-        f = [v for v in text.unique()[:50] if v.lower() in _FALSE]
-        return [f[0] if f else "False", t[0] if t else "True"]
+    def _declared_tokens(self) -> list[str] | None:
+        """[false, true] as the schema declares them (`true_false: [true, false]`); None:
+        the canonical output, a boolean column. Any accepted spelling is READ either way."""
+        pair = self.column.true_false if self.column.kind == "boolean" else None
+        return None if pair is None else [pair[1], pair[0]]
 
     def fit(self, s: pd.Series, ctx: FitContext) -> CategoricalTransform:
         name = f"categories:{self.column.name}"
-        if self.column.kind == "boolean":
-            self.tokens_ = self._boolean_tokens(s)
+        self.tokens_ = self._declared_tokens()
         values = self._strings(s)
         n_null = int(values.isna().sum())
         observed = values.dropna().value_counts()
@@ -171,7 +175,7 @@ class CategoricalTransform:
         return self.to_series(np.argmax(block, axis=1))
 
     def to_series(self, codes: np.ndarray) -> pd.Series:
-        """Label indices → values (NULL → missing; booleans in their own spelling)."""
+        """Label indices → values (NULL → missing; booleans in the declared spelling)."""
         labels = np.array(self.labels_, dtype=object)
         is_null = labels == NULL
         if self.column.kind == "boolean":
@@ -191,7 +195,8 @@ class CategoricalTransform:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.labels_ = list(state["labels"])
         self.counts_ = [float(c) for c in state["counts"]]
-        self.tokens_ = state.get("tokens")
+        # bundles written before `true_false` existed stored the spelling the data showed
+        self.tokens_ = state.get("tokens") or self._declared_tokens()
         self.release_threshold_ = state.get("release_threshold")
         self.floor_ = float(state.get("floor") or 0.0)
 
@@ -211,9 +216,11 @@ class NumericTransform:
         self.stds_: np.ndarray | None = None
         self.weights_: np.ndarray | None = None
         self.null_share_: float | None = None
-        self.tz_: str | None = None
+        # the zone synthetic datetimes are written in: the declared `timezone`, never the data's
+        self.tz_: str | None = column.timezone if column.kind == "datetime" else None
         self.edges_: np.ndarray | None = None  # the DP histogram: data-independent edges
         self.hist_: np.ndarray | None = None   # and its noisy counts (post-processed, >= 0)
+        self.empty_: bool = False  # no DP range could be released: the column is generated all null
         self._levels: tuple[int, np.ndarray] | None = None  # cache of `quantile_levels`
 
     def n_histograms(self) -> int:
@@ -223,11 +230,11 @@ class NumericTransform:
         return 0
 
     def floats(self, s: pd.Series) -> np.ndarray:
-        """The column as floats (NaN = null; datetimes as UTC seconds)."""
+        """The column as floats (NaN = null; datetimes as UTC seconds: a value with an
+        offset is converted, one without is read as UTC; nothing about it is kept)."""
         if self.column.kind == "datetime":
             d = datetime_values(s)
             if getattr(d.dt, "tz", None) is not None:
-                self.tz_ = str(d.dt.tz)
                 d = d.dt.tz_convert("UTC").dt.tz_localize(None)
             ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
             ns[d.isna().to_numpy()] = np.nan
@@ -248,9 +255,23 @@ class NumericTransform:
         values = x[present]
         bounds = self._public_bounds()
         what = f"column {self.column.name!r}"
+        self.empty_ = False
         if bounds is None:
-            bounds = geometric_bounds(values, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
-                                      name=f"bounds:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng, what=what)
+            try:
+                bounds = geometric_bounds(values, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
+                                          name=f"bounds:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng,
+                                          what=what)
+            except BudgetExceededError:
+                if not self.column.nullable:
+                    raise
+                # No bin of the DP range histogram cleared the noise (a column no record
+                # fills, or too few): post-processing of DP counts, so the column is
+                # released as empty — all null — rather than failing. The histogram below
+                # runs on a fixed placeholder range so the ledger is the same either way.
+                logger.warning("%s: too few values to learn its range under DP; it is generated empty (all null); "
+                               "declare 'bounds' for it to learn its values", what)
+                self.empty_ = True
+                bounds = (0.0, DAY) if self.column.kind == "datetime" else (0.0, 1.0)
         lo, hi = bounds
         if self.column.kind == "integer":
             lo, hi = float(np.floor(lo)), float(np.ceil(hi))
@@ -276,6 +297,9 @@ class NumericTransform:
         self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, counts, bin_width=width)
         total = noisy.sum()
         self.null_share_ = float(noisy[-1] / total) if total > 0 else 0.0
+        if self.empty_:
+            self.hist_ = np.zeros_like(self.hist_)
+            self.null_share_ = 1.0
         self.bounds_ = (float(lo), float(hi))
         return self
 
@@ -371,6 +395,8 @@ class NumericTransform:
             x = np.round(x)
         elif self.column.decimals is not None:
             x = self.round_to_decimals(x)
+        elif self.column.kind == "datetime" and self.column.unit == "day":
+            x = self.round_to_days(x)
         if null is not None:
             x[null] = np.nan
         return x, order
@@ -385,8 +411,18 @@ class NumericTransform:
         out = np.round(x, d)
         return np.clip(out, inner_lo, inner_hi) if inner_lo <= inner_hi else out
 
+    def round_to_days(self, x: np.ndarray) -> np.ndarray:
+        """Seconds rounded to whole (UTC) days — a column declared `time_unit: day` holds
+        dates — kept inside the bounds (rounded inwards, as `round_to_decimals`)."""
+        lo, hi = self.bounds_
+        inner_lo, inner_hi = np.ceil(lo / DAY - 1e-9) * DAY, np.floor(hi / DAY + 1e-9) * DAY
+        out = np.round(x / DAY) * DAY
+        return np.clip(out, inner_lo, inner_hi) if inner_lo <= inner_hi else out
+
     def to_series(self, x: np.ndarray) -> pd.Series:
         """Float values from `decode` (NaN = null) → a Series of the column's kind."""
+        if self.empty_:
+            x = np.full(len(x), np.nan)
         missing = np.isnan(x)
         if self.column.kind == "integer":
             return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, x).astype("int64"), missing))
@@ -403,7 +439,7 @@ class NumericTransform:
         return {"bounds": list(self.bounds_), "means": self.means_.tolist(), "stds": self.stds_.tolist(),
                 "weights": self.weights_.tolist(), "null_share": self.null_share_, "tz": self.tz_,
                 "edges": None if self.edges_ is None else self.edges_.tolist(),
-                "histogram": None if self.hist_ is None else self.hist_.tolist()}
+                "histogram": None if self.hist_ is None else self.hist_.tolist(), "empty": self.empty_}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bounds_ = (float(state["bounds"][0]), float(state["bounds"][1]))
@@ -411,10 +447,12 @@ class NumericTransform:
         self.stds_ = np.asarray(state["stds"], dtype=float)
         self.weights_ = np.asarray(state["weights"], dtype=float)
         self.null_share_ = state.get("null_share")
-        self.tz_ = state.get("tz")
+        # bundles written before `timezone` existed stored the zone the data showed
+        self.tz_ = state.get("tz") or (self.column.timezone if self.column.kind == "datetime" else None)
         edges, hist = state.get("edges"), state.get("histogram")
         self.edges_ = None if edges is None else np.asarray(edges, dtype=float)
         self.hist_ = None if hist is None else np.asarray(hist, dtype=float)
+        self.empty_ = bool(state.get("empty", False))
         self._levels = None
 
 

@@ -125,6 +125,11 @@ def test_schemas_keep_counterparties_as_identifiers(statements: Path) -> None:
     sf = source.sequence_frames()
     assert sf.events["event_type"].unique().tolist() == ["transactions"]
     Table.from_frame(sf.events, sf.events_schema)
+    # every mapped column is kept, filled or not; booking dates are dates by the standard
+    from connectors.camt053 import ACCOUNT_KINDS, TRANSACTION_KINDS
+    assert list(source.tables["accounts"].columns) == list(ACCOUNT_KINDS)
+    assert list(source.tables["transactions"].columns) == list(TRANSACTION_KINDS)
+    assert sf.events_schema.column("booking_date").time_unit == "day"
 
 
 def test_bad_entries_are_listed_without_values(tmp_path: Path) -> None:

@@ -147,6 +147,19 @@ def test_schemas_mark_identifiers_and_public_value_sets(export: Path) -> None:
         Table.from_frame(frame, source.schemas[name])
 
 
+def test_every_mapped_column_is_kept_and_formats_come_from_the_standard(export: Path) -> None:
+    """A column no resource fills (no observation here has a coded value) is kept: whether
+    it exists must not depend on one record. Time zone and date-ness are FHIR's, not the data's."""
+    from connectors.fhir import TABLE_KINDS
+    source = connectors.read_source(f"fhir:{export}")
+    for name, frame in source.tables.items():
+        assert list(frame.columns) == list(TABLE_KINDS[name]) == source.schemas[name].names
+    assert source.tables["observations"]["value_code"].isna().all()
+    assert source.schemas["patients"].column("birth_date").time_unit == "day"
+    assert source.schemas["encounters"].column("time").timezone == "UTC"
+    assert source.sequence_frames().events_schema.column("time").timezone == "UTC"
+
+
 def test_sequence_frames_stack_events_by_patient_and_time(export: Path) -> None:
     sf = connectors.read_source(f"fhir:{export}").sequence_frames()
     events = sf.events

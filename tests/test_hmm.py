@@ -63,7 +63,7 @@ def clinic(n: int = 800, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 def event_schema() -> Schema:
     return Schema(columns=(
         Column(name="patient_id", kind="identifier", nullable=False),
-        Column(name="visit_date", kind="datetime", nullable=False),
+        Column(name="visit_date", kind="datetime", nullable=False, time_unit="day"),  # dates: declared
         Column(name="kind", kind="categorical", nullable=False),
         Column(name="lab", kind="continuous"),
         Column(name="n_meds", kind="integer", nullable=False),
@@ -397,7 +397,7 @@ def test_time_index_keeps_its_type(kind):
         index, col = t * 0.25 + 0.1, Column(name="t", kind="continuous", nullable=False)
     else:
         index = pd.Series(pd.Timestamp("2020-03-01 08:00", tz="Europe/Berlin") + pd.to_timedelta(t * 3600, unit="s"))
-        col = Column(name="t", kind="datetime", nullable=False)
+        col = Column(name="t", kind="datetime", nullable=False, timezone="Europe/Berlin")  # declared, not read
     frame = pd.DataFrame({"acct": np.repeat(np.arange(n), k), "t": index, "amount": rng.gamma(2.0, 50.0, n * k)})
     schema = Schema(columns=(Column(name="acct", kind="identifier", nullable=False), col,
                              Column(name="amount", kind="continuous", nullable=False)),

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import string
 from datetime import datetime
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synthkit.errors import DataValidationError, SchemaError
-from synthkit.schema import SCHEMA_VERSION, Column, Schema, infer_schema
+from synthkit.schema import SCHEMA_VERSION, Column, Schema, infer_schema, propose_formats
 from synthkit.table import Table, validate_frame
 
 # ----------------------------------------------------------------- fixtures
@@ -149,8 +150,16 @@ def _schemas(draw: st.DrawFn) -> Schema:
             bounds = (lo.isoformat(), hi.isoformat())
         if kind == "categorical" and draw(st.booleans()):
             categories = tuple(draw(st.lists(st.text(max_size=8), min_size=1, max_size=5, unique=True)))
+        formats: dict = {}
+        if kind == "boolean":
+            formats["true_false"] = draw(st.none() | st.sampled_from([("yes", "no"), ("Y", "N"), ("TRUE", "false"),
+                                                                     ("1", "0"), ("t", "F")]))
+        if kind == "datetime":
+            formats["timezone"] = draw(st.none() | st.sampled_from(["UTC", "Europe/Berlin", "+05:30", "Etc/GMT-2"]))
+            units = ["second", "day"] if formats["timezone"] in (None, "UTC") else ["second"]
+            formats["time_unit"] = draw(st.none() | st.sampled_from(units))
         columns.append(Column(name=name, kind=kind, nullable=draw(st.booleans()), bounds=bounds,
-                              categories=categories))
+                              categories=categories, **formats))
     learned = [c for c in columns if c.kind != "identifier"]
     if not learned:
         columns.append(Column(name=names[0] + "_value", kind="continuous"))
@@ -177,8 +186,7 @@ def _schemas(draw: st.DrawFn) -> Schema:
 
 
 def replace_nullable(column: Column, nullable: bool) -> Column:
-    return Column(name=column.name, kind=column.kind, nullable=nullable, bounds=column.bounds,
-                  categories=column.categories)
+    return dataclasses.replace(column, nullable=nullable)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -254,7 +262,8 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=12,
 )
-_SPEC_KEYS = st.sampled_from(["kind", "nullable", "bounds", "categories", "extra"])
+_SPEC_KEYS = st.sampled_from(["kind", "nullable", "bounds", "categories", "extra", "true_false", "timezone",
+                              "time_unit"])
 _COLUMN_SPEC = st.dictionaries(_SPEC_KEYS, _JSON | st.sampled_from(["continuous", "integer", "categorical",
                                                                     "boolean", "datetime", "identifier"]),
                                max_size=4) | _JSON
@@ -464,7 +473,7 @@ def test_more_data_problems_are_reported_without_values() -> None:
     problems = info.value.problems
     assert any("'balance'" in p and "infinite" in p for p in problems)
     assert any("'opened'" in p and "1 values are not dates/times" in p for p in problems)
-    assert any("'closed'" in p and "no non-missing value" in p for p in problems)
+    assert not any("'closed'" in p for p in problems)  # nullable and all null: valid, learned under DP
     assert any("'owner'" in p and "1 missing values" in p for p in problems)
     assert any("entity_key column 'owner' has missing values" in p for p in problems)
     assert "SECRET_VALUE_123" not in str(info.value)
@@ -513,3 +522,75 @@ def test_decimals_round_trip_validate_and_round_the_output():
     out = DPTVAE(epochs=1, batch_size=100, seed=0, device="cpu").fit(frame, schema=s, budget=None).sample(300, seed=1)
     values = out["age"].dropna().to_numpy(dtype=float)
     assert np.allclose(values, np.round(values, 1))
+
+
+# ----------------------------------------------------------------- format facts
+_BAD_FORMATS = """
+columns:
+  insured: {kind: boolean, true_false: [yes, no]}
+  consent: {kind: boolean, true_false: ['ja', 'nein']}
+  smoker: {kind: boolean, true_false: ['yes']}
+  admitted: {kind: datetime, timezone: Mars/Olympus, time_unit: hour}
+  visit: {kind: datetime, timezone: Europe/Berlin, time_unit: day}
+  ward: {kind: categorical, true_false: ['yes', 'no'], timezone: UTC, time_unit: day}
+"""
+
+
+def test_format_facts_validation_lists_every_problem_each_naming_the_column_and_the_fix() -> None:
+    with pytest.raises(SchemaError) as info:
+        Schema.from_yaml(_BAD_FORMATS)
+    problems = info.value.problems
+    expected = [
+        ["'insured'", "quote them"],  # YAML 1.1 reads yes/no as booleans
+        ["'consent'", "not read back as [true, false]", "'yes'"],
+        ["'smoker'", "two quoted spellings"],
+        ["'admitted'", "not a known time zone", "Europe/Berlin"],
+        ["'admitted'", "time_unit must be 'second' (times) or 'day' (dates)"],
+        ["'visit'", "UTC days", "remove timezone"],
+        ["'ward'", "true_false is only allowed on kind 'boolean'"],
+        ["'ward'", "timezone is only allowed on kind 'datetime'"],
+        ["'ward'", "time_unit is only allowed on kind 'datetime'"],
+    ]
+    for fragments in expected:
+        assert sum(all(f in p for f in fragments) for p in problems) == 1, (fragments, problems)
+    assert len(problems) == len(expected)
+    assert all(p in str(info.value) for p in problems)
+
+
+def test_format_facts_round_trip_and_default_to_canonical() -> None:
+    text = """
+columns:
+  insured: {kind: boolean, true_false: ['Yes', 'No']}
+  admitted: {kind: datetime, timezone: Europe/Berlin}
+  visit: {kind: datetime, time_unit: day}
+  at: datetime
+"""
+    schema = Schema.from_yaml(text)
+    assert schema.column("insured").true_false == ("Yes", "No")
+    assert (schema.column("admitted").timezone, schema.column("admitted").unit) == ("Europe/Berlin", "second")
+    assert schema.column("visit").unit == "day"
+    at = schema.column("at")
+    assert (at.timezone, at.time_unit, at.unit) == (None, None, "second")  # canonical defaults, not written
+    assert "time_unit" not in schema.to_dict()["columns"]["at"]
+    assert Schema.from_yaml(schema.to_yaml()) == schema
+    assert Schema.from_dict(json.loads(schema.to_json())) == schema
+    assert "'Yes'" in schema.to_yaml()  # quoted, so YAML reads it back as text
+
+
+def test_inference_proposes_format_facts_only_when_asked() -> None:
+    """`schema infer` (a reviewed step) may propose what the rows show; the inference a fit
+    runs without a schema must not, or one row would decide them."""
+    frame = _mixed_frame()
+    plain = infer_schema(frame)
+    for c in plain.columns:
+        assert (c.true_false, c.timezone, c.time_unit) == (None, None, None)
+    proposed = infer_schema(frame, formats=True)
+    assert proposed == propose_formats(frame, plain)
+    assert proposed.column("consent").true_false == ("yes", "no")
+    assert proposed.column("smoker").true_false is None  # a boolean dtype has no spelling
+    assert proposed.column("visit_date").time_unit == "day"
+    assert (proposed.column("admitted").timezone, proposed.column("admitted").time_unit) == ("Europe/Berlin", None)
+    only_yes = propose_formats(pd.DataFrame({"ok": ["YES", None]}),
+                               Schema(columns=(Column(name="ok", kind="boolean"),)))
+    assert only_yes.column("ok").true_false == ("YES", "NO")  # the other spelling paired in the same style
+    assert Schema.from_yaml(proposed.to_yaml()) == proposed

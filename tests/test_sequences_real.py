@@ -193,7 +193,8 @@ def test_theoph_irregular_sampling_times():
 def test_stock_price_series():
     from vega_datasets import data as vega
     real = vega.stocks()
-    schema = infer_schema(real, entity_key="symbol", sequence_index="date", identifiers=["symbol"])
+    # the reviewed proposals of `schema infer`: monthly dates → time_unit day (never read by fit itself)
+    schema = infer_schema(real, entity_key="symbol", sequence_index="date", identifiers=["symbol"], formats=True)
     model = DPHMM(n_states=4, epochs=200, batch_size=2, context_epochs=30, context_batch_size=2, device="cpu",
                   seed=0).fit(real, schema=schema, budget=None)
     syn, context = model.sample_tables(40, seed=1)

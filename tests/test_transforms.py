@@ -146,7 +146,8 @@ _DATETIMES = st.datetimes(min_value=datetime(1800, 1, 1), max_value=datetime(220
 
 
 def _check_datetime_round_trip(s: pd.Series, kind_tz: str | None, seed: int) -> None:
-    t = NumericTransform(Column(name="admitted", kind="datetime")).fit(s, _plain_ctx(len(s)))
+    """The output's zone is the DECLARED one (`kind_tz`), never the input's."""
+    t = NumericTransform(Column(name="admitted", kind="datetime", timezone=kind_tz)).fit(s, _plain_ctx(len(s)))
     block = t.transform(s, np.random.default_rng(seed))
     back = t.inverse_transform(block)
     if kind_tz is None:
@@ -172,6 +173,7 @@ def test_naive_datetime_round_trip(values: list[datetime | None], first: datetim
 def test_tz_aware_datetime_round_trip(values: list[datetime | None], first: datetime, tz: str, seed: int) -> None:
     s = pd.Series(pd.to_datetime([first, *values])).dt.tz_localize("UTC").dt.tz_convert(tz)
     _check_datetime_round_trip(s, tz, seed)
+    _check_datetime_round_trip(s, None, seed)  # undeclared: UTC instants, written without an offset
 
 
 def test_datetime_strings_round_trip_within_a_microsecond_when_the_spread_is_small() -> None:
@@ -190,7 +192,7 @@ def test_datetimes_with_mixed_utc_offsets_round_trip_as_instants() -> None:
     # local times exported with their offset, across a DST change: one instant scale
     s = pd.Series(["2021-03-27T23:30:00+01:00", "2021-03-28T03:30:00+02:00", "2021-10-31T02:15:00+02:00",
                    "2021-10-31T02:15:00+01:00", None])
-    t = NumericTransform(Column(name="event_time", kind="datetime")).fit(s, _plain_ctx(len(s)))
+    t = NumericTransform(Column(name="event_time", kind="datetime", timezone="UTC")).fit(s, _plain_ctx(len(s)))
     block = t.transform(s, np.random.default_rng(0))
     back = t.inverse_transform(block)
     assert str(back.dt.tz) == "UTC"
@@ -231,15 +233,19 @@ _BOOLEAN_SPELLINGS = {True: [True, "true", "Yes", "y", "1", 1, "T"], False: [Fal
 @ROUND_TRIP
 @given(truth=st.lists(st.booleans() | st.none(), min_size=1, max_size=60), data=st.data())
 def test_boolean_round_trip_is_exact(truth: list[bool | None], data: st.DataObject) -> None:
-    """Any accepted spelling comes back with the same truth value; text comes back
-    spelled as the column spells it (one of its own tokens), a boolean dtype as booleans."""
+    """Any accepted spelling comes back with the same truth value: as a boolean column by
+    default, or spelled as the schema DECLARES (`true_false`) — whatever the data spells."""
     spelled = [None if v is None else data.draw(st.sampled_from(_BOOLEAN_SPELLINGS[v])) for v in truth]
     s = pd.Series(spelled, dtype=object)
     t = CategoricalTransform(Column(name="insured", kind="boolean")).fit(s, _plain_ctx(len(s)))
     back = t.inverse_transform(t.transform(s, np.random.default_rng(0)))
+    pd.testing.assert_series_equal(back, pd.Series(truth, dtype="boolean"))
+    assert t.state_dict()["tokens"] is None
+
+    declared = CategoricalTransform(Column(name="insured", kind="boolean", true_false=("Y", "N")))
+    back = declared.fit(s, _plain_ctx(len(s))).inverse_transform(declared.transform(s, np.random.default_rng(0)))
+    assert back.tolist() == [None if v is None else ("Y" if v else "N") for v in truth]
     assert [None if v is pd.NA else bool(v) for v in boolean_values(back)] == truth
-    tokens = {str(v).strip() for v in spelled if v is not None}
-    assert all(v is None or v in tokens for v in back)
 
     typed = pd.Series(truth, dtype="boolean")
     t = CategoricalTransform(Column(name="insured", kind="boolean")).fit(typed, _plain_ctx(len(s)))
@@ -536,3 +542,50 @@ def test_value_order_sorts_float64_up_to_float32_resolution() -> None:
     steps = np.diff(x[order])
     # out of order only between values that float32 cannot tell apart
     assert np.all(steps >= -np.spacing(np.abs(x[order][1:]).astype(np.float32)).astype(np.float64))
+
+
+# ------------------------------------------------------------------ format facts
+def test_a_date_column_comes_out_as_whole_dates_inside_its_bounds() -> None:
+    """`time_unit: day` (declared): synthetic values are whole (UTC) dates, rounded inwards
+    at the bounds (post-processing), with or without the calibration to the DP margin."""
+    rng = np.random.default_rng(3)
+    column = Column(name="born", kind="datetime", time_unit="day", bounds=("1950-01-01T12:00:00", "2000-01-01"))
+    s = pd.Series(pd.Timestamp("1950-01-01") + pd.to_timedelta(rng.integers(1, 18_000, 500), unit="D")
+                  + pd.to_timedelta(rng.integers(0, 86_400, 500), unit="s"))  # some times of day in the input
+    t = NumericTransform(column).fit(s, _plain_ctx(len(s)))
+    block = t.transform(s, np.random.default_rng(0))
+    for calibrate in (False, True):
+        back = t.inverse_transform(block, calibrate=calibrate)
+        assert (back == back.dt.normalize()).all()
+        assert back.min() >= pd.Timestamp("1950-01-02") and back.max() <= pd.Timestamp("2000-01-01")
+
+
+@pytest.mark.parametrize("kind", ["continuous", "integer", "datetime"])
+def test_a_numeric_column_without_values_is_released_empty_under_the_same_ledger(kind: str) -> None:
+    """No DP range clears the noise for a column no row fills (kept by the connectors): it
+    is released empty — all null — by post-processing, charging exactly what a filled
+    column charges. A non-nullable one still refuses, naming the fix."""
+    n = 400
+    filled = pd.Series(np.random.default_rng(1).normal(100, 10, n))
+    if kind == "datetime":
+        filled = pd.Timestamp("2020-01-01") + pd.to_timedelta(filled.round(), unit="D")
+    empty = pd.Series([None] * n, dtype=object)
+    ledgers = {}
+    for name, s in (("filled", filled), ("empty", empty)):
+        t = NumericTransform(Column(name="lab", kind=kind))
+        ctx, ledgers[name] = _private_ctx(t, n, budget=PrivacyBudget(epsilon=3.0, delta=1e-6), seed=0)
+        t.fit(s, ctx)
+        assert t.empty_ == (name == "empty")
+    assert [e.name for e in ledgers["filled"].events] == [e.name for e in ledgers["empty"].events]
+    assert ledgers["filled"].epsilon_spent() == ledgers["empty"].epsilon_spent()
+    assert t.null_share_ == 1.0 and float(np.sum(t.hist_)) == 0.0
+    back = t.inverse_transform(t.transform(empty, np.random.default_rng(0)))
+    assert back.isna().all()
+    loaded = NumericTransform(Column(name="lab", kind=kind))
+    loaded.load_state_dict(json.loads(json.dumps(t.state_dict())))
+    assert loaded.empty_ and loaded.to_series(np.zeros(3)).isna().all()
+
+    strict = NumericTransform(Column(name="lab", kind=kind, nullable=False))
+    ctx, _ = _private_ctx(strict, n, budget=PrivacyBudget(epsilon=3.0, delta=1e-6), seed=0)
+    with pytest.raises(BudgetExceededError, match="declare 'bounds'"):
+        strict.fit(empty, ctx)

@@ -305,7 +305,8 @@ class DPHMM(Synthesizer):
     Hyperparameters (all public): `n_states`; `max_length` (None: DP-chosen as the
     `length_quantile` of the entities' lengths); the budget shares of the sequence
     preprocessing and of the context model; `terminal_column`/`terminal_value` (an event
-    after which an entity has no events, e.g. death); `time_unit` for a datetime index.
+    after which an entity has no events, e.g. death); `time_unit` for a datetime index
+    (overrides the index column's declared `time_unit`; else that, else "second" — never the rows).
     """
 
     model_name: ClassVar[str] = "dphmm"
@@ -439,7 +440,7 @@ class DPHMM(Synthesizer):
         rng_tr = np.random.default_rng(seqs["transform"])
 
         # ---- 2. group per entity; DP entity count; DP maximum length; truncate
-        axis = TimeAxis.for_column(events.frame[index], kind=index_col.kind, time_unit=self.time_unit)
+        axis = TimeAxis.for_column(index_col, time_unit=self.time_unit)  # declared unit and zone, never the rows
         ctx_keys = context_table.frame[key] if two_tables else None
         grouped = group_events(events.frame, entity_key=key, axis=axis, index=index, max_length=None, keys=ctx_keys)
         n_dp = noisy_count(grouped.n_entities, sigma=plan.sigma_units, sensitivity=1.0, name="count:entities",

@@ -194,8 +194,18 @@ def _sqlite_read(loc: Location, conn: Any, *, table: str | None, query: str | No
             source = _TMP_VIEW
         cur.execute(f"PRAGMA table_info({source})")
         decl = {str(row[1]): str(row[2] or "").upper() for row in cur.fetchall()}
+        # the driver types each column from its first batch of rows: a column whose first
+        # 1,024 values are null and later ones text would fail (SQLite types per value), so
+        # the whole result is read as one batch
+        cur.execute(f"SELECT count(*) FROM {source}")
+        n_rows = int(cur.fetchone()[0])
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(min(max(n_rows, 1024), 2**30))})
         cur.execute(f"SELECT * FROM {source}")
-        return cur.fetch_arrow_table(), decl
+        try:
+            return cur.fetch_arrow_table(), decl
+        except _driver_errors():
+            raise SourceError(f"{loc.redacted!r}: a column holds values of mixed types (SQLite allows text in a "
+                              "number column); cast it in a --query, e.g. SELECT CAST(col AS TEXT) AS col ...") from None
 
 
 def _postgres_read(loc: Location, conn: Any, *, table: str | None, query: str | None) -> tuple[pa.Table, dict[str, str]]:

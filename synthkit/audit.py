@@ -1016,7 +1016,9 @@ def run_audit(
 
     `budget=None` audits a run without privacy (its bound is compared with nothing; `delta`
     then sets the δ of the bound). `model_params` are the model's hyperparameters (epochs,
-    batch_size, device, sizes...); `seed` makes the whole audit reproducible. For DPHMM the
+    batch_size, device, sizes...); `seed` fixes the canaries, the trials' inclusions, the
+    initialisations and the samples; under a budget each fit's DP noise is fresh OS entropy
+    (synthkit.noise), as in a real release, so only a run without a budget repeats exactly. For DPHMM the
     schema names entity_key and sequence_index (and context_columns), and `n_synthetic`
     counts synthetic ENTITIES (default 10x the data's entities, 10,000 to 100,000). `workers` > 1
     runs trials in separate processes (one torch thread each); None picks the CPU count.

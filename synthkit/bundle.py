@@ -64,6 +64,11 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
         weights = {k: v.detach().cpu().contiguous() for k, v in model._weights().items()}
         save_file(weights, str(tmp / WEIGHTS))
         params = model.get_params()
+        private = bool(getattr(model.ledger_, "private", False))
+        if private:
+            # a private bundle records no seed: it fixed only the initialisation (the DP
+            # noise came from OS entropy, synthkit.noise), and no report copies one
+            params.pop("seed", None)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -77,11 +82,12 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
                            else None),
             "pairs": (model.pairs_.state_dict() if getattr(model, "pairs_", None) is not None else None),
             "training": model.training_,
-            "seed": params.get("seed"),
             "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
         }
         # a sequence model adds its layout and a nested table bundle (its context model);
         # table bundles are written exactly as before
+        if not private:
+            manifest["seed"] = params.get("seed")
         if hasattr(model, "_bundle_extra"):
             manifest["sequence"] = model._bundle_extra()
             manifest["files"].update(model._save_extra(tmp))

@@ -59,10 +59,13 @@ def schema_infer(
         if out.exists() and not overwrite:
             raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
         frame = connectors.read(data, table=table, query=query)
-        schema = infer_schema(frame, entity_key=entity_key, targets=target or ())
+        schema = infer_schema(frame, entity_key=entity_key, targets=target or (), formats=True)
         schema.save(out)
-        console.print(f"wrote {out} ({len(schema.columns)} columns); review kinds, and add PUBLIC bounds, "
-                      "categories, sensitive and identifier columns before fitting")
+        console.print(f"wrote {out} ({len(schema.columns)} columns). It was read from the private rows (kinds, "
+                      "boolean spellings, time zones, date-only columns), so it is NOT covered by the privacy "
+                      "guarantee: review it before a private fit, as if you had written it yourself (keep only "
+                      "what is public), and add PUBLIC bounds, categories, sensitive and identifier columns. "
+                      "Without --schema, a private fit decides the kinds under DP instead.")
 
 
 @schema_app.command("check")
@@ -146,6 +149,10 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
     schema = schema.with_targets(targets)
+    # a private table fit without a schema decides the kinds under DP, inside the fit and
+    # charged to its ledger (synthkit.dp_schema); the rows-based guess above only checked
+    # the roles and is not used
+    infer_dp = budget is not None and not sequence and schema_path is None and schema_path_schema is None
     holdout_record = None
     if holdout is not None:
         import secrets
@@ -169,7 +176,11 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     if batch_size is not None:
         params["batch_size"] = batch_size
     synth = BY_NAME[model](**params)
-    synth.fit(frame, schema=schema, budget=budget, progress=progress)
+    if infer_dp:
+        synth.fit(frame, schema=None, budget=budget, progress=progress,
+                  roles={"entity_key": schema.entity_key, "targets": schema.targets})
+    else:
+        synth.fit(frame, schema=schema, budget=budget, progress=progress)
     synth.holdout_ = holdout_record
     synth.source_ = connectors.describe(data)
     synth.save(out, overwrite=overwrite)
@@ -230,7 +241,7 @@ def fit(
     entity_key: EntityKeyOption = None,
     max_rows_per_entity: Annotated[int, typer.Option(help="contribution bound k when --entity-key is set")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible development run")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed of the network initialisation (and of everything with --no-privacy); under a budget the DP noise never comes from it (OS entropy) and a private bundle records no seed")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing bundle")] = False,
     sequence_index: SequenceIndexOption = None,
     context: Annotated[Optional[str], typer.Option(help="dphmm: context table, one row per entity, joined on the entity key")] = None,
@@ -434,6 +445,8 @@ def inspect(
             console.print(t)
             console.print(f"total: epsilon {p['epsilon_spent']:.4f} of target {p['target_epsilon']:g}, "
                           f"delta {p['target_delta']:g} (composed by one RDP accountant, not summed)")
+            if p.get("noise_source"):
+                console.print(f"noise: {p['noise_source']}")
         cols = info["schema"]["columns"]
         console.print(f"schema: {len(cols)} columns; entity_key: {info['schema']['entity_key']}")
         found = {n: c for n, c in info["categories"].items() if c["release_threshold"] is not None}

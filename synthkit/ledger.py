@@ -23,6 +23,7 @@ import numpy as np
 
 from synthkit._typing import PrivacyUnit
 from synthkit.errors import BudgetExceededError, ConfigError
+from synthkit.noise import SOURCE as NOISE_SOURCE
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,7 @@ class PrivacyLedger:
             "unit": self.unit,
             "max_rows_per_unit": self.max_rows_per_unit,
             "accountant": "RDP (Opacus analysis), Balle et al. 2020 conversion; thresholds add to delta",
+            "noise_source": NOISE_SOURCE,
             "events": rows,
             "notes": list(self.notes),
         }

@@ -12,6 +12,8 @@ Prop. 2.1).
 
 from __future__ import annotations
 
+import hashlib
+
 import math
 from dataclasses import dataclass
 
@@ -159,10 +161,26 @@ def select_partitions(counts: dict[str, int], *, sigma: float, k: int, threshold
         return {c: float(counts.get(c, 0)) for c in sorted(set(counts) | set(public_keys))}
     ledger.charge(ThresholdEvent(name=name + ":threshold", delta=threshold_delta))
     tau = partition_threshold(sigma=sigma, k=k, threshold_delta=threshold_delta)
-    keys = sorted(set(counts) | set(public_keys))  # fixed order: the seeded draw ignores dict order
-    noise = rng.normal(0.0, sigma, size=len(keys))
+    keys = sorted(set(counts) | set(public_keys))
+    noise = keyed_normal(rng, keys, sigma)
     return {c: float(counts.get(c, 0) + z) for c, z in zip(keys, noise)
             if c in public_keys or counts.get(c, 0) + z > tau}
+
+
+def keyed_normal(rng: np.random.Generator, keys: list[str], sigma: float) -> np.ndarray:
+    """One N(0, σ²) draw per key, each from its own stream (a secret base drawn from `rng`,
+    a fixed amount, plus a hash of the key): a key's noise does not depend on which other
+    keys a table holds, so with the noise source fixed (the neighbouring-table tests) one
+    record more or less moves only its own key's count."""
+    base = [int(x) for x in rng.integers(0, 2**63, size=2)]
+    return np.array([np.random.default_rng([*base, int.from_bytes(
+        hashlib.sha256(str(key).encode("utf-8")).digest()[:8], "little")]).normal(0.0, sigma) for key in keys])
+
+
+def substreams(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """`n` independent generators seeded from `rng` by a fixed number of draws, so what one
+    consumer draws (often a data-dependent amount) never shifts another's noise."""
+    return [np.random.default_rng([int(x) for x in seed]) for seed in rng.integers(0, 2**63, size=(n, 2))]
 
 
 def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, name: str,

@@ -162,8 +162,8 @@ def group_events(frame: pd.DataFrame, *, entity_key: str, axis: TimeAxis, index:
                                        "it must hold one row per entity"])
         lookup = pd.Index(key_series)
         codes = lookup.get_indexer(frame[entity_key])
-        if (codes < 0).any():
-            logger.warning("events whose entity is not in the context table were ignored")
+        # unconditional: whether any event had no entity is a fact about the private data
+        logger.info("events whose entity is not in the context table, if any, are ignored")
     n_entities = len(key_series)
     keep_rows = np.flatnonzero(codes >= 0)
     codes_k = codes[keep_rows]

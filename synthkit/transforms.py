@@ -18,6 +18,7 @@ DECLARED schema or its canonical defaults, never from the rows (schema.py): a ro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from synthkit.mechanisms import (
     noisy_histogram,
     partition_threshold,
     select_partitions,
+    substreams,
 )
 from synthkit.schema import Column, Schema
 from synthkit.table import boolean_values, datetime_values, numeric_values
@@ -535,8 +537,10 @@ class DataTransformer:
         return sum(t.n_discovery() for t in self.transforms.values())
 
     def fit(self, frame: pd.DataFrame, ctx: FitContext) -> DataTransformer:
-        for name, t in self.transforms.items():
-            t.fit(frame[name], ctx)
+        # one stream per column: a column's data-dependent draws never shift another's noise
+        rngs = substreams(ctx.rng, len(self.transforms))
+        for (name, t), rng in zip(self.transforms.items(), rngs):
+            t.fit(frame[name], dataclasses.replace(ctx, rng=rng))
         self.fitted = True
         return self
 

@@ -16,6 +16,7 @@ from independent_accountant import independent_epsilon
 from synthkit import DPHMM, ConfigError, NotFittedError, PrivacyBudget, Schema, load
 from synthkit.ledger import ORDERS, GaussianEvent, SampledGaussianEvent
 from synthkit.models.hmm import HMMDPStep, HMMNet
+from synthkit.noise import _entropy_for_tests, _fixed_for_tests
 from synthkit.schema import Column
 from synthkit.sequence import TimeAxis, group_events
 
@@ -319,9 +320,18 @@ def test_seeded_fit_and_sample_reproducible_and_input_not_mutated(data):
         m.fit(events, schema=event_schema(), context=patients, context_schema=context_schema(), budget=BUDGET)
         return m.sample(300, seed=3)
 
-    a, b, c = run(7), run(7), run(8)
+    # under a budget the seed fixes initialisation and sampling only; the DP noise comes from
+    # OS entropy, so only the internal test hook reproduces a private fit
+    with _fixed_for_tests(1):
+        a = run(7)
+    with _fixed_for_tests(1):
+        b = run(7)
+    with _fixed_for_tests(1):
+        c = run(8)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
+    with _entropy_for_tests():
+        assert not run(7).equals(a)
     pd.testing.assert_frame_equal(events, ev0)
     pd.testing.assert_frame_equal(patients, pt0)
 

@@ -10,7 +10,7 @@ import pytest
 
 import reports
 from synthkit.errors import ConfigError, DataValidationError
-from synthkit.split import data_fingerprint, holdout_split, resplit
+from synthkit.split import data_fingerprint, holdout_key, holdout_split, resplit
 from test_reports_metrics import SCHEMA, mixture
 
 
@@ -23,8 +23,32 @@ def test_split_is_seeded_disjoint_and_sized():
     _, ho3, _ = holdout_split(df, fraction=0.2, seed=8)
     assert not ho.equals(ho3)
     # the record is public: no count, no row, no value
-    assert set(rec) == {"method", "fraction", "seed", "unit", "entity_key", "data_sha256"}
+    assert set(rec) == {"method", "fraction", "seed", "unit", "entity_key", "key_id", "data_hmac"}
     json.dumps(rec)
+
+
+def test_fingerprint_is_keyed_so_it_tells_nothing_without_the_key(tmp_path, monkeypatch):
+    """An attacker who knows every row but one cannot test candidates for the last one
+    against the bundle: the fingerprint needs the key, which stays in SYNTHKIT_HOME."""
+    import hashlib
+    import hmac as hmac_mod
+
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    _, _, rec = holdout_split(df, fraction=0.34, seed=0)
+    text = json.dumps(rec)
+    # no unkeyed digest of the table under any key the attacker can guess
+    for guess in (b"", b"synthkit", bytes(32)):
+        assert data_fingerprint(df, guess) not in text
+    kid, key = holdout_key()
+    assert rec["key_id"] == kid and key.hex() not in text
+    assert hmac_mod.compare_digest(rec["data_hmac"], data_fingerprint(df, key))
+    assert hashlib.sha256(key).hexdigest()[:16] != kid  # the id is not a bare hash prefix of the key
+    # another work directory holds another key: the bundle's split cannot be checked there
+    monkeypatch.setenv("SYNTHKIT_HOME", str(tmp_path / "elsewhere"))
+    assert holdout_key()[0] != kid
+    with pytest.raises(ConfigError, match="SYNTHKIT_HOME"):
+        resplit(df, rec)
+    assert oct((tmp_path / "elsewhere" / "holdout.key").stat().st_mode & 0o777) == "0o600"
 
 
 def test_split_by_entity_keeps_histories_whole():
@@ -51,8 +75,10 @@ def test_resplit_refuses_other_data():
 
 def test_fingerprint_ignores_dtype_spelling_but_not_values():
     df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
-    assert data_fingerprint(df) == data_fingerprint(df.astype({"a": "Int64"}))
-    assert data_fingerprint(df) != data_fingerprint(df.assign(a=[1, 2, 4]))
+    key = bytes(range(32))
+    assert data_fingerprint(df, key) == data_fingerprint(df.astype({"a": "Int64"}), key)
+    assert data_fingerprint(df, key) != data_fingerprint(df.assign(a=[1, 2, 4]), key)
+    assert data_fingerprint(df, key) != data_fingerprint(df, bytes(32))
 
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])

@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         states: StatesOption = None,
         context_epochs: ContextEpochsOption = None,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-        seed: Annotated[Optional[int], typer.Option(help="seed for a reproducible audit")] = None,
+        seed: Annotated[Optional[int], typer.Option(help="seed of the canaries, inclusions, initialisations and samples (DP noise is always fresh)")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing audit.json")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="print audit.json to stdout")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,

@@ -9,7 +9,9 @@ fit(table, budget):
     target, refuse before training if impossible; train, charging each epoch to the ledger.
 
 Randomness: one entry seed split by `SeedSequence.spawn` into named streams; no global
-RNG is read or written (networks are initialised from a torch.Generator).
+RNG is read or written (networks are initialised from a torch.Generator). Under a budget
+every stream a DP mechanism draws from comes from OS entropy instead (synthkit.noise):
+the seed then fixes only the initialisation.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from synthkit.dependence import DependenceCalibrator
 from synthkit.marginals import PairTree
 from synthkit.errors import ConfigError, DataValidationError, NotFittedError
 from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
-from synthkit.mechanisms import noisy_count, plan_preprocessing
+from synthkit.mechanisms import noisy_count, plan_preprocessing, substreams
+from synthkit.noise import private_seed_sequence
 from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
 from synthkit.models.sampling import SpanSampler
 from synthkit.schema import Schema
@@ -56,6 +59,20 @@ def resolve_device(device: DeviceOption | str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
     return torch.device(device)
+
+
+PUBLIC_STREAMS = frozenset({"init", "context"})  # no DP mechanism draws from these
+
+
+def fit_streams(names: tuple[str, ...], seed: int | None, *, private: bool) -> dict[str, np.random.SeedSequence]:
+    """Named seed sequences for one fit. Without a budget all come from `seed` (a
+    reproducible development run); under one, every stream but initialisation comes from
+    OS entropy (synthkit.noise), so no recorded or user-given value reproduces the noise."""
+    seqs = dict(zip(names, np.random.SeedSequence(seed).spawn(len(names))))
+    if private:
+        secret = dict(zip(names, private_seed_sequence().spawn(len(names))))
+        seqs = {n: (seqs[n] if n in PUBLIC_STREAMS else secret[n]) for n in names}
+    return seqs
 
 
 def torch_generator(seed_seq: np.random.SeedSequence, device: torch.device) -> torch.Generator:
@@ -154,8 +171,13 @@ class Synthesizer:
     # ------------------------------------------------------------- fit
     def fit(self, table: Table | pd.DataFrame, *, budget: PrivacyBudget | None,
             schema: Schema | None = None, progress: Progress | None = None,
-            ledger: PrivacyLedger | None = None) -> Self:
+            ledger: PrivacyLedger | None = None, roles: dict[str, Any] | None = None) -> Self:
         """Fit under `budget` (explicit `None` = no formal privacy guarantee).
+
+        Without a `schema`, a private fit decides the column kinds under DP, charged to its
+        own ledger (synthkit.dp_schema); `roles` then carries the user's declarations
+        (entity_key, sequence_index, targets, sensitive, identifiers). A fit without a
+        budget infers the kinds from the rows (`infer_schema`).
 
         `ledger`: an existing ledger to charge instead of a fresh one, so that a composite
         model (DPHMM: context table model + sequence model) spends ONE budget composed by
@@ -163,6 +185,14 @@ class Synthesizer:
         are kept (one context row per entity is one unit)."""
         self._check_params()
         device = resolve_device(self.device)
+        roles = dict(roles or {})
+        infer_dp = isinstance(table, pd.DataFrame) and schema is None and budget is not None
+        if infer_dp:
+            ledger = self._infer_schema_dp(table, budget=budget, roles=roles, ledger=ledger)
+            schema = self.inferred_schema_
+        elif schema is None and roles and isinstance(table, pd.DataFrame):
+            from synthkit.schema import infer_schema
+            schema = infer_schema(table, **roles)
         if isinstance(table, pd.DataFrame):
             table = Table.from_frame(table, schema)
         elif schema is not None:
@@ -197,23 +227,23 @@ class Synthesizer:
             ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
             logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
 
-        root = np.random.SeedSequence(self.seed)
-        seqs = dict(zip(STREAMS, root.spawn(len(STREAMS))))
+        seqs = fit_streams(STREAMS, self.seed, private=budget is not None)
         rng_pre = np.random.default_rng(seqs["preprocess"])
         rng_tr = np.random.default_rng(seqs["transform"])
+        # one stream per mechanism group, split off before any data-dependent draw
+        rng_bound, rng_counts, rng_columns, rng_dependence, rng_pairs = substreams(rng_pre, 5)
 
         # 2. contribution bounding: at most k rows per unit (uniformly at random)
         frame = table.frame
         if entity:
-            order = rng_pre.permutation(len(frame))
+            order = rng_bound.permutation(len(frame))
             shuffled = frame.iloc[order]
             rank = shuffled.groupby(schema.entity_key, sort=False).cumcount().to_numpy()
-            kept = shuffled[rank < k]
-            if len(kept) < len(frame):
-                ledger.notes.append(f"rows beyond {k} per entity were left out at random (contribution bound)")
-                logger.warning("some entities have more than %d rows; extra rows were subsampled (the count "
-                               "is private and not reported)", k)
-            frame = kept
+            frame = shuffled[rank < k]
+            # unconditional: whether any entity exceeded k is itself a fact about the data
+            ledger.notes.append(f"rows beyond {k} per entity, if any, were left out at random (contribution bound)")
+            logger.info("contribution bound: at most %d rows per entity are used; any extra rows were left out at "
+                        "random (whether there were any is private and not reported)", k)
             unit_codes, _ = pd.factorize(frame[schema.entity_key], sort=False)
             n_units = int(unit_codes.max()) + 1
         else:
@@ -222,9 +252,9 @@ class Synthesizer:
 
         # 3. DP counts and DP preprocessing
         n_units_dp = noisy_count(n_units, sigma=plan.sigma_units, sensitivity=1.0, name="count:units",
-                                 ledger=ledger, rng=rng_pre)
+                                 ledger=ledger, rng=rng_counts)
         n_rows_dp = (noisy_count(len(frame), sigma=plan.sigma_rows, sensitivity=float(k), name="count:rows",
-                                 ledger=ledger, rng=rng_pre) if k > 1 else n_units_dp)
+                                 ledger=ledger, rng=rng_counts) if k > 1 else n_units_dp)
         if n_units_dp < 2 * self.batch_size:
             raise DataValidationError([
                 f"too few {ledger.unit}s for batch_size={self.batch_size}: training needs at least "
@@ -233,17 +263,17 @@ class Synthesizer:
             raise ConfigError(
                 f"delta={budget.delta:g} is not below 1/(number of {ledger.unit}s); such a delta allows "
                 "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
-        transformer.fit(frame, FitContext(ledger=ledger, plan=plan, rng=rng_pre, n_rows_dp=n_rows_dp))
+        transformer.fit(frame, FitContext(ledger=ledger, plan=plan, rng=rng_columns, n_rows_dp=n_rows_dp))
         dependence = None
         if plan.n_dependence:
             dependence = DependenceCalibrator(transformer).fit(
-                frame, noise_multiplier=plan.dependence_noise, k=k, n_rows_dp=n_rows_dp, ledger=ledger, rng=rng_pre)
+                frame, noise_multiplier=plan.dependence_noise, k=k, n_rows_dp=n_rows_dp, ledger=ledger, rng=rng_dependence)
         pairs = None
         if plan.n_pairs:
             targets = [t for t in getattr(schema, "targets", ()) if t in transformer.transforms]
             pairs = PairTree(transformer, root=targets[0] if targets else None).fit(
                 frame, select_noise=plan.pairs_select_noise, noise=plan.pairs_noise, k=k, n_rows_dp=n_rows_dp,
-                ledger=ledger, rng=rng_pre)
+                ledger=ledger, rng=rng_pairs)
         encoded = transformer.transform(frame, rng_tr)
         data, mask = _group_units(encoded, unit_codes, n_units, k, device)
 
@@ -285,6 +315,34 @@ class Synthesizer:
                           "n_units_dp": round(n_units_dp) if budget is not None else None}
         self.device_ = device
         return self
+
+    def _infer_schema_dp(self, frame: pd.DataFrame, *, budget: PrivacyBudget, roles: dict[str, Any],
+                         ledger: PrivacyLedger | None) -> PrivacyLedger:
+        """Column kinds from noisy counts (synthkit.dp_schema), checked against the budget
+        before a row is read and charged to the fit's ledger; sets `inferred_schema_`."""
+        from synthkit.dp_schema import dp_infer_schema, inference_event
+        from synthkit.schema import SchemaError
+        known = {"entity_key", "sequence_index", "sensitive", "identifiers", "targets"}
+        if set(roles) - known:
+            raise ConfigError(f"unknown roles {sorted(set(roles) - known)}; use {sorted(known)}")
+        key = roles.get("entity_key")
+        names = [str(c) for c in frame.columns]
+        for role in ("entity_key", "sequence_index"):
+            if roles.get(role) is not None and roles[role] not in names:
+                raise SchemaError([f"{role} {roles[role]!r} is not a column of the data"])
+        k = self.max_rows_per_entity if key else 1
+        if ledger is None:
+            ledger = PrivacyLedger(budget=budget, unit="entity" if key else "row", max_rows_per_unit=k)
+        decided = [n for n in names if n != key and n not in set(roles.get("identifiers", ()))]
+        ledger.check([inference_event(budget, k=k, n_columns=len(decided))], what="schema inference")
+        rng = np.random.default_rng(private_seed_sequence())
+        bounded = frame
+        if key:  # the counts see at most k rows per entity, as every other mechanism does
+            order = rng.permutation(len(frame))
+            shuffled = frame.iloc[order]
+            bounded = shuffled[shuffled.groupby(key, sort=False).cumcount().to_numpy() < k]
+        self.inferred_schema_ = dp_infer_schema(bounded, ledger=ledger, budget=budget, k=k, rng=rng, **roles)
+        return ledger
 
     def _pairs_share(self) -> float:
         if not self.calibrate_pairs:

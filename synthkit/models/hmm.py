@@ -67,8 +67,9 @@ from synthkit.ledger import (
     SampledGaussianEvent,
     calibrate_noise_multiplier,
 )
-from synthkit.mechanisms import PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, select_partitions
-from synthkit.models.base import Progress, Synthesizer, resolve_device, torch_generator
+from synthkit.mechanisms import (PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, select_partitions,
+                                 substreams)
+from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
 from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
 from synthkit.schema import Column, Schema, infer_schema
 from synthkit.sequence import GroupedEvents, TimeAxis, group_events, reconstruct_ticks
@@ -434,9 +435,10 @@ class DPHMM(Synthesizer):
             ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
             logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
 
-        root = np.random.SeedSequence(self.seed)
-        seqs = dict(zip(STREAMS, root.spawn(len(STREAMS))))
+        seqs = fit_streams(STREAMS, self.seed, private=budget is not None)
         rng_pre = np.random.default_rng(seqs["preprocess"])
+        # one stream per mechanism group, split off before any data-dependent draw
+        rng_entities, rng_length, rng_events, rng_columns, rng_gaps = substreams(rng_pre, 5)
         rng_tr = np.random.default_rng(seqs["transform"])
 
         # ---- 2. group per entity; DP entity count; DP maximum length; truncate
@@ -444,15 +446,15 @@ class DPHMM(Synthesizer):
         ctx_keys = context_table.frame[key] if two_tables else None
         grouped = group_events(events.frame, entity_key=key, axis=axis, index=index, max_length=None, keys=ctx_keys)
         n_dp = noisy_count(grouped.n_entities, sigma=plan.sigma_units, sensitivity=1.0, name="count:entities",
-                           ledger=ledger, rng=rng_pre)
+                           ledger=ledger, rng=rng_entities)
         if auto_length:
-            length = self._dp_max_length(grouped.full_lengths, plan=plan, ledger=ledger, rng=rng_pre)
+            length = self._dp_max_length(grouped.full_lengths, plan=plan, ledger=ledger, rng=rng_length)
         else:
             length = int(self.max_length)
-        if int(grouped.full_lengths.max(initial=0)) > length:
-            ledger.notes.append(f"events beyond the first {length} of an entity were left out (contribution bound)")
-            logger.warning("some entities have more than %d events; only their first %d are used (the count is "
-                           "private and not reported)", length, length)
+        # unconditional: whether any entity was longer is itself a fact about the data
+        ledger.notes.append(f"events beyond the first {length} of an entity, if any, were left out (contribution bound)")
+        logger.info("contribution bound: only the first %d events of an entity are used (whether any entity had "
+                    "more is private and not reported)", length)
         grouped = group_events(events.frame, entity_key=key, axis=axis, index=index, max_length=length, keys=ctx_keys)
         ledger.max_rows_per_unit = length
         plan = dataclasses.replace(plan, k=length, sigma_rows=length * plan.sigma_units,
@@ -465,12 +467,12 @@ class DPHMM(Synthesizer):
             raise ConfigError(f"delta={budget.delta:g} is not below 1/(number of entities); such a delta allows "
                               "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
         n_events_dp = (noisy_count(len(grouped.events), sigma=plan.sigma_rows, sensitivity=float(length),
-                                   name="count:events", ledger=ledger, rng=rng_pre) if length > 1 else n_dp)
+                                   name="count:events", ledger=ledger, rng=rng_events) if length > 1 else n_dp)
 
         # ---- 3. DP preprocessing of the event columns and of the gaps
-        fctx = FitContext(ledger=ledger, plan=plan, rng=rng_pre, n_rows_dp=n_events_dp)
+        fctx = FitContext(ledger=ledger, plan=plan, rng=rng_columns, n_rows_dp=n_events_dp)
         transformer.fit(grouped.events, fctx)
-        gap_state = self._fit_gaps(grouped, axis, fctx) if length > 1 else None
+        gap_state = (self._fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps)) if length > 1 else None)
         layout = self._layout(roles, transformer, gap_state, axis=axis, length=length, min_length=min_length,
                               two_tables=two_tables, schema=schema)
         steps = self._encode_events(grouped, transformer, layout, rng_tr)
@@ -623,6 +625,7 @@ class DPHMM(Synthesizer):
         max_length − 1 gaps, inside the event-level sensitivity k), at most
         `max_gap_categories` of them, each holding ≥ 1% of the gaps (post-processing);
         and a DP-standardised space for the log of the other gaps."""
+        rng_select, rng_log = substreams(ctx.rng, 2)
         gaps = grouped.gaps()
         gaps = gaps[~np.isnan(gaps)]
         positive = gaps[gaps > 0]
@@ -631,12 +634,12 @@ class DPHMM(Synthesizer):
         raw = {_gap_label(v, axis): int(n) for v, n in zip(values, counts)}
         kept = select_partitions(raw, sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
                                  threshold_delta=ctx.plan.threshold_delta, name="gaps:common",
-                                 ledger=ctx.ledger, rng=ctx.rng)
+                                 ledger=ctx.ledger, rng=rng_select)
         floor = 0.005 * max(ctx.n_rows_dp, 1.0)  # post-processing of a DP count
         ranked = sorted(((c, lab) for lab, c in kept.items() if c >= floor), reverse=True)[: self.max_gap_categories]
         labels = sorted((float(lab) for _, lab in ranked))
         log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False))
-        log_t.fit(pd.Series(np.log(positive)), ctx)
+        log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
         return {"labels": labels, "transform": log_t}
 
     def _layout(self, roles: dict[str, Any], transformer: DataTransformer, gap: dict[str, Any] | None, *,

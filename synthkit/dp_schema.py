@@ -1,0 +1,145 @@
+"""Column kinds decided under DP, for a private fit that is given no schema.
+
+`infer_schema` reads the rows: one row with a fraction in an integer column, a word in a
+number column or one more distinct value could flip a column's kind, and the kind shapes
+the bundle. So a private fit without a schema decides each kind from NOISY counts instead,
+charged to the fit's own ledger (event "schema-inference") before anything else is
+released. Per column, one Gaussian release of a histogram and a count:
+
+- every non-null cell falls in exactly one class: boolean-spelled (true/false, yes/no,
+  t/f, y/n), ISO date, whole number, other number, other text;
+- the number of distinct non-null values.
+
+One row moves one class by 1 and the distinct count by at most 1, so one privacy unit of
+k rows moves the release of d columns by at most k·√(2d) in L2 norm. The decisions are
+post-processing of the noisy counts, with cut-offs of `infer_schema`'s kind (boolean,
+datetime, integer, continuous, identifier, categorical) wide enough for the noise:
+
+- >= 90% of cells one class: boolean, datetime, or a number (integer when under 10% of
+  the numbers have a fraction, else continuous);
+- a name that looks like an identifier and > 50% distinct values, or text with > 90%
+  distinct values: identifier (never learned);
+- otherwise categorical; also when the noisy non-null count is too small to tell.
+
+The column NAMES are public (the source's header, not a row); the roles (entity key,
+sequence index, targets, sensitive) are the user's declarations. Unlike `infer_schema`,
+a whole-number column with few values becomes `integer` (the distinct count is too noisy
+for a cut at 20), and a number column whose cents are mostly zero becomes `integer`.
+
+What this cannot do well: on a small table under a small ε the noise is large against the
+counts, and kinds fall back to `categorical` (learned as labels under DP category
+discovery). `synthkit schema infer` (a reviewed, separate step) plus `--schema` is the way
+to get a good schema there; the log line that lists the decided kinds says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, compose_epsilon
+from synthkit.schema import _IDENTIFIER_NAME, Column, Schema
+
+logger = logging.getLogger(__name__)
+
+EVENT = "schema-inference"
+INFERENCE_SHARE = 0.1  # of the target's ρ (zCDP), spent on the counts below
+CLASSES = ("boolean", "date", "whole", "number", "text")
+N_COUNTS = len(CLASSES) + 1  # + distinct values
+_BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def inference_event(budget: PrivacyBudget, *, k: int, n_columns: int) -> GaussianEvent:
+    """The one Gaussian release of the inference, from the budget, k and the column count
+    alone (public). In zero-concentrated terms it takes INFERENCE_SHARE of the ρ that the
+    whole target ε would allow one Gaussian, as the preprocessing plan splits its share; the
+    training noise is then calibrated to what the ledger has left."""
+    sensitivity = float(k) * math.sqrt(2 * max(n_columns, 1))
+
+    def eps_of(rho: float) -> float:
+        return compose_epsilon([GaussianEvent(name=EVENT, sigma=1.0 / math.sqrt(2 * rho), sensitivity=1.0)],
+                               budget.delta)
+
+    lo, hi = 1e-12, 1e6  # ρ of the whole target: bisect eps_of(ρ) = ε
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if eps_of(mid) > budget.epsilon:
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1 + 1e-6:
+            break
+    return GaussianEvent(name=EVENT, sigma=sensitivity / math.sqrt(2 * INFERENCE_SHARE * lo), sensitivity=sensitivity)
+
+
+def _counts(s: pd.Series) -> np.ndarray:
+    """One column's class histogram and distinct count (exact; noised by the caller)."""
+    non_null = s.dropna()
+    if pd.api.types.is_bool_dtype(s):
+        text = non_null.map(lambda v: "true" if v else "false")
+    elif pd.api.types.is_datetime64_any_dtype(s):
+        text = non_null.dt.strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        text = non_null.astype(str).str.strip()
+    is_bool = text.str.lower().isin(_BOOL).to_numpy()
+    is_date = text.str.match(_ISO_DATE).to_numpy(dtype=bool) & ~is_bool
+    numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    is_num = np.isfinite(numeric) & ~is_bool & ~is_date
+    is_whole = is_num & (np.mod(np.where(is_num, numeric, 0.5), 1.0) == 0)
+    n_text = len(text) - int(is_bool.sum() + is_date.sum() + is_num.sum())
+    return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
+                     text.nunique()], dtype=float)
+
+
+def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
+    """A kind from one column's noisy counts (post-processing)."""
+    n_bool, n_date, n_whole, n_frac, n_text, n_distinct = (max(float(x), 0.0) for x in noisy)
+    n = n_bool + n_date + n_whole + n_frac + n_text
+    if n < 20 or n < 4.0 * sigma * math.sqrt(len(CLASSES)):  # too few cells to tell: learn labels
+        return "categorical"
+    distinct = min(n_distinct / n, 1.0)
+    if n_bool >= 0.9 * n:
+        return "boolean"
+    if n_date >= 0.9 * n:
+        return "datetime"
+    if _IDENTIFIER_NAME.search(name) and distinct > 0.5:
+        return "identifier"
+    if n_whole + n_frac >= 0.9 * n:
+        return "continuous" if n_frac >= 0.1 * (n_whole + n_frac) else "integer"
+    if distinct > 0.9 and n > 50:
+        return "identifier"
+    return "categorical"
+
+
+def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: PrivacyBudget, k: int,
+                    rng: np.random.Generator, entity_key: str | None = None, sequence_index: str | None = None,
+                    sensitive: Iterable[str] = (), identifiers: Iterable[str] = (),
+                    targets: Iterable[str] = (), unit_codes: np.ndarray | None = None) -> Schema:
+    """The schema of `frame` with kinds decided from noisy counts, charged to `ledger`.
+
+    The caller bounds each unit to k rows first (`frame` holds at most k rows per unit)."""
+    ident = set(identifiers)
+    names = [str(c) for c in frame.columns]
+    decided_cols = [n for n in names if n not in ident and n != entity_key]
+    event = inference_event(budget, k=k, n_columns=len(decided_cols))
+    ledger.charge(event)
+    kinds: dict[str, str] = {}
+    for name in decided_cols:
+        noisy = _counts(frame[name]) + rng.normal(0.0, event.sigma, size=N_COUNTS)
+        kinds[name] = decide_kind(name, noisy, event.sigma)
+    columns = []
+    for name in names:
+        kind = "identifier" if (name in ident or name == entity_key) else kinds[name]
+        columns.append(Column(name=name, kind=kind, nullable=name != entity_key))
+    schema = Schema(columns=tuple(columns), entity_key=entity_key, sequence_index=sequence_index,
+                    sensitive=tuple(sensitive), targets=tuple(dict.fromkeys(targets))).validate()
+    logger.info("no schema given: column kinds decided under DP (event %r): %s; to choose them yourself, run "
+                "`synthkit schema infer`, review the file and pass --schema", EVENT,
+                ", ".join(f"{n}={kinds.get(n, 'identifier')}" for n in names))
+    return schema

@@ -1,0 +1,35 @@
+"""Test-session settings.
+
+- What must stay on the machine (the holdout fingerprint key) goes to a throw-away
+  SYNTHKIT_HOME, never to the user's ~/.synthkit.
+- The DP noise source is fixed for the session and re-fixed per test from the test's id
+  (synthkit.noise's internal hook), so a test's outcome does not hang on one noise draw
+  (production draws OS entropy). Tests marked `real_noise` run on OS entropy: they test
+  that source itself.
+"""
+
+import hashlib
+import os
+import tempfile
+
+import pytest
+
+from synthkit import noise
+
+os.environ["SYNTHKIT_HOME"] = tempfile.mkdtemp(prefix="synthkit-home-")
+noise._fixed[:] = [20261206, 0]  # module-scoped fixtures fit before any per-test fixture
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_noise: the test draws DP noise from OS entropy, as production does")
+
+
+@pytest.fixture(autouse=True)
+def _reproducible_dp_noise(request):
+    if request.node.get_closest_marker("real_noise"):
+        with noise._entropy_for_tests():
+            yield
+        return
+    seed = int.from_bytes(hashlib.sha256(request.node.nodeid.encode()).digest()[:4], "little")
+    with noise._fixed_for_tests(seed):
+        yield

@@ -15,7 +15,7 @@ k rows moves the release of d columns by at most k·√(2d) in L2 norm. The deci
 post-processing of the noisy counts, with cut-offs of `infer_schema`'s kind (boolean,
 datetime, integer, continuous, identifier, categorical) wide enough for the noise:
 
-- >= 90% of cells one class: boolean, datetime, or a number (integer when under 10% of
+- >= 80% of cells one class: boolean, datetime, or a number (integer when under 10% of
   the numbers have a fraction, else continuous);
 - a name that looks like an identifier and > 50% distinct values, or text with > 90%
   distinct values: identifier (never learned);
@@ -48,7 +48,8 @@ from synthkit.schema import _IDENTIFIER_NAME, Column, Schema
 logger = logging.getLogger(__name__)
 
 EVENT = "schema-inference"
-INFERENCE_SHARE = 0.1  # of the target's ρ (zCDP), spent on the counts below
+INFERENCE_SHARE = 0.05  # of the target's ρ (zCDP), spent on the counts below
+MAJORITY = 0.8  # share of the cells one class needs; at 4 noise std of n the margin is >= 4 std
 CLASSES = ("boolean", "date", "whole", "number", "text")
 N_COUNTS = len(CLASSES) + 1  # + distinct values
 _BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
@@ -99,22 +100,33 @@ def _counts(s: pd.Series) -> np.ndarray:
 
 def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
     """A kind from one column's noisy counts (post-processing)."""
+    n = float(np.sum(noisy[: len(CLASSES)]))  # unbiased: the noise of the classes is not clipped here
     n_bool, n_date, n_whole, n_frac, n_text, n_distinct = (max(float(x), 0.0) for x in noisy)
-    n = n_bool + n_date + n_whole + n_frac + n_text
     if n < 20 or n < 4.0 * sigma * math.sqrt(len(CLASSES)):  # too few cells to tell: learn labels
         return "categorical"
     distinct = min(n_distinct / n, 1.0)
-    if n_bool >= 0.9 * n:
+    if n_bool >= MAJORITY * n:
         return "boolean"
-    if n_date >= 0.9 * n:
+    if n_date >= MAJORITY * n:
         return "datetime"
     if _IDENTIFIER_NAME.search(name) and distinct > 0.5:
         return "identifier"
-    if n_whole + n_frac >= 0.9 * n:
+    if n_whole + n_frac >= MAJORITY * n:
         return "continuous" if n_frac >= 0.1 * (n_whole + n_frac) else "integer"
     if distinct > 0.9 and n > 50:
         return "identifier"
     return "categorical"
+
+
+def decide_index_kind(noisy: np.ndarray) -> str:
+    """The kind of a declared sequence index, from the same noisy counts: it must be ordered,
+    so where `decide_kind` found no clear kind (too few cells, mixed classes) the larger of
+    dates and numbers decides (post-processing); a value the kind cannot read then fails
+    validation with a message, as with a declared schema."""
+    _, n_date, n_whole, n_frac = (max(float(x), 0.0) for x in noisy[:4])
+    if n_date > n_whole + n_frac:
+        return "datetime"
+    return "continuous" if n_frac >= 0.1 * (n_whole + n_frac) and n_frac > 0 else "integer"
 
 
 def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: PrivacyBudget, k: int,
@@ -133,6 +145,8 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     for name in decided_cols:
         noisy = _counts(frame[name]) + rng.normal(0.0, event.sigma, size=N_COUNTS)
         kinds[name] = decide_kind(name, noisy, event.sigma)
+        if name == sequence_index and kinds[name] not in ("datetime", "integer", "continuous"):
+            kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind
     columns = []
     for name in names:
         kind = "identifier" if (name in ident or name == entity_key) else kinds[name]

@@ -140,19 +140,25 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     else:
         frame = connectors.read(data, table=table, query=query)
         schema_path_schema = None
+    # a private fit without a schema decides the kinds under DP, inside the fit and charged
+    # to its ledger (synthkit.dp_schema). A table fit's rows-based guess below only checks
+    # the roles and is not used; a sequence fit does not read the rows for kinds at all
+    # (DPHMM decides the events' and a schema-less context's kinds in its own ledger).
+    # Sources that bring their schemas (FHIR, camt.053, bank exports) keep them: those are
+    # public mappings, not facts read from the rows.
+    infer_dp = budget is not None and schema_path is None and schema_path_schema is None
     if schema_path is not None:
         schema = Schema.load(schema_path)
         if entity_key is not None and entity_key != schema.entity_key:
             raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
     elif schema_path_schema is not None:
         schema = schema_path_schema
+    elif infer_dp and sequence:
+        schema = None  # only the declared roles (--entity-key, --sequence-index, ...) pass on
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
-    schema = schema.with_targets(targets)
-    # a private table fit without a schema decides the kinds under DP, inside the fit and
-    # charged to its ledger (synthkit.dp_schema); the rows-based guess above only checked
-    # the roles and is not used
-    infer_dp = budget is not None and not sequence and schema_path is None and schema_path_schema is None
+    if schema is not None:
+        schema = schema.with_targets(targets)
     holdout_record = None
     if holdout is not None:
         import secrets
@@ -160,7 +166,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         from synthkit.split import holdout_split
         split_seed = holdout_seed if holdout_seed is not None else secrets.randbelow(2**31)
         frame, _, holdout_record = holdout_split(frame, fraction=holdout, seed=split_seed,
-                                                 entity_key=schema.entity_key)
+                                                 entity_key=schema.entity_key if schema is not None else entity_key)
     if sequence:
         return _fit_sequence_model(frame=frame, schema=schema, budget=budget, epochs=epochs, batch_size=batch_size,
                                    device=device, seed=seed, out=out, overwrite=overwrite, progress=progress,
@@ -168,7 +174,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    context_schema_path=context_schema_path, context_columns=context_columns,
                                    max_length=max_length, n_states=n_states, terminal_column=terminal_column,
                                    terminal_value=terminal_value, holdout_record=holdout_record,
-                                   context_epochs=context_epochs,
+                                   context_epochs=context_epochs, entity_key=entity_key, targets=targets,
                                    source=connectors.describe(data), source_context=source_context)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
@@ -193,18 +199,34 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         context_columns: tuple[str, ...], max_length: int | None, n_states: int | None,
                         terminal_column: str | None, terminal_value: str | None,
                         holdout_record: dict[str, Any] | None = None, source: dict[str, str] | None = None,
-                        source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None) -> Any:
+                        source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None,
+                        entity_key: str | None = None, targets: tuple[str, ...] = ()) -> Any:
+    """`schema` None (a private fit without --schema): DPHMM decides the events' kinds under
+    DP from the declared roles; a --context table without --context-schema likewise gets
+    its kinds under DP in the same ledger (read from the rows only without a budget)."""
     import connectors
     from synthkit.errors import ConfigError
     from synthkit.models import DPHMM
     from synthkit.schema import Schema, infer_schema
 
-    schema = sequence_schema(schema, sequence_index=sequence_index, context_columns=context_columns)
+    roles = None
+    if schema is None:
+        if entity_key is None:
+            raise ConfigError("--model dphmm needs --entity-key (the entity whose events form one sequence)")
+        if sequence_index is None:
+            raise ConfigError("--model dphmm needs --sequence-index (the column that orders each entity's events)")
+        roles = {"entity_key": entity_key, "sequence_index": sequence_index,
+                 "context_columns": tuple(context_columns), "targets": tuple(targets)}
+    else:
+        schema = sequence_schema(schema, sequence_index=sequence_index, context_columns=context_columns)
+        entity_key = schema.entity_key
     ctx_frame, ctx_schema = None, None
     if context is not None:
         ctx_frame = connectors.read(context)
-        ctx_schema = (Schema.load(context_schema_path) if context_schema_path is not None
-                      else infer_schema(ctx_frame, entity_key=schema.entity_key))
+        if context_schema_path is not None:
+            ctx_schema = Schema.load(context_schema_path)
+        elif budget is None:
+            ctx_schema = infer_schema(ctx_frame, entity_key=entity_key)
     elif source_context is not None:
         ctx_frame, ctx_schema = source_context
         if context_schema_path is not None:
@@ -218,7 +240,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
         if value is not None:
             params[name] = value
     synth = DPHMM(**params)
-    synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress)
+    synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress,
+              roles=roles)
     synth.holdout_ = holdout_record
     synth.source_ = source
     synth.save(out, overwrite=overwrite)

@@ -98,3 +98,94 @@ def test_roles_are_declarations_and_a_fit_with_them_runs(caplog):
     assert "synthkit schema infer" in caplog.text
     with pytest.raises(Exception, match="not a column"):
         DPTVAE(**TINY).fit(frame, budget=BUDGET, schema=None, roles={"entity_key": "nope"})
+
+
+# ------------------------------------------------------------------ DPHMM: events + context
+def _panel(n: int = 1500, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Accounts (context) and their transactions (events) with one clear kind per column."""
+    rng = np.random.default_rng(seed)
+    accounts = pd.DataFrame({"acct": [f"A{i:05d}" for i in range(n)],
+                             "age": rng.integers(18, 90, n),
+                             "segment": rng.choice(["retail", "smb", "private"], n),
+                             "vip": rng.choice(["yes", "no"], n),
+                             "income": rng.gamma(3.0, 900.0, n).round(2)})
+    lengths = rng.integers(1, 7, n)
+    acct = np.repeat(accounts["acct"].to_numpy(), lengths)
+    day = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 365, len(acct)), unit="D")
+    events = pd.DataFrame({"acct": acct, "booked": day.strftime("%Y-%m-%d"),
+                           "amount": rng.gamma(2.0, 40.0, len(acct)).round(2),
+                           "items": rng.integers(1, 9, len(acct)),
+                           "channel": rng.choice(["card", "transfer", "cash"], len(acct)),
+                           "online": rng.choice(["true", "false"], len(acct))})
+    return events, accounts
+
+
+HMM_TINY = dict(epochs=1, context_epochs=1, batch_size=100, max_length=8, n_states=2, device="cpu",
+                context_hidden=(16,), context_embedding_dim=8)
+HMM_BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-6)
+ROLES = {"entity_key": "acct", "sequence_index": "booked"}
+
+
+def test_dphmm_decides_event_and_context_kinds_under_dp_in_its_own_ledger():
+    from synthkit import DPHMM
+    events, accounts = _panel()
+    model = DPHMM(**HMM_TINY).fit(events, budget=HMM_BUDGET, context=accounts, roles=ROLES)
+    assert {c.name: c.kind for c in model.schema_.columns} == {
+        "acct": "identifier", "booked": "datetime", "amount": "continuous", "items": "integer",
+        "channel": "categorical", "online": "boolean"}
+    assert (model.schema_.entity_key, model.schema_.sequence_index) == ("acct", "booked")  # declared roles
+    assert {c.name: c.kind for c in model.context_schema_.columns} == {
+        "acct": "identifier", "age": "integer", "segment": "categorical", "vip": "boolean", "income": "continuous"}
+
+    ledger = model.ledger_
+    # the two inference releases come first, before any other mechanism touches the data
+    assert [e.name for e in ledger.events[:2]] == [EVENT, f"context:{EVENT}"]
+    assert sum(e.name.endswith(EVENT) for e in ledger.events) == 2
+    # entity = unit; one event per entity and one context row per entity: sensitivity sqrt(2d)
+    share = PrivacyBudget(epsilon=HMM_BUDGET.epsilon * (model.preprocessing_epsilon_share
+                                                        + model.context_epsilon_share), delta=HMM_BUDGET.delta)
+    assert ledger.events[0] == inference_event(share, k=1, n_columns=5)
+    assert ledger.events[0].sensitivity == pytest.approx(math.sqrt(2 * 5))
+    assert ledger.events[1].sensitivity == pytest.approx(math.sqrt(2 * 4))
+    assert ledger.events[1].sigma == inference_event(share, k=1, n_columns=4).sigma
+    assert ledger.unit == "entity"
+    assert ledger.epsilon_spent() <= HMM_BUDGET.epsilon * (1 + 1e-9)
+    assert model.privacy_summary()["epsilon_spent"] <= HMM_BUDGET.epsilon * (1 + 1e-9)
+
+
+def test_dphmm_refuses_a_budget_without_room_for_the_inference_before_reading_a_row(monkeypatch):
+    from synthkit import DPHMM
+    from synthkit import dp_schema
+    from synthkit.errors import BudgetExceededError
+
+    def read(*_a, **_k):
+        raise AssertionError("the rows were read")
+
+    monkeypatch.setattr(dp_schema, "_counts", read)
+    events, accounts = _panel(n=200)
+    model = DPHMM(**{**HMM_TINY, "preprocessing_epsilon_share": 0.45, "context_epsilon_share": 0.5})
+    with pytest.raises(BudgetExceededError, match="schema inference"):
+        model.fit(events, budget=HMM_BUDGET, context=accounts, roles=ROLES)
+    with pytest.raises(Exception, match="sequence_index"):  # roles are declared, never guessed
+        DPHMM(**HMM_TINY).fit(events, budget=HMM_BUDGET, roles={"entity_key": "acct"})
+
+
+def test_dphmm_sequence_index_gets_an_ordered_kind_even_from_too_few_cells():
+    """Where the noise drowns the counts (a handful of entities), kinds fall back to
+    categorical, but the declared index keeps an ordered kind so the fit can run."""
+    from synthkit import DPHMM
+    from synthkit.dp_schema import decide_index_kind
+    from synthkit.ledger import PrivacyLedger
+    events, accounts = _panel(n=12)
+    model = DPHMM(**HMM_TINY)
+    ledger = PrivacyLedger(budget=HMM_BUDGET, unit="entity", max_rows_per_unit=8)
+    schema, ctx, planned = model._decide_kinds(events, schema=None, context=accounts, context_schema=None,
+                                               roles={**ROLES, "context_columns": ()}, budget=HMM_BUDGET,
+                                               ledger=ledger, rng=np.random.default_rng(0))
+    assert schema.column("booked").kind in ("datetime", "integer", "continuous")
+    assert schema.column("channel").kind == "categorical" and ctx.column("age").kind == "categorical"
+    assert [e.name for e in ledger.events] == [EVENT, f"context:{EVENT}"] and len(planned) == 2
+    # counts: boolean, date, whole, number, text, distinct
+    assert decide_index_kind(np.array([0, 40, 3, -5, 2, 9.0])) == "datetime"
+    assert decide_index_kind(np.array([0, -3, 40, 1, 2, 9.0])) == "integer"
+    assert decide_index_kind(np.array([0, 2, 20, 30, 2, 9.0])) == "continuous"

@@ -218,3 +218,100 @@ def test_fhir_export_fit_is_the_same_with_one_more_patient(tmp_path):
     (export / "export.json").write_text(json.dumps(bundle(resources)))
     b = _fit(["fit", f"fhir:{export}", *args], tmp_path / "b")
     _assert_same(a, b)
+
+
+# ------------------------------------------------------------------ sequences, no schemas at all
+def test_dphmm_without_schemas_decides_the_same_kinds_on_a_neighbouring_table(tmp_path):
+    """No --schema and no --context-schema: DPHMM decides the events' and the context's
+    kinds under DP (synthkit.dp_schema, one row per entity). The added entity has more
+    events than the bound, a time of day with another offset, a canary label, and doses
+    that flip the rows-based guess of the `dose` column (continuous → integer)."""
+    from synthkit.schema import infer_schema
+
+    events, people = _visits()
+    rng = np.random.default_rng(5)
+    events["dose"] = np.where(rng.random(len(events)) < 0.3, np.nan, rng.choice([1.0, 2.0], len(events)))
+    extra_events = pd.DataFrame([{"pid": "px", "date": f"2022-0{m}-1{d}T13:37:00+05:00", "kind": CANARY,
+                                  "lab": 19.5, "dose": float(3 + 3 * m + d)} for m in range(1, 10) for d in range(3)])
+    hostile_events = pd.concat([events, extra_events], ignore_index=True)
+    hostile_people = pd.concat([people, pd.DataFrame([{"pid": "px", "sex": CANARY, "born": 1901}])],
+                               ignore_index=True)
+    # control: the rows-based guess reads the added entity
+    assert infer_schema(events).column("dose").kind != infer_schema(hostile_events).column("dose").kind
+    src = tmp_path / "src"
+    src.mkdir()
+    args = ["--model", "dphmm", "--entity-key", "pid", "--sequence-index", "date", "--epsilon", "10",
+            "--delta", "1e-6", "--epochs", "1", "--context-epochs", "1", "--batch-size", "64", "--max-length", "8",
+            "--context", str(src / "people.csv")]
+    events.to_csv(src / "events.csv", index=False)
+    people.to_csv(src / "people.csv", index=False)
+    a = _fit(["fit", str(src / "events.csv"), *args], tmp_path / "a")
+    hostile_events.to_csv(src / "events.csv", index=False)
+    hostile_people.to_csv(src / "people.csv", index=False)
+    b = _fit(["fit", str(src / "events.csv"), *args], tmp_path / "b")
+    assert set(a) == {"manifest.json", "context/manifest.json"}
+    _assert_same(a, b)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    names = [e["name"] for e in manifest["privacy"]["ledger"]["events"]][:2]
+    assert names == ["schema-inference", "context:schema-inference"]
+    kinds = {n: c["kind"] for n, c in manifest["schema"]["columns"].items()}
+    assert kinds == {"pid": "identifier", "date": "datetime", "kind": "categorical", "lab": "continuous",
+                     "dose": "integer"}
+
+
+# ------------------------------------------------------------------ bank sources (their own schemas)
+def _bank_args() -> list[str]:
+    return ["--model", "dphmm", "--epsilon", "10", "--delta", "1e-6", "--epochs", "1", "--context-epochs", "1",
+            "--batch-size", "64", "--max-length", "4"]
+
+
+def test_banktx_export_fit_is_the_same_with_one_more_account(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(600):
+        day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 30)))
+        for _ in range(int(rng.integers(1, 6))):
+            day += pd.Timedelta(days=int(rng.integers(1, 20)))
+            rows.append({"account": f"DE{i:020d}", "booking_date": day.date().isoformat(),
+                         "amount": float(np.round(rng.normal(-20, 60), 2)), "currency": "EUR",
+                         "category": str(rng.choice(["groceries", "rent", "salary"])), "payee": f"shop {i % 7}"})
+    base = pd.DataFrame(rows)
+    hostile = pd.concat([base, pd.DataFrame([
+        {"account": "DE99999999999999999999", "booking_date": f"2024-03-{j + 1:02d}", "amount": -9.9e8 if j else 9.9e8,
+         "currency": "EUR", "category": CANARY, "payee": CANARY} for j in range(20)])], ignore_index=True)
+    path = tmp_path / "export.csv"
+    base.to_csv(path, index=False)
+    a = _fit(["fit", f"banktx:{path}", *_bank_args()], tmp_path / "a")
+    hostile.to_csv(path, index=False)
+    b = _fit(["fit", f"banktx:{path}", *_bank_args()], tmp_path / "b")
+    assert set(a) == {"manifest.json", "context/manifest.json"}
+    _assert_same(a, b)
+
+
+def test_camt053_statements_fit_is_the_same_with_one_more_account(tmp_path):
+    from test_connectors_camt053 import document, entry, statement
+
+    rng = np.random.default_rng(2)
+
+    def account(i: int, entries: list[str], *, opening: str = "1000.00") -> str:
+        return statement(iban=f"DE{i:020d}", stmt_id=f"S-{i}", created="2024-03-31T18:00:00", version=8,
+                         opening=opening, entries=entries)
+
+    statements = []
+    for i in range(600):
+        entries = [entry(amount=f"{abs(rng.normal(80, 40)):.2f}", sign=str(rng.choice(["CRDT", "DBIT"])),
+                         booked=f"2024-0{m}-{int(rng.integers(1, 28)):02d}", version=8,
+                         family=str(rng.choice(["ICDT", "RCDT", "CCRD"])))
+                   for m in sorted(rng.integers(1, 4, int(rng.integers(1, 6))))]
+        statements.append(account(i, entries, opening=f"{abs(rng.normal(2000, 500)):.2f}"))
+    folder = tmp_path / "statements"
+    folder.mkdir()
+    (folder / "bank.xml").write_text(document(statements, version=8))
+    a = _fit(["fit", f"camt053:{folder}", *_bank_args()], tmp_path / "a")
+    hostile = account(999_999, [entry(amount="987654321.00", sign="DBIT", booked=f"2024-02-{j + 1:02d}", version=8,
+                                      party=CANARY, status="PDNG", sub=CANARY, family=CANARY, reversal="true")
+                                for j in range(20)], opening="99999999.00")
+    (folder / "bank.xml").write_text(document([*statements, hostile], version=8))
+    b = _fit(["fit", f"camt053:{folder}", *_bank_args()], tmp_path / "b")
+    assert set(a) == {"manifest.json", "context/manifest.json"}
+    _assert_same(a, b)

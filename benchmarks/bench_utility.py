@@ -113,7 +113,7 @@ def main() -> None:
         train, holdout = split(df)
         trtr = auc(train, holdout, target, positive)
         for declared in ([True, False] if args.no_target else [True]):
-            schema = infer_schema(train, targets=[target] if declared else [])
+            schema = infer_schema(train, targets=[target] if declared else [], formats=True)
             columns = list(schema.learned_columns)
             for model_name in args.models.split(","):
                 for eps in args.epsilons.split(","):

@@ -2,7 +2,8 @@
 
 - What must stay on the machine (the holdout fingerprint key) goes to a throw-away
   SYNTHKIT_HOME, never to the user's ~/.synthkit.
-- The DP noise source is fixed for the session and re-fixed per test from the test's id
+- The DP noise source is fixed for the session, per module (module-scoped fixtures) and
+  per test from the test's id
   (synthkit.noise's internal hook), so a test's outcome does not hang on one noise draw
   (production draws OS entropy). Tests marked `real_noise` run on OS entropy: they test
   that source itself.
@@ -24,12 +25,23 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "real_noise: the test draws DP noise from OS entropy, as production does")
 
 
+def _seed_of(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _reproducible_module_noise(request):
+    """Module-scoped fixtures (fits shared by a module's tests) get a source fixed by the
+    module's name, whatever ran before in the session (autouse runs first in its scope)."""
+    with noise._fixed_for_tests(_seed_of(request.module.__name__)):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _reproducible_dp_noise(request):
     if request.node.get_closest_marker("real_noise"):
         with noise._entropy_for_tests():
             yield
         return
-    seed = int.from_bytes(hashlib.sha256(request.node.nodeid.encode()).digest()[:4], "little")
-    with noise._fixed_for_tests(seed):
+    with noise._fixed_for_tests(_seed_of(request.node.nodeid)):
         yield

@@ -52,7 +52,9 @@ def pair_trends(r: pd.DataFrame, s: pd.DataFrame, cols) -> float:
         for b in names[i + 1:]:
             if a in numeric and b in numeric:
                 pair_r, pair_s = r[[a, b]].dropna(), s[[a, b]].dropna()
-                score = CorrelationSimilarity.compute(pair_r, pair_s) if len(pair_s) > 2 else 0.0
+                # a constant (or empty) synthetic column has no correlation at all, as in reports.fidelity
+                score = (CorrelationSimilarity.compute(pair_r, pair_s)
+                         if len(pair_s) > 2 and pair_s.std().min() > 0 else 0.0)
             else:
                 score = ContingencySimilarity.compute(rb[[a, b]], sb[[a, b]])
             scores.append(0.0 if not np.isfinite(score) else float(score))

@@ -53,7 +53,7 @@ def _auc(train: pd.DataFrame, test: pd.DataFrame) -> float:
 
 
 TRAIN, HOLDOUT = _split()
-SCHEMA = infer_schema(TRAIN, targets=[TARGET])
+SCHEMA = infer_schema(TRAIN, targets=[TARGET], formats=True)  # what `synthkit schema infer` writes
 TRTR = _auc(TRAIN, HOLDOUT)
 
 

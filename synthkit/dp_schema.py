@@ -42,7 +42,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, compose_epsilon
+from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger
+from synthkit.mechanisms import rho_for_epsilon
 from synthkit.schema import _IDENTIFIER_NAME, Column, Schema
 
 logger = logging.getLogger(__name__)
@@ -63,19 +64,7 @@ def inference_event(budget: PrivacyBudget, *, k: int, n_columns: int) -> Gaussia
     training noise is then calibrated to what the ledger has left."""
     sensitivity = float(k) * math.sqrt(2 * max(n_columns, 1))
 
-    def eps_of(rho: float) -> float:
-        return compose_epsilon([GaussianEvent(name=EVENT, sigma=1.0 / math.sqrt(2 * rho), sensitivity=1.0)],
-                               budget.delta)
-
-    lo, hi = 1e-12, 1e6  # ρ of the whole target: bisect eps_of(ρ) = ε
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        if eps_of(mid) > budget.epsilon:
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-6:
-            break
+    lo = rho_for_epsilon(budget.epsilon, budget.delta)  # ρ of the whole target
     return GaussianEvent(name=EVENT, sigma=sensitivity / math.sqrt(2 * INFERENCE_SHARE * lo), sensitivity=sensitivity)
 
 

@@ -83,25 +83,13 @@ def plan_preprocessing(
     delta_for_thresholds = delta_share * budget.delta if n_discovery else 0.0
     delta_rest = budget.delta - delta_for_thresholds
 
-    def eps_of(rho: float) -> float:  # all Gaussians together behave like one of RDP α·rho
-        return compose_epsilon([GaussianEvent(name="plan", sigma=1.0 / math.sqrt(2 * rho), sensitivity=1.0)],
-                               delta_rest)
-
-    lo, hi = 1e-12, 1e6
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        if eps_of(mid) > target:
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-6:
-            break
-    if eps_of(lo) > target:
+    lo = rho_for_epsilon(target, delta_rest)  # all Gaussians together behave like one of RDP α·ρ
+    if _epsilon_of_rho(lo, delta_rest) > target:
         # the share is below what the accountant can certify for any noise (its largest
         # Rényi order sets a floor); refuse here, from the budget alone, not after the data
         raise BudgetExceededError(
             f"preprocessing gets epsilon={target:.3g} ({epsilon_share:.0%} of {budget.epsilon:g}) but needs at "
-            f"least {eps_of(lo):.3g} whatever the noise; raise --epsilon or the preprocessing share")
+            f"least {_epsilon_of_rho(lo, delta_rest):.3g} whatever the noise; raise --epsilon or the preprocessing share")
     rho_each = lo * (1.0 - dependence_share - pairs_share) / n_gauss
     sigma_unit = 1.0 / math.sqrt(2 * rho_each)
     return PreprocessingPlan(
@@ -118,6 +106,26 @@ def plan_preprocessing(
         pairs_noise=(1.0 / math.sqrt(2 * lo * pairs_share * (1 - pairs_select_share)) if pairs_share > 0 else 0.0),
         n_pairs=1 if pairs_share > 0 else 0,
     )
+
+
+def _epsilon_of_rho(rho: float, delta: float) -> float:
+    return compose_epsilon([GaussianEvent(name="plan", sigma=1.0 / math.sqrt(2 * rho), sensitivity=1.0)], delta)
+
+
+def rho_for_epsilon(epsilon: float, delta: float) -> float:
+    """The largest zCDP ρ (up to 1e-6 relative) whose Gaussian (σ = 1/√(2ρ) per unit of
+    sensitivity) alone spends at most `epsilon` at `delta` by the ledger's accountant; the
+    smallest ρ tried (1e-12) when even that spends more (the caller decides what to do)."""
+    lo, hi = 1e-12, 1e6
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if _epsilon_of_rho(mid, delta) > epsilon:
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1 + 1e-6:
+            break
+    return lo
 
 
 def noisy_count(n: int, *, sigma: float, sensitivity: float, name: str, ledger: PrivacyLedger,

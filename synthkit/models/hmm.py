@@ -72,8 +72,8 @@ from synthkit.ledger import (
     calibrate_noise_multiplier,
     compose_epsilon,
 )
-from synthkit.mechanisms import (PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, select_partitions,
-                                 substreams)
+from synthkit.mechanisms import (PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, rho_for_epsilon,
+                                 select_partitions, substreams)
 from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
 from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
 from synthkit.schema import Column, Schema, infer_schema
@@ -133,18 +133,7 @@ class Standardiser:
 def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
     """The Gaussian that alone spends `epsilon` at `delta`: a stand-in for a whole share in
     dry runs and in targets that come on top of other events (bisection on zCDP ρ)."""
-    def eps_of(rho: float) -> float:
-        return compose_epsilon([GaussianEvent(name="share", sigma=1.0 / math.sqrt(2 * rho), sensitivity=1.0)], delta)
-
-    lo, hi = 1e-12, 1e6
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        if eps_of(mid) > epsilon:
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-6:
-            break
+    lo = rho_for_epsilon(epsilon, delta)
     return GaussianEvent(name="share", sigma=1.0 / math.sqrt(2 * lo), sensitivity=1.0)
 
 

@@ -164,11 +164,13 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         return
     if kind == "jsonl":
         try:
-            lazy = pl.scan_ndjson(path, infer_schema_length=_INFER_ROWS)
-            head = lazy.head(1000).collect()
+            # types from every line, not the first ones: one late record of another type
+            # must neither fail the read nor be typed by where it sits in the file
+            lazy = pl.scan_ndjson(path, infer_schema_length=None)
+            casts = _date_casts(lazy) if parse_dates else []
         except (pl.exceptions.PolarsError, OSError):
             raise SourceError(_jsonl_diagnosis(path)) from None
-        yield lazy.with_columns(_date_casts(head)) if parse_dates else lazy
+        yield lazy.with_columns(casts) if casts else lazy
         return
     with _utf8(path, encoding) as text_path:
         head = _head_text(text_path)
@@ -209,19 +211,23 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
 
-def _date_casts(head: pl.DataFrame) -> list[pl.Expr]:
-    """JSON has no date type: text columns whose first rows are all ISO dates or times are
-    parsed (offsets → UTC), as CSV's `try_parse_dates` does."""
-    casts = []
-    for name, dtype in head.schema.items():
-        if dtype != pl.String:
-            continue
-        values = head[name].drop_nulls()
-        if len(values) and values.str.contains(_ISO_DATETIME).all():
-            aware = values.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").any()
-            expr = pl.col(name).str.to_datetime(time_unit="us", time_zone="UTC" if aware else None)
-            casts.append(expr)
-    return casts
+def _date_casts(lazy: pl.LazyFrame) -> list[pl.Expr]:
+    """JSON has no date type: text columns whose values are ALL ISO dates or times (every
+    line, so no one record decides it by its place in the file) are parsed, offsets → UTC
+    when they all have one; a column that mixes local times with offsets stays text, as
+    it does through CSV's `try_parse_dates`."""
+    text = [name for name, dtype in lazy.collect_schema().items() if dtype == pl.String]
+    if not text:
+        return []
+    offset = r"(Z|[+-]\d{2}:?\d{2})$"
+    checks = lazy.select(  # aggregations skip nulls
+        *[(pl.col(n).str.contains(_ISO_DATETIME).all() & (pl.col(n).count() > 0)).alias(f"iso{i}")
+          for i, n in enumerate(text)],
+        *[pl.col(n).str.contains(offset).any().alias(f"any{i}") for i, n in enumerate(text)],
+        *[pl.col(n).str.contains(offset).all().alias(f"all{i}") for i, n in enumerate(text)],
+    ).collect().row(0, named=True)
+    return [pl.col(n).str.to_datetime(time_unit="us", time_zone="UTC" if checks[f"all{i}"] else None)
+            for i, n in enumerate(text) if checks[f"iso{i}"] and (checks[f"all{i}"] or not checks[f"any{i}"])]
 
 
 class _TypeRetry(Exception):

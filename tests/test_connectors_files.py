@@ -172,6 +172,23 @@ def test_bad_jsonl_lines_are_counted(tmp_path: Path) -> None:
     assert SECRET not in str(err.value)
 
 
+def test_jsonl_types_come_from_every_line_not_the_first_ones(tmp_path: Path) -> None:
+    """One record after the first thousand lines with another type, an offset, a value in a
+    column nobody else fills or a non-date in a date column: read whole, never refused
+    (before: 'cannot be read as JSON lines'), typed the same wherever the record sits."""
+    rows = [{"n": i, "x": 1.5, "day": "2021-01-01", "at": "2021-01-01T10:00:00Z", "empty": None} for i in range(1500)]
+    odd = {"n": "x-1", "x": 7, "day": "not a date", "at": "2021-06-01T13:37:00+05:00", "empty": "filled"}
+    for where in (0, 1500):
+        path = tmp_path / f"odd{where}.jsonl"
+        lines = rows[:where] + [odd] + rows[where:]
+        path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+        frame = connectors.read(path)
+        assert len(frame) == 1501
+        assert frame.loc[where, "n"] == "x-1" and frame.loc[where, "x"] == 7.0 and frame.loc[where, "empty"] == "filled"
+        assert frame.loc[where, "day"] == "not a date"  # the column stays text: nothing is lost
+        assert str(frame["at"].dt.tz) == "UTC" and frame.loc[where, "at"] == pd.Timestamp("2021-06-01T08:37:00Z")
+
+
 @pytest.mark.parametrize("name, problem", [("missing.csv", "no such file"), ("data.xlsx", "unsupported file type"),
                                            ("empty.csv", "empty")])
 def test_bad_paths_are_one_line_errors(tmp_path: Path, name: str, problem: str) -> None:

@@ -23,7 +23,9 @@ preprocessing mechanisms still shared one noise stream, this test failed on the 
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 import shutil
 import sqlite3
 from pathlib import Path
@@ -107,6 +109,18 @@ HOSTILE_ROW = {"age": 120, "cost": 9.9e8, "insured": "no", "dx": CANARY,
                "admitted": "2021-06-01T13:37:00+05:00", "note": "filled"}
 
 
+PG_URL = os.environ.get("SYNTHKIT_TEST_POSTGRES_URL")
+needs_pg = pytest.mark.skipif(
+    not PG_URL, reason="PostgreSQL tests need a server: export SYNTHKIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)")
+
+
+def _pg_execute(sql: str) -> None:
+    import adbc_driver_postgresql.dbapi as pg
+    with pg.connect(PG_URL) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        conn.commit()
+
+
 def _write(frame: pd.DataFrame, kind: str, folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "csv":
@@ -115,6 +129,9 @@ def _write(frame: pd.DataFrame, kind: str, folder: Path) -> str:
     if kind == "parquet":
         frame.astype({"note": "string"}).to_parquet(folder / "t.parquet", index=False)
         return str(folder / "t.parquet")
+    if kind == "jsonl":  # the added record is the last line, after the rows a reader types from
+        frame.to_json(folder / "t.jsonl", orient="records", lines=True)
+        return str(folder / "t.jsonl")
     path = folder / "t.db"
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as db:
@@ -123,7 +140,7 @@ def _write(frame: pd.DataFrame, kind: str, folder: Path) -> str:
 
 
 @pytest.mark.parametrize("model", ["dptvae", "dpctgan"])
-@pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite"])
+@pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite", "jsonl"])
 def test_table_fit_without_schema_is_the_same_on_a_neighbouring_table(tmp_path, model, kind):
     base = _patients()
     hostile = pd.concat([base, pd.DataFrame([HOSTILE_ROW])], ignore_index=True)
@@ -136,6 +153,31 @@ def test_table_fit_without_schema_is_the_same_on_a_neighbouring_table(tmp_path, 
     if kind == "csv" and model == "dptvae":  # and one record fewer
         c = _fit(["fit", _write(base.iloc[1:], kind, src), *table, *args], tmp_path / "c")
         _assert_same(a, c)
+
+
+@needs_pg
+@pytest.mark.parametrize("model", ["dptvae", "dpctgan"])
+def test_postgresql_table_fit_is_the_same_with_one_more_row(tmp_path, model):
+    """A PostgreSQL table keeps its declared column types whatever rows it holds, so the
+    neighbour is the same table (same DDL) with the hostile row inserted."""
+    import connectors
+
+    base = _patients()
+    base["note"] = base["note"].astype("string")
+    names = [f"n_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    try:
+        connectors.write(base, PG_URL, table=names[0])
+        _pg_execute(f'CREATE TABLE "{names[1]}" AS SELECT * FROM "{names[0]}"')
+        cols = ", ".join(f'"{c}"' for c in HOSTILE_ROW)
+        vals = ", ".join(str(v) if isinstance(v, (int, float)) else "'" + str(v) + "'" for v in HOSTILE_ROW.values())
+        _pg_execute(f'INSERT INTO "{names[1]}" ({cols}) VALUES ({vals})')
+        args = ["--model", model, "--epsilon", "3", "--delta", "1e-6", "--epochs", "1", "--batch-size", "200"]
+        a = _fit(["fit", PG_URL, "--table", names[0], *args], tmp_path / "a")
+        b = _fit(["fit", PG_URL, "--table", names[1], *args], tmp_path / "b")
+        _assert_same(a, b)
+    finally:
+        for name in names:
+            _pg_execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 # ------------------------------------------------------------------ sequences with context

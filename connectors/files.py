@@ -46,6 +46,10 @@ NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
 _SNIFF_BYTES = 64 * 1024
 _MAX_LINES_SHOWN = 5
 _INFER_ROWS = 1000
+# Widest table read: a model learns every column, and fitting thousands of them takes more
+# than minutes; a wider export is almost always a pivot or a wrong delimiter.
+MAX_COLUMNS = 2_000
+_SNIFF_ROWS = 200  # rows after the first that header detection compares it with
 _NUMBER_OR_DATE = re.compile(r"^\s*([-+]?(\d+[.,]?\d*|\.\d+)([eE][-+]?\d+)?|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}.*)\s*$")
 
 
@@ -159,14 +163,14 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         raise SourceError(f"{where!r}: not a file")
     if kind == "parquet":
         lazy = _collect(path, kind, lambda: pl.scan_parquet(path))
-        _collect(path, kind, lazy.collect_schema)
-        yield lazy
+        yield _checked_columns(path, lazy, _collect(path, kind, lazy.collect_schema))
         return
     if kind == "jsonl":
         try:
             # types from every line, not the first ones: one late record of another type
             # must neither fail the read nor be typed by where it sits in the file
             lazy = pl.scan_ndjson(path, infer_schema_length=None)
+            lazy = _checked_columns(path, lazy, lazy.collect_schema())
             casts = _date_casts(lazy) if parse_dates else []
         except (pl.exceptions.PolarsError, OSError):
             raise SourceError(_jsonl_diagnosis(path)) from None
@@ -176,8 +180,9 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         head = _head_text(text_path)
         if not head.strip():
             raise SourceError(f"{where!r}: the file is empty")
+        _check_text(path, head, encoding)
         sep = separator or _sniff_separator(path, head)
-        header = has_header if has_header is not None else _sniff_header(path, head, sep, quote_char)
+        header = _header(path, head, sep, quote_char, has_header)
         opts = dict(separator=sep, has_header=header, quote_char=quote_char)
         # types are inferred from the first rows (polars' inference is slow per row); a column
         # that later holds a value of another type is re-read as text (see `read`)
@@ -197,6 +202,11 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         if any(not n.isprintable() for n in names):
             raise SourceError(f"{where!r}: the header holds control or binary characters; "
                               f"is this a text CSV file in encoding {encoding!r}?")
+        try:
+            lazy = _checked_columns(path, lazy, lazy.collect_schema())
+        except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
+            raise SourceError(f"{where!r}: cannot be read as CSV (separator {sep!r}, header {header}); "
+                              "check the delimiter, quoting and encoding") from None
         try:
             yield lazy
         except _CsvFailure:
@@ -332,17 +342,117 @@ def _sniff_separator(path: Path, sample_text: str) -> str:
         return ","
 
 
-def _sniff_header(path: Path, sample_text: str, sep: str, quote_char: str | None) -> bool:
-    rows = list(csv.reader(io.StringIO(sample_text), delimiter=sep, quotechar=quote_char or '"'))
+def _check_text(path: Path, head: str, encoding: str) -> None:
+    """Refuse what polars would misread without a word: NUL bytes (a binary file, or UTF-16
+    read as UTF-8) and old-Mac CR-only line endings (the whole file would be one row)."""
+    where = str(path)
+    if "\x00" in head:
+        raise SourceError(f"{where!r}: the file holds NUL bytes, so it is binary or not in encoding {encoding!r}; "
+                          "give a text CSV, or pass its encoding (e.g. --encoding utf-16)")
+    if "\r" in head and "\n" not in head.rstrip("\r\n") and head.count("\r") > 1:
+        raise SourceError(f"{where!r}: lines end in a bare carriage return (CR, old Mac style), which is not "
+                          "read; convert the line endings to LF or CRLF (e.g. `tr '\\r' '\\n'`)")
+
+
+def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_header: bool | None) -> bool:
+    """Whether the first row is the header: as given, or detected; never a silent guess.
+
+    Evidence for a header: a text field over a column whose values below are numbers or
+    dates. Evidence for data: a number or date over such a column (or with nothing below),
+    an empty field, a field repeated in the row. One kind only decides; both kinds, or
+    only the weak data signs (empty, repeated, a number over text), are an error that asks
+    for --header or --no-header: reading a header as data turns every column into text,
+    and reading data as a header publishes a private row as column names. Fields are named
+    by position, as the row may be private data."""
+    where = str(path)
+    try:
+        rows = list(csv.reader(io.StringIO(sample_text), delimiter=sep, quotechar=quote_char or '"'))
+    except csv.Error:
+        rows = []  # broken quoting: polars or the diagnosis names it
+    rows = [r for r in rows[: _SNIFF_ROWS + 1] if r]
     if not rows:
-        return True
+        return True if has_header is None else has_header
     first = rows[0]
-    looks_like_data = (len(set(first)) != len(first) or any(not f.strip() for f in first)
-                       or any(_NUMBER_OR_DATE.match(f) for f in first))
-    if looks_like_data:
-        log.warning("%s: the first row looks like data (a number, date, empty or repeated field), so the "
-                    "file is read without a header; pass has_header=True if it has one", path)
-    return not looks_like_data
+    if has_header is False:
+        return False
+    empty = [i + 1 for i, f in enumerate(first) if not f.strip()]
+    repeated = _repeated(first)
+    if has_header is True:
+        problems = [f"column {i} of the header is empty" for i in empty]
+        problems += [f"the header names column {first[i - 1].strip()!r} more than once (columns "
+                     f"{', '.join(map(str, positions))})" for positions in repeated for i in positions[:1]]
+        if problems:
+            raise SourceError(f"{where!r}: {'; '.join(problems[:_MAX_LINES_SHOWN])}; give every column a "
+                              "unique name in the header, or read it with --no-header (has_header=False)")
+        return True
+    below = rows[1:]
+    strong_header: list[int] = []
+    strong_data: list[int] = []
+    weak_data: list[str] = [f"field {i} is empty" for i in empty]
+    weak_data += [f"fields {' and '.join(map(str, positions))} repeat" for positions in repeated]
+    for i, field in enumerate(first):
+        if not field.strip():
+            continue
+        values = [r[i] for r in below if i < len(r) and r[i].strip()]
+        numeric_below = bool(values) and all(_NUMBER_OR_DATE.match(v) for v in values)
+        is_number = bool(_NUMBER_OR_DATE.match(field))
+        if is_number and (numeric_below or not values):
+            strong_data.append(i + 1)
+        elif is_number:
+            weak_data.append(f"field {i + 1} is a number over text")
+        elif numeric_below:
+            strong_header.append(i + 1)
+    if strong_header and (strong_data or weak_data):
+        signs = [f"field {i} is a number or date" for i in strong_data] + weak_data
+        raise SourceError(f"{where!r}: cannot tell whether the first row is a header: fields "
+                          f"{_positions(strong_header)} look like column names over numbers, but "
+                          f"{'; '.join(signs[:_MAX_LINES_SHOWN])}; if it is a header give every column a unique, "
+                          "non-empty name that is not a number and pass --header (has_header=True), "
+                          "else pass --no-header (has_header=False)")
+    if strong_data:
+        log.warning("%s: the first row holds numbers or dates where the column holds them too, so the file is "
+                    "read without a header (columns column_0, column_1, ...); pass --header if it has one", path)
+        return False
+    if weak_data:
+        raise SourceError(f"{where!r}: cannot tell whether the first row is a header "
+                          f"({'; '.join(weak_data[:_MAX_LINES_SHOWN])}); if it is a header give every column a "
+                          "unique, non-empty name and pass --header (has_header=True), else pass --no-header "
+                          "(has_header=False)")
+    return True
+
+
+def _repeated(fields: list[str]) -> list[list[int]]:
+    """Positions (1-based) of each non-empty field that occurs more than once."""
+    seen: dict[str, list[int]] = {}
+    for i, f in enumerate(fields):
+        if f.strip():
+            seen.setdefault(f.strip(), []).append(i + 1)
+    return [positions for positions in seen.values() if len(positions) > 1]
+
+
+def _positions(positions: list[int]) -> str:
+    shown = ", ".join(map(str, positions[:_MAX_LINES_SHOWN]))
+    return shown + (f" and {len(positions) - _MAX_LINES_SHOWN} more" if len(positions) > _MAX_LINES_SHOWN else "")
+
+
+def _checked_columns(path: Path, lazy: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    """Refuse what no model can learn, naming the columns; read whole numbers beyond 64
+    bits (long account or card numbers, or 1e30 written out) as text, which numpy and
+    pandas can hold: such a column is then an identifier or is refused by kind checks."""
+    where = str(path)
+    if len(schema) > MAX_COLUMNS:
+        raise SourceError(f"{where!r}: {len(schema):,} columns, over the limit of {MAX_COLUMNS:,}; select the "
+                          "columns to learn (a wrong delimiter also gives many columns)")
+    nested = [n for n, d in schema.items() if isinstance(d, (pl.Struct, pl.List, pl.Array)) or d == pl.Object]
+    if nested:
+        raise SourceError(f"{where!r}: columns {nested[:_MAX_LINES_SHOWN]} hold nested objects or lists, which "
+                          "cannot be learned; flatten them into one value per column")
+    binary = [n for n, d in schema.items() if d == pl.Binary]
+    if binary:
+        raise SourceError(f"{where!r}: columns {binary[:_MAX_LINES_SHOWN]} hold binary data, which cannot be "
+                          "learned; drop them or store them as text")
+    wide = [n for n, d in schema.items() if d in (pl.Int128, pl.UInt128)]
+    return lazy.with_columns(pl.col(wide).cast(pl.String)) if wide else lazy
 
 
 def _check_field_counts(path: Path, text_path: Path, n_fields: int, opts: dict) -> None:
@@ -418,19 +528,32 @@ def _csv_diagnosis(path: Path, text_path: Path, sep: str, quote_char: str | None
 def _jsonl_diagnosis(path: Path) -> str:
     bad: list[int] = []
     n_bad = 0
+    nested: list[int] = []
+    n_nested = 0
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             try:
-                if not isinstance(json.loads(raw), dict):
+                doc = json.loads(raw)
+                if not isinstance(doc, dict):
                     raise ValueError
+            except RecursionError:  # nested beyond Python's limit
+                doc = {"": {}}
             except ValueError:
                 n_bad += 1
                 if len(bad) < _MAX_LINES_SHOWN:
                     bad.append(number)
+                continue
+            if any(isinstance(v, (dict, list)) for v in doc.values()):
+                n_nested += 1
+                if len(nested) < _MAX_LINES_SHOWN:
+                    nested.append(number)
     if n_bad:
         return f"{str(path)!r}: {n_bad} lines are not JSON objects (lines {_lines(bad, n_bad)})"
+    if n_nested:
+        return (f"{str(path)!r}: {n_nested} lines hold nested objects or lists (lines {_lines(nested, n_nested)}), "
+                "which cannot be learned; flatten them into one value per field")
     return f"{str(path)!r}: cannot be read as JSON lines (one JSON object per line)"
 
 

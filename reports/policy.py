@@ -158,13 +158,12 @@ def load_policy(name_or_path: str | Path) -> Policy:
         else:
             raise PolicyError([f"no policy file {str(name_or_path)!r} and no shipped policy of that name; "
                                f"shipped: {sorted(shipped)}"], where="policy reference")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PolicyError([f"not valid YAML{where}"], where=f"policy {path.name}") from None
+    from synthkit import safeload
+    try:  # bounded size, depth and YAML alias expansion (see synthkit.safeload)
+        text = safeload.read_text(path, max_bytes=safeload.POLICY_MAX_BYTES, where=f"policy {path.name}")
+        data = safeload.load_yaml(text, where=f"policy {path.name}")
+    except safeload.InputLimitError as err:
+        raise PolicyError([err.problem], where=f"policy {path.name}") from None
     return parse_policy(data, where=f"policy {path.name}", sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
 
 from synthkit.errors import ConfigError, SynthkitError
 
@@ -136,14 +135,15 @@ def source_kind(uri: str) -> str:
 # ---------------------------------------------------------------------------- loading
 def load_job(path: str | os.PathLike[str]) -> JobSpec:
     """Read and validate a job YAML file; raise one JobSpecError listing every problem."""
+    from synthkit import safeload
     p = Path(path)
     if not p.is_file():
         raise JobSpecError(["no such file"], where=str(p))
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise JobSpecError([f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}"], where=str(p)) from None
+    try:  # bounded size, depth and YAML alias expansion (see synthkit.safeload)
+        data = safeload.load_yaml(safeload.read_text(p, max_bytes=safeload.JOB_MAX_BYTES, where=str(p)),
+                                  where=str(p))
+    except safeload.InputLimitError as err:
+        raise JobSpecError([err.problem], where=str(p)) from None
     return parse_job(data, base_dir=p.resolve().parent, where=str(p))
 
 
@@ -325,23 +325,46 @@ class JobResult:
     registry: str               # the registry URL, password hidden
 
 
+def runner_account() -> str:
+    """Who runs this process: the OS account of the effective uid, from the password
+    database. Not getpass.getuser(), which believes $LOGNAME/$USER: the four-eyes rule
+    must rest on an identity the runner cannot declare."""
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):  # no password database (Windows, a container's bare uid)
+        uid = getattr(os, "geteuid", lambda: None)()
+        return f"uid-{uid}" if uid is not None else getpass.getuser()
+
+
+def display_user() -> str | None:
+    """$SYNTHKIT_USER: a display name for the runner, recorded next to the OS account and
+    never used as the identity."""
+    return os.environ.get("SYNTHKIT_USER") or None
+
+
 def default_user() -> str:
-    return os.environ.get("SYNTHKIT_USER") or getpass.getuser()
+    return runner_account()
 
 
 def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run_key: str | None = None,
             run_by: str | None = None) -> JobResult:
     """Run a job end to end (see the module docstring). `registry` is a Registry or a URL
-    (default: the spec's, else $SYNTHKIT_REGISTRY, else ./synthkit-registry.db)."""
+    (default: the spec's, else $SYNTHKIT_REGISTRY, else ./synthkit-registry.db).
+
+    The run is recorded as run by this process's OS account (`runner_account`); `run_by`
+    and $SYNTHKIT_USER only add a display name, so nobody can name someone else as the
+    runner and then approve the run themselves."""
     from reports.registry import Registry, display_url
 
     if not isinstance(spec, JobSpec):
         spec = load_job(spec)
     reg = registry if isinstance(registry, Registry) else Registry(registry or spec.registry)
-    run_by = run_by or default_user()
+    display = run_by or display_user()
+    run_by = runner_account()
     key = spec.fingerprint + (f":{run_key}" if run_key else "")
     run, created = reg.claim_run(job_name=spec.name, idempotency_key=key, run_by=run_by, owner=spec.owner,
-                                 spec=spec.redacted())
+                                 spec=spec.redacted(), run_by_display=display)
     if not created:
         status = reg.status(run.run_id)
         if status == "running":

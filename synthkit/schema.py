@@ -344,25 +344,29 @@ class Schema:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_yaml(cls, text: str) -> Schema:
+    def from_yaml(cls, text: str, *, where: str = "schema") -> Schema:
+        """Parse with synthkit.safeload: bounded depth and YAML alias expansion."""
+        from synthkit import safeload
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise SchemaError([f"not valid YAML ({err.__class__.__name__})"]) from None
+            data = safeload.load_yaml(text, where=where)
+        except safeload.InputLimitError as err:
+            raise SchemaError([str(err)]) from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> Schema:
+        """A schema file (.json is JSON, anything else YAML), within synthkit.safeload's
+        limits on size, nesting and YAML aliases; every problem is one SchemaError."""
+        from synthkit import safeload
         p = Path(path)
         if not p.is_file():
             raise SchemaError([f"schema file {str(p)!r} does not exist"])
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() == ".json":
-            try:
-                return cls.from_dict(json.loads(text))
-            except json.JSONDecodeError:
-                raise SchemaError([f"schema file {str(p)!r} is not valid JSON"]) from None
-        return cls.from_yaml(text)
+        where = f"schema file {str(p)!r}"
+        try:
+            data = safeload.load_file(p, max_bytes=safeload.SCHEMA_MAX_BYTES, where=where)
+        except safeload.InputLimitError as err:
+            raise SchemaError([str(err)]) from None
+        return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
         p = Path(path)

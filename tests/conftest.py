@@ -45,3 +45,15 @@ def _reproducible_dp_noise(request):
         return
     with noise._fixed_for_tests(_seed_of(request.node.nodeid)):
         yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's fits (same results on any core count); modules opt in
+    with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

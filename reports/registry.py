@@ -13,6 +13,24 @@ transaction that first locks the run (BEGIN IMMEDIATE on SQLite, SELECT ... FOR 
 PostgreSQL), and unique constraints back the two invariants that matter most: one run
 per (idempotency key, attempt), and at most one release per run.
 
+Tamper evidence, not only tamper resistance: triggers stop a careless statement, but
+whoever owns the database file or server can drop them. So the events form a hash chain
+(each row stores the SHA-256 of its own canonical content, which includes the previous
+row's hash), every row of the other tables is bound to the chain by an event that
+records its SHA-256, and every verdict carries the reviewer's Ed25519 signature
+(reports/signing.py, checked by reports/release.py against public keys held OUTSIDE the
+registry). `audit()` recomputes all of it; an INSERTed, edited, deleted or reordered row
+shows up there even when the triggers were dropped. Appends to the chain are serialised
+(BEGIN IMMEDIATE on SQLite, a transaction-level advisory lock on PostgreSQL), so two
+writers can never both link to the same predecessor. Dropped triggers are never
+recreated behind the user's back: the registry then refuses to write and `audit()` says
+so, until an administrator has checked the trail and restores them (`restore_triggers`).
+
+A registry written by an earlier synthkit has no chain. It is refused with one line
+rather than chained from "now": blessing an unverifiable history with a fresh genesis
+would let edits made before the upgrade pass as verified. Keep it read-only as an
+archive and start a new registry.
+
 Nothing from private data is stored here: only names, hashes of synthetic artefacts,
 metric values from the report (aggregates) and reviewers' words.
 """
@@ -29,11 +47,12 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from reports.signing import sha256_json
 from synthkit.errors import ConfigError, SynthkitError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +66,7 @@ Verdict = Literal["approve", "reject"]
 
 ENV_URL = "SYNTHKIT_REGISTRY"
 DEFAULT_PATH = "synthkit-registry.db"
+GENESIS = "0" * 64   # the prev_hash of the first event of a registry
 
 
 class RegistryError(SynthkitError):
@@ -76,6 +96,8 @@ class EventRecord:
     step: str | None
     message: str | None
     details: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = GENESIS
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +159,8 @@ T_EVENTS = sa.Table(
     sa.Column("step", sa.String(40)),
     sa.Column("message", sa.Text),
     sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 T_DECISIONS = sa.Table(
     "synthkit_decisions", _META,
@@ -168,6 +192,17 @@ T_RELEASES = sa.Table(
     sa.Column("released_by", sa.String(200), nullable=False),
 )
 TABLES = (T_RUNS, T_EVENTS, T_DECISIONS, T_REVIEWS, T_RELEASES)
+
+
+def event_content(*, run_id: str, at: str, status: str | None, step: str | None, message: str | None,
+                  details: dict[str, Any], prev_hash: str) -> dict[str, Any]:
+    """What an event's hash covers: every field but its own hash and its row number."""
+    return {"run_id": run_id, "at": at, "status": status, "step": step, "message": message, "details": details,
+            "prev_hash": prev_hash}
+
+
+def event_hash(**content: Any) -> str:
+    return sha256_json(event_content(**content))
 
 
 def now_utc() -> str:
@@ -256,37 +291,70 @@ class Registry:
 
     # ------------------------------------------------------------------ schema
     def _create(self) -> None:
-        """Create the tables and their append-only triggers, unless they all exist.
+        """Create the tables and their append-only triggers on a fresh database.
 
         Opening a registry that is already set up runs no DDL and takes no table lock.
         This matters on PostgreSQL: CREATE OR REPLACE TRIGGER locks its table (SHARE ROW
         EXCLUSIVE) until commit, so a job opening the registry while another job's
         transaction was half-way through deadlocked with it (the DDL held events and
-        waited for decisions; add_decision held decisions and waited for events)."""
+        waited for decisions; add_decision held decisions and waited for events).
+
+        An existing registry is never altered here: one without the hash chain is refused
+        (module docstring), and one whose triggers were dropped is opened read-only with
+        `missing_triggers` set; writes refuse and `audit()` reports it."""
+        self.missing_triggers: tuple[str, ...] = ()
         if self._is_set_up():
+            self._check_chain_columns()
             return
         with self._engine.execution_options(synthkit_write=True).begin() as conn:
             if self.backend == "postgresql":
                 # Two jobs opening a fresh database at once would race on CREATE TABLE.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('synthkit_registry_ddl'))"))
                 if self._is_set_up(conn):
-                    return  # the job we waited for has just created everything
-                if self._schema:
-                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+                    return self._check_chain_columns(conn)  # the job we waited for has just created everything
+            existing = set(sa.inspect(conn).get_table_names(schema=self._schema))
+            if T_EVENTS.name in existing:
+                self._check_chain_columns(conn)
+                self.missing_triggers = tuple(sorted(self._expected_triggers() - self._found_triggers(conn)))
+                logger.warning("registry %s: append-only trigger(s) %s are missing; opened read-only until an "
+                               "administrator checks the trail and restores them", display_url(self.url),
+                               ", ".join(self.missing_triggers))
+                return
+            if self.backend == "postgresql" and self._schema:
+                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             _META.create_all(conn, checkfirst=True)
             for table in TABLES:
                 for stmt in self._append_only_ddl(table.name):
                     conn.exec_driver_sql(stmt)
 
-    def _trigger_names(self, name: str) -> list[str]:
-        if self.backend == "sqlite":
-            return [f"{name}_no_update", f"{name}_no_delete"]
-        return [f"{name}_append_only", f"{name}_no_truncate"]
+    def _check_chain_columns(self, conn: Connection | None = None) -> None:
+        with self._engine.connect() if conn is None else nullcontext(conn) as read:
+            columns = {c["name"] for c in sa.inspect(read).get_columns(T_EVENTS.name, schema=self._schema)}
+        if not {"prev_hash", "hash"} <= columns:
+            raise RegistryError(
+                f"the registry {display_url(self.url)} was written by an earlier synthkit without a hash chain, so "
+                "its history cannot be verified; keep it read-only as an archive and start a new registry "
+                "(--registry NEW_PATH or $SYNTHKIT_REGISTRY)")
 
-    def _is_set_up(self, conn: Connection | None = None) -> bool:
-        """Whether every table exists with all its append-only triggers (a read of the
-        catalogue, no lock). Triggers only exist on existing tables."""
-        expected = {t for table in TABLES for t in self._trigger_names(table.name)}
+    def restore_triggers(self) -> None:
+        """Recreate dropped append-only triggers: an administrator's explicit act, allowed
+        only when `audit()` finds nothing else wrong (else the edits made meanwhile would
+        be sealed in)."""
+        problems = [p for p in self.audit() if not p.startswith("append-only trigger")]
+        if problems:
+            raise RegistryError(f"the trail does not verify ({len(problems)} problem(s), first: {problems[0]}); "
+                                "the triggers are not restored: keep this registry as evidence and start a new one")
+        with self._engine.execution_options(synthkit_write=True).begin() as conn:
+            for table in TABLES:
+                for stmt in self._append_only_ddl(table.name):
+                    conn.exec_driver_sql(stmt)
+        logger.warning("registry %s: append-only triggers restored by an administrator", display_url(self.url))
+        self.missing_triggers = ()
+
+    def _expected_triggers(self) -> set[str]:
+        return {t for table in TABLES for t in self._trigger_names(table.name)}
+
+    def _found_triggers(self, conn: Connection | None = None) -> set[str]:
         if self.backend == "sqlite":
             query = sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
             params: dict[str, Any] = {}
@@ -296,8 +364,17 @@ class Registry:
                             "WHERE NOT t.tgisinternal AND n.nspname = COALESCE(:schema, current_schema())")
             params = {"schema": self._schema}
         with self._engine.connect() if conn is None else nullcontext(conn) as read:
-            found = {row[0] for row in read.execute(query, params)}
-        return expected <= found
+            return {row[0] for row in read.execute(query, params)}
+
+    def _trigger_names(self, name: str) -> list[str]:
+        if self.backend == "sqlite":
+            return [f"{name}_no_update", f"{name}_no_delete"]
+        return [f"{name}_append_only", f"{name}_no_truncate"]
+
+    def _is_set_up(self, conn: Connection | None = None) -> bool:
+        """Whether every table exists with all its append-only triggers (a read of the
+        catalogue, no lock). Triggers only exist on existing tables."""
+        return self._expected_triggers() <= self._found_triggers(conn)
 
     def _append_only_ddl(self, name: str) -> list[str]:
         message = f"synthkit registry table {name} is append-only"
@@ -320,14 +397,26 @@ class Registry:
     def _tx(self, lock_run: str | None = None) -> Iterator[Connection]:
         """One transaction; with `lock_run`, the run's row is locked first so that a
         read-check-append sequence on that run is serialised across processes."""
+        if self.missing_triggers:
+            raise RegistryError(
+                f"the registry {display_url(self.url)} has lost its append-only trigger(s) "
+                f"{', '.join(self.missing_triggers)}, so its history may have been edited; nothing more is written "
+                "until an administrator checks it (`synthkit releases audit`) and restores them "
+                "(`synthkit releases restore-triggers`)")
         with self._engine.execution_options(synthkit_write=True).begin() as conn:
-            if lock_run is not None and self.backend == "postgresql":
-                conn.execute(sa.select(T_RUNS.c.run_id).where(T_RUNS.c.run_id == lock_run).with_for_update())
+            if self.backend == "postgresql":
+                # One appender at a time for the whole chain (SQLite's BEGIN IMMEDIATE does
+                # the same): two writers must never link to the same predecessor. Taken
+                # first, before any row lock, so every writer locks in the same order.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                             {"key": f"synthkit_chain:{self._schema or ''}"})
+                if lock_run is not None:
+                    conn.execute(sa.select(T_RUNS.c.run_id).where(T_RUNS.c.run_id == lock_run).with_for_update())
             yield conn
 
     # ------------------------------------------------------------------ runs
     def claim_run(self, *, job_name: str, idempotency_key: str, run_by: str, owner: str | None,
-                  spec: dict[str, Any]) -> tuple[RunRecord, bool]:
+                  spec: dict[str, Any], run_by_display: str | None = None) -> tuple[RunRecord, bool]:
         """Start a run for `idempotency_key`, or return the one that already settled it.
 
         Returns (run, created). `created` is False when a run with this key is settled
@@ -352,12 +441,15 @@ class Registry:
                             created_at=now_utc(), spec=spec)
             try:
                 with self._tx() as conn:
-                    conn.execute(T_RUNS.insert().values(
-                        run_id=run.run_id, job_name=job_name, idempotency_key=idempotency_key, attempt=attempt,
-                        run_by=run_by, owner=owner, created_at=run.created_at, spec=_dumps(spec)))
+                    row = dict(run_id=run.run_id, job_name=job_name, idempotency_key=idempotency_key, attempt=attempt,
+                               run_by=run_by, owner=owner, created_at=run.created_at, spec=_dumps(spec))
+                    conn.execute(T_RUNS.insert().values(**row))
+                    details: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
+                                               **_record("run", run.run_id, row)}
+                    if run_by_display and run_by_display != run_by:
+                        details["run_by_display"] = run_by_display  # a label only; run_by is the OS account
                     self._insert_event(conn, run.run_id, status="running", step="claim",
-                                       message=f"attempt {attempt} started",
-                                       details={"host": socket.gethostname(), "pid": os.getpid()})
+                                       message=f"attempt {attempt} started", details=details)
                 return run, True
             except sa.exc.IntegrityError:
                 continue  # another process took this attempt number: look again
@@ -427,16 +519,37 @@ class Registry:
             self._insert_event(conn, run_id, status=status, step=step, message=message, details=details)
 
     def _insert_event(self, conn: Connection, run_id: str, *, status: str | None, step: str | None,
-                      message: str | None, details: dict[str, Any] | None) -> None:
-        conn.execute(T_EVENTS.insert().values(run_id=run_id, at=now_utc(), status=status, step=step,
-                                              message=message, details=_dumps(details or {})))
+                      message: str | None, details: dict[str, Any] | None,
+                      make_details: Callable[[str], dict[str, Any]] | None = None) -> str:
+        """Append one event to the chain (inside a writing transaction, which serialises
+        appenders) and return its hash. `make_details(prev_hash)` builds details that
+        must name their predecessor, e.g. a signed verdict."""
+        prev = conn.execute(sa.select(T_EVENTS.c.hash).order_by(T_EVENTS.c.seq.desc()).limit(1)).scalar()
+        prev = prev or GENESIS
+        if make_details is not None:
+            details = make_details(prev)
+        stored = _dumps(details or {})
+        at = now_utc()
+        digest = event_hash(run_id=run_id, at=at, status=status, step=step, message=message,
+                            details=json.loads(stored), prev_hash=prev)
+        conn.execute(T_EVENTS.insert().values(run_id=run_id, at=at, status=status, step=step, message=message,
+                                              details=stored, prev_hash=prev, hash=digest))
+        return digest
 
-    def events(self, run_id: str) -> list[EventRecord]:
+    def events(self, run_id: str | None = None) -> list[EventRecord]:
+        """The run's events in order (every event of the registry when `run_id` is None)."""
+        query = sa.select(T_EVENTS).order_by(T_EVENTS.c.seq)
+        if run_id is not None:
+            query = query.where(T_EVENTS.c.run_id == run_id)
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(T_EVENTS).where(T_EVENTS.c.run_id == run_id)
-                                .order_by(T_EVENTS.c.seq)).mappings().all()
-        return [EventRecord(seq=r["seq"], run_id=r["run_id"], at=r["at"], status=r["status"], step=r["step"],
-                            message=r["message"], details=json.loads(r["details"])) for r in rows]
+            rows = conn.execute(query).mappings().all()
+        return [_event_from_row(r) for r in rows]
+
+    def head(self) -> str:
+        """The hash of the latest event: what a release manifest anchors."""
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(T_EVENTS.c.hash).order_by(T_EVENTS.c.seq.desc()).limit(1)).scalar() \
+                or GENESIS
 
     def status(self, run_id: str) -> str:
         with self._engine.connect() as conn:
@@ -467,10 +580,11 @@ class Registry:
             current = self._status(conn, run_id)
             if current != "running":
                 raise RegistryError(f"run {run_id!r} is {current!r}; a gate decision belongs to a running job")
-            conn.execute(T_DECISIONS.insert().values(run_id=run_id, at=now_utc(), policy_name=policy_name,
-                                                     policy_sha256=policy_sha256, passed=passed,
-                                                     decision=_dumps(decision)))
-            self._insert_event(conn, run_id, status=status, step="gate", message=message, details=None)
+            row = dict(run_id=run_id, at=now_utc(), policy_name=policy_name, policy_sha256=policy_sha256,
+                       passed=bool(passed), decision=_dumps(decision))
+            seq = conn.execute(T_DECISIONS.insert().values(**row)).inserted_primary_key[0]
+            self._insert_event(conn, run_id, status=status, step="gate", message=message,
+                               details=_record("decision", int(seq), {"seq": int(seq), **row}))
 
     def decision(self, run_id: str) -> DecisionRecord | None:
         with self._engine.connect() as conn:
@@ -484,12 +598,19 @@ class Registry:
 
     # ------------------------------------------------------------------ reviews
     def add_review(self, run_id: str, *, reviewer: str, verdict: Verdict, reason: str,
-                   approvals_needed: int = 1) -> str:
+                   approvals_needed: int = 1, attest: dict[str, Any] | None = None,
+                   sign: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> str:
         """Record a review and return the run's new status. The run must be pending review
         (checked under the run's lock); a reviewer reviews a run once; one rejection is
         final; the run becomes "approved" when `approvals_needed` distinct reviewers have
         approved. Counting happens inside the lock, so two reviewers approving at the
-        same moment cannot both believe that more approvals are needed."""
+        same moment cannot both believe that more approvals are needed.
+
+        `sign(payload)` signs the verdict where it lands in the chain: the payload (run,
+        verdict, reviewer, time, SHA-256 of the reason, the `attest` hashes of what was
+        judged, and the hash of the event it follows) is built under the lock and its
+        signature stored in the review event. An unsigned review is stored as such and
+        counts for nothing when publishing (reports/release.py)."""
         if verdict not in ("approve", "reject"):
             raise ConfigError(f"verdict must be 'approve' or 'reject', got {verdict!r}")
         with self._tx(lock_run=run_id) as conn:
@@ -501,11 +622,19 @@ class Registry:
                                 .where(sa.func.lower(T_REVIEWS.c.reviewer) == reviewer.lower())).scalar_one()
             if seen:
                 raise RegistryError(f"{reviewer!r} has already reviewed run {run_id!r}")
+            row = dict(run_id=run_id, at=now_utc(), reviewer=reviewer, verdict=verdict, reason=reason)
             try:
-                conn.execute(T_REVIEWS.insert().values(run_id=run_id, at=now_utc(), reviewer=reviewer,
-                                                       verdict=verdict, reason=reason))
+                seq = int(conn.execute(T_REVIEWS.insert().values(**row)).inserted_primary_key[0])
             except sa.exc.IntegrityError:
                 raise RegistryError(f"{reviewer!r} has already reviewed run {run_id!r}") from None
+
+            def review_details(prev: str) -> dict[str, Any]:
+                payload = verdict_payload(run_id=run_id, verdict=verdict, reviewer=reviewer, at=row["at"],
+                                          reason=reason, attest=attest or {}, prev_hash=prev)
+                out: dict[str, Any] = {**_record("review", seq, {"seq": seq, **row}), "payload": payload}
+                if sign is not None:
+                    out.update(sign(payload))
+                return out
             if verdict == "reject":
                 new_status = "rejected"
             else:
@@ -516,7 +645,7 @@ class Registry:
                 message = f"approved by {reviewer} ({n} of {approvals_needed} approvals)"
             self._insert_event(conn, run_id, status=new_status if new_status != "pending_review" else None,
                                step="review", message=message if verdict == "approve" else f"rejected by {reviewer}",
-                               details=None)
+                               details=None, make_details=review_details)
         return new_status
 
     def reviews(self, run_id: str) -> list[ReviewRecord]:
@@ -536,14 +665,14 @@ class Registry:
             current = self._status(conn, run_id)
             if current != "approved":
                 raise RegistryError(f"run {run_id!r} is {current!r}; only an approved run can be released")
+            row = dict(run_id=run_id, at=rec.at, path=path, manifest_sha256=manifest_sha256, files=_dumps(files),
+                       released_by=released_by)
             try:
-                conn.execute(T_RELEASES.insert().values(run_id=run_id, at=rec.at, path=path,
-                                                        manifest_sha256=manifest_sha256, files=_dumps(files),
-                                                        released_by=released_by))
+                conn.execute(T_RELEASES.insert().values(**row))
             except sa.exc.IntegrityError:
                 raise RegistryError(f"run {run_id!r} has already been released") from None
-            self._insert_event(conn, run_id, status="released", step="release",
-                               message=f"released to {path}", details={"manifest_sha256": manifest_sha256})
+            self._insert_event(conn, run_id, status="released", step="release", message=f"released to {path}",
+                               details={"manifest_sha256": manifest_sha256, **_record("release", run_id, row)})
         return rec
 
     def release(self, run_id: str) -> ReleaseRecord | None:
@@ -553,6 +682,90 @@ class Registry:
             return None
         return ReleaseRecord(run_id=r["run_id"], at=r["at"], path=r["path"], manifest_sha256=r["manifest_sha256"],
                              files=json.loads(r["files"]), released_by=r["released_by"])
+
+
+    # ------------------------------------------------------------------ audit
+    def audit(self) -> list[str]:
+        """Everything that is wrong with the trail, as lines naming the row (empty: it
+        verifies): missing triggers, an event whose content no longer matches its hash, a
+        broken link (an inserted, deleted or reordered event), and a run, decision,
+        review or release row that no chained event vouches for or that differs from
+        what its event recorded. Signatures are checked by reports/release.py, which
+        holds the reviewers' public keys."""
+        problems: list[str] = []
+        missing = sorted(self._expected_triggers() - self._found_triggers())
+        if missing:
+            problems.append(f"append-only trigger(s) missing: {', '.join(missing)} (dropped by hand?)")
+        with self._engine.connect() as conn:
+            events = [_event_from_row(r) for r in conn.execute(sa.select(T_EVENTS).order_by(T_EVENTS.c.seq))
+                      .mappings()]
+            tables = {
+                "run": {r["run_id"]: dict(r) for r in conn.execute(sa.select(T_RUNS)).mappings()},
+                "decision": {int(r["seq"]): dict(r) for r in conn.execute(sa.select(T_DECISIONS)).mappings()},
+                "review": {int(r["seq"]): dict(r) for r in conn.execute(sa.select(T_REVIEWS)).mappings()},
+                "release": {r["run_id"]: dict(r) for r in conn.execute(sa.select(T_RELEASES)).mappings()},
+            }
+        prev, prev_seq = GENESIS, None
+        vouched: dict[tuple[str, Any], str] = {}
+        for e in events:
+            if e.hash != event_hash(run_id=e.run_id, at=e.at, status=e.status, step=e.step, message=e.message,
+                                    details=e.details, prev_hash=e.prev_hash):
+                problems.append(f"event #{e.seq} (run {e.run_id}) was altered: its content no longer matches its hash")
+            if e.prev_hash != prev:
+                after = f"event #{prev_seq}" if prev_seq is not None else "the start of the registry"
+                problems.append(f"event #{e.seq} (run {e.run_id}) does not follow {after} in the hash chain "
+                                "(an event was inserted, deleted or reordered)")
+            prev, prev_seq = e.hash, e.seq
+            kind, key = e.details.get("record"), e.details.get("record_key")
+            if kind in tables:
+                if (kind, key) in vouched:
+                    problems.append(f"event #{e.seq} records the {kind} {key!r} a second time")
+                vouched[(kind, key)] = str(e.details.get("record_sha256"))
+        for kind, rows in tables.items():
+            for key, row in rows.items():
+                digest = vouched.pop((kind, key), None)
+                if digest is None:
+                    problems.append(f"{kind} row {key!r} has no event in the hash chain (inserted by hand?)")
+                elif digest != _row_sha(kind, row):
+                    problems.append(f"{kind} row {key!r} differs from what its chained event recorded (edited?)")
+        for (kind, key) in vouched:
+            problems.append(f"the {kind} {key!r} recorded in the hash chain is missing from its table (deleted?)")
+        return problems
+
+def verdict_payload(*, run_id: str, verdict: str, reviewer: str, at: str, reason: str, attest: dict[str, Any],
+                    prev_hash: str) -> dict[str, Any]:
+    """What a reviewer signs (reports/signing.py): the verdict bound to the run, the time,
+    the exact reason, the hashes of what was judged and its place in the chain."""
+    from reports.signing import VERDICT_FORMAT, VERDICT_VERSION, sha256_text
+    return {"format": VERDICT_FORMAT, "version": VERDICT_VERSION, "run_id": run_id, "verdict": verdict,
+            "reviewer": reviewer, "at": at, "reason_sha256": sha256_text(reason), "attest": dict(attest),
+            "prev_hash": prev_hash}
+
+
+def _row_sha(kind: str, row: dict[str, Any]) -> str:
+    """SHA-256 of a table row as stored (JSON text columns parsed, booleans as booleans)."""
+    out = dict(row)
+    for col in ("spec", "decision", "files"):
+        if isinstance(out.get(col), str):
+            out[col] = json.loads(out[col])
+    if "passed" in out:
+        out["passed"] = bool(out["passed"])
+    if "seq" in out:
+        out["seq"] = int(out["seq"])
+    if "attempt" in out:
+        out["attempt"] = int(out["attempt"])
+    return sha256_json(out)
+
+
+def _record(kind: str, key: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The details that bind a table row to the chained event written with it."""
+    return {"record": kind, "record_key": key, "record_sha256": _row_sha(kind, row)}
+
+
+def _event_from_row(r: Any) -> EventRecord:
+    return EventRecord(seq=int(r["seq"]), run_id=r["run_id"], at=r["at"], status=r["status"], step=r["step"],
+                       message=r["message"], details=json.loads(r["details"]), prev_hash=r["prev_hash"],
+                       hash=r["hash"])
 
 
 def _run_from_row(row: Any) -> RunRecord:

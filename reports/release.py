@@ -45,11 +45,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from reports.gate import GateDecision
 from reports.model import Report
 from reports.registry import Registry, RegistryError, RunRecord, now_utc
-from reports.review import AccessDenied, Reviewer, four_eyes_problem
-from synthkit.errors import ArtifactError
+from reports.review import AccessDenied, Reviewer, ReviewerConfig, four_eyes_problem
+from reports.signing import key_id, public_key_line, sha256_json, sha256_text, sign, signature_valid
+from synthkit.errors import ArtifactError, SynthkitError
 from synthkit.schema import Schema
 
 logger = logging.getLogger(__name__)
@@ -82,48 +85,250 @@ class VerifyResult:
 
 
 # ---------------------------------------------------------------------------- review actions
-def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str) -> str:
-    """Record `reviewer`'s approval; write the release when enough reviewers approved.
-    Returns the run's new status ("pending_review" while more approvals are needed,
-    "released" once the bundle is written)."""
+def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str, key: Ed25519PrivateKey,
+            config: ReviewerConfig | None = None) -> str:
+    """Record `reviewer`'s SIGNED approval; write the release when enough reviewers approved.
+    `key` is the reviewer's private key; its public half must be the one the reviewers file
+    lists for them. Returns the run's new status ("pending_review" while more approvals are
+    needed, "released" once the bundle is written)."""
     reason = _check_reason(reason)
+    config = _config(config)
     run = registry.run(run_id)
-    problem = four_eyes_problem(run, reviewer)
+    problem = four_eyes_problem(run, reviewer, runner_display=runner_display(registry, run_id))
     if problem:
         raise AccessDenied(problem)
     decision = registry.decision(run_id)
     if decision is None or not decision.passed:
         raise AccessDenied(f"run {run_id!r} did not pass its release gate; it cannot be approved "
                            "(fix the job and run it again)")
-    _check_staged(registry, run_id)  # the reviewed bytes are still the staged bytes
+    _check_role(reviewer, decision.decision)
+    signer = _signer(config, reviewer, key)
+    attest = attestation(registry, run_id)  # the reviewed bytes are still the staged bytes
     needed = int(decision.decision.get("reviewers_required", 1))
     status = registry.add_review(run_id, reviewer=reviewer.name, verdict="approve", reason=reason,
-                                 approvals_needed=needed)
+                                 approvals_needed=needed, attest=attest, sign=signer)
     logger.info("run %s approved by %s (%d approval(s) needed)", run_id, reviewer.name, needed)
     if status != "approved":
         return status
-    publish(registry, run_id, released_by=reviewer.name)
+    publish(registry, run_id, released_by=reviewer.name, config=config)
     return "released"
 
 
-def reject(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str) -> str:
-    """Record a rejection; the run is final (a new run is needed). Any configured reviewer
-    may reject, including the job's owner withdrawing their own candidate."""
+def reject(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str, key: Ed25519PrivateKey,
+           config: ReviewerConfig | None = None) -> str:
+    """Record a SIGNED rejection; the run is final (a new run is needed). Any configured
+    reviewer with a key may reject, including the job's owner withdrawing their own candidate."""
     reason = _check_reason(reason)
-    status = registry.add_review(run_id, reviewer=reviewer.name, verdict="reject", reason=reason)
+    signer = _signer(_config(config), reviewer, key)
+    status = registry.add_review(run_id, reviewer=reviewer.name, verdict="reject", reason=reason,
+                                 attest=attestation(registry, run_id, check_files=False), sign=signer)
     logger.info("run %s rejected by %s", run_id, reviewer.name)
     return status
 
 
 def auto_release(registry: Registry, run_id: str, *, policy_name: str) -> str:
-    """Release without a person: only for a policy with auto_release whose gate passed."""
+    """Release without a person: only for a policy with auto_release whose gate passed. The
+    event says so and names the decision it rests on; `publish` and `verify` re-check it."""
     decision = registry.decision(run_id)
     if decision is None or not decision.passed or not decision.decision.get("auto_release"):
         raise AccessDenied(f"run {run_id!r}: auto-release needs a passed gate under a policy that allows it")
     registry.add_event(run_id, status="approved", step="auto_release",
-                       message=f"approved automatically by policy {policy_name!r}", expect=("pending_review",))
+                       message=f"approved automatically by policy {policy_name!r}", expect=("pending_review",),
+                       details={"policy": policy_name, "policy_sha256": decision.policy_sha256,
+                                "decision_sha256": sha256_json(decision.decision)})
     publish(registry, run_id, released_by=AUTO_REVIEWER)
     return "released"
+
+
+def _config(config: ReviewerConfig | None) -> ReviewerConfig:
+    return config if config is not None else ReviewerConfig.load()
+
+
+def _signer(config: ReviewerConfig, reviewer: Reviewer, key: Ed25519PrivateKey) -> Any:
+    """The signing callback for the registry, after checking that `key` is the key the
+    reviewers file lists for `reviewer` (else the verdict would never verify)."""
+    listed = config.find(reviewer.name)
+    if listed is None or not listed.public_key:
+        raise AccessDenied(f"reviewer {reviewer.name} has no public_key in the reviewers file, so their verdict "
+                           "could not be verified; run `synthkit reviewers key NAME --file reviewers.yaml` and "
+                           "have the file's owner add the printed line")
+    if public_key_line(key) != listed.public_key:
+        raise AccessDenied(f"this signing key is not the one the reviewers file lists for {reviewer.name} "
+                           f"(key {key_id(public_key_line(key))}, listed {key_id(listed.public_key)}); use your own key")
+    kid = key_id(listed.public_key)
+    return lambda payload: {"signature": sign(key, payload), "key_id": kid}
+
+
+def _check_role(reviewer: Reviewer, decision: dict[str, Any]) -> None:
+    role = decision.get("reviewer_role")
+    if role and role not in reviewer.roles:
+        raise AccessDenied(f"the policy requires a reviewer with role {role!r}; {reviewer.name} has "
+                           f"{list(reviewer.roles) or 'none'}")
+
+
+def runner_display(registry: Registry, run_id: str) -> str | None:
+    """The display name the runner gave (SYNTHKIT_USER); a label, never an identity."""
+    claim = next((e for e in registry.events(run_id) if e.step == "claim" and e.details.get("record") == "run"),
+                 None)
+    value = claim.details.get("run_by_display") if claim else None
+    return value if isinstance(value, str) else None
+
+
+def attestation(registry: Registry, run_id: str, *, check_files: bool = True) -> dict[str, Any]:
+    """The SHA-256 of everything a verdict judges: the report, the synthetic data, the model
+    bundle the report evaluated and the gate decision (with its policy). A signature over
+    these binds the verdict to those exact bytes."""
+    staged = _check_staged(registry, run_id) if check_files else registry.artifacts(run_id)
+    decision = registry.decision(run_id)
+    bundle = None
+    if check_files:
+        bundle = Report.load(staged["report"]).model.get("manifest_sha256")
+    return {"report_sha256": staged.get("report_sha256"), "synthetic_sha256": staged.get("synthetic_sha256"),
+            "bundle_manifest_sha256": bundle,
+            "decision_sha256": sha256_json(decision.decision) if decision else None,
+            "policy_sha256": decision.policy_sha256 if decision else None}
+
+
+# ---------------------------------------------------------------------------- authority
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authority:
+    """Why a run may be released: signed approvals, or the policy's auto-release."""
+    kind: str                               # "review" | "auto_release"
+    approvals: tuple[dict[str, Any], ...]   # as written into the manifest (with signatures)
+
+
+def release_authority(registry: Registry, run_id: str, config: ReviewerConfig | None = None) -> Authority:
+    """The authority to release `run_id`, or AccessDenied with one line saying what is missing
+    or broken: the whole trail must verify (`Registry.audit`), the gate must have passed and
+    recompute to the same decision, every verdict event must be a valid signature by an
+    eligible reviewer (or the policy's recorded auto-release), the latest verdict must be an
+    approval, and enough distinct reviewers must have approved."""
+    authority, problems = _authority(registry, run_id, config)
+    if problems or authority is None:
+        first = problems[0] if problems else "no signed approval"
+        more = f" (and {len(problems) - 1} more; see `synthkit releases verify`)" if len(problems) > 1 else ""
+        raise AccessDenied(f"run {run_id!r} cannot be released: {first}{more}")
+    return authority
+
+
+def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
+               released: bool = False) -> tuple[Authority | None, list[str]]:
+    problems = [f"registry: {p}" for p in registry.audit()]
+    run = registry.run(run_id)
+    decision = registry.decision(run_id)
+    if decision is None or not decision.passed:
+        return None, problems + ["its release gate did not pass"]
+    problems += gate_problems(registry, run_id)
+    events = registry.events(run_id)
+    reviews = {(r.reviewer, r.at): r for r in registry.reviews(run_id)}
+    display = runner_display(registry, run_id)
+    needed = int(decision.decision.get("reviewers_required", 1))
+    staged = registry.artifacts(run_id)
+    decision_sha = sha256_json(decision.decision)
+    cfg: ReviewerConfig | None = None
+    verdicts: list[tuple[str, dict[str, Any]]] = []   # ("approve" | "reject" | "auto", approval entry)
+    for e in events:
+        if e.step == "release" and e.status == "released" and e.details.get("record") == "release":
+            continue
+        if not (e.step in ("review", "auto_release") or e.status in ("approved", "rejected", "released")):
+            continue
+        where = f"event #{e.seq}"
+        if e.step == "auto_release":
+            ok = (e.status == "approved" and decision.decision.get("auto_release") is True
+                  and e.details.get("decision_sha256") == decision_sha)
+            if not ok:
+                problems.append(f"{where} claims an auto-release that the run's policy does not allow")
+                continue
+            verdicts.append(("auto", {"reviewer": AUTO_REVIEWER, "at": e.at, "event_hash": e.hash,
+                                      "decision": f"approve (automatic: policy {decision.policy_name!r} allows "
+                                                  "auto-release and every check passed)"}))
+            continue
+        payload, signature = e.details.get("payload"), e.details.get("signature")
+        if e.step != "review" or not isinstance(payload, dict) or not signature:
+            problems.append(f"{where} sets the run {e.status or 'reviewed'} without a signed verdict "
+                            "(written by hand?)")
+            continue
+        if cfg is None:
+            cfg = _config(config)
+        name = str(payload.get("reviewer"))
+        verdict = payload.get("verdict")
+        reviewer = cfg.find(name)
+        expected_status = "rejected" if verdict == "reject" else (None, "approved")
+        row = reviews.get((name, payload.get("at")))
+        if payload.get("run_id") != run_id or payload.get("prev_hash") != e.prev_hash or verdict not in (
+                "approve", "reject") or (e.status not in expected_status if verdict == "approve"
+                                         else e.status != expected_status):
+            problems.append(f"{where}: the signed verdict does not match the event it is stored in")
+            continue
+        if reviewer is None or not reviewer.public_key:
+            problems.append(f"{where}: {name} is not a reviewer with a public key in the reviewers file")
+            continue
+        if not signature_valid(reviewer.public_key, payload, signature):
+            problems.append(f"{where}: the signature of {name}'s verdict does not verify")
+            continue
+        if row is None or row.verdict != verdict or sha256_text(row.reason) != payload.get("reason_sha256"):
+            problems.append(f"{where}: the review row of {name} differs from the verdict {name} signed")
+            continue
+        if verdict == "reject":
+            verdicts.append(("reject", {"reviewer": name}))
+            continue
+        blocked = four_eyes_problem(run, reviewer, runner_display=display)
+        role = decision.decision.get("reviewer_role")
+        attest = payload.get("attest") or {}
+        if blocked:
+            problems.append(f"{where}: {blocked}")
+        elif role and role not in reviewer.roles:
+            problems.append(f"{where}: {name} lacks the role {role!r} the policy requires")
+        elif (attest.get("report_sha256") != staged.get("report_sha256")
+              or attest.get("synthetic_sha256") != staged.get("synthetic_sha256")
+              or attest.get("decision_sha256") != decision_sha):
+            problems.append(f"{where}: {name} signed other report, data or gate decision hashes than the run's")
+        else:
+            verdicts.append(("approve", {"reviewer": name, "at": payload.get("at"), "decision": "approve",
+                                         "event_hash": e.hash, "key_id": e.details.get("key_id"),
+                                         "signature": signature, "attest": attest}))
+    if any(kind == "reject" for kind, _ in verdicts):
+        who = next(entry["reviewer"] for kind, entry in verdicts if kind == "reject")
+        problems.append(f"it was rejected by {who} (a signed rejection is final)")
+    if problems:
+        return None, problems
+    autos = [entry for kind, entry in verdicts if kind == "auto"]
+    approvals = [entry for kind, entry in verdicts if kind == "approve"]
+    if autos and not approvals:
+        return Authority(kind="auto_release", approvals=tuple(autos)), []
+    distinct = {a["reviewer"].lower() for a in approvals}
+    if not approvals:
+        return None, ["it has no signed approval by an eligible reviewer"]
+    if len(distinct) < needed:
+        return None, [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
+    return Authority(kind="review", approvals=tuple(approvals)), []
+
+
+def gate_problems(registry: Registry, run_id: str) -> list[str]:
+    """The stored gate decision recomputed from the staged report and the policy (the gate
+    is a pure function, so an auditor gets the same rows): empty when they agree."""
+    decision = registry.decision(run_id)
+    staged = registry.artifacts(run_id)
+    if decision is None:
+        return ["no gate decision is recorded"]
+    report_path = staged.get("report")
+    if not report_path or not Path(report_path).is_file():
+        return ["the staged report is missing, so the gate decision cannot be recomputed"]
+    if sha256_file(Path(report_path)) != staged.get("report_sha256"):
+        return ["the staged report changed after the job wrote it"]
+    from reports.gate import evaluate_gate
+    from reports.policy import load_policy
+    try:
+        policy = load_policy(staged.get("policy") or decision.policy_name)
+    except SynthkitError:
+        return [f"policy {decision.policy_name!r} can no longer be read, so the gate cannot be recomputed"]
+    if policy.sha256 != decision.policy_sha256:
+        return [f"policy {decision.policy_name!r} changed since the gate ran (SHA-256 differs); the decision "
+                "cannot be recomputed"]
+    again = evaluate_gate(Report.load(report_path), policy).to_dict()
+    if sha256_json(again) != sha256_json(decision.decision):
+        return ["the recorded gate decision differs from the one recomputed from the report and the policy"]
+    return []
 
 
 def _check_reason(reason: str) -> str:
@@ -157,18 +362,26 @@ INTERNAL_FILES = ("report.json", "report.html", "gate.json")
 BUNDLE_FORMAT = "synthkit-model-bundle"
 
 
-def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
+def publish(registry: Registry, run_id: str, *, released_by: str, config: ReviewerConfig | None = None) -> Path:
     """Write the release bundle of an approved run and record it (once). Only public or DP
-    facts go in (module docstring); the full report stays in the staged run."""
+    facts go in (module docstring); the full report stays in the staged run.
+
+    The registry's status is not trusted: the run is released only on `release_authority`
+    (a trail that verifies, signed approvals by eligible reviewers that are the latest
+    verdicts, or the policy's recorded auto-release). The manifest carries those
+    approvals with their signatures and the chain head, so a recipient holding the
+    reviewers' public keys can check them without the registry."""
     status = registry.status(run_id)
     if status == "released":
         raise RegistryError(f"run {run_id!r} has already been released")
     if status != "approved":
         raise AccessDenied(f"run {run_id!r} is {status!r}; only an approved run is released")
+    authority = release_authority(registry, run_id, config)
     run = registry.run(run_id)
     staged = _check_staged(registry, run_id)
     decision = registry.decision(run_id)
-    assert decision is not None  # approved implies a passed decision
+    if decision is None:
+        raise AccessDenied(f"run {run_id!r} has no gate decision; it cannot be released")
     report = Report.load(staged["report"])  # read in place: it is internal and is not copied
     bundle = staged_bundle(staged, report)
     releases_dir = Path(staged["releases_dir"])
@@ -183,10 +396,7 @@ def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
         _write_json(tmp / LEDGER, release_ledger(report.privacy))
         if bundle is not None:
             _write_json(tmp / SCHEMA, Schema.from_dict(bundle["schema"]).to_dict())
-        reviews = [r for r in registry.reviews(run_id) if r.verdict == "approve"]
-        approvals = [{"reviewer": r.reviewer, "at": r.at, "decision": "approve"} for r in reviews] or \
-                    [{"reviewer": released_by, "at": now_utc(), "decision": "approve (automatic: the policy "
-                                                                           "allows auto-release)"}]
+        approvals = [dict(a) for a in authority.approvals]
         hashes = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         card = data_card(report=report, decision=GateDecision.from_dict(decision.decision), run=run,
                          staged=staged, approvals=approvals, files=hashes)
@@ -196,6 +406,7 @@ def publish(registry: Registry, run_id: str, *, released_by: str) -> Path:
         manifest = {"format": RELEASE_FORMAT, "format_version": RELEASE_FORMAT_VERSION, "run_id": run_id,
                     "job": run.job_name, "created_at": now_utc(), "policy": decision.policy_name,
                     "policy_sha256": decision.policy_sha256, "approvals": approvals,
+                    "release_kind": authority.kind, "registry_head": registry.head(),
                     "files": {name: {"sha256": digest, "bytes": (tmp / name).stat().st_size}
                               for name, digest in files.items()}}
         _write_json(tmp / MANIFEST, manifest)
@@ -262,21 +473,33 @@ def release_ledger(privacy: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def verify(registry: Registry, run_id: str) -> VerifyResult:
-    """Re-hash a release folder against its manifest AND the registry's record."""
+def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None) -> VerifyResult:
+    """Re-check a release end to end: the release folder against its manifest AND the
+    registry's record; the registry's whole hash chain and every row it vouches for; every
+    verdict's signature against the reviewers file (`config`, else $SYNTHKIT_REVIEWERS);
+    the released synthetic data against the hash the approvers signed; the ledger against
+    the staged report; and the gate decision recomputed from the report and the policy."""
     rec = registry.release(run_id)
     if rec is None:
         raise RegistryError(f"run {run_id!r} has no release (status {registry.status(run_id)!r})")
     folder = Path(rec.path)
     problems: list[str] = []
+    authority, trail = _authority(registry, run_id, config)
+    problems += trail
     if not folder.is_dir():
-        return VerifyResult(run_id=run_id, path=rec.path, ok=False, problems=("the release folder is missing",),
-                            n_files=0)
+        return VerifyResult(run_id=run_id, path=rec.path, ok=False,
+                            problems=tuple(["the release folder is missing", *problems]), n_files=0)
     mf = folder / MANIFEST
+    manifest: dict[str, Any] = {}
     if not mf.is_file():
         problems.append("manifest.json is missing")
-    elif sha256_file(mf) != rec.manifest_sha256:
-        problems.append("manifest.json differs from the one recorded at release")
+    else:
+        if sha256_file(mf) != rec.manifest_sha256:
+            problems.append("manifest.json differs from the one recorded at release")
+        try:
+            manifest = json.loads(mf.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problems.append("manifest.json is not valid JSON")
     present = {p.name for p in folder.iterdir()}
     for name, digest in sorted(rec.files.items()):
         path = folder / name
@@ -287,11 +510,48 @@ def verify(registry: Registry, run_id: str) -> VerifyResult:
     extra = sorted(present - set(rec.files) - {MANIFEST})
     if extra:
         problems.append(f"files not in the release: {extra}")
+    problems += _content_problems(registry, run_id, folder, rec.files, authority, manifest)
     internal = sorted(set(rec.files) & set(INTERNAL_FILES))
     notes = ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
               f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())
     return VerifyResult(run_id=run_id, path=rec.path, ok=not problems, problems=tuple(problems),
                         n_files=len(rec.files) + 1, notes=notes)
+
+
+def _content_problems(registry: Registry, run_id: str, folder: Path, files: dict[str, str],
+                      authority: Authority | None, manifest: dict[str, Any]) -> list[str]:
+    """What the released files say against what was signed and staged: hashes that were
+    recomputed after an edit still differ from the ones the approvers signed."""
+    problems: list[str] = []
+    staged = registry.artifacts(run_id)
+    data = [n for n in files if n.startswith("synthetic")]
+    signed = {a.get("attest", {}).get("synthetic_sha256") for a in (authority.approvals if authority else ())
+              if a.get("attest")}
+    expected = signed or {staged.get("synthetic_sha256")}
+    for name in data:
+        path = folder / name
+        if path.is_file() and (len(expected) != 1 or sha256_file(path) not in expected):
+            problems.append(f"{name} is not the synthetic data the approvers signed (SHA-256 differs)")
+    if not data:
+        problems.append("the release holds no synthetic data file")
+    report_path = staged.get("report")
+    if report_path and Path(report_path).is_file() and (folder / LEDGER).is_file():
+        if sha256_file(Path(report_path)) == staged.get("report_sha256"):
+            try:
+                shipped = json.loads((folder / LEDGER).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                shipped = None
+            if sha256_json(shipped) != sha256_json(release_ledger(Report.load(report_path).privacy)):
+                problems.append(f"{LEDGER} differs from the ledger of the report that was reviewed")
+    if manifest and authority is not None:
+        chained = {e.hash for e in registry.events(run_id)}
+        listed = [a.get("event_hash") for a in manifest.get("approvals", []) if isinstance(a, dict)]
+        if not listed or any(h not in chained for h in listed):
+            problems.append("the manifest's approvals do not match the signed verdicts in the registry")
+        if manifest.get("release_kind") != authority.kind:
+            problems.append(f"the manifest says the release was {manifest.get('release_kind')!r}, the registry "
+                            f"says {authority.kind!r}")
+    return problems
 
 
 # ---------------------------------------------------------------------------- data card

@@ -10,6 +10,13 @@ in a view:
   .streamlit/secrets.toml). No file, or an empty one, means nobody can approve anything;
 - an anonymous visitor is no reviewer: the dashboard shows nothing before sign-in;
 - four-eyes: the person who ran a job, and the job's owner, cannot approve its release.
+  The runner is the OS account that ran the job (never a self-declared name), so a
+  reviewer's `name` must be their login name for the rule to bind;
+- every verdict is signed: a reviewer's `public_key` (Ed25519, `ed25519:BASE64`, printed by
+  `synthkit reviewers key NAME`) lives here, next to the password hash, and NOT in the
+  registry; the private key stays in a file only the reviewer can read (reports/signing.py).
+  A reviewer without a public key can sign in and read, but cannot approve or reject;
+- `roles` (optional) name what a reviewer may sign off, for a policy that requires one.
 
 Passwords are never stored or logged; only scrypt(salt, password) (RFC 7914, n=2**14,
 r=8, p=1) is, and comparisons are constant-time.
@@ -31,12 +38,13 @@ from typing import Any
 import yaml
 
 from reports.registry import RunRecord
+from reports.signing import parse_public_key
 from synthkit.errors import SynthkitError
 
 ENV_REVIEWERS = "SYNTHKIT_REVIEWERS"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
-_REVIEWER_KEYS = {"name", "password", "email", "display_name"}
+_REVIEWER_KEYS = {"name", "password", "email", "display_name", "public_key", "roles"}
 
 
 class AccessDenied(SynthkitError):
@@ -58,6 +66,8 @@ class Reviewer:
     password: str | None = None     # scrypt hash, never the password
     email: str | None = None        # identity asserted by the OIDC provider
     display_name: str | None = None
+    public_key: str | None = None   # "ed25519:BASE64": verifies this reviewer's signed verdicts
+    roles: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -154,9 +164,22 @@ class ReviewerConfig:
             if password is None and email is None:
                 problems.append(f"{where} ({name}): give a 'password' hash or an OIDC 'email', else "
                                 "this reviewer can never sign in")
+            public_key = item.get("public_key")
+            if public_key is not None:
+                try:
+                    parse_public_key(public_key)
+                except ValueError as err:
+                    problems.append(f"{where} ({name}): 'public_key' is invalid: {err}; paste the line that "
+                                    "`synthkit reviewers key NAME` printed")
+                    public_key = None
+            roles = item.get("roles") or []
+            if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+                problems.append(f"{where} ({name}): 'roles' must be a list of names")
+                roles = []
             display = item.get("display_name")
             out.append(Reviewer(name=name, password=password, email=email.lower() if email else None,
-                                display_name=display if isinstance(display, str) else None))
+                                display_name=display if isinstance(display, str) else None,
+                                public_key=public_key, roles=tuple(roles)))
         if problems:
             raise ReviewerConfigError(problems, where=source)
         return cls(reviewers=tuple(out), source=source)
@@ -165,9 +188,11 @@ class ReviewerConfig:
         out = []
         for r in self.reviewers:
             d: dict[str, Any] = {"name": r.name}
-            for key in ("display_name", "email", "password"):
+            for key in ("display_name", "email", "password", "public_key"):
                 if getattr(r, key):
                     d[key] = getattr(r, key)
+            if r.roles:
+                d["roles"] = list(r.roles)
             out.append(d)
         return {"reviewers": out}
 
@@ -197,24 +222,31 @@ class ReviewerConfig:
 
 
 def with_reviewer(config: ReviewerConfig, *, name: str, password: str | None = None, email: str | None = None,
-                  display_name: str | None = None) -> ReviewerConfig:
-    """A copy of `config` with reviewer `name` added or replaced."""
+                  display_name: str | None = None, public_key: str | None = None) -> ReviewerConfig:
+    """A copy of `config` with reviewer `name` added or replaced (a replaced reviewer keeps
+    their public key and roles unless a new key is given)."""
     hashed = hash_password(password) if password is not None else None
+    old = config.find(name)
     kept = tuple(r for r in config.reviewers if r.name.lower() != name.lower())
-    new = Reviewer(name=name, password=hashed, email=email, display_name=display_name)
+    new = Reviewer(name=name, password=hashed, email=email, display_name=display_name,
+                   public_key=public_key or (old.public_key if old else None), roles=old.roles if old else ())
     return ReviewerConfig.from_dict({"reviewers": [*ReviewerConfig(reviewers=kept).to_dict()["reviewers"],
                                                    ReviewerConfig(reviewers=(new,)).to_dict()["reviewers"][0]]},
                                     source=config.source or "reviewers")
 
 
-def four_eyes_problem(run: RunRecord, reviewer: Reviewer) -> str | None:
-    """Why `reviewer` may not approve `run`, or None. The person who ran the job and the
-    job's owner are excluded: nobody approves their own release."""
+def four_eyes_problem(run: RunRecord, reviewer: Reviewer, *, runner_display: str | None = None) -> str | None:
+    """Why `reviewer` may not approve `run`, or None. The person who ran the job (its OS
+    account) and the job's owner are excluded: nobody approves their own release. A display
+    name the runner gave (`runner_display`) only ever adds to who is excluded."""
     who = {reviewer.name.lower()}
     if reviewer.email:
         who.add(reviewer.email.lower())
     involved = {run.run_by.lower()} | ({run.owner.lower()} if run.owner else set())
+    if runner_display:
+        involved.add(runner_display.lower())
     if who & involved:
-        role = "ran this job" if run.run_by.lower() in who else "owns this job"
+        ran = {run.run_by.lower()} | ({runner_display.lower()} if runner_display else set())
+        role = "ran this job" if who & ran else "owns this job"
         return f"{reviewer.name} {role}; another reviewer must approve it (four-eyes rule)"
     return None

@@ -125,7 +125,9 @@ def test_a_job_goes_to_pending_review_and_rerunning_it_does_nothing(tmp_path, fa
                                                           "staged", "gate"]
     staged = reg.artifacts(first.run_id)
     assert Path(staged["synthetic"]).is_file() and Path(staged["report"]).is_file()
-    assert reg.run(first.run_id).owner == "olivia" and reg.run(first.run_id).run_by == "alice"
+    # the runner is the OS account; the name the caller gave is only a display label
+    assert reg.run(first.run_id).owner == "olivia" and reg.run(first.run_id).run_by == jobs.runner_account()
+    assert reg.events(first.run_id)[0].details["run_by_display"] == "alice"
 
     again = run_job(path, registry=str(db), run_by="alice")
     assert (again.run_id, again.created, again.status) == (first.run_id, False, "pending_review")
@@ -247,8 +249,11 @@ def test_end_to_end_tiny_dp_job_then_cli_approval(tmp_path, monkeypatch):
         reviewers = tmp_path / "reviewers.yaml"
         reviewers.write_text(yaml.safe_dump({"reviewers": [{"name": "bob", "password": hash_password("pw-of-bob!")}]}))
         monkeypatch.setenv("SYNTHKIT_REVIEWER_PASSWORD", "pw-of-bob!")
+        monkeypatch.setenv("SYNTHKIT_HOME", str(tmp_path / "home"))
+        r = runner.invoke(app, ["reviewers", "key", "bob", "--file", str(reviewers)])  # bob's signing key
+        assert r.exit_code == 0 and "public_key: ed25519:" in r.output, r.output
         r = runner.invoke(app, ["release", "approve", result.run_id, "--reason", "tiny test run is fine",
                                 "--reviewer", "bob", "--registry", db, "--reviewers", str(reviewers)])
         assert r.exit_code == 0, r.output
-        r = runner.invoke(app, ["releases", "verify", result.run_id, "--registry", db])
+        r = runner.invoke(app, ["releases", "verify", result.run_id, "--registry", db, "--reviewers", str(reviewers)])
         assert r.exit_code == 0, r.output

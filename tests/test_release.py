@@ -19,22 +19,59 @@ from typer.testing import CliRunner
 from reports.gate import GateDecision, evaluate_gate
 from reports.model import Report
 from reports.policy import load_policy
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from reports import release as release_mod
 from reports.registry import Registry, RegistryError
-from reports.release import approve, data_card, data_card_markdown, publish, reject, sha256_file, verify
+from reports.release import data_card, data_card_markdown, sha256_file
 from reports.review import AccessDenied, ReviewerConfig, hash_password, verify_password
+from reports.signing import public_key_line
 from synthkit.cli import app
 from synthkit.errors import ArtifactError
 from test_gate import COPY, GOOD_DP, NO_DP, make_report
 
 runner = CliRunner()
 PASSWORDS = {"bob": "bob-password-1", "carol": "carol-password-2", "alice": "alice-password-3"}
+# Each reviewer's signing key (held by the reviewer; only the public half is configured).
+KEYS = {n: Ed25519PrivateKey.generate() for n in PASSWORDS}
+REVIEWERS = {"reviewers": [{"name": n, "password": hash_password(p), "public_key": public_key_line(KEYS[n])}
+                           for n, p in PASSWORDS.items()]}
+CONFIG = ReviewerConfig.from_dict(REVIEWERS)
+
+
+def approve(reg, run_id, *, reviewer, reason, config=None):
+    """The library's approve, signed with the reviewer's own key."""
+    return release_mod.approve(reg, run_id, reviewer=reviewer, reason=reason, key=KEYS[reviewer.name],
+                               config=config or CONFIG)
+
+
+def reject(reg, run_id, *, reviewer, reason, config=None):
+    return release_mod.reject(reg, run_id, reviewer=reviewer, reason=reason, key=KEYS[reviewer.name],
+                              config=config or CONFIG)
+
+
+def publish(reg, run_id, *, released_by, config=None):
+    return release_mod.publish(reg, run_id, released_by=released_by, config=config or CONFIG)
+
+
+def verify(reg, run_id, config=None):
+    return release_mod.verify(reg, run_id, config or CONFIG)
+
+
+def key_file(folder: Path, name: str) -> Path:
+    """`name`'s private key as the file only they can read (mode 0600)."""
+    path = folder / f"{name}.ed25519"
+    path.write_bytes(KEYS[name].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+    path.chmod(0o600)
+    return path
 
 
 @pytest.fixture(scope="module")
 def reviewers_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("reviewers") / "reviewers.yaml"
-    path.write_text(yaml.safe_dump({"reviewers": [{"name": n, "password": hash_password(p)}
-                                                  for n, p in PASSWORDS.items()]}))
+    path.write_text(yaml.safe_dump(REVIEWERS))
     return path
 
 
@@ -210,7 +247,7 @@ def test_without_dp_the_card_has_no_count_and_says_so(reg, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["modified", "missing", "extra", "manifest rewritten"])
-def test_verify_detects_tampering(reg, tmp_path, config, name):
+def test_verify_detects_tampering(reg, tmp_path, config, name, reviewers_file, monkeypatch):
     run_id = stage_run(reg, tmp_path)
     approve(reg, run_id, reviewer=config.find("bob"), reason="approved for the test")
     folder = tmp_path / "releases" / run_id
@@ -233,8 +270,9 @@ def test_verify_detects_tampering(reg, tmp_path, config, name):
     result = verify(reg, run_id)
     assert not result.ok
     assert any(expected in p for p in result.problems), result.problems
+    monkeypatch.setenv("SYNTHKIT_REVIEWERS", str(reviewers_file))
     r = runner.invoke(app, ["releases", "verify", run_id, "--registry", str(tmp_path / "registry.db")])
-    assert r.exit_code == 4 and "does NOT match" in r.output
+    assert r.exit_code == 4 and "does NOT verify" in r.output
 
 
 def test_four_eyes_the_runner_and_owner_cannot_approve(reg, tmp_path, config):
@@ -315,6 +353,10 @@ def test_cli_approve_reject_list_show_verify(reg, tmp_path, reviewers_file, monk
     db = str(tmp_path / "registry.db")
     first, second = stage_run(reg, tmp_path, key="a"), stage_run(reg, tmp_path, key="b")
     common = ["--registry", db, "--reviewers", str(reviewers_file)]
+    (tmp_path / "home" / "keys").mkdir(parents=True)
+    for name in PASSWORDS:  # each reviewer's key where `synthkit reviewers key` puts it
+        key_file(tmp_path / "home" / "keys", name)
+    monkeypatch.setenv("SYNTHKIT_HOME", str(tmp_path / "home"))
     r = runner.invoke(app, ["release", "approve", first, "--reason", "fine", "--reviewer", "bob", *common])
     assert r.exit_code == 2 and "SYNTHKIT_REVIEWER_PASSWORD" in r.output  # no password given
     monkeypatch.setenv("SYNTHKIT_REVIEWER_PASSWORD", "not-bobs-password")
@@ -336,8 +378,10 @@ def test_cli_approve_reject_list_show_verify(reg, tmp_path, reviewers_file, monk
     assert info["decision"]["passed"] is True and info["release"]["files"]
     r = runner.invoke(app, ["releases", "show", first, "--registry", db])
     assert r.exit_code == 0 and "privacy.membership_inference.auc" in r.output
-    r = runner.invoke(app, ["releases", "verify", first, "--registry", db])
-    assert r.exit_code == 0 and "OK" in r.output
+    r = runner.invoke(app, ["releases", "verify", first, "--registry", db, "--reviewers", str(reviewers_file)])
+    assert r.exit_code == 0 and "OK" in r.output, r.output
+    r = runner.invoke(app, ["releases", "verify", first, "--registry", db])  # no public keys to check against
+    assert r.exit_code == 4 and "not a reviewer with a public key" in r.output
     r = runner.invoke(app, ["release", "approve", first, "--reason", "x", "--reviewer", "bob",
                             "--registry", db])  # no reviewers file configured
     assert r.exit_code == 2 and "no reviewers are configured" in r.output

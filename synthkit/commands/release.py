@@ -3,11 +3,12 @@ registry of releases, reviewers' sign-off and policy checks.
 
     synthkit run JOB.yaml [--run-key KEY]        exit 0 pending review / released, 3 gate rejected
     synthkit review [--registry URL] [--port N]  the Streamlit dashboard on 127.0.0.1
-    synthkit releases list | show ID | verify ID
-    synthkit release approve|reject ID --reason "..." --reviewer NAME
+    synthkit releases list | show ID | verify ID | audit | restore-triggers
+    synthkit release approve|reject ID --reason "..." --reviewer NAME [--key PATH]   (signed)
     synthkit release publish ID                  retry writing an approved release
     synthkit policy check FILE... | --list-metrics
     synthkit reviewers add NAME --file reviewers.yaml
+    synthkit reviewers key NAME [--file reviewers.yaml]   a signing key; prints its public line
 
 Every command is a thin typer wrapper over one plain function of `reports` or
 `synthkit.jobs`; imports of `reports` stay inside the commands (DESIGN.md arrows).
@@ -47,6 +48,8 @@ def register(app: typer.Typer) -> None:
     releases_app.command("list")(releases_list)
     releases_app.command("show")(releases_show)
     releases_app.command("verify")(releases_verify)
+    releases_app.command("audit")(releases_audit)
+    releases_app.command("restore-triggers")(releases_restore_triggers)
     app.add_typer(releases_app, name="releases")
     release_app = typer.Typer(no_args_is_help=True, help="Approve or reject a release (the dashboard's action).")
     release_app.command("approve")(release_approve)
@@ -58,6 +61,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
     reviewers_app = typer.Typer(no_args_is_help=True, help="Configure who may approve releases.")
     reviewers_app.command("add")(reviewers_add)
+    reviewers_app.command("key")(reviewers_key)
     app.add_typer(reviewers_app, name="reviewers")
 
 
@@ -230,12 +234,16 @@ def show_release(reg: Any, run_id: str) -> dict[str, Any]:
 def releases_verify(
     run_id: Annotated[str, typer.Argument(help="run / release id")],
     registry: RegistryOpt = None,
+    reviewers: ReviewersOpt = None,
 ) -> None:
-    """Re-hash a release's files against its manifest and the registry (exit 4 on a mismatch)."""
+    """Re-check a release: its files against the manifest and the registry, the registry's
+    hash chain, every verdict's signature (against the reviewers file), the released data
+    against what was signed, and the gate recomputed (exit 4 on any break)."""
     with cli_errors():
         from reports.registry import Registry
         from reports.release import verify
-        result = verify(Registry(registry), run_id)
+        from reports.review import ReviewerConfig
+        result = verify(Registry(registry), run_id, ReviewerConfig.load(reviewers))
     for note in result.notes:
         err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False)
     if result.ok:
@@ -244,14 +252,42 @@ def releases_verify(
         return
     for p in result.problems:
         err_console.print(f"[bold red]mismatch:[/] {p}", highlight=False)
-    err_console.print(f"{run_id}: the release at {result.path} does NOT match its record", highlight=False)
+    err_console.print(f"{run_id}: the release at {result.path} does NOT verify", highlight=False)
     raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
+def releases_audit(registry: RegistryOpt = None) -> None:
+    """Re-check the registry's whole hash chain, its triggers and every row the chain
+    vouches for (exit 4 on any break)."""
+    with cli_errors():
+        from reports.registry import Registry
+        reg = Registry(registry)
+        problems = reg.audit()
+    if not problems:
+        console.print(f"registry: OK, {len(reg.events())} events chained", highlight=False)
+        return
+    for p in problems:
+        err_console.print(f"[bold red]broken:[/] {p}", highlight=False)
+    err_console.print(f"the registry's trail does NOT verify ({len(problems)} problem(s))", highlight=False)
+    raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+def releases_restore_triggers(registry: RegistryOpt = None) -> None:
+    """Recreate dropped append-only triggers, only when the rest of the trail verifies."""
+    with cli_errors():
+        from reports.registry import Registry
+        reg = Registry(registry)
+        reg.restore_triggers()
+        console.print("append-only triggers restored; the trail verified", highlight=False)
+
+
 # ---------------------------------------------------------------------------- approve / reject
-def _reviewer(config_path: Path | None, name: str) -> Any:
-    """Authenticate `name` against the reviewers file: password from $SYNTHKIT_REVIEWER_PASSWORD
-    or a hidden prompt (never an option: it would land in the shell history)."""
+def _reviewer(config_path: Path | None, name: str, key_path: Path | None) -> tuple[Any, Any, Any]:
+    """(config, reviewer, private key): `name` authenticated against the reviewers file
+    (password from $SYNTHKIT_REVIEWER_PASSWORD or a hidden prompt, never an option: it
+    would land in the shell history) and their signing key (--key, $SYNTHKIT_REVIEWER_KEY,
+    else $SYNTHKIT_HOME/keys/NAME.ed25519)."""
+    from reports.signing import default_key_path, load_private_key
     from reports.review import AccessDenied, ReviewerConfig
     config = ReviewerConfig.load(config_path)
     if not config.configured:
@@ -262,11 +298,16 @@ def _reviewer(config_path: Path | None, name: str) -> Any:
         if not sys.stdin.isatty():
             raise AccessDenied(f"no password: set ${ENV_PASSWORD} or run in a terminal to be prompted")
         password = typer.prompt(f"password for reviewer {name}", hide_input=True)
-    return config.authenticate(name, password)
+    reviewer = config.authenticate(name, password)
+    key = load_private_key(key_path if key_path is not None else default_key_path(reviewer.name))
+    return config, reviewer, key
 
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the audit trail)")]
 ReviewerOpt = Annotated[str, typer.Option("--reviewer", help="your reviewer name (from the reviewers file)")]
+KeyOpt = Annotated[Optional[Path], typer.Option(
+    "--key", help="your private signing key (default $SYNTHKIT_REVIEWER_KEY, else "
+                  "$SYNTHKIT_HOME/keys/NAME.ed25519; create it with `synthkit reviewers key NAME`)")]
 
 
 def release_approve(
@@ -275,14 +316,16 @@ def release_approve(
     reviewer: ReviewerOpt,
     registry: RegistryOpt = None,
     reviewers: ReviewersOpt = None,
+    key: KeyOpt = None,
 ) -> None:
-    """Approve a release candidate; the bundle is written once enough reviewers approved."""
+    """Approve a release candidate (signed with your key); the bundle is written once enough
+    reviewers approved."""
     with cli_errors():
         from reports.registry import Registry
         from reports.release import approve
-        who = _reviewer(reviewers, reviewer)
+        config, who, private = _reviewer(reviewers, reviewer, key)
         reg = Registry(registry)
-        status = approve(reg, run_id, reviewer=who, reason=reason)
+        status = approve(reg, run_id, reviewer=who, reason=reason, key=private, config=config)
         rel = reg.release(run_id)
         console.print(f"{run_id}: {status}" + (f" to {rel.path}" if rel else " (more approvals needed)"),
                       highlight=False)
@@ -294,27 +337,32 @@ def release_reject(
     reviewer: ReviewerOpt,
     registry: RegistryOpt = None,
     reviewers: ReviewersOpt = None,
+    key: KeyOpt = None,
 ) -> None:
-    """Reject a release candidate (final: fix the job and run it again)."""
+    """Reject a release candidate, signed with your key (final: fix the job and run it again)."""
     with cli_errors():
         from reports.registry import Registry
         from reports.release import reject
-        who = _reviewer(reviewers, reviewer)
-        status = reject(Registry(registry), run_id, reviewer=who, reason=reason)
+        config, who, private = _reviewer(reviewers, reviewer, key)
+        status = reject(Registry(registry), run_id, reviewer=who, reason=reason, key=private, config=config)
         console.print(f"{run_id}: {status}", highlight=False)
 
 
 def release_publish(
     run_id: Annotated[str, typer.Argument(help="run / release id of an APPROVED run")],
     registry: RegistryOpt = None,
+    reviewers: ReviewersOpt = None,
 ) -> None:
-    """Write the bundle of an approved run whose release failed (e.g. a full disk)."""
+    """Write the bundle of an approved run whose release failed (e.g. a full disk). Refused
+    unless the trail verifies and signed approvals (checked against the reviewers file), or
+    the policy's recorded auto-release, authorise it."""
     with cli_errors():
         from reports.registry import Registry
         from reports.release import publish
+        from reports.review import ReviewerConfig
+        from synthkit.jobs import runner_account
         reg = Registry(registry)
-        approvals = [r.reviewer for r in reg.reviews(run_id) if r.verdict == "approve"]
-        path = publish(reg, run_id, released_by=approvals[-1] if approvals else "policy-auto-release")
+        path = publish(reg, run_id, released_by=runner_account(), config=ReviewerConfig.load(reviewers))
         console.print(f"{run_id}: released to {path}", highlight=False)
 
 
@@ -366,3 +414,39 @@ def reviewers_add(
                           + yaml.safe_dump(updated.to_dict(), sort_keys=False))
         os.chmod(file, 0o600)
         console.print(f"{file}: reviewer {name!r} saved ({len(updated.reviewers)} reviewer(s))", highlight=False)
+
+
+def reviewers_key(
+    name: Annotated[str, typer.Argument(help="reviewer login name")],
+    key: Annotated[Optional[Path], typer.Option(
+        "--key", help="where to create the private key (default $SYNTHKIT_HOME/keys/NAME.ed25519)")] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", help="also write the public key into this reviewers YAML (the reviewer must be in it)")] = None,
+) -> None:
+    """Create a reviewer's Ed25519 signing key (mode 0600, never overwritten) and print the
+    public_key line for the reviewers file. Keep the private key to yourself: every
+    approval and rejection is signed with it."""
+    with cli_errors():
+        import dataclasses
+
+        import yaml
+
+        from reports.model import atomic_write_text
+        from reports.review import AccessDenied, ReviewerConfig
+        from reports.signing import create_key, keys_dir
+        path = key if key is not None else keys_dir() / f"{name}.ed25519"
+        config = ReviewerConfig.load(file) if file is not None else None
+        listed = config.find(name) if config is not None else None
+        if config is not None and listed is None:
+            raise AccessDenied(f"reviewer {name!r} is not in {str(file)!r}; add them with `synthkit reviewers add` "
+                               "first")
+        line = create_key(path)
+        if config is not None and listed is not None and file is not None:
+            kept = tuple(r for r in config.reviewers if r.name.lower() != name.lower())
+            updated = ReviewerConfig(reviewers=(*kept, dataclasses.replace(listed, public_key=line)),
+                                     source=config.source)
+            atomic_write_text(file, "# synthkit reviewers: who may approve releases (salted scrypt hashes and "
+                              "public keys only)\n" + yaml.safe_dump(updated.to_dict(), sort_keys=False))
+            os.chmod(file, 0o600)
+        console.print(f"private key written to {path} (mode 0600; keep it to yourself)", highlight=False)
+        typer.echo(f"public_key: {line}")

@@ -296,6 +296,12 @@ class Schema:
                 if not isinstance(cats, (list, tuple)):
                     problems.append(f"column {name!r}: categories must be a list")
                     cats = None
+                elif odd := [i + 1 for i, v in enumerate(cats) if v is None or isinstance(v, (list, tuple, dict))]:
+                    # str() would turn a null into 'None' and a nested list into its repr
+                    problems.append(f"column {name!r}: categories must be plain values (text, numbers), but items "
+                                    f"{odd[:8]} are empty (null) or nested lists/mappings; write each category as "
+                                    "one quoted value, and declare missing values with nullable: true")
+                    cats = None
                 else:
                     cats = tuple(str(v) for v in cats)
             true_false = spec.get("true_false")
@@ -376,11 +382,18 @@ class Schema:
         tmp.replace(p)
 
 
+# Integers are learned as float64, which holds every whole number only up to 2**53.
+MAX_EXACT_INTEGER = 2**53
+
+
 def _bounds_problems(c: Column) -> list[str]:
     where = f"column {c.name!r}"
     if c.kind not in NUMERIC_KINDS:
         return [f"{where}: bounds are only allowed for continuous, integer and datetime columns"]
     lo, hi = c.bounds  # type: ignore[misc]
+    if any(isinstance(b, bool) or isinstance(b, (list, tuple, dict)) or b is None for b in (lo, hi)):
+        return [f"{where}: bounds must be two {'dates' if c.kind == 'datetime' else 'numbers'} [low, high]; "
+                "got an empty, true/false or nested value"]
     try:
         if c.kind == "datetime":
             lo_v, hi_v = pd.Timestamp(lo).value, pd.Timestamp(hi).value
@@ -388,8 +401,24 @@ def _bounds_problems(c: Column) -> list[str]:
             lo_v, hi_v = float(lo), float(hi)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a date outside 1677..2262
         return [f"{where}: bounds must be two {'dates between 1677 and 2262' if c.kind == 'datetime' else 'numbers'}"]
-    if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or lo_v >= hi_v:
-        return [f"{where}: bounds must satisfy low < high (both finite)"]
+    if not (np.isfinite(lo_v) and np.isfinite(hi_v)):
+        return [f"{where}: bounds must be finite numbers; give the public [low, high] the values lie in"]
+    if lo_v >= hi_v:
+        return [f"{where}: bounds [low, high] must have low < high (got low >= high); swap or correct them"]
+    if c.kind == "datetime":
+        return []
+    width = hi_v - lo_v
+    if not np.isfinite(width) or max(abs(lo_v), abs(hi_v)) > 1e300:
+        return [f"{where}: bounds are too wide to compute with (beyond ±1e300); give the range the values "
+                "can really take"]
+    if width < np.finfo(float).tiny or width < 1e-12 * max(abs(lo_v), abs(hi_v)):
+        return [f"{where}: bounds [low, high] are so close that the range is empty at float precision; "
+                "widen them to the range the values can really take (or change the unit)"]
+    if c.kind == "integer" and max(abs(lo_v), abs(hi_v)) > MAX_EXACT_INTEGER:
+        return [f"{where}: integer bounds beyond ±2**53 (9007199254740992) cannot be learned exactly; "
+                "declare kind 'identifier' if these are codes, or kind 'continuous'"]
+    if c.kind == "integer" and np.ceil(lo_v) > np.floor(hi_v):
+        return [f"{where}: integer bounds [low, high] hold no whole number; widen them"]
     return []
 
 
@@ -456,8 +485,15 @@ def infer_schema(
     identifiers: Iterable[str] = (),
     targets: Iterable[str] = (),
     formats: bool = False,
+    strict: bool | None = None,
 ) -> Schema:
     """Infer column KINDS only (see module docstring).
+
+    `strict` (default: the value of `formats`, i.e. on for `synthkit schema infer`) refuses
+    what the rows cannot show a kind for, instead of writing a guess the user would take
+    as fact: a table with fewer than two rows (a header-only or one-row file, which is
+    also what a misread header gives), and columns with no value (all null) or whose
+    numbers are infinite. Every such column is named in one SchemaError.
 
     `formats=True` also proposes format facts seen in the rows (`propose_formats`): meant
     for `synthkit schema infer`, whose output the user reviews before a private fit. A
@@ -471,6 +507,14 @@ def infer_schema(
     to predict is the user's decision, and it makes the evaluation report utility for it.
     """
     ident = set(identifiers)
+    if strict if strict is not None else formats:
+        problems = _uninferable(frame)
+        if problems:
+            raise SchemaError(problems)
+    nested = [str(n) for n in frame.columns if frame[n].dtype == object and _holds_nested(frame[n])]
+    if nested:
+        raise SchemaError([f"columns {nested[:8]} hold nested objects, lists or bytes, which have no column kind; "
+                           "flatten them into one plain value per column, or drop them"])
     columns = []
     for name in frame.columns:
         s = frame[name]
@@ -489,6 +533,28 @@ def infer_schema(
     )
     schema = schema.validate()
     return propose_formats(frame, schema) if formats else schema
+
+
+def _holds_nested(s: pd.Series) -> bool:
+    return bool(s.map(lambda v: isinstance(v, (dict, list, tuple, set, bytes, bytearray, np.ndarray))).any())
+
+
+def _uninferable(frame: pd.DataFrame) -> list[str]:
+    """Why the rows cannot show kinds (no values are quoted: names and reasons only)."""
+    if len(frame) < 2:
+        what = "no data rows (a header only)" if len(frame) == 0 else "a single data row"
+        return [f"the data has {what}, which cannot show column kinds (a file whose only row is read as the "
+                "header looks the same); check --header/--no-header, or write schema.yaml by hand"]
+    problems = []
+    for name in frame.columns:
+        s = frame[name]
+        if not s.notna().any():
+            problems.append(f"column {str(name)!r} has no values (all empty), so its kind cannot be inferred; "
+                            "declare its kind in schema.yaml by hand, or drop the column")
+        elif pd.api.types.is_float_dtype(s) and not np.isfinite(s.dropna().to_numpy(dtype=float)).all():
+            problems.append(f"column {str(name)!r} holds infinite numbers (inf), which cannot be learned; "
+                            "clean them (or leave those cells empty)")
+    return problems
 
 
 _PAIRED_SPELLING = {"yes": "no", "y": "n", "true": "false", "t": "f", "1": "0"}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from synthkit.errors import DataValidationError
-from synthkit.schema import Column, Schema, infer_schema
+from synthkit.schema import MAX_EXACT_INTEGER, Column, Schema, infer_schema
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -72,43 +72,67 @@ def validate_frame(frame: pd.DataFrame, schema: Schema) -> list[str]:
 
 
 def _column_problems(col: Column, s: pd.Series) -> list[str]:
+    """What is wrong with one column: the column and the fix, never a value and never a
+    count of offending rows (a count of private rows is itself a fact about the data)."""
     where = f"column {col.name!r} ({col.kind})"
     out: list[str] = []
     nulls = int(s.isna().sum())
     if nulls and not col.nullable:
-        out.append(f"{where} is declared nullable: false but has {nulls} missing values")
+        out.append(f"{where} is declared nullable: false but has missing values; "
+                   "set nullable: true or fill them before fitting")
     if nulls == len(s):
         # an all-null column is valid when nullable (a column no record fills must not
         # vanish: one record would decide whether it exists); its null share is learned
         # under DP and the transforms release it as empty
         return out
+    if s.dtype == object and bool(s.map(lambda v: isinstance(v, (dict, list, tuple, set, bytes, bytearray))).any()):
+        return out + [f"{where} holds nested objects, lists or bytes, which cannot be learned; "
+                      "flatten them into one plain value per cell, or drop the column"]
     if col.kind in ("continuous", "integer"):
         values = numeric_values(s)
-        bad = int((values.isna() & s.notna()).sum())
-        if bad:
-            out.append(f"{where}: {bad} values are not numbers")
-        finite = values.dropna()
-        if not np.isfinite(finite.to_numpy(dtype=float)).all():
-            out.append(f"{where}: contains infinite values")
-        if col.kind == "integer" and len(finite) and not np.all(np.mod(finite.to_numpy(dtype=float), 1.0) == 0):
-            out.append(f"{where}: {int((np.mod(finite.to_numpy(dtype=float), 1.0) != 0).sum())} values are not whole numbers; declare kind 'continuous'")
+        if bool((values.isna() & s.notna()).any()):
+            out.append(f"{where}: some values are not numbers; clean them, or declare kind 'categorical'")
+        finite = values.dropna().to_numpy(dtype=float)
+        if not np.isfinite(finite).all():
+            out.append(f"{where}: contains infinite values; clean them (or leave those cells empty)")
+        finite = finite[np.isfinite(finite)]
+        if col.kind == "integer" and len(finite) and not np.all(np.mod(finite, 1.0) == 0):
+            out.append(f"{where}: some values are not whole numbers; declare kind 'continuous'")
+        if col.kind == "integer" and len(finite) and np.abs(finite).max() > MAX_EXACT_INTEGER:
+            out.append(f"{where}: values beyond ±2**53 (9007199254740992) cannot be learned as exact integers; "
+                       "declare kind 'identifier' if they are codes, or kind 'continuous'")
+        elif col.kind == "continuous" and len(finite) and np.abs(finite).max() > 1e300:
+            out.append(f"{where}: values beyond ±1e300 cannot be computed with; change the unit or clean them")
+        out.extend(_outside_bounds(col, where, finite))
     elif col.kind == "datetime":
-        bad = int((datetime_values(s).isna() & s.notna()).sum())
-        if bad:
-            out.append(f"{where}: {bad} values are not dates/times")
+        if bool((datetime_values(s).isna() & s.notna()).any()):
+            out.append(f"{where}: some values are not dates/times; clean them, or declare kind 'categorical'")
     elif col.kind == "boolean":
-        bad = int((boolean_values(s).isna() & s.notna()).sum())
-        if bad:
-            out.append(f"{where}: {bad} values are not true/false")
+        if bool((boolean_values(s).isna() & s.notna()).any()):
+            out.append(f"{where}: some values are not true/false; clean them, or declare kind 'categorical'")
     elif col.kind == "categorical" and col.categories is not None:
-        allowed = set(col.categories)
-        outside = int((~s.dropna().astype(str).isin(allowed)).sum())
-        if outside:
+        if not bool(s.dropna().astype(str).isin(set(col.categories)).all()):
             out.append(
-                f"{where}: {outside} values are outside the declared public categories; "
+                f"{where}: some values are outside the declared public categories; "
                 "extend 'categories' in the schema or remove the list to learn them under DP"
             )
     return out
+
+
+def _outside_bounds(col: Column, where: str, finite: np.ndarray) -> list[str]:
+    """Declared bounds that no value falls in are a mistake (e.g. [-5, -1] on counts), not
+    a clipping choice: every value would be clipped to one end. Values partly outside are
+    clipped, as declared bounds are meant to do."""
+    if col.bounds is None or not len(finite):
+        return []
+    try:
+        lo, hi = float(col.bounds[0]), float(col.bounds[1])
+    except (TypeError, ValueError):
+        return []  # the schema's own validation names it
+    if not bool(((finite >= lo) & (finite <= hi)).any()):
+        return [f"{where}: no value lies inside the declared bounds [{col.bounds[0]}, {col.bounds[1]}]; "
+                "correct the bounds in the schema (values outside them are clipped to the nearest end)"]
+    return []
 
 
 def numeric_values(s: pd.Series) -> pd.Series:

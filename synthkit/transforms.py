@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from synthkit.errors import BudgetExceededError
+from synthkit.errors import BudgetExceededError, DataValidationError
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
     GEOMETRIC_EDGES,
@@ -279,6 +279,9 @@ class NumericTransform:
             lo, hi = float(np.floor(lo)), float(np.ceil(hi))
             if hi <= lo:
                 hi = lo + 1
+            if not hi > lo:  # beyond 2**53 a float cannot tell lo from lo + 1 (table validation refuses such data)
+                raise DataValidationError([f"{what}: its range lies beyond ±2**53, where integers are not exact; "
+                                           "declare kind 'identifier' or 'continuous'"])
         edges = histogram_edges(lo, hi, integer=self.column.kind == "integer")
         n_bins = len(edges) - 1
         idx = np.clip(np.searchsorted(edges, np.clip(values, lo, hi), side="right") - 1, 0, n_bins - 1)

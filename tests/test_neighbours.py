@@ -231,6 +231,24 @@ columns:
 """
 
 
+def _fit_sequence_pair(tmp_path: Path, base: tuple[pd.DataFrame, pd.DataFrame],
+                       hostile: tuple[pd.DataFrame, pd.DataFrame], schemas: list[str]) -> None:
+    """Fit DPHMM on (events, people) and on their neighbour from the same CSV paths; the
+    outer and the context manifests must match once numbers are masked."""
+    src = tmp_path / "src"
+    src.mkdir()
+    args = ["--model", "dphmm", "--entity-key", "pid", "--sequence-index", "date", "--epsilon", "10",
+            "--delta", "1e-6", "--epochs", "1", "--context-epochs", "1", "--batch-size", "64", "--max-length", "8",
+            *schemas, "--context", str(src / "people.csv")]
+    fitted = []
+    for name, (events, people) in (("a", base), ("b", hostile)):
+        events.to_csv(src / "events.csv", index=False)
+        people.to_csv(src / "people.csv", index=False)
+        fitted.append(_fit(["fit", str(src / "events.csv"), *args], tmp_path / name))
+    assert set(fitted[0]) == {"manifest.json", "context/manifest.json"}
+    _assert_same(*fitted)
+
+
 def test_dphmm_with_context_is_the_same_on_a_neighbouring_table(tmp_path):
     events, people = _visits()
     (tmp_path / "events.yaml").write_text(SEQ_SCHEMA)
@@ -239,20 +257,8 @@ def test_dphmm_with_context_is_the_same_on_a_neighbouring_table(tmp_path):
                                  for m in range(1, 10) for d in range(3)])  # 27 events, beyond the bound
     hostile_events = pd.concat([events, extra_events], ignore_index=True)
     hostile_people = pd.concat([people, pd.DataFrame([{"pid": "px", "sex": "m", "born": 1901}])], ignore_index=True)
-    src = tmp_path / "src"
-    src.mkdir()
-    args = ["--model", "dphmm", "--entity-key", "pid", "--sequence-index", "date", "--epsilon", "10",
-            "--delta", "1e-6", "--epochs", "1", "--context-epochs", "1", "--batch-size", "64", "--max-length", "8",
-            "--schema", str(tmp_path / "events.yaml"), "--context-schema", str(tmp_path / "people.yaml"),
-            "--context", str(src / "people.csv")]
-    events.to_csv(src / "events.csv", index=False)
-    people.to_csv(src / "people.csv", index=False)
-    a = _fit(["fit", str(src / "events.csv"), *args], tmp_path / "a")
-    hostile_events.to_csv(src / "events.csv", index=False)
-    hostile_people.to_csv(src / "people.csv", index=False)
-    b = _fit(["fit", str(src / "events.csv"), *args], tmp_path / "b")
-    assert set(a) == {"manifest.json", "context/manifest.json"}
-    _assert_same(a, b)
+    _fit_sequence_pair(tmp_path, (events, people), (hostile_events, hostile_people),
+                       ["--schema", str(tmp_path / "events.yaml"), "--context-schema", str(tmp_path / "people.yaml")])
 
 
 # ------------------------------------------------------------------ a FHIR export
@@ -297,19 +303,7 @@ def test_dphmm_without_schemas_decides_the_same_kinds_on_a_neighbouring_table(tm
                                ignore_index=True)
     # control: the rows-based guess reads the added entity
     assert infer_schema(events).column("dose").kind != infer_schema(hostile_events).column("dose").kind
-    src = tmp_path / "src"
-    src.mkdir()
-    args = ["--model", "dphmm", "--entity-key", "pid", "--sequence-index", "date", "--epsilon", "10",
-            "--delta", "1e-6", "--epochs", "1", "--context-epochs", "1", "--batch-size", "64", "--max-length", "8",
-            "--context", str(src / "people.csv")]
-    events.to_csv(src / "events.csv", index=False)
-    people.to_csv(src / "people.csv", index=False)
-    a = _fit(["fit", str(src / "events.csv"), *args], tmp_path / "a")
-    hostile_events.to_csv(src / "events.csv", index=False)
-    hostile_people.to_csv(src / "people.csv", index=False)
-    b = _fit(["fit", str(src / "events.csv"), *args], tmp_path / "b")
-    assert set(a) == {"manifest.json", "context/manifest.json"}
-    _assert_same(a, b)
+    _fit_sequence_pair(tmp_path, (events, people), (hostile_events, hostile_people), [])
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     names = [e["name"] for e in manifest["privacy"]["ledger"]["events"]][:2]
     assert names == ["schema-inference", "context:schema-inference"]

@@ -5,12 +5,15 @@ SYNTHKIT_REGISTRY (the registry URL or SQLite path) and SYNTHKIT_REVIEWERS (the 
 YAML). An anonymous visitor sees the sign-in form and nothing else; a signed-in reviewer
 sees the queue, each release's gate result first, then fidelity, diversity, privacy,
 bias and sequence pages, the privacy ledger in plain words and the data card, and can
-approve (unless four-eyes forbids it) or reject with a reason.
+approve (unless four-eyes forbids it) or reject with a reason. Every verdict is signed
+with the reviewer's own Ed25519 key (their key file on this machine, or one they upload
+for that signature); the registry's audit trail is checked on every release page.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -18,8 +21,9 @@ from app import views
 from reports.gate import GateDecision
 from reports.model import Report
 from reports.registry import Registry, display_url
-from reports.release import approve, data_card, reject
+from reports.release import approve, data_card, reject, runner_display
 from reports.review import ReviewerConfig, four_eyes_problem
+from reports.signing import default_key_path, load_private_key
 from synthkit.errors import SynthkitError
 
 
@@ -44,6 +48,7 @@ def main() -> None:
         st.rerun()
     st.sidebar.caption(f"registry: {display_url(registry.url)}")
 
+    views.trail_ui(registry.audit())  # first: when it fails, no record below can be trusted
     flash = st.session_state.pop("flash", None)
     if flash:
         st.success(flash)
@@ -51,7 +56,7 @@ def main() -> None:
     if run_id is None:
         st.info("Nothing to review. Pending releases appear here when `synthkit run` finishes a job.")
         return
-    release_page(registry, run_id, reviewer)
+    release_page(registry, run_id, reviewer, config)
 
 
 @st.cache_resource(show_spinner=False)
@@ -60,11 +65,13 @@ def _registry(url: str | None) -> Registry:
     return Registry(url)
 
 
-def release_page(registry: Registry, run_id: str, reviewer: object) -> None:
+def release_page(registry: Registry, run_id: str, reviewer: object, config: ReviewerConfig) -> None:
     run = registry.run(run_id)
     status = registry.status(run_id)
+    display = runner_display(registry, run_id)
     st.header(f"{run.job_name}")
     st.caption(f"run {run_id} · status **{status.replace('_', ' ')}** · run by {run.run_by}"
+               + (f" ({display})" if display else "")
                + (f" · owner {run.owner}" if run.owner else "") + f" · created {run.created_at[:19]} UTC")
 
     record = registry.decision(run_id)
@@ -102,18 +109,23 @@ def release_page(registry: Registry, run_id: str, reviewer: object) -> None:
         with tabs[7]:
             views.history_ui(registry.events(run_id), registry.reviews(run_id))
 
-    blocked = four_eyes_problem(run, reviewer)  # type: ignore[arg-type]
+    blocked = four_eyes_problem(run, reviewer, runner_display=display)  # type: ignore[arg-type]
     if blocked is None and (decision is None or not decision.passed):
         blocked = "The release gate rejected this run, so it cannot be approved."
-    choice = views.decision_ui(run_id=run_id, status=status, blocked=blocked)
+    key_path = default_key_path(reviewer.name)  # type: ignore[attr-defined]
+    choice = views.decision_ui(run_id=run_id, status=status, blocked=blocked, key_hint=str(key_path))
     if choice is None:
         return
-    verdict, reason = choice
+    verdict, reason, uploaded = choice
     try:
+        key = load_private_key(key_path if uploaded is None else Path("the uploaded key"),
+                               pem=uploaded)
         if verdict == "approve":
-            new_status = approve(registry, run_id, reviewer=reviewer, reason=reason)  # type: ignore[arg-type]
+            new_status = approve(registry, run_id, reviewer=reviewer, reason=reason, key=key,  # type: ignore[arg-type]
+                                 config=config)
         else:
-            new_status = reject(registry, run_id, reviewer=reviewer, reason=reason)  # type: ignore[arg-type]
+            new_status = reject(registry, run_id, reviewer=reviewer, reason=reason, key=key,  # type: ignore[arg-type]
+                                config=config)
     except SynthkitError as err:
         st.error(str(err))
         return

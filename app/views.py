@@ -231,9 +231,13 @@ def history_ui(events: list[Any], reviews: list[Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- decision
-def decision_ui(*, run_id: str, status: str, blocked: str | None) -> tuple[str, str] | None:
-    """The approve/reject form (a form, so the reason and the button press arrive together).
-    Returns (verdict, reason) when a button was pressed."""
+def decision_ui(*, run_id: str, status: str, blocked: str | None,
+                key_hint: str | None = None) -> tuple[str, str, bytes | None] | None:
+    """The approve/reject form (a form, so the reason, the signing key and the button press
+    arrive together). Returns (verdict, reason, uploaded key bytes or None) when a button
+    was pressed. Every verdict is signed with the reviewer's own key: the one at `key_hint`
+    on this machine, or a key file the reviewer uploads for this one signature (kept in
+    memory for the request only, never stored)."""
     st.subheader("Your decision")
     if status != "pending_review":
         st.info(f"This run is {status.replace('_', ' ')}; there is nothing to decide.")
@@ -242,12 +246,23 @@ def decision_ui(*, run_id: str, status: str, blocked: str | None) -> tuple[str, 
         st.warning(blocked)
     with st.form(f"decision_{run_id}"):
         reason = st.text_area("Reason (recorded in the audit trail with your name)", key=f"reason_{run_id}")
+        uploaded = st.file_uploader("Your signing key (only if it is not on this machine"
+                                    + (f" at {key_hint}" if key_hint else "") + ")", key=f"key_{run_id}")
         left, right = st.columns(2)
         approve = left.form_submit_button("Approve release", type="primary", disabled=blocked is not None,
                                           key=f"approve_{run_id}")
         reject = right.form_submit_button("Reject", key=f"reject_{run_id}")
+    key = uploaded.getvalue() if uploaded is not None else None
     if approve:
-        return "approve", reason
+        return "approve", reason, key
     if reject:
-        return "reject", reason
+        return "reject", reason, key
     return None
+
+
+def trail_ui(problems: list[str]) -> None:
+    """The registry's own check (hash chain, rows it vouches for, triggers): shown above
+    everything else when it fails, because then no record here can be trusted."""
+    if problems:
+        st.error(f"The registry's audit trail does not verify ({len(problems)} problem(s)); nothing can be "
+                 "released until an administrator has investigated. First: " + problems[0])

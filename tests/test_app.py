@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from reports.registry import Registry
 from reports.review import hash_password
 from test_gate import COPY, make_report
-from test_release import PASSWORDS, stage_run
+from test_release import PASSWORDS, REVIEWERS, key_file, stage_run
 
 SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "dashboard.py")
 
@@ -23,11 +23,14 @@ SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "dashboard.py")
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     reviewers = tmp_path / "reviewers.yaml"
-    reviewers.write_text(yaml.safe_dump({"reviewers": [{"name": n, "password": hash_password(p)}
-                                                       for n, p in PASSWORDS.items()]}))
+    reviewers.write_text(yaml.safe_dump(REVIEWERS))  # password hashes and public keys
     db = tmp_path / "registry.db"
     monkeypatch.setenv("SYNTHKIT_REGISTRY", str(db))
     monkeypatch.setenv("SYNTHKIT_REVIEWERS", str(reviewers))
+    (tmp_path / "home" / "keys").mkdir(parents=True)
+    for name in ("bob", "carol"):  # these reviewers keep their signing keys on this machine
+        key_file(tmp_path / "home" / "keys", name)
+    monkeypatch.setenv("SYNTHKIT_HOME", str(tmp_path / "home"))
     reg = Registry(db)
     return {"reg": reg, "tmp": tmp_path, "reviewers": reviewers}
 
@@ -125,6 +128,24 @@ def test_reject_with_a_reason(env):
     at.run()
     assert reg.status(run_id) == "rejected" and reg.reviews(run_id)[0].reason == "pair trends too weak for the study"
     assert not (env["tmp"] / "releases").exists()
+
+
+def test_a_verdict_needs_the_reviewers_own_key_and_a_broken_trail_is_shown(env):
+    reg = env["reg"]
+    run_id = stage_run(reg, env["tmp"], run_by="carol", owner=None)
+    at = _sign_in(_app(), "alice")  # alice's key is not on this machine and she uploaded none
+    at.text_area(key=f"reason_{run_id}").input("fidelity and leakage within the policy")
+    at.button(key=f"approve_{run_id}").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "no signing key" in _texts(at) and reg.status(run_id) == "pending_review" and not reg.reviews(run_id)
+    assert "audit trail does not verify" not in _texts(at)
+    with reg._engine.begin() as conn:  # an event slipped into the chain by hand
+        conn.exec_driver_sql("INSERT INTO synthkit_events (run_id, at, status, step, message, details, prev_hash, "
+                             f"hash) VALUES ('{run_id}', '2026-01-01T00:00:00Z', 'approved', 'review', 'ok', '{{}}', "
+                             f"'{'0' * 64}', '{'1' * 64}')")
+    at.sidebar.radio(key="queue_filter").set_value("All runs").run()
+    assert "audit trail does not verify" in at.error[0].value and "event #" in at.error[0].value
 
 
 def test_sign_out_returns_to_the_form(env):

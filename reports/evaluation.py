@@ -15,8 +15,9 @@ bins come from the schema or the synthetic data, with real cells of fewer than
 `MIN_CELL` rows suppressed. The fitted normalisation, the clusters, the attack
 predicates and every per-row distance stay in memory and are dropped.
 
-This module reads the bundle's manifest.json itself (plain JSON) instead of importing
-`synthkit.bundle`, which loads torch: `reports` never needs torch.
+This module reads the bundle's manifest.json through `synthkit.manifest` (validated, no
+torch) instead of importing `synthkit.bundle`, which loads torch: `reports` never needs
+torch. `synthkit evaluate` first loads the bundle as `generate` does (`synthkit.bundle.verify`).
 """
 
 from __future__ import annotations
@@ -55,19 +56,12 @@ STREAMS = ("fidelity", "detection", "utility", "diversity", "modes", "privacy", 
 
 
 def read_manifest(model_dir: str | Path) -> tuple[dict[str, Any], str]:
-    """(manifest, sha256 of manifest.json). The manifest holds the weights' hash, so its
-    own hash pins the whole bundle."""
-    p = Path(model_dir) / "manifest.json"
-    if not p.is_file():
-        raise ArtifactError(f"{str(model_dir)!r} is not a synthkit model bundle (no manifest.json)")
-    raw = p.read_bytes()
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ArtifactError(f"{str(p)!r} is not valid JSON; the bundle is corrupt") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "synthkit-model-bundle":
-        raise ArtifactError(f"{str(model_dir)!r} is not a synthkit model bundle")
-    return manifest, hashlib.sha256(raw).hexdigest()
+    """(manifest, sha256 of manifest.json), read through synthkit.manifest: the one
+    validated reading every command shares (size, depth and number caps, the manifest's
+    own SHA-256, the typed model). The manifest holds the weights' hash, so its own hash
+    pins the whole bundle."""
+    from synthkit.manifest import read_manifest as read_validated
+    return read_validated(model_dir)
 
 
 def _metric(id: str, section: str, value: float | None, explanation: str, **kw: Any) -> Metric:  # noqa: A002

@@ -5,12 +5,22 @@ safetensors, and the model class is looked up by name in a fixed registry. Every
 in the bundle is public (schema) or DP (transform state, ledger); raw rows never enter.
 The directory is written under a temporary name and renamed when complete, so a failed
 save leaves nothing that looks like a bundle.
+
+Loading trusts nothing in the folder. `read_manifest` (synthkit.manifest: caps, the
+manifest's SHA-256, the typed and bounded model; here also the accountant's numbers of
+the privacy summary) is the one reading that `generate`, `inspect`, `evaluate` and the job
+runner share. `load_bundle` then checks every listed file against its SHA-256 (paths inside
+the bundle only), builds the network from the validated hyperparameters on the `meta`
+device (no memory) and compares its parameter count with a cap and its shapes and dtypes
+with the weights' safetensors header, all before a weight is read. Every failure is one
+`ArtifactError` line naming the bundle, the field and the fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
+import math
 import platform
 import shutil
 import tempfile
@@ -21,14 +31,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from synthkit.errors import ArtifactError
+from synthkit import manifest as _manifest
+from synthkit.errors import ArtifactError, SynthkitError
 from synthkit.ledger import PrivacyLedger
+from synthkit.manifest import FORMAT, FORMAT_VERSION, MANIFEST, MANIFEST_HASH, WEIGHTS  # noqa: F401 (re-exported)
 from synthkit.schema import Schema
 
-FORMAT = "synthkit-model-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-WEIGHTS = "weights.safetensors"
+logger = logging.getLogger(__name__)
 
 
 def _versions() -> dict[str, str]:
@@ -97,7 +106,8 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
             # the seeded train/holdout split (method, fraction, seed, data fingerprint): lets
             # `synthkit evaluate` re-derive the holdout the model never saw
             manifest["holdout"] = model.holdout_
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False), encoding="utf-8")
+        # manifest.json and manifest.sha256 (the loader checks one against the other)
+        _manifest.write_manifest(tmp, manifest)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         tmp.rename(target)
@@ -107,75 +117,179 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
     return target
 
 
+def read_manifest_checked(path: str | Path, *, expected_sha256: str | None = None) -> tuple[dict[str, Any], str]:
+    """(manifest, SHA-256 of manifest.json) after every check of synthkit.manifest plus the
+    accountant: the privacy summary's epsilons must be what the ledger composes to."""
+    data, digest = _manifest.read_manifest(path, expected_sha256=expected_sha256)
+    _check_summary(data, where=_manifest._where(Path(path)))
+    return data, digest
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    mf = p / MANIFEST
-    if not mf.is_file():
-        raise ArtifactError(f"{str(p)!r} is not a synthkit model bundle (no {MANIFEST})")
+    """The validated manifest of a bundle (see `read_manifest_checked`)."""
+    return read_manifest_checked(path)[0]
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _check_summary(data: dict[str, Any], *, where: str) -> None:
+    """The summary `inspect` prints and reports copy must be what the ledger composes to
+    (synthkit.manifest checked every other field of it against the ledger)."""
     try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ArtifactError(f"{str(mf)!r} is not valid JSON; the bundle is corrupt") from None
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{str(p)!r} is not a synthkit model bundle (format {manifest.get('format')!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"bundle format version {manifest.get('format_version')!r} is not supported by this synthkit "
-            f"(supports {FORMAT_VERSION}); use the synthkit version that wrote it")
-    return manifest
+        expected = PrivacyLedger.from_dict(data["privacy"]["ledger"]).summary()
+    except Exception:  # noqa: BLE001 - the accountant refused the ledger; no message reused
+        raise ArtifactError(f"bundle {where!r}: manifest field privacy.ledger cannot be composed by the accountant; "
+                            f"{_manifest._FIX}") from None
+    got = {k: v for k, v in data["privacy"]["summary"].items() if k != "noise_source"}
+    expected.pop("noise_source", None)
+    if not _close(got, expected):
+        field = next((k for k in expected if not _close(got.get(k), expected[k])), "summary")
+        raise ArtifactError(f"bundle {where!r}: manifest field privacy.summary.{field} is not what the ledger "
+                            f"composes to (a forged or edited privacy summary); {_manifest._FIX}")
 
 
-def load_bundle(path: str | Path) -> Any:
+def _check_files(p: Path, manifest: dict[str, Any], *, where: str) -> None:
+    """Every file the manifest lists: inside the bundle, of bounded size, with its SHA-256."""
+    for rel, digest in manifest["files"].items():
+        f = _manifest.resolve_inside(p, rel, where=where, field=f"files.{_manifest._clean(rel)}")
+        if not f.is_file():
+            raise ArtifactError(f"bundle {where!r}: {_manifest._clean(rel)} is missing; copy the whole bundle folder")
+        cap = _manifest.MAX_MANIFEST_BYTES if rel.endswith(MANIFEST) else _manifest.MAX_WEIGHTS_BYTES
+        if f.stat().st_size > cap:
+            raise ArtifactError(f"bundle {where!r}: {_manifest._clean(rel)} is larger than {cap} bytes; "
+                                f"{_manifest._FIX}")
+        if sha256_file(f) != digest:
+            raise ArtifactError(f"bundle {where!r}: {_manifest._clean(rel)} does not match its SHA-256 in the "
+                                f"manifest (modified or corrupt); {_manifest._FIX}")
+
+
+def checked_weights(path: Path, expected: dict[str, torch.Tensor], *, where: str,
+                    device: torch.device) -> dict[str, torch.Tensor]:
+    """The weights, read only after their safetensors header agrees with `expected` (the
+    network built from the validated hyperparameters on the meta device): same names,
+    shapes and dtypes, at most MAX_PARAMETERS values in all."""
+    from safetensors import safe_open
+    n_params = sum(t.numel() for t in expected.values())
+    if n_params > _manifest.MAX_PARAMETERS:
+        raise ArtifactError(f"bundle {where!r}: manifest field model.hyperparameters describes a network of "
+                            f"{n_params} parameters, above the limit of {_manifest.MAX_PARAMETERS}; {_manifest._FIX}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except Exception:  # noqa: BLE001 - safetensors raises its own error types on a broken header
+        raise ArtifactError(f"bundle {where!r}: {path.name} has a broken safetensors header; "
+                            f"{_manifest._FIX}") from None
+    dtypes = {torch.float32: "F32", torch.int64: "I64", torch.float64: "F64", torch.float16: "F16"}
+    if set(header) != set(expected):
+        raise ArtifactError(f"bundle {where!r}: {path.name} holds other tensors than the network its manifest "
+                            f"describes; {_manifest._FIX}")
+    for name, t in expected.items():
+        shape, dtype = header[name]
+        if shape != tuple(t.shape) or dtype != dtypes.get(t.dtype):
+            raise ArtifactError(f"bundle {where!r}: tensor {_manifest._clean(name)} in {path.name} has shape "
+                                f"{list(shape)} but the manifest's hyperparameters give {list(t.shape)}; "
+                                f"{_manifest._FIX}")
+    try:
+        weights = load_file(str(path))
+    except Exception:  # noqa: BLE001
+        raise ArtifactError(f"bundle {where!r}: {path.name} cannot be read; {_manifest._FIX}") from None
+    return {k: v.to(device) for k, v in weights.items()}
+
+
+def _guard(where: str, field: str):
+    """A load step on validated input: any remaining inconsistency is one ArtifactError
+    naming the field (no exception message reused: it might hold a value)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except SynthkitError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration, RuntimeError,
+                OverflowError, ZeroDivisionError, RecursionError):
+            raise ArtifactError(f"bundle {where!r}: manifest field {field} does not fit the rest of the bundle; "
+                                f"{_manifest._FIX}") from None
+
+    return guard()
+
+
+def load_bundle(path: str | Path, *, table_only: bool = False) -> Any:
     from synthkit.models import REGISTRY
     from synthkit.models.base import resolve_device
     from synthkit.transforms import DataTransformer
 
     p = Path(path)
-    manifest = read_manifest(p)
+    where = _manifest._where(p)
+    manifest, digest = read_manifest_checked(p)
+    _check_files(p, manifest, where=where)
     weights_path = p / WEIGHTS
-    if not weights_path.is_file():
-        raise ArtifactError(f"bundle {str(p)!r} has no {WEIGHTS}")
-    if sha256_file(weights_path) != manifest.get("files", {}).get(WEIGHTS):
-        raise ArtifactError(f"bundle {str(p)!r}: {WEIGHTS} does not match the hash in the manifest (modified or corrupt)")
     cls_name = manifest["model"]["class"]
-    if cls_name not in REGISTRY:
-        raise ArtifactError(f"unknown model class {cls_name!r} in bundle; known: {sorted(REGISTRY)}")
+    if table_only and "sequence" in manifest:
+        raise ArtifactError(f"bundle {where!r}: a context bundle must hold a table model (DPTVAE or DPCTGAN), "
+                            f"not {cls_name}; {_manifest._FIX}")
     cls = REGISTRY[cls_name]
     params = dict(manifest["model"]["hyperparameters"])
     for key, value in params.items():
         if isinstance(value, list):
             params[key] = tuple(value)
-    try:
+    with _guard(where, "model.hyperparameters"):
         model = cls(**params)
-    except TypeError as err:
-        raise ArtifactError(f"bundle hyperparameters do not fit {cls_name}: {err}") from None
     device = resolve_device("cpu" if model.device == "cuda" and not torch.cuda.is_available() else model.device)
     if "sequence" in manifest:
-        if not hasattr(model, "_restore_bundle"):
-            raise ArtifactError(f"bundle {str(p)!r} holds a sequence model section but {cls_name} is not a sequence model")
-        model._restore_bundle(p, manifest, load_file(str(weights_path)), device)
+        model._restore_bundle(p, manifest, weights_path, device)
+        model.manifest_sha256_ = digest
         return model
-    schema = Schema.from_dict(manifest["schema"])
+    with _guard(where, "schema"):
+        schema = Schema.from_dict(manifest["schema"])
     transformer = DataTransformer(schema)
-    transformer.load_state_dict(manifest["transformer"])
-    model._build(transformer, device, torch.Generator(device=device))
-    model._load_weights({k: v.to(device) for k, v in load_file(str(weights_path)).items()})
+    with _guard(where, "transformer"):
+        transformer.load_state_dict(manifest["transformer"])
+    meta = torch.device("meta")
+    with _guard(where, "model.hyperparameters"), meta:
+        probe = cls(**params)
+        probe._build(transformer, meta, torch.Generator())
+        expected = probe._weights()
+    weights = checked_weights(weights_path, expected, where=where, device=device)
+    with _guard(where, "model.hyperparameters"):
+        model._build(transformer, device, torch.Generator(device=device))
+        model._load_weights(weights)
     model.schema_ = schema
     model.transformer_ = transformer
     model.dependence_ = None
     if manifest.get("dependence") is not None:
         from synthkit.dependence import DependenceCalibrator
-        model.dependence_ = DependenceCalibrator(transformer)
-        model.dependence_.load_state_dict(manifest["dependence"])
+        with _guard(where, "dependence"):
+            model.dependence_ = DependenceCalibrator(transformer)
+            model.dependence_.load_state_dict(manifest["dependence"])
     model.pairs_ = None
     if manifest.get("pairs") is not None:
         from synthkit.marginals import PairTree
-        model.pairs_ = PairTree(transformer)
-        model.pairs_.load_state_dict(manifest["pairs"])
+        with _guard(where, "pairs"):
+            model.pairs_ = PairTree(transformer)
+            model.pairs_.load_state_dict(manifest["pairs"])
     model.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
     model.training_ = manifest.get("training", {})
     model.device_ = device
+    model.manifest_sha256_ = digest  # what was validated (the file may change after)
     return model
+
+
+def verify(path: str | Path) -> str:
+    """Every check a load makes (`generate` loads the same way), without sampling; returns
+    the manifest's SHA-256. `evaluate` runs it, so it accepts exactly what `generate` does."""
+    return load_bundle(path).manifest_sha256_
 
 
 def load(path: str | Path) -> Any:

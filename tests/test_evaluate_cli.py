@@ -13,6 +13,7 @@ import connectors
 from reports.model import Report
 from synthkit import DPTVAE, PrivacyBudget
 from synthkit.cli import app
+from synthkit.manifest import write_manifest
 from synthkit.split import holdout_split
 from test_reports_metrics import SCHEMA, mixture
 
@@ -33,7 +34,7 @@ def bundle(tmp_path_factory) -> dict[str, Path]:
     # what `synthkit fit --holdout 0.25` will record (the coordinator wires it into fit)
     manifest = json.loads((d / "model" / "manifest.json").read_text())
     manifest["holdout"] = record
-    (d / "model" / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(d / "model", manifest)  # with its manifest.sha256, as save writes it
     syn_path = d / "synthetic.parquet"
     connectors.write(model.sample(900, seed=1), syn_path, overwrite=True)
     return {"dir": d, "real": real_path, "model": d / "model", "synthetic": syn_path}

@@ -27,15 +27,22 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
     import connectors
     import reports
     from reports.render import render_html
+    from synthkit.bundle import verify
     from synthkit.errors import ArtifactError
 
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another folder or pass --overwrite")
+    # the same checks as `generate` (the model is loaded, not sampled): a bundle that
+    # generate refuses is never evaluated, and the report pins the manifest verified here
+    verified_sha = verify(model_dir)
     real_frame = connectors.read(real)
     synthetic_frame = connectors.read(synthetic)
     holdout_frame = connectors.read(holdout) if holdout is not None else None
     report = reports.evaluate(real=real_frame, synthetic=synthetic_frame, model_dir=model_dir, holdout=holdout_frame,
                               target=target, targets=targets, seed=seed, progress=progress)
+    if report.model.get("manifest_sha256") != verified_sha:
+        raise ArtifactError(f"bundle {str(model_dir)!r} changed while it was evaluated (its manifest SHA-256 "
+                            "differs); run evaluate again on a bundle nothing else writes to")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:

@@ -1228,34 +1228,95 @@ class DPHMM(Synthesizer):
         save_bundle(self.context_model_, folder / CONTEXT_DIR)
         return {f"{CONTEXT_DIR}/{name}": sha256_file(folder / CONTEXT_DIR / name) for name in (MANIFEST, WEIGHTS)}
 
-    def _restore_bundle(self, path: Path, manifest: dict[str, Any], weights: dict[str, torch.Tensor],
+    def _restore_bundle(self, path: Path, manifest: dict[str, Any], weights_path: Path,
                         device: torch.device) -> None:
-        from synthkit.bundle import load_bundle, sha256_file
-        extra = manifest.get("sequence") or {}
-        for rel, digest in manifest.get("files", {}).items():
-            if rel.startswith(f"{CONTEXT_DIR}/"):
-                f = path / rel
-                if not f.is_file() or sha256_file(f) != digest:
-                    raise ArtifactError(f"bundle {str(path)!r}: {rel} is missing or does not match its hash")
+        """Restore from a manifest that synthkit.bundle has validated (its files, the
+        context's included, already match their SHA-256). What the typed manifest cannot
+        see is checked here before anything is allocated: the layout must be the one the
+        transformer's DP state gives (`_layout_channels`), the context model must be a
+        table model of the declared kind whose encoding is `d_context` wide, and the
+        weights' shapes must be the HMM's (meta-device build, then the safetensors header)."""
+        from synthkit import manifest as mf
+        from synthkit.bundle import _guard, checked_weights, load_bundle
+        where = mf._where(path)
+        extra = manifest["sequence"]
         layout = extra["layout"]
-        schema = Schema.from_dict(manifest["schema"])
-        event_cols = tuple(schema.column(e["name"]) for e in layout["columns"])
-        transformer = DataTransformer(Schema(columns=event_cols))
-        transformer.load_state_dict(manifest["transformer"])
-        net = HMMNet(n_states=self.n_states, cat_sizes=layout["cat_sizes"], n_gauss=layout["n_gauss"],
-                     d_context=layout["d_context"]).to(device)
-        net.load_state_dict({k.removeprefix("hmm."): v.to(device) for k, v in weights.items()})
-        ctx_model = load_bundle(path / extra.get("context_bundle", CONTEXT_DIR))
-        self.schema_ = schema
-        self.context_schema_ = Schema.from_dict(extra["context_schema"])
-        self.transformer_ = transformer
-        self.layout_ = layout
-        self.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
-        self.context_model_ = ctx_model
-        self.hmm_ = net.eval()
-        self.training_ = manifest.get("training", {})
-        self.device_ = device
-        self._prepare_sampling()
+        with _guard(where, "sequence.layout"):
+            schema = Schema.from_dict(manifest["schema"])
+            event_cols = tuple(schema.column(e["name"]) for e in layout["columns"])
+            transformer = DataTransformer(Schema(columns=event_cols))
+            transformer.load_state_dict(manifest["transformer"])
+            channels = self._layout_channels(event_cols, transformer, layout.get("gap"))
+        if channels != ([dict(e) for e in layout["columns"]], list(layout["cat_sizes"]), layout["n_gauss"]):
+            raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout does not match the transformer's "
+                                f"DP state; {mf._FIX}")
+        names = [e["name"] for e in layout["columns"]]
+        if self.terminal_column is not None and not any(
+                e["name"] == self.terminal_column and e["mode"] != "gaussian" for e in layout["columns"]):
+            raise ArtifactError(f"bundle {where!r}: manifest field model.hyperparameters.terminal_column names no "
+                                f"categorical event column of the layout; {mf._FIX}")
+        if len(set(names)) != len(names):
+            raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout.columns repeats a column; {mf._FIX}")
+        ctx_dir = mf.resolve_inside(path, extra["context_bundle"], where=where, field="sequence.context_bundle")
+        ctx_model = load_bundle(ctx_dir, table_only=True)
+        if ctx_model.model_name != self.context_model:
+            raise ArtifactError(f"bundle {where!r}: the context bundle holds a {type(ctx_model).__name__}, not the "
+                                f"{self.context_model} its manifest names; {mf._FIX}")
+        if ctx_model.transformer_.width != layout["d_context"] or START not in ctx_model.transformer_.transforms:
+            raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout.d_context does not fit the context "
+                                f"bundle; {mf._FIX}")
+        meta = torch.device("meta")
+        with _guard(where, "sequence.layout"), meta:
+            probe = HMMNet(n_states=self.n_states, cat_sizes=layout["cat_sizes"], n_gauss=layout["n_gauss"],
+                           d_context=layout["d_context"])
+            expected = {f"hmm.{k}": v for k, v in probe.state_dict().items()}
+        weights = checked_weights(weights_path, expected, where=where, device=device)
+        with _guard(where, "sequence"):
+            net = HMMNet(n_states=self.n_states, cat_sizes=layout["cat_sizes"], n_gauss=layout["n_gauss"],
+                         d_context=layout["d_context"]).to(device)
+            net.load_state_dict({k.removeprefix("hmm."): v for k, v in weights.items()})
+            self.schema_ = schema
+            self.context_schema_ = Schema.from_dict(extra["context_schema"])
+            self.transformer_ = transformer
+            self.layout_ = layout
+            self.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
+            self.context_model_ = ctx_model
+            self.hmm_ = net.eval()
+            self.training_ = manifest.get("training", {})
+            self.device_ = device
+            self._prepare_sampling()
+
+    def _layout_channels(self, event_cols: tuple[Column, ...], transformer: DataTransformer,
+                         gap: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[int], int]:
+        """(columns, cat_sizes, n_gauss) of the layout that `_layout` builds from this DP
+        state: what a loaded layout must equal (kept beside `_layout`'s rules)."""
+        cat_sizes: list[int] = []
+        n_gauss = 0
+        columns = []
+        for col in event_cols:
+            t = transformer.transforms[col.name]
+            entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "nullable": col.nullable}
+            if isinstance(t, CategoricalTransform):
+                entry.update(mode="categorical", cat=len(cat_sizes))
+                cat_sizes.append(len(t.labels_))
+            else:
+                lo, hi = t.bounds_
+                if col.kind == "integer" and hi - lo + 1 <= self.max_integer_categories:
+                    entry.update(mode="integer", cat=len(cat_sizes), low=int(lo), high=int(hi))
+                    cat_sizes.append(int(hi - lo + 1) + (1 if col.nullable else 0))
+                else:
+                    entry.update(mode="gaussian", gauss=n_gauss)
+                    n_gauss += 1
+                    if col.nullable:
+                        entry["null_cat"] = len(cat_sizes)
+                        cat_sizes.append(2)
+            columns.append(entry)
+        if gap is not None:
+            if gap["cat"] != len(cat_sizes) or gap["gauss"] != n_gauss:
+                raise ValueError("gap channels")
+            cat_sizes.append(len(gap["labels"]) + 1)
+            n_gauss += 1
+        return columns, cat_sizes, n_gauss
 
 
 # ====================================================================== the DP step

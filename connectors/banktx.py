@@ -104,14 +104,14 @@ def map_transactions(raw: pd.DataFrame, *, location: str, columns: Mapping[str, 
     amount = _number(out["amount"], decimal_comma=decimal_comma)
     bad = int((amount.isna() & out["amount"].notna()).sum()) + int(out["amount"].isna().sum())
     if bad:
-        problems.append(f"amount: {bad} rows are missing or not numbers")
+        problems.append("amount: some rows are missing or not numbers; fill them or map another column with columns={'amount': ...}")
     if "credit_debit" in out:
         flag = out["credit_debit"].astype("string").str.strip().str.lower()
         sign = pd.Series(np.where(flag.isin(_CREDIT), "CRDT", np.where(flag.isin(_DEBIT), "DBIT", None)),
                          index=out.index, dtype="object")
         unknown = int(sign.isna().sum())
         if unknown:
-            problems.append(f"credit_debit: {unknown} rows hold neither a credit nor a debit marker")
+            problems.append("credit_debit: some rows hold neither a credit nor a debit marker; fix the export or leave the column unmapped to take the sign of the amount")
         out["credit_debit"] = sign
         out["amount"] = amount.abs()
     else:
@@ -124,11 +124,11 @@ def map_transactions(raw: pd.DataFrame, *, location: str, columns: Mapping[str, 
                 parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
             bad = int((parsed.isna() & out[name].notna()).sum())
             if bad:
-                problems.append(f"{name}: {bad} rows are not dates")
+                problems.append(f"{name}: some rows are not dates; fix the export or map another column")
             out[name] = parsed
     missing_ids = int(out["account_id"].isna().sum())
     if missing_ids:
-        problems.append(f"account_id: {missing_ids} rows have no account")
+        problems.append("account_id: some rows have no account; fill them or map another column with columns={'account_id': ...}")
     if problems:
         raise SourceError(f"{location!r}: transaction export problems: " + "; ".join(problems))
     for name in out.columns:

@@ -112,6 +112,9 @@ def read_source(path: Path, *, location: str) -> Source:
         log.warning("%s: %d statements appear in more than one file; each is read once", location, duplicates)
     if not accounts:
         raise SourceError(f"{location!r}: no statements (BkToCstmrStmt/Stmt) found in {len(files)} files")
+    if not transactions:
+        raise SourceError(f"{location!r}: the statements hold no entries (Stmt/Ntry), so there are no "
+                          "transactions to learn; export the statements with their entries")
     tables = {"accounts": _frame(list(accounts.values()), ACCOUNT_KINDS),
               "transactions": _frame(transactions, TRANSACTION_KINDS)}
     schemas = {
@@ -166,14 +169,25 @@ def _text(element: Element, q: Callable[[str], str], path: str) -> str | None:
     return text or None
 
 
+# ISO 20022 amounts (ActiveOrHistoricCurrencyAndAmount) have at most 18 digits, 5 after
+# the point; a longer one is not an amount (and as a float it would be inf or lose digits).
+_MAX_DIGITS = 18
+_MAX_TEXT = 64
+
+
 def _amount(element: Element | None) -> tuple[Decimal | None, str | None]:
     if element is None or element.text is None:
         return None, None
+    text = element.text.strip()
+    if len(text) > _MAX_TEXT:
+        return None, element.get("Ccy")
     try:
-        value = Decimal(element.text.strip())
+        value = Decimal(text)
     except InvalidOperation:
         return None, element.get("Ccy")
-    return (value if value.is_finite() else None), element.get("Ccy")
+    if not value.is_finite() or value.adjusted() >= _MAX_DIGITS or len(value.as_tuple().digits) > _MAX_DIGITS + 5:
+        return None, element.get("Ccy")
+    return value, element.get("Ccy")
 
 
 def _date(element: Element, q: Callable[[str], str], path: str) -> str | None | Literal[False]:
@@ -193,7 +207,7 @@ def _opening_balance(stmt: Element, q: Callable[[str], str], where: str, problem
             value, _ = _amount(bal.find(q("Amt")))
             sign = _text(bal, q, "CdtDbtInd")
             if value is None or sign not in CREDIT_DEBIT:
-                problems.append(f"{where}: balance {wanted} has a malformed Amt or CdtDbtInd")
+                problems.append(f"{where}: balance {wanted} has a malformed Amt (a decimal of at most 18 digits) or CdtDbtInd")
                 return None
             return float(value if sign == "CRDT" else -value)
     return None
@@ -207,7 +221,7 @@ def _entry(entry: Element, q: Callable[[str], str], where: str, problems: list[s
     status = _text(entry, q, "Sts/Cd") or _text(entry, q, "Sts")
     bad = []
     if amount is None or amount < 0:
-        bad.append("Amt (not a non-negative decimal)")
+        bad.append("Amt (not a non-negative decimal of at most 18 digits)")
     if currency is None or not _CURRENCY.match(currency):
         bad.append("Amt/@Ccy (not an ISO 4217 code)")
     if sign not in CREDIT_DEBIT:

@@ -160,9 +160,9 @@ def read_source(path: Path, *, location: str, on_invalid: Literal["raise", "skip
         values = tables[table][column].dropna()
         outside = int((~values.isin(allowed)).sum())
         if outside:
-            bad_codes.append(f"{table}.{column}: {outside} codes outside the FHIR R4 value set")
+            bad_codes.append(f"{table}.{column}: codes outside the FHIR R4 value set")
     if bad_codes:
-        raise SourceError(_problem_line(location, "codes outside required FHIR value sets", bad_codes))
+        raise SourceError(_problem_line(location, "codes outside required FHIR value sets (fix the export: these fields take codes of the R4 value set only)", bad_codes))
 
     schemas = {
         name: schema_of(frame, TABLE_KINDS[name], entity_key=ENTITY_KEY, formats=FORMATS,
@@ -204,6 +204,10 @@ def _records(files: list[Path], location: str) -> Iterator[_Record]:
                             doc = json.loads(line)
                         except json.JSONDecodeError:
                             raise SourceError(f"{location!r}: {name} line {number} is not valid JSON") from None
+                        except (RecursionError, ValueError):  # ValueError: an integer of over 4,300 digits
+                            raise SourceError(f"{location!r}: {name} line {number} is nested too deeply or holds a "
+                                              "number too long to read; it is no FHIR resource") from None
+                        _check_depth(doc, f"{name} line {number}", location)
                         if not isinstance(doc, dict):
                             raise SourceError(f"{location!r}: {name} line {number} is not a FHIR resource (a JSON object)")
                         yield from _unpack(doc, f"{name} line {number}", location)
@@ -216,9 +220,29 @@ def _records(files: list[Path], location: str) -> Iterator[_Record]:
                 raise SourceError(f"{location!r}: {name} is not UTF-8 (FHIR JSON must be UTF-8)") from None
             except json.JSONDecodeError as err:
                 raise SourceError(f"{location!r}: {name} is not valid JSON (line {err.lineno})") from None
+            except (RecursionError, ValueError):  # ValueError: an integer of over 4,300 digits
+                raise SourceError(f"{location!r}: {name} is nested too deeply or holds a number too long to read; "
+                                  "it is no FHIR resource or Bundle") from None
+            _check_depth(doc, name, location)
             if not isinstance(doc, dict):
                 raise SourceError(f"{location!r}: {name} is not a FHIR resource or Bundle (a JSON object)")
             yield from _unpack(doc, name, location)
+
+
+# FHIR resources nest about a dozen levels (Bundle > entry > resource > component >
+# valueCodeableConcept > coding ...); a Bundle nested in Bundles adds four per level.
+MAX_DEPTH = 100
+
+
+def _check_depth(doc: Any, where: str, location: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH before anything walks it: the Bundle
+    unpacking and the R4 validation recurse, and would end in a RecursionError."""
+    from synthkit.safeload import InputLimitError, check_depth
+    try:
+        check_depth(doc, where=where, max_depth=MAX_DEPTH)
+    except InputLimitError:
+        raise SourceError(f"{location!r}: {where} is nested more than {MAX_DEPTH} levels deep, which no FHIR "
+                          "resource is; check the export") from None
 
 
 def _unpack(doc: dict[str, Any], where: str, location: str) -> Iterator[_Record]:

@@ -163,14 +163,14 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         raise SourceError(f"{where!r}: not a file")
     if kind == "parquet":
         lazy = _collect(path, kind, lambda: pl.scan_parquet(path))
-        yield _checked_columns(path, lazy, _collect(path, kind, lazy.collect_schema))
+        yield _checked_columns(str(path), lazy, _collect(path, kind, lazy.collect_schema))
         return
     if kind == "jsonl":
         try:
             # types from every line, not the first ones: one late record of another type
             # must neither fail the read nor be typed by where it sits in the file
             lazy = pl.scan_ndjson(path, infer_schema_length=None)
-            lazy = _checked_columns(path, lazy, lazy.collect_schema())
+            lazy = _checked_columns(str(path), lazy, lazy.collect_schema())
             casts = _date_casts(lazy) if parse_dates else []
         except (pl.exceptions.PolarsError, OSError):
             raise SourceError(_jsonl_diagnosis(path)) from None
@@ -203,7 +203,7 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
             raise SourceError(f"{where!r}: the header holds control or binary characters; "
                               f"is this a text CSV file in encoding {encoding!r}?")
         try:
-            lazy = _checked_columns(path, lazy, lazy.collect_schema())
+            lazy = _checked_columns(str(path), lazy, lazy.collect_schema())
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
             raise SourceError(f"{where!r}: cannot be read as CSV (separator {sep!r}, header {header}); "
                               "check the delimiter, quoting and encoding") from None
@@ -435,24 +435,24 @@ def _positions(positions: list[int]) -> str:
     return shown + (f" and {len(positions) - _MAX_LINES_SHOWN} more" if len(positions) > _MAX_LINES_SHOWN else "")
 
 
-def _checked_columns(path: Path, lazy: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
-    """Refuse what no model can learn, naming the columns; read whole numbers beyond 64
-    bits (long account or card numbers, or 1e30 written out) as text, which numpy and
-    pandas can hold: such a column is then an identifier or is refused by kind checks."""
-    where = str(path)
+def _checked_columns(where: str, frame: pl.LazyFrame | pl.DataFrame, schema: pl.Schema) -> pl.LazyFrame | pl.DataFrame:
+    """Refuse what no model can learn, naming the columns (files and SQL results alike);
+    read whole numbers beyond 64 bits (long account or card numbers, or 1e30 written out)
+    as text, which numpy and pandas can hold: such a column is then an identifier or is
+    refused by the kind checks, instead of failing in Arrow."""
     if len(schema) > MAX_COLUMNS:
         raise SourceError(f"{where!r}: {len(schema):,} columns, over the limit of {MAX_COLUMNS:,}; select the "
                           "columns to learn (a wrong delimiter also gives many columns)")
     nested = [n for n, d in schema.items() if isinstance(d, (pl.Struct, pl.List, pl.Array)) or d == pl.Object]
     if nested:
         raise SourceError(f"{where!r}: columns {nested[:_MAX_LINES_SHOWN]} hold nested objects or lists, which "
-                          "cannot be learned; flatten them into one value per column")
+                          "cannot be learned; flatten them into one value per column (or leave them out)")
     binary = [n for n, d in schema.items() if d == pl.Binary]
     if binary:
-        raise SourceError(f"{where!r}: columns {binary[:_MAX_LINES_SHOWN]} hold binary data, which cannot be "
-                          "learned; drop them or store them as text")
+        raise SourceError(f"{where!r}: columns {binary[:_MAX_LINES_SHOWN]} hold binary data (bytes, BLOB), which "
+                          "cannot be learned; leave them out, or cast them to text in a --query")
     wide = [n for n, d in schema.items() if d in (pl.Int128, pl.UInt128)]
-    return lazy.with_columns(pl.col(wide).cast(pl.String)) if wide else lazy
+    return frame.with_columns(pl.col(wide).cast(pl.String)) if wide else frame
 
 
 def _check_field_counts(path: Path, text_path: Path, n_fields: int, opts: dict) -> None:

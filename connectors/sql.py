@@ -44,7 +44,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from connectors.files import to_pandas
+from connectors.files import _checked_columns, to_pandas
 from connectors.uri import Location
 from synthkit.errors import SourceError
 
@@ -223,11 +223,53 @@ def _postgres_read(loc: Location, conn: Any, *, table: str | None, query: str | 
     return result, {}
 
 
+_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/)*", re.DOTALL)
+_READ_STATEMENTS = ("select", "with", "values", "table", "(")
+
+
 def _strip_query(loc: Location, query: str | None) -> str:
+    """The query when it is ONE reading statement. A read-only connection does not stop
+    everything: SQLite's ATTACH creates a database file and PRAGMA can change settings,
+    and a second statement after a `;` may run too; so only SELECT / WITH / VALUES (and
+    PostgreSQL's TABLE) pass, alone."""
     text = (query or "").strip().rstrip(";").strip()
     if not text:
         raise SourceError(f"{loc.redacted!r}: --query is empty")
+    body = _LEADING_COMMENTS.sub("", text, count=1)
+    first = re.match(r"\(|[A-Za-z]+", body)
+    keyword = first.group(0).lower() if first else ""
+    if keyword not in _READ_STATEMENTS:
+        shown = keyword.upper() if keyword.isalpha() and len(keyword) <= 20 else "other"
+        raise SourceError(f"{loc.redacted!r}: --query must be one SELECT statement (or WITH ... SELECT, VALUES), "
+                          f"got a statement starting with {shown}; sources are read only, never changed or attached")
+    if _has_second_statement(text):
+        raise SourceError(f"{loc.redacted!r}: --query must be one statement; remove the ';' and what follows it")
     return text
+
+
+def _has_second_statement(text: str) -> bool:
+    """A `;` outside quotes and comments."""
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in ("'", '"', "`"):
+            end = text.find(ch, i + 1)
+            while end != -1 and end + 1 < n and text[end + 1] == ch:  # doubled quote inside
+                end = text.find(ch, end + 2)
+            if end == -1:
+                return False  # unterminated: the parser names it
+            i = end + 1
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        elif ch == ";":
+            return True
+        else:
+            i += 1
+    return False
 
 
 def _convert(loc: Location, arrow: pa.Table, decl: dict[str, str]) -> pl.DataFrame:
@@ -245,6 +287,7 @@ def _convert(loc: Location, arrow: pa.Table, decl: dict[str, str]) -> pl.DataFra
         raise SourceError(f"{loc.redacted!r}: the result has a column type synthkit cannot read; "
                           "cast it in a --query (e.g. to text or a number)") from None
     assert isinstance(frame, pl.DataFrame)
+    frame = _checked_columns(loc.redacted, frame, frame.schema)  # type: ignore[assignment]
     casts = []
     for field in arrow.schema:
         name = field.name

@@ -13,7 +13,6 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from reports.registry import Registry
-from reports.review import hash_password
 from test_gate import COPY, make_report
 from test_release import PASSWORDS, REVIEWERS, key_file, stage_run
 

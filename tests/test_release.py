@@ -116,7 +116,7 @@ def stage_run(reg: Registry, tmp_path: Path, *, report=None, policy: str = "defa
         "synthetic": str(staged / "synthetic.csv"), "synthetic_sha256": sha256_file(staged / "synthetic.csv"),
         "report": str(staged / "report.json"), "report_sha256": sha256_file(staged / "report.json"),
         "model_dir": str(staged / "model"), "releases_dir": str(tmp_path / "releases"), "source_kind": "csv file",
-        "intended_use": "testing the claims pipeline"})
+        "intended_use": "testing the claims pipeline", "policy": policy})
     decision = evaluate_gate(report, load_policy(policy))
     reg.add_decision(run.run_id, policy_name=decision.policy, policy_sha256=decision.policy_sha256,
                      passed=decision.passed, decision=decision.to_dict(),

@@ -163,6 +163,71 @@ def test_concurrent_jobs_do_not_corrupt_the_registry(target, tmp_path):
         assert s.status == ("pending_review" if s.run.spec["i"] % 2 == 0 else "gate_rejected")
     seqs = [e.seq for s in reg.runs() for e in reg.events(s.run.run_id)]
     assert len(seqs) == len(set(seqs))
+    assert reg.audit() == []  # three writers at once, one unforked chain
+
+
+def test_a_second_writer_waits_for_the_first_and_the_chain_does_not_fork(target, tmp_path):
+    """Writer A holds its append open; writer B must wait for it (we wait until B is seen
+    waiting: on PostgreSQL in pg_stat_activity, on SQLite at its BEGIN IMMEDIATE) and then
+    link to A's event, never to A's predecessor. They write to different runs, so only the
+    chain's own lock can order them."""
+    backend, schema = target
+    first = _open(backend, tmp_path, schema)
+    second = _open(backend, tmp_path, schema)
+    other, _ = _claim(first, key="other")
+    run, _ = _claim(first)
+    at_begin = threading.Event()
+    if backend == "sqlite":
+        @sa.event.listens_for(second._engine, "before_cursor_execute")
+        def _seen(conn, cursor, statement, *args):  # noqa: ANN001 - SQLAlchemy's hook
+            if statement == "BEGIN IMMEDIATE":
+                at_begin.set()
+    errors: list[BaseException] = []
+
+    def writer_b() -> None:
+        try:
+            second.add_event(other.run_id, step="b", message="second writer")
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    with first._tx(lock_run=run.run_id) as conn:
+        a_hash = first._insert_event(conn, run.run_id, status=None, step="a", message="first writer", details=None)
+        b = threading.Thread(target=writer_b, daemon=True)
+        b.start()
+        if backend == "sqlite":
+            assert at_begin.wait(timeout=60), "writer B never reached its BEGIN IMMEDIATE"
+        else:
+            with first._engine.connect() as watch:
+                for _ in range(6000):
+                    waiting = watch.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND wait_event = 'advisory' AND datname = current_database()")).scalar()
+                    if waiting:
+                        break
+                    threading.Event().wait(0.01)
+                assert waiting, "writer B was never seen waiting for the chain lock"
+        assert [e.step for e in first.events(other.run_id)] == ["claim"]  # B has written nothing yet
+    b.join(timeout=60)
+    assert not b.is_alive() and not errors, errors
+    events = first.events()
+    assert [e.step for e in events] == ["claim", "claim", "a", "b"]
+    assert events[2].hash == a_hash and events[3].prev_hash == a_hash
+    assert first.audit() == []
+    first.close()
+    second.close()
+
+
+def test_a_registry_without_the_hash_chain_is_refused_in_one_line(tmp_path):
+    old = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{old}")
+    with engine.begin() as conn:  # the tables as an earlier synthkit wrote them
+        conn.exec_driver_sql("CREATE TABLE synthkit_events (seq INTEGER PRIMARY KEY, run_id TEXT, at TEXT, "
+                             "status TEXT, step TEXT, message TEXT, details TEXT)")
+    engine.dispose()
+    with pytest.raises(RegistryError, match="without a hash chain") as info:
+        Registry(old)
+    assert str(old) in str(info.value) and "start a new registry" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_opening_a_set_up_registry_waits_for_no_other_job(target, tmp_path):

@@ -126,8 +126,11 @@ def read_manifest_checked(path: str | Path, *, expected_sha256: str | None = Non
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The validated manifest of a bundle (see `read_manifest_checked`)."""
-    return read_manifest_checked(path)[0]
+    """The manifest of a bundle that loads: every check of `load_bundle` has passed (the
+    model is loaded and dropped). `inspect` and `generate` read it, so `inspect` never shows
+    a bundle that `generate` would refuse (a forged summary, a context bundle outside the
+    folder, weights that do not fit). `read_manifest_checked` is the manifest-only check."""
+    return _load_checked(path)[1]
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -215,6 +218,10 @@ def _guard(where: str, field: str):
     def guard():
         try:
             yield
+        except ArtifactError as err:  # a fixed text from a state's own check: name the bundle and field
+            if str(err).startswith(f"bundle {where!r}"):
+                raise
+            raise ArtifactError(f"bundle {where!r}: manifest field {field}: {err}; {_manifest._FIX}") from None
         except SynthkitError:
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration, RuntimeError,
@@ -226,6 +233,13 @@ def _guard(where: str, field: str):
 
 
 def load_bundle(path: str | Path, *, table_only: bool = False) -> Any:
+    """The model of a bundle, after every check (module docstring). `table_only`: refuse a
+    sequence bundle (a DPHMM's context bundle must hold a table model: no loops)."""
+    return _load_checked(path, table_only=table_only)[0]
+
+
+def _load_checked(path: str | Path, *, table_only: bool = False) -> tuple[Any, dict[str, Any], str]:
+    """(model, manifest, SHA-256 of manifest.json) of a bundle that passed every check."""
     from synthkit.models import REGISTRY
     from synthkit.models.base import resolve_device
     from synthkit.transforms import DataTransformer
@@ -249,8 +263,7 @@ def load_bundle(path: str | Path, *, table_only: bool = False) -> Any:
     device = resolve_device("cpu" if model.device == "cuda" and not torch.cuda.is_available() else model.device)
     if "sequence" in manifest:
         model._restore_bundle(p, manifest, weights_path, device)
-        model.manifest_sha256_ = digest
-        return model
+        return model, manifest, digest
     with _guard(where, "schema"):
         schema = Schema.from_dict(manifest["schema"])
     transformer = DataTransformer(schema)
@@ -282,14 +295,13 @@ def load_bundle(path: str | Path, *, table_only: bool = False) -> Any:
     model.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
     model.training_ = manifest.get("training", {})
     model.device_ = device
-    model.manifest_sha256_ = digest  # what was validated (the file may change after)
-    return model
+    return model, manifest, digest
 
 
 def verify(path: str | Path) -> str:
     """Every check a load makes (`generate` loads the same way), without sampling; returns
     the manifest's SHA-256. `evaluate` runs it, so it accepts exactly what `generate` does."""
-    return load_bundle(path).manifest_sha256_
+    return _load_checked(path)[2]
 
 
 def load(path: str | Path) -> Any:

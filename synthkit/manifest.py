@@ -119,13 +119,16 @@ def _depth(value: Any) -> int:
 
 
 def _where(path: Path | str) -> str:
-    return _clean(str(path), 200)
+    """The bundle as named in messages: the path given, on one line."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(path))
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _clean(text: str, limit: int = 80) -> str:
     """One printable line of at most `limit` characters (keys of a forged manifest may
     hold newlines or be megabytes long)."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    text = text.replace("[", "(").replace("]", ")")  # no console markup from a forged key
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

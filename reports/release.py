@@ -7,8 +7,14 @@ real data WITHOUT differential privacy. They stay INTERNAL: in the staged run an
 registry, for reviewers. They are never copied into the release folder.
 
 A release bundle is written ONLY when a run is approved (by enough distinct reviewers, or
-by a policy that allows auto-release after every check passed). It is a folder named
-after the run that holds public or DP facts only:
+by a policy that allows auto-release after every check passed) AND that approval can be
+proven: every verdict is an Ed25519 signature by the reviewer (reports/signing.py) over
+the run, the verdict, the time and the hashes of what was judged, stored in the
+registry's hash chain; `release_authority` checks the chain, each signature against the
+reviewers file's public keys, four-eyes and roles, and recomputes the gate, so a row
+INSERTed into the registry or a status edited by hand releases nothing. An auto-release
+is recorded as such, and only a policy that allows it makes it valid. It is a folder
+named after the run that holds public or DP facts only:
 
     synthetic.csv|parquet   the synthetic data that was reviewed (byte for byte)
     ledger.json             the DP ledger: budget, epsilon spent, unit, one row per mechanism
@@ -18,7 +24,8 @@ after the run that holds public or DP facts only:
                             delta, unit, policy, approvals (who, when, verdict), model class,
                             number of synthetic rows, hashes of the files above, and the
                             statement that the release decision read non-DP checks
-    manifest.json           SHA-256 and size of every file above
+    manifest.json           SHA-256 and size of every file above, the signed approvals
+                            (signature, key id, chain event) and the chain head
 
 Nothing in the folder is copied from a real-data metric: no exact count, no observed
 value of a gate check, no reviewer's free-text reason (a reason may quote a figure from

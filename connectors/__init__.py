@@ -78,6 +78,7 @@ def read(uri: Uri, *, table: str | None = None, query: str | None = None, **opti
         if table is not None:
             raise SourceError(f"{loc.redacted!r}: --table applies to SQL and multi-table sources only")
         assert loc.path is not None
+        _check_options(loc, options, FILE_OPTIONS)
         return files.read(loc.path, kind=loc.kind, **options)
     source = read_source(loc, **options)
     if table is None:
@@ -100,14 +101,17 @@ def read_source(uri: Uri | Location, *, table: str | None = None, query: str | N
     if loc.kind == "fhir":
         from connectors import fhir
         _no_sql(loc, table, query)
+        _check_options(loc, options, ("on_invalid",))
         return fhir.read_source(loc.path, location=loc.redacted, **options)  # type: ignore[arg-type]
     if loc.kind == "camt053":
         from connectors import camt053
         _no_sql(loc, table, query)
+        _check_options(loc, options, ())
         return camt053.read_source(loc.path, location=loc.redacted, **options)  # type: ignore[arg-type]
     if loc.kind == "banktx":
         from connectors import banktx
         _no_sql(loc, table, query)
+        _check_options(loc, options, FILE_OPTIONS + ("columns", "currency", "decimal_comma"))
         return banktx.read_source(loc.path, location=loc.redacted, **options)  # type: ignore[arg-type]
     if loc.is_sql:
         if options:
@@ -116,6 +120,7 @@ def read_source(uri: Uri | Location, *, table: str | None = None, query: str | N
         name = table or "query"
     else:
         _no_sql(loc, table, query)
+        _check_options(loc, options, FILE_OPTIONS)
         frame = files.read(loc.path, kind=loc.kind, **options)  # type: ignore[arg-type]
         name = loc.path.stem  # type: ignore[union-attr]
     return Source(kind=loc.kind, location=loc.redacted, tables={name: frame}, schemas={name: infer_schema(frame)})
@@ -160,6 +165,23 @@ def describe(uri: Uri) -> dict[str, str]:
     """What a model bundle or report may record about a source: its kind and redacted location."""
     loc = parse(uri)
     return {"kind": loc.kind, "location": loc.redacted}
+
+
+# reading options of `files.read` (the CLI's --header/--no-header is has_header, --encoding is encoding)
+FILE_OPTIONS: tuple[str, ...] = ("separator", "encoding", "has_header", "quote_char", "null_values", "parse_dates",
+                                 "columns", "n_rows", "check_rows")
+
+
+def _check_options(loc: Location, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """An option the source does not take is one clear line, not a TypeError."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = f"it takes {list(allowed)}" if allowed else "it takes none"
+        raise SourceError(f"{loc.redacted!r}: options {unknown} do not apply to a {loc.kind} source; {takes}")
+    header = options.get("has_header")
+    if header is not None and not isinstance(header, bool):
+        raise SourceError(f"{loc.redacted!r}: has_header must be True, False or None (detect), "
+                          f"got a {type(header).__name__}")
 
 
 def _no_sql(loc: Location, table: str | None, query: str | None) -> None:

@@ -257,6 +257,10 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
             continue
         if cfg is None:
             cfg = _config(config)
+            if not cfg.configured:
+                problems.append("no reviewers file to check the verdicts' signatures against; pass --reviewers or "
+                                "set $SYNTHKIT_REVIEWERS")
+                break
         name = str(payload.get("reviewer"))
         verdict = payload.get("verdict")
         reviewer = cfg.find(name)
@@ -525,6 +529,52 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
                         n_files=len(rec.files) + 1, notes=notes)
 
 
+def _derived_problems(registry: Registry, run_id: str, folder: Path, files: dict[str, str],
+                      authority: Authority | None) -> list[str]:
+    """schema.json and the data card are functions of what was signed and staged (the model
+    bundle the report evaluated, the report, the decision, the approvals and the file
+    hashes): recompute them and compare, so an edited card with recomputed hashes shows."""
+    staged = registry.artifacts(run_id)
+    report_path = staged.get("report")
+    if authority is None or not report_path or not Path(report_path).is_file() or \
+            sha256_file(Path(report_path)) != staged.get("report_sha256"):
+        return []  # already reported: nothing trustworthy to recompute from
+    problems: list[str] = []
+    report = Report.load(report_path)
+    try:
+        bundle = staged_bundle(staged, report)
+    except ArtifactError:
+        return ["the staged model bundle is not the one the report evaluated"]
+    signed = {a.get("attest", {}).get("bundle_manifest_sha256") for a in authority.approvals if a.get("attest")}
+    if signed - {report.model.get("manifest_sha256")}:
+        problems.append("the model bundle the approvers signed is not the one the report evaluated")
+    if (folder / SCHEMA).is_file() or bundle is not None:
+        want = Schema.from_dict(bundle["schema"]).to_dict() if bundle is not None else None
+        got = _read_json(folder / SCHEMA)
+        if want is None or sha256_json(got) != sha256_json(want):
+            problems.append(f"{SCHEMA} is not the schema of the model bundle that was reviewed")
+    decision = registry.decision(run_id)
+    card_path = folder / DATA_CARD_JSON
+    if decision is not None and card_path.is_file():
+        hashes = {n: d for n, d in sorted(files.items()) if n not in (DATA_CARD_JSON, DATA_CARD_MD)}
+        want_card = data_card(report=report, decision=GateDecision.from_dict(decision.decision),
+                              run=registry.run(run_id), staged=staged, approvals=[dict(a) for a in authority.approvals],
+                              files=hashes)
+        if sha256_json(_read_json(card_path)) != sha256_json(want_card):
+            problems.append(f"{DATA_CARD_JSON} differs from the card recomputed from the reviewed run")
+        md = folder / DATA_CARD_MD
+        if md.is_file() and md.read_text(encoding="utf-8") != data_card_markdown(want_card):
+            problems.append(f"{DATA_CARD_MD} differs from the card recomputed from the reviewed run")
+    return problems
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
 def _content_problems(registry: Registry, run_id: str, folder: Path, files: dict[str, str],
                       authority: Authority | None, manifest: dict[str, Any]) -> list[str]:
     """What the released files say against what was signed and staged: hashes that were
@@ -550,6 +600,14 @@ def _content_problems(registry: Registry, run_id: str, folder: Path, files: dict
                 shipped = None
             if sha256_json(shipped) != sha256_json(release_ledger(Report.load(report_path).privacy)):
                 problems.append(f"{LEDGER} differs from the ledger of the report that was reviewed")
+    problems += _derived_problems(registry, run_id, folder, files, authority)
+    if manifest:
+        run, decision = registry.run(run_id), registry.decision(run_id)
+        for key, want in (("run_id", run_id), ("job", run.job_name),
+                          ("policy", decision.policy_name if decision else None),
+                          ("policy_sha256", decision.policy_sha256 if decision else None)):
+            if manifest.get(key) != want:
+                problems.append(f"the manifest's {key} differs from the registry's")
     if manifest and authority is not None:
         chained = {e.hash for e in registry.events(run_id)}
         listed = [a.get("event_hash") for a in manifest.get("approvals", []) if isinstance(a, dict)]

@@ -235,13 +235,26 @@ def _rows(reg: Registry, table: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- (d) edited released files
-def test_d_edited_data_with_its_hashes_recomputed_is_flagged(reg, tmp_path, reviewers_file, monkeypatch):
+@pytest.mark.parametrize("name", ["synthetic.csv", "data_card.json", "schema.json"])
+def test_d_edited_files_with_their_hashes_recomputed_are_flagged(reg, tmp_path, reviewers_file, name):
     run_id = stage_run(reg, tmp_path)
     approve(reg, run_id, reviewer=CONFIG.find("bob"), reason="fidelity and leakage within policy")
     folder = tmp_path / "releases" / run_id
-    (folder / "synthetic.csv").write_text("age,sex\n71,female\n80,male\n33,male\n")
+    if name == "synthetic.csv":
+        (folder / name).write_text("age,sex\n71,female\n80,male\n33,male\n")
+        expected = "not the synthetic data the approvers signed"
+    elif name == "data_card.json":
+        card = json.loads((folder / name).read_text())
+        card["intended_use"] = "anything at all, including sharing outside the organisation"
+        (folder / name).write_text(json.dumps(card))
+        expected = "differs from the card recomputed"
+    else:
+        schema = json.loads((folder / name).read_text())
+        schema["columns"]["age"]["bounds"] = [0, 200]
+        (folder / name).write_text(json.dumps(schema))
+        expected = "not the schema of the model bundle that was reviewed"
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["synthetic.csv"]["sha256"] = sha256_file(folder / "synthetic.csv")
+    manifest["files"][name]["sha256"] = sha256_file(folder / name)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     files = {name: entry["sha256"] for name, entry in manifest["files"].items()}
     _drop_triggers(reg)
@@ -256,11 +269,11 @@ def test_d_edited_data_with_its_hashes_recomputed_is_flagged(reg, tmp_path, revi
     _rechain_from(reg, release_event.seq)
     _reopen(reg).restore_triggers()  # even with the triggers back and a consistent chain...
     result = verify(_reopen(reg), run_id)
-    assert not result.ok  # ...the signature covers the data's hash
-    assert any("not the synthetic data the approvers signed" in p for p in result.problems), result.problems
+    assert not result.ok  # ...the signature covers the hashes the released files derive from
+    assert any(expected in p for p in result.problems), result.problems
     if reg.backend == "sqlite":
         r = _cli(reg, "releases", "verify", run_id, "--reviewers", str(reviewers_file))
-        assert r.exit_code == 4 and "approvers signed" in r.output
+        assert r.exit_code == 4 and expected in r.output.replace("\n", " ")
 
 
 # ---------------------------------------------------------------------------- (e) a runner naming someone else

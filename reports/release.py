@@ -264,11 +264,10 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
         name = str(payload.get("reviewer"))
         verdict = payload.get("verdict")
         reviewer = cfg.find(name)
-        expected_status = "rejected" if verdict == "reject" else (None, "approved")
         row = reviews.get((name, payload.get("at")))
-        if payload.get("run_id") != run_id or payload.get("prev_hash") != e.prev_hash or verdict not in (
-                "approve", "reject") or (e.status not in expected_status if verdict == "approve"
-                                         else e.status != expected_status):
+        status_ok = e.status == "rejected" if verdict == "reject" else e.status in (None, "approved")
+        if payload.get("run_id") != run_id or payload.get("prev_hash") != e.prev_hash or not status_ok or \
+                verdict not in ("approve", "reject"):
             problems.append(f"{where}: the signed verdict does not match the event it is stored in")
             continue
         if reviewer is None or not reviewer.public_key:

@@ -401,3 +401,31 @@ def test_cli_reviewers_add_stores_only_a_hash(tmp_path, monkeypatch):
     assert cfg.authenticate("dora", "a-long-secret-pw").label == "Dora (DPO)"
     assert cfg.by_email("EVE@hospital.example").name == "eve"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_cli_reviewers_key_creates_a_private_key_once_and_prints_its_public_line(tmp_path, monkeypatch):
+    from reports.signing import load_private_key, parse_public_key
+    monkeypatch.setenv("SYNTHKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SYNTHKIT_REVIEWER_PASSWORD", "a-long-secret-pw")
+    path = tmp_path / "reviewers.yaml"
+    assert runner.invoke(app, ["reviewers", "add", "dora", "--file", str(path)]).exit_code == 0
+    r = runner.invoke(app, ["reviewers", "key", "dora", "--file", str(path)])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("public_key: ")).split(" ", 1)[1]
+    parse_public_key(line)
+    key = tmp_path / "home" / "keys" / "dora.ed25519"
+    assert key.stat().st_mode & 0o777 == 0o600 and (tmp_path / "home" / "keys").stat().st_mode & 0o077 == 0
+    assert public_key_line(load_private_key(key)) == line
+    assert ReviewerConfig.load(path).find("dora").public_key == line  # written into the reviewers file
+    assert ReviewerConfig.load(path).find("dora").password.startswith("scrypt$")  # the password hash kept
+    assert "PRIVATE" not in path.read_text()  # only the public half is in the reviewers file
+    r = runner.invoke(app, ["reviewers", "key", "dora", "--file", str(path)])  # never overwritten
+    assert r.exit_code == 2 and "already exists" in r.output and public_key_line(load_private_key(key)) == line
+    r = runner.invoke(app, ["reviewers", "key", "nobody", "--file", str(path)])
+    assert r.exit_code == 2 and "not in" in r.output
+    key.chmod(0o644)
+    with pytest.raises(Exception, match="can be read by other accounts"):
+        load_private_key(key)
+    with pytest.raises(Exception, match="'public_key' is invalid"):
+        ReviewerConfig.from_dict({"reviewers": [{"name": "eve", "password": hash_password("long-password"),
+                                                 "public_key": "ed25519:not-a-key"}]})

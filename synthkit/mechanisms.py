@@ -27,6 +27,9 @@ from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, Thresho
 # edges ±2^(j/2) for 2^-20..2^60, plus a bin around zero. Data-independent by construction.
 _POS_EDGES = 2.0 ** (np.arange(-40, 121) / 2.0)
 GEOMETRIC_EDGES = np.concatenate([-_POS_EDGES[::-1], _POS_EDGES])
+# The largest magnitude computed with (synthkit.table refuses data beyond it): a range of
+# ±MAX_ABS still has a finite width, which ±1.8e308 (the largest double) has not.
+MAX_ABS = 1e300
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,13 +217,23 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
     edges = np.concatenate([[-np.inf], GEOMETRIC_EDGES, [np.inf]])
     lo_edge, hi_edge = edges[keep[0]], edges[keep[-1] + 1]
     if not ledger.private:  # exact range is fine without a guarantee to keep
-        lo, hi = float(np.min(values)), float(np.max(values))
-        if hi <= lo:  # a constant column: give it a usable range, as below
-            lo, hi = lo - 0.5, hi + 0.5
+        finite = values[np.isfinite(values)]
+        if not len(finite):
+            finite = np.zeros(1)
+        lo = float(np.clip(np.min(finite), -MAX_ABS, MAX_ABS))
+        hi = float(np.clip(np.max(finite), -MAX_ABS, MAX_ABS))
+        if hi <= lo:  # a constant column: give it a usable range (±0.5, or relative where 0.5 is lost)
+            pad = max(0.5, abs(lo) * 1e-6)
+            lo, hi = lo - pad, hi + pad
         return lo, hi
-    # the outermost bins extend to ±inf; fall back to the finite grid ends
+    # the outermost bins extend to ±inf; fall back to the finite grid ends: values beyond
+    # them are clipped to the grid's ends (±2^60), as DP requires of a range learnt this way
     lo = lo_edge if np.isfinite(lo_edge) else GEOMETRIC_EDGES[0]
     hi = hi_edge if np.isfinite(hi_edge) else GEOMETRIC_EDGES[-1]
+    if lo >= GEOMETRIC_EDGES[-1]:  # only the open top bin cleared: its finite part is the last grid bin
+        lo = GEOMETRIC_EDGES[-2]
+    if hi <= GEOMETRIC_EDGES[0]:   # likewise at the bottom
+        hi = GEOMETRIC_EDGES[1]
     # the zero bin [-2^-20, 2^-20) is tiny: make sure a column of zeros gets a usable range
     if hi - lo < 1e-6:
         lo, hi = lo - 0.5, hi + 0.5
@@ -234,7 +247,20 @@ def fit_mixture_to_histogram(centres: np.ndarray, weights: np.ndarray, *, bin_wi
 
     This replaces CTGAN's variational GMM on raw values (not private) by the same kind of
     mode-specific normalisation fitted to DP counts: pure post-processing. Returns means,
-    standard deviations and weights of the modes kept (weight ≥ min_weight)."""
+    standard deviations and weights of the modes kept (weight ≥ min_weight).
+
+    Far from 1 (a range near ±1e300, where squares overflow) the fit runs on the centres
+    divided by a power of two, exact in floating point, and is scaled back; ordinary
+    ranges are fitted unscaled."""
+    centres = np.asarray(centres, dtype=float)
+    big = max(float(np.max(np.abs(centres))) if len(centres) else 0.0, abs(float(bin_width)))
+    if not (np.all(np.isfinite(centres)) and math.isfinite(big) and bin_width > 0):
+        raise ValueError("fit_mixture_to_histogram needs finite bin centres and a finite positive bin width")
+    if big > 2.0**64:
+        scale = 2.0 ** math.ceil(math.log2(big))
+        mu, sd, pi = fit_mixture_to_histogram(centres / scale, weights, bin_width=bin_width / scale,
+                                              max_modes=max_modes, min_weight=min_weight, n_iter=n_iter)
+        return mu * scale, sd * scale, pi
     w = np.clip(np.asarray(weights, dtype=float), 0, None)
     if w.sum() <= 0:
         w = np.ones_like(w)

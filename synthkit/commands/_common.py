@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
@@ -37,6 +38,13 @@ def cli_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]: no output was written")
         raise typer.Exit(130) from None
+    except OSError as err:  # the machine said no (permissions, a full or read-only disk): name the path
+        where = f" {err.filename!r}" if err.filename else ""
+        what = err.strerror or type(err).__name__
+        err_console.print(f"[bold red]error:[/] cannot read or write{where}: {what}; check the path given to "
+                          "the command (its folder must exist or be creatable, and be writable for --out) "
+                          "and the free disk space", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except Exception as err:  # unexpected: one line, the type only (a message may hold data)
         err_console.print(f"[bold red]internal error:[/] {type(err).__name__} (run with SYNTHKIT_DEBUG=1 for details)")
         if os.environ.get("SYNTHKIT_DEBUG"):
@@ -62,6 +70,68 @@ def setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+
+
+# ------------------------------------------------------------------ argument checks
+# A seed goes into numpy's SeedSequence (non-negative) and from there into torch (64 bits).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int | None, option: str = "--seed") -> None:
+    """Refuse a seed numpy and torch cannot take, as one line naming the option."""
+    from synthkit.errors import ConfigError
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{option} {seed} is outside 0..{MAX_SEED}; give a whole number in that range "
+                          "(or leave the option out)")
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The nearest of `path` and its parents that exists (a file or a folder)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output path that cannot be created: a file on the way,
+    a folder without write permission, a read-only disk, a name the system refuses."""
+    from synthkit.errors import ConfigError
+    text = str(path)
+    if "\x00" in text:
+        raise ConfigError(f"{option} contains a NUL character; give a plain path")
+    try:
+        parent = existing_ancestor(Path(path).parent)
+        if not parent.is_dir():
+            raise ConfigError(f"{option} {text!r}: {str(parent)!r} is a file, not a folder; give an {option} path "
+                              "inside a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option} {text!r}: the folder {str(parent)!r} is not writable (permissions or a "
+                              f"read-only disk); give an {option} in a folder you can write to")
+    except OSError as err:
+        raise ConfigError(f"{option} {text!r}: {err.strerror or type(err).__name__}; give a shorter or plain "
+                          f"{option} path") from None
+
+
+# ------------------------------------------------------------------ reading options of data files
+# One definition for every command that reads a data file (the reader's error messages
+# name these options). `None` for --header/--no-header: detect, conservatively.
+HeaderOption = Annotated[Optional[bool], typer.Option(
+    "--header/--no-header", help="CSV/TSV: the first line is (or is not) a header; default: detected",
+    show_default=False)]
+EncodingOption = Annotated[Optional[str], typer.Option(
+    "--encoding", help="CSV/TSV: the text encoding (utf-8, latin-1, cp1252, utf-16, ...); default: utf-8")]
+
+
+def read_options(header: bool | None, encoding: str | None) -> dict[str, Any]:
+    """`connectors.read` keyword arguments for --header/--no-header and --encoding; only
+    those given, so a source that takes no such option (SQL) is not handed one."""
+    options: dict[str, Any] = {}
+    if header is not None:
+        options["has_header"] = header
+    if encoding is not None:
+        options["encoding"] = encoding
+    return options
 
 
 # ------------------------------------------------------------------ options shared by fit and audit

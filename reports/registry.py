@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterator, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from reports.signing import sha256_json
+from reports.signing import VERDICT_FORMAT, VERDICT_VERSION, sha256_json, sha256_text
 from synthkit.errors import ConfigError, SynthkitError
 
 logger = logging.getLogger(__name__)
@@ -736,7 +736,6 @@ def verdict_payload(*, run_id: str, verdict: str, reviewer: str, at: str, reason
                     prev_hash: str) -> dict[str, Any]:
     """What a reviewer signs (reports/signing.py): the verdict bound to the run, the time,
     the exact reason, the hashes of what was judged and its place in the chain."""
-    from reports.signing import VERDICT_FORMAT, VERDICT_VERSION, sha256_text
     return {"format": VERDICT_FORMAT, "version": VERDICT_VERSION, "run_id": run_id, "verdict": verdict,
             "reviewer": reviewer, "at": at, "reason_sha256": sha256_text(reason), "attest": dict(attest),
             "prev_hash": prev_hash}

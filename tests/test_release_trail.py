@@ -119,11 +119,9 @@ def _rechain_from(reg: Registry, seq: int) -> None:
 
 
 def _cli(reg: Registry, *args: str):
-    return runner.invoke(app, [*args, "--registry", reg.url if reg.backend == "sqlite" else _pg_url(reg)])
-
-
-def _pg_url(reg: Registry) -> str:
-    return reg.url  # the CLI has no schema option; PostgreSQL CLI paths are covered by the library calls
+    """The CLI on a SQLite registry (it has no PostgreSQL schema option; on PostgreSQL the
+    same functions are exercised through the library)."""
+    return runner.invoke(app, [*args, "--registry", reg.url])
 
 
 # ---------------------------------------------------------------------------- (a) an INSERTed approval

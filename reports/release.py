@@ -213,7 +213,7 @@ def release_authority(registry: Registry, run_id: str, config: ReviewerConfig | 
     authority, problems = _authority(registry, run_id, config)
     if problems or authority is None:
         first = problems[0] if problems else "no signed approval"
-        more = f" (and {len(problems) - 1} more; see `synthkit releases verify`)" if len(problems) > 1 else ""
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise AccessDenied(f"run {run_id!r} cannot be released: {first}{more}")
     return authority
 

@@ -177,6 +177,10 @@ def releases_list(
                       r.updated_at[:19])
         console.print(t)
         console.print(f"{len(rows)} run(s)")
+        broken = reg.audit()
+        if broken:  # a status above may come from a forged or edited row
+            err_console.print(f"[bold red]warning:[/] the registry's trail does not verify ({len(broken)} problem(s)); "
+                              "run `synthkit releases audit`", highlight=False)
 
 
 def releases_show(

@@ -161,6 +161,12 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         raise SourceError(f"{where!r}: no such file")
     if not path.is_file():
         raise SourceError(f"{where!r}: not a file")
+    if kind != "csv" and has_header is not None:
+        raise SourceError(f"{where!r}: --header/--no-header (has_header) applies to CSV files only; "
+                          f"a {kind} file names its columns itself")
+    if kind != "csv" and encoding.lower().replace("-", "").replace("_", "") not in ("utf8", "utf8sig"):
+        raise SourceError(f"{where!r}: --encoding applies to CSV files only; a {kind} file is read as it "
+                          "stores itself (JSON lines must be UTF-8)")
     if kind == "parquet":
         lazy = _collect(path, kind, lambda: pl.scan_parquet(path))
         yield _checked_columns(str(path), lazy, _collect(path, kind, lazy.collect_schema))
@@ -182,7 +188,7 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
             raise SourceError(f"{where!r}: the file is empty")
         _check_text(path, head, encoding)
         sep = separator or _sniff_separator(path, head)
-        header = _header(path, head, sep, quote_char, has_header)
+        header = _header(path, head, sep, quote_char, has_header, null_values)
         opts = dict(separator=sep, has_header=header, quote_char=quote_char)
         # types are inferred from the first rows (polars' inference is slow per row); a column
         # that later holds a value of another type is re-read as text (see `read`)
@@ -354,7 +360,8 @@ def _check_text(path: Path, head: str, encoding: str) -> None:
                           "read; convert the line endings to LF or CRLF (e.g. `tr '\\r' '\\n'`)")
 
 
-def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_header: bool | None) -> bool:
+def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_header: bool | None,
+            null_values: Sequence[str] = NULL_VALUES) -> bool:
     """Whether the first row is the header: as given, or detected; never a silent guess.
 
     Evidence for a header: a text field over a column whose values below are numbers or
@@ -375,6 +382,10 @@ def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_
     first = rows[0]
     if has_header is False:
         return False
+    nulls = set(null_values)
+    if has_header is None:  # a null marker (NA, null, ...) in the first row is an empty field
+        first = ["" if f.strip() in nulls else f for f in first]
+        rows = [first] + [["" if f.strip() in nulls else f for f in r] for r in rows[1:]]
     empty = [i + 1 for i, f in enumerate(first) if not f.strip()]
     repeated = _repeated(first)
     if has_header is True:

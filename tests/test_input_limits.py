@@ -111,6 +111,23 @@ def test_clear_headers_and_headerless_numbers_read_as_before(tmp_path: Path) -> 
     assert len(frame) == 2 and frame.iloc[:, 0].tolist() == [34, 51]
 
 
+def test_a_null_marker_in_the_first_row_is_not_a_column_name(tmp_path: Path) -> None:
+    path = tmp_path / "na.csv"
+    path.write_text("NA,5\n3,6\n4,7\n")
+    frame = connectors.read(path)
+    assert len(frame) == 3 and frame.iloc[1:, 0].tolist() == [3, 4]
+
+
+@pytest.mark.parametrize("options, fragment", [({"has_header": True}, "CSV files only"),
+                                               ({"encoding": "latin-1"}, "CSV files only")])
+def test_csv_options_on_json_lines_are_one_line(tmp_path: Path, options: dict, fragment: str) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"a": 1}\n')
+    with pytest.raises(SourceError) as err:
+        connectors.read(path, **options)
+    assert fragment in one_line(err)
+
+
 def test_csv_options_for_other_sources_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError) as err:

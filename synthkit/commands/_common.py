@@ -134,6 +134,24 @@ def read_options(header: bool | None, encoding: str | None) -> dict[str, Any]:
     return options
 
 
+def check_input_frame(frame: Any, *, option: str, location: str, min_rows: int, fix: str) -> None:
+    """Refuse a data file the command cannot use, in one line naming the option, the file
+    and, for infinite values, the column, never a value nor an exact count of rows (the
+    data may be private): fewer than `min_rows` rows, or ±inf in a numeric column."""
+    import numpy as np
+    import pandas as pd
+
+    from synthkit.errors import SourceError
+    if len(frame) < min_rows:
+        what = "no rows" if min_rows == 1 else f"fewer than {min_rows} rows"
+        raise SourceError(f"{option} {location!r} holds {what}; {fix}")
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_float_dtype(column.dtype) and bool(np.isinf(column.to_numpy(dtype=float)).any()):
+            raise SourceError(f"{option} {location!r}: column {str(name)!r} holds infinite values, which no "
+                              "metric can compare; remove or replace them (synthkit generate never writes them)")
+
+
 # ------------------------------------------------------------------ options shared by fit and audit
 # One definition each, so that `synthkit fit` and `synthkit audit` cannot drift apart.
 EntityKeyOption = Annotated[Optional[str], typer.Option("--entity-key", help="column naming the privacy unit")]

@@ -15,15 +15,28 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from synthkit.commands._common import cli_errors, console, progress_bar, setup_logging
+from synthkit.commands._common import (
+    EncodingOption,
+    HeaderOption,
+    check_input_frame,
+    check_seed,
+    check_writable,
+    cli_errors,
+    console,
+    progress_bar,
+    read_options,
+    setup_logging,
+)
 
 
 def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path, holdout: str | None = None,
                        target: str | None = None, targets: tuple[str, ...] = (), seed: int = 0,
-                       overwrite: bool = False, progress: Any = None) -> Any:
+                       overwrite: bool = False, progress: Any = None,
+                       read_opts: dict[str, Any] | None = None) -> Any:
     """The plain function behind the command: read, evaluate, write both files atomically
     (into a temporary folder beside `out`, renamed when complete). ML utility is scored for
-    `target`, `targets` and the targets the bundle's schema declares."""
+    `target`, `targets` and the targets the bundle's schema declares. `read_opts`
+    (`has_header`, `encoding`) go to the reader of every data file."""
     import connectors
     import reports
     from reports.render import render_html
@@ -35,9 +48,21 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
     # the same checks as `generate` (the model is loaded, not sampled): a bundle that
     # generate refuses is never evaluated, and the report pins the manifest verified here
     verified_sha = verify(model_dir)
-    real_frame = connectors.read(real)
-    synthetic_frame = connectors.read(synthetic)
-    holdout_frame = connectors.read(holdout) if holdout is not None else None
+    opts = dict(read_opts or {})
+    real_frame = connectors.read(real, **opts)
+    synthetic_frame = connectors.read(synthetic, **opts)
+    holdout_frame = connectors.read(holdout, **opts) if holdout is not None else None
+
+    def where(uri: str) -> str:  # a database URI without its password
+        return connectors.describe(uri)["location"]
+
+    check_input_frame(real_frame, option="--real", location=where(real), min_rows=2,
+                      fix="give the real data given to `synthkit fit` (evaluation needs a train and a holdout part)")
+    check_input_frame(synthetic_frame, option="--synthetic", location=where(synthetic), min_rows=1,
+                      fix="generate rows with `synthkit generate` and evaluate those")
+    if holdout_frame is not None:
+        check_input_frame(holdout_frame, option="--holdout", location=where(holdout), min_rows=1,
+                          fix="give the real rows held out of `synthkit fit`")
     report = reports.evaluate(real=real_frame, synthetic=synthetic_frame, model_dir=model_dir, holdout=holdout_frame,
                               target=target, targets=targets, seed=seed, progress=progress)
     if report.model.get("manifest_sha256") != verified_sha:
@@ -70,6 +95,8 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="terminal output: json or text")] = "text",
         seed: Annotated[int, typer.Option(help="seed of the evaluation's own random choices")] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False,
+        header: HeaderOption = None,
+        encoding: EncodingOption = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ) -> None:
         """Evaluate synthetic data: fidelity, diversity, privacy leakage, bias, sequences, validation."""
@@ -78,10 +105,12 @@ def register(app: typer.Typer) -> None:
             from synthkit.errors import ConfigError
             if fmt not in ("json", "text"):
                 raise ConfigError(f"--format must be json or text, got {fmt!r}")
+            check_seed(seed, "--seed")
+            check_writable(out, "--out")
             with progress_bar("evaluating") as bar:
                 report = evaluate_to_folder(model_dir=model_dir, real=real, synthetic=synthetic, out=out,
                                             holdout=holdout, targets=tuple(target or ()), seed=seed, overwrite=overwrite,
-                                            progress=bar)
+                                            progress=bar, read_opts=read_options(header, encoding))
             if fmt == "json":
                 typer.echo(report.to_json())
             else:

@@ -22,9 +22,7 @@ import pytest
 import yaml
 
 from reports.registry import Registry
-from reports.release import verify
-from reports.review import hash_password
-from test_release import PASSWORDS, stage_run
+from test_release import PASSWORDS, REVIEWERS, key_file, stage_run, verify
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -43,14 +41,15 @@ def _free_port() -> int:
 @pytest.fixture
 def dashboard(tmp_path):
     reviewers = tmp_path / "reviewers.yaml"
-    reviewers.write_text(yaml.safe_dump({"reviewers": [{"name": n, "password": hash_password(p)}
-                                                       for n, p in PASSWORDS.items()]}))
+    reviewers.write_text(yaml.safe_dump(REVIEWERS))  # password hashes and public keys
+    (tmp_path / "home" / "keys").mkdir(parents=True)
+    key_file(tmp_path / "home" / "keys", "bob")  # bob signs with his key on this machine
     db = tmp_path / "registry.db"
     reg = Registry(db)
     runs = [stage_run(reg, tmp_path, run_by="alice", key=k) for k in ("first", "second")]
     port = _free_port()
     env = {**os.environ, "SYNTHKIT_REGISTRY": str(db), "SYNTHKIT_REVIEWERS": str(reviewers),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "SYNTHKIT_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(SCRIPT), "--server.address", "127.0.0.1",
                              "--server.port", str(port), "--server.headless", "true",
                              "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",

@@ -257,9 +257,10 @@ def _random_predicates(synthetic: pd.DataFrame, columns: list[Column], n: int, n
             if len(s) == 0:
                 continue
             if is_numeric(col):
-                x = s.to_numpy(dtype=float)
-                lo, hi = float(x.min()), float(x.max())
-                v = float(rng.uniform(lo, hi)) if hi > lo else lo
+                x = _finite(s)
+                if len(x) == 0:
+                    continue
+                v = _uniform_between(rng, float(x.min()), float(x.max()))
                 med = float(np.median(x))
                 pred.append((col.name, "<=" if v <= med else ">=", v))
             else:
@@ -285,12 +286,29 @@ def _univariate_predicates(synthetic: pd.DataFrame, columns: list[Column], n: in
             rare = rare[rng.choice(len(rare), size=n, replace=False)]
         pool.extend([[(col.name, "==", float(v) if is_numeric(col) else v)] for v in rare])
         if is_numeric(col):
-            x = s.to_numpy(dtype=float)
-            pool.append([(col.name, "<=", float(x.min()))])
-            pool.append([(col.name, ">=", float(x.max()))])
+            x = _finite(s)
+            if len(x):
+                pool.append([(col.name, "<=", float(x.min()))])
+                pool.append([(col.name, ">=", float(x.max()))])
     if len(pool) > n:
         pool = [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
     return pool
+
+
+def _finite(s: pd.Series) -> np.ndarray:
+    """The finite values of a numeric column: ±inf has no place on a range to draw from
+    (`synthkit evaluate` refuses files holding it; a library caller may pass it)."""
+    x = s.to_numpy(dtype=float)
+    return x[np.isfinite(x)]
+
+
+def _uniform_between(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A uniform draw in [lo, hi] that stays finite for any finite ends (hi − lo overflows
+    beyond ±9e307, and numpy's uniform then refuses the range)."""
+    if not hi > lo:
+        return lo
+    u = float(rng.random())
+    return min(max(lo * (1.0 - u) + hi * u, lo), hi)
 
 
 def _random_univariate(synthetic: pd.DataFrame, columns: list[Column], n: int,
@@ -302,8 +320,10 @@ def _random_univariate(synthetic: pd.DataFrame, columns: list[Column], n: int,
         if len(s) == 0:
             continue
         if is_numeric(col):
-            x = s.to_numpy(dtype=float)
-            v = float(rng.uniform(x.min(), x.max())) if x.max() > x.min() else float(x.min())
+            x = _finite(s)
+            if len(x) == 0:
+                continue
+            v = _uniform_between(rng, float(x.min()), float(x.max()))
             if col.kind == "integer":
                 v = float(np.round(v))
             out.append([(col.name, "==", v)])

@@ -364,10 +364,10 @@ def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_
             null_values: Sequence[str] = NULL_VALUES) -> bool:
     """Whether the first row is the header: as given, or detected; never a silent guess.
 
-    Evidence for a header: a text field over a column whose values below are numbers or
-    dates. Evidence for data: a number or date over such a column (or with nothing below),
-    an empty field, a field repeated in the row. One kind only decides; both kinds, or
-    only the weak data signs (empty, repeated, a number over text), are an error that asks
+    Evidence for a header: a field whose type differs from the column below it (text over
+    numbers or dates, a number over text). Evidence for data: a number or date over such a
+    column (or with nothing below), an empty field, a field repeated in the row. One kind
+    only decides; both kinds, or only the weak data signs (empty, repeated), are an error that asks
     for --header or --no-header: reading a header as data turns every column into text,
     and reading data as a header publishes a private row as column names. Fields are named
     by position, as the row may be private data."""
@@ -409,14 +409,12 @@ def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_
         is_number = bool(_NUMBER_OR_DATE.match(field))
         if is_number and (numeric_below or not values):
             strong_data.append(i + 1)
-        elif is_number:
-            weak_data.append(f"field {i + 1} is a number over text")
-        elif numeric_below:
+        elif is_number or numeric_below:  # its type differs from the column's below it
             strong_header.append(i + 1)
     if strong_header and (strong_data or weak_data):
         signs = [f"field {i} is a number or date" for i in strong_data] + weak_data
         raise SourceError(f"{where!r}: cannot tell whether the first row is a header: fields "
-                          f"{_positions(strong_header)} look like column names over numbers, but "
+                          f"{_positions(strong_header)} differ in type from their column (like column names), but "
                           f"{'; '.join(signs[:_MAX_LINES_SHOWN])}; if it is a header give every column a unique, "
                           "non-empty name that is not a number and pass --header (has_header=True), "
                           "else pass --no-header (has_header=False)")

@@ -78,6 +78,15 @@ def test_a_doubtful_header_is_an_error_not_a_silent_flip(tmp_path: Path, header:
     assert fragment in message and "--header" in message and "--no-header" in message
 
 
+def test_a_numeric_header_over_a_text_column_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("1,2,3\n" + "".join(f"{i},{2 * i},x{i % 3}\n" for i in range(20)))
+    with pytest.raises(SourceError) as err:
+        connectors.read(path)
+    assert "fields 3 differ in type" in one_line(err) and "field 1 is a number" in str(err.value)
+    assert connectors.read(path, has_header=True).columns.tolist() == ["1", "2", "3"]
+
+
 def test_the_user_decides_a_doubtful_header(tmp_path: Path) -> None:
     path = tmp_path / "h.csv"
     path.write_text("age,2019,income\n34,1,52000\n51,2,61000\n")

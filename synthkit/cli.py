@@ -362,6 +362,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         if fmt not in SEQUENCE_FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(SEQUENCE_FORMATS)}, got {fmt!r}")
         check_writable(Path(out), "--out")
+        _check_new(Path(out), overwrite=overwrite, folder=True)
         synth = load(model_dir)
         parts = synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000))
         first = next(parts, None)
@@ -378,6 +379,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     loc = connectors.parse(out)
     if loc.path is not None and not loc.is_sql:
         check_writable(loc.path, "--out")
+        _check_new(loc.path, overwrite=overwrite, folder=False)
     synth = load(model_dir)
     chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
     if loc.path is not None and not loc.is_sql:
@@ -391,6 +393,15 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             chunks = itertools.chain([first_chunk], chunks)
         remove_stale(loc.path)  # what a killed run left (its lock is free); live writers' stay
     return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
+
+
+def _check_new(out: Path, *, overwrite: bool, folder: bool) -> None:
+    """Refuse an existing output before the model is loaded and a chunk generated (the
+    writers check again when they start)."""
+    from synthkit.errors import SourceError
+    taken = out.exists() and (not folder or not out.is_dir() or any(out.iterdir()))
+    if taken and not overwrite:
+        raise SourceError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
 
 
 def _estimate_bytes(frame: Any, kind: str) -> float:

@@ -373,7 +373,7 @@ def test_without_privacy_the_canary_is_released(nmes_canary, nmes_schema, tmp_pa
 def test_bundle_holds_no_pickle_and_loads_with_unpickling_forbidden(fitted, monkeypatch) -> None:
     model, bundle = fitted["model"], fitted["bundle"]
     files = _bundle_bytes(bundle)
-    assert set(files) == {MANIFEST, WEIGHTS}
+    assert set(files) == {MANIFEST, WEIGHTS, "manifest.sha256"}  # the hash the loader checks the manifest by
     for name, data in files.items():
         assert not data.startswith(b"\x80"), f"{name} starts with a pickle protocol header"
         assert not data.startswith(b"PK\x03\x04"), f"{name} is a zip (torch.save) archive"

@@ -172,7 +172,7 @@ def _check_files(p: Path, manifest: dict[str, Any], *, where: str) -> None:
             raise ArtifactError(f"bundle {where!r}: {_manifest._clean(rel)} is larger than {cap} bytes; "
                                 f"{_manifest._FIX}")
         if sha256_file(f) != digest:
-            raise ArtifactError(f"bundle {where!r}: {_manifest._clean(rel)} does not match its SHA-256 in the "
+            raise ArtifactError(f"bundle {where!r}: {_manifest._clean(rel)} does not match its hash (SHA-256) in the "
                                 f"manifest (modified or corrupt); {_manifest._FIX}")
 
 

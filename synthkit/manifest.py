@@ -638,11 +638,15 @@ def _schema(data: dict[str, Any], field: str) -> Any:
     from synthkit.errors import SchemaError
     from synthkit.schema import Schema
     try:
-        return Schema.from_dict(data).validate()
+        schema = Schema.from_dict(data).validate()
+        canonical = schema.to_dict() == data
     except SchemaError as err:
         raise ValueError(f"{field} is invalid: {_clean('; '.join(err.problems), 200)}") from None
     except Exception:  # noqa: BLE001 - malformed beyond what Schema reports
         raise ValueError(f"{field} is malformed") from None
+    if not canonical:  # readers (inspect, reports) rely on the form `save` writes
+        raise ValueError(f"{field} is not in the form synthkit writes (each column a mapping with its kind)")
+    return schema
 
 
 def _problem(err: ValidationError) -> str:
@@ -688,7 +692,7 @@ def read_manifest(path: str | Path, *, expected_sha256: str | None = None) -> tu
         raise ArtifactError(f"bundle {where!r}: manifest field format_version is not supported by this synthkit "
                             f"(supports {FORMAT_VERSION}); use the synthkit version that wrote it")
     if _recorded_digest(folder, where=where) != digest:
-        raise ArtifactError(f"bundle {where!r}: {MANIFEST} does not match the SHA-256 in {MANIFEST_HASH} "
+        raise ArtifactError(f"bundle {where!r}: {MANIFEST} does not match the hash (SHA-256) in {MANIFEST_HASH} "
                             f"(modified or corrupt); {_FIX}")
     if expected_sha256 is not None and expected_sha256 != digest:
         raise ArtifactError(f"bundle {where!r}: {MANIFEST} is not the one recorded (its SHA-256 differs); {_FIX}")

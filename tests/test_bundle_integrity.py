@@ -269,6 +269,8 @@ TVAE_FORGERIES: dict[str, Callable[[Path], None]] = {
     # schema and transformer
     "schema a string": _edit(lambda m: m.update(schema="columns")),
     "schema without columns": _edit(lambda m: m["schema"].update(columns={})),
+    "schema column as a bare kind": _edit(lambda m: m["schema"]["columns"].update(
+        {next(iter(m["schema"]["columns"])): next(iter(m["schema"]["columns"].values()))["kind"]})),
     "schema kind unknown": _edit(lambda m: next(iter(m["schema"]["columns"].values())).update(kind="evil")),
     "transformer column missing": _edit(lambda m: m["transformer"].pop(_first("labels")(m))),
     "transformer labels not a list": _edit(lambda m: m["transformer"][_first("labels")(m)].update(labels=5)),

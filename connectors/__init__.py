@@ -30,7 +30,7 @@ from connectors import files, sql
 from connectors.source import SequenceFrames, Source, stack_events
 from connectors.uri import Location, parse, redact
 from synthkit.errors import SourceError
-from synthkit.schema import infer_schema
+from synthkit.schema import KINDS_ATTR, infer_schema
 
 __all__ = ["Location", "SequenceFrames", "Source", "SOURCES", "SINKS", "describe", "iter_batches", "parse",
            "read", "read_source", "redact", "sample", "stack_events", "write", "write_chunks"]
@@ -86,7 +86,12 @@ def read(uri: Uri, *, table: str | None = None, query: str | None = None, **opti
                           "pick one with --table")
     if table not in source.tables:
         raise SourceError(f"{loc.redacted!r}: no table {table!r}; this source has {sorted(source.tables)}")
-    return source.tables[table]
+    frame = source.tables[table]
+    if table in source.schemas:
+        # the mapping's kinds (fixed by the standard, public): `infer_schema(strict=True)`
+        # takes them for columns the rows cannot show a kind for (one the export never fills)
+        frame.attrs[KINDS_ATTR] = {c.name: c.kind for c in source.schemas[table].columns}
+    return frame
 
 
 def read_source(uri: Uri | Location, *, table: str | None = None, query: str | None = None,

@@ -64,6 +64,7 @@ KINDS = {"account_id": "identifier", "booking_date": "datetime", "value_date": "
          "category": "categorical", "counterparty_name": "identifier", "counterparty_account": "identifier"}
 REQUIRED = ("account_id", "booking_date", "amount")
 FORMATS = {"booking_date": {"time_unit": "day"}, "value_date": {"time_unit": "day"}}  # bank dates are dates
+_MAX_AMOUNT = 1e18
 _CREDIT = {"crdt", "c", "cr", "credit", "h", "haben", "+"}
 _DEBIT = {"dbit", "d", "dr", "debit", "s", "soll", "-"}
 
@@ -75,6 +76,8 @@ def read_source(path: Path, *, location: str, columns: Mapping[str, str] | None 
     if kind not in ("csv", "parquet", "jsonl"):
         raise SourceError(f"{location!r}: a transaction export is a .csv, .parquet or .jsonl file")
     raw = files.read(path, kind=kind, **csv_options)  # type: ignore[arg-type]
+    if raw.empty:
+        raise SourceError(f"{location!r}: the export has no transactions (a header only); export the rows too")
     frame = map_transactions(raw, location=location, columns=columns, currency=currency, decimal_comma=decimal_comma)
     accounts = (frame.groupby("account_id", sort=True, as_index=False)["currency"].first())
     schemas = {
@@ -105,6 +108,9 @@ def map_transactions(raw: pd.DataFrame, *, location: str, columns: Mapping[str, 
     bad = int((amount.isna() & out["amount"].notna()).sum()) + int(out["amount"].isna().sum())
     if bad:
         problems.append("amount: some rows are missing or not numbers; fill them or map another column with columns={'amount': ...}")
+    elif not bool((amount.abs() < _MAX_AMOUNT).all()):  # also inf; ISO 20022 amounts have at most 18 digits
+        problems.append("amount: some rows are not amounts of at most 18 digits (infinite or too long); "
+                        "fix the export or map another column with columns={'amount': ...}")
     if "credit_debit" in out:
         flag = out["credit_debit"].astype("string").str.strip().str.lower()
         sign = pd.Series(np.where(flag.isin(_CREDIT), "CRDT", np.where(flag.isin(_DEBIT), "DBIT", None)),

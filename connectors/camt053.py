@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -150,6 +151,7 @@ def _parse(file: Path, location: str) -> tuple[Element, Callable[[str], str]]:
                           "which camt.053 never needs; refused for safety") from None
     except UnicodeDecodeError:
         raise SourceError(f"{location!r}: {file.name} does not match its declared encoding") from None
+    _check_depth(root, file, location)
     match = _NAMESPACE.match(root.tag)
     if match is None or int(match.group(1)) not in _VERSIONS:
         raise SourceError(f"{location!r}: {file.name} is not a camt.053 statement (expected a Document in namespace "
@@ -159,6 +161,22 @@ def _parse(file: Path, location: str) -> tuple[Element, Callable[[str], str]]:
     def q(path: str) -> str:
         return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
     return root, q
+
+
+# camt.053 nests about a dozen elements (Document > BkToCstmrStmt > Stmt > Ntry > NtryDtls >
+# TxDtls > RltdPties > Cdtr > Pty > Nm); far more is no statement, and deep trees are slow
+# to search and to free.
+MAX_DEPTH = 64
+
+
+def _check_depth(root: Element, file: Path, location: str) -> None:
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SourceError(f"{location!r}: {file.name} nests elements more than {MAX_DEPTH} levels deep, "
+                              "which no camt.053 statement does; check the file")
+        stack.extend((child, depth + 1) for child in element)
 
 
 def _text(element: Element, q: Callable[[str], str], path: str) -> str | None:
@@ -195,7 +213,13 @@ def _date(element: Element, q: Callable[[str], str], path: str) -> str | None | 
     text = _text(element, q, f"{path}/Dt") or _text(element, q, f"{path}/DtTm")
     if text is None:
         return None
-    return text if _DATE.match(text) else False
+    if not _DATE.match(text):
+        return False
+    try:
+        date.fromisoformat(text[:10])  # a real calendar date: 2024-13-45 would become a silent NaT
+    except ValueError:
+        return False
+    return text
 
 
 def _opening_balance(stmt: Element, q: Callable[[str], str], where: str, problems: list[str]) -> float | None:

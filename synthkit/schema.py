@@ -382,6 +382,10 @@ class Schema:
         tmp.replace(p)
 
 
+# `DataFrame.attrs` key under which a connector with a fixed mapping (FHIR, camt.053) hands
+# the mapping's column kinds to `infer_schema(strict=True)`.
+KINDS_ATTR = "synthkit_kinds"
+
 # Integers are learned as float64, which holds every whole number only up to 2**53.
 MAX_EXACT_INTEGER = 2**53
 
@@ -507,8 +511,11 @@ def infer_schema(
     to predict is the user's decision, and it makes the evaluation report utility for it.
     """
     ident = set(identifiers)
+    mapped: dict[str, str] = {}
     if strict if strict is not None else formats:
-        problems = _uninferable(frame)
+        # a connector's fixed mapping (FHIR, camt.053) states kinds the rows need not show
+        mapped = {str(k): v for k, v in dict(frame.attrs.get(KINDS_ATTR) or {}).items() if v in COLUMN_KINDS}
+        problems = _uninferable(frame, mapped)
         if problems:
             raise SchemaError(problems)
     nested = [str(n) for n in frame.columns if frame[n].dtype == object and _holds_nested(frame[n])]
@@ -520,6 +527,8 @@ def infer_schema(
         s = frame[name]
         if name in ident or name == entity_key:
             kind: ColumnKind = "identifier"
+        elif str(name) in mapped and not frame[name].notna().any():
+            kind = mapped[str(name)]  # type: ignore[assignment]
         else:
             kind = _infer_kind(str(name), s)
         nullable = not (name == entity_key)
@@ -539,15 +548,18 @@ def _holds_nested(s: pd.Series) -> bool:
     return bool(s.map(lambda v: isinstance(v, (dict, list, tuple, set, bytes, bytearray, np.ndarray))).any())
 
 
-def _uninferable(frame: pd.DataFrame) -> list[str]:
-    """Why the rows cannot show kinds (no values are quoted: names and reasons only)."""
-    if len(frame) < 2:
+def _uninferable(frame: pd.DataFrame, mapped: dict[str, str]) -> list[str]:
+    """Why the rows cannot show kinds (no values are quoted: names and reasons only).
+    Columns whose kind a connector's mapping fixes (`mapped`) need no rows."""
+    if len(frame) < 2 and not set(map(str, frame.columns)) <= set(mapped):
         what = "no data rows (a header only)" if len(frame) == 0 else "a single data row"
         return [f"the data has {what}, which cannot show column kinds (a file whose only row is read as the "
                 "header looks the same); check --header/--no-header, or write schema.yaml by hand"]
     problems = []
     for name in frame.columns:
         s = frame[name]
+        if str(name) in mapped:
+            continue
         if not s.notna().any():
             problems.append(f"column {str(name)!r} has no values (all empty), so its kind cannot be inferred; "
                             "declare its kind in schema.yaml by hand, or drop the column")

@@ -248,6 +248,42 @@ def test_camt053_huge_amounts_and_no_entries_are_refused(tmp_path: Path, entries
     assert fragment in one_line(err)
 
 
+def test_camt053_impossible_dates_and_deep_nesting_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.xml"
+    path.write_text(_camt(_ntry("12.50").replace("2024-01-03", "2024-13-45")))
+    with pytest.raises(SourceError) as err:
+        connectors.read_source(f"camt053:{path}")
+    assert "not an ISO date" in one_line(err)
+    path.write_text(_camt(_ntry("12.50")).replace("<GrpHdr>", "<X>" * 5_000 + "</X>" * 5_000 + "<GrpHdr>"))
+    with pytest.raises(SourceError) as err:
+        connectors.read_source(f"camt053:{path}")
+    assert "more than 64 levels" in one_line(err)
+
+
+@pytest.mark.parametrize("rows, fragment", [
+    ("A1,2024-01-01,10.5,C,EUR\nA1,2024-01-02,inf,D,EUR\n", "at most 18 digits"),
+    ("A1,2024-01-01,10.5,C,EUR\nA1,2024-01-02," + "9" * 5000 + ",D,EUR\n", "at most 18 digits"),
+    ("", "no transactions"),
+])
+def test_bank_exports_with_impossible_amounts_or_no_rows_are_refused(tmp_path: Path, rows: str,
+                                                                     fragment: str) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text("account,date,amount,dc,currency\n" + rows)
+    with pytest.raises(SourceError) as err:
+        connectors.read_source(f"banktx:{path}")
+    assert fragment in one_line(err)
+
+
+def test_schema_infer_takes_the_mapping_kind_for_a_column_no_entry_fills(tmp_path: Path) -> None:
+    path = tmp_path / "s.xml"
+    path.write_text(_camt(_ntry("12.50") + _ntry("13.50")))  # no RvslInd: reversal is all null
+    out = tmp_path / "schema.yaml"
+    result = CliRunner().invoke(app, ["schema", "infer", f"camt053:{path}", "--table", "transactions",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Schema.load(out).column("reversal").kind == "boolean"  # the camt.053 mapping's kind
+
+
 def test_camt053_ordinary_amounts_still_read(tmp_path: Path) -> None:
     path = tmp_path / "s.xml"
     path.write_text(_camt(_ntry("12.50") + _ntry("999999999999999.99")))

@@ -48,7 +48,7 @@ import logging
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from reports.gate import GateDecision
 from reports.model import Report
 from reports.registry import Registry, RegistryError, RunRecord, now_utc
-from reports.review import AccessDenied, Reviewer, ReviewerConfig, four_eyes_problem
+from reports.review import AccessDenied, Reviewer, ReviewerConfig, four_eyes_problem, identity_key
 from reports.signing import key_id, public_key_line, sha256_json, sha256_text, sign, signature_valid
 from synthkit.errors import ArtifactError, SynthkitError
 from synthkit.schema import Schema
@@ -109,6 +109,9 @@ def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str,
         raise AccessDenied(f"run {run_id!r} did not pass its release gate; it cannot be approved "
                            "(fix the job and run it again)")
     _check_role(reviewer, decision.decision)
+    gate = gate_problems(registry, run_id) + policy_name_problems(registry, run_id)
+    if gate:
+        raise AccessDenied(f"run {run_id!r} cannot be approved: {gate[0]}")
     signer = _signer(config, reviewer, key)
     attest = attestation(registry, run_id)  # the reviewed bytes are still the staged bytes
     needed = int(decision.decision.get("reviewers_required", 1))
@@ -139,6 +142,9 @@ def auto_release(registry: Registry, run_id: str, *, policy_name: str) -> str:
     decision = registry.decision(run_id)
     if decision is None or not decision.passed or not decision.decision.get("auto_release"):
         raise AccessDenied(f"run {run_id!r}: auto-release needs a passed gate under a policy that allows it")
+    named = policy_name_problems(registry, run_id)
+    if named:
+        raise AccessDenied(f"run {run_id!r} cannot be auto-released: {named[0]}")
     registry.add_event(run_id, status="approved", step="auto_release",
                        message=f"approved automatically by policy {policy_name!r}", expect=("pending_review",),
                        details={"policy": policy_name, "policy_sha256": decision.policy_sha256,
@@ -202,6 +208,10 @@ class Authority:
     """Why a run may be released: signed approvals, or the policy's auto-release."""
     kind: str                               # "review" | "auto_release"
     approvals: tuple[dict[str, Any], ...]   # as written into the manifest (with signatures)
+    # the staged paths and hashes this authority judged: publish releases exactly these,
+    # never a later re-read of the registry (a staged event appended meanwhile)
+    staged: dict[str, Any] = field(default_factory=dict, compare=False)
+    decision_sha256: str | None = None      # the gate decision this authority rests on
 
 
 def release_authority(registry: Registry, run_id: str, config: ReviewerConfig | None = None) -> Authority:
@@ -234,7 +244,15 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     decision_sha = sha256_json(decision.decision)
     cfg: ReviewerConfig | None = None
     verdicts: list[tuple[str, dict[str, Any]]] = []   # ("approve" | "reject" | "auto", approval entry)
+    signers: set[str] = set()   # public keys of the approvals: one person listed twice is one approval
+    judged = False
     for e in events:
+        if e.step == "staged" and judged:
+            problems.append(f"event #{e.seq} stages files after a verdict was given; a verdict judges what was "
+                            "staged before it (re-staged data needs a new run)")
+            continue
+        if e.step in ("review", "auto_release"):
+            judged = True
         if e.step == "release" and e.status == "released" and e.details.get("record") == "release":
             continue
         if not (e.step in ("review", "auto_release") or e.status in ("approved", "rejected", "released")):
@@ -245,6 +263,13 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
                   and e.details.get("decision_sha256") == decision_sha)
             if not ok:
                 problems.append(f"{where} claims an auto-release that the run's policy does not allow")
+                continue
+            if cfg is None:
+                cfg = _config(config)
+            if cfg.configured and decision.policy_sha256 not in cfg.auto_release_policies:
+                problems.append(f"{where} auto-releases under policy {decision.policy_name!r} (SHA-256 "
+                                f"{decision.policy_sha256[:12]}…), which the reviewers file does not list under "
+                                "auto_release_policies")
                 continue
             verdicts.append(("auto", {"reviewer": AUTO_REVIEWER, "at": e.at, "event_hash": e.hash,
                                       "decision": f"approve (automatic: policy {decision.policy_name!r} allows "
@@ -257,10 +282,10 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
             continue
         if cfg is None:
             cfg = _config(config)
-            if not cfg.configured:
-                problems.append("no reviewers file to check the verdicts' signatures against; pass --reviewers or "
-                                "set $SYNTHKIT_REVIEWERS")
-                break
+        if not cfg.configured:
+            problems.append("no reviewers file to check the verdicts' signatures against; pass --reviewers or "
+                            "set $SYNTHKIT_REVIEWERS")
+            break
         name = str(payload.get("reviewer"))
         verdict = payload.get("verdict")
         reviewer = cfg.find(name)
@@ -294,6 +319,7 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
               or attest.get("decision_sha256") != decision_sha):
             problems.append(f"{where}: {name} signed other report, data or gate decision hashes than the run's")
         else:
+            signers.add(str(reviewer.public_key))
             verdicts.append(("approve", {"reviewer": name, "at": payload.get("at"), "decision": "approve",
                                          "event_hash": e.hash, "key_id": e.details.get("key_id"),
                                          "signature": signature, "attest": attest}))
@@ -305,13 +331,16 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     autos = [entry for kind, entry in verdicts if kind == "auto"]
     approvals = [entry for kind, entry in verdicts if kind == "approve"]
     if autos and not approvals:
-        return Authority(kind="auto_release", approvals=tuple(autos)), []
-    distinct = {a["reviewer"].lower() for a in approvals}
+        return Authority(kind="auto_release", approvals=tuple(autos), staged=staged,
+                         decision_sha256=decision_sha), []
+    distinct = {identity_key(a["reviewer"]) for a in approvals}
+    if len(signers) < len(distinct):
+        distinct = signers
     if not approvals:
         return None, ["it has no signed approval by an eligible reviewer"]
     if len(distinct) < needed:
         return None, [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
-    return Authority(kind="review", approvals=tuple(approvals)), []
+    return Authority(kind="review", approvals=tuple(approvals), staged=staged, decision_sha256=decision_sha), []
 
 
 def gate_problems(registry: Registry, run_id: str) -> list[str]:
@@ -341,6 +370,27 @@ def gate_problems(registry: Registry, run_id: str) -> list[str]:
     return []
 
 
+def policy_name_problems(registry: Registry, run_id: str) -> list[str]:
+    """A policy file that calls itself by a shipped policy's name ("default", "healthcare",
+    "finance") but is not that policy's text: a reviewer reading "default" would trust
+    thresholds they never saw. Checked when a verdict is given (against the shipped
+    policies of this synthkit), not in `verify`, so that a later upgrade of the shipped
+    files does not turn old releases red."""
+    from reports.policy import load_policy, shipped_policies
+    decision = registry.decision(run_id)
+    shipped = shipped_policies()
+    if decision is None or decision.policy_name not in shipped:
+        return []
+    try:
+        real = load_policy(shipped[decision.policy_name])
+    except SynthkitError:
+        return []
+    if real.sha256 != decision.policy_sha256:
+        return [f"its policy calls itself {decision.policy_name!r}, the name of a shipped policy, but is not the "
+                "shipped policy's text (SHA-256 differs); give a custom policy a name of its own"]
+    return []
+
+
 def _check_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON:
@@ -348,8 +398,8 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-def _check_staged(registry: Registry, run_id: str) -> dict[str, Any]:
-    staged = registry.artifacts(run_id)
+def _check_staged(registry: Registry, run_id: str, *, staged: dict[str, Any] | None = None) -> dict[str, Any]:
+    staged = registry.artifacts(run_id) if staged is None else staged
     for key in ("synthetic", "report"):
         path = staged.get(key)
         if not path or not Path(path).is_file():
@@ -388,11 +438,20 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
         raise AccessDenied(f"run {run_id!r} is {status!r}; only an approved run is released")
     authority = release_authority(registry, run_id, config)
     run = registry.run(run_id)
-    staged = _check_staged(registry, run_id)
+    _check_staged(registry, run_id, staged=authority.staged)
+    staged = authority.staged  # what was judged, not a later re-read of the registry
     decision = registry.decision(run_id)
-    if decision is None:
-        raise AccessDenied(f"run {run_id!r} has no gate decision; it cannot be released")
-    report = Report.load(staged["report"])  # read in place: it is internal and is not copied
+    if decision is None or sha256_json(decision.decision) != authority.decision_sha256:
+        raise AccessDenied(f"run {run_id!r}: its gate decision changed after it was judged; it cannot be released")
+    # read once, hash what was read, parse those bytes: a report swapped after the check
+    # above cannot reach the ledger or the data card
+    report_bytes = Path(staged["report"]).read_bytes()
+    if hashlib.sha256(report_bytes).hexdigest() != staged.get("report_sha256"):
+        raise ArtifactError(f"run {run_id!r}: the staged report changed after the job wrote it; run the job again")
+    try:
+        report = Report.from_dict(json.loads(report_bytes.decode("utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ArtifactError(f"run {run_id!r}: the staged report is not valid JSON; run the job again") from None
     bundle = staged_bundle(staged, report)
     releases_dir = Path(staged["releases_dir"])
     releases_dir.mkdir(parents=True, exist_ok=True)
@@ -402,7 +461,12 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", suffix=".partial", dir=releases_dir))
     try:
         synthetic = Path(staged["synthetic"])
-        shutil.copyfile(synthetic, tmp / f"synthetic{synthetic.suffix}")
+        copied = tmp / f"synthetic{synthetic.suffix}"
+        shutil.copyfile(synthetic, copied)
+        signed = {a.get("attest", {}).get("synthetic_sha256") for a in authority.approvals if a.get("attest")}
+        if sha256_file(copied) not in ({staged.get("synthetic_sha256")} & (signed or {staged.get("synthetic_sha256")})):
+            raise ArtifactError(f"run {run_id!r}: the staged synthetic file changed while it was being released; "
+                                "what would be released is not what was approved. Run the job again")
         _write_json(tmp / LEDGER, release_ledger(report.privacy))
         if bundle is not None:
             _write_json(tmp / SCHEMA, Schema.from_dict(bundle["schema"]).to_dict())
@@ -496,6 +560,8 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
     problems: list[str] = []
     authority, trail = _authority(registry, run_id, config)
     problems += trail
+    if folder.is_symlink():
+        problems.append("the release folder is a symbolic link; a release is a real folder")
     if not folder.is_dir():
         return VerifyResult(run_id=run_id, path=rec.path, ok=False,
                             problems=tuple(["the release folder is missing", *problems]), n_files=0)
@@ -511,8 +577,18 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
         except (json.JSONDecodeError, UnicodeDecodeError):
             problems.append("manifest.json is not valid JSON")
     present = {p.name for p in folder.iterdir()}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink():
+            problems.append(f"{entry.name} is a symbolic link; a release holds the files themselves")
+        elif not entry.is_file():
+            problems.append(f"{entry.name} is not a regular file")
+    problems += _name_problems(rec.files, registry.artifacts(run_id))
     for name, digest in sorted(rec.files.items()):
         path = folder / name
+        if not _plain_name(name):
+            continue  # reported above; never read a path outside the folder
+        if path.is_symlink():
+            continue
         if not path.is_file():
             problems.append(f"{name} is missing")
         elif sha256_file(path) != digest:
@@ -521,11 +597,60 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
     if extra:
         problems.append(f"files not in the release: {extra}")
     problems += _content_problems(registry, run_id, folder, rec.files, authority, manifest)
+    problems += _manifest_problems(registry, run_id, rec.files, manifest)
     internal = sorted(set(rec.files) & set(INTERNAL_FILES))
     notes = ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
               f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())
     return VerifyResult(run_id=run_id, path=rec.path, ok=not problems, problems=tuple(problems),
                         n_files=len(rec.files) + 1, notes=notes)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def _name_problems(files: dict[str, str], staged: dict[str, Any]) -> list[str]:
+    """The files a release may hold are the ones `publish` writes, by name: the synthetic
+    data (with the staged file's suffix), the ledger, the schema, the data card, the
+    manifest. A record that lists anything else (the internal report, a real-data extract,
+    a path outside the folder) was not written by `publish`, whatever its hashes say."""
+    suffix = Path(str(staged.get("synthetic") or "synthetic.csv")).suffix
+    allowed = {f"synthetic{suffix}", LEDGER, SCHEMA, DATA_CARD_JSON, DATA_CARD_MD}
+    problems = []
+    for name in sorted(files):
+        if not _plain_name(name):
+            problems.append(f"the release record names {name!r}, a path outside the release folder")
+        elif name not in allowed:
+            problems.append(f"{name} is not a file that a release holds (allowed: {sorted(allowed | {MANIFEST})})")
+    for name in (f"synthetic{suffix}", LEDGER, DATA_CARD_JSON, DATA_CARD_MD):
+        if name not in files:
+            problems.append(f"the release record lacks {name}")
+    return problems
+
+
+def _manifest_problems(registry: Registry, run_id: str, files: dict[str, str], manifest: dict[str, Any]) -> list[str]:
+    """The manifest travels with the data: its file list must be the registry's record,
+    and its `registry_head` (the chain head when the release was written) must be an event
+    of this registry between the run's last verdict and its release event. A recipient who
+    keeps the manifest can later show that the registry still holds that event."""
+    if not manifest:
+        return []
+    problems: list[str] = []
+    listed = manifest.get("files")
+    got = {n: v.get("sha256") for n, v in listed.items() if isinstance(v, dict)} if isinstance(listed, dict) else None
+    if got != files:
+        problems.append("the manifest's file list differs from the release record")
+    chain = registry.events()
+    position = {e.hash: i for i, e in enumerate(chain)}
+    head = manifest.get("registry_head")
+    released = next((i for i, e in enumerate(chain) if e.run_id == run_id and e.step == "release"
+                     and e.status == "released"), None)
+    verdicts = [i for i, e in enumerate(chain) if e.run_id == run_id and e.step in ("review", "auto_release")]
+    if head not in position or (released is not None and position[head] >= released) or \
+            (verdicts and position[head] < max(verdicts)):
+        problems.append("the manifest's registry_head is not the chain head at release (between the run's last "
+                        "verdict and its release event)")
+    return problems
 
 
 def _derived_problems(registry: Registry, run_id: str, folder: Path, files: dict[str, str],

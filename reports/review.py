@@ -31,6 +31,7 @@ import hmac
 import os
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from synthkit.errors import SynthkitError
 ENV_REVIEWERS = "SYNTHKIT_REVIEWERS"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _REVIEWER_KEYS = {"name", "password", "email", "display_name", "public_key", "roles"}
 
 
@@ -107,6 +109,11 @@ def _dummy_hash() -> str:
 class ReviewerConfig:
     reviewers: tuple[Reviewer, ...] = ()
     source: str | None = None
+    # SHA-256 of the policy files that may release WITHOUT a person. A policy is whatever
+    # file the job names, so whoever writes a job (or the registry) could name one with
+    # `auto_release: true`; when a reviewers file is in use, only the policies its owner
+    # listed here make an auto-release valid for `publish` and `verify`.
+    auto_release_policies: tuple[str, ...] = ()
 
     @property
     def configured(self) -> bool:
@@ -131,13 +138,21 @@ class ReviewerConfig:
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "reviewers") -> ReviewerConfig:
         problems: list[str] = []
-        if not isinstance(data, dict) or set(data) - {"reviewers"}:
-            raise ReviewerConfigError(["expected a mapping with one key, 'reviewers' (a list)"], where=source)
+        if not isinstance(data, dict) or set(data) - {"reviewers", "auto_release_policies"}:
+            raise ReviewerConfigError(["expected a mapping with the key 'reviewers' (a list) and optionally "
+                                       "'auto_release_policies' (a list of policy SHA-256)"], where=source)
+        auto = data.get("auto_release_policies") or []
+        if not isinstance(auto, list) or not all(isinstance(h, str) and _SHA256.match(h) for h in auto):
+            problems.append("'auto_release_policies' must be a list of policy SHA-256 (64 hex digits, as "
+                            "`synthkit policy check` prints)")
+            auto = []
         items = data.get("reviewers") or []
         if not isinstance(items, list):
             raise ReviewerConfigError(["'reviewers' must be a list"], where=source)
         out: list[Reviewer] = []
         names: set[str] = set()
+        keys: dict[str, str] = {}
+        emails: dict[str, str] = {}
         for i, item in enumerate(items):
             where = f"reviewers[{i}]"
             if not isinstance(item, dict):
@@ -161,6 +176,11 @@ class ReviewerConfig:
             if email is not None and (not isinstance(email, str) or "@" not in email):
                 problems.append(f"{where} ({name}): 'email' must be an e-mail address")
                 email = None
+            if email is not None:
+                if email.lower() in emails:
+                    problems.append(f"{where} ({name}): the e-mail address of {emails[email.lower()]!r}; a "
+                                    "sign-in with it would pick one of two reviewers")
+                emails.setdefault(email.lower(), name)
             if password is None and email is None:
                 problems.append(f"{where} ({name}): give a 'password' hash or an OIDC 'email', else "
                                 "this reviewer can never sign in")
@@ -172,6 +192,11 @@ class ReviewerConfig:
                     problems.append(f"{where} ({name}): 'public_key' is invalid: {err}; paste the line that "
                                     "`synthkit reviewers key NAME` printed")
                     public_key = None
+            if public_key is not None:
+                if public_key in keys:
+                    problems.append(f"{where} ({name}): the same public_key as {keys[public_key]!r}; one person "
+                                    "with two names would count as two approvals. Give each reviewer their own key")
+                keys.setdefault(public_key, name)
             roles = item.get("roles") or []
             if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
                 problems.append(f"{where} ({name}): 'roles' must be a list of names")
@@ -182,7 +207,7 @@ class ReviewerConfig:
                                 public_key=public_key, roles=tuple(roles)))
         if problems:
             raise ReviewerConfigError(problems, where=source)
-        return cls(reviewers=tuple(out), source=source)
+        return cls(reviewers=tuple(out), source=source, auto_release_policies=tuple(h.lower() for h in auto))
 
     def to_dict(self) -> dict[str, Any]:
         out = []
@@ -194,6 +219,8 @@ class ReviewerConfig:
             if r.roles:
                 d["roles"] = list(r.roles)
             out.append(d)
+        if self.auto_release_policies:
+            return {"reviewers": out, "auto_release_policies": list(self.auto_release_policies)}
         return {"reviewers": out}
 
     def find(self, name: str) -> Reviewer | None:
@@ -235,18 +262,28 @@ def with_reviewer(config: ReviewerConfig, *, name: str, password: str | None = N
                                     source=config.source or "reviewers")
 
 
+def identity_key(name: str) -> str:
+    """How names are compared for four-eyes: Unicode compatibility form (NFKC: full-width
+    and other look-alike forms of the same letters), case-folded, with invisible format
+    characters (zero-width spaces, joiners, direction marks) removed. Homoglyphs from other
+    scripts (Cyrillic 'а' for Latin 'a') stay distinct, which is why reviewer names are
+    restricted to ASCII login names."""
+    text = unicodedata.normalize("NFKC", name)
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").casefold().strip()
+
+
 def four_eyes_problem(run: RunRecord, reviewer: Reviewer, *, runner_display: str | None = None) -> str | None:
     """Why `reviewer` may not approve `run`, or None. The person who ran the job (its OS
     account) and the job's owner are excluded: nobody approves their own release. A display
     name the runner gave (`runner_display`) only ever adds to who is excluded."""
-    who = {reviewer.name.lower()}
+    who = {identity_key(reviewer.name)}
     if reviewer.email:
-        who.add(reviewer.email.lower())
-    involved = {run.run_by.lower()} | ({run.owner.lower()} if run.owner else set())
+        who.add(identity_key(reviewer.email))
+    involved = {identity_key(run.run_by)} | ({identity_key(run.owner)} if run.owner else set())
     if runner_display:
-        involved.add(runner_display.lower())
+        involved.add(identity_key(runner_display))
     if who & involved:
-        ran = {run.run_by.lower()} | ({runner_display.lower()} if runner_display else set())
+        ran = {identity_key(run.run_by)} | ({identity_key(runner_display)} if runner_display else set())
         role = "ran this job" if who & ran else "owns this job"
         return f"{reviewer.name} {role}; another reviewer must approve it (four-eyes rule)"
     return None

@@ -87,15 +87,35 @@ def key_id(public_line: str) -> str:
     return hashlib.sha256(public_line.encode("ascii")).hexdigest()[:16]
 
 
+# Curve25519's field prime and the encodings (sign bit cleared) of the points of order 1, 2,
+# 4 and 8. A public key of small order makes Ed25519 verification (cofactorless, as
+# OpenSSL does it) accept one fixed signature for EVERY message: R = identity, S = 0
+# verifies [S]B = R + [k]A whenever [k]A is the identity. Such a "key" in the reviewers
+# file would let anyone sign any verdict, so it is refused like libsodium's blocklist.
+_P = 2**255 - 19
+_SMALL_ORDER = {0, 1, _P - 1,
+                int.from_bytes(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+                               "little"),
+                int.from_bytes(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+                               "little")}
+
+
 def parse_public_key(line: str) -> Ed25519PublicKey:
-    """`ed25519:BASE64` (32 raw bytes) as written by `synthkit reviewers key`."""
+    """`ed25519:BASE64` (32 raw bytes) as written by `synthkit reviewers key`; a weak key (of
+    small order, or a non-canonical encoding) is refused."""
+    problem = "a public key is 'ed25519:' followed by base64 of 32 bytes"
     if not isinstance(line, str) or not line.startswith(KEY_PREFIX):
-        raise ValueError("a public key is 'ed25519:' followed by base64 of 32 bytes")
+        raise ValueError(problem)
     try:
         raw = base64.b64decode(line[len(KEY_PREFIX):], validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
+        key = Ed25519PublicKey.from_public_bytes(raw)
     except (ValueError, TypeError):
-        raise ValueError("a public key is 'ed25519:' followed by base64 of 32 bytes") from None
+        raise ValueError(problem) from None
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P or y in _SMALL_ORDER:
+        raise ValueError("this public key is a weak (small-order or non-canonical) point that would accept "
+                         "forged signatures; create a real key with `synthkit reviewers key NAME`")
+    return key
 
 
 def create_key(path: Path) -> str:

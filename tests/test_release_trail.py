@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 import synthkit.jobs as jobs
@@ -144,7 +145,9 @@ def test_a_inserted_approval_of_a_rejected_run_is_refused_and_flagged(reg, tmp_p
         assert (r.exit_code == 4) is (not chained)  # a plain INSERT breaks the chain itself
     # a forger's own tool that writes the release anyway is caught by verify
     monkeypatch.setattr(release_mod, "release_authority",
-                        lambda *a, **k: release_mod.Authority(kind="review", approvals=()))
+                        lambda *a, **k: release_mod.Authority(
+                            kind="review", approvals=(), staged=reg.artifacts(run_id),
+                            decision_sha256=sha256_json(reg.decision(run_id).decision)))
     release_mod.publish(reg, run_id, released_by="bob", config=CONFIG)
     result = verify(reg, run_id)
     assert not result.ok
@@ -284,12 +287,13 @@ def test_e_a_runner_claiming_another_name_cannot_approve_their_own_run(reg, tmp_
     assert result.status == "pending_review"
     run = reg.run(result.run_id)
     assert run.run_by == me  # the OS account, whatever the environment says
+    my_key = Ed25519PrivateKey.generate()  # a reviewer's own key (one key per reviewer)
     config = ReviewerConfig.from_dict({"reviewers": [
         *REVIEWERS["reviewers"], {"name": me, "password": hash_password("my-own-password"),
-                                  "public_key": public_key_line(KEYS["carol"])}]})
+                                  "public_key": public_key_line(my_key)}]})
     with pytest.raises(AccessDenied, match="four-eyes"):
         release_mod.approve(reg, result.run_id, reviewer=config.find(me), reason="looks fine to me",
-                            key=KEYS["carol"], config=config)
+                            key=my_key, config=config)
     with pytest.raises(AccessDenied, match="four-eyes"):  # nor as the "bob" they claimed to be
         release_mod.approve(reg, result.run_id, reviewer=config.find("bob"), reason="looks fine to me",
                             key=KEYS["bob"], config=config)

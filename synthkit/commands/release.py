@@ -260,15 +260,27 @@ def releases_verify(
     raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
-def releases_audit(registry: RegistryOpt = None) -> None:
+def releases_audit(
+    registry: RegistryOpt = None,
+    expect_head: Annotated[Optional[str], typer.Option(
+        "--expect-head", help="A head hash printed by an earlier audit (kept where the runner cannot write): "
+                              "fail if the chain no longer holds it, i.e. its newest events were cut.")] = None,
+) -> None:
     """Re-check the registry's whole hash chain, its triggers and every row the chain
-    vouches for (exit 4 on any break)."""
+    vouches for (exit 4 on any break). The chain has no secret: whoever can write the
+    database can cut its newest events. Keep the printed head outside the registry and
+    pass it back with --expect-head to detect that."""
     with cli_errors():
         from reports.registry import Registry
         reg = Registry(registry)
         problems = reg.audit()
+        events = reg.events()
+    if expect_head is not None and expect_head.strip().lower() not in {e.hash for e in events}:
+        problems.append(f"the chain no longer holds the expected head {expect_head.strip()[:16]}…: events after an "
+                        "earlier audit were removed (or the registry was replaced)")
     if not problems:
-        console.print(f"registry: OK, {len(reg.events())} events chained", highlight=False)
+        head = events[-1].hash if events else "none"
+        console.print(f"registry: OK, {len(events)} events chained, head {head}", highlight=False)
         return
     for p in problems:
         err_console.print(f"[bold red]broken:[/] {p}", highlight=False)

@@ -340,7 +340,7 @@ def _generate_subprocess(bundle: Path, dest: Path, rows: str) -> subprocess.Pope
 
 def test_a_generate_killed_with_sigkill_is_cleaned_up_by_the_next_run(bundle, tmp_path):
     dest = tmp_path / "syn.csv"
-    proc = _generate_subprocess(bundle, dest, "50000000")
+    proc = _generate_subprocess(bundle, dest, "20000000")
     partial = _wait_for_partial(dest, proc, 200_000)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -356,7 +356,7 @@ def test_a_generate_killed_with_sigkill_is_cleaned_up_by_the_next_run(bundle, tm
 
 def test_a_generate_stopped_with_sigterm_removes_its_partial(bundle, tmp_path):
     dest = tmp_path / "syn.csv"
-    proc = _generate_subprocess(bundle, dest, "50000000")
+    proc = _generate_subprocess(bundle, dest, "20000000")
     _wait_for_partial(dest, proc, 200_000)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait() != 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import sqlite3
@@ -40,6 +41,8 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 import yaml
+
+PLANTED = "FUZZPLANTEDCELL"  # planted in data files; no output may show it
 
 CLASSES = ("clean_error", "exception", "hang", "silent_wrong", "success", "unclear_error")
 
@@ -172,6 +175,8 @@ def classify(case: Case, work: Work, code: int | None, output: str, *, escaped: 
     if "MemoryError" in output or code is None or (code is not None and code < 0) or code == 137:
         return "hang", "ran out of its memory cap or was killed"
     side = case.side_check(work, output) if case.side_check else None
+    if PLANTED in output:
+        side = "the output shows a planted private cell value"
     if escaped or "Traceback (most recent call last)" in output or "internal error:" in output:
         return "exception", _exception_line(output)
     if side:
@@ -420,6 +425,15 @@ def reseal(bundle: Path) -> None:
             if (bundle / fname).is_file():
                 manifest["files"][fname] = _sha256(bundle / fname)
         mf.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    reseal_manifest_hash(bundle)
+
+
+def reseal_manifest_hash(bundle: Path) -> None:
+    """Rewrite manifest.sha256 (the manifest's own hash, where the bundle has one) to
+    match the manifest as it is now."""
+    side = bundle / "manifest.sha256"
+    if side.is_file() and (bundle / "manifest.json").is_file():
+        side.write_text(f"{_sha256(bundle / 'manifest.json')}  manifest.json\n", encoding="ascii")
 
 
 def edit_manifest(bundle: Path, edit: Callable[[dict], object], *, reseal_files: bool = True) -> None:
@@ -528,6 +542,8 @@ TABLE_CORRUPTIONS: list[tuple[str, BundleEdit, bool, bool]] = [
      False, True),
     ("manifest-privacy-summary-forged", _manifest_edit(_forge_summary), False, False),
     ("manifest-format-version-future", _manifest_edit(_set(("format_version",), 99)), False, True),
+    ("manifest-edited-hash-kept", lambda b: _replace_in_manifest(b, '"epochs": 1', '"epochs": 2'), False, False),
+    ("manifest-hash-file-missing", lambda b: (b / "manifest.sha256").unlink(missing_ok=True), False, False),
     ("weights-missing", lambda b: (b / "weights.safetensors").unlink(), False, False),
     ("weights-tampered-hash-kept", lambda b: (b / "weights.safetensors").write_bytes(b"\0" * 64), False, False),
     ("weights-garbled-rehashed", lambda b: ((b / "weights.safetensors").write_bytes(os.urandom(0) + b"\x08" +
@@ -540,9 +556,11 @@ TABLE_CORRUPTIONS: list[tuple[str, BundleEdit, bool, bool]] = [
 
 def _bundle_cases() -> Iterable[Case]:
     for name, corrupt, isolate, large in TABLE_CORRUPTIONS:
-        def prep(work: Work, corrupt: BundleEdit = corrupt) -> Path:
+        def prep(work: Work, corrupt: BundleEdit = corrupt, name: str = name) -> Path:
             b = work.bundle()
             corrupt(b)
+            if not name.endswith("-hash-kept"):
+                reseal_manifest_hash(b)  # what an attacker does; the hash check has its own cases
             return b
 
         forged = name == "manifest-privacy-summary-forged"
@@ -607,6 +625,7 @@ def _synthetic(work: Work, frame: pd.DataFrame | None = None, name: str = "synth
 def _data_cases() -> Iterable[Case]:
     cols = ["a", "b", "c"]
     rows = [f"{i},{i * 2},x{i % 3}" for i in range(50)]
+    rows[7] = f"7,14,{PLANTED}"  # a private cell value that must never reach a message
 
     def csv(name: str, text: str, expect: str, check: Check | None = None, *extra: str, large: bool = False,
             isolate: bool = False, encoding: str = "utf-8") -> Case:
@@ -681,6 +700,23 @@ def _data_cases() -> Iterable[Case]:
         return infer_argv(w, str(path))
 
     yield Case("parquet-truncated", "data", truncated_parquet, "error")
+
+    def parquet(frame: pd.DataFrame) -> Callable[[Work], list[str]]:
+        def build(w: Work) -> list[str]:
+            path = w.p("data.parquet")
+            frame.to_parquet(path)
+            return infer_argv(w, str(path))
+        return build
+
+    yield Case("parquet-control", "data", parquet(good_frame(60)), "success",
+               check=expect_columns(["pid", "age", "bmi", "sex"]))
+    yield Case("parquet-struct-column", "data",
+               parquet(good_frame(60).assign(nested=[{"x": i, "y": str(i)} for i in range(60)])), "either",
+               check=schema_written)
+    yield Case("parquet-binary-column", "data", parquet(good_frame(60).assign(img=[bytes([i]) * 5 for i in range(60)])),
+               "either", check=schema_written)
+    yield Case("parquet-list-column", "data", parquet(good_frame(60).assign(tags=[[i, i + 1] for i in range(60)])),
+               "either", check=schema_written, large_only=True)
     yield Case("data-path-nonexistent", "data", lambda w: infer_argv(w, str(w.p("nope.csv"))), "error")
 
     def dir_named_csv(w: Work) -> list[str]:
@@ -876,6 +912,11 @@ def _schema_cases() -> Iterable[Case]:
     yield fit_schema("fit-schema-bounds-inverted", ok.replace("bounds: [10, 60]", "bounds: [60, 10]"))
     yield fit_schema("fit-schema-categories-nested", ok.replace("categories: [f, m]", "categories: [[f], {m: 1}]"))
     yield fit_schema("fit-schema-missing-data-column", ok + "  ghost: {kind: integer}\n")
+    yield Case("fit-schema-categories-narrower-than-data", "schema",
+               lambda w: fit_argv(w, w.good_csv(), "--schema", w.text("schema.yaml", schema_doc(
+                   ok.replace("categories: [f, m]", "categories: [f]")))), "either", check=bundle_written, fits=True,
+               side_check=lambda w, out: ("an error prints an exact count of private rows"
+                                          if re.search(r"\b\d+ (values?|rows?)\b", out) and "error" in out else None))
     yield fit_schema("fit-schema-kind-mismatch", ok.replace("bmi: {kind: continuous, nullable: false, bounds: [10, 60]}",
                                                             "bmi: {kind: datetime, nullable: false}"), "either",
                      large=True)
@@ -919,6 +960,11 @@ def _generate_cases() -> Iterable[Case]:
     yield Case("generate-out-exists", "generate",
                lambda w: ["generate", str(w.bundle()), "--rows", "5", "--out", w.text("out.csv", "keep")], "error",
                fits=True, side_check=lambda w, o: None if w.p("out.csv").read_text() == "keep" else "overwritten")
+    yield Case("generate-removes-stale-partial", "generate",
+               lambda w: (w.text(".out.csv.k3v9x2qa.partial", "pid,age,bmi,sex\nP1,1,1.0,f\n"),
+                          ["generate", str(w.bundle()), "--rows", "5", "--out", str(w.p("out.csv"))])[1], "success",
+               fits=True, check=lambda w, o: (None if not w.p(".out.csv.k3v9x2qa.partial").exists()
+                                              else "a stale .partial of a killed run is left in place"))
     yield Case("generate-leaves-no-partial", "generate",
                lambda w: ["generate", str(w.bundle()), "--rows", "5", "--out", str(w.p("out.csv"))], "success",
                fits=True, check=lambda w, o: (None if not [p for p in w.dir.iterdir() if "partial" in p.name]

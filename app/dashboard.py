@@ -12,6 +12,8 @@ for that signature); the registry's audit trail is checked on every release page
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -80,11 +82,26 @@ def release_page(registry: Registry, run_id: str, reviewer: object, config: Revi
 
     staged = registry.artifacts(run_id)
     report = None
+    # What the reviewer reads must be what the gate read and what the signature will
+    # attest: the report's bytes are hashed as they are shown, a report whose hash is not
+    # the staged one is not shown at all, and the hash shown is the one the verdict binds.
+    seen_key = f"report_sha256_{run_id}"
+    seen_before = st.session_state.get(seen_key)
+    shown_sha: str | None = None
+    changed: str | None = None
     if staged.get("report"):
         try:
-            report = Report.load(staged["report"])
-        except SynthkitError as err:
-            st.error(f"the report cannot be read: {err}")
+            raw = Path(staged["report"]).read_bytes()
+            shown_sha = hashlib.sha256(raw).hexdigest()
+            if shown_sha != staged.get("report_sha256"):
+                changed = ("The staged report changed after the job wrote it (its SHA-256 differs), so it is not "
+                           "what the gate read; it is not shown and cannot be approved. Run the job again.")
+                st.error(changed)
+            else:
+                report = Report.from_dict(json.loads(raw.decode("utf-8")))
+        except (OSError, ValueError, SynthkitError):
+            st.error("the report cannot be read; run the job again")
+    st.session_state[seen_key] = shown_sha
     if report is not None:
         tabs = st.tabs(["Fidelity", "Diversity", "Privacy", "Bias", "Sequence", "Privacy ledger", "Data card",
                         "History"])
@@ -112,6 +129,8 @@ def release_page(registry: Registry, run_id: str, reviewer: object, config: Revi
     blocked = four_eyes_problem(run, reviewer, runner_display=display)  # type: ignore[arg-type]
     if blocked is None and (decision is None or not decision.passed):
         blocked = "The release gate rejected this run, so it cannot be approved."
+    if blocked is None and (changed or report is None):
+        blocked = changed or "The report cannot be read, so this run cannot be approved."
     key_path = default_key_path(reviewer.name)  # type: ignore[attr-defined]
     choice = views.decision_ui(run_id=run_id, status=status, blocked=blocked, key_hint=str(key_path))
     if choice is None:
@@ -122,7 +141,7 @@ def release_page(registry: Registry, run_id: str, reviewer: object, config: Revi
                                pem=uploaded)
         if verdict == "approve":
             new_status = approve(registry, run_id, reviewer=reviewer, reason=reason, key=key,  # type: ignore[arg-type]
-                                 config=config)
+                                 config=config, expect_report_sha256=seen_before or shown_sha)
         else:
             new_status = reject(registry, run_id, reviewer=reviewer, reason=reason, key=key,  # type: ignore[arg-type]
                                 config=config)

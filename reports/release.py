@@ -93,7 +93,7 @@ class VerifyResult:
 
 # ---------------------------------------------------------------------------- review actions
 def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str, key: Ed25519PrivateKey,
-            config: ReviewerConfig | None = None) -> str:
+            config: ReviewerConfig | None = None, expect_report_sha256: str | None = None) -> str:
     """Record `reviewer`'s SIGNED approval; write the release when enough reviewers approved.
     `key` is the reviewer's private key; its public half must be the one the reviewers file
     lists for them. Returns the run's new status ("pending_review" while more approvals are
@@ -114,6 +114,9 @@ def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str,
         raise AccessDenied(f"run {run_id!r} cannot be approved: {gate[0]}")
     signer = _signer(config, reviewer, key)
     attest = attestation(registry, run_id)  # the reviewed bytes are still the staged bytes
+    if expect_report_sha256 is not None and attest.get("report_sha256") != expect_report_sha256:
+        raise AccessDenied(f"run {run_id!r}: the staged report changed since it was shown to you; read it again "
+                           "before approving")
     needed = int(decision.decision.get("reviewers_required", 1))
     status = registry.add_review(run_id, reviewer=reviewer.name, verdict="approve", reason=reason,
                                  approvals_needed=needed, attest=attest, sign=signer)

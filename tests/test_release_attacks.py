@@ -472,3 +472,39 @@ def test_cutting_the_newest_events_is_seen_only_against_a_kept_head(tmp_path):
     assert cli.invoke(app, ["releases", "audit", "--registry", db.url]).exit_code == 0  # the cut alone passes
     out = cli.invoke(app, ["releases", "audit", "--registry", db.url, "--expect-head", kept])
     assert out.exit_code == 4 and "expected head" in out.output
+
+
+# ---------------------------------------------------------------------------- the dashboard
+def test_the_dashboard_does_not_show_or_approve_an_edited_report(tmp_path, monkeypatch):
+    from test_app import _app, _sign_in, _texts, env  # noqa: F401
+    e = env.__wrapped__(tmp_path, monkeypatch)
+    run_id = stage_run(e["reg"], tmp_path, run_by="alice")
+    path = Path(e["reg"].artifacts(run_id)["report"])
+    doc = json.loads(path.read_text())
+    doc["data"]["n_synthetic"] = 12345  # what the reviewer would read is not what the gate read
+    path.write_text(json.dumps(doc))
+    at = _sign_in(_app(), "bob")
+    assert not at.exception, at.exception
+    assert "changed after the job wrote it" in _texts(at)
+    assert len(at.tabs) == 0 and at.button(key=f"approve_{run_id}").disabled
+    assert e["reg"].status(run_id) == "pending_review"
+
+
+def test_the_dashboard_binds_the_verdict_to_the_report_that_was_shown(tmp_path, monkeypatch):
+    from test_app import _app, _sign_in, _texts, env  # noqa: F401
+    e = env.__wrapped__(tmp_path, monkeypatch)
+    reg = e["reg"]
+    run_id = stage_run(reg, tmp_path, run_by="alice")
+    at = _sign_in(_app(), "bob")
+    assert len(at.tabs) == 8  # control: the staged report is shown
+    # the runner re-stages another report (same figures, other bytes) while bob reads
+    staged = reg.artifacts(run_id)
+    other = tmp_path / "other-report.json"
+    other.write_text(json.dumps(json.loads(Path(staged["report"]).read_text()), indent=4))
+    reg.add_event(run_id, step="staged", details={"report": str(other), "report_sha256": sha256_file(other)})
+    at.text_area(key=f"reason_{run_id}").input(REASON)
+    at.button(key=f"approve_{run_id}").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "changed since it was shown" in _texts(at)
+    assert reg.status(run_id) == "pending_review" and reg.reviews(run_id) == []

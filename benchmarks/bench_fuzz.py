@@ -33,14 +33,12 @@ import collections
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,7 +78,8 @@ def main() -> None:
         _debug(cases, root, repo, env, args.timeout)
         return
     if not args.spawn:
-        _preload(repo, env)
+        os.environ.update(env)
+        fc.preload(repo)
 
     def invoke(argv: list[str]) -> tuple[int, str]:
         code, out, _ = fc.run_subprocess(argv, cwd=repo, timeout=600, memory_bytes=None, env=env)
@@ -126,7 +125,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.workers) as pool:
             results = list(pool.map(run, enumerate(cases)))
     else:
-        cap = _address_space() + mem
+        cap = fc.address_space() + mem
         results = _run_forked(cases, prepare, record, repo=repo, env=env, cap=cap, timeout=args.timeout,
                               workers=args.workers)
     wall = time.perf_counter() - start
@@ -188,61 +187,6 @@ def _debug(cases: list[fc.Case], root: Path, repo: Path, env: dict[str, str], ti
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _preload(repo: Path, env: dict[str, str]) -> None:
-    """Import the tree under test (not this checkout's) once; children inherit it."""
-    os.environ.update(env)
-    sys.path.insert(0, str(repo))
-    for name in [m for m in sys.modules if m.split(".")[0] in ("synthkit", "connectors", "reports")]:
-        del sys.modules[name]
-    import synthkit.cli  # noqa: F401
-    import torch  # noqa: F401
-    for extra in ("synthkit.models", "synthkit.bundle", "connectors", "reports"):
-        try:
-            __import__(extra)
-        except ImportError:
-            pass
-    loaded = sys.modules["synthkit"].__file__
-    if not str(loaded).startswith(str(repo)):
-        raise SystemExit(f"synthkit was imported from {loaded}, not from {repo}")
-
-
-def _address_space() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _child(argv: list[str], out_path: Path, repo: Path, cap: int) -> None:
-    """In the forked child: limits, output to a file, then the CLI as `synthkit ARGV`."""
-    code = 1
-    try:
-        os.setsid()
-        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        os.chdir(repo)
-        sys.argv = ["synthkit", *argv]
-        from synthkit.cli import app
-        try:
-            app(argv, prog_name="synthkit")
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-
-
 def _run_forked(cases: list[fc.Case], prepare, record, *, repo: Path, env: dict[str, str], cap: int,
                 timeout: float, workers: int) -> list[dict]:
     pending = list(enumerate(cases))
@@ -261,7 +205,7 @@ def _run_forked(cases: list[fc.Case], prepare, record, *, repo: Path, env: dict[
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _child(argv, out_path, repo, cap)
+                fc.run_child(argv, out_path, repo, cap)
             running[pid] = (case, work, t0, out_path)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:

@@ -234,6 +234,133 @@ def run_subprocess(argv: list[str], *, cwd: Path, timeout: float, memory_bytes: 
     return (None if code < 0 else code), out.decode("utf-8", "replace"), False
 
 
+# ------------------------------------------------------------------ a fork server for isolated cases
+def preload(repo: Path) -> None:
+    """Import the CLI and what its commands import (torch included) from `repo`, running
+    nothing, so that forked children inherit the imports: a case then costs its own work."""
+    sys.path.insert(0, str(repo))
+    for name in [m for m in sys.modules if m.split(".")[0] in ("synthkit", "connectors", "reports")]:
+        del sys.modules[name]
+    import synthkit.cli  # noqa: F401
+    import torch  # noqa: F401
+    for extra in ("synthkit.models", "synthkit.bundle", "connectors", "reports"):
+        try:
+            __import__(extra)
+        except ImportError:
+            pass
+    loaded = str(sys.modules["synthkit"].__file__)
+    if not loaded.startswith(str(repo)):
+        raise SystemExit(f"synthkit was imported from {loaded}, not from {repo}")
+
+
+def address_space() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_child(argv: list[str], out_path: Path, repo: Path, cap: int) -> None:
+    """In a forked child: a new session, output to a file, an address-space cap, then the
+    CLI as `synthkit ARGV` (what `python -m synthkit.cli ARGV` runs)."""
+    import traceback
+    code = 1
+    try:
+        os.setsid()
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        os.chdir(repo)
+        sys.argv = ["synthkit", *argv]
+        from synthkit.cli import app
+        try:
+            app(argv, prog_name="synthkit")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def wait_child(pid: int, timeout: float) -> tuple[int | None, bool]:
+    """(exit code or None when killed by a signal, timed out)."""
+    import signal
+    import time
+    end = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return (os.WEXITSTATUS(status) if os.WIFEXITED(status) else None), False
+        if time.monotonic() > end:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return None, True
+        time.sleep(0.02)
+
+
+def serve(repo: str, extra_bytes: str) -> None:
+    """The fork server's loop (`python -c 'import fuzz_cases; fuzz_cases.serve(...)'`):
+    one JSON request per line on stdin, one JSON answer per line on stdout."""
+    preload(Path(repo))
+    cap = address_space() + int(extra_bytes)
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints must not break the protocol
+    answers.write('{"ready": true}\n')
+    answers.flush()
+    for line in sys.stdin:
+        req = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            run_child(req["argv"], Path(req["out"]), Path(repo), cap)
+        code, timed_out = wait_child(pid, req["timeout"])
+        answers.write(json.dumps({"code": code, "timed_out": timed_out}) + "\n")
+        answers.flush()
+
+
+class ForkServer:
+    """Runs isolated cases in children forked from one process that imported synthkit
+    from `repo` (never ran a torch op, so forking is safe): each child gets a timeout and
+    an address-space cap of the server's address space plus `extra_bytes`."""
+
+    def __init__(self, repo: Path, env: dict[str, str], extra_bytes: int = 4 << 30) -> None:
+        here = str(Path(__file__).resolve().parent)
+        code = f"import sys; sys.path.insert(0, {here!r}); import fuzz_cases; fuzz_cases.serve({str(repo)!r}, '{extra_bytes}')"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=repo, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.strip():
+            raise RuntimeError("the fuzz fork server did not start")
+
+    def run(self, argv: list[str], out_path: Path, timeout: float) -> tuple[int | None, str, bool]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"argv": argv, "out": str(out_path), "timeout": timeout}) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        output = out_path.read_text(errors="replace") if out_path.exists() else ""
+        return answer["code"], output, answer["timed_out"]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
 # ------------------------------------------------------------------ checks
 def schema_columns(work: Work, name: str = "schema.yaml") -> list[str] | None:
     path = work.p(name)
@@ -751,10 +878,19 @@ def _fit_cases() -> Iterable[Case]:
             return f.to_csv(index=False)
         return text
 
-    yield fit_on("fit-values-1e308", with_col(1e308 * (-1) ** i for i in range(n)))
-    yield fit_on("fit-ints-near-int64-min", with_col(-2**63 + int(v) for v in rng.integers(0, 1000, n)))
+    yield fit_on("fit-values-1e308", with_col(1e308 * (-1) ** i for i in range(n)), large=True)
+    yield fit_on("fit-ints-near-int64-min", with_col(-2**63 + int(v) for v in rng.integers(0, 1000, n)), large=True)
     yield fit_on("fit-ints-1e30", with_col(10**30 + int(v) for v in rng.integers(0, 1000, n)), large=True)
-    yield fit_on("fit-inf-nan-values", with_col(["inf", "nan", 1.5, "-inf", 2.5][i % 5] for i in range(n)))
+    yield fit_on("fit-inf-nan-values", with_col(["inf", "nan", 1.5, "-inf", 2.5][i % 5] for i in range(n)), large=True)
+
+    def extremes() -> str:  # the three above in one private fit (the tests' budget allows few fits)
+        f = base.copy()
+        f["huge"] = [1e308 * (-1) ** i for i in range(n)]
+        f["low"] = [-2**63 + int(v) for v in rng.integers(0, 1000, n)]
+        f["odd"] = [["inf", "nan", 1.5, "-inf", 2.5][i % 5] for i in range(n)]
+        return f.to_csv(index=False)
+
+    yield fit_on("fit-numeric-extremes-together", extremes)
     yield fit_on("fit-no-privacy-values-1e308", with_col(1e308 * (-1) ** i for i in range(n)), "either",
                  "--no-privacy", large=True, epsilon=None)
     yield fit_on("fit-duplicate-header", lambda: "a,a,sex\n" + "".join(f"{i},{i},{'fm'[i % 2]}\n" for i in range(n)),

@@ -4,8 +4,9 @@ a hang or a silent wrong success.
 
 - The small corpus of `tests/fuzz_cases.py` runs in-process through typer's CliRunner;
   cases that could hang, exhaust memory or overflow the C stack on a regression
-  (`isolate`) run in a `python -m synthkit.cli` subprocess with a 60 s timeout and a
-  4 GiB address-space cap, so a regression fails the test instead of stalling CI.
+  (`isolate`) run in a child forked from one process that imported synthkit (as
+  `python -m synthkit.cli` would run them) with a 60 s timeout and an address-space cap
+  (that process's plus 4 GiB), so a regression fails the test instead of stalling CI.
 - Hypothesis (derandomized, bounded examples, no deadline) feeds random CSV bytes and
   headers to `schema infer` and `connectors.read`, and random YAML documents to
   `schema check`.
@@ -68,6 +69,15 @@ def invoke(argv: list[str]) -> tuple[int, str, bool]:
 
 
 @pytest.fixture(scope="module")
+def fork_server(tmp_path_factory):
+    """One process that imported synthkit (and torch) and forks a child per isolated case."""
+    home = tmp_path_factory.mktemp("fuzz-home")
+    server = fc.ForkServer(REPO, fc.subprocess_env(home) | {"PYTHONPATH": str(REPO)})
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
 def bases(tmp_path_factory) -> fc.Bases:
     def fit(argv: list[str]) -> tuple[int, str]:
         code, out, _ = invoke(argv)
@@ -79,15 +89,12 @@ CASES = [c for c in fc.small_corpus() if c.name not in OPEN]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_input_ends_cleanly(case: fc.Case, bases: fc.Bases, tmp_path: Path) -> None:
+def test_hostile_input_ends_cleanly(case: fc.Case, bases: fc.Bases, request, tmp_path: Path) -> None:
     work = fc.Work(tmp_path, bases)
     argv = case.build(work)
     if case.isolate:
-        home = tmp_path / "home"
-        home.mkdir()
-        env = fc.subprocess_env(home)
-        env["PYTHONPATH"] = str(REPO)
-        code, output, timed_out = fc.run_subprocess(argv, cwd=REPO, timeout=60, memory_bytes=4 << 30, env=env)
+        server = request.getfixturevalue("fork_server")
+        code, output, timed_out = server.run(argv, tmp_path / "output.txt", timeout=60)
         cls, detail = fc.classify(case, work, code, output, timed_out=timed_out)
     else:
         code, output, escaped = invoke(argv)
@@ -130,7 +137,7 @@ def test_classify(code: int, output: str, expect: str, cls: str, tmp_path: Path)
 
 
 # ------------------------------------------------------------------ hypothesis
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 CSV_TOKENS = st.sampled_from(["a", "b", "x", "1", "-7", "0.5", "1e308", "-9223372036854775808", "inf", "nan", "",

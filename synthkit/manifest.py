@@ -5,10 +5,10 @@ dashboard through the report) reads the manifest through `read_manifest`, so wha
 receives has passed the same checks, in this order:
 
 1. size and shape of the text before it is parsed: at most `MAX_MANIFEST_BYTES`, UTF-8,
-   integers of at most `MAX_INT_DIGITS` digits (a 5,000-digit integer would otherwise
-   cost quadratic time or hit Python's global 4,300-digit limit), no NaN or infinity,
-   nesting at most `MAX_DEPTH` deep (checked on the parsed value without recursion; a
-   document deep enough to exhaust the parser's own recursion is refused as well);
+   nesting at most `MAX_DEPTH` deep (a scan of the text without recursion, before the
+   recursive parser runs), integers of at most `MAX_INT_DIGITS` digits (a 5,000-digit
+   integer would otherwise hit Python's global 4,300-digit limit; `parse_int` refuses it
+   without touching that global), no NaN or infinity;
 2. the SHA-256 of `manifest.json` against the `manifest.sha256` file that `save` writes
    beside it. This detects a manifest that was edited, truncated or half copied. It is no
    signature: whoever can rewrite both files can forge both; what was reviewed is pinned by
@@ -99,23 +99,19 @@ def _parse_constant(text: str) -> float:
     raise _NotFinite
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth without recursion (the parsed value may be deep)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, d = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, d)
-        if d > MAX_DEPTH:
-            return d
-        stack.extend((c, d + 1) for c in children)
-    return deepest
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _depth(raw: bytes) -> int:
+    """Nesting depth of a JSON text, before it is parsed and without recursion: strings
+    removed, then a running count of brackets (vectorised: a 16 MB text takes ~0.1 s)."""
+    import numpy as np
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, delete=_NOT_BRACKET)
+    if not brackets:
+        return 0
+    a = np.frombuffer(brackets, dtype=np.uint8)
+    return int(np.cumsum(np.where((a == ord("[")) | (a == ord("{")), 1, -1)).max())
 
 
 def _where(path: Path | str) -> str:
@@ -137,6 +133,8 @@ def parse_manifest(raw: bytes, *, where: str) -> dict[str, Any]:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ArtifactError(f"bundle {where!r}: {MANIFEST} is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MB; "
                             f"it was not written by synthkit; {_FIX}")
+    if _depth(raw) > MAX_DEPTH:
+        raise ArtifactError(f"bundle {where!r}: {MANIFEST} is nested more than {MAX_DEPTH} levels deep; {_FIX}")
     try:
         text = raw.decode("utf-8")
         data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
@@ -151,8 +149,6 @@ def parse_manifest(raw: bytes, *, where: str) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
         raise ArtifactError(f"bundle {where!r}: {MANIFEST} is not valid UTF-8 JSON; the bundle is corrupt; "
                             f"{_FIX}") from None
-    if _depth(data) > MAX_DEPTH:
-        raise ArtifactError(f"bundle {where!r}: {MANIFEST} is nested more than {MAX_DEPTH} levels deep; {_FIX}")
     if not isinstance(data, dict):
         raise ArtifactError(f"bundle {where!r}: {MANIFEST} is not a JSON object; it is no synthkit model bundle")
     return data

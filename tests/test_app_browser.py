@@ -100,6 +100,12 @@ def _wait(driver, xpath: str, timeout: float = 60):
         ec.element_to_be_clickable(("xpath", xpath)))
 
 
+def _present(driver, xpath: str, timeout: float = 60):
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located(("xpath", xpath)))
+
+
 def _do(driver, xpath: str, act, timeout: float = 60) -> None:
     """Find the element and act on it. A Streamlit rerun replaces DOM nodes, so a node found
     a moment ago can be stale by the time it is clicked: find it again until the action
@@ -173,7 +179,9 @@ def test_runner_cannot_approve_in_a_real_browser(dashboard, browser):
     _wait(browser, "//input[@aria-label='Password']").send_keys(PASSWORDS["alice"])
     _do(browser, _button("Sign in"), lambda e: e.click())
     _wait(browser, "//*[normalize-space()='Release gate']")
+    # the button renders after the heading: wait for it (and the reason) to be on the page
+    _present(browser, _button("Approve release"))
+    _present(browser, "//*[contains(normalize-space(), 'four-eyes')]")
     approve = browser.find_element("xpath", _button("Approve release"))
     assert not approve.is_enabled()
-    assert "four-eyes" in browser.page_source
     assert reg.status(second) == "pending_review"

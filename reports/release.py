@@ -47,7 +47,6 @@ import json
 import logging
 import math
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ from reports.registry import Registry, RegistryError, RunRecord, now_utc
 from reports.review import AccessDenied, Reviewer, ReviewerConfig, four_eyes_problem, identity_key
 from reports.signing import key_id, public_key_line, sha256_json, sha256_text, sign, signature_valid
 from synthkit.errors import ArtifactError, SynthkitError
+from synthkit.partials import locked_partial
 from synthkit.schema import Schema
 
 logger = logging.getLogger(__name__)
@@ -461,8 +461,7 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
     final = releases_dir / run_id
     if final.exists():
         raise ArtifactError(f"release folder {str(final)!r} already exists; it was not written by this release")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", suffix=".partial", dir=releases_dir))
-    try:
+    with locked_partial(final, folder=True) as tmp:  # a killed publish's partial is removed by the next one
         synthetic = Path(staged["synthetic"])
         copied = tmp / f"synthetic{synthetic.suffix}"
         shutil.copyfile(synthetic, copied)
@@ -488,10 +487,7 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
                               for name, digest in files.items()}}
         _write_json(tmp / MANIFEST, manifest)
         manifest_sha = sha256_file(tmp / MANIFEST)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp.rename(final)  # fails, never replaces, if a release folder appeared meanwhile
     try:
         registry.add_release(run_id, path=str(final), manifest_sha256=manifest_sha, files=files,
                              released_by=released_by)

@@ -190,6 +190,26 @@ def staged_folder(dest: Path) -> Iterator[Path]:
             os.close(fd)
 
 
+@contextmanager
+def locked_partial(dest: Path, *, folder: bool) -> Iterator[Path]:
+    """A locked partial (file or folder) beside `dest` that the CALLER renames when its
+    output is complete (e.g. a rename that must fail, not replace, when `dest` appeared
+    meanwhile). Stale partials of `dest` are removed first; on any error the partial, if
+    still there, is removed; the lock is held until the block ends."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dest)
+    path, fd = _create(dest, folder=folder)
+    try:
+        yield path
+    except BaseException:
+        _remove(path)
+        raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def _remove(path: Path) -> None:
     try:
         if path.is_dir() and not path.is_symlink():

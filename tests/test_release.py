@@ -341,6 +341,20 @@ def test_what_is_released_is_what_was_evaluated(reg, tmp_path, config):
     assert reg.status(run_id) == "pending_review" and not (tmp_path / "releases").exists()
 
 
+def test_a_killed_publish_leaves_no_release_and_its_partial_is_removed(reg, tmp_path, config):
+    """A publish killed mid-copy (SIGKILL: no cleanup) leaves a hidden, unlocked partial
+    folder; the next publish of the run removes it and writes the one release folder."""
+    run_id = stage_run(reg, tmp_path)
+    releases = tmp_path / "releases"
+    stale = releases / f".{run_id}.dead0001.partial"  # named as a partial of releases/RUN_ID; nobody holds its lock
+    stale.mkdir(parents=True)
+    (stale / "synthetic.csv").write_text("a,b\n1,2\n")
+    approve(reg, run_id, reviewer=config.find("bob"), reason="approved")
+    assert reg.status(run_id) == "released"
+    assert sorted(p.name for p in releases.iterdir()) == [run_id]
+    assert verify(reg, run_id).ok
+
+
 def test_publish_never_releases_twice(reg, tmp_path, config):
     run_id = stage_run(reg, tmp_path)
     approve(reg, run_id, reviewer=config.find("bob"), reason="approved")

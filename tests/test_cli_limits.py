@@ -362,3 +362,14 @@ def test_a_generate_stopped_with_sigterm_removes_its_partial(bundle, tmp_path):
     assert proc.wait() != 0
     proc.stderr.close()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["no[/x]such", "a[bold]b", "[/]"])
+def test_an_error_naming_a_path_with_brackets_prints_it_as_written(tmp_path, name):
+    """Errors print through rich: a path with [brackets] must not be read as markup (a
+    closing tag without an opening one raised MarkupError, an internal error)."""
+    missing = tmp_path / name
+    r = runner.invoke(app, ["generate", str(missing), "--rows", "5", "--out", str(tmp_path / "out.csv")])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from synthkit.errors import SynthkitError
@@ -31,7 +32,8 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except SynthkitError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        # escaped: a path or a name with [brackets] must print as written, not as rich markup
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except (typer.Exit, typer.Abort):
         raise
@@ -39,8 +41,8 @@ def cli_errors() -> Iterator[None]:
         err_console.print("[bold red]interrupted[/]: no output was written")
         raise typer.Exit(130) from None
     except OSError as err:  # the machine said no (permissions, a full or read-only disk): name the path
-        where = f" {err.filename!r}" if err.filename else ""
-        what = err.strerror or type(err).__name__
+        where = escape(f" {err.filename!r}") if err.filename else ""
+        what = escape(err.strerror or type(err).__name__)
         err_console.print(f"[bold red]error:[/] cannot read or write{where}: {what}; check the path given to "
                           "the command (its folder must exist or be creatable, and be writable for --out) "
                           "and the free disk space", highlight=False, markup=True, soft_wrap=True)

@@ -22,8 +22,6 @@ import hashlib
 import logging
 import math
 import platform
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from synthkit import manifest as _manifest
 from synthkit.errors import ArtifactError, SynthkitError
 from synthkit.ledger import PrivacyLedger
 from synthkit.manifest import FORMAT, FORMAT_VERSION, MANIFEST, MANIFEST_HASH, WEIGHTS  # noqa: F401 (re-exported)
+from synthkit.partials import staged_folder
 from synthkit.schema import Schema
 
 logger = logging.getLogger(__name__)
@@ -68,8 +67,8 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
         if not overwrite:
             raise ArtifactError(f"output {str(target)!r} already exists; choose another path or pass --overwrite")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    # a locked partial: a killed fit's partial is removed by the next save to the same path
+    with staged_folder(target) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model._weights().items()}
         save_file(weights, str(tmp / WEIGHTS))
         params = model.get_params()
@@ -108,12 +107,6 @@ def save_bundle(model: Any, path: str | Path, *, overwrite: bool = False) -> Pat
             manifest["holdout"] = model.holdout_
         # manifest.json and manifest.sha256 (the loader checks one against the other)
         _manifest.write_manifest(tmp, manifest)
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

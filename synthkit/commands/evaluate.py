@@ -8,13 +8,12 @@ command (synthkit's composition root rule)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from synthkit.partials import staged_folder
 from synthkit.commands._common import (
     EncodingOption,
     HeaderOption,
@@ -69,16 +68,9 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
         raise ArtifactError(f"bundle {str(model_dir)!r} changed while it was evaluated (its manifest SHA-256 "
                             "differs); run evaluate again on a bundle nothing else writes to")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with staged_folder(out) as tmp:  # locked; a killed evaluate's partial is removed by the next one
         report.save(tmp / "report.json")
         render_html(report, tmp / "report.html")
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

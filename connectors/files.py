@@ -574,18 +574,13 @@ def atomic_path(path: Path, *, overwrite: bool) -> Iterator[Path]:
         raise SourceError(f"{str(path)!r} already exists; choose another path or pass --overwrite")
     if path.is_dir():
         raise SourceError(f"{str(path)!r} is a folder; give a file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    # a hidden partial locked while it is written (synthkit.partials): flushed to disk and
+    # renamed over `path` on success, removed on error; a killed writer's partial is removed
+    # by the next write to `path`, a live writer's never
+    from synthkit.partials import staged_file
+
+    with staged_file(path) as tmp:
         yield tmp
-        with open(tmp, "rb+") as f:  # the data is on disk before the name points at it
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_chunks(chunks: Iterable[pd.DataFrame], path: Path, *, kind: FileKind, overwrite: bool = False) -> int:

@@ -280,6 +280,10 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
                                "RangeCoverage, averaged over numeric columns).",
                                details={"per_column": cov["range"]},
                                note=None if rng_v is not None else "no numeric column"))
+        if min(len(x_train), len(x_syn)) <= div.PRDC_K:
+            raise ConfigError(f"evaluation needs more than {div.PRDC_K} real training rows and more than "
+                              f"{div.PRDC_K} synthetic rows (the diversity metrics compare each row with its "
+                              f"{div.PRDC_K} nearest neighbours); generate more synthetic rows or give more real rows")
         p = div.prdc(x_train, x_syn, rng=rngs["diversity"])
         pd_det = {"k": div.PRDC_K, "rows_real": p.n_real, "rows_synthetic": p.n_synthetic}
         metrics.append(_metric("diversity.prdc.precision", "diversity", p.precision,

@@ -282,6 +282,9 @@ class Registry:
         except sa.exc.OperationalError as err:
             raise RegistryError(f"cannot open the registry at {display_url(self.url)} "
                                 f"({type(err.orig).__name__}); check the path or URL and that the server runs") from None
+        except sa.exc.DatabaseError:  # e.g. a file that is not an SQLite database
+            raise RegistryError(f"{display_url(self.url)} is not a synthkit registry (the database cannot be read); "
+                                "give the registry's path or URL (--registry or $SYNTHKIT_REGISTRY)") from None
 
     def __repr__(self) -> str:
         return f"Registry({display_url(self.url)!r})"

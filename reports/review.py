@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from reports.registry import RunRecord
 from reports.signing import parse_public_key
@@ -129,10 +128,13 @@ class ReviewerConfig:
         p = Path(raw)
         if not p.is_file():
             raise ReviewerConfigError([f"no such file (set --reviewers or ${ENV_REVIEWERS})"], where=str(p))
+        from synthkit import safeload  # size, depth and alias caps; non-UTF-8 is one line
+
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            raise ReviewerConfigError(["not valid YAML"], where=str(p)) from None
+            text = safeload.read_text(p, max_bytes=safeload.POLICY_MAX_BYTES, where=str(p))
+            data = safeload.load_yaml(text, where=str(p)) or {}
+        except safeload.InputLimitError as err:
+            raise ReviewerConfigError([err.problem], where=str(p)) from None
         return cls.from_dict(data, source=str(p))
 
     @classmethod

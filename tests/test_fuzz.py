@@ -42,13 +42,8 @@ REPO = Path(synthkit.__file__).resolve().parents[1]  # the tree under test (also
 # they end in and where), left out of the parametrized test until fixed (issue 16).
 OPEN: dict[str, str] = {
     "dphmm-states-huge": "unclear_error: a WARNING line (synthkit/models/hmm.py:793) before the error line",
-    "evaluate-synthetic-five-rows": "exception: ValueError at reports/encoding.py:166 nearest "
-                                    "(reports/diversity.py:70 prdc, reports/evaluation.py:283)",
     "fit-numeric-extremes-together": "unclear_error: a numpy RuntimeWarning (synthkit/schema.py:634, np.mod on "
                                      "inf) before the error line",
-    "releases-list-garbage-registry": "exception: sqlalchemy DatabaseError at reports/registry.py:245 _on_connect "
-                                      "on a registry file that is not SQLite",
-    "reviewers-add-garbage-file": "exception: UnicodeDecodeError at reports/review.py:133 load (non-UTF-8 file)",
 }
 
 

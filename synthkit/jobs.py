@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import shutil
-import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from synthkit.errors import ConfigError, SynthkitError
+from synthkit.partials import locked_partial
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +376,10 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
 
     logger.info("run %s: started job %r (attempt %d) by %s; registry %s", run.run_id, spec.name, run.attempt,
                 run_by, display_url(reg.url))
-    staging = Path(tempfile.mkdtemp(prefix=f".{run.run_id}.", suffix=".partial", dir=_mkdir(spec.work_dir)))
+    # a locked partial (synthkit.partials): a job killed with SIGKILL leaves one that the
+    # next run of the same run id removes; the lock is held until the job ends
+    hold_partial = ExitStack()
+    staging = hold_partial.enter_context(locked_partial(_mkdir(spec.work_dir) / run.run_id, folder=True))
     step = "read"
     try:
         train, holdout, schema = _read(spec)
@@ -434,6 +438,8 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
         raise JobFailed(run.run_id, step, message) from (err if isinstance(err, SynthkitError) else None)
+    finally:
+        hold_partial.close()
     result = _result(reg, run.run_id, created=True)
     logger.info("run %s: finished with status %s", run.run_id, result.status)
     return result

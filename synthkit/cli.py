@@ -199,6 +199,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     if batch_size is not None:
         params["batch_size"] = batch_size
     synth = BY_NAME[model](**params)
+    from synthkit.manifest import check_hyperparameters
+    check_hyperparameters(synth)
     if infer_dp:
         synth.fit(frame, schema=None, budget=budget, progress=progress,
                   roles={"entity_key": schema.entity_key, "targets": schema.targets})
@@ -258,6 +260,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
         if value is not None:
             params[name] = value
     synth = DPHMM(**params)
+    from synthkit.manifest import check_hyperparameters
+    check_hyperparameters(synth)
     synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress,
               roles=roles)
     synth.holdout_ = holdout_record

@@ -491,6 +491,8 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     params = {**spec.hyperparameters, "seed": spec.seed, "device": spec.device,
               "max_rows_per_entity": spec.max_rows_per_entity}
     synth = BY_NAME[spec.model](**params)
+    from synthkit.manifest import check_hyperparameters
+    check_hyperparameters(synth)
     synth.fit(train, schema=schema, budget=budget)
     synth.save(out)
     logger.info("fitted %s: %s", spec.model, synth.privacy_summary()["guarantee"])

@@ -656,6 +656,22 @@ def _problem(err: ValidationError) -> str:
     return f"{loc or 'manifest'}: {msg}{more}"
 
 
+def check_hyperparameters(model: Any) -> None:
+    """Refuse, before any data is touched or memory allocated, hyperparameters a bundle
+    could not hold (the same bounds the loader applies), in one line naming the option."""
+    from synthkit.errors import ConfigError
+
+    cls = HYPERPARAMETERS.get(type(model).__name__)
+    if cls is None:
+        return
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
+    try:
+        cls.model_validate(params)
+    except ValidationError as err:
+        raise ConfigError(f"model option {_problem(err).replace('manifest', 'options', 1)}; "
+                          "choose a value in the allowed range (see `synthkit fit --help`)") from None
+
+
 def validate_manifest(data: dict[str, Any], *, where: str) -> BundleManifest:
     try:
         m = BundleManifest.model_validate(data)

@@ -631,7 +631,9 @@ def _infer_kind(name: str, s: pd.Series) -> ColumnKind:
     if pd.api.types.is_integer_dtype(s):
         return "integer"
     if pd.api.types.is_float_dtype(s):
-        if len(non_null) and np.all(np.mod(non_null.to_numpy(dtype=float), 1.0) == 0) and non_null.nunique() > 2:
+        with np.errstate(invalid="ignore"):  # inf mod 1 is nan (not whole): no warning on the user's screen
+            whole = bool(len(non_null)) and bool(np.all(np.mod(non_null.to_numpy(dtype=float), 1.0) == 0))
+        if whole and non_null.nunique() > 2:
             return "integer"
         return "continuous"
     if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):

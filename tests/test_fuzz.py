@@ -41,9 +41,6 @@ REPO = Path(synthkit.__file__).resolve().parents[1]  # the tree under test (also
 # Cases of the small corpus that do not yet end as expected on this tree (name: the class
 # they end in and where), left out of the parametrized test until fixed (issue 16).
 OPEN: dict[str, str] = {
-    "dphmm-states-huge": "unclear_error: a WARNING line (synthkit/models/hmm.py:793) before the error line",
-    "fit-numeric-extremes-together": "unclear_error: a numpy RuntimeWarning (synthkit/schema.py:634, np.mod on "
-                                     "inf) before the error line",
 }
 
 

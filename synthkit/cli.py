@@ -8,6 +8,7 @@ This module is the composition root: it imports `connectors` lazily inside comma
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -622,6 +623,10 @@ def demo(
         check_seed(seed, "--seed")
         if not 1 <= rows <= MAX_GENERATE:
             raise ConfigError(f"--rows {rows} is outside 1..{MAX_GENERATE:,}; give a smaller --rows")
+        if not (math.isfinite(epsilon) and epsilon > 0):  # before anything is written or printed
+            raise ConfigError("--epsilon must be a positive finite number (the demo's default is 3)")
+        if epochs < 1:
+            raise ConfigError("--epochs must be at least 1 (the demo's default is 30)")
         check_writable(out / "x", "--out")
         out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)

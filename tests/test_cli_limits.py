@@ -373,3 +373,16 @@ def test_an_error_naming_a_path_with_brackets_prints_it_as_written(tmp_path, nam
     assert r.exit_code == 2
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0]
+
+
+@pytest.mark.parametrize("option, value", [("--epsilon", "-1"), ("--epsilon", "nan"), ("--epsilon", "inf"),
+                                           ("--epochs", "0")])
+def test_demo_refuses_bad_options_before_writing_or_printing_anything(tmp_path, option, value):
+    """Before: `demo --epsilon -1` wrote the real data and printed 'real data: ...' before
+    the job refused the budget."""
+    out = tmp_path / "demo"
+    r = runner.invoke(app, ["demo", option, value, "--out", str(out)])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and option in lines[0]
+    assert not out.exists()

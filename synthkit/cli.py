@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -685,7 +686,33 @@ def main() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    app()
+    raise SystemExit(_run_app(sys.argv[1:]))
+
+
+def _run_app(argv: list[str]) -> int:
+    """Run the app; a usage error (unknown option, value out of range) is ONE line naming
+    the option and where the help is, as every other synthkit error, not click's box."""
+    from rich.markup import escape
+
+    try:  # typer >= 0.25 carries its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - older typer on click
+        from click import exceptions as click_errors
+
+    try:
+        result = app(args=argv, prog_name="synthkit", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as err:  # `synthkit schema` alone: the help, as before
+        err.show()
+        return err.exit_code
+    except click_errors.UsageError as err:
+        where = err.ctx.command_path if err.ctx is not None else "synthkit"
+        err_console.print(f"[bold red]error:[/] {escape(err.format_message().rstrip('.'))}; see `{escape(where)} --help`",
+                          highlight=False, soft_wrap=True)
+        return err.exit_code
+    except click_errors.Abort:
+        err_console.print("[bold red]interrupted[/]: no output was written")
+        return 130
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

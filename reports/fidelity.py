@@ -83,6 +83,7 @@ def decile_bins(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Colum
 
 def pair_trends(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]) -> dict[tuple[str, str], float | None]:
     from sdmetrics.column_pairs import ContingencySimilarity, CorrelationSimilarity
+    from sdmetrics.errors import ConstantInputError
     rb, sb = decile_bins(real, synthetic, columns)
     out: dict[tuple[str, str], float | None] = {}
     with warnings.catch_warnings():
@@ -98,7 +99,11 @@ def pair_trends(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Colum
                     if ps.std().min() == 0:  # a constant synthetic column has no correlation at all
                         out[key] = 0.0
                         continue
-                    score = CorrelationSimilarity.compute(pr, ps)
+                    try:
+                        score = CorrelationSimilarity.compute(pr, ps)
+                    except ConstantInputError:  # e.g. values near 1e308, whose spread overflows
+                        out[key] = 0.0
+                        continue
                 else:
                     score = ContingencySimilarity.compute(rb[[a.name, b.name]], sb[[a.name, b.name]])
                 out[key] = float(score) if np.isfinite(score) else None

@@ -709,7 +709,7 @@ def _run_app(argv: list[str]) -> int:
         err_console.print(f"[bold red]error:[/] {escape(err.format_message().rstrip('.'))}; see `{escape(where)} --help`",
                           highlight=False, soft_wrap=True)
         return err.exit_code
-    except click_errors.Abort:
+    except typer.Abort:
         err_console.print("[bold red]interrupted[/]: no output was written")
         return 130
     return result if isinstance(result, int) else 0

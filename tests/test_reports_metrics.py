@@ -338,3 +338,18 @@ def test_seeded_evaluation_is_reproducible():
     b = reports.evaluate(real=TRAIN.head(500), synthetic=SYNTHETIC["independent"].head(500), holdout=HOLDOUT.head(500),
                          schema=SCHEMA, target="flag", seed=3)
     assert [(m.id, m.value, m.ci) for m in a.metrics] == [(m.id, m.value, m.ci) for m in b.metrics]
+
+
+def test_pair_trends_score_a_synthetic_pair_at_the_largest_doubles_zero_not_an_error():
+    """Synthetic values near 1e308 (their spread overflows): sdmetrics refused the pair as
+    constant with ConstantInputError, which reached the user as an internal error."""
+    from reports.fidelity import pair_trends
+    from synthkit.schema import Column
+
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    real["b"] += real["a"]
+    synthetic = pd.DataFrame({"a": np.full(200, 1e308), "b": rng.normal(size=200)})  # its mean overflows: std nan
+    cols = [Column(name="a", kind="continuous", nullable=False), Column(name="b", kind="continuous", nullable=False)]
+    assert pair_trends(real, synthetic, cols) == {("a", "b"): 0.0}
+    assert pair_trends(real, real, cols)[("a", "b")] == pytest.approx(1.0)  # control

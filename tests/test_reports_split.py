@@ -88,14 +88,24 @@ def test_bad_fraction_is_refused(fraction):
 
 
 def test_evaluate_rederives_the_recorded_split(tmp_path):
-    df = mixture(1200, 0)
+    """A real bundle (manifests are validated on every read, so no hand-written one) fitted
+    without privacy with a seeded 25% holdout; evaluate re-derives that split."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import connectors
+    from synthkit.cli import app
+
+    mixture(1200, 0).to_parquet(tmp_path / "data.parquet", index=False)
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(SCHEMA.to_dict()))
+    bundle = tmp_path / "model"
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "data.parquet"), "--schema", str(tmp_path / "schema.yaml"),
+                                      "--model", "dptvae", "--no-privacy", "--epochs", "1", "--holdout", "0.25",
+                                      "--holdout-seed", "5", "--batch-size", "100", "--device", "cpu", "--out", str(bundle)])
+    assert result.exit_code == 0, result.output
+    df = connectors.read(tmp_path / "data.parquet")
     train, hold, rec = holdout_split(df, fraction=0.25, seed=5)
-    (tmp_path / "manifest.json").write_text(json.dumps({
-        "format": "synthkit-model-bundle", "format_version": 1, "model": {"class": "DPTVAE"},
-        "schema": SCHEMA.to_dict(), "holdout": rec,
-        "privacy": {"summary": {"private": False, "guarantee": "no formal privacy guarantee", "unit": "row",
-                                "max_rows_per_unit": 1, "events": []}}}))
-    r = reports.evaluate(real=df, synthetic=train, model_dir=tmp_path, seed=0)
+    r = reports.evaluate(real=df, synthetic=train, model_dir=bundle, seed=0)
     assert r.data["n_train"] == 900 and r.data["n_holdout"] == 300
     assert "recorded split" in r.data["holdout_source"]
     assert r.metric("privacy.membership_inference.auc").value > 0.99  # synthetic = the re-derived train

@@ -14,16 +14,17 @@ from synthkit.errors import (
     SourceError,
     SynthkitError,
 )
-from synthkit.ledger import PrivacyBudget, PrivacyLedger
-from synthkit.schema import Column, Schema, infer_schema
-from synthkit.table import Table
 
 __version__ = "0.1.0"
 
-# Models and bundles need torch; they load on first access so that `reports` and the
-# dashboard, which only read schemas and ledgers, never import torch (DESIGN.md §3).
+# Everything but the errors loads on first access: models and bundles need torch, so
+# `reports` and the dashboard, which only read schemas and ledgers, never import it
+# (DESIGN.md §3); schema, ledger and table need pandas and numpy, so the CLI can refuse a
+# bad option in a fraction of a second before any of them is imported.
 _LAZY = {"load": "synthkit.bundle", "DPCTGAN": "synthkit.models", "DPTVAE": "synthkit.models",
-         "DPHMM": "synthkit.models", "Synthesizer": "synthkit.models"}
+         "DPHMM": "synthkit.models", "Synthesizer": "synthkit.models",
+         "PrivacyBudget": "synthkit.ledger", "PrivacyLedger": "synthkit.ledger", "Column": "synthkit.schema",
+         "Schema": "synthkit.schema", "infer_schema": "synthkit.schema", "Table": "synthkit.table"}
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]

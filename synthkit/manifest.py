@@ -607,7 +607,8 @@ class BundleManifest(_Strict):
         if (self.model.class_ == "DPHMM") != (self.sequence is not None):
             raise ValueError("a DPHMM bundle needs a 'sequence' section, and only a DPHMM bundle has one")
         if self.sequence is not None:
-            _schema(self.sequence.context_schema, "sequence.context_schema")
+            # a sequence model without context columns has only the entity key here
+            _schema(self.sequence.context_schema, "sequence.context_schema", require_learned=False)
             names = [e.name for e in self.sequence.layout.columns]
             if any(n not in schema for n in names):
                 raise ValueError("sequence.layout.columns names a column the schema does not have")
@@ -630,11 +631,11 @@ class BundleManifest(_Strict):
         return self
 
 
-def _schema(data: dict[str, Any], field: str) -> Any:
+def _schema(data: dict[str, Any], field: str, *, require_learned: bool = True) -> Any:
     from synthkit.errors import SchemaError
     from synthkit.schema import Schema
     try:
-        schema = Schema.from_dict(data).validate()
+        schema = Schema.from_dict(data, require_learned=require_learned)
         canonical = schema.to_dict() == data
     except SchemaError as err:
         raise ValueError(f"{field} is invalid: {_clean('; '.join(err.problems), 200)}") from None

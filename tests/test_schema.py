@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import string
 from datetime import datetime
 from pathlib import Path
@@ -143,6 +144,8 @@ def _schemas(draw: st.DrawFn) -> Schema:
         bounds = categories = None
         if kind in ("continuous", "integer") and draw(st.booleans()):
             lo, hi = sorted(draw(st.lists(_FINITE, min_size=2, max_size=2, unique=True)))
+            if kind == "integer" and math.floor(hi) < math.ceil(lo):  # valid integer bounds hold a whole number
+                lo, hi = float(math.floor(lo)), float(math.floor(lo) + 1)
             bounds = (lo, hi)
         if kind == "datetime" and draw(st.booleans()):
             lo, hi = sorted(draw(st.lists(st.datetimes(min_value=datetime(1700, 1, 1), max_value=datetime(2200, 1, 1)),

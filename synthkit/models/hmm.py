@@ -1276,7 +1276,7 @@ class DPHMM(Synthesizer):
                          d_context=layout["d_context"]).to(device)
             net.load_state_dict({k.removeprefix("hmm."): v for k, v in weights.items()})
             self.schema_ = schema
-            self.context_schema_ = Schema.from_dict(extra["context_schema"])
+            self.context_schema_ = Schema.from_dict(extra["context_schema"], require_learned=False)
             self.transformer_ = transformer
             self.layout_ = layout
             self.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])

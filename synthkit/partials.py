@@ -145,52 +145,6 @@ def _create(dest: Path, *, folder: bool) -> tuple[Path, int]:
 
 
 @contextmanager
-def staged_file(dest: Path) -> Iterator[Path]:
-    """Yield a locked partial path beside `dest`; on success its data is flushed to disk
-    and it replaces `dest` in one rename; on any error it is removed. Stale partials of
-    `dest` are removed first. The caller checks overwrite rules before entering."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(dest)
-    path, fd = _create(dest, folder=False)
-    try:
-        yield path
-        with open(path, "rb") as f:  # the data is on disk before the name points at it
-            os.fsync(f.fileno())
-        os.replace(path, dest)
-    except BaseException:
-        _remove(path)
-        raise
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-@contextmanager
-def staged_folder(dest: Path) -> Iterator[Path]:
-    """Yield a locked partial folder beside `dest`; on success it replaces `dest` (an
-    existing `dest` is removed first); on any error it is removed. Stale partials of
-    `dest` are removed first. The caller checks overwrite rules before entering."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(dest)
-    path, fd = _create(dest, folder=True)
-    try:
-        yield path
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        os.rename(path, dest)
-    except BaseException:
-        _remove(path)
-        raise
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-@contextmanager
 def locked_partial(dest: Path, *, folder: bool) -> Iterator[Path]:
     """A locked partial (file or folder) beside `dest` that the CALLER renames when its
     output is complete (e.g. a rename that must fail, not replace, when `dest` appeared
@@ -208,6 +162,33 @@ def locked_partial(dest: Path, *, folder: bool) -> Iterator[Path]:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+@contextmanager
+def staged_file(dest: Path) -> Iterator[Path]:
+    """Yield a locked partial path beside `dest`; on success its data is flushed to disk
+    and it replaces `dest` in one rename; on any error it is removed. Stale partials of
+    `dest` are removed first. The caller checks overwrite rules before entering."""
+    with locked_partial(dest, folder=False) as path:
+        yield path
+        with open(path, "rb") as f:  # the data is on disk before the name points at it
+            os.fsync(f.fileno())
+        os.replace(path, dest)
+
+
+@contextmanager
+def staged_folder(dest: Path) -> Iterator[Path]:
+    """Yield a locked partial folder beside `dest`; on success it replaces `dest` (an
+    existing `dest` is removed first); on any error it is removed. Stale partials of
+    `dest` are removed first. The caller checks overwrite rules before entering."""
+    dest = Path(dest)
+    with locked_partial(dest, folder=True) as path:
+        yield path
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        os.rename(path, dest)
 
 
 def _remove(path: Path) -> None:

@@ -256,24 +256,26 @@ def test_a_release_record_naming_files_outside_the_folder_is_flagged(reg, tmp_pa
     assert not result.ok and any("outside the release folder" in p for p in result.problems), result.problems
 
 
-def test_a_manifest_listing_other_files_than_the_record_is_flagged(reg, tmp_path):
+def _edit_manifest_and_record(reg, tmp_path, edit) -> tuple[Registry, str]:
+    """Release a run, edit its release manifest with `edit`, and rewrite the registry's
+    record of the manifest's hash to match (what an attacker with write access can do)."""
     run_id = _released(reg, tmp_path)
     folder = tmp_path / "releases" / run_id
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["../../real.csv"] = {"sha256": "0" * 64, "bytes": 1}
+    edit(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    again = _rewrite_release_row(reg, run_id, manifest_sha256=sha256_file(folder / "manifest.json"))
+    return _rewrite_release_row(reg, run_id, manifest_sha256=sha256_file(folder / "manifest.json")), run_id
+
+
+def test_a_manifest_listing_other_files_than_the_record_is_flagged(reg, tmp_path):
+    again, run_id = _edit_manifest_and_record(
+        reg, tmp_path, lambda m: m["files"].update({"../../real.csv": {"sha256": "0" * 64, "bytes": 1}}))
     result = verify(again, run_id)
     assert not result.ok and any("manifest" in p for p in result.problems), result.problems
 
 
 def test_a_manifest_head_not_in_the_chain_is_flagged(reg, tmp_path):
-    run_id = _released(reg, tmp_path)
-    folder = tmp_path / "releases" / run_id
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["registry_head"] = "ab" * 32
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    again = _rewrite_release_row(reg, run_id, manifest_sha256=sha256_file(folder / "manifest.json"))
+    again, run_id = _edit_manifest_and_record(reg, tmp_path, lambda m: m.update(registry_head="ab" * 32))
     result = verify(again, run_id)
     assert not result.ok and any("registry_head" in p for p in result.problems), result.problems
 

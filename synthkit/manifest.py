@@ -211,7 +211,7 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------- hyperparameters
 class _TableParams(_Strict):
     epochs: Epochs
-    batch_size: Batch
+    batch_size: Batch | None  # None (before a fit only): adapts to the DP unit count; a bundle holds the chosen one
     max_rows_per_entity: Annotated[int, Field(ge=1, le=100_000)]
     preprocessing_epsilon_share: Share
     max_grad_norm: PositiveScale
@@ -243,7 +243,7 @@ class DPCTGANParams(_TableParams):
 class DPHMMParams(_Strict):
     n_states: Annotated[int, Field(ge=1, le=MAX_STATES)]
     epochs: Epochs
-    batch_size: Batch
+    batch_size: Batch | None  # None (before a fit only): adapts to the DP entity count
     lr: Rate
     max_length: Annotated[int, Field(ge=1, le=MAX_LENGTH)] | None
     length_quantile: Annotated[float, Field(gt=0, le=1)]

@@ -33,7 +33,7 @@ from synthkit.errors import ConfigError, DataValidationError, NotFittedError
 from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
 from synthkit.mechanisms import noisy_count, plan_preprocessing, substreams
 from synthkit.noise import private_seed_sequence
-from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
+from synthkit.models.dpsgd import PoissonSampler, choose_batch_size, steps_per_epoch
 from synthkit.models.sampling import SpanSampler
 from synthkit.schema import Schema
 from synthkit.table import Table
@@ -49,6 +49,8 @@ DEPENDENCE_SHARE = 0.5
 # share of the preprocessing budget (zCDP) for the DP two-way marginals that sampling is
 # calibrated to (synthkit.marginals)
 PAIRS_SHARE = 0.7
+# the largest batch a table model picks by itself (the default before it adapted)
+DEFAULT_MAX_BATCH = 500
 
 
 def resolve_device(device: DeviceOption | str) -> torch.device:
@@ -99,7 +101,7 @@ class Synthesizer:
 
     model_name: ClassVar[str] = ""
 
-    def __init__(self, *, epochs: int, batch_size: int, max_rows_per_entity: int = 1,
+    def __init__(self, *, epochs: int, batch_size: int | None, max_rows_per_entity: int = 1,
                  preprocessing_epsilon_share: float = 0.8, max_grad_norm: float = 1.0,
                  noise_multiplier: float | None = None, calibrate_marginals: bool = True,
                  calibrate_dependence: bool = False, calibrate_pairs: bool = True, device: DeviceOption = "auto",
@@ -143,14 +145,19 @@ class Synthesizer:
     def get_params(self) -> dict[str, Any]:
         import inspect
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
+        params = {n: getattr(self, n) for n in names}
+        # a batch size left to adapt is recorded as the one the fit chose (a function of
+        # the DP unit count), so the bundle's hyperparameters say what was trained
+        if params.get("batch_size") is None and getattr(self, "batch_size_", None) is not None:
+            params["batch_size"] = self.batch_size_
+        return params
 
     def _check_params(self) -> None:
         problems = []
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             problems.append(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 2):
-            problems.append(f"batch_size must be an integer >= 2, got {self.batch_size!r}")
+        if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size >= 2):
+            problems.append(f"batch_size must be an integer >= 2 (or None: adapt to the table), got {self.batch_size!r}")
         if not (isinstance(self.max_rows_per_entity, int) and self.max_rows_per_entity >= 1):
             problems.append(f"max_rows_per_entity must be an integer >= 1, got {self.max_rows_per_entity!r}")
         if not (0 < self.preprocessing_epsilon_share < 1):
@@ -255,10 +262,10 @@ class Synthesizer:
                                  ledger=ledger, rng=rng_counts)
         n_rows_dp = (noisy_count(len(frame), sigma=plan.sigma_rows, sensitivity=float(k), name="count:rows",
                                  ledger=ledger, rng=rng_counts) if k > 1 else n_units_dp)
-        if n_units_dp < 2 * self.batch_size:
-            raise DataValidationError([
-                f"too few {ledger.unit}s for batch_size={self.batch_size}: training needs at least "
-                f"2 x batch_size units (judged on a DP count); lower --batch-size"])
+        batch_size = choose_batch_size(self.batch_size, n_units_dp, unit=ledger.unit, cap=DEFAULT_MAX_BATCH)
+        if self.batch_size is None:
+            logger.info("batch size %d chosen from the DP count of %ss (post-processing; --batch-size sets it)",
+                        batch_size, ledger.unit)
         if budget is not None and budget.delta >= 1.0 / n_units_dp:
             raise ConfigError(
                 f"delta={budget.delta:g} is not below 1/(number of {ledger.unit}s); such a delta allows "
@@ -278,8 +285,8 @@ class Synthesizer:
         data, mask = _group_units(encoded, unit_codes, n_units, k, device)
 
         # 4. DP-SGD plan: sampling rate and steps from DP counts; noise calibrated to the rest
-        q = min(1.0, self.batch_size / n_units_dp)
-        spe = steps_per_epoch(n_units_dp, self.batch_size) * self._steps_per_batch()
+        q = min(1.0, batch_size / n_units_dp)
+        spe = steps_per_epoch(n_units_dp, batch_size) * self._steps_per_batch()
         total_steps = self.epochs * spe
         if budget is not None:
             if self.noise_multiplier is not None:
@@ -310,6 +317,7 @@ class Synthesizer:
         self.dependence_ = dependence
         self.pairs_ = pairs
         self.ledger_ = ledger
+        self.batch_size_ = batch_size
         self.training_ = {"sampling_rate": q, "noise_multiplier": sigma, "steps": total_steps,
                           "steps_per_epoch": spe, "epochs": self.epochs, "device": str(device),
                           "n_units_dp": round(n_units_dp) if budget is not None else None}

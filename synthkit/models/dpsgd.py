@@ -133,3 +133,37 @@ class _NoCapture:
 
 def steps_per_epoch(n_units_dp: float, batch_size: int) -> int:
     return max(1, int(math.ceil(n_units_dp / batch_size)))
+
+
+# The batch size when the user sets none: a quarter of the DP unit count (at least four
+# Poisson batches per epoch), at most `cap` (500 for tables, 256 for sequences: the sizes
+# used before the batch adapted), at least MIN_BATCH. A function of the DP count of units
+# alone, so it is post-processing of a release already in the ledger: it reads no data.
+AUTO_BATCH_FRACTION = 0.25
+MIN_BATCH = 2
+
+
+def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, cap: int) -> int:
+    """The expected Poisson batch size for `n_units_dp` (a DP count) privacy units.
+
+    `requested` (the user's --batch-size) is honoured as given; it must leave at least two
+    batches' worth of units, else the sampling rate q = batch/n would be over 1/2 and an
+    epoch under two steps. Without it the batch adapts to the table (AUTO_BATCH_FRACTION).
+    The accountant needs nothing more: q = batch/n_units_dp and the step count
+    epochs × ceil(n_units_dp/batch) are then computed from it as for a given batch, and the
+    noise multiplier is calibrated to them."""
+    from synthkit.errors import ConfigError
+    if requested is not None:
+        if n_units_dp < 2 * requested:
+            fits = int(n_units_dp // 2)
+            hint = (f"use --batch-size {fits} or less, or leave --batch-size out so that it adapts to the table"
+                    if fits >= MIN_BATCH else "this table has too few to train on under DP")
+            raise ConfigError(
+                f"--batch-size {requested} needs at least {2 * requested} {unit}s (2 x batch size) and the table "
+                f"has fewer (judged on a DP count); {hint}")
+        return int(requested)
+    if n_units_dp < 2 * 2 * MIN_BATCH:
+        raise ConfigError(
+            f"the table has too few {unit}s to train on under DP (fewer than {4 * MIN_BATCH}, judged on a DP "
+            "count); DP synthesis needs at least about 150 for a useful model")
+    return int(min(cap, max(MIN_BATCH, math.floor(AUTO_BATCH_FRACTION * n_units_dp))))

@@ -75,7 +75,7 @@ from synthkit.ledger import (
 from synthkit.mechanisms import (PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, rho_for_epsilon,
                                  select_partitions, substreams)
 from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
-from synthkit.models.dpsgd import PoissonSampler, steps_per_epoch
+from synthkit.models.dpsgd import PoissonSampler, choose_batch_size, steps_per_epoch
 from synthkit.schema import Column, Schema, infer_schema
 from synthkit.sequence import GroupedEvents, TimeAxis, group_events, reconstruct_ticks
 from synthkit.table import Table, datetime_values, numeric_values
@@ -86,6 +86,7 @@ logger = logging.getLogger(__name__)
 LENGTH = "__length__"
 START = "__start__"
 GAP = "__gap__"
+DEFAULT_MAX_BATCH = 256  # the largest batch of entities the HMM picks by itself (its default before it adapted)
 MAX_CONTEXT_CATEGORIES = 64  # a length or integer start with at most this many public values is categorical
 MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
 CONTEXT_DIR = "context"
@@ -325,7 +326,7 @@ class DPHMM(Synthesizer):
 
     model_name: ClassVar[str] = "dphmm"
 
-    def __init__(self, *, n_states: int = 8, epochs: int = 30, batch_size: int = 256, lr: float = 0.1,
+    def __init__(self, *, n_states: int = 8, epochs: int = 30, batch_size: int | None = None, lr: float = 0.1,
                  max_length: int | None = None, length_quantile: float = 0.99,
                  preprocessing_epsilon_share: float = 0.2, context_epsilon_share: float = 0.3,
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
@@ -366,13 +367,15 @@ class DPHMM(Synthesizer):
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low):
                 problems.append(f"{name} must be an integer >= {low}, got {v!r}")
 
-        for name, low in (("n_states", 1), ("epochs", 1), ("batch_size", 2), ("context_epochs", 1),
+        for name, low in (("n_states", 1), ("epochs", 1), ("context_epochs", 1),
                           ("context_embedding_dim", 1), ("max_gap_categories", 0), ("max_integer_categories", 2)):
             whole(name, low)
         if self.max_length is not None:
             whole("max_length", 1)
         if self.context_batch_size is not None:
             whole("context_batch_size", 2)
+        if self.batch_size is not None:  # None: adapts to the DP count of entities
+            whole("batch_size", 2)
         if not (0 < self.length_quantile <= 1):
             problems.append(f"length_quantile must be in (0, 1], got {self.length_quantile!r}")
         if not (0 < self.preprocessing_epsilon_share < 1 and 0 < self.context_epsilon_share < 1
@@ -490,10 +493,11 @@ class DPHMM(Synthesizer):
         ledger.max_rows_per_unit = length
         plan = dataclasses.replace(plan, k=length, sigma_rows=length * plan.sigma_units,
                                    sigma_hist=length * plan.sigma_units)
-        if n_dp < 2 * self.batch_size:
-            raise DataValidationError([
-                f"too few entities for batch_size={self.batch_size}: training needs at least 2 x batch_size "
-                "entities (judged on a DP count); lower --batch-size"])
+        batch_size = choose_batch_size(self.batch_size, n_dp, unit="entity", cap=DEFAULT_MAX_BATCH)
+        if self.batch_size is None:
+            logger.info("batch size %d chosen from the DP count of entities (post-processing; --batch-size sets it)",
+                        batch_size)
+        self.batch_size_ = batch_size
         if budget is not None and budget.delta >= 1.0 / n_dp:
             raise ConfigError(f"delta={budget.delta:g} is not below 1/(number of entities); such a delta allows "
                               "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
@@ -533,8 +537,8 @@ class DPHMM(Synthesizer):
         layout["d_context"] = int(c_enc.shape[1])
 
         # ---- 5. DP-SGD over entities: plan, calibrate against the whole ledger, train
-        q = min(1.0, self.batch_size / n_dp)
-        spe = steps_per_epoch(n_dp, self.batch_size)
+        q = min(1.0, batch_size / n_dp)
+        spe = steps_per_epoch(n_dp, batch_size)
         total_steps = self.epochs * spe
         if budget is not None:
             if self.noise_multiplier is not None:

@@ -65,7 +65,8 @@ SETTLED_STATUSES: tuple[str, ...] = ("gate_rejected", "pending_review", "approve
 Verdict = Literal["approve", "reject"]
 
 ENV_URL = "SYNTHKIT_REGISTRY"
-DEFAULT_PATH = "synthkit-registry.db"
+DEFAULT_NAME = "registry.db"
+LEGACY_PATH = "synthkit-registry.db"  # the default before issue 17: a file in the current folder
 GENESIS = "0" * 64   # the prev_hash of the first event of a registry
 
 
@@ -209,10 +210,39 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def default_registry() -> str:
+    """Where the registry is when no --registry is given: ONE place for every command
+    (demo, run, review, releases, release, the dashboard), so a run queued by one is seen
+    by the others whatever the current folder.
+
+    $SYNTHKIT_REGISTRY (a path or URL), else registry.db in $SYNTHKIT_HOME when that is
+    set (where reviewers' keys live, reports/signing.py), else the per-user data folder:
+    $XDG_DATA_HOME/synthkit/registry.db, else ~/.local/share/synthkit/registry.db."""
+    env = os.environ.get(ENV_URL)
+    if env:
+        return env
+    home = os.environ.get("SYNTHKIT_HOME")
+    if home:
+        return str(Path(home).expanduser() / DEFAULT_NAME)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(data).expanduser() / "synthkit" / DEFAULT_NAME)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite registry URL (as `resolve_url` gives it), None for a server."""
+    try:
+        parsed = sa.make_url(url)
+    except Exception:  # noqa: BLE001 - _engine_for says what is wrong with it
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def resolve_url(url: str | os.PathLike[str] | None) -> str:
-    """`url` if given, else $SYNTHKIT_REGISTRY, else ./synthkit-registry.db. A plain path
-    means a SQLite file; anything with '://' is a SQLAlchemy URL."""
-    raw = os.fspath(url) if url is not None else os.environ.get(ENV_URL) or DEFAULT_PATH
+    """`url` if given, else `default_registry()`. A plain path means a SQLite file;
+    anything with '://' is a SQLAlchemy URL."""
+    raw = os.fspath(url) if url is not None else default_registry()
     if "://" in raw:
         return raw
     return "sqlite:///" + str(Path(raw).expanduser().resolve())
@@ -267,7 +297,7 @@ def _engine_for(url: str) -> Engine:
 class Registry:
     """Append-only records of runs, decisions, reviews and releases.
 
-    `Registry(None)` opens $SYNTHKIT_REGISTRY or ./synthkit-registry.db; `pg_schema` puts
+    `Registry(None)` opens `default_registry()`; `pg_schema` puts
     the tables in a PostgreSQL schema of their own (tests use one per test)."""
 
     def __init__(self, url: str | os.PathLike[str] | None = None, *, pg_schema: str | None = None) -> None:

@@ -34,8 +34,9 @@ EXIT_VERIFY_FAILED = 4
 ENV_PASSWORD = "SYNTHKIT_REVIEWER_PASSWORD"
 
 RegistryOpt = Annotated[Optional[str], typer.Option(
-    "--registry", help="registry: a SQLite file path or a PostgreSQL URL (default $SYNTHKIT_REGISTRY, "
-                       "else ./synthkit-registry.db)")]
+    "--registry", help="registry: a SQLite file path or a PostgreSQL URL (default $SYNTHKIT_REGISTRY, else "
+                       "$SYNTHKIT_HOME/registry.db, else $XDG_DATA_HOME/synthkit/registry.db, else "
+                       "~/.local/share/synthkit/registry.db)")]
 ReviewersOpt = Annotated[Optional[Path], typer.Option(
     "--reviewers", help="reviewers YAML (default $SYNTHKIT_REVIEWERS)")]
 
@@ -63,6 +64,50 @@ def register(app: typer.Typer) -> None:
     reviewers_app.command("add")(reviewers_add)
     reviewers_app.command("key")(reviewers_key)
     app.add_typer(reviewers_app, name="reviewers")
+
+
+def open_registry(registry: str | None, *, existing: bool = False) -> Any:
+    """The registry named by --registry, else the default one (reports.registry.
+    default_registry). `existing`: a read-only command (list, show, verify, audit) must not
+    create an empty SQLite registry where none is, so a missing file is one line saying
+    where it looked and how to point at one."""
+    from reports.registry import LEGACY_PATH, Registry, RegistryError, resolve_url, sqlite_path
+    url = resolve_url(registry)
+    path = sqlite_path(url)
+    if existing and path is not None and not path.exists():
+        legacy = Path(LEGACY_PATH)
+        hint = (f"; an older synthkit left {LEGACY_PATH} in this folder: pass --registry {LEGACY_PATH}"
+                if registry is None and legacy.is_file() else "")
+        raise RegistryError(f"no registry exists at {path}: nothing was run or queued there yet; point at one "
+                            f"with --registry PATH_OR_URL or $SYNTHKIT_REGISTRY{hint}")
+    return Registry(url)
+
+
+def registry_location(reg: Any) -> str:
+    """The registry as users type it: the file path of a SQLite registry, else the URL
+    with its password hidden."""
+    from reports.registry import display_url, sqlite_path
+    path = sqlite_path(reg.url)
+    return str(path) if path is not None else display_url(reg.url)
+
+
+def resolve_run_id(reg: Any, run_id: str) -> str:
+    """`run_id` itself, or the one run whose id starts with it (ids are long: job name,
+    UTC time, random suffix). An unknown or ambiguous prefix is one line."""
+    from reports.registry import RegistryError
+    given = run_id.strip()
+    ids = [r.run.run_id for r in reg.runs()]
+    if given in ids:
+        return given
+    matches = [i for i in ids if given and i.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    where = registry_location(reg)
+    if not matches:
+        raise RegistryError(f"no run starts with {given!r} in the registry {where}; list them with "
+                            "`synthkit releases list`")
+    raise RegistryError(f"run id prefix {given!r} is ambiguous: {len(matches)} runs in the registry {where} start "
+                        "with it; give more of the id (see `synthkit releases list`)")
 
 
 def _setup_job_logging(verbose: bool) -> None:
@@ -102,7 +147,9 @@ def run(
                                "gate": result.gate_summary, "release": result.release_path}))
     else:
         note = "" if result.created else " (already settled earlier; nothing was done)"
-        console.print(f"run {result.run_id}: {result.status}{note}", highlight=False)
+        console.print(f"run {result.run_id}: {result.status}{note}", highlight=False, soft_wrap=True)
+        from reports.registry import sqlite_path
+        console.print(f"registry: {sqlite_path(result.registry) or result.registry}", highlight=False, soft_wrap=True)
         if result.gate_summary:
             console.print(result.gate_summary, highlight=False)
         if result.status == "pending_review":
@@ -126,10 +173,9 @@ def review(
 ) -> None:
     """Open the review dashboard (Streamlit) on 127.0.0.1; only configured reviewers can sign in."""
     with cli_errors():
-        from reports.registry import Registry, display_url
         from reports.review import ReviewerConfig
 
-        reg = Registry(registry)  # fail here, with one line, if the registry cannot be opened
+        reg = open_registry(registry)  # fail here, with one line, if the registry cannot be opened
         config = ReviewerConfig.load(reviewers)
         if not config.configured:
             err_console.print("warning: no reviewers are configured (--reviewers or $SYNTHKIT_REVIEWERS); "
@@ -142,8 +188,8 @@ def review(
         cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
-        console.print(f"review dashboard on http://127.0.0.1:{port} (registry {display_url(reg.url)}); "
-                      "Ctrl-C stops it", highlight=False)
+        console.print(f"review dashboard on http://127.0.0.1:{port} (registry {registry_location(reg)}); "
+                      "Ctrl-C stops it", highlight=False, soft_wrap=True)
         try:
             code = subprocess.call(cmd, env=env)
         except KeyboardInterrupt:
@@ -160,23 +206,37 @@ def releases_list(
 ) -> None:
     """What is pending, approved, rejected and released."""
     with cli_errors():
-        from reports.registry import RUN_STATUSES, Registry
+        from reports.registry import RUN_STATUSES
         from synthkit.errors import ConfigError
         if status is not None and status not in RUN_STATUSES:
             raise ConfigError(f"unknown status {status!r}; choose one of {list(RUN_STATUSES)}")
-        reg = Registry(registry)
+        reg = open_registry(registry, existing=True)
         rows = reg.runs(status=status)
         if as_json:
             typer.echo(json.dumps([{"run_id": r.run.run_id, "job": r.run.job_name, "status": r.status,
                                     "run_by": r.run.run_by, "created_at": r.run.created_at,
                                     "updated_at": r.updated_at} for r in rows], indent=2))
             return
-        t = RichTable("run", "job", "status", "run by", "created (UTC)", "updated (UTC)")
-        for r in rows:
-            t.add_row(r.run.run_id, r.run.job_name, r.status, r.run.run_by, r.run.created_at[:19],
-                      r.updated_at[:19])
-        console.print(t)
-        console.print(f"{len(rows)} run(s)")
+        # full values, never folded or elided: the run id is what `show`, `verify` and
+        # `approve` take, so it must copy whole; a table wider than the terminal is
+        # printed at its own width (the terminal wraps the line, a copy keeps it whole)
+        header = ("run", "job", "status", "run by", "created (UTC)", "updated (UTC)")
+        cells = [(r.run.run_id, r.run.job_name, r.status, r.run.run_by, r.run.created_at[:19], r.updated_at[:19])
+                 for r in rows]
+        t = RichTable(*header)
+        for column in t.columns:
+            column.no_wrap = True
+        for row in cells:
+            t.add_row(*row)
+        needed = sum(max(len(str(v)) for v in col) + 3 for col in zip(header, *cells)) + 1
+        if needed <= console.width:
+            console.print(t)
+        else:
+            from rich.console import Console
+            Console(file=console.file, width=needed, force_terminal=console.is_terminal,
+                    no_color=console.no_color).print(t)
+        console.print(f"{len(rows)} run(s) in the registry {registry_location(reg)}", highlight=False,
+                      soft_wrap=True)
         broken = reg.audit()
         if broken:  # a status above may come from a forged or edited row
             err_console.print(f"[bold red]warning:[/] the registry's trail does not verify ({len(broken)} problem(s)); "
@@ -190,8 +250,9 @@ def releases_show(
 ) -> None:
     """One run: status, gate decision (one row per check), reviews, release and history."""
     with cli_errors():
-        from reports.registry import Registry
-        info = show_release(Registry(registry), run_id)
+        reg = open_registry(registry, existing=True)
+        run_id = resolve_run_id(reg, run_id)
+        info = show_release(reg, run_id)
         if as_json:
             typer.echo(json.dumps(info, indent=2, default=str))
             return
@@ -200,12 +261,7 @@ def releases_show(
         d = info["decision"]
         if d:
             console.print(d["summary"], highlight=False)
-            t = RichTable("check", "observed", "threshold", "result")
-            for c in d["checks"]:
-                res = "skipped" if c["skipped"] else ("pass" if c["passed"] else "[red]FAIL[/]")
-                obs = c["observed"]
-                t.add_row(c["metric"], f"{obs:.4g}" if isinstance(obs, float) else str(obs), c["threshold"], res)
-            console.print(t)
+            console.print(checks_table(d["checks"]))
         for r in info["reviews"]:
             console.print(f"{r['verdict']} by {r['reviewer']} at {r['at']}: {r['reason']}", highlight=False)
         if info["release"]:
@@ -213,6 +269,18 @@ def releases_show(
         for e in info["events"]:
             console.print(f"  {e['at'][:19]}  {e['step'] or '':10} {e['status'] or '':15} {e['message'] or ''}",
                           highlight=False)
+
+
+def checks_table(checks: list[dict[str, Any]], *, notes: bool = False) -> RichTable:
+    """A gate decision's checks (GateDecision.to_dict()["checks"]), one row each: what
+    `releases show` and `synthkit gate` print."""
+    t = RichTable("check", "observed", "threshold", "result", *(("note",) if notes else ()))
+    for c in checks:
+        res = "skipped" if c["skipped"] else ("pass" if c["passed"] else "[red]FAIL[/]")
+        obs = c["observed"]
+        row = [c["metric"], f"{obs:.4g}" if isinstance(obs, float) else str(obs), c["threshold"], res]
+        t.add_row(*row, *((c.get("note") or "",) if notes else ()))
+    return t
 
 
 def show_release(reg: Any, run_id: str) -> dict[str, Any]:
@@ -244,10 +312,11 @@ def releases_verify(
     hash chain, every verdict's signature (against the reviewers file), the released data
     against what was signed, and the gate recomputed (exit 4 on any break)."""
     with cli_errors():
-        from reports.registry import Registry
         from reports.release import verify
         from reports.review import ReviewerConfig
-        result = verify(Registry(registry), run_id, ReviewerConfig.load(reviewers))
+        reg = open_registry(registry, existing=True)
+        run_id = resolve_run_id(reg, run_id)
+        result = verify(reg, run_id, ReviewerConfig.load(reviewers))
     for note in result.notes:
         err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False)
     if result.ok:
@@ -271,8 +340,7 @@ def releases_audit(
     database can cut its newest events. Keep the printed head outside the registry and
     pass it back with --expect-head to detect that."""
     with cli_errors():
-        from reports.registry import Registry
-        reg = Registry(registry)
+        reg = open_registry(registry, existing=True)
         problems = reg.audit()
         events = reg.events()
     if expect_head is not None and expect_head.strip().lower() not in {e.hash for e in events}:
@@ -291,8 +359,7 @@ def releases_audit(
 def releases_restore_triggers(registry: RegistryOpt = None) -> None:
     """Recreate dropped append-only triggers, only when the rest of the trail verifies."""
     with cli_errors():
-        from reports.registry import Registry
-        reg = Registry(registry)
+        reg = open_registry(registry, existing=True)
         reg.restore_triggers()
         console.print("append-only triggers restored; the trail verified", highlight=False)
 
@@ -337,10 +404,10 @@ def release_approve(
     """Approve a release candidate (signed with your key); the bundle is written once enough
     reviewers approved."""
     with cli_errors():
-        from reports.registry import Registry
         from reports.release import approve
+        reg = open_registry(registry, existing=True)
+        run_id = resolve_run_id(reg, run_id)
         config, who, private = _reviewer(reviewers, reviewer, key)
-        reg = Registry(registry)
         status = approve(reg, run_id, reviewer=who, reason=reason, key=private, config=config)
         rel = reg.release(run_id)
         console.print(f"{run_id}: {status}" + (f" to {rel.path}" if rel else " (more approvals needed)"),
@@ -357,10 +424,11 @@ def release_reject(
 ) -> None:
     """Reject a release candidate, signed with your key (final: fix the job and run it again)."""
     with cli_errors():
-        from reports.registry import Registry
         from reports.release import reject
+        reg = open_registry(registry, existing=True)
+        run_id = resolve_run_id(reg, run_id)
         config, who, private = _reviewer(reviewers, reviewer, key)
-        status = reject(Registry(registry), run_id, reviewer=who, reason=reason, key=private, config=config)
+        status = reject(reg, run_id, reviewer=who, reason=reason, key=private, config=config)
         console.print(f"{run_id}: {status}", highlight=False)
 
 
@@ -373,11 +441,11 @@ def release_publish(
     unless the trail verifies and signed approvals (checked against the reviewers file), or
     the policy's recorded auto-release, authorise it."""
     with cli_errors():
-        from reports.registry import Registry
         from reports.release import publish
         from reports.review import ReviewerConfig
         from synthkit.jobs import runner_account
-        reg = Registry(registry)
+        reg = open_registry(registry, existing=True)
+        run_id = resolve_run_id(reg, run_id)
         path = publish(reg, run_id, released_by=runner_account(), config=ReviewerConfig.load(reviewers))
         console.print(f"{run_id}: released to {path}", highlight=False)
 

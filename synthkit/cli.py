@@ -34,6 +34,13 @@ from synthkit.commands._common import (
 )
 from synthkit.commands._common import setup_logging as _setup_logging
 from synthkit.commands._common import check_seed, check_writable
+from synthkit.commands._common import check_columns as _check_columns
+from synthkit.commands._common import check_source_exists as _check_source_exists
+from synthkit.commands._common import ThreadsOption
+from synthkit.commands._common import use_threads as _use_threads
+from synthkit.commands._common import check_model_options
+from synthkit.commands._common import privacy_budget as _privacy_budget
+from synthkit.commands._common import source_columns as _source_columns
 from synthkit.commands._common import existing_ancestor as _existing_ancestor
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -62,12 +69,17 @@ def schema_infer(
 ) -> None:
     """Infer column KINDS (never bounds or categories: those are private) into schema.yaml."""
     with _cli_errors():
-        import connectors
-        from synthkit.schema import infer_schema
         from synthkit.errors import SourceError
+        _check_source_exists(data, "DATA (the first argument)")
         if out.exists() and not overwrite:
             raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
         check_writable(out, "--out")
+        import connectors
+        from synthkit.schema import infer_schema
+        columns = _source_columns(data, table=table, query=query, read_opts=read_options(header, encoding))
+        if columns is not None:  # the header only: a misspelled name is refused before the rows are read
+            _check_columns(columns, {"--entity-key": entity_key, "--target": tuple(target or ())},
+                           location=connectors.describe(data)["location"])
         frame = connectors.read(data, table=table, query=query, **read_options(header, encoding))
         schema = infer_schema(frame, entity_key=entity_key, targets=target or (), formats=True)
         schema.save(out)
@@ -112,14 +124,18 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     Sequences (`model="dphmm"`): `entity_key` and `sequence_index` are required (option or
     schema); static attributes come from `context_columns` of the events table or from a
     `context` table (one row per entity) joined on the entity key."""
-    import connectors
+    # Every check of an option, a path or a column name comes before torch is imported
+    # (`synthkit.models`, seconds): a typo is refused at once (issue 17).
     from synthkit.errors import ArtifactError, ConfigError
-    from synthkit.ledger import PrivacyBudget
-    from synthkit.models import BY_NAME
-    from synthkit.schema import Schema, infer_schema
 
-    if model not in BY_NAME:
-        raise ConfigError(f"unknown model {model!r}; choose one of {sorted(BY_NAME)}")
+    _check_source_exists(data, "DATA (the first argument)")
+    if context is not None:
+        _check_source_exists(context, "--context")
+    check_model_options(model, {"epochs": ("--epochs", epochs), "batch_size": ("--batch-size", batch_size),
+                                "max_rows_per_entity": ("--max-rows-per-entity", max_rows_per_entity),
+                                "device": ("--device", device), "n_states": ("--states", n_states),
+                                "max_length": ("--max-length", max_length),
+                                "context_epochs": ("--context-epochs", context_epochs)}, command="synthkit fit")
     check_seed(seed, "--seed")
     check_seed(holdout_seed, "--holdout-seed")
     read_opts = dict(read_opts or {})
@@ -135,12 +151,35 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         raise ConfigError("--no-privacy and --epsilon contradict each other; choose one")
     if not no_privacy and epsilon is None:
         raise ConfigError("--epsilon is required (or pass --no-privacy for a run with no formal privacy guarantee)")
-    budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
+    budget = None if no_privacy else _privacy_budget(epsilon, delta)
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
     check_writable(out, "--out")
+    from synthkit.schema import Schema, infer_schema
+    declared = Schema.load(schema_path) if schema_path is not None else None  # read before the data
+    if declared is not None and entity_key is not None and entity_key != declared.entity_key:
+        raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    if context_schema_path is not None:
+        Schema.load(context_schema_path)
+    import connectors
+    multi_table = (sequence and table is None and query is None
+                   and connectors.describe(data)["kind"] in MULTI_TABLE_KINDS)
+    if not multi_table:  # the header only (public): a misspelled column is refused before the rows are read
+        columns = _source_columns(data, table=table, query=query, read_opts=read_opts)
+        if columns is not None:
+            _check_columns(columns, {"--entity-key": entity_key, "--sequence-index": sequence_index,
+                                     "--target": targets, "--context-column": context_columns,
+                                     "--terminal-column": terminal_column},
+                           location=connectors.describe(data)["location"])
+    elif context is not None:
+        raise ConfigError("--context does not apply: this source brings its own entity table")
+    if context is not None:
+        context_columns_found = _source_columns(context, read_opts=read_opts)
+        if context_columns_found is not None and entity_key is not None:
+            _check_columns(context_columns_found, {"--entity-key": entity_key},
+                           location=connectors.describe(context)["location"])
     source_context = None
-    if sequence and table is None and query is None and connectors.describe(data)["kind"] in MULTI_TABLE_KINDS:
+    if multi_table:
         # FHIR / camt.053 / bank exports: the entity table is the context, the event tables
         # are stacked into one long events table; roles and identifier columns come with them
         frames = connectors.read_source(data, **read_opts).sequence_frames()
@@ -165,10 +204,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     # Sources that bring their schemas (FHIR, camt.053, bank exports) keep them: those are
     # public mappings, not facts read from the rows.
     infer_dp = budget is not None and schema_path is None and schema_path_schema is None
-    if schema_path is not None:
-        schema = Schema.load(schema_path)
-        if entity_key is not None and entity_key != schema.entity_key:
-            raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    if declared is not None:
+        schema = declared
     elif schema_path_schema is not None:
         schema = schema_path_schema
     elif infer_dp and sequence:
@@ -200,18 +237,34 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         params["epochs"] = epochs
     if batch_size is not None:
         params["batch_size"] = batch_size
+    from synthkit.models import BY_NAME  # torch: after every check above
     synth = BY_NAME[model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
+    watched = _watch_ledger(progress, synth, budget=budget, entity_key=schema.entity_key,
+                            epochs={"train": synth.epochs})
     if infer_dp:
-        synth.fit(frame, schema=None, budget=budget, progress=progress,
+        synth.fit(frame, schema=None, budget=budget, progress=progress, **watched,
                   roles={"entity_key": schema.entity_key, "targets": schema.targets})
     else:
-        synth.fit(frame, schema=schema, budget=budget, progress=progress)
+        synth.fit(frame, schema=schema, budget=budget, progress=progress, **watched)
     synth.holdout_ = holdout_record
     synth.source_ = connectors.describe(data)
     synth.save(out, overwrite=overwrite)
     return synth
+
+
+def _watch_ledger(progress: Any, synth: Any, *, budget: Any, entity_key: str | None,
+                  epochs: dict[str, int]) -> dict[str, Any]:
+    """`{"ledger": ...}` for `synth.fit` when `progress` shows ε spent (synthkit.progress:
+    a fresh ledger set as the model sets its own, read while it trains), else `{}`."""
+    watch = getattr(progress, "watch", None)
+    if watch is None:
+        return {}
+    from synthkit.progress import ledger_for
+    ledger = ledger_for(synth, budget=budget, entity_key=entity_key)
+    watch(ledger, epochs=epochs)
+    return {} if ledger is None else {"ledger": ledger}
 
 
 def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | None, batch_size: int | None,
@@ -228,7 +281,6 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     its kinds under DP in the same ledger (read from the rows only without a budget)."""
     import connectors
     from synthkit.errors import ConfigError
-    from synthkit.models import DPHMM
     from synthkit.schema import Schema, infer_schema
 
     roles = None
@@ -261,11 +313,14 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         ("context_epochs", context_epochs)):
         if value is not None:
             params[name] = value
+    from synthkit.models import DPHMM  # torch: after every check above
     synth = DPHMM(**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
+    watched = _watch_ledger(progress, synth, budget=budget, entity_key=entity_key,
+                            epochs={"train": synth.epochs, "context train": synth.context_epochs})
     synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress,
-              roles=roles)
+              roles=roles, **watched)
     synth.holdout_ = holdout_record
     synth.source_ = source
     synth.save(out, overwrite=overwrite)
@@ -304,11 +359,13 @@ def fit(
     target: TargetOption = None,
     header: HeaderOption = None,
     encoding: EncodingOption = None,
+    threads: ThreadsOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
     _setup_logging(verbose)
     with _cli_errors(), _progress_bar("fitting") as bar:
+        _use_threads(threads)  # before numpy, polars and torch load
         start = time.perf_counter()
         synth = fit_model(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
                           no_privacy=no_privacy, epochs=epochs, batch_size=batch_size, entity_key=entity_key,
@@ -337,7 +394,7 @@ _ESTIMATE_ROWS = 10_000
 
 def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, seed: int | None, overwrite: bool,
                   chunk_size: int = 100_000, table: str | None = None, entities: int | None = None,
-                  fmt: str = "csv", notice: Any = None) -> Any:
+                  fmt: str = "csv", notice: Any = None, progress: Any = None) -> Any:
     """The plain function behind `synthkit generate`. A table bundle writes `rows` rows to
     one file or sink; a sequence bundle (DPHMM) writes `entities` entities to a FOLDER
     `out` holding events.<fmt> and context.<fmt>, atomically (temporary folder + rename).
@@ -345,19 +402,20 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     Before writing to a file or folder, the output's size is estimated from the first
     generated chunk (nothing is written yet) and compared with the free space at the
     destination: a run that cannot fit is refused. `notice(text)`, when given, is told the
-    estimate of a large output (the CLI prints it) before the rest is generated."""
+    estimate of a large output (the CLI prints it) before the rest is generated.
+    `progress(stage, done, total)` is told the rows (entities) generated so far."""
     import itertools
 
-    import connectors
-    from synthkit.bundle import load, read_manifest
     from synthkit.errors import ConfigError
+    from synthkit.manifest import read_manifest as read_manifest_only
     check_seed(seed, "--seed")
     for option, value in (("--rows", rows), ("--entities", entities)):
         if value is not None and not 1 <= value <= MAX_GENERATE:
             raise ConfigError(f"{option} {value} is outside 1..{MAX_GENERATE:,} (the most one run generates); "
                               f"give a smaller {option}, and for more, run generate several times with different "
                               "--seed values and --out paths")
-    sequence = "sequence" in read_manifest(model_dir)
+    # the manifest alone (no torch) decides the checks below; `load` then checks everything
+    sequence = "sequence" in read_manifest_only(model_dir)[0]
     if sequence:
         if rows is not None:
             raise ConfigError("this bundle holds a sequence model: give --entities (the number of entities), not --rows")
@@ -369,8 +427,10 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             raise ConfigError(f"--format must be one of {', '.join(SEQUENCE_FORMATS)}, got {fmt!r}")
         check_writable(Path(out), "--out")
         _check_new(Path(out), overwrite=overwrite, folder=True)
+        from synthkit.bundle import load  # torch: after every check above
         synth = load(model_dir)
         parts = synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000))
+        parts = _counted(parts, entities, progress, "entities", lambda part: int(part.context.shape[0]))
         first = next(parts, None)
         if first is not None:
             n_first = int(first.context.shape[0]) or 1
@@ -382,12 +442,14 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         raise ConfigError("--entities applies to sequence models (dphmm); this bundle holds a table model: use --rows")
     if rows is None:
         raise ConfigError("give --rows: how many synthetic rows to generate")
+    import connectors
     loc = connectors.parse(out)
     if loc.path is not None and not loc.is_sql:
         check_writable(loc.path, "--out")
         _check_new(loc.path, overwrite=overwrite, folder=False)
+    from synthkit.bundle import load  # torch: after every check above
     synth = load(model_dir)
-    chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
+    chunks = _counted(synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size), rows, progress, "rows", len)
     if loc.path is not None and not loc.is_sql:
         from synthkit.partials import remove_stale
         first_chunk = next(chunks, None)
@@ -399,6 +461,19 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             chunks = itertools.chain([first_chunk], chunks)
         remove_stale(loc.path)  # what a killed run left (its lock is free); live writers' stay
     return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
+
+
+def _counted(chunks: Any, total: int, progress: Any, stage: str, size: Any) -> Any:
+    """`chunks` as they come, telling `progress` how many rows (entities) were generated."""
+    if progress is None:
+        yield from chunks
+        return
+    done = 0
+    progress(stage, 0, total)
+    for chunk in chunks:
+        done += size(chunk)
+        progress(stage, min(done, total), total)
+        yield chunk
 
 
 def _check_new(out: Path, *, overwrite: bool, folder: bool) -> None:
@@ -491,12 +566,14 @@ def generate(
     table: Annotated[Optional[str], typer.Option(help="table name, for SQL sinks")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed for reproducible output")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Generate synthetic rows (tables) or entities with their events (sequences) from a bundle."""
-    with _cli_errors():
+    with _cli_errors(), _progress_bar("generating") as bar:
+        _use_threads(threads)  # before numpy, polars and torch load
         start = time.perf_counter()
         generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table,
-                      entities=entities, fmt=fmt,
+                      entities=entities, fmt=fmt, progress=bar,
                       notice=lambda text: err_console.print(text, highlight=False, markup=False))
         dt = time.perf_counter() - start
         if entities is not None:
@@ -606,6 +683,9 @@ def demo(
     epochs: Annotated[int, typer.Option(help="training epochs")] = 30,
     rows: Annotated[int, typer.Option(help="synthetic rows to generate")] = 4000,
     seed: Annotated[int, typer.Option(help="seed (the demo is a development run)")] = 0,
+    registry: Annotated[Optional[str], typer.Option(
+        "--registry", help="registry to queue the run in (default: the one every command uses, "
+                           "$SYNTHKIT_REGISTRY or the per-user one; see `synthkit releases list --help`)")] = None,
 ) -> None:
     """End to end on bundled real data (AER NMES1988, a US health-care survey): hold out 20%,
     fit under DP at epsilon 3, generate, evaluate, gate with the default policy, and queue
@@ -649,14 +729,16 @@ def demo(
             "output": {"work_dir": str(out / "work"), "releases_dir": str(out / "releases"), "format": "csv"},
             "seed": seed, "device": "auto",
         }, base_dir=out, where="demo job")
-        registry = out / "registry.db"
+        from synthkit.commands.release import open_registry, registry_location
+        reg = open_registry(registry)  # the default one, so `synthkit releases list` sees this run
         start = time.perf_counter()
         console.print("running: hold out 20% -> fit (DP) -> generate -> evaluate -> gate ... (a few minutes)")
-        result = run_job(spec, registry=str(registry), run_key=time.strftime("%Y%m%dT%H%M%S"),
+        result = run_job(spec, registry=reg, run_key=time.strftime("%Y%m%dT%H%M%S"),
                          run_by="demo")
         run_dir = out / "work" / result.run_id
         privacy = read_manifest(run_dir / "model")["privacy"]["summary"]
-        console.print(f"finished in {time.perf_counter() - start:.0f}s: run {result.run_id}, status {result.status}")
+        console.print(f"finished in {time.perf_counter() - start:.0f}s: run {result.run_id}, status {result.status}",
+                      soft_wrap=True)  # the full run id, never folded
         console.print(f"model bundle: {run_dir / 'model'}   synthetic data: {run_dir / 'synthetic.csv'} ({rows} rows)")
         import reports
         reports.render_html(reports.Report.load(run_dir / "report.json"), run_dir / "report.html")
@@ -664,7 +746,10 @@ def demo(
         console.print(f"privacy: {privacy['guarantee']}; epsilon spent {privacy['epsilon_spent']:.3f} of {epsilon:g}")
         console.print(f"inspect the ledger with: synthkit inspect {run_dir / 'model'}")
         console.print(f"review it: synthkit reviewers add YOUR_NAME --file {out / 'reviewers.yaml'}  then  "
-                      f"synthkit review --registry {registry} --reviewers {out / 'reviewers.yaml'}")
+                      f"synthkit review{'' if registry is None else ' --registry ' + registry} "
+                      f"--reviewers {out / 'reviewers.yaml'}", soft_wrap=True)
+        console.print(f"registry: {registry_location(reg)}" + (" (the default: `synthkit releases list`, `review` "
+                      "and `release` use it without --registry)" if registry is None else ""), soft_wrap=True)
 
 
 # ------------------------------------------------------------------ other areas
@@ -673,6 +758,9 @@ def demo(
 from synthkit.commands import register_all  # noqa: E402
 
 register_all(app)
+from synthkit.commands import gate as _gate_command  # noqa: E402  (`synthkit gate REPORT --policy P`)
+
+_gate_command.register(app)
 
 
 def main() -> None:

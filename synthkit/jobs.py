@@ -45,7 +45,7 @@ JOB_FORMAT_VERSION = 1
 OutputFormat = Literal["csv", "parquet"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _TOP = {"version", "name", "owner", "description", "source", "schema", "model", "privacy", "generate",
-        "evaluation", "policy", "output", "intended_use", "seed", "registry", "device"}
+        "evaluation", "policy", "output", "intended_use", "seed", "registry", "device", "threads"}
 _SOURCE = {"uri", "table", "query"}
 _MODEL = {"name", "hyperparameters", "max_rows_per_entity"}
 _PRIVACY = {"epsilon", "delta", "no_privacy"}
@@ -103,6 +103,7 @@ class JobSpec:
     seed: int | None
     registry: str | None
     device: str
+    threads: int | None = None     # CPU threads (synthkit.threads); None: $SYNTHKIT_THREADS or the default
     raw: dict[str, Any] = field(repr=False)
 
     @property
@@ -188,16 +189,18 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
 
     model = _section(data, "model", _MODEL, problems, required=True)
     model_name = model.get("name")
-    from synthkit.models import BY_NAME
-    if model_name not in BY_NAME:
-        problems.append(f"model.name must be one of {sorted(BY_NAME)}, got {model_name!r}")
+    # the models' names and hyperparameters as synthkit.manifest lists them (no torch: a
+    # scheduler learns about a typo at once, not after torch loads)
+    from synthkit.manifest import HYPERPARAMETERS, MODEL_NAMES
+    by_name = {name: cls for cls, name in MODEL_NAMES.items()}
+    if model_name not in by_name:
+        problems.append(f"model.name must be one of {sorted(by_name)}, got {model_name!r}")
     hyper = model.get("hyperparameters") or {}
     if not isinstance(hyper, dict):
         problems.append("model.hyperparameters must be a mapping")
         hyper = {}
-    elif model_name in BY_NAME:
-        import inspect
-        allowed = set(inspect.signature(BY_NAME[model_name].__init__).parameters) - {"self"} - _RESERVED_HYPER
+    elif model_name in by_name:
+        allowed = set(HYPERPARAMETERS[by_name[model_name]].model_fields) - _RESERVED_HYPER
         bad = sorted(set(hyper) - allowed)
         if bad:
             problems.append(f"model.hyperparameters: unknown for {model_name}: {bad}; allowed: {sorted(allowed)}")
@@ -271,6 +274,14 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
     if device not in ("auto", "cpu", "cuda"):
         problems.append(f"device must be auto, cpu or cuda, got {device!r}")
         device = "auto"
+    threads = data.get("threads")
+    if threads is not None:
+        from synthkit.threads import check_threads
+        try:
+            check_threads(threads, "threads")
+        except ConfigError as err:
+            problems.append(str(err))
+            threads = None
 
     if problems:
         raise JobSpecError(problems, where=where)
@@ -279,7 +290,7 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
                    max_rows_per_entity=k, epsilon=None if no_privacy else float(epsilon), delta=float(delta),
                    no_privacy=no_privacy, rows=rows, chunk_size=chunk, holdout=float(holdout), target=target, policy=policy,
                    work_dir=work_dir, releases_dir=releases_dir, output_format=fmt, intended_use=intended_use,
-                   seed=seed, registry=registry, device=device, raw=data)
+                   seed=seed, registry=registry, device=device, threads=threads, raw=data)
 
 
 def _resolve(value: Any, base: Path) -> Path:
@@ -351,7 +362,7 @@ def default_user() -> str:
 def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run_key: str | None = None,
             run_by: str | None = None) -> JobResult:
     """Run a job end to end (see the module docstring). `registry` is a Registry or a URL
-    (default: the spec's, else $SYNTHKIT_REGISTRY, else ./synthkit-registry.db).
+    (default: the spec's, else reports.registry.default_registry(): $SYNTHKIT_REGISTRY, else the per-user one).
 
     The run is recorded as run by this process's OS account (`runner_account`); `run_by`
     and $SYNTHKIT_USER only add a display name, so nobody can name someone else as the
@@ -360,6 +371,8 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
 
     if not isinstance(spec, JobSpec):
         spec = load_job(spec)
+    from synthkit.threads import use_threads
+    use_threads(spec.threads, where="the job's threads")  # the whole process: fit, generate, evaluate
     reg = registry if isinstance(registry, Registry) else Registry(registry or spec.registry)
     display = run_by or display_user()
     run_by = runner_account()
@@ -493,7 +506,11 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     synth = BY_NAME[spec.model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
-    synth.fit(train, schema=schema, budget=budget)
+    from synthkit.progress import ledger_for
+    progress = _progress("fit")
+    ledger = ledger_for(synth, budget=budget, entity_key=schema.entity_key)  # ε spent, read while it trains
+    progress.watch(ledger, epochs={"train": synth.epochs, "context train": getattr(synth, "context_epochs", 0)})
+    synth.fit(train, schema=schema, budget=budget, progress=progress, **({} if ledger is None else {"ledger": ledger}))
     synth.save(out)
     logger.info("fitted %s: %s", spec.model, synth.privacy_summary()["guarantee"])
     return out
@@ -505,7 +522,17 @@ def _generate(spec: JobSpec, model_dir: Path, out: Path) -> Path:
 
     synth = load(model_dir)
     seed = None if spec.seed is None else spec.seed + 1
-    connectors.write_chunks(synth.sample_chunks(spec.rows, seed=seed, chunk_size=spec.chunk_size), out)
+    progress = _progress("generate")
+    done = 0
+
+    def counted() -> Any:
+        nonlocal done
+        for chunk in synth.sample_chunks(spec.rows, seed=seed, chunk_size=spec.chunk_size):
+            done += len(chunk)
+            progress("rows", min(done, spec.rows), spec.rows)
+            yield chunk
+
+    connectors.write_chunks(counted(), out)
     return out
 
 
@@ -516,7 +543,15 @@ def _evaluate(spec: JobSpec, train: pd.DataFrame, holdout: pd.DataFrame, synthet
 
     synthetic = connectors.read(synthetic_path)
     return reports.evaluate(real=train, holdout=holdout, synthetic=synthetic, model_dir=model_dir, schema=schema,
-                            target=spec.target, seed=spec.seed if spec.seed is not None else 0)
+                            target=spec.target, seed=spec.seed if spec.seed is not None else 0,
+                            progress=_progress("evaluate"))
+
+
+def _progress(step: str) -> Any:
+    """A step's progress as INFO lines of the job's log (synthkit.progress: at most one
+    every $SYNTHKIT_PROGRESS_INTERVAL seconds, default 10, and once per epoch)."""
+    from synthkit.progress import ProgressLog, interval_from_env
+    return ProgressLog(step, emit=logger.info, interval=interval_from_env())
 
 
 def _gate(spec: JobSpec, report: Any) -> Any:

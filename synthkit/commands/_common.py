@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
@@ -54,17 +55,38 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_CRASH) from None
 
 
+def _progress_line(text: str) -> None:
+    """One timestamped progress line on stderr, never folded (a log file keeps it whole)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    err_console.print(f"{stamp} {text}", highlight=False, markup=False, soft_wrap=True)
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Any]:
+    """A `progress(stage, done, total)` callback (with `.watch(ledger, epochs=...)` for
+    ε spent): a rich bar with the epoch, ε spent and the time left on a terminal; one line
+    at most every $SYNTHKIT_PROGRESS_INTERVAL seconds (default 10) and at most once per
+    epoch elsewhere (a script, a scheduler, a log file; see synthkit.progress)."""
+    from synthkit.progress import ProgressFacts, ProgressLog, interval_from_env
+    if not err_console.is_terminal:
+        yield ProgressLog(description, emit=_progress_line, interval=interval_from_env())
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=err_console, transient=False,
-                  disable=not err_console.is_terminal) as bar:
-        task = bar.add_task(description, total=None)
+                  TextColumn("{task.fields[extras]}"), TimeRemainingColumn(), console=err_console,
+                  transient=False) as bar:
+        task = bar.add_task(description, total=None, extras="")
+        facts = ProgressFacts(description)
 
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"{description} ({stage})")
+        class _Bar:
+            def watch(self, ledger: Any, *, epochs: dict[str, int] | None = None) -> None:
+                facts.watch(ledger, epochs=epochs)
 
-        yield update
+            def __call__(self, stage: str, done: int, total: int) -> None:
+                facts.update(stage, done, total)
+                bar.update(task, completed=done, total=total, description=f"{description} ({stage})",
+                           extras=escape(facts.extras()))
+
+        yield _Bar()
 
 
 def setup_logging(verbose: bool) -> None:
@@ -113,6 +135,130 @@ def check_writable(path: Path, option: str = "--out") -> None:
     except OSError as err:
         raise ConfigError(f"{option} {text!r}: {err.strerror or type(err).__name__}; give a shorter or plain "
                           f"{option} path") from None
+
+
+# ------------------------------------------------------------------ checks before torch is imported
+# Importing the models (torch, opacus) takes seconds, tens of seconds on a busy machine; a
+# misspelled option must be refused before that (issue 17). These checks use only the
+# torch-free parts of synthkit and, for column names, the source's header.
+def privacy_budget(epsilon: float, delta: float) -> Any:
+    """The PrivacyBudget of --epsilon/--delta, or one line naming the option at fault."""
+    from synthkit.errors import ConfigError
+    from synthkit.ledger import PrivacyBudget
+    try:
+        return PrivacyBudget(epsilon=epsilon, delta=delta)
+    except ConfigError as err:
+        if str(err).startswith("epsilon"):
+            raise ConfigError(f"--epsilon {epsilon:g} is not a budget: epsilon must be a finite number > 0; give "
+                              "e.g. --epsilon 1 (smaller is more private and noisier)") from None
+        raise ConfigError(f"--delta: {err}") from None
+
+
+def check_model_options(model: str, options: dict[str, tuple[str, Any]], *, command: str) -> None:
+    """Refuse an unknown --model, or an option value (`options`: hyperparameter name ->
+    (option, value)) outside what the model accepts. Names and bounds come from
+    synthkit.manifest, the ones `check_hyperparameters` and the bundle loader apply, so
+    they cannot drift apart; options the model does not have are left to the command."""
+    import difflib
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from synthkit.errors import ConfigError
+    from synthkit.manifest import HYPERPARAMETERS, MODEL_NAMES
+
+    by_name = {name: cls for cls, name in MODEL_NAMES.items()}
+    if model not in by_name:
+        close = difflib.get_close_matches(str(model).lower(), list(by_name), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model {model!r}{hint}; choose one of {sorted(by_name)} with --model")
+    fields = HYPERPARAMETERS[by_name[model]].model_fields
+    for name, (option, value) in options.items():
+        field = fields.get(name)
+        if value is None or field is None:
+            continue
+        kind = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        try:
+            TypeAdapter(kind).validate_python(value, strict=True)
+        except ValidationError as err:
+            why = err.errors(include_url=False, include_input=False, include_context=False)[0]["msg"]
+            raise ConfigError(f"{option} {value!r} is not allowed: {why[:1].lower()}{why[1:]}; choose a value "
+                              f"in the allowed range (see `{command} --help`)") from None
+
+
+_URI_PREFIXES = ("fhir:", "camt053:", "banktx:")  # connectors.uri's prefixed sources; the rest has ://
+
+
+def check_source_exists(data: str | Path, what: str) -> None:
+    """Refuse a plain file path that does not exist before the readers (polars, pandas)
+    are imported; URIs (sqlite:///, postgresql://, fhir:, ...) are left to connectors."""
+    from synthkit.errors import SourceError
+
+    text = os.fspath(data)
+    if "://" in text or text.lower().startswith(_URI_PREFIXES) or "\x00" in text:
+        return
+    path = Path(text)
+    try:
+        missing = not path.exists()
+    except OSError:  # a name the system refuses: the reader says so
+        return
+    if missing:
+        raise SourceError(f"{str(path)!r}: no such file; check the path given as {what}")
+
+
+def source_columns(data: str | Path, *, table: str | None = None, query: str | None = None,
+                   read_opts: dict[str, Any] | None = None) -> list[str] | None:
+    """The column names of a one-table file source (CSV, Parquet, JSON lines), read from
+    its header without its rows; None for SQL and multi-table sources (their columns are
+    known only once connected or parsed). Column names are public (DESIGN: the source's
+    header is the schema's names). A missing or unreadable file fails here with the
+    reader's own message."""
+    import connectors
+
+    loc = connectors.parse(data)
+    if loc.is_sql or loc.kind not in ("csv", "parquet", "jsonl"):
+        return None
+    notes = logging.getLogger("connectors.files")
+    was = notes.disabled
+    notes.disabled = True  # the full read detects the header again and says what it found then
+    try:
+        frame = connectors.read(data, table=table, query=query, n_rows=0, check_rows=False, **(read_opts or {}))
+    finally:
+        notes.disabled = was
+    return [str(c) for c in frame.columns]
+
+
+def check_columns(columns: list[str], options: dict[str, str | tuple[str, ...] | None], *, location: str) -> None:
+    """Refuse an option (`options`: option -> column name(s)) naming a column the source
+    does not have, in one line with the closest name and the source's columns."""
+    import difflib
+
+    from synthkit.errors import ConfigError
+
+    known = set(columns)
+    for option, given in options.items():
+        for name in ((given,) if isinstance(given, str) else (given or ())):
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, columns, n=1) or [c for c in columns if c.lower() == name.lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            shown = ", ".join(repr(c) for c in columns[:12]) + (f" and {len(columns) - 12} more"
+                                                                 if len(columns) > 12 else "")
+            raise ConfigError(f"{option} {name!r} is not a column of {location!r}{hint}; its columns are {shown}; "
+                              f"give one of them (names are case-sensitive)")
+
+
+# ------------------------------------------------------------------ threads
+ThreadsOption = Annotated[Optional[int], typer.Option(
+    "--threads", help="CPU threads (torch, BLAS, polars); default: $SYNTHKIT_THREADS, else $OMP_NUM_THREADS, "
+                      "else half the CPUs, so jobs sharing a machine do not oversubscribe it",
+    show_default=False)]
+
+
+def use_threads(threads: int | None) -> int:
+    """Resolve --threads ($SYNTHKIT_THREADS, the default) and apply it before numpy, polars
+    and torch load (synthkit.threads)."""
+    from synthkit.threads import use_threads as _use
+    return _use(threads, where="--threads")
 
 
 # ------------------------------------------------------------------ reading options of data files

@@ -16,11 +16,18 @@ from synthkit.commands._common import (
     MaxLengthOption,
     SequenceIndexOption,
     StatesOption,
+    ThreadsOption,
+    check_columns,
+    check_model_options,
+    check_source_exists,
     cli_errors,
     console,
+    privacy_budget,
     progress_bar,
     sequence_schema,
     setup_logging,
+    source_columns,
+    use_threads,
 )
 
 
@@ -36,12 +43,15 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
     Sequences (`model="dphmm"`): the roles come as in `synthkit fit` (options or schema);
     a canary is then a whole crafted entity. Context columns of the events table are
     audited; a separate context table (fit's --context) is not supported here."""
-    import connectors
-    from synthkit.audit import run_audit
     from synthkit.errors import ArtifactError, ConfigError
-    from synthkit.ledger import PrivacyBudget
-    from synthkit.schema import Schema, infer_schema
 
+    # every check of a path, an option or a column name before the audit's libraries and
+    # torch load: a typo is refused at once, not after the imports (issue 17)
+    check_source_exists(data, "DATA (the first argument)")
+    check_model_options(model, {"epochs": ("--epochs", epochs), "batch_size": ("--batch-size", batch_size),
+                                "device": ("--device", device), "n_states": ("--states", n_states),
+                                "max_length": ("--max-length", max_length),
+                                "context_epochs": ("--context-epochs", context_epochs)}, command="synthkit audit")
     seq_opts = {"--sequence-index": sequence_index, "--context-column": context_columns or None,
                 "--max-length": max_length, "--states": n_states, "--context-epochs": context_epochs}
     if model != "dphmm" and any(v is not None for v in seq_opts.values()):
@@ -51,14 +61,23 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
         raise ConfigError("--no-privacy and --epsilon contradict each other; choose one")
     if not no_privacy and epsilon is None:
         raise ConfigError("--epsilon is required: it is the claim the audit checks (or pass --no-privacy)")
-    budget = None if no_privacy else PrivacyBudget(epsilon=epsilon, delta=delta)
+    budget = None if no_privacy else privacy_budget(epsilon, delta)
     if (out / "audit.json").exists() and not overwrite:  # refuse before hours of training
         raise ArtifactError(f"{str(out / 'audit.json')!r} already exists; choose another --out or pass --overwrite")
+    from synthkit.schema import Schema, infer_schema
+    declared = Schema.load(schema_path) if schema_path is not None else None
+    if declared is not None and entity_key is not None and entity_key != declared.entity_key:
+        raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    import connectors
+    columns = source_columns(data, table=table, query=query)
+    if columns is not None:  # the header only (public)
+        check_columns(columns, {"--entity-key": entity_key, "--sequence-index": sequence_index,
+                                "--context-column": context_columns}, location=connectors.describe(data)["location"])
+    from synthkit.audit import run_audit
+
     frame = connectors.read(data, table=table, query=query)
-    if schema_path is not None:
-        schema = Schema.load(schema_path)
-        if entity_key is not None and entity_key != schema.entity_key:
-            raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+    if declared is not None:
+        schema = declared
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
     params: dict[str, Any] = {"device": device}
@@ -95,7 +114,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[Optional[int], typer.Option(help="expected Poisson batch size")] = None,
         synthetic_rows: Annotated[Optional[int], typer.Option(help="synthetic rows (dphmm: entities) the attack sees per run")] = None,
         confidence: Annotated[float, typer.Option(help="confidence level of the lower bound")] = 0.95,
-        workers: Annotated[Optional[int], typer.Option(help="parallel training processes (default: CPU count)")] = None,
+        workers: Annotated[Optional[int], typer.Option(help="parallel training processes, one torch thread each (default: --threads)")] = None,
         schema: Annotated[Optional[Path], typer.Option("--schema", help="schema.yaml (inferred kinds if omitted)")] = None,
         table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
         query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
@@ -109,12 +128,16 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[Optional[int], typer.Option(help="seed of the canaries, inclusions, initialisations and samples (DP noise is always fresh)")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing audit.json")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="print audit.json to stdout")] = False,
+        threads: ThreadsOption = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ) -> None:
         """Plant canaries, train repeatedly, attack the synthetic output, and report an empirical
         epsilon lower bound (with its confidence) next to the claimed epsilon."""
         setup_logging(verbose)
         with cli_errors(), progress_bar("auditing") as bar:
+            n_threads = use_threads(threads)  # before numpy, polars and torch load
+            if workers is None:  # one torch thread per worker process: the thread budget is the worker count
+                workers = n_threads
             result = audit_data(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
                                 no_privacy=no_privacy, canaries=canaries, trials=trials, epochs=epochs,
                                 batch_size=batch_size, synthetic_rows=synthetic_rows, confidence=confidence,

@@ -17,14 +17,19 @@ from synthkit.partials import staged_folder
 from synthkit.commands._common import (
     EncodingOption,
     HeaderOption,
+    ThreadsOption,
+    check_columns,
     check_input_frame,
     check_seed,
+    check_source_exists,
     check_writable,
     cli_errors,
     console,
     progress_bar,
     read_options,
     setup_logging,
+    source_columns,
+    use_threads,
 )
 
 
@@ -36,14 +41,26 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
     (into a temporary folder beside `out`, renamed when complete). ML utility is scored for
     `target`, `targets` and the targets the bundle's schema declares. `read_opts`
     (`has_header`, `encoding`) go to the reader of every data file."""
+    from synthkit.errors import ArtifactError
+    from synthkit.manifest import read_manifest as read_manifest_only
+
+    # every check of a path or an option before torch (the bundle's full check) and the
+    # metrics' libraries load: a typo is refused at once (issue 17)
+    for option, uri in (("--real", real), ("--synthetic", synthetic), ("--holdout", holdout)):
+        if uri is not None:
+            check_source_exists(uri, option)
+    if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
+        raise ArtifactError(f"output {str(out)!r} already exists; choose another folder or pass --overwrite")
+    read_manifest_only(model_dir)  # not a bundle, or a damaged manifest
     import connectors
+    wanted = tuple(t for t in (target, *targets) if t is not None)
+    columns = source_columns(real, read_opts=read_opts) if wanted else None
+    if columns is not None:  # the header only (public)
+        check_columns(columns, {"--target": wanted}, location=connectors.describe(real)["location"])
+
     import reports
     from reports.render import render_html
     from synthkit.bundle import verify
-    from synthkit.errors import ArtifactError
-
-    if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
-        raise ArtifactError(f"output {str(out)!r} already exists; choose another folder or pass --overwrite")
     # the same checks as `generate` (the model is loaded, not sampled): a bundle that
     # generate refuses is never evaluated, and the report pins the manifest verified here
     verified_sha = verify(model_dir)
@@ -89,11 +106,13 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False,
         header: HeaderOption = None,
         encoding: EncodingOption = None,
+        threads: ThreadsOption = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ) -> None:
         """Evaluate synthetic data: fidelity, diversity, privacy leakage, bias, sequences, validation."""
         setup_logging(verbose)
         with cli_errors():
+            use_threads(threads)  # before numpy, polars, scikit-learn and torch load
             from synthkit.errors import ConfigError
             if fmt not in ("json", "text"):
                 raise ConfigError(f"--format must be json or text, got {fmt!r}")

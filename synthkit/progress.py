@@ -76,6 +76,7 @@ class ProgressFacts:
         self.started = clock()
         self.stage = ""
         self.stage_started = self.started
+        self.stage_first = 0  # units done at the stage's first call (its pace is measured from there)
         self.done = 0
         self.total = 0
         self.ledger: Any = None
@@ -89,7 +90,7 @@ class ProgressFacts:
 
     def update(self, stage: str, done: int, total: int) -> None:
         if stage != self.stage:
-            self.stage, self.stage_started = stage, self.clock()
+            self.stage, self.stage_started, self.stage_first = stage, self.clock(), int(done)
         self.done, self.total = int(done), int(total)
 
     def epoch(self) -> tuple[int, int] | None:
@@ -112,11 +113,12 @@ class ProgressFacts:
         return (spent, float(ledger.budget.epsilon)) if spent is not None else None
 
     def left(self) -> float | None:
-        """Seconds left in this stage, from its pace so far (None before two units: one
-        unit's pace is no estimate)."""
-        if self.done < 2 or self.total <= 0 or self.done > self.total:
+        """Seconds left in this stage, from its pace since the stage's first call (None
+        before a unit was timed)."""
+        timed = self.done - self.stage_first
+        if timed <= 0 or self.total <= 0 or self.done > self.total:
             return None
-        return (self.clock() - self.stage_started) * (self.total - self.done) / self.done
+        return (self.clock() - self.stage_started) * (self.total - self.done) / timed
 
     def tick(self) -> tuple[str, int]:
         """What counts as a step forward for the log: a new stage or, within a stage, a

@@ -192,10 +192,12 @@ def test_existing_bundle_not_overwritten(csv_path, tmp_path):
     assert (out / "keep.txt").read_text() == "x"
 
 
-def test_demo_runs_the_whole_path(tmp_path):
-    """The README's main job: fit under DP, generate, evaluate, gate, queue for review."""
+def test_demo_runs_the_whole_path(tmp_path, monkeypatch):
+    """The README's main job: fit under DP, generate, evaluate, gate, queue for review (in
+    the default registry, where `synthkit releases list` finds it)."""
     import sqlite3
     out = tmp_path / "demo"
+    monkeypatch.setenv("SYNTHKIT_REGISTRY", str(tmp_path / "default-registry.db"))
     r = _run("demo", "--out", str(out), "--epochs", "2", "--rows", "1500")
     assert r.exit_code == 0, r.output
     runs = list((out / "work").iterdir())
@@ -208,5 +210,8 @@ def test_demo_runs_the_whole_path(tmp_path):
     said = " ".join(r.output.split())  # rich wraps long lines
     assert "status pending_review" in said or "status gate_rejected" in said
     assert not (out / "releases").exists() or not any((out / "releases").iterdir())  # nothing released unreviewed
-    with sqlite3.connect(out / "registry.db") as db:
-        assert db.execute("select count(*) from sqlite_master").fetchone()[0] > 0
+    with sqlite3.connect(tmp_path / "default-registry.db") as db:
+        assert db.execute("select count(*) from synthkit_runs").fetchone()[0] == 1
+    assert f"registry: {tmp_path / 'default-registry.db'}" in said
+    listed = _run("releases", "list")
+    assert run.name in listed.output and "1 run(s)" in listed.output

@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(decision.to_dict(), indent=2))
         else:
-            from synthkit.commands.release import checks_table
+            from synthkit.commands.release import print_checks
             console.print(decision.summary(), highlight=False, soft_wrap=True)
-            console.print(checks_table(decision.to_dict()["checks"], notes=True))
+            print_checks(decision.to_dict()["checks"], notes=True)
         if not decision.passed:
             raise typer.Exit(EXIT_GATE_REJECTED)

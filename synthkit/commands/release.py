@@ -217,24 +217,9 @@ def releases_list(
                                     "run_by": r.run.run_by, "created_at": r.run.created_at,
                                     "updated_at": r.updated_at} for r in rows], indent=2))
             return
-        # full values, never folded or elided: the run id is what `show`, `verify` and
-        # `approve` take, so it must copy whole; a table wider than the terminal is
-        # printed at its own width (the terminal wraps the line, a copy keeps it whole)
-        header = ("run", "job", "status", "run by", "created (UTC)", "updated (UTC)")
-        cells = [(r.run.run_id, r.run.job_name, r.status, r.run.run_by, r.run.created_at[:19], r.updated_at[:19])
-                 for r in rows]
-        t = RichTable(*header)
-        for column in t.columns:
-            column.no_wrap = True
-        for row in cells:
-            t.add_row(*row)
-        needed = sum(max(len(str(v)) for v in col) + 3 for col in zip(header, *cells)) + 1
-        if needed <= console.width:
-            console.print(t)
-        else:
-            from rich.console import Console
-            Console(file=console.file, width=needed, force_terminal=console.is_terminal,
-                    no_color=console.no_color).print(t)
+        print_table(("run", "job", "status", "run by", "created (UTC)", "updated (UTC)"),
+                    [(r.run.run_id, r.run.job_name, r.status, r.run.run_by, r.run.created_at[:19], r.updated_at[:19])
+                     for r in rows])
         console.print(f"{len(rows)} run(s) in the registry {registry_location(reg)}", highlight=False,
                       soft_wrap=True)
         broken = reg.audit()
@@ -261,7 +246,7 @@ def releases_show(
         d = info["decision"]
         if d:
             console.print(d["summary"], highlight=False)
-            console.print(checks_table(d["checks"]))
+            print_checks(d["checks"])
         for r in info["reviews"]:
             console.print(f"{r['verdict']} by {r['reviewer']} at {r['at']}: {r['reason']}", highlight=False)
         if info["release"]:
@@ -271,16 +256,36 @@ def releases_show(
                           highlight=False)
 
 
-def checks_table(checks: list[dict[str, Any]], *, notes: bool = False) -> RichTable:
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, wrap_last: bool = False) -> None:
+    """A table whose values are never folded or elided (run ids and metric ids must copy
+    whole); one wider than the terminal is printed at its own width (the terminal wraps
+    the line, a copy keeps it whole). `wrap_last`: the last column (free text) may fold."""
+    from rich.console import Console
+    from rich.markup import escape
+    t = RichTable(*header)
+    for column in t.columns[:-1] if wrap_last else t.columns:
+        column.no_wrap = True
+    for row in rows:
+        t.add_row(*(escape(str(v)) for v in row))
+    fixed = list(zip(header, *rows))[:-1] if wrap_last else list(zip(header, *rows))
+    needed = sum(max(len(str(v)) for v in col) + 3 for col in fixed) + 1 + (24 if wrap_last else 0)
+    if needed <= console.width:
+        console.print(t)
+    else:
+        Console(file=console.file, width=needed, force_terminal=console.is_terminal,
+                no_color=console.no_color).print(t)
+
+
+def print_checks(checks: list[dict[str, Any]], *, notes: bool = False) -> None:
     """A gate decision's checks (GateDecision.to_dict()["checks"]), one row each: what
     `releases show` and `synthkit gate` print."""
-    t = RichTable("check", "observed", "threshold", "result", *(("note",) if notes else ()))
+    rows = []
     for c in checks:
-        res = "skipped" if c["skipped"] else ("pass" if c["passed"] else "[red]FAIL[/]")
+        res = "skipped" if c["skipped"] else ("pass" if c["passed"] else "FAIL")
         obs = c["observed"]
-        row = [c["metric"], f"{obs:.4g}" if isinstance(obs, float) else str(obs), c["threshold"], res]
-        t.add_row(*row, *((c.get("note") or "",) if notes else ()))
-    return t
+        row = (c["metric"], f"{obs:.4g}" if isinstance(obs, float) else str(obs), c["threshold"], res)
+        rows.append((*row, c.get("note") or "") if notes else row)
+    print_table(("check", "observed", "threshold", "result", *(("note",) if notes else ())), rows, wrap_last=notes)
 
 
 def show_release(reg: Any, run_id: str) -> dict[str, Any]:

@@ -1,0 +1,225 @@
+"""Issue 17, part E: progress everywhere.
+
+Off a terminal (a script, a scheduler, a log file), fit, generate, evaluate, audit and
+run write one line at most every $SYNTHKIT_PROGRESS_INTERVAL seconds (default 10) and at
+most once per epoch, with the stage, done/total, the epoch, ε spent (from the ledger),
+the time elapsed and the time left. Before, the rich bar was disabled off a terminal and
+nothing at all was printed until the end (the negative control: every CLI test below
+asserts lines that the old code never wrote).
+
+No test depends on timing: the interval is injected (0, or a fake clock).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from synthkit.cli import app
+from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent
+from synthkit.progress import ProgressLog, ledger_for
+
+runner = CliRunner()
+SECRET = "SECRET_CELL_VALUE_4242"
+EPOCHS = 3
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _ledger(epsilon: float = 3.0) -> PrivacyLedger:
+    return PrivacyLedger(budget=PrivacyBudget(epsilon=epsilon, delta=1e-6))
+
+
+EPOCH_EVENT = SampledGaussianEvent(name="dp-sgd", sampling_rate=0.1, noise_multiplier=1.5, steps=4)
+
+
+def _train(log: ProgressLog, ledger: PrivacyLedger, clock: FakeClock, *, epochs: int, steps: int,
+           seconds_per_step: float, spent: list[float]) -> None:
+    """What a model does: charge the epoch, then report each step."""
+    for epoch in range(epochs):
+        ledger.charge(EPOCH_EVENT)
+        spent.append(ledger.epsilon_spent())
+        for b in range(steps):
+            clock.now += seconds_per_step
+            log("train", epoch * steps + b + 1, epochs * steps)
+
+
+# ---------------------------------------------------------------------------- the log lines
+def test_interval_zero_writes_one_line_per_epoch_with_epsilon_from_the_ledger():
+    lines: list[str] = []
+    clock, ledger, spent = FakeClock(), _ledger(), []
+    log = ProgressLog("fitting", emit=lines.append, interval=0, clock=clock)
+    log.watch(ledger, epochs={"train": 4})
+    _train(log, ledger, clock, epochs=4, steps=5, seconds_per_step=1.0, spent=spent)
+    # the first call, then one line per completed epoch: never one per step
+    assert len(lines) == 1 + 4, lines
+    for i, line in enumerate(lines[1:], start=1):
+        assert f"fitting: train {5 * i}/20, epoch {i}/4, ε spent {spent[i - 1]:.3f} of 3," in line, line
+        assert "elapsed" in line
+    assert "about 15s left" in lines[1]  # 5 s per epoch, 3 epochs to go
+    assert lines[-1].endswith("stage done")
+
+
+def test_the_interval_is_a_rate_limit_and_the_epoch_a_floor():
+    """Fast epochs (1 s): a line per 10 s, not per epoch. Slow epochs (60 s): one line per
+    epoch, not every 10 s. Whichever is rarer."""
+    lines: list[str] = []
+    clock, ledger = FakeClock(), _ledger(epsilon=50.0)
+    log = ProgressLog("fitting", emit=lines.append, interval=10, clock=clock)
+    log.watch(ledger, epochs={"train": 40})
+    _train(log, ledger, clock, epochs=40, steps=2, seconds_per_step=0.5, spent=[])
+    # 40 s of training: the first line, one per 10 s (4), and the final one (at most 6)
+    assert 4 <= len(lines) <= 6, lines
+    assert lines[-1].startswith("fitting: train 80/80, epoch 40/40")
+
+    slow: list[str] = []
+    clock, ledger = FakeClock(), _ledger()
+    log = ProgressLog("fitting", emit=slow.append, interval=10, clock=clock)
+    log.watch(ledger, epochs={"train": 3})
+    _train(log, ledger, clock, epochs=3, steps=60, seconds_per_step=1.0, spent=[])
+    assert len(slow) == 1 + 3, slow
+
+
+def test_stages_without_epochs_count_their_units_and_without_a_ledger_no_epsilon():
+    lines: list[str] = []
+    log = ProgressLog("evaluating", emit=lines.append, interval=0, clock=FakeClock())
+    for i, name in enumerate(("fidelity", "diversity", "privacy")):
+        log(name, i, 3)
+        log(name, i + 1, 3)
+    assert lines[0] == "evaluating: fidelity 0/3, elapsed 0s"
+    assert any(line.startswith("evaluating: privacy 3/3") for line in lines)
+    assert not any("ε" in line or "epoch" in line for line in lines)
+    with pytest.raises(ValueError):
+        ProgressLog("x", emit=print, interval=-1)
+
+
+def test_the_progress_ledger_is_the_one_the_model_would_make():
+    """`ledger_for` hands the model a ledger set as its own default (unit, bound): the
+    privacy claim of a bundle does not depend on whether progress was shown."""
+    from synthkit.models import BY_NAME
+    budget = PrivacyBudget(epsilon=1.0, delta=1e-6)
+    tvae = BY_NAME["dptvae"](max_rows_per_entity=3)
+    assert (ledger_for(tvae, budget=budget, entity_key=None).unit,
+            ledger_for(tvae, budget=budget, entity_key=None).max_rows_per_unit) == ("row", 1)
+    led = ledger_for(tvae, budget=budget, entity_key="patient_id")
+    assert (led.unit, led.max_rows_per_unit, led.events) == ("entity", 3, [])
+    assert ledger_for(tvae, budget=None, entity_key=None) is None
+    hmm = BY_NAME["dphmm"](max_length=7)
+    assert ledger_for(hmm, budget=budget, entity_key="p").unit == "entity"
+
+
+# ---------------------------------------------------------------------------- the commands
+def _progress_lines(stderr: str, what: str) -> list[str]:
+    return [line for line in stderr.splitlines() if re.match(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {what}: ", line)]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A tiny private fit, generate and evaluate through the CLI, off a terminal, with the
+    interval injected as 0 (every epoch / section gets its line)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SYNTHKIT_PROGRESS_INTERVAL", "0")
+    folder = tmp_path_factory.mktemp("progress")
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"patient_id": [f"P{i:04d}" for i in range(n)], "age": rng.integers(18, 90, n),
+                          "bmi": rng.normal(27, 4, n).round(1), "sex": rng.choice(["female", "male"], n)})
+    frame.loc[0, "sex"] = SECRET
+    frame.to_csv(folder / "d.csv", index=False)
+    out: dict[str, object] = {"folder": folder}
+    try:
+        fit = runner.invoke(app, ["fit", str(folder / "d.csv"), "--out", str(folder / "m"), "--model", "dptvae",
+                                  "--epsilon", "3", "--epochs", str(EPOCHS), "--batch-size", "20",
+                                  "--entity-key", "patient_id", "--max-rows-per-entity", "2",
+                                  "--holdout", "0.3", "--holdout-seed", "1", "--seed", "0"])
+        assert fit.exit_code == 0, fit.output
+        gen = runner.invoke(app, ["generate", str(folder / "m"), "--rows", "200", "--out", str(folder / "s.csv"),
+                                  "--seed", "1"])
+        assert gen.exit_code == 0, gen.output
+        ev = runner.invoke(app, ["evaluate", str(folder / "m"), "--real", str(folder / "d.csv"), "--synthetic",
+                                 str(folder / "s.csv"), "--out", str(folder / "report")])
+        assert ev.exit_code == 0, ev.output
+        out.update(fit=fit, generate=gen, evaluate=ev)
+    finally:
+        mp.undo()
+    return out
+
+
+def test_fit_writes_a_line_per_epoch_with_epoch_and_epsilon_spent(pipeline):
+    fit = pipeline["fit"]
+    lines = _progress_lines(fit.stderr, "fitting")
+    epochs = [ln for ln in lines if re.search(r"epoch \d+/3", ln)]
+    assert len(epochs) >= EPOCHS, fit.stderr
+    for k in range(1, EPOCHS + 1):
+        assert any(f"epoch {k}/3" in ln for ln in lines), (k, lines)
+    spent = [float(m.group(1)) for ln in lines for m in [re.search(r"ε spent (\d+\.\d+) of 3", ln)] if m]
+    assert len(spent) == len(lines) and spent == sorted(spent)  # from the ledger: only grows
+    manifest = json.loads((pipeline["folder"] / "m" / "manifest.json").read_text())
+    summary = manifest["privacy"]["summary"]
+    assert abs(spent[-1] - summary["epsilon_spent"]) < 1e-3  # the last line is what the bundle records
+    assert (summary["unit"], summary["max_rows_per_unit"]) == ("entity", 2)  # the claim is unchanged
+    assert all("elapsed" in ln for ln in lines) and any(" left" in ln for ln in lines)
+    assert SECRET not in fit.output
+
+
+def test_generate_and_evaluate_write_progress_lines(pipeline):
+    gen = _progress_lines(pipeline["generate"].stderr, "generating")
+    assert gen and gen[-1].startswith(f"{gen[-1][:19]} generating: rows 200/200")
+    ev = _progress_lines(pipeline["evaluate"].stderr, "evaluating")
+    assert len(ev) >= 3, pipeline["evaluate"].stderr
+    assert not any("ε" in ln for ln in ev)  # no ledger watched: nothing to claim
+    assert SECRET not in pipeline["evaluate"].output
+
+
+def test_a_bad_interval_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHKIT_PROGRESS_INTERVAL", "soon")
+    pd.DataFrame({"a": range(10)}).to_csv(tmp_path / "d.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "d.csv"), "--out", str(tmp_path / "m"), "--no-privacy"])
+    assert r.exit_code == 2 and "SYNTHKIT_PROGRESS_INTERVAL" in r.output and r.output.count("error:") == 1
+
+
+def test_audit_reports_its_trials(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHKIT_PROGRESS_INTERVAL", "0")
+    rng = np.random.default_rng(0)
+    n = 200
+    pd.DataFrame({"age": rng.integers(18, 90, n), "bmi": rng.normal(27, 4, n).round(1)}).to_csv(
+        tmp_path / "d.csv", index=False)
+    r = runner.invoke(app, ["audit", str(tmp_path / "d.csv"), "--out", str(tmp_path / "a"), "--model", "dptvae",
+                            "--no-privacy", "--canaries", "4", "--trials", "2", "--epochs", "1", "--batch-size",
+                            "20", "--workers", "1", "--synthetic-rows", "50", "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    lines = _progress_lines(r.stderr, "auditing")
+    assert [ln.split("auditing: ", 1)[1].split(",")[0] for ln in lines] == ["trials 0/2", "trials 1/2", "trials 2/2"]
+
+
+def test_run_logs_progress_of_each_step(tmp_path, monkeypatch, caplog):
+    """`synthkit run` (a scheduler's command): the fit's epochs with ε spent, the rows
+    generated and the evaluation's sections, as INFO lines of the job's log."""
+    import synthkit.jobs as jobs
+    from test_gate import make_report
+    from test_jobs import write_job
+    monkeypatch.setenv("SYNTHKIT_PROGRESS_INTERVAL", "0")
+    monkeypatch.setattr(jobs, "_evaluate", lambda *a, **k: make_report())
+    path = write_job(tmp_path, model={"name": "dptvae", "hyperparameters": {"epochs": 2, "batch_size": 50}})
+    with caplog.at_level(logging.INFO, logger="synthkit"):
+        result = jobs.run_job(path, registry=str(tmp_path / "r.db"), run_by="cron")
+    assert result.status in ("pending_review", "gate_rejected")
+    said = [r.getMessage() for r in caplog.records if r.name == "synthkit.jobs"]
+    fit = [m for m in said if m.startswith("fit: train")]
+    assert any("epoch 1/2" in m for m in fit) and any("epoch 2/2" in m for m in fit), said
+    assert all("ε spent" in m for m in fit)
+    assert any(m.startswith("generate: rows 300/300") for m in said), said
+    assert not any(SECRET in m for m in said)

@@ -78,8 +78,7 @@ def schema_infer(
         from synthkit.schema import infer_schema
         columns = _source_columns(data, table=table, query=query, read_opts=read_options(header, encoding))
         if columns is not None:  # the header only: a misspelled name is refused before the rows are read
-            _check_columns(columns, {"--entity-key": entity_key, "--target": tuple(target or ())},
-                           location=connectors.describe(data)["location"])
+            _check_columns(columns, {"--entity-key": entity_key}, location=connectors.describe(data)["location"])
         frame = connectors.read(data, table=table, query=query, **read_options(header, encoding))
         schema = infer_schema(frame, entity_key=entity_key, targets=target or (), formats=True)
         schema.save(out)
@@ -167,9 +166,10 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     if not multi_table:  # the header only (public): a misspelled column is refused before the rows are read
         columns = _source_columns(data, table=table, query=query, read_opts=read_opts)
         if columns is not None:
+            # (targets are left to the schema's validation, before torch too, which lists an
+            # unknown target together with one that cannot be learned)
             _check_columns(columns, {"--entity-key": entity_key, "--sequence-index": sequence_index,
-                                     "--target": targets, "--context-column": context_columns,
-                                     "--terminal-column": terminal_column},
+                                     "--context-column": context_columns, "--terminal-column": terminal_column},
                            location=connectors.describe(data)["location"])
     elif context is not None:
         raise ConfigError("--context does not apply: this source brings its own entity table")

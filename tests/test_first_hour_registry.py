@@ -91,13 +91,13 @@ def test_a_run_without_registry_is_listed_from_another_folder(user, fake_steps):
 
 
 def test_read_only_commands_on_a_missing_registry_create_nothing(user):
-    """list, show, verify and audit on a registry that does not exist: one line naming
+    """list, show, verify, audit and review on a registry that does not exist: one line naming
     where it looked and how to point at one, exit 2, and no file (before: an empty
     registry, with -wal and -shm, appeared)."""
     before = _files(user)
     default = user / "xdg" / "synthkit" / "registry.db"
     for args in (["releases", "list"], ["releases", "show", "some-run"], ["releases", "verify", "some-run"],
-                 ["releases", "audit"], ["releases", "list", "--registry", str(user / "typo.db")]):
+                 ["releases", "audit"], ["review"], ["releases", "list", "--registry", str(user / "typo.db")]):
         r = _run(*args)
         assert r.exit_code == 2, (args, r.output)
         text = " ".join(r.output.split())

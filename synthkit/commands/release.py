@@ -175,7 +175,7 @@ def review(
     with cli_errors():
         from reports.review import ReviewerConfig
 
-        reg = open_registry(registry)  # fail here, with one line, if the registry cannot be opened
+        reg = open_registry(registry, existing=True)  # one line if it cannot be opened or does not exist
         config = ReviewerConfig.load(reviewers)
         if not config.configured:
             err_console.print("warning: no reviewers are configured (--reviewers or $SYNTHKIT_REVIEWERS); "

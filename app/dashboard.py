@@ -1,7 +1,8 @@
 """synthkit review dashboard (Streamlit). Start it with `synthkit review`.
 
 Configuration comes from the environment, set by `synthkit review`:
-SYNTHKIT_REGISTRY (the registry URL or SQLite path) and SYNTHKIT_REVIEWERS (the reviewers
+SYNTHKIT_REGISTRY (the registry URL or SQLite path; unset: the default registry every
+command uses, reports.registry.default_registry) and SYNTHKIT_REVIEWERS (the reviewers
 YAML). An anonymous visitor sees the sign-in form and nothing else; a signed-in reviewer
 sees the queue, each release's gate result first, then fidelity, diversity, privacy,
 bias and sequence pages, the privacy ledger in plain words and the data card, and can

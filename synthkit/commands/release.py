@@ -268,7 +268,7 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, wrap_la
     for row in rows:
         t.add_row(*(escape(str(v)) for v in row))
     fixed = list(zip(header, *rows))[:-1] if wrap_last else list(zip(header, *rows))
-    needed = sum(max(len(str(v)) for v in col) + 3 for col in fixed) + 1 + (24 if wrap_last else 0)
+    needed = sum(max(len(str(v)) for v in col) + 3 for col in fixed) + 1 + (48 if wrap_last else 0)
     if needed <= console.width:
         console.print(t)
     else:

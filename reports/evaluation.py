@@ -91,23 +91,24 @@ def _sample_idx(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 class _Timer:
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress | None, *, total: int = len(SECTION_ORDER)) -> None:
         self.seconds: dict[str, float] = {}
         self.progress = progress
         self.done = 0
+        self.total = total  # the sections that will run (a table has no sequence section)
 
     @contextmanager
     def section(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         if self.progress:
-            self.progress(name, self.done, len(SECTION_ORDER))
+            self.progress(name, self.done, self.total)
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
             self.done += 1
             if self.progress:
-                self.progress(name, self.done, len(SECTION_ORDER))
+                self.progress(name, self.done, self.total)
 
 
 def evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | Path | None = None,
@@ -173,7 +174,7 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
     unit = "entity" if schema.entity_key else "row"
     streams = dict(zip(STREAMS, np.random.SeedSequence(seed).spawn(len(STREAMS))))
     rngs = {k: np.random.default_rng(v) for k, v in streams.items()}
-    timer = _Timer(progress)
+    timer = _Timer(progress, total=len(SECTION_ORDER) - (0 if is_sequence else 1))
     metrics: list[Metric] = []
     charts: dict[str, Any] = {}
 

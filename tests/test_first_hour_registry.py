@@ -168,8 +168,10 @@ STRICT = {"name": "strict", "privacy": {"require_dp": True, "max_epsilon": 0.5},
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    """One real job (a tiny DPTVAE at epsilon 3, one epoch): its report.json and the
-    decision the pipeline recorded for it (policy `default`)."""
+    """One real job (a tiny DPTVAE at epsilon 3, one epoch): its report.json, the
+    decision the pipeline recorded for it (policy `default`) and its log's messages
+    (progress every epoch and section: the interval is injected as 0)."""
+    import logging
     import os
     folder = tmp_path_factory.mktemp("real")
     job = write_job(folder)
@@ -177,16 +179,31 @@ def real_run(tmp_path_factory):
     db = str(folder / "registry.db")
     cwd = os.getcwd()
     os.chdir(folder)
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    log = logging.getLogger("synthkit.jobs")
+    handler, level = Keep(level=logging.INFO), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SYNTHKIT_PROGRESS_INTERVAL", "0")
     try:
         result = run_job(job, registry=db, run_by="cron")
     finally:
         os.chdir(cwd)
+        log.removeHandler(handler)
+        log.setLevel(level)
+        mp.undo()
     reg = Registry(db)
     decision = reg.decision(result.run_id).decision
     report_dir = folder / "work" / result.run_id
     (folder / "permissive.yaml").write_text(yaml.safe_dump(PERMISSIVE))
     (folder / "strict.yaml").write_text(yaml.safe_dump(STRICT))
-    return {"dir": report_dir, "decision": decision, "folder": folder}
+    return {"dir": report_dir, "decision": decision, "folder": folder, "log": messages}
 
 
 def test_gate_is_the_pipelines_decision(real_run):
@@ -217,3 +234,14 @@ def test_gate_exit_codes(real_run):
         r = _run(*args)
         assert r.exit_code == 2, (args, r.output)
         assert r.output.count("error:") == 1 and "Traceback" not in r.output, r.output
+
+
+def test_a_real_run_logs_the_progress_of_fit_generate_and_evaluate(real_run):
+    """`synthkit run` from a scheduler: its log shows each step's progress (before: the
+    steps' callbacks were not passed, nothing between 'started' and 'finished')."""
+    said = real_run["log"]
+    fit = [m for m in said if m.startswith("fit: train")]
+    assert fit and all("ε spent" in m and "epoch" in m for m in fit), said
+    assert any(m.startswith("generate: rows 300/300") for m in said), said
+    evaluate = [m for m in said if m.startswith("evaluate: ")]
+    assert len(evaluate) >= 3 and any("stage done" in m for m in evaluate), said

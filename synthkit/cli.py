@@ -43,9 +43,11 @@ from synthkit.commands._common import privacy_budget as _privacy_budget
 from synthkit.commands._common import source_columns as _source_columns
 from synthkit.commands._common import existing_ancestor as _existing_ancestor
 
+# Plain help (rich_markup_mode=None): at 80 columns rich's boxed panels cut long option
+# names (--max-rows-per-e…) and label flags <bool>; click's layout wraps them whole.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Differentially private synthetic data for healthcare and finance.")
-schema_app = typer.Typer(no_args_is_help=True, help="Infer and check schemas.")
+                  rich_markup_mode=None, help="Differentially private synthetic data for healthcare and finance.")
+schema_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Infer and check schemas.")
 app.add_typer(schema_app, name="schema")
 
 # One definition for `schema infer` and `fit`. A target is a public declaration (a column
@@ -109,7 +111,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               context_schema_path: Path | None = None, context_columns: tuple[str, ...] = (),
               max_length: int | None = None, n_states: int | None = None,
               terminal_column: str | None = None, terminal_value: str | None = None,
-              holdout: float | None = None, holdout_seed: int | None = None,
+              max_gap: float | None = None, holdout: float | None = None, holdout_seed: int | None = None,
               context_epochs: int | None = None, targets: tuple[str, ...] = (),
               read_opts: dict[str, Any] | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
@@ -133,7 +135,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     check_model_options(model, {"epochs": ("--epochs", epochs), "batch_size": ("--batch-size", batch_size),
                                 "max_rows_per_entity": ("--max-rows-per-entity", max_rows_per_entity),
                                 "device": ("--device", device), "n_states": ("--states", n_states),
-                                "max_length": ("--max-length", max_length),
+                                "max_length": ("--max-length", max_length), "max_gap": ("--max-gap", max_gap),
                                 "context_epochs": ("--context-epochs", context_epochs)}, command="synthkit fit")
     check_seed(seed, "--seed")
     check_seed(holdout_seed, "--holdout-seed")
@@ -142,7 +144,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     seq_opts = {"--sequence-index": sequence_index, "--context": context, "--context-schema": context_schema_path,
                 "--context-column": context_columns or None, "--max-length": max_length, "--states": n_states,
                 "--terminal-column": terminal_column, "--terminal-value": terminal_value,
-                "--context-epochs": context_epochs}
+                "--context-epochs": context_epochs, "--max-gap": max_gap}
     if not sequence and any(v is not None for v in seq_opts.values()):
         used = [k for k, v in seq_opts.items() if v is not None]
         raise ConfigError(f"{', '.join(used)} apply to --model dphmm only")
@@ -230,7 +232,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    max_length=max_length, n_states=n_states, terminal_column=terminal_column,
                                    terminal_value=terminal_value, holdout_record=holdout_record,
                                    context_epochs=context_epochs, entity_key=entity_key, targets=targets,
-                                   source=connectors.describe(data), source_context=source_context,
+                                   max_gap=max_gap, source=connectors.describe(data), source_context=source_context,
                                    read_opts=read_opts)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
@@ -275,7 +277,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         holdout_record: dict[str, Any] | None = None, source: dict[str, str] | None = None,
                         source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None,
                         entity_key: str | None = None, targets: tuple[str, ...] = (),
-                        read_opts: dict[str, Any] | None = None) -> Any:
+                        read_opts: dict[str, Any] | None = None, max_gap: float | None = None) -> Any:
     """`schema` None (a private fit without --schema): DPHMM decides the events' kinds under
     DP from the declared roles; a --context table without --context-schema likewise gets
     its kinds under DP in the same ledger (read from the rows only without a budget)."""
@@ -308,7 +310,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     elif context_schema_path is not None:
         raise ConfigError("--context-schema needs --context (the context table it describes)")
     params: dict[str, Any] = {"seed": seed, "device": device, "max_length": max_length,
-                              "terminal_column": terminal_column, "terminal_value": terminal_value}
+                              "terminal_column": terminal_column, "terminal_value": terminal_value, "max_gap": max_gap}
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("n_states", n_states),
                         ("context_epochs", context_epochs)):
         if value is not None:
@@ -327,7 +329,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     return synth
 
 
-@app.command()
+@app.command(short_help="Fit a DP synthesizer and write a model bundle.")
 def fit(
     data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
     out: Annotated[Path, typer.Option("--out", help="model bundle directory to write")],
@@ -354,6 +356,7 @@ def fit(
     context_epochs: ContextEpochsOption = None,
     terminal_column: Annotated[Optional[str], typer.Option(help="dphmm: column of a terminal event (e.g. status)")] = None,
     terminal_value: Annotated[Optional[str], typer.Option(help="dphmm: value marking the terminal event (e.g. death)")] = None,
+    max_gap: Annotated[Optional[float], typer.Option("--max-gap", help="dphmm: the widest gap between two events of an entity, in the sequence index's unit (public); omitted: learned under DP")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="keep this fraction of people/rows out of training (seeded; recorded in the bundle) for `synthkit evaluate`")] = None,
     holdout_seed: Annotated[Optional[int], typer.Option(help="seed of the holdout split (drawn at random when omitted)")] = None,
     target: TargetOption = None,
@@ -373,7 +376,7 @@ def fit(
                           overwrite=overwrite, table=table, query=query, progress=bar,
                           sequence_index=sequence_index, context=context, context_schema_path=context_schema,
                           context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
-                          terminal_column=terminal_column, terminal_value=terminal_value,
+                          terminal_column=terminal_column, terminal_value=terminal_value, max_gap=max_gap,
                           holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
                           targets=tuple(target or ()), read_opts=read_options(header, encoding))
         summary = synth.privacy_summary()
@@ -556,7 +559,7 @@ def write_sequence_folder(parts: Any, out: Path, *, fmt: str, overwrite: bool) -
     return out
 
 
-@app.command()
+@app.command(short_help="Generate synthetic rows or entities from a bundle.")
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
     out: Annotated[str, typer.Option("--out", help="tables: a .csv/.parquet path or a sink URI (see `synthkit connectors`); sequences: a folder")],
@@ -622,7 +625,7 @@ def _category_release(manifest: dict[str, Any], schema: dict[str, Any]) -> dict[
     return out
 
 
-@app.command()
+@app.command(short_help="Show a bundle's model, schema, privacy spend and versions.")
 def inspect(
     model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -655,6 +658,8 @@ def inspect(
                           f"delta {p['target_delta']:g} (composed by one RDP accountant, not summed)")
             if p.get("noise_source"):
                 console.print(f"noise: {p['noise_source']}")
+        for note in p.get("notes", []):  # fallbacks and contribution bounds, stated by the fit
+            console.print(f"note: {note}", markup=False)
         cols = info["schema"]["columns"]
         console.print(f"schema: {len(cols)} columns; entity_key: {info['schema']['entity_key']}")
         found = {n: c for n, c in info["categories"].items() if c["release_threshold"] is not None}
@@ -675,7 +680,7 @@ def _fmt(v: Any) -> str:
 
 
 # ------------------------------------------------------------------ demo
-@app.command()
+@app.command(short_help="End to end on bundled real data: fit, generate, evaluate.")
 def demo(
     out: Annotated[Path, typer.Option("--out", help="folder for the demo's outputs")] = Path("synthkit-demo"),
     model: Annotated[str, typer.Option(help="dpctgan or dptvae")] = "dptvae",

@@ -150,3 +150,44 @@ def test_the_model_names_and_hyperparameters_without_torch_match_the_models():
     for cls_name, cls in REGISTRY.items():
         assert MODEL_NAMES[cls_name] == cls.model_name
         assert set(HYPERPARAMETERS[cls_name].model_fields) == set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+# ------------------------------------------------------------------ quiet, exact output
+def test_help_at_80_columns_shows_every_option_name_whole():
+    from typer.testing import CliRunner
+
+    from synthkit.cli import app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert top.exit_code == 0
+    for command in ("fit", "generate", "evaluate", "audit", "run", "schema"):
+        assert f"\n  {command} " in top.output, top.output
+    fit = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert fit.exit_code == 0
+    for option in ("--max-rows-per-entity", "--context-schema", "--sequence-index", "--threads", "--holdout-seed"):
+        assert option in fit.output, option
+    assert "…" not in fit.output and "<bool>" not in fit.output  # rich's cut names and flag labels
+    assert max(len(line) for line in fit.output.splitlines()) <= 80
+
+
+def test_a_library_that_sets_its_own_logger_to_info_stays_quiet_unless_verbose(caplog):
+    """great-expectations sets its logger to INFO on import and announces every temporary
+    folder; only --verbose shows that (setup_logging)."""
+    import logging
+
+    from synthkit.commands._common import setup_logging
+
+    chatty = logging.getLogger("great_expectations.data_context.types.base")
+    chatty.setLevel(logging.INFO)  # what the library does on import
+    try:
+        with caplog.at_level(logging.INFO):
+            setup_logging(False)
+            chatty.info("Created temporary directory")
+            chatty.warning("a real warning")
+            setup_logging(True)
+            chatty.info("shown with --verbose")
+    finally:
+        setup_logging(False)
+    messages = [r.getMessage() for r in caplog.records if r.name == chatty.name]
+    assert messages == ["a real warning", "shown with --verbose"]

@@ -20,8 +20,10 @@ from synthkit.errors import SynthkitError
 if TYPE_CHECKING:
     from synthkit.schema import Schema
 
-err_console = Console(stderr=True)
-console = Console()
+# soft_wrap: a long path or run id is printed whole on one line, never folded at the
+# terminal's width, so it can be copied (tables still fit the width)
+err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_CRASH = 1
@@ -89,9 +91,53 @@ def progress_bar(description: str) -> Iterator[Any]:
         yield _Bar()
 
 
+class _LibraryNotes(logging.Filter):
+    """Holds back INFO and DEBUG records of a library logger that sets its own level on
+    import (great-expectations sets INFO and announces each temporary folder it makes), so
+    neither a logger level set before the import nor a handler's level can; --verbose
+    (setup_logging) lets them through. Installed when the CLI loads, so `run` and `demo`
+    are quiet too."""
+
+    verbose = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.verbose or record.levelno >= logging.WARNING
+
+
+_LIBRARY_NOTES = _LibraryNotes()
+for _name in ("great_expectations.data_context.types.base",):
+    logging.getLogger(_name).addFilter(_LIBRARY_NOTES)
+_HANDLER: logging.Handler | None = None
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the current sys.stderr (as rich's consoles do), not the one at creation."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """Warnings on stderr, one line each; --verbose adds the INFO lines of synthkit and of the
+    libraries. The level is set on synthkit's own handler (a library logger that sets itself
+    to INFO still stops there); a host that configured logging first (pytest, an
+    application) keeps its handlers and levels."""
+    global _HANDLER
+    level = logging.INFO if verbose else logging.WARNING
+    _LIBRARY_NOTES.verbose = verbose
+    root = logging.getLogger()
+    if _HANDLER is None and not root.handlers:
+        _HANDLER = _StderrHandler()
+        _HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(_HANDLER)
+    if _HANDLER is not None:
+        _HANDLER.setLevel(level)
+        root.setLevel(level)
 
 
 

@@ -100,7 +100,7 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
 def register(app: typer.Typer) -> None:
     """Add `synthkit audit` to `app`."""
 
-    @app.command()
+    @app.command(short_help="Check a model's DP claim empirically with canary attacks.")
     def audit(
         data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
         out: Annotated[Path, typer.Option("--out", help="folder for audit.json and audit.html")],

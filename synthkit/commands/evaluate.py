@@ -92,7 +92,7 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
+    @app.command("evaluate", short_help="Score synthetic data: fidelity, privacy, bias, validation.")
     def evaluate(
         model_dir: Annotated[Path, typer.Argument(help="model bundle directory (schema, ledger, recorded holdout split)")],
         real: Annotated[str, typer.Option("--real", help="the real data given to `synthkit fit` (or its train part with --holdout)")],

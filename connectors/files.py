@@ -194,7 +194,7 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         # that later holds a value of another type is re-read as text (see `read`)
         lazy = pl.scan_csv(text_path, infer_schema_length=_INFER_ROWS, null_values=list(null_values),
                            schema_overrides={c: pl.String for c in text_columns} or None,
-                           try_parse_dates=parse_dates, encoding="utf8", raise_if_empty=True, **opts)
+                           try_parse_dates=False, encoding="utf8", raise_if_empty=True, **opts)
         try:
             names = lazy.collect_schema().names()
             if check_rows:
@@ -213,6 +213,18 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
             raise SourceError(f"{where!r}: cannot be read as CSV (separator {sep!r}, header {header}); "
                               "check the delimiter, quoting and encoding") from None
+        if parse_dates:
+            # ISO dates and times only, and only where EVERY value is one (as JSON lines):
+            # polars' `try_parse_dates` also reads 15/03/2020 as day first, deciding a
+            # column's day order from its first rows. Other written dates stay text, and
+            # their format is the schema's (declared, proposed by `schema infer`, or
+            # decided under DP: synthkit.dp_schema).
+            try:
+                casts = _date_casts(lazy)
+            except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
+                casts = []  # the collect below fails the same way and is diagnosed there
+            if casts:
+                lazy = lazy.with_columns(casts)
         try:
             yield lazy
         except _CsvFailure:
@@ -605,7 +617,8 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: Path, *, kind: FileKind, 
             with open(tmp, "wb") as f:
                 first: pl.Schema | None = None
                 for i, chunk in enumerate(chunks):
-                    frame = pl.from_pandas(_frame(chunk, path))
+                    frame = _whole_seconds_text(pl.from_pandas(_frame(chunk, path))) if kind == "csv" else \
+                        pl.from_pandas(_frame(chunk, path))
                     if first is None:
                         first = frame.schema
                     elif frame.columns != list(first.names()):
@@ -619,6 +632,18 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: Path, *, kind: FileKind, 
                 if first is None:
                     raise SourceError(f"{str(path)!r}: nothing to write (no chunks)")
     return n_rows
+
+
+def _whole_seconds_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Datetimes as ISO text with a fraction of a second only where a value has one:
+    polars writes every datetime with nine digits of nanoseconds (2021-11-06T08:14:43.000000000),
+    which no one wrote in the input (issue 17). An offset is kept."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            zone = "%:z" if dtype.time_zone else ""
+            casts.append(pl.col(name).dt.to_string(f"%Y-%m-%dT%H:%M:%S%.f{zone}"))
+    return frame.with_columns(casts) if casts else frame
 
 
 def _frame(chunk: object, path: Path) -> pd.DataFrame:

@@ -39,6 +39,7 @@ infer`, a separate step whose output the user reviews) may suggest what the data
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,8 @@ import yaml
 
 from synthkit._typing import COLUMN_KINDS, DISCRETE_KINDS, NUMERIC_KINDS, ColumnKind
 from synthkit.errors import SchemaError
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 TIME_UNITS: tuple[str, ...] = ("second", "day")
@@ -130,11 +133,16 @@ class Column:
     def step_seconds(self) -> float:
         """A datetime column's precision in seconds: a day for `time_unit: day` or a
         pattern without a time of day, else the finest field of its pattern (hour, minute,
-        second); a second for 'iso', 'excel' and no format."""
+        second; none for %f); a second for a declared `time_unit: second` and 'excel'; 0
+        (values kept as they come, to the nanosecond) with neither a format nor a unit."""
         if self.unit == "day":
             return 86_400.0
         fmt = self.format
-        if fmt is None or fmt in DATE_FORMATS or any(d in fmt for d in ("%S", "%f", "%s", "%T", "%X", "%c")):
+        if fmt is None or fmt == "iso":
+            return 1.0 if self.time_unit == "second" else 0.0
+        if "%f" in fmt:
+            return 0.0
+        if fmt == "excel" or any(d in fmt for d in ("%S", "%s", "%T", "%X", "%c")):
             return 1.0
         if any(d in fmt for d in ("%M", "%R")):
             return 60.0
@@ -567,7 +575,18 @@ def infer_schema(
 
     `formats=True` also proposes format facts seen in the rows (`propose_formats`): meant
     for `synthkit schema infer`, whose output the user reviews before a private fit. A
-    fit that infers its schema must leave it False, or one row would decide them.
+    fit that infers its schema must leave it False, or one row would decide them. A
+    datetime column's `format` and precision (`time_unit`) are decided with its kind either
+    way (text dates cannot be read without their day order): written dates such as
+    03/15/2020 (US), 15.03.2020 10h or 15/03/2020 (EU) are dates, not identifiers (see
+    `table.detect_date_format`). This function reads the rows, so it is for the reviewed
+    step and for fits without privacy; a private fit without a schema decides kinds and
+    formats under DP (synthkit.dp_schema).
+
+    Identifiers: a row-index column (by name: rownames, Unnamed: 0, index, ...1; or values
+    1..n in row order), a name that looks like an identifier with over half of its values
+    distinct, text with over 90% distinct values. With `formats=True` each identifier column
+    is logged as a warning with its reason (no value is quoted).
 
     Every column is marked nullable: whether a column ever holds a null is itself a fact
     about the private data; the model learns null rates under DP, and the user may tighten
@@ -610,7 +629,7 @@ def infer_schema(
                 _, date_format, date_only = _detect_date_format(s)
         nullable = not (name == entity_key)
         columns.append(Column(name=str(name), kind=kind, nullable=nullable, format=date_format,
-                              time_unit="day" if date_only and formats else None))
+                              time_unit="day" if date_only else None))
     if formats:  # the reviewed path: say why each column will not be learned
         for name, reason in reasons.items():
             logger.warning("column %r becomes an identifier (not learned; synthetic output gets surrogate keys): "
@@ -623,7 +642,7 @@ def infer_schema(
         targets=tuple(dict.fromkeys(targets)),
     )
     schema = schema.validate()
-    return propose_formats(frame, schema) if formats else schema
+    return propose_formats(frame, schema, datetimes_only=not formats)
 
 
 def _holds_nested(s: pd.Series) -> bool:
@@ -655,18 +674,27 @@ _PAIRED_SPELLING = {"yes": "no", "y": "n", "true": "false", "t": "f", "1": "0"}
 _PAIRED_SPELLING.update({v: k for k, v in list(_PAIRED_SPELLING.items())})
 
 
-def propose_formats(frame: pd.DataFrame, schema: Schema) -> Schema:
+def propose_formats(frame: pd.DataFrame, schema: Schema, *, datetimes_only: bool = False) -> Schema:
     """`schema` with the format facts the rows show (a REVIEW step, never part of `fit`):
     text booleans get the `true_false` spellings seen (the missing one paired in the same
     style: seen "Yes" → ['Yes', 'No']); datetime columns with a UTC offset get its
     `timezone`; datetime columns whose every value is a midnight (in UTC) get `time_unit:
-    day`. Declared facts are kept. Only fixed spellings (see `table.boolean_values`) and
-    zone names can come out, never free text of a cell."""
+    day` and, unless the text showed another, `format: '%Y-%m-%d'` (written back as dates;
+    text dates get their `format` with their kind in `infer_schema`). Declared facts are
+    kept. Only fixed spellings (see `table.boolean_values`) and
+    zone names can come out, never free text of a cell.
+
+    `datetimes_only` (infer_schema without `formats`: a fit with no privacy guarantee)
+    decides only a datetime column's format and precision, with its kind: dates written
+    as dates, in the input's format."""
     from synthkit.table import _FALSE, _TRUE, datetime_values
     columns = []
     for c in schema.columns:
         s = frame[c.name] if c.name in frame.columns else None
         if s is None or not s.notna().any():
+            columns.append(c)
+            continue
+        if datetimes_only and c.kind != "datetime":
             columns.append(c)
             continue
         if c.kind == "boolean" and c.true_false is None and not pd.api.types.is_bool_dtype(s):
@@ -680,14 +708,17 @@ def propose_formats(frame: pd.DataFrame, schema: Schema) -> Schema:
             if true is not None:
                 c = replace(c, true_false=(true, false))
         elif c.kind == "datetime":
-            d = datetime_values(s).dropna()
+            d = datetime_values(s, c.format).dropna()
             tz = getattr(d.dt, "tz", None)
-            if c.timezone is None and tz is not None:
+            if c.timezone is None and tz is not None and not datetimes_only:
                 c = replace(c, timezone=str(tz))
             utc = d.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else d
             if c.time_unit is None and len(utc) and bool((utc == utc.dt.normalize()).all()) \
-                    and (c.timezone is None or _is_utc(c.timezone)):
-                c = replace(c, time_unit="day")
+                    and (c.timezone is None or _is_utc(c.timezone)) and (tz is None or not datetimes_only):
+                # dates: written back as dates (ISO, unless the text showed another format)
+                c = replace(c, time_unit="day", format=c.format or "%Y-%m-%d")
+            elif c.time_unit is None and len(utc) and bool((utc == utc.dt.floor("s")).all()):
+                c = replace(c, time_unit="second")  # whole seconds: written without a fraction
         columns.append(c)
     return replace(schema, columns=tuple(columns)).validate()
 
@@ -737,13 +768,9 @@ def _infer_kind_why(name: str, s: pd.Series) -> tuple[ColumnKind, str | None]:
                               "half of its values are distinct")
     if _is_row_sequence(s):
         return "identifier", "its values are the row numbers 1..n in order (a row index)"
-    return _infer_value_kind(s, non_null, distinct_share), (
-        "text with more than 90% distinct values (free text or codes)"
-        if _free_text(s, non_null, distinct_share) else None)
-
-
-def _free_text(s: pd.Series, non_null: pd.Series, distinct_share: float) -> bool:
-    return _infer_value_kind(s, non_null, distinct_share) == "identifier"
+    kind = _infer_value_kind(s, non_null, distinct_share)
+    return kind, ("it is text with more than 90% distinct values (free text or codes), and not dates"
+                  if kind == "identifier" else None)
 
 
 def _infer_value_kind(s: pd.Series, non_null: pd.Series, distinct_share: float) -> ColumnKind:

@@ -6,6 +6,7 @@ never a cell value: messages reach logs and terminals that private data must not
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -105,8 +106,17 @@ def _column_problems(col: Column, s: pd.Series) -> list[str]:
             out.append(f"{where}: values beyond ±1e300 cannot be computed with; change the unit or clean them")
         out.extend(_outside_bounds(col, where, finite))
     elif col.kind == "datetime":
-        if bool((datetime_values(s).isna() & s.notna()).any()):
-            out.append(f"{where}: some values are not dates/times; clean them, or declare kind 'categorical'")
+        if bool((datetime_values(s, col.format).isna() & s.notna()).any()):
+            if col.format == "excel":
+                out.append(f"{where}: some values are not Excel serial day numbers (format 'excel'); clean them, "
+                           "or remove the format if the column holds written dates")
+            elif col.format not in (None, "iso"):
+                out.append(f"{where}: some values do not match its format {col.format!r}; correct 'format' in "
+                           "the schema (a strftime pattern such as '%d.%m.%Y' or '%m/%d/%Y %H:%M', 'iso' or "
+                           "'excel'), or clean those cells")
+            else:
+                out.append(f"{where}: some values are not dates/times; declare their 'format' in the schema "
+                           "(e.g. '%d.%m.%Y' or '%m/%d/%Y'), clean them, or declare kind 'categorical'")
     elif col.kind == "boolean":
         if bool((boolean_values(s).isna() & s.notna()).any()):
             out.append(f"{where}: some values are not true/false; clean them, or declare kind 'categorical'")
@@ -143,9 +153,26 @@ def numeric_values(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s.astype("string").str.strip(), errors="coerce").astype("float64")
 
 
-def datetime_values(s: pd.Series) -> pd.Series:
+def datetime_values(s: pd.Series, fmt: str | None = None) -> pd.Series:
+    """Datetimes of a column. `fmt` is the column's DECLARED (or DP-decided) `format`: a
+    strftime pattern, 'excel' (serial day numbers) or 'iso'/None, where each value is read
+    on its own by a fixed rule (ISO; dateutil otherwise), never by a rule read from the
+    column. Values already typed as datetimes (a connector parsed them) are kept."""
     if pd.api.types.is_datetime64_any_dtype(s):
         return s
+    if fmt == "excel":
+        days = numeric_values(s)
+        days = days.where(days.abs() < EXCEL_MAX_SERIAL)  # out of datetime64's range: not a date
+        return (EXCEL_EPOCH + pd.to_timedelta(days * DAY_SECONDS, unit="s")).dt.round("s")
+    if fmt is not None and fmt != "iso" and not fmt.startswith("%Y-%m-%d"):
+        # (an ISO pattern reads every ISO value, as 'iso' does; it sets how they are written)
+        text = s.astype("string").str.strip()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return pd.to_datetime(text, format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # mixed UTC offsets under a %z pattern: as instants, UTC
+            return pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # pandas' notice about mixed offsets, handled below
         out = pd.to_datetime(s, errors="coerce", format="mixed")
@@ -154,6 +181,101 @@ def datetime_values(s: pd.Series) -> pd.Series:
         # they share one scale, UTC
         out = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
     return out
+
+
+def render_datetimes(d: pd.Series, fmt: str | None) -> pd.Series:
+    """Datetimes written in a column's `format` (post-processing of synthetic values):
+    a strftime pattern gives text (None for a missing value), 'excel' serial day numbers
+    (whole days when the pattern of the values is whole days), 'iso'/None the datetimes."""
+    if fmt is None or fmt == "iso":
+        return d
+    if fmt == "excel":
+        naive = d.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(d.dt, "tz", None) is not None else d
+        days = (naive - EXCEL_EPOCH) / pd.Timedelta(days=1)
+        whole = days.dropna()
+        return days.round().astype("Int64") if bool((whole == whole.round()).all()) else days
+    out = d.dt.strftime(fmt).astype(object)
+    return out.where(d.notna(), None)
+
+
+# ---------------------------------------------------------------- date formats
+# How people write dates (issue 17). A value of a numeric D/M/Y shape is one separator
+# (/ . -), a four-digit year last, and an optional time of day in one of TIME_FORMS. Its
+# day order is known from the value only when one field is above 12 (`date_shapes`).
+# Which shape and order a COLUMN has is a decision: `schema infer` reads it from the rows
+# (`detect_date_format`, the reviewed path), a private fit without a schema decides it
+# from noisy counts of these shapes (synthkit.dp_schema), a declared `format` is public.
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # Excel's 1900 date system (serial 1 = 1900-01-01, after its leap bug)
+EXCEL_MAX_SERIAL = 100_000  # 2173-10-14: serials beyond are not dates (and would overflow datetime64)
+DAY_SECONDS = 86_400
+DATE_SEPARATORS: tuple[str, ...] = ("/", ".", "-")
+TIME_FORMS: dict[str, str] = {"": "", "hm": " %H:%M", "hms": " %H:%M:%S", "h": " %Hh"}
+# the day order of a column whose every value has day and month <= 12 (no evidence either
+# way): month first for '/' (US, as pandas and dateutil read it), day first for '.' and '-'
+DEFAULT_DAY_FIRST: dict[str, bool] = {"/": False, ".": True, "-": True}
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})"
+                           r"(?:\s+(\d{1,2})(?:(:\d{2})(:\d{2})?|(h)))?$")
+ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def date_pattern(sep: str, time_form: str, *, day_first: bool) -> str:
+    """The strftime pattern of a numeric D/M/Y shape in a day order."""
+    day_month = f"%d{sep}%m" if day_first else f"%m{sep}%d"
+    return f"{day_month}{sep}%Y{TIME_FORMS[time_form]}"
+
+
+def date_shapes(text: pd.Series) -> pd.DataFrame:
+    """Per value (stripped text): `sep` and `time` of its numeric D/M/Y shape (None when
+    it has none) and `evidence`: 'day_first' (first field > 12), 'month_first' (second
+    field > 12), 'either' (both <= 12) or None (neither order is a date). Vectorised."""
+    m = text.astype("string").str.strip().str.extract(_NUMERIC_DATE)
+    a = pd.to_numeric(m[0], errors="coerce")
+    b = pd.to_numeric(m[2], errors="coerce")
+    ok_a, ok_b = a.between(1, 31), b.between(1, 31)
+    day_first = ok_a & b.between(1, 12)
+    month_first = ok_b & a.between(1, 12)
+    evidence = pd.Series(None, index=text.index, dtype=object)
+    evidence[day_first & month_first] = "either"
+    evidence[day_first & ~month_first] = "day_first"
+    evidence[month_first & ~day_first] = "month_first"
+    time = pd.Series("", index=text.index, dtype=object)
+    time[m[4].notna()] = "h"
+    time[m[5].notna()] = "hm"
+    time[m[6].notna()] = "hms"
+    shaped = evidence.notna()
+    return pd.DataFrame({"sep": m[1].where(shaped, None).astype(object),
+                         "time": time.where(shaped, None), "evidence": evidence})
+
+
+def detect_date_format(s: pd.Series) -> tuple[bool, str | None, bool]:
+    """(is a date column, its format, date-only) read from EVERY value of a text column:
+    the exact rows-based decision of `schema infer` (reviewed before a private fit; a
+    private fit decides it under DP). ISO values give format None ('iso'; '%Y-%m-%d' when
+    all are dates); a numeric D/M/Y shape must be the same for every value, and its day
+    order is the one the values show (day first when some day is above 12), the
+    DEFAULT_DAY_FIRST of its separator when none shows it, and no date when both do."""
+    text = s.dropna().astype("string").str.strip()
+    if not len(text):
+        return False, None, False
+    if text.str.match(ISO_DATETIME).all():
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        if not parsed.notna().all():
+            return False, None, False
+        date_only = bool(text.str.match(ISO_DATE_ONLY).all())
+        return True, ("%Y-%m-%d" if date_only else None), date_only
+    shapes = date_shapes(text)
+    if shapes["evidence"].isna().any() or shapes["sep"].nunique() != 1 or shapes["time"].nunique() != 1:
+        return False, None, False
+    sep, time_form = shapes["sep"].iloc[0], shapes["time"].iloc[0]
+    seen = set(shapes["evidence"])
+    if {"day_first", "month_first"} <= seen:
+        return False, None, False
+    day_first = ("day_first" in seen) or ("month_first" not in seen and DEFAULT_DAY_FIRST[sep])
+    fmt = date_pattern(sep, time_form, day_first=day_first)
+    if not datetime_values(text, fmt).notna().all():  # e.g. 31.04. or an hour of 25
+        return False, None, False
+    return True, fmt, time_form == ""
 
 
 def boolean_values(s: pd.Series) -> pd.Series:

@@ -586,13 +586,18 @@ def test_inference_proposes_format_facts_only_when_asked() -> None:
     frame = _mixed_frame()
     plain = infer_schema(frame)
     for c in plain.columns:
-        assert (c.true_false, c.timezone, c.time_unit) == (None, None, None)
+        assert (c.true_false, c.timezone) == (None, None)
+    # a datetime's format and precision come with its kind (issue 17: dates written as dates);
+    # the rows decide them only where they decide the kind too (a private fit: synthkit.dp_schema)
+    assert [c.name for c in plain.columns if c.time_unit or c.format] == ["visit_date", "admitted"]
+    assert (plain.column("visit_date").time_unit, plain.column("visit_date").format) == ("day", "%Y-%m-%d")
+    assert (plain.column("admitted").time_unit, plain.column("admitted").format) == ("second", None)
     proposed = infer_schema(frame, formats=True)
     assert proposed == propose_formats(frame, plain)
     assert proposed.column("consent").true_false == ("yes", "no")
     assert proposed.column("smoker").true_false is None  # a boolean dtype has no spelling
     assert proposed.column("visit_date").time_unit == "day"
-    assert (proposed.column("admitted").timezone, proposed.column("admitted").time_unit) == ("Europe/Berlin", None)
+    assert (proposed.column("admitted").timezone, proposed.column("admitted").time_unit) == ("Europe/Berlin", "second")
     only_yes = propose_formats(pd.DataFrame({"ok": ["YES", None]}),
                                Schema(columns=(Column(name="ok", kind="boolean"),)))
     assert only_yes.column("ok").true_false == ("YES", "NO")  # the other spelling paired in the same style

@@ -39,7 +39,7 @@ from synthkit.mechanisms import (
     substreams,
 )
 from synthkit.schema import Column, Schema
-from synthkit.table import boolean_values, datetime_values, numeric_values
+from synthkit.table import boolean_values, datetime_values, numeric_values, render_datetimes
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,30 @@ class FitContext:
     plan: PreprocessingPlan
     rng: np.random.Generator
     n_rows_dp: float  # DP count of rows (post-processing may use it freely)
+
+
+# The false-release rate the null threshold uses when the plan discovers no category (its
+# threshold_delta is then 0): the per-column δ of discovery at the default δ = 1e-6 over
+# ten columns. Thresholding a bin of a Gaussian histogram is post-processing, so this
+# costs no privacy; it only sets how rarely a column without nulls is given some.
+NULL_RELEASE_DELTA = 1e-8
+
+
+def null_release_threshold(plan: PreprocessingPlan) -> float:
+    """The DP count a null label must exceed to be released: the category-discovery
+    threshold τ of `partition_threshold` (k + σ·Φ⁻¹(1 − δ/k)) for the plan's histogram
+    noise — so a column without nulls gets none (a noisy 0 clears τ with probability
+    below δ/k), while a column with many keeps them."""
+    delta = plan.threshold_delta if plan.threshold_delta > 0 else NULL_RELEASE_DELTA
+    return partition_threshold(sigma=plan.sigma_hist, k=plan.k, threshold_delta=delta)
+
+
+def null_released(noisy_count: float, n_null: int, ctx: FitContext) -> bool:
+    """Whether a column's null label is released (post-processing of its noisy count;
+    without privacy: whether the column holds any null)."""
+    if not ctx.ledger.private:
+        return n_null > 0
+    return float(noisy_count) > null_release_threshold(ctx.plan)
 
 
 # ------------------------------------------------------------------ categorical
@@ -126,26 +150,29 @@ class CategoricalTransform:
                                  ctx.n_rows_dp / (10 * max(len(domain), 1))))
             labels, counts = list(domain), [max(float(c), floor) for c in noisy[:-1]]
             self.floor_ = float(floor)
-            null_count = noisy[-1]
+            # the null bin is released like a category: only when its DP count clears the
+            # discovery threshold (post-processing of this histogram's bin)
+            null_count = noisy[-1] if null_released(noisy[-1], n_null, ctx) else None
             other_count = None
         else:
             raw = {str(k): int(v) for k, v in observed.items() if str(k) != NULL}
-            raw[NULL] = n_null  # a public bin of the same histogram: always released
+            if n_null:
+                raw[NULL] = n_null  # one more category: released only if it clears the threshold
             kept = select_partitions(raw, sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
                                      threshold_delta=ctx.plan.threshold_delta, name=name,
-                                     ledger=ctx.ledger, rng=ctx.rng, public_keys=(NULL,))
-            null_count = max(kept.pop(NULL), 0.0)
+                                     ledger=ctx.ledger, rng=ctx.rng)
+            null_count = kept.pop(NULL, None)
             if ctx.ledger.private:
                 self.release_threshold_ = partition_threshold(sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
                                                               threshold_delta=ctx.plan.threshold_delta)
             labels = sorted(kept)
             counts = [kept[c] for c in labels]
             # the folded remainder from the DP row count: post-processing of DP values
-            other_count = max(0.0, ctx.n_rows_dp - null_count - sum(counts))
+            other_count = max(0.0, ctx.n_rows_dp - (null_count or 0.0) - sum(counts))
         if domain is None:
             labels.append(OTHER)
             counts.append(other_count if other_count is not None else 0.0)
-        if self.column.nullable:
+        if self.column.nullable and null_count is not None:
             labels.append(NULL)
             counts.append(null_count)
         self.labels_ = labels
@@ -162,11 +189,12 @@ class CategoricalTransform:
         return out
 
     def codes(self, s: pd.Series) -> np.ndarray:
-        """Label index of every value: a null → NULL, an unreleased category → OTHER."""
+        """Label index of every value: a null → NULL, an unreleased category → OTHER; a
+        null whose label was not released → OTHER, or the label of largest DP count."""
         values = self._strings(s).to_numpy(dtype=object)
         labels = pd.Index(self.labels_)
         other = labels.get_loc(OTHER) if OTHER in labels else -1
-        null = labels.get_loc(NULL) if NULL in labels else -1
+        null = labels.get_loc(NULL) if NULL in labels else (other if other >= 0 else int(np.argmax(self.counts_)))
         is_null = pd.isna(values)
         codes = labels.get_indexer(np.where(is_null, "", values).astype(object))
         codes = np.where(is_null, null, np.where(codes < 0, other, codes))
@@ -235,7 +263,7 @@ class NumericTransform:
         """The column as floats (NaN = null; datetimes as UTC seconds: a value with an
         offset is converted, one without is read as UTC; nothing about it is kept)."""
         if self.column.kind == "datetime":
-            d = datetime_values(s)
+            d = datetime_values(s, self.column.format)  # the declared (or DP-decided) format
             if getattr(d.dt, "tz", None) is not None:
                 d = d.dt.tz_convert("UTC").dt.tz_localize(None)
             ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
@@ -256,14 +284,17 @@ class NumericTransform:
         present = ~np.isnan(x)
         values = x[present]
         bounds = self._public_bounds()
-        what = f"column {self.column.name!r}"
+        # `what`: how messages name the column (a model's internal column sets a public description)
+        what = getattr(self, "what", None) or f"column {self.column.name!r}"
+        label = getattr(self, "event_label", None) or self.column.name  # its ledger events' suffix
         self.empty_ = False
         if bounds is None:
+            from synthkit.mechanisms import RangeNotLearnedError
             try:
-                bounds = geometric_bounds(values, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
-                                          name=f"bounds:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng,
-                                          what=what)
-            except BudgetExceededError:
+                bounds = geometric_bounds(values, sigma=ctx.plan.sigma_range, sensitivity=ctx.plan.k,
+                                          name=f"bounds:{label}", ledger=ctx.ledger, rng=ctx.rng,
+                                          what=what, integer=self.column.kind == "integer")
+            except RangeNotLearnedError:  # a refused charge (BudgetExceededError) still ends the fit
                 if not self.column.nullable:
                     raise
                 # No bin of the DP range histogram cleared the noise (a column no record
@@ -272,6 +303,8 @@ class NumericTransform:
                 # runs on a fixed placeholder range so the ledger is the same either way.
                 logger.warning("%s: too few values to learn its range under DP; it is generated empty (all null); "
                                "declare 'bounds' for it to learn its values", what)
+                ctx.ledger.notes.append(f"{what}: too few values to learn its range under DP; generated empty "
+                                        "(all null); declare 'bounds' for it to learn its values")
                 self.empty_ = True
                 bounds = (0.0, DAY) if self.column.kind == "datetime" else (0.0, 1.0)
         lo, hi = bounds
@@ -282,16 +315,22 @@ class NumericTransform:
             if not hi > lo:  # beyond 2**53 a float cannot tell lo from lo + 1 (table validation refuses such data)
                 raise DataValidationError([f"{what}: its range lies beyond ±2**53, where integers are not exact; "
                                            "declare kind 'identifier' or 'continuous'"])
-        edges = histogram_edges(lo, hi, integer=self.column.kind == "integer")
+        edges = histogram_edges(lo, hi, integer=self.column.kind == "integer",
+                                zero_spike=self.column.kind == "continuous")
         n_bins = len(edges) - 1
-        idx = np.clip(np.searchsorted(edges, np.clip(values, lo, hi), side="right") - 1, 0, n_bins - 1)
+        idx = bin_index(edges, np.clip(values, lo, hi))
         raw = np.concatenate([np.bincount(idx, minlength=n_bins), [np.count_nonzero(~present)]]).astype(float)
         noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
-                                name=f"histogram:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng)
+                                name=f"histogram:{label}", ledger=ctx.ledger, rng=ctx.rng)
         if ctx.ledger.private:
-            # post-processing: bins that do not clear 3σ are treated as empty, so noise
-            # spread over empty bins does not become a fat synthetic tail
-            cleared = np.where(noisy[:-1] > 3 * ctx.plan.sigma_hist, noisy[:-1], 0.0)
+            # post-processing (`clear_histogram`): bins that clear 3σ keep their count, the
+            # rest of the DP row count goes where aggregated bins clear the noise, so noise
+            # over empty bins does not become a fat synthetic tail and a diffuse part is not
+            # lost next to a spike
+            null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], int(raw[-1]), ctx) else 0.0
+            cleared = clear_histogram(noisy[:-1], np.diff(edges), sigma=ctx.plan.sigma_hist,
+                                      total=ctx.n_rows_dp - null,
+                                      total_sigma=float(np.hypot(ctx.plan.sigma_rows, ctx.plan.sigma_hist)))
             if cleared.sum() > 0:
                 noisy = np.concatenate([cleared, noisy[-1:]])
         noisy = np.clip(noisy, 0, None)
@@ -302,6 +341,10 @@ class NumericTransform:
         self.means_, self.stds_, self.weights_ = fit_mixture_to_histogram(centres, counts, bin_width=width)
         total = noisy.sum()
         self.null_share_ = float(noisy[-1] / total) if total > 0 else 0.0
+        if not null_released(noisy[-1], int(raw[-1]), ctx):
+            # the null label did not clear the release threshold: no null is generated
+            # (a share of exactly 0 marks it in the bundle; `nulls_released`)
+            self.null_share_ = 0.0
         if self.empty_:
             self.hist_ = np.zeros_like(self.hist_)
             self.null_share_ = 1.0
@@ -311,6 +354,14 @@ class NumericTransform:
     @property
     def n_modes(self) -> int:
         return len(self.means_)
+
+    @property
+    def nulls_released(self) -> bool:
+        """Whether the model generates nulls: the column is nullable and its null label
+        cleared the release threshold in `fit` (a DP null share of exactly 0 means it did
+        not; a bundle that carries no share keeps its nulls). The layout keeps the null
+        span either way, so bundles of every version load unchanged."""
+        return self.column.nullable and (self.null_share_ is None or self.null_share_ > 0)
 
     @property
     def spans(self) -> list[Span]:
@@ -338,8 +389,11 @@ class NumericTransform:
         out[:, 0] = np.where(present, alpha, 0.0)
         out[np.arange(len(xc)), 1 + mode] = 1.0
         if self.column.nullable:
-            out[:, 1 + self.n_modes] = present
-            out[:, 2 + self.n_modes] = ~present
+            # a null below the release threshold is encoded as a value (its α is 0, the
+            # first mode's centre): the model is not taught a label it may not generate
+            flag = present if self.nulls_released else np.ones(len(xc), dtype=bool)
+            out[:, 1 + self.n_modes] = flag
+            out[:, 2 + self.n_modes] = ~flag
         return out
 
     def quantiles(self, u: np.ndarray, grid_size: int = 4096) -> np.ndarray:
@@ -371,13 +425,23 @@ class NumericTransform:
         return self._levels[1]
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
-        """CDF of the DP histogram (the inverse of `quantiles`; needs a fitted histogram)."""
+        """CDF of the DP histogram (the inverse of `quantiles`; needs a fitted histogram), as
+        P(X < x): at an exact bin of width zero (the spike at 0) it is the share BELOW the
+        spike, so a bin [0, b) of `searchsorted(..., side="right")` (marginals' cells) spans
+        the spike's levels, and just above 0 it is the share up to and including it."""
         cum = np.concatenate([[0.0], np.cumsum(self.hist_)]) / float(np.sum(self.hist_))
-        return np.interp(x, self.edges_, cum)
+        x = np.asarray(x, dtype=float)
+        edges = self.edges_
+        j = np.clip(np.searchsorted(edges, x, side="left"), 1, len(edges) - 1)  # first edge >= x
+        left, right = edges[j - 1], edges[j]
+        width = right - left
+        frac = np.where(width > 0, (x - left) / np.where(width > 0, width, 1.0), (x > left).astype(float))
+        frac = np.clip(frac, 0.0, 1.0)
+        return cum[j - 1] + frac * (cum[j] - cum[j - 1])
 
     def inverse_transform(self, block: np.ndarray, *, calibrate: bool = False) -> pd.Series:
         """Decode an encoded block (see `decode`)."""
-        null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.column.nullable else None
+        null = (np.argmax(block[:, 1 + self.n_modes:], axis=1) == 1) if self.nulls_released else None
         x, _ = self.decode(block[:, 0], np.argmax(block[:, 1:1 + self.n_modes], axis=1), null, calibrate=calibrate)
         return self.to_series(x)
 
@@ -400,8 +464,8 @@ class NumericTransform:
             x = np.round(x)
         elif self.column.decimals is not None:
             x = self.round_to_decimals(x)
-        elif self.column.kind == "datetime" and self.column.unit == "day":
-            x = self.round_to_days(x)
+        elif self.column.kind == "datetime" and self.column.step_seconds > 0:
+            x = self.round_to_days(x, step=self.column.step_seconds)
         if null is not None:
             x[null] = np.nan
         return x, order
@@ -416,12 +480,14 @@ class NumericTransform:
         out = np.round(x, d)
         return np.clip(out, inner_lo, inner_hi) if inner_lo <= inner_hi else out
 
-    def round_to_days(self, x: np.ndarray) -> np.ndarray:
+    def round_to_days(self, x: np.ndarray, *, step: float = DAY) -> np.ndarray:
         """Seconds rounded to whole (UTC) days — a column declared `time_unit: day` holds
-        dates — kept inside the bounds (rounded inwards, as `round_to_decimals`)."""
+        dates — or to the `step` of the column's precision (`Column.step_seconds`: whole
+        seconds, or minutes for a format without seconds; never nanoseconds), kept inside
+        the bounds (rounded inwards, as `round_to_decimals`)."""
         lo, hi = self.bounds_
-        inner_lo, inner_hi = np.ceil(lo / DAY - 1e-9) * DAY, np.floor(hi / DAY + 1e-9) * DAY
-        out = np.round(x / DAY) * DAY
+        inner_lo, inner_hi = np.ceil(lo / step - 1e-9) * step, np.floor(hi / step + 1e-9) * step
+        out = np.round(x / step) * step
         return np.clip(out, inner_lo, inner_hi) if inner_lo <= inner_hi else out
 
     def to_series(self, x: np.ndarray) -> pd.Series:
@@ -432,12 +498,14 @@ class NumericTransform:
         if self.column.kind == "integer":
             return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, x).astype("int64"), missing))
         if self.column.kind == "datetime":
+            if self.column.step_seconds > 0 and self.bounds_ is not None:  # also values from the pair model
+                x = np.where(missing, x, self.round_to_days(np.where(missing, 0.0, x), step=self.column.step_seconds))
             ns = np.round(np.where(missing, 0, x) * 1e9).astype("int64").astype("datetime64[ns]")
             ns[missing] = np.datetime64("NaT")
             out = pd.Series(ns)
             if self.tz_:
                 out = out.dt.tz_localize("UTC").dt.tz_convert(self.tz_)
-            return out
+            return render_datetimes(out, self.column.format)  # written as the input was
         return pd.Series(x)
 
     def state_dict(self) -> dict[str, Any]:
@@ -482,13 +550,16 @@ def value_order(x: np.ndarray) -> np.ndarray:
     return (key & np.uint64(0xFFFFFFFF)).astype(np.intp)
 
 
-def histogram_edges(lo: float, hi: float, *, integer: bool) -> np.ndarray:
+def histogram_edges(lo: float, hi: float, *, integer: bool, zero_spike: bool = False) -> np.ndarray:
     """Data-independent bin edges inside [lo, hi] (the bounds are public or DP).
 
     An integer column with a modest range gets one bin per value. Otherwise FINE_BINS equal
     bins are merged with the signed geometric grid (ratio √2), down to a floor of 1/1024 of
     the range: heavy-tailed money columns (debt, assets, income) get resolution where their
-    mass is, and an integer column keeps an exact bin for 0 (a spike in such columns).
+    mass is. 0 gets an exact bin whenever the range holds it (a spike in such columns: "no
+    expenditure", "no debt"): for an integer column the bin [-½, ½]; with `zero_spike` (a
+    continuous column) a bin of width zero, the edge 0 repeated, which `bin_index` fills
+    with the values equal to 0 exactly and `quantiles` turns back into exact zeros.
     Integer edges sit on half-integers so every bin holds whole values."""
     if integer and hi - lo + 1 <= MAX_INTEGER_BINS:
         return np.arange(lo - 0.5, hi + 1.0, 1.0)
@@ -497,10 +568,73 @@ def histogram_edges(lo: float, hi: float, *, integer: bool) -> np.ndarray:
     edges = np.union1d(np.linspace(lo, hi, FINE_BINS + 1), geo)
     if integer:
         inner = np.round(edges[1:-1] - 0.5) + 0.5
-        zero = [-0.5, 0.5] if lo < 0 < hi else []
+        zero = [-0.5, 0.5] if lo <= 0 <= hi else []
         edges = np.unique(np.concatenate([[lo - 0.5, hi + 0.5], inner, zero]))
         edges = edges[(edges >= lo - 0.5) & (edges <= hi + 0.5)]
+    elif zero_spike and lo <= 0 <= hi:
+        edges = np.sort(np.concatenate([np.union1d(edges, [0.0]), [0.0]]))
     return edges
+
+
+def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The histogram bin of every value (already clipped to [edges[0], edges[-1]]): bin i is
+    [edges[i], edges[i+1]), the last one closed; a value equal to a repeated edge (the exact
+    bin for 0 of `histogram_edges`) goes to the zero-width bin between the repeats."""
+    n_bins = len(edges) - 1
+    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, n_bins - 1)
+    point = np.flatnonzero(np.diff(edges) == 0)
+    for j in point:
+        idx[values == edges[j]] = j
+    return idx
+
+
+CLEAR_SIGMAS = 3.0       # a single bin is kept when its noisy count clears this many noise std
+CLEAR_SIGMAS_GROUP = 2.0  # a group of m uncleared bins holds mass when its sum clears this many √m·σ
+
+
+def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, total: float,
+                    total_sigma: float) -> np.ndarray:
+    """A noisy histogram (Gaussian, std `sigma` per bin) → non-negative counts (post-processing).
+
+    Bins whose count clears CLEAR_SIGMAS·σ keep it. Zeroing all the others (what was done
+    before) kept noise out of empty tails but threw away a diffuse part — a column with
+    62% exact zeros and the rest spread thinly over 80 bins came back with 90% zeros. So
+    the rest of `total` (the DP count of present values, std `total_sigma`) is placed on
+    the uncleared bins: a dyadic split of the bin range marks the smallest groups whose
+    summed uncleared count clears CLEAR_SIGMAS_GROUP·σ·√m (m uncleared bins: the noise of
+    the sum), each taking a share in proportion to that sum, spread over its bins in
+    proportion to their width (a uniform density); a group whose sibling clears but which
+    does not gets nothing (an empty tail). When no group clears, the rest is spread over
+    all uncleared bins; when the rest does not clear its own noise, it is dropped."""
+    noisy = np.asarray(noisy, dtype=float)
+    widths = np.asarray(widths, dtype=float)
+    cleared = noisy > CLEAR_SIGMAS * sigma
+    out = np.where(cleared, noisy, 0.0)
+    rest = float(total) - float(out.sum())
+    if rest <= CLEAR_SIGMAS * total_sigma or cleared.all():
+        return out
+    free = np.where(cleared, 0.0, noisy)
+    free_bins = (~cleared).astype(float)
+    free_sum = np.concatenate([[0.0], np.cumsum(free)])
+    free_count = np.concatenate([[0.0], np.cumsum(free_bins)])
+    weight = np.zeros(len(noisy))
+
+    def mark(lo: int, hi: int) -> bool:
+        m = free_count[hi] - free_count[lo]
+        mass = free_sum[hi] - free_sum[lo]
+        if m < 2 or mass <= CLEAR_SIGMAS_GROUP * sigma * np.sqrt(m):
+            return False
+        mid = (lo + hi) // 2
+        if hi - lo > 1 and (mark(lo, mid) | mark(mid, hi)):
+            return True
+        w = widths[lo:hi] * free_bins[lo:hi]
+        weight[lo:hi] = mass * (w / w.sum() if w.sum() > 0 else free_bins[lo:hi] / m)
+        return True
+
+    if not mark(0, len(noisy)):
+        w = widths * free_bins
+        weight = w if w.sum() > 0 else free_bins
+    return out + rest * weight / weight.sum()
 
 
 def _equal_width(edges: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -539,11 +673,22 @@ class DataTransformer:
     def n_discovery(self) -> int:
         return sum(t.n_discovery() for t in self.transforms.values())
 
+    def n_bounds(self) -> int:
+        """How many of the histograms are DP range histograms (numeric columns without public bounds)."""
+        return sum(1 for t in self.transforms.values() if isinstance(t, NumericTransform) and t.column.bounds is None)
+
     def fit(self, frame: pd.DataFrame, ctx: FitContext) -> DataTransformer:
         # one stream per column: a column's data-dependent draws never shift another's noise
         rngs = substreams(ctx.rng, len(self.transforms))
+        from synthkit.mechanisms import RangeNotLearnedError
+        failed: list[str] = []  # every column whose DP range is refused, reported together
         for (name, t), rng in zip(self.transforms.items(), rngs):
-            t.fit(frame[name], dataclasses.replace(ctx, rng=rng))
+            try:
+                t.fit(frame[name], dataclasses.replace(ctx, rng=rng))
+            except RangeNotLearnedError as err:
+                failed.extend(err.whats)
+        if failed:
+            raise RangeNotLearnedError(failed)
         self.fitted = True
         return self
 
@@ -616,7 +761,7 @@ class DataTransformer:
                 values[name] = codes[s]
                 s += 1
                 continue
-            null = (codes[s + 1] == 1) if t.column.nullable else None
+            null = (codes[s + 1] == 1) if t.nulls_released else None
             values[name], order = t.decode(alpha[a], codes[s], null, calibrate=calibrate)
             if order is not None:
                 orders[name] = order

@@ -42,11 +42,11 @@ def test_the_inference_is_one_charged_gaussian_sized_from_public_facts():
     events = [e for e in model.ledger_.events if e.name == EVENT]
     assert len(events) == 1 and isinstance(events[0], GaussianEvent)
     d = frame.shape[1]
-    assert events[0].sensitivity == pytest.approx(math.sqrt(2 * d))  # k = 1: one row, one class + one distinct
+    assert events[0].sensitivity == pytest.approx(math.sqrt(3 * d))  # k = 1: one row, one class, one date class, one distinct
     assert events[0] == inference_event(BUDGET, k=1, n_columns=d)  # from the budget and the header alone
     assert model.ledger_.epsilon_spent() <= BUDGET.epsilon * (1 + 1e-9)
     # with an entity key the unit's k rows scale the sensitivity
-    assert inference_event(BUDGET, k=3, n_columns=d).sensitivity == pytest.approx(3 * math.sqrt(2 * d))
+    assert inference_event(BUDGET, k=3, n_columns=d).sensitivity == pytest.approx(3 * math.sqrt(3 * d))
     assert 0 < INFERENCE_SHARE < 0.2
 
 
@@ -141,12 +141,12 @@ def test_dphmm_decides_event_and_context_kinds_under_dp_in_its_own_ledger():
     # the two inference releases come first, before any other mechanism touches the data
     assert [e.name for e in ledger.events[:2]] == [EVENT, f"context:{EVENT}"]
     assert sum(e.name.endswith(EVENT) for e in ledger.events) == 2
-    # entity = unit; one event per entity and one context row per entity: sensitivity sqrt(2d)
+    # entity = unit; one event per entity and one context row per entity: sensitivity sqrt(3d) (class, date class, distinct)
     share = PrivacyBudget(epsilon=HMM_BUDGET.epsilon * (model.preprocessing_epsilon_share
                                                         + model.context_epsilon_share), delta=HMM_BUDGET.delta)
     assert ledger.events[0] == inference_event(share, k=1, n_columns=5)
-    assert ledger.events[0].sensitivity == pytest.approx(math.sqrt(2 * 5))
-    assert ledger.events[1].sensitivity == pytest.approx(math.sqrt(2 * 4))
+    assert ledger.events[0].sensitivity == pytest.approx(math.sqrt(3 * 5))
+    assert ledger.events[1].sensitivity == pytest.approx(math.sqrt(3 * 4))
     assert ledger.events[1].sigma == inference_event(share, k=1, n_columns=4).sigma
     assert ledger.unit == "entity"
     assert ledger.epsilon_spent() <= HMM_BUDGET.epsilon * (1 + 1e-9)

@@ -5,8 +5,9 @@ and an estimate of the time left.
 Library code reports progress through a plain callback `progress(stage, done, total)`
 (STYLE.md); this module turns those calls into facts. The CLI shows them as a rich bar on
 a terminal and, everywhere else (a script, a scheduler, a log file), as one line at most
-every `interval` seconds and at most once per epoch, whichever is rarer, plus the first
-and the last line of each stage.
+every `interval` seconds and at most once per epoch, whichever is rarer. A command that
+ends (or fails) within `interval` seconds prints none: its own result or error line
+stays the only one.
 
 ε spent comes from the fit's PrivacyLedger (`watch`), never from the data: every charge
 in it is computed from public parameters (sampling rate, noise multiplier, steps), so
@@ -153,10 +154,10 @@ class ProgressFacts:
 
 
 class ProgressLog:
-    """A `progress(stage, done, total)` callback that writes lines through `emit`: the
-    first call, the end of each stage, and in between one line at most every `interval`
-    seconds and only when a stage, an epoch (or another unit) has moved on since the last
-    line. `interval` and `clock` are injectable (tests use interval 0)."""
+    """A `progress(stage, done, total)` callback that writes lines through `emit`: one
+    line when `interval` seconds have passed since the start or the last line AND a stage,
+    an epoch (or another unit) has moved on since the last line. `interval` and `clock`
+    are injectable (tests use interval 0: a line at every stage, epoch or unit)."""
 
     def __init__(self, what: str, *, emit: Callable[[str], None], interval: float = DEFAULT_INTERVAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -166,9 +167,8 @@ class ProgressLog:
         self.emit = emit
         self.interval = float(interval)
         self.clock = clock
-        self._last_at: float | None = None
+        self._last_at = clock()  # the first line comes `interval` seconds after the start
         self._last_tick: tuple[str, int] | None = None
-        self._finished: set[str] = set()
 
     def watch(self, ledger: Any, *, epochs: dict[str, int] | None = None) -> None:
         self.facts.watch(ledger, epochs=epochs)
@@ -177,11 +177,6 @@ class ProgressLog:
         self.facts.update(stage, done, total)
         tick = self.facts.tick()
         now = self.clock()
-        finished = total > 0 and done >= total and stage not in self._finished
-        moved = tick != self._last_tick
-        due = self._last_at is None or now - self._last_at >= self.interval
-        if self._last_at is None or finished or (moved and due):
-            if finished:
-                self._finished.add(stage)
+        if tick != self._last_tick and now - self._last_at >= self.interval:
             self._last_at, self._last_tick = now, tick
             self.emit(self.facts.line())

@@ -81,16 +81,25 @@ def test_the_interval_is_a_rate_limit_and_the_epoch_a_floor():
     log = ProgressLog("fitting", emit=lines.append, interval=10, clock=clock)
     log.watch(ledger, epochs={"train": 40})
     _train(log, ledger, clock, epochs=40, steps=2, seconds_per_step=0.5, spent=[])
-    # 40 s of training: the first line, one per 10 s (4), and the final one (at most 6)
-    assert 4 <= len(lines) <= 6, lines
-    assert lines[-1].startswith("fitting: train 80/80, epoch 40/40")
+    # 40 s of training: one line per 10 s, none before the first 10 s
+    assert len(lines) == 4, lines
+    assert [ln.split(", ")[1] for ln in lines] == ["epoch 10/40", "epoch 20/40", "epoch 30/40", "epoch 40/40"]
 
     slow: list[str] = []
     clock, ledger = FakeClock(), _ledger()
     log = ProgressLog("fitting", emit=slow.append, interval=10, clock=clock)
     log.watch(ledger, epochs={"train": 3})
     _train(log, ledger, clock, epochs=3, steps=60, seconds_per_step=1.0, spent=[])
-    assert len(slow) == 1 + 3, slow
+    # a first sign of life (with its estimate) after 10 s, then one line per epoch, not one per 10 s
+    assert [ln.split(", ")[1] for ln in slow] == ["epoch 0/3", "epoch 1/3", "epoch 2/3", "epoch 3/3"], slow
+    assert "about 2m50s left" in slow[0]
+
+    quick: list[str] = []  # a command that ends within the interval prints no progress at all
+    clock, ledger = FakeClock(), _ledger(epsilon=50.0)
+    log = ProgressLog("fitting", emit=quick.append, interval=10, clock=clock)
+    log.watch(ledger, epochs={"train": 5})
+    _train(log, ledger, clock, epochs=5, steps=2, seconds_per_step=0.5, spent=[])
+    assert quick == []
 
 
 def test_stages_without_epochs_count_their_units_and_without_a_ledger_no_epsilon():

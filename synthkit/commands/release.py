@@ -12,6 +12,10 @@ registry of releases, reviewers' sign-off and policy checks.
 
 Every command is a thin typer wrapper over one plain function of `reports` or
 `synthkit.jobs`; imports of `reports` stay inside the commands (DESIGN.md arrows).
+
+Without --registry every command uses the one default registry
+(reports.registry.default_registry); the read-only ones never create it. An ID may be
+any unique prefix of a run id (`resolve_run_id`).
 """
 
 from __future__ import annotations

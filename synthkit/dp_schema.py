@@ -28,7 +28,7 @@ datetime, integer, continuous, identifier, categorical) wide enough for the nois
 A datetime column's `format` and precision (`time_unit`) are decided from its date
 classes (`decide_date_format`, post-processing of the same release): the shape with the
 largest noisy count; its day order from the noisy counts of the values that show one
-(day first or month first, by a margin of 3 noise std of their difference), else the
+(day first or month first, by a margin of 2 noise std of their difference), else the
 documented default of its separator (`table.DEFAULT_DAY_FIRST`: month first for '/', day
 first for '.' and '-'); date-only shapes get `time_unit: day`, the others `second`. Excel serial numbers are
 never decided (any number column would pass): declare `format: excel`.
@@ -160,7 +160,9 @@ def decide_date_format(noisy: np.ndarray, sigma: float) -> tuple[str | None, str
         return None, "second"  # ISO date and time, written in whole seconds
     sep, time = shape.split("|")
     lead = fine[f"{shape}|day_first"] - fine[f"{shape}|month_first"]
-    margin = 3.0 * sigma * math.sqrt(2)  # 3 std of the difference of two noisy counts
+    # 2 std of the difference of two noisy counts: a wrong order where the values show one fails
+    # the fit (31/01 is no month-first date), a wrong one where none does only swaps a guess
+    margin = 2.0 * sigma * math.sqrt(2)
     day_first = lead > margin or (abs(lead) <= margin and DEFAULT_DAY_FIRST[sep])
     return date_pattern(sep, time, day_first=day_first), ("day" if time == "" else None)
 

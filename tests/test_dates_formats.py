@@ -239,8 +239,9 @@ def test_decide_date_format_on_clear_counts() -> None:
     assert decide_date_format(counts({"/|hm|month_first": 900}), 5.0) == ("%m/%d/%Y %H:%M", None)
     assert decide_date_format(counts({"iso_date": 900}), 5.0) == ("%Y-%m-%d", "day")
     assert decide_date_format(counts({"iso_time": 900}), 5.0) == (None, "second")
-    # a lead within the noise (3 std of a difference) is no evidence: the default holds
-    assert decide_date_format(counts({"/||day_first": 20, "/||either": 900}), 5.0) == ("%m/%d/%Y", "day")
+    # a lead within the noise (2 std of a difference) is no evidence: the default holds
+    assert decide_date_format(counts({"/||day_first": 12, "/||either": 900}), 5.0) == ("%m/%d/%Y", "day")
+    assert decide_date_format(counts({"/||day_first": 16, "/||either": 900}), 5.0) == ("%d/%m/%Y", "day")
 
 
 def test_bad_dates_and_bad_formats_get_one_line_naming_the_column_and_the_fix() -> None:

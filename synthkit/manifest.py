@@ -261,6 +261,7 @@ class DPHMMParams(_Strict):
     time_unit: Annotated[str, StringConstraints(max_length=32)] | None
     max_gap_categories: Annotated[int, Field(ge=0, le=100_000)]
     max_integer_categories: Annotated[int, Field(ge=2, le=100_000)]
+    max_gap: Annotated[float, Field(gt=0, le=1e300, allow_inf_nan=False)] | None = None  # public (--max-gap)
     device: Device
     seed: Seed | None = None
 

@@ -153,17 +153,18 @@ def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, ca
     epochs × ceil(n_units_dp/batch) are then computed from it as for a given batch, and the
     noise multiplier is calibrated to them."""
     from synthkit.errors import ConfigError
+    units = "entities" if unit == "entity" else f"{unit}s"
     if requested is not None:
         if n_units_dp < 2 * requested:
             fits = int(n_units_dp // 2)
             hint = (f"use --batch-size {fits} or less, or leave --batch-size out so that it adapts to the table"
                     if fits >= MIN_BATCH else "this table has too few to train on under DP")
             raise ConfigError(
-                f"--batch-size {requested} needs at least {2 * requested} {unit}s (2 x batch size) and the table "
+                f"--batch-size {requested} needs at least {2 * requested} {units} (2 x batch size) and the table "
                 f"has fewer (judged on a DP count); {hint}")
         return int(requested)
     if n_units_dp < 2 * 2 * MIN_BATCH:
         raise ConfigError(
-            f"the table has too few {unit}s to train on under DP (fewer than {4 * MIN_BATCH}, judged on a DP "
+            f"the table has too few {units} to train on under DP (fewer than {4 * MIN_BATCH}, judged on a DP "
             "count); DP synthesis needs at least about 150 for a useful model")
     return int(min(cap, max(MIN_BATCH, math.floor(AUTO_BATCH_FRACTION * n_units_dp))))

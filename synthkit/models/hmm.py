@@ -86,6 +86,8 @@ logger = logging.getLogger(__name__)
 LENGTH = "__length__"
 START = "__start__"
 GAP = "__gap__"
+GAP_WHAT = "the gaps between events (--max-gap)"  # how messages name the internal GAP column
+GAP_EVENT = "gaps"  # and its ledger events (bounds:gaps, histogram:gaps, next to gaps:common)
 DEFAULT_MAX_BATCH = 256  # the largest batch of entities the HMM picks by itself (its default before it adapted)
 MAX_CONTEXT_CATEGORIES = 64  # a length or integer start with at most this many public values is categorical
 MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
@@ -321,7 +323,12 @@ class DPHMM(Synthesizer):
     `length_quantile` of the entities' lengths); the budget shares of the sequence
     preprocessing and of the context model; `terminal_column`/`terminal_value` (an event
     after which an entity has no events, e.g. death); `time_unit` for a datetime index
-    (overrides the index column's declared `time_unit`; else that, else "second" — never the rows).
+    (overrides the index column's declared `time_unit`; else that, else "second" — never the rows);
+    `max_gap` (public, `--max-gap`): the widest gap between two events of an entity, in the
+    sequence index's unit (its time_unit for dates); set, the gaps' range is not learned under
+    DP (one histogram less); unset, it is, and where it cannot be (too few gaps against the
+    noise) a public range is used (the index's declared bounds, else 150 years for dates,
+    else the signed geometric grid's top), stated in a log line and a ledger note.
     """
 
     model_name: ClassVar[str] = "dphmm"
@@ -334,7 +341,7 @@ class DPHMM(Synthesizer):
                  context_hidden: tuple[int, ...] = (64, 64), context_embedding_dim: int = 32,
                  terminal_column: str | None = None, terminal_value: str | None = None,
                  time_unit: str | None = None, max_gap_categories: int = 32, max_integer_categories: int = 8,
-                 device: DeviceOption = "auto", seed: int | None = None) -> None:
+                 max_gap: float | None = None, device: DeviceOption = "auto", seed: int | None = None) -> None:
         self.n_states = n_states
         self.epochs = epochs
         self.batch_size = batch_size
@@ -355,6 +362,7 @@ class DPHMM(Synthesizer):
         self.time_unit = time_unit
         self.max_gap_categories = max_gap_categories
         self.max_integer_categories = max_integer_categories
+        self.max_gap = max_gap
         self.device = device
         self.seed = seed
 
@@ -389,6 +397,10 @@ class DPHMM(Synthesizer):
             problems.append(f"lr must be > 0, got {self.lr!r}")
         if self.noise_multiplier is not None and not (self.noise_multiplier >= 0):
             problems.append(f"noise_multiplier must be >= 0, got {self.noise_multiplier!r}")
+        if self.max_gap is not None and (isinstance(self.max_gap, bool) or not isinstance(self.max_gap, (int, float))
+                                         or not (0 < self.max_gap < float("inf"))):
+            problems.append(f"max_gap (--max-gap) must be a finite number > 0 in the sequence index's unit, "
+                            f"got {self.max_gap!r}")
         if self.context_model not in ("dptvae", "dpctgan"):
             problems.append(f"context_model must be 'dptvae' or 'dpctgan', got {self.context_model!r}")
         if (self.terminal_column is None) != (self.terminal_value is None):
@@ -443,7 +455,9 @@ class DPHMM(Synthesizer):
         event_schema = Schema(columns=tuple(roles["events"]))
         transformer = DataTransformer(event_schema)
         may_have_gaps = auto_length or self.max_length > 1
-        n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (3 if may_have_gaps else 0)
+        # gaps: common gaps, the log-gaps' histogram and (without a public --max-gap) their DP range
+        n_gap_hist = 3 if self.max_gap is None else 2
+        n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (n_gap_hist if may_have_gaps else 0)
         n_disc = transformer.n_discovery() + (1 if may_have_gaps else 0)
         if budget is not None:
             plan = plan_preprocessing(budget=budget, k=plan_k, n_histograms=n_hist, n_discovery=n_disc,
@@ -756,8 +770,8 @@ class DPHMM(Synthesizer):
             noisy = np.where(noisy > plan.sigma_units * float(norm.isf(1e-3 / MAX_LENGTH_CAP)), noisy, 0.0)
         noisy = np.clip(noisy, 0, None)
         if noisy.sum() <= 0:
-            raise BudgetExceededError("too few entities to choose max_length under DP at this epsilon; "
-                                      "set max_length (public) or raise --epsilon")
+            raise BudgetExceededError("too few entities to choose the number of events kept per entity under DP at "
+                                      "this epsilon; set --max-length (public) or raise --epsilon")
         cdf = np.cumsum(noisy) / noisy.sum()
         chosen = int(np.searchsorted(cdf, self.length_quantile - 1e-12) + 1)
         logger.info("max_length chosen under DP: %d", chosen)
@@ -782,22 +796,31 @@ class DPHMM(Synthesizer):
         floor = 0.005 * max(ctx.n_rows_dp, 1.0)  # post-processing of a DP count
         ranked = sorted(((c, lab) for lab, c in kept.items() if c >= floor), reverse=True)[: self.max_gap_categories]
         labels = sorted((float(lab) for _, lab in ranked))
+        from synthkit.mechanisms import RangeNotLearnedError
+        public = _public_log_gap_bounds(axis, index_col)
+        if self.max_gap is not None:  # a public range: nothing of it is learned from the gaps
+            hi = float(np.log(self.max_gap))
+            bounds = (min(public[0], hi - 1.0), hi)
+            log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=bounds))
+            log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
+            log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+            return {"labels": labels, "transform": log_t}
         log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False))
-        n_events = len(ctx.ledger.events)
+        log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT  # messages and the ledger name the gaps, never the internal column
         try:
             log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
-        except BudgetExceededError:
-            if not (ctx.ledger.private and len(ctx.ledger.events) == n_events + 1
-                    and ctx.ledger.events[-1].name == f"bounds:{GAP}"):
-                raise  # a refused charge, not an empty DP range
+        except RangeNotLearnedError:
             # No bin of the DP range histogram of the log-gaps cleared the noise (few gaps
-            # against the noise of max_length events per entity). A user cannot declare
-            # bounds for this internal column, so the histogram runs on a PUBLIC range
-            # instead (post-processing of that DP release; the ledger is the same either way)
+            # against the noise of max_length events per entity), or there is no gap at all.
+            # The histogram then runs on a PUBLIC range instead (post-processing of that DP
+            # release; the ledger is the same either way)
             logger.warning("the range of the gaps between events could not be learned under DP at this epsilon; a "
-                           "public range is used (declare bounds for the sequence index to narrow it)")
-            bounds = _public_log_gap_bounds(axis, index_col)
-            log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=bounds))
+                           "public range is used; set --max-gap (the widest gap, in the unit of the sequence index) "
+                           "or declare bounds for the sequence index to narrow it")
+            ctx.ledger.notes.append("the range of the gaps between events could not be learned under DP; a public "
+                                    "range was used (set --max-gap to give it)")
+            log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=public))
+            log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
             log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
         return {"labels": labels, "transform": log_t}
 

@@ -587,6 +587,8 @@ def generate(
 
 # ------------------------------------------------------------------ inspect
 def inspect_bundle(model_dir: Path) -> dict[str, Any]:
+    from synthkit.manifest import read_manifest as read_manifest_only
+    read_manifest_only(model_dir)  # not a bundle: refused before torch loads (the full check below)
     from synthkit.bundle import read_manifest
     m = read_manifest(model_dir)
     schema = m["schema"]

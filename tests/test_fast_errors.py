@@ -192,3 +192,25 @@ def test_a_library_that_sets_its_own_logger_to_info_stays_quiet_unless_verbose(c
         setup_logging(False)
     messages = [r.getMessage() for r in caplog.records if r.name == chatty.name]
     assert messages == ["a real warning", "shown with --verbose"]
+
+
+def test_synthkits_handler_shows_each_warning_once_on_the_current_stderr():
+    """`audit` fits once per trial; a note about the data is printed once, not per trial."""
+    import contextlib
+    import io
+    import logging
+
+    from synthkit.commands._common import _StderrHandler
+
+    handler = _StderrHandler()
+
+    def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("synthkit.transforms", level, __file__, 1, msg, None, None)
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        for msg in ("column 'a': note", "column 'a': note", "column 'b': note"):
+            handler.handle(record(msg))
+        for _ in range(2):
+            handler.handle(record("progress", logging.INFO))  # only warnings are folded
+    assert err.getvalue().splitlines() == ["column 'a': note", "column 'b': note", "progress", "progress"]

@@ -111,7 +111,21 @@ _HANDLER: logging.Handler | None = None
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to the current sys.stderr (as rich's consoles do), not the one at creation."""
+    """Writes to the current sys.stderr (as rich's consoles do), not the one at creation,
+    and each distinct warning once: `audit` fits the same model once per trial, and its
+    notes about the data would otherwise repeat for every trial."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._warned: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if record.levelno >= logging.WARNING:
+            key = (record.name, record.levelno, record.getMessage())
+            if key in self._warned:
+                return False
+            self._warned.add(key)
+        return bool(super().filter(record))
 
     @property  # type: ignore[override]
     def stream(self) -> Any:

@@ -621,6 +621,9 @@ def infer_schema(
             kind = mapped[str(name)]  # type: ignore[assignment]
         else:
             kind, reason = _infer_kind_why(str(name), s)
+            if kind == "identifier" and name == sequence_index:  # a declared order (e.g. 'index') is no row label
+                non_null = s.dropna()
+                kind, reason = _infer_value_kind(s, non_null, non_null.nunique() / max(len(non_null), 1)), None
             if reason:
                 reasons[str(name)] = reason
             if kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(s):

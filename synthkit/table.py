@@ -113,7 +113,8 @@ def _column_problems(col: Column, s: pd.Series) -> list[str]:
             elif col.format not in (None, "iso"):
                 out.append(f"{where}: some values do not match its format {col.format!r}; correct 'format' in "
                            "the schema (a strftime pattern such as '%d.%m.%Y' or '%m/%d/%Y %H:%M', 'iso' or "
-                           "'excel'), or clean those cells")
+                           "'excel'; without --schema a private fit decides it under DP: run `synthkit schema "
+                           "infer` and pass --schema), or clean those cells")
             else:
                 out.append(f"{where}: some values are not dates/times; declare their 'format' in the schema "
                            "(e.g. '%d.%m.%Y' or '%m/%d/%Y'), clean them, or declare kind 'categorical'")

@@ -271,3 +271,9 @@ def test_csv_reading_no_longer_guesses_a_day_order() -> None:
     assert frame["us"].dtype == object and frame["eu"].dtype == object
     assert pd.api.types.is_datetime64_any_dtype(frame["iso"])
     assert re.match(r"^\d{2}/\d{2}/\d{4}$", frame["us"].iloc[0])
+
+
+def test_a_row_index_name_declared_as_the_sequence_index_keeps_an_ordered_kind() -> None:
+    frame = pd.DataFrame({"pid": ["a", "a", "b", "b"], "index": [1, 2, 3, 4], "x": [1.5, 2.5, 3.5, 4.5]})
+    assert infer_schema(frame).column("index").kind == "identifier"
+    assert infer_schema(frame, entity_key="pid", sequence_index="index").column("index").kind == "integer"

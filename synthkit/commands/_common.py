@@ -245,16 +245,15 @@ def check_model_options(model: str, options: dict[str, tuple[str, Any]], *, comm
                               f"in the allowed range (see `{command} --help`)") from None
 
 
-_URI_PREFIXES = ("fhir:", "camt053:", "banktx:")  # connectors.uri's prefixed sources; the rest has ://
-
-
 def check_source_exists(data: str | Path, what: str) -> None:
     """Refuse a plain file path that does not exist before the readers (polars, pandas)
-    are imported; URIs (sqlite:///, postgresql://, fhir:, ...) are left to connectors."""
+    are imported. Anything with a colon (sqlite:, postgresql://, fhir:, a drive letter) or
+    that is not a plain path is left to connectors, which parses it as it always does."""
     from synthkit.errors import SourceError
 
     text = os.fspath(data)
-    if "://" in text or text.lower().startswith(_URI_PREFIXES) or "\x00" in text:
+    text = text.strip() if isinstance(data, str) else text  # as connectors.uri.parse reads it
+    if not text or ":" in text or "\x00" in text:
         return
     path = Path(text)
     try:

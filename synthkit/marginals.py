@@ -230,6 +230,15 @@ class PairTree:
                     share = floor / max(float(np.sum(transform.counts_)), 1.0)
                     cond[:, :n_declared] = np.maximum(cond[:, :n_declared], share)
                     cond = cond / cond.sum(axis=1, keepdims=True)
+                if isinstance(transform, NumericTransform) and transform.column.nullable \
+                        and not transform.nulls_released:
+                    # the null label was not released (its DP count stayed below the release
+                    # threshold): the table's null cell holds noise only, never drawn
+                    cond = cond.copy()
+                    cond[:, -1] = 0.0
+                    total = cond.sum(axis=1, keepdims=True)
+                    cond = np.where(total > 0, cond / np.where(total > 0, total, 1.0), 1.0 / (cond.shape[1] - 1))
+                    cond[:, -1] = 0.0
                 out[child] = cond
             self._cond = out
         return self._cond
@@ -260,7 +269,7 @@ class PairTree:
             col = cols[child]
             present_cells = p[:, :len(col.edges) + 1]
             x = values[child].copy()
-            if col.nullable:
+            if col.nullable and t.nulls_released:
                 null_p = np.stack([present_cells.sum(axis=1), p[:, -1]], axis=1)
                 null = _rake_and_draw(raw_t[rows[child]["null"]], group, null_p, generator, state,
                                       child + "/null").astype(bool)
@@ -319,6 +328,16 @@ def _edges(t: NumericTransform) -> np.ndarray:
     q = t.quantiles(np.arange(1, N_BINS) / N_BINS)
     if t.column.kind == "integer":
         q = np.floor(q) + 0.5
+    # an exact spike (a zero-width bin of the DP histogram holding mass: 0 in a continuous
+    # column) is a cell of its own, [p, next float above p): the tables then measure how
+    # often the value is exactly p given each parent, and `_conditional_quantiles` maps
+    # that cell onto the spike alone. Merged with the values above it, the cell's rows
+    # were spread over its DP levels, so any gap between the table's share and the DP
+    # margin's share of the merged cell moved rows onto or off the spike (+5 pp of zeros)
+    if t.edges_ is not None:
+        for j in np.flatnonzero((np.diff(t.edges_) == 0) & (np.asarray(t.hist_) > 0)):
+            p = float(t.edges_[j])
+            q = np.concatenate([q, [p, np.nextafter(p, np.inf)]])
     return np.unique(q)
 
 
@@ -454,8 +473,12 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
     starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
     ends = np.r_[starts[1:], len(order)]
     levels = np.empty(len(order))
+    # a cell where the DP margin holds less than half a row (e.g. [lo, 0) below a spike at 0,
+    # the DP lower bound sitting just under 0) can only hold table noise: rows drawn into it
+    # would all map onto one quantile (the spike, or a value below 0), so it gets no share
+    possible = np.diff(level) * float(np.sum(t.hist_)) >= 0.5
     for begin, end in zip(starts, ends):
-        share = np.clip(present_p[sorted_cells[begin]], 0.0, None)
+        share = np.where(possible, np.clip(present_p[sorted_cells[begin]], 0.0, None), 0.0)
         share = share / share.sum() if share.sum() > 0 else np.diff(level)
         cum = np.concatenate([[0.0], np.cumsum(share)])
         u = (np.arange(end - begin) + 0.5) / (end - begin)

@@ -634,7 +634,10 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
     if not mark(0, len(noisy)):
         w = widths * free_bins
         weight = w if w.sum() > 0 else free_bins
-    return out + rest * weight / weight.sum()
+    spread = rest * weight / weight.sum()
+    # less than half a row is no row: a sliver such as [-1e-6, 0) below a spike at 0 (the DP
+    # lower bound just under 0) would otherwise hold a few negative values
+    return out + np.where(spread >= 0.5, spread, 0.0)
 
 
 def _equal_width(edges: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

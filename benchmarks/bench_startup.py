@@ -2,19 +2,24 @@
 benchmarks/results/startup.json; nothing is asserted. Run:
 
     .venv/bin/python benchmarks/bench_startup.py [--runs 5] [--source DIR] [--label after]
+    .venv/bin/python benchmarks/bench_startup.py --runs 3 --baseline DIR   # interleaved before/after
 
-Each case runs the CLI in a fresh subprocess (what a user's shell does) and times it from
-start to exit; the median of `--runs` runs is reported with the range, the exit code and
-whether the process imported torch (`-X importtime` on one extra run). `--source DIR` puts
+Each case runs the CLI in a fresh subprocess (what a user's shell does, with `-X importtime`)
+and times it from start to exit; the median of `--runs` runs is reported with the range,
+the child's CPU time (user + system: what a loaded machine cannot inflate much), the exit
+code and whether the process imported torch. `--source DIR` puts
 another checkout first on PYTHONPATH (e.g. `git archive <commit> | tar -x -C DIR`) to
 measure the code before a change on the same machine in the same session; results are
-merged into the JSON under `--label`.
+merged into the JSON under `--label`. `--baseline DIR` runs DIR and this checkout in turn for
+every run of every case (labels "before" and "after"), so both see the same load on a
+shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import json
 import os
 import platform
@@ -69,18 +74,19 @@ def cases(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
+def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str, bool]:
+    """(wall s, CPU s, exit code, last stderr line, torch imported)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", ENTRY, *args], env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    return elapsed, proc.returncode, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-
-
-def imports_torch(args: list[str], env: dict[str, str], cwd: Path) -> bool:
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", ENTRY, *args], env=env, cwd=cwd,
                           capture_output=True, text=True)
-    return any(line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == "torch"
-               for line in proc.stderr.splitlines())
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lines = proc.stderr.splitlines()
+    torch = any(ln.startswith("import time:") and ln.rsplit("|", 1)[-1].strip() == "torch" for ln in lines)
+    said = [ln for ln in lines if ln.strip() and not ln.startswith("import time:")]
+    return elapsed, cpu, proc.returncode, said[-1] if said else "", torch
 
 
 def main() -> None:
@@ -89,34 +95,59 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=None, help="checkout to measure instead of this one")
     ap.add_argument("--label", default="after")
     ap.add_argument("--only", default=None, help="run only the cases whose name contains this")
+    ap.add_argument("--baseline", type=Path, default=None, help="checkout to interleave with this one")
     a = ap.parse_args()
-    env = dict(os.environ, COLUMNS="200", SYNTHKIT_DEBUG="")
-    env.pop("SYNTHKIT_DEBUG")
-    root = (a.source or Path(__file__).resolve().parents[1]).resolve()
-    env["PYTHONPATH"] = str(root)
-    results: dict[str, dict[str, object]] = {}
+    here = Path(__file__).resolve().parents[1]
+    trees = ({"before": a.baseline.resolve(), "after": here} if a.baseline is not None
+             else {a.label: (a.source or here).resolve()})
+    envs = {}
+    for label, root in trees.items():
+        env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(root))
+        for name in ("SYNTHKIT_DEBUG", "SYNTHKIT_THREADS"):
+            env.pop(name, None)
+        envs[label] = env
+    results: dict[str, dict[str, dict[str, object]]] = {label: {} for label in trees}
+    loads = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         for name, args in cases(tmp).items():
             if a.only and a.only not in name:
                 continue
-            times, codes, last = [], set(), ""
+            times: dict[str, list[float]] = {label: [] for label in trees}
+            cpus: dict[str, list[float]] = {label: [] for label in trees}
+            codes: dict[str, set[int]] = {label: set() for label in trees}
+            torch: dict[str, bool] = {label: False for label in trees}
+            last: dict[str, str] = {}
             for _ in range(a.runs):
-                elapsed, code, last = run_once(args, env, tmp)
-                times.append(elapsed)
-                codes.add(code)
-            results[name] = {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
-                             "max_s": round(max(times), 3), "exit_codes": sorted(codes),
-                             "imports_torch": imports_torch(args, env, tmp), "message": last[:300]}
-            print(f"{name:36s} {results[name]['median_s']:6.2f} s  rc={sorted(codes)}  "
-                  f"torch={results[name]['imports_torch']}  {last[:100]}", flush=True)
+                loads.append(os.getloadavg()[0])
+                for label in trees:  # in turn, so that each sees the same load
+                    elapsed, cpu, code, last[label], loaded = run_once(args, envs[label], tmp)
+                    times[label].append(elapsed)
+                    cpus[label].append(cpu)
+                    codes[label].add(code)
+                    torch[label] |= loaded
+            for label in trees:
+                r = {"median_s": round(statistics.median(times[label]), 3), "min_s": round(min(times[label]), 3),
+                     "max_s": round(max(times[label]), 3), "cpu_median_s": round(statistics.median(cpus[label]), 3),
+                     "exit_codes": sorted(codes[label]), "imports_torch": torch[label], "message": last[label][:300]}
+                results[label][name] = r
+                print(f"{label:7s} {name:36s} {r['median_s']:6.2f} s  cpu {r['cpu_median_s']:5.2f} s  "
+                      f"rc={r['exit_codes']}  torch={r['imports_torch']}  {last[label][:80]}", flush=True)
     doc = json.loads(OUT.read_text()) if OUT.exists() else {}
-    doc[a.label] = {"measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": str(root),
-                    "runs": a.runs, "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
-                    "python": platform.python_version(), "cases": results}
+    for label, root in trees.items():
+        if a.only and label in doc:  # a partial rerun updates its cases only
+            doc[label]["cases"].update(results[label])
+            doc[label].setdefault("rerun", []).append(
+                {"measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cases": sorted(results[label]),
+                 "load_avg_1m_median": round(statistics.median(loads), 2) if loads else None})
+            continue
+        doc[label] = {"measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": str(root),
+                      "runs": a.runs, "interleaved": a.baseline is not None, "cpus": os.cpu_count(),
+                      "load_avg_1m_median": round(statistics.median(loads), 2) if loads else None,
+                      "python": platform.python_version(), "cases": results[label]}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {OUT} [{a.label}]")
+    print(f"wrote {OUT} {list(trees)}")
 
 
 if __name__ == "__main__":

@@ -32,12 +32,13 @@ import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from synthkit.errors import ConfigError, SynthkitError
 from synthkit.partials import locked_partial
+
+if TYPE_CHECKING:  # pandas loads with the data: `synthkit run` refuses a bad job file without it
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 

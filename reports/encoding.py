@@ -41,7 +41,7 @@ def canonical(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     for col in columns:
         s = frame[col.name]
         if col.kind == "datetime":
-            d = datetime_values(s)
+            d = datetime_values(s, col.format)  # the declared (or DP-decided) format
             if getattr(d.dt, "tz", None) is not None:
                 d = d.dt.tz_convert("UTC").dt.tz_localize(None)
             ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)

@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 
 from synthkit.schema import Schema
+from synthkit.table import datetime_values
 
 logger = logging.getLogger(__name__)
 
 ORDER_OK = "__synthkit_time_order_ok"
 CONTEXT_OK = "__synthkit_context_consistent"
+READABLE = "__synthkit_readable:"  # + column name: each present value reads as a date in the column's format
 _TRUE_TOKENS = [True, False, "True", "False", "true", "false", "TRUE", "FALSE", "t", "f", "yes", "no", "y", "n",
                 "1", "0", 1, 0, "1.0", "0.0"]
 
@@ -65,6 +67,25 @@ def public_statistics(schema: Schema, transformer_state: dict[str, Any] | None) 
                     info["bounds"] = [float(lo), float(hi)]
                 info["bounds_source"] = "dp"
         out[col.name] = info
+    return out
+
+
+def _read_datetimes(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Datetime columns written as text (a declared or DP-decided `format` such as
+    '%m/%d/%Y', or 'excel' serial numbers) read as datetimes with that format, so type,
+    bounds and time order are checked on dates, not on the text. Next to each such column a
+    helper column says whether a present value read in its format (a value that does not
+    is kept as missing in the read column and fails that helper's check)."""
+    out = frame.copy()
+    for col in schema.columns:
+        if col.kind != "datetime" or col.name not in frame.columns:
+            continue
+        s = frame[col.name]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        d = datetime_values(s, col.format)
+        out[col.name] = d
+        out[READABLE + col.name] = (s.isna() | d.notna()).to_numpy()
     return out
 
 
@@ -113,6 +134,9 @@ def build_suite(schema: Schema, stats: dict[str, dict[str, Any]], frame: pd.Data
             add(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=[
                 "int64", "int32", "Int64", "Int32", "float64", "float32", "Float64", "int16", "int8", "UInt64",
                 "uint64", "uint32", "INTEGER", "FLOAT", "DOUBLE", "BIGINT"]), f"{name}: numeric type")
+        elif col.kind == "datetime" and READABLE + name in frame.columns:
+            add(gxe.ExpectColumnValuesToBeInSet(column=READABLE + name, value_set=[True]),
+                f"{name}: dates written in the format {col.format or 'iso'!r}")
         elif col.kind == "datetime":
             add(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=[
                 "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "DatetimeTZDtype",
@@ -159,11 +183,12 @@ def validate(synthetic: pd.DataFrame, schema: Schema, *, transformer_state: dict
     for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
         _logging.getLogger(name).setLevel(_logging.ERROR)
     stats = public_statistics(schema, transformer_state)
-    frame = synthetic
+    frame = _read_datetimes(synthetic, schema)
     if schema.entity_key and (schema.sequence_index or schema.context_columns) and schema.entity_key in synthetic:
-        frame = _helper_columns(synthetic, schema)
-    exps, text = build_suite(schema, stats, synthetic, max_rows_per_unit=max_rows_per_unit,
-                             helper_columns=[c for c in (ORDER_OK, CONTEXT_OK) if c in frame.columns])
+        frame = _helper_columns(frame, schema)
+    exps, text = build_suite(schema, stats, frame, max_rows_per_unit=max_rows_per_unit,
+                             helper_columns=[c for c in frame.columns if str(c).startswith(READABLE)]
+                             + [c for c in (ORDER_OK, CONTEXT_OK) if c in frame.columns])
     context = gx.get_context(mode="ephemeral")
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -177,7 +202,10 @@ def validate(synthetic: pd.DataFrame, schema: Schema, *, transformer_state: dict
     described = {}
     for e, description in zip(exps, text):
         added = suite.add_expectation(e)
-        described[str(added.id)] = (type(e).__name__, getattr(e, "column", None), description)
+        column = getattr(e, "column", None)
+        if isinstance(column, str) and column.startswith(READABLE):
+            column = column[len(READABLE):]  # reported under the date column it checks
+        described[str(added.id)] = (type(e).__name__, column, description)
     res = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format="SUMMARY")
     results = []
     for r in res.results:

@@ -67,6 +67,7 @@ the result as internal. Canary values are not written to the output.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import functools
 import html
 import json
@@ -87,7 +88,7 @@ from scipy import stats
 from synthkit.errors import ConfigError, DataValidationError
 from synthkit.ledger import PrivacyBudget
 from synthkit.schema import Column, Schema
-from synthkit.table import Table, boolean_values, datetime_values, numeric_values
+from synthkit.table import Table, boolean_values, datetime_values, numeric_values, render_datetimes
 
 logger = logging.getLogger(__name__)
 
@@ -404,7 +405,7 @@ def canary_spec(schema: Schema, *, reference: pd.DataFrame, learned_bounds: dict
         bounds = _public_bounds(col) or learned_bounds.get(col.name)
         if bounds is None:  # pragma: no cover - every numeric transform has bounds after fit
             raise ConfigError(f"column {col.name!r}: no bounds to place a canary at")
-        values = _numeric(reference[col.name], col.kind)
+        values = _numeric(reference[col.name], col.kind, col.format)
         values = values[~np.isnan(values)]
         lo, hi = (float(np.quantile(values, TAIL)), float(np.quantile(values, 1 - TAIL))) if len(values) else bounds
         if col.kind == "integer":
@@ -450,7 +451,9 @@ def craft_canaries(frame: pd.DataFrame, schema: Schema, spec: CanarySpec, *, n_c
                 elif col.kind == "datetime":
                     ts = pd.Timestamp(int(value * 1e9))
                     tz = getattr(frame[name].dtype, "tz", None)
-                    row[name] = ts.tz_localize("UTC").tz_convert(tz) if tz is not None else ts
+                    ts = ts.tz_localize("UTC").tz_convert(tz) if tz is not None else ts
+                    # written as the column's values are (a US/EU date as text, read with its format)
+                    row[name] = _written(pd.Series([ts]), col.format, frame[name])[0]
                 else:
                     row[name] = float(value)
         for _ in range(rows_per_canary):
@@ -473,10 +476,20 @@ def _boolean_spelling(s: pd.Series, value: bool) -> Any:
     return value
 
 
+def _written(d: pd.Series, fmt: str | None, like: pd.Series) -> np.ndarray:
+    """Crafted datetimes in the spelling of the data's column: its declared `format` where
+    the column holds text or numbers (a format fact, never a data value), else datetimes."""
+    if pd.api.types.is_datetime64_any_dtype(like) or fmt is None or fmt == "iso":
+        return d.to_numpy()
+    return render_datetimes(d, fmt).to_numpy()
+
+
 # ====================================================================== attack
-def _numeric(s: pd.Series, kind: str) -> np.ndarray:
+def _numeric(s: pd.Series, kind: str, fmt: str | None = None) -> np.ndarray:
+    """Numbers of a numeric column; datetimes (text read in the column's `format`) as UTC
+    seconds."""
     if kind == "datetime":
-        d = datetime_values(s)
+        d = datetime_values(s, fmt)
         if getattr(d.dt, "tz", None) is not None:
             d = d.dt.tz_convert("UTC").dt.tz_localize(None)
         out = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float) / 1e9
@@ -499,6 +512,7 @@ def attack_scores(synthetic: pd.DataFrame, canaries: pd.DataFrame, schema: Schem
     one row per canary. Gower: mean over learned columns of |Δ|/range (numeric, clipped to
     1; a null counts 1) or of a 0/1 mismatch (discrete)."""
     kinds = {c.name: c.kind for c in schema.learned_columns}
+    fmts = {c.name: c.format for c in schema.learned_columns}
     m = len(canaries)
     n = len(synthetic)
     counts = np.zeros(m)
@@ -511,9 +525,9 @@ def attack_scores(synthetic: pd.DataFrame, canaries: pd.DataFrame, schema: Schem
         return counts
     n_cols = len(kinds)
     best = np.full(m, np.inf)
-    can_num = {name: _numeric(canaries[name], kinds[name]) for name in spec.scales}
+    can_num = {name: _numeric(canaries[name], kinds[name], fmts[name]) for name in spec.scales}
     can_str = {name: _strings(canaries[name], kinds[name]) for name in spec.discrete}
-    syn_num = {name: _numeric(synthetic[name], kinds[name]) for name in spec.scales}
+    syn_num = {name: _numeric(synthetic[name], kinds[name], fmts[name]) for name in spec.scales}
     syn_str = {name: _strings(synthetic[name], kinds[name]) for name in spec.discrete}
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -630,7 +644,9 @@ class SequenceFamily:
         event_schema, context_schema = self._schemas(schema)
         bounds = _learned_bounds(model)
         length = int(self.max_length or model.layout_["max_length"])
-        axis = TimeAxis.from_dict(model.layout_["axis"])  # a format property of the index, like the data's
+        index_col = schema.column(self.sequence_index)
+        # a format property of the index, like the data's; text read in the column's format
+        axis = dataclasses.replace(TimeAxis.from_dict(model.layout_["axis"]), format=index_col.format)
         summary = _entity_frame(reference, key=self.entity_key, ticks=axis.to_ticks(reference[self.sequence_index]))
         starts = _tails(summary["start"].to_numpy())
         gaps = summary["gap"].to_numpy()
@@ -638,10 +654,9 @@ class SequenceFamily:
         if axis.discrete:
             starts, gap = (float(math.floor(starts[0])), float(math.ceil(starts[1]))), float(max(round(gap), 1))
         gap = max(gap, 1e-9)
-        index_col = schema.column(self.sequence_index)
         index_bounds = None
         if index_col.bounds is not None:
-            lo, hi = axis.to_ticks(pd.Series([index_col.bounds[0], index_col.bounds[1]]))
+            lo, hi = axis.bound_ticks(index_col.bounds)
             index_bounds = (float(lo), float(hi))
         first = reference.drop_duplicates(self.entity_key)
         events = canary_spec(event_schema, reference=reference, learned_bounds=bounds)
@@ -677,7 +692,7 @@ class SequenceFamily:
         for col in schema.columns:
             name = col.name
             if name == self.sequence_index:
-                cols[name] = axis.from_ticks(ticks.ravel()).to_numpy()
+                cols[name] = _written(axis.from_ticks(ticks.ravel()), col.format, frame[name])
             elif name in ev.columns and name != "canary":
                 cols[name] = ev[name].to_numpy()[rep]
             elif name in cx.columns and name != "canary":
@@ -694,8 +709,9 @@ class SequenceFamily:
                chunk: int = 8192) -> np.ndarray:
         """Score each canary entity against one synthetic dataset (see the class docstring)."""
         from synthkit.sequence import TimeAxis
-        axis = TimeAxis.from_dict(spec.axis)
+        axis = dataclasses.replace(TimeAxis.from_dict(spec.axis), format=schema.column(self.sequence_index).format)
         kinds = {c.name: c.kind for c in schema.learned_columns}
+        fmts = {c.name: c.format for c in schema.learned_columns}
         can = canaries.sort_values(["canary"], kind="stable").reset_index(drop=True)
         m = int(can["canary"].nunique())
         can_ent, _ = pd.factorize(can["canary"], sort=True)
@@ -722,12 +738,12 @@ class SequenceFamily:
         for name, (lo, hi) in spec.scales.items():
             numeric.append((syn_sum[name].to_numpy(), can_sum[name].to_numpy(), max(hi - lo, 1e-12)))
         for name, (lo, hi) in spec.events.scales.items():
-            x = pd.Series(_numeric(synthetic[name], kinds[name])).groupby(syn_ent).mean().reindex(range(n))
-            c = pd.Series(_numeric(can[name], kinds[name])).groupby(can_ent).mean().reindex(range(m))
+            x = pd.Series(_numeric(synthetic[name], kinds[name], fmts[name])).groupby(syn_ent).mean().reindex(range(n))
+            c = pd.Series(_numeric(can[name], kinds[name], fmts[name])).groupby(can_ent).mean().reindex(range(m))
             numeric.append((x.to_numpy(), c.to_numpy(), max(hi - lo, 1e-12)))
         for name, (lo, hi) in spec.context.scales.items():
-            numeric.append((_numeric(syn_first[name], kinds[name]), _numeric(can_first[name], kinds[name]),
-                            max(hi - lo, 1e-12)))
+            numeric.append((_numeric(syn_first[name], kinds[name], fmts[name]),
+                            _numeric(can_first[name], kinds[name], fmts[name]), max(hi - lo, 1e-12)))
         shares: list[np.ndarray] = []  # [n, m]: share of an entity's events carrying canary j's value
         lengths = np.bincount(syn_ent, minlength=n).astype(float)
         for name in spec.events.discrete:

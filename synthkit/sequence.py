@@ -14,7 +14,9 @@ index itself for floats, and for datetimes the column's DECLARED `time_unit` —
 declared `timezone` for the output. Both are format facts of the schema, never read from
 the rows: whether ANY event has a time of day, or another UTC offset, would otherwise
 decide them, and one row would change the bundle outside the privacy ledger. DPHMM's
-`time_unit` hyperparameter (public) overrides the schema's.
+`time_unit` hyperparameter (public) overrides the schema's. Datetimes written as text are
+read with the column's `format` (e.g. '%d.%m.%Y': never per value, so '05.03.2020' is
+the 5th of March), and the synthetic index is written back in it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class TimeAxis:
     kind: str          # schema kind of the index: integer, continuous or datetime
     unit: TimeUnit
     tz: str | None = None
+    # how datetimes are written (the column's declared or DP-decided `format`), read with it.
+    # A format fact of the schema the bundle already holds, so not part of `to_dict`.
+    format: str | None = None
 
     @classmethod
     def for_column(cls, column: Column, *, time_unit: str | None = None) -> TimeAxis:
@@ -60,7 +65,8 @@ class TimeAxis:
             unit = chosen  # type: ignore[assignment]
         else:
             raise ConfigError(f"sequence_index must be integer, continuous or datetime, got kind {kind!r}")
-        return cls(kind=kind, unit=unit, tz=column.timezone if kind == "datetime" else None)
+        return cls(kind=kind, unit=unit, tz=column.timezone if kind == "datetime" else None,
+                   format=column.format if kind == "datetime" else None)
 
     @property
     def discrete(self) -> bool:
@@ -68,8 +74,10 @@ class TimeAxis:
         return self.unit != "continuous"
 
     def to_ticks(self, s: pd.Series) -> np.ndarray:
+        """Values of the index (text read in the axis' `format`) → float ticks (NaN: missing
+        or not readable in that format)."""
         if self.kind == "datetime":
-            d = _naive(datetime_values(s))
+            d = _naive(datetime_values(s, self.format))
             ns = d.to_numpy(dtype="datetime64[ns]").astype("int64")
             if self.unit == "day":  # whole (UTC) days: a time of day is dropped
                 ticks = (ns // _NS_PER["day"]).astype(float)
@@ -78,6 +86,13 @@ class TimeAxis:
             ticks[d.isna().to_numpy()] = np.nan
             return ticks
         return numeric_values(s).to_numpy(dtype=float)
+
+    def bound_ticks(self, bounds: tuple[Any, Any] | list[Any]) -> np.ndarray:
+        """The index's declared [low, high] as ticks. Declared datetime bounds are ISO (the
+        schema's spelling, whatever the column's `format`), so they are read without it."""
+        if self.kind == "datetime":
+            return TimeAxis(kind=self.kind, unit=self.unit, tz=self.tz).to_ticks(pd.Series(list(bounds)))
+        return np.asarray(bounds, dtype=float)
 
     def from_ticks(self, ticks: np.ndarray) -> pd.Series:
         """Ticks → a Series in the index's type: int64, float64 or datetime64[ns] (tz kept)."""
@@ -150,8 +165,9 @@ def group_events(frame: pd.DataFrame, *, entity_key: str, axis: TimeAxis, index:
     events table. Vectorised: one factorize and one lexsort, no Python loop per entity."""
     ticks_all = axis.to_ticks(frame[index])
     if np.isnan(ticks_all).any():
+        written = f" written in its format {axis.format!r}" if axis.format not in (None, "iso") else ""
         raise DataValidationError([f"sequence_index {index!r} has {int(np.isnan(ticks_all).sum())} missing or "
-                                   "unreadable values; every event needs a time"])
+                                   f"unreadable values; every event needs a time{written}"])
     if keys is None:
         codes, uniques = pd.factorize(frame[entity_key], sort=False)
         key_series = pd.Series(uniques)
@@ -177,7 +193,12 @@ def group_events(frame: pd.DataFrame, *, entity_key: str, axis: TimeAxis, index:
     order, ent, pos = order[kept], ent[kept], pos[kept]
     lengths = np.minimum(full_lengths, cap)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return GroupedEvents(events=frame.iloc[order].reset_index(drop=True), ticks=ticks_all[order], entity=ent,
+    events = frame.iloc[order].reset_index(drop=True)
+    if axis.kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(events[index]):
+        # the index as datetimes read in its format: what is learned from it (an entity's
+        # start) is then dates, not text another reader would read per value
+        events[index] = datetime_values(events[index], axis.format)
+    return GroupedEvents(events=events, ticks=ticks_all[order], entity=ent,
                          position=pos, lengths=lengths.astype(np.int64), offsets=offsets, keys=key_series,
                          full_lengths=full_lengths.astype(np.int64))
 

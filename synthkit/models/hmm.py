@@ -78,7 +78,7 @@ from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_dev
 from synthkit.models.dpsgd import PoissonSampler, choose_batch_size, steps_per_epoch
 from synthkit.schema import Column, Schema, infer_schema
 from synthkit.sequence import GroupedEvents, TimeAxis, group_events, reconstruct_ticks
-from synthkit.table import Table, datetime_values, numeric_values
+from synthkit.table import Table, datetime_values, numeric_values, render_datetimes
 from synthkit.transforms import NULL, OTHER, CategoricalTransform, DataTransformer, FitContext, NumericTransform
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def _column_floats(column: Column, s: pd.Series) -> np.ndarray:
     """Numbers of a numeric column; datetimes as seconds since the epoch (UTC), as the core
     NumericTransform counts them."""
     if column.kind == "datetime":
-        d = datetime_values(s)
+        d = datetime_values(s, column.format)  # the declared (or DP-decided) format
         if getattr(d.dt, "tz", None) is not None:
             d = d.dt.tz_convert("UTC").dt.tz_localize(None)
         ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
@@ -1180,14 +1180,16 @@ class DPHMM(Synthesizer):
             # A sequence that would run past it is moved earlier (not before the lower bound),
             # and what still does not fit is cut: the drawn start and length are not exactly
             # jointly consistent with a fixed observation window.
-            lo, hi = self._axis.to_ticks(pd.Series([bounds[0], bounds[1]]))
+            lo, hi = self._axis.bound_ticks(bounds)
             last_tick = ticks[np.arange(n), np.maximum(lengths - 1, 0)]
             shift = np.clip(np.minimum(last_tick - hi, ticks[:, 0] - lo), 0.0, None)
             ticks = ticks - shift[:, None]
             mask = mask & (ticks <= hi + 1e-9)
             lengths = mask.sum(axis=1)
             ent = np.repeat(np.arange(n), lengths)
-        cols: dict[str, Any] = {key: pd.Series(keys[ent], dtype=object), index: self._axis.from_ticks(ticks[mask])}
+        # the index written in its format, as the event columns' datetimes are (a US/EU date as text)
+        written = render_datetimes(self._axis.from_ticks(ticks[mask]), self.schema_.column(index).format)
+        cols: dict[str, Any] = {key: pd.Series(keys[ent], dtype=object), index: written}
         for entry in lay["columns"]:
             cols[entry["name"]] = self._decode_column(entry, cat[mask], z[mask])
         for name in lay["context_columns"]:
@@ -1420,8 +1422,7 @@ def _public_log_gap_bounds(axis: TimeAxis, index_col: Column) -> tuple[float, fl
     from synthkit.mechanisms import GEOMETRIC_EDGES
     lo = 0.0 if axis.discrete else float(np.log(GEOMETRIC_EDGES[GEOMETRIC_EDGES > 0].min()))
     if index_col.bounds is not None:
-        ends = axis.to_ticks(pd.Series(list(index_col.bounds))) if axis.kind == "datetime" else (
-            np.asarray(index_col.bounds, dtype=float))
+        ends = axis.bound_ticks(index_col.bounds)  # declared bounds are ISO, whatever the index's format
         span = float(ends[1] - ends[0])
     elif axis.kind == "datetime":
         span = 150 * 365.25 * (86400.0 if axis.unit == "second" else 1.0)

@@ -157,6 +157,24 @@ def test_a_jobs_threads_key_reaches_torch(clean, tmp_path):
     assert seen == [2]
 
 
+def test_run_threads_option_overrides_the_jobs_key(clean, tmp_path):
+    import torch
+    seen = []
+
+    def fit(spec, train, schema, out):
+        seen.append(torch.get_num_threads())
+        raise ConfigError("stopped by the test")
+
+    clean.setattr(jobs, "_fit", fit)
+    torch.set_num_threads(3)
+    path = write_job(tmp_path, threads=2)
+    r = _run("run", path, "--registry", tmp_path / "registry.db", "--threads", "1")
+    assert r.exit_code == 2 and seen == [1], r.output
+    r = _run("run", path, "--registry", tmp_path / "registry.db", "--threads", "0")
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: --threads"), r.output
+
+
 def test_polars_pool_follows_threads_set_before_it_loads(data, tmp_path):
     """Polars sizes its pool once, when imported: the CLI applies --threads first."""
     child = ("import sys, os; from synthkit.cli import _run_app; "

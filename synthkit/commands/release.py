@@ -30,6 +30,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table as RichTable
 
+from synthkit.commands._common import ThreadsOption
 from synthkit.commands._common import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_GATE_REJECTED, cli_errors, console, err_console
 
 # A release whose files no longer match their recorded hashes: not a crash (1), not bad
@@ -133,14 +134,23 @@ def run(
                           "a nightly job is for; re-running with the same key does nothing")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Run a job: source -> fit -> generate -> evaluate -> gate -> pending review (or released).
-    Exit codes: 0 pending review or released, 3 rejected by the gate, 2 bad input, 1 crash."""
+    Exit codes: 0 pending review or released, 3 rejected by the gate, 2 bad input, 1 crash.
+    --threads overrides the job's `threads` key (which overrides $SYNTHKIT_THREADS)."""
+    import dataclasses
+
     from synthkit.jobs import JobFailed, load_job, run_job
 
     _setup_job_logging(verbose)
     with cli_errors():
+        if threads is not None:
+            from synthkit.threads import check_threads
+            check_threads(threads, "--threads")
         spec = load_job(job)
+        if threads is not None:
+            spec = dataclasses.replace(spec, threads=threads)
         try:
             result = run_job(spec, registry=registry, run_key=run_key)
         except JobFailed as err:

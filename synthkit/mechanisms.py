@@ -274,20 +274,29 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
     noisy = noisy_histogram(counts, sigma=sigma, sensitivity=sensitivity, name=name, ledger=ledger, rng=rng)
     first = last = -1
     if ledger.private:
+        residual = noisy
         for m in RANGE_WINDOWS:
-            sums = np.convolve(noisy, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
+            sums = np.convolve(residual, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
             alpha = RANGE_FALSE_CLEAR if m == 1 else RANGE_FALSE_CLEAR_WINDOWS
             tau = sigma * math.sqrt(m) * float(norm.isf(alpha / len(sums)))
             cleared = np.flatnonzero(sums > tau)
             if len(cleared):
-                first, last = int(cleared[0]), int(cleared[-1]) + m - 1
-                if m > 1:
+                lo_m, hi_m = int(cleared[0]), int(cleared[-1]) + m - 1
+                widened = first < 0 or lo_m < first or hi_m > last
+                first, last = (lo_m, hi_m) if first < 0 else (min(first, lo_m), max(last, hi_m))
+                if m > 1 and widened:
                     logger.warning("%s: no single bin of its DP range histogram cleared the noise; its range was "
                                    "learned on windows of %d neighbouring bins (coarser); declare 'bounds' for it to "
                                    "set it", what, m)
                     ledger.notes.append(f"{what}: DP range learned on windows of {m} neighbouring bins of the "
                                         "geometric grid (too few units per bin); declare 'bounds' to set it")
+            if last > first:
                 break
+            if first >= 0 and m == 1:
+                # one grid bin alone cleared (a spike such as 0 in a small clinical column,
+                # the rest spread too thin per bin): no range; the windows look for the rest
+                # beside it, without that bin's count (issue 17: wt.loss came back as only 0)
+                residual = np.where(np.arange(len(noisy)) == first, 0.0, noisy)
     else:
         nonzero = np.flatnonzero(counts > 0)
         if len(nonzero):

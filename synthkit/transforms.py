@@ -605,7 +605,8 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
     the sum), each taking a share in proportion to that sum, spread over its bins in
     proportion to their width (a uniform density); a group whose sibling clears but which
     does not gets nothing (an empty tail). When no group clears, the rest is spread over
-    all uncleared bins; when the rest does not clear its own noise, it is dropped."""
+    the uncleared bins in proportion to their positive noisy counts; when the rest does not
+    clear its own noise, it is dropped."""
     noisy = np.asarray(noisy, dtype=float)
     widths = np.asarray(widths, dtype=float)
     cleared = noisy > CLEAR_SIGMAS * sigma
@@ -632,8 +633,11 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
         return True
 
     if not mark(0, len(noisy)):
-        w = widths * free_bins
-        weight = w if w.sum() > 0 else free_bins
+        # no group clears: the rest goes where the noisy counts are positive, in proportion
+        # (an empty bin gets its share of the noise only: -1 in a count column stays rare)
+        weight = np.clip(free, 0.0, None)
+        if weight.sum() <= 0:
+            weight = free_bins
     spread = rest * weight / weight.sum()
     # less than half a row is no row: a sliver such as [-1e-6, 0) below a spike at 0 (the DP
     # lower bound just under 0) would otherwise hold a few negative values

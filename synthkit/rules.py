@@ -12,7 +12,9 @@ Three forms (column names as in the schema, in backticks when they hold spaces o
   a row with the premise gets the consequent's value;
 - order: ``admitted <= discharged`` (also ``<``, ``>=``, ``>``; numeric or datetime columns
   of one kind): a row in the wrong order gets the two values swapped (a strict rule whose
-  two values are equal stays counted as broken);
+  two values are equal stays counted as broken); datetimes written as text are compared as
+  dates read with each column's `format` (pass `formats`), never as text ('12/01/2019' is
+  before '02/01/2020' under '%m/%d/%Y');
 - sum: ``fees + principal == total`` (integer or continuous columns): the total is
   recomputed from the parts.
 """
@@ -115,9 +117,26 @@ def _matches(s: pd.Series, value: str, kind: str) -> np.ndarray:
     return text == value
 
 
-def violations(frame: pd.DataFrame, rules: tuple[Rule, ...], kinds: dict[str, str]) -> np.ndarray:
+def _ordered(s: pd.Series, kind: str, fmt: str | None) -> pd.Series:
+    """An order rule's column as comparable values: a datetime column as UTC nanoseconds
+    (float, NaN when missing or not readable in its `format`), other columns as they are."""
+    if kind != "datetime":
+        return s
+    from synthkit.table import datetime_values
+    d = datetime_values(s, fmt)
+    if getattr(d.dt, "tz", None) is not None:
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+    ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+    ns[d.isna().to_numpy()] = np.nan
+    return pd.Series(ns, index=s.index)
+
+
+def violations(frame: pd.DataFrame, rules: tuple[Rule, ...], kinds: dict[str, str],
+               formats: dict[str, str | None] | None = None) -> np.ndarray:
     """[rules, rows] True where a row breaks a rule (rows with a null in the rule's columns
-    are not judged)."""
+    are not judged). `formats`: each datetime column's declared (or DP-decided) `format`,
+    for columns written as text ('%m/%d/%Y'); without it such text is read as ISO."""
+    formats = formats or {}
     out = np.zeros((len(rules), len(frame)), dtype=bool)
     for i, rule in enumerate(rules):
         if rule.kind == "implies":
@@ -126,7 +145,7 @@ def violations(frame: pd.DataFrame, rules: tuple[Rule, ...], kinds: dict[str, st
             present = frame[b].notna().to_numpy()
             out[i] = premise & present & ~_matches(frame[b], rule.values[1], kinds[b])
         elif rule.kind == "order":
-            lo, hi = (frame[c] for c in rule.columns)
+            lo, hi = (_ordered(frame[c], kinds.get(c, ""), formats.get(c)) for c in rule.columns)
             both = (lo.notna() & hi.notna()).to_numpy()
             with np.errstate(invalid="ignore"):
                 bad = (lo >= hi) if rule.strict else (lo > hi)
@@ -140,13 +159,15 @@ def violations(frame: pd.DataFrame, rules: tuple[Rule, ...], kinds: dict[str, st
     return out
 
 
-def enforce(frame: pd.DataFrame, rules: tuple[Rule, ...], kinds: dict[str, str]) -> pd.DataFrame:
-    """The frame with every rule made to hold (see the module docstring), in rule order."""
+def enforce(frame: pd.DataFrame, rules: tuple[Rule, ...], kinds: dict[str, str],
+            formats: dict[str, str | None] | None = None) -> pd.DataFrame:
+    """The frame with every rule made to hold (see the module docstring), in rule order;
+    `formats` as in `violations`."""
     if not rules:
         return frame
     out = frame.copy()
     for rule in rules:
-        bad = violations(out, (rule,), kinds)[0]
+        bad = violations(out, (rule,), kinds, formats)[0]
         if not bad.any():
             continue
         if rule.kind == "implies":

@@ -1187,8 +1187,13 @@ class DPHMM(Synthesizer):
             mask = mask & (ticks <= hi + 1e-9)
             lengths = mask.sum(axis=1)
             ent = np.repeat(np.arange(n), lengths)
-        # the index written in its format, as the event columns' datetimes are (a US/EU date as text)
-        written = render_datetimes(self._axis.from_ticks(ticks[mask]), self.schema_.column(index).format)
+        # the index written in its format as the event columns' datetimes are (a US/EU date as
+        # text, 'excel' as serial days); an ISO-written index keeps its datetime type (CSV
+        # writes it as ISO text, which is read back as dates; Parquet keeps a timestamp)
+        fmt = self.schema_.column(index).format
+        written = self._axis.from_ticks(ticks[mask])
+        if fmt is not None and fmt != "iso" and not fmt.startswith("%Y-%m-%d"):
+            written = render_datetimes(written, fmt)
         cols: dict[str, Any] = {key: pd.Series(keys[ent], dtype=object), index: written}
         for entry in lay["columns"]:
             cols[entry["name"]] = self._decode_column(entry, cat[mask], z[mask])

@@ -141,6 +141,10 @@ def test_dphmm_reads_and_writes_an_eu_sequence_index_in_its_format() -> None:
     # '05.03.2020' is 3 May and the learned gaps spread from 1 to ~190 days)
     assert step.between(20, 40).mean() > 0.95, step.describe()
     assert when.min() >= pd.Timestamp("2019-12-01") and when.max() <= pd.Timestamp("2020-12-31")
+    # the report reads the index in its format too: time order holds and validation passes
+    import reports
+    metrics = {m.id: m.value for m in reports.evaluate(real=frame, synthetic=out, schema=schema, seed=0).metrics}
+    assert metrics["sequence.ordering_violations"] == 0.0 and metrics["validation.success_rate"] == 1.0
 
 
 # ---------------------------------------------------------------- (c) order rule

@@ -309,7 +309,9 @@ class NumericTransform:
                 bounds = (0.0, DAY) if self.column.kind == "datetime" else (0.0, 1.0)
         lo, hi = bounds
         if self.column.kind == "integer":
-            lo, hi = float(np.floor(lo)), float(np.ceil(hi))
+            # the smallest whole value inside the range: a DP range starting at the grid edge
+            # -0.5 (the bin of 0) holds no -1, which floor() let a count column produce
+            lo, hi = float(np.ceil(lo)) + 0.0, float(np.ceil(hi)) + 0.0  # + 0.0: no -0.0
             if hi <= lo:
                 hi = lo + 1
             if not hi > lo:  # beyond 2**53 a float cannot tell lo from lo + 1 (table validation refuses such data)

@@ -393,8 +393,10 @@ def _evaluate(*, real: pd.DataFrame, synthetic: pd.DataFrame, model_dir: str | P
             from synthkit.rules import parse_rule, violations
             parsed = tuple(parse_rule(r) for r in rules)
             kinds = {c.name: c.kind for c in schema.columns}
-            syn_rates = violations(synthetic, parsed, kinds).mean(axis=1) if len(synthetic) else np.zeros(len(parsed))
-            real_rates = violations(train, parsed, kinds).mean(axis=1) if len(train) else np.zeros(len(parsed))
+            formats = {c.name: c.format for c in schema.columns}  # dates are judged as read in their format
+            syn_rates = (violations(synthetic, parsed, kinds, formats).mean(axis=1) if len(synthetic)
+                         else np.zeros(len(parsed)))
+            real_rates = violations(train, parsed, kinds, formats).mean(axis=1) if len(train) else np.zeros(len(parsed))
             metrics.append(_metric(
                 "validation.rules.violation_rate", "validation", float(syn_rates.max()),
                 "Largest share of synthetic rows that break a rule declared in the schema (sampling "

@@ -166,10 +166,12 @@ def test_an_order_rule_on_us_dates_is_judged_by_date_not_text() -> None:
     assert not violations(fixed, rules, kinds, formats).any()
 
 
-def test_sampling_and_the_report_judge_a_us_date_rule_by_date() -> None:
-    """End to end: sampling enforces `start <= end` on US dates by date, and the report's
-    rule metric counts by date (text order would swap 11/20/2019..02/03/2020 into a broken
-    row, and count the correct rows as broken)."""
+@pytest.mark.parametrize("fmt", [US, "%d/%m/%Y"])
+def test_sampling_and_the_report_judge_a_date_rule_by_date(fmt: str) -> None:
+    """End to end: sampling enforces `start <= end` on US (and EU, day first) dates by date,
+    and the report's rule metric counts by date (text order would swap 11/20/2019..02/03/2020
+    into a broken row, and count the correct rows as broken; an EU date read month first
+    swaps days and months)."""
     import reports
     from synthkit import DPTVAE
 
@@ -177,15 +179,15 @@ def test_sampling_and_the_report_judge_a_us_date_rule_by_date() -> None:
     n = 600
     start = pd.Timestamp("2019-06-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D")
     end = start + pd.to_timedelta(rng.integers(0, 200, n), unit="D")
-    real = pd.DataFrame({"start": start.strftime(US), "end": end.strftime(US), "x": rng.normal(size=n).round(3)})
+    real = pd.DataFrame({"start": start.strftime(fmt), "end": end.strftime(fmt), "x": rng.normal(size=n).round(3)})
     assert (real["start"] > real["end"]).mean() > 0.1  # many rows out of order as text, none as dates
-    schema = Schema.from_dict({"columns": {"start": {"kind": "datetime", "format": US, "time_unit": "day"},
-                                           "end": {"kind": "datetime", "format": US, "time_unit": "day"},
+    schema = Schema.from_dict({"columns": {"start": {"kind": "datetime", "format": fmt, "time_unit": "day"},
+                                           "end": {"kind": "datetime", "format": fmt, "time_unit": "day"},
                                            "x": "continuous"},
                                "rules": ["start <= end"]})
     syn = DPTVAE(epochs=1, batch_size=100, seed=0, device="cpu", calibrate_pairs=False).fit(
         real, schema=schema, budget=None).sample(600, seed=1)
-    s, e = pd.to_datetime(syn["start"], format=US), pd.to_datetime(syn["end"], format=US)
+    s, e = pd.to_datetime(syn["start"], format=fmt), pd.to_datetime(syn["end"], format=fmt)
     both = s.notna() & e.notna()
     assert both.sum() > 500 and (s[both] <= e[both]).all()
     assert (syn["start"][both] > syn["end"][both]).any()  # rows kept although their text is out of order

@@ -414,7 +414,7 @@ class Synthesizer:
                 values = dependence.apply_values(values, orders, rng_dependence)
             frame = self.transformer_.to_frame(values)
             if rules:
-                frame = enforce(frame, rules, kinds)
+                frame = enforce(frame, rules, kinds, {c.name: c.format for c in self.schema_.columns})
             if conditions:
                 keep = np.ones(len(frame), dtype=bool)
                 for col, value in conditions.items():

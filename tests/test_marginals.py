@@ -149,7 +149,8 @@ def test_spanning_tree_keeps_strong_pairs_and_parents_first():
 def test_conditional_quantiles_follow_the_conditional_shares():
     """Within each parent cell the values land in the bins with the given shares, and the
     order within a parent cell is the input's."""
-    real = pd.DataFrame({"x": np.arange(1000, dtype=float), "g": np.repeat(["a", "b"], 500)})
+    # (descending: a column holding 0..n-1 in row order is a row index, an identifier)
+    real = pd.DataFrame({"x": np.arange(1000, dtype=float)[::-1].copy(), "g": np.repeat(["a", "b"], 500)})
     model = DPTVAE(epochs=1, batch_size=100, seed=0, device="cpu").fit(real, budget=None)
     tree = PairTree(model.transformer_)
     col = next(c for c in tree.columns() if c.name == "x")

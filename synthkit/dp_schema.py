@@ -187,18 +187,19 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
     """A small table's kind (post-processing of the same noisy counts): the 80% cut-offs
     of `decide_kind` cannot be told from the noise there (a 200-row column at ε = 3 has
     class noise of ~40 cells), so the class with the largest noisy count decides —
-    numbers, dates, booleans or text — when it clears 1.5 noise std (else labels); dates
+    numbers, dates, booleans or text — when it clears 3 noise std (else labels: a handful
+    of cells drowned in the noise must not make a text column numeric); dates
     and booleans, which validation refuses on other cells, only 3 noise std ahead of the
     next class (else labels). A number column is integer only when its whole numbers clear 3
     noise std and lead its fractions by 2, else continuous: a wrong `continuous` writes whole numbers as
     floats, a wrong `integer` is refused by validation, so doubt goes to `continuous` (a
     column of mostly whole numbers with some fractions is still refused, with the fix:
     declare it continuous). On birthwt (189 rows, 10 integer columns, ε = 3: σ ≈ 40) a
-    column is integer about 95 times in 100 (continuous or labels otherwise)."""
+    column is integer about 91 times in 100 (continuous or labels otherwise)."""
     classes = {"boolean": n_bool, "datetime": n_date, "number": n_whole + n_frac, "text": n_text}
     top = max(classes, key=classes.__getitem__)
     runner_up = max(v for c, v in classes.items() if c != top)
-    if classes[top] < 1.5 * sigma:  # nothing clears the noise: learn labels
+    if classes[top] < 3.0 * sigma:  # nothing clears the noise: learn labels
         return "categorical"
     if top in ("boolean", "datetime") and classes[top] - runner_up < 3.0 * sigma:
         return "categorical"

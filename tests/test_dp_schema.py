@@ -80,10 +80,10 @@ def test_decisions_on_clear_counts_and_the_small_table_fallback():
     assert decide_kind("patient_id", np.array([0, 0, 1000, 0, 0, 990.0]), 5.0) == "identifier"
     assert decide_kind("note", np.array([0, 0, 0, 0, 1000, 995.0]), 5.0) == "identifier"
     assert decide_kind("dx", np.array([0, 0, 0, 0, 1000, 12.0]), 5.0) == "categorical"
-    # a small table (issue 17): the largest class decides once it clears 1.5 noise std (else
+    # a small table (issue 17): the largest class decides once it clears 3 noise std (else
     # labels); a number column is integer only with whole numbers 3 std clear, else continuous
-    assert decide_kind("x", np.array([0, 0, 80, 0, 0, 40.0]), 60.0) == "categorical"
-    assert decide_kind("x", np.array([0, 0, 150, 0, 0, 40.0]), 60.0) == "continuous"
+    assert decide_kind("x", np.array([0, 0, 150, 0, 0, 40.0]), 60.0) == "categorical"
+    assert decide_kind("x", np.array([0, 0, 200, 0, 0, 40.0]), 60.0) == "integer"
     assert decide_kind("x", np.array([0, 0, 189, 0, 0, 24.0]), 40.0) == "integer"
     assert decide_kind("x", np.array([0, 0, 100, 89, 0, 120.0]), 40.0) == "continuous"
     assert decide_kind("x", np.array([0, 150, 0, 0, 0, 40.0]), 40.0) == "datetime"

@@ -156,9 +156,10 @@ def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, ca
     units = "entities" if unit == "entity" else f"{unit}s"
     if requested is not None:
         if n_units_dp < 2 * requested:
-            fits = int(n_units_dp // 2)
-            hint = (f"use --batch-size {fits} or less, or leave --batch-size out so that it adapts to the table"
-                    if fits >= MIN_BATCH else "this table has too few to train on under DP")
+            # no number derived from the count: a refused fit records no ledger, so a size
+            # read off each refusal's fresh noisy count could be averaged over reruns
+            hint = ("leave --batch-size out so that it adapts to the table, or give a smaller one"
+                    if requested > MIN_BATCH else "this table has too few to train on under DP")
             raise ConfigError(
                 f"--batch-size {requested} needs at least {2 * requested} {units} (2 x batch size) and the table "
                 f"has fewer (judged on a DP count); {hint}")

@@ -73,7 +73,15 @@ CLASSES = ("boolean", "date", "whole", "number", "text")
 EVIDENCE = ("day_first", "month_first", "either")
 DATE_CLASSES: tuple[str, ...] = ("iso_date", "iso_time") + tuple(
     f"{sep}|{time}|{ev}" for sep in DATE_SEPARATORS for time in TIME_FORMS for ev in EVIDENCE)
-N_COUNTS = len(CLASSES) + 1 + len(DATE_CLASSES)  # classes, distinct values, date classes
+# a boolean-spelled cell's spelling: the pair and its case (true/false in any case is one
+# class: a reader may have parsed such a column to booleans, and then no case is left)
+BOOL_PAIRS = (("true", "false"), ("yes", "no"), ("t", "f"), ("y", "n"))
+BOOL_CASES = ("lower", "title", "upper")
+BOOL_CLASSES: tuple[str, ...] = ("true/false",) + tuple(
+    f"{t}/{f}|{case}" for t, f in BOOL_PAIRS[1:] for case in BOOL_CASES)
+# classes, distinct values, date classes, boolean spellings (a cell is in at most one of the
+# last two: one row still moves one class, one sub-class and the distinct count)
+N_COUNTS = len(CLASSES) + 1 + len(DATE_CLASSES) + len(BOOL_CLASSES)
 _BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -127,7 +135,36 @@ def _counts(s: pd.Series) -> np.ndarray:
         for key, count in keys.value_counts().items():
             date_counts[key] += int(count)
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
-                     text.nunique(), *date_counts.values()], dtype=float)
+                     text.nunique(), *date_counts.values(), *_bool_spellings(text[is_bool])], dtype=float)
+
+
+def _bool_spellings(text: pd.Series) -> list[int]:
+    """Counts of BOOL_CLASSES among boolean-spelled cells."""
+    counts = dict.fromkeys(BOOL_CLASSES, 0)
+    for value, count in text.value_counts().items():
+        low = value.lower()
+        pair = next(p for p in BOOL_PAIRS if low in p)
+        if pair == BOOL_PAIRS[0]:
+            counts["true/false"] += int(count)
+            continue
+        case = "upper" if value.isupper() else "title" if value.istitle() else "lower" if value.islower() else None
+        if case is not None:
+            counts[f"{pair[0]}/{pair[1]}|{case}"] += int(count)
+    return list(counts.values())
+
+
+def decide_true_false(noisy: np.ndarray) -> tuple[str, str] | None:
+    """A boolean column's spellings from its noisy spelling classes (post-processing): the
+    pair and case with the largest count; None (written true/false) when that is true/false."""
+    start = len(CLASSES) + 1 + len(DATE_CLASSES)
+    fine = dict(zip(BOOL_CLASSES, np.asarray(noisy, dtype=float)[start:]))
+    best = max(fine, key=lambda key: fine[key])  # ties: the first, true/false
+    if best == "true/false":
+        return None
+    pair, case = best.split("|")
+    t, f = pair.split("/")
+    change = {"lower": str.lower, "title": str.title, "upper": str.upper}[case]
+    return change(t), change(f)
 
 
 def _iso_key(values: pd.Series) -> pd.Series:
@@ -236,6 +273,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     ledger.charge(event)
     kinds: dict[str, str] = {}
     formats: dict[str, tuple[str | None, str | None]] = {}
+    spellings: dict[str, tuple[str, str] | None] = {}
     for name in decided_cols:
         noisy = _counts(frame[name]) + rng.normal(0.0, event.sigma, size=N_COUNTS)
         kinds[name] = decide_kind(name, noisy, event.sigma)
@@ -243,11 +281,14 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
             kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind
         if kinds[name] == "datetime":
             formats[name] = decide_date_format(noisy, event.sigma)
+        if kinds[name] == "boolean":
+            spellings[name] = decide_true_false(noisy)
     columns = []
     for name in names:
         kind = "identifier" if (name in ident or name == entity_key) else kinds[name]
         fmt, unit = formats.get(name, (None, None))
-        columns.append(Column(name=name, kind=kind, nullable=name != entity_key, format=fmt, time_unit=unit))
+        columns.append(Column(name=name, kind=kind, nullable=name != entity_key, format=fmt, time_unit=unit,
+                              true_false=spellings.get(name)))
     schema = Schema(columns=tuple(columns), entity_key=entity_key, sequence_index=sequence_index,
                     sensitive=tuple(sensitive), targets=tuple(dict.fromkeys(targets))).validate()
     logger.info("no schema given: column kinds decided under DP (event %r): %s; to choose them yourself, run "

@@ -73,3 +73,33 @@ def test_a_private_fit_without_schema_never_guesses_kinds_from_the_rows(tmp_path
     r = runner.invoke(app, ["fit", str(path), "--model", "dptvae", "--epsilon", "3", "--target", "wrd",
                             "--out", str(tmp_path / "m2")], catch_exceptions=False)
     assert r.exit_code == 2 and "--target 'wrd' is not a column" in r.output and "'ward'" in r.output
+
+
+def test_boolean_spellings_are_decided_under_dp_and_written_back():
+    """yes/no, Y/N and their case come back as written (they came back true/false), decided
+    from noisy spelling counts; true/false in any case is one class, because a reader may
+    have parsed such a column to booleans (one odd row keeps it text, which must not move
+    the counts)."""
+    from synthkit.dp_schema import _counts, decide_true_false
+
+    text = pd.Series(["Yes", "No"] * 200)
+    parsed = pd.Series([True, False] * 200)
+    assert decide_true_false(_counts(text)) == ("Yes", "No")
+    assert decide_true_false(_counts(pd.Series(["y", "n"] * 200))) == ("y", "n")
+    assert decide_true_false(_counts(pd.Series(["TRUE", "FALSE"] * 200))) is None
+    as_text = _counts(pd.Series(["TRUE", "FALSE"] * 200 + ["maybe"]))
+    assert np.abs(as_text - _counts(parsed)).sum() == 2  # the odd row only: one text cell, one distinct value
+
+
+def test_yes_no_output_keeps_the_input_spelling(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"smoker": rng.choice(["Yes", "No"], 500), "age": rng.integers(20, 80, 500)})
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    r = _fit(path, tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["generate", str(tmp_path / "m"), "--rows", "200", "--out", str(tmp_path / "s.csv")],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = pd.read_csv(tmp_path / "s.csv", dtype=str)
+    assert set(out["smoker"].dropna()) <= {"Yes", "No"} and out["smoker"].notna().mean() > 0.9

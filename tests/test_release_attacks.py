@@ -280,19 +280,27 @@ def test_a_manifest_head_not_in_the_chain_is_flagged(reg, tmp_path):
     assert not result.ok and any("registry_head" in p for p in result.problems), result.problems
 
 
-def test_staged_data_swapped_between_the_check_and_the_copy_is_not_released(reg, tmp_path, monkeypatch):
-    run_id = stage_run(reg, tmp_path)
+def _swap_after_publishs_check(monkeypatch, swap) -> list[str]:
+    """Let publish's own check of the staged files pass, then run `swap(staged)` (the
+    attacker's edit in the window before the copy); returns the checked run ids."""
     real_check = release_mod._check_staged
-    calls = []
+    calls: list[str] = []
 
     def check_then_swap(registry, rid, **kwargs):
         staged = real_check(registry, rid, **kwargs)
         calls.append(rid)
         if len(calls) == 2:  # publish's own check passed; the attacker swaps the file now
-            Path(staged["synthetic"]).write_text("age,sex\n1,male\n")
+            swap(staged)
         return staged
 
     monkeypatch.setattr(release_mod, "_check_staged", check_then_swap)
+    return calls
+
+
+def test_staged_data_swapped_between_the_check_and_the_copy_is_not_released(reg, tmp_path, monkeypatch):
+    run_id = stage_run(reg, tmp_path)
+    calls = _swap_after_publishs_check(
+        monkeypatch, lambda staged: Path(staged["synthetic"]).write_text("age,sex\n1,male\n"))
     with pytest.raises(Exception, match="changed"):
         approve(reg, run_id, reviewer=CONFIG.find("bob"), reason=REASON)
     assert len(calls) == 2
@@ -301,20 +309,14 @@ def test_staged_data_swapped_between_the_check_and_the_copy_is_not_released(reg,
 
 def test_a_report_swapped_after_the_check_is_not_read_into_the_release(reg, tmp_path, monkeypatch):
     run_id = stage_run(reg, tmp_path)
-    real_check = release_mod._check_staged
-    calls = []
 
-    def check_then_swap(registry, rid, **kwargs):
-        staged = real_check(registry, rid, **kwargs)
-        calls.append(rid)
-        if len(calls) == 2:
-            path = Path(staged["report"])
-            doc = json.loads(path.read_text())
-            doc["privacy"]["epsilon_spent"] = 0.001
-            path.write_text(json.dumps(doc))
-        return staged
+    def lower_the_spend(staged):
+        path = Path(staged["report"])
+        doc = json.loads(path.read_text())
+        doc["privacy"]["epsilon_spent"] = 0.001
+        path.write_text(json.dumps(doc))
 
-    monkeypatch.setattr(release_mod, "_check_staged", check_then_swap)
+    _swap_after_publishs_check(monkeypatch, lower_the_spend)
     with pytest.raises(Exception, match="changed"):
         approve(reg, run_id, reviewer=CONFIG.find("bob"), reason=REASON)
     assert not (tmp_path / "releases").exists() or not any((tmp_path / "releases").iterdir())

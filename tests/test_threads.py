@@ -139,12 +139,11 @@ def test_a_bad_threads_key_is_listed_with_the_other_problems(tmp_path, value):
     assert any(p.startswith("seed must be") for p in problems), problems  # every problem at once
 
 
-def test_a_jobs_threads_key_reaches_torch(clean, tmp_path):
+def _stop_job_fit(clean) -> list[int]:
+    """Replace the job's fit by one that records torch's thread count and stops the job;
+    torch is set to 3 first, so a setting that was missed shows as 3."""
     import torch
-    path = write_job(tmp_path, threads=2)
-    assert load_job(path).threads == 2 and load_job(write_job(tmp_path)).threads is None
-    path = write_job(tmp_path, threads=2)
-    seen = []
+    seen: list[int] = []
 
     def fit(spec, train, schema, out):
         seen.append(torch.get_num_threads())
@@ -152,21 +151,21 @@ def test_a_jobs_threads_key_reaches_torch(clean, tmp_path):
 
     clean.setattr(jobs, "_fit", fit)
     torch.set_num_threads(3)
+    return seen
+
+
+def test_a_jobs_threads_key_reaches_torch(clean, tmp_path):
+    path = write_job(tmp_path, threads=2)
+    assert load_job(path).threads == 2 and load_job(write_job(tmp_path)).threads is None
+    path = write_job(tmp_path, threads=2)
+    seen = _stop_job_fit(clean)
     with pytest.raises(JobFailed):
         run_job(path, registry=str(tmp_path / "registry.db"))
     assert seen == [2]
 
 
 def test_run_threads_option_overrides_the_jobs_key(clean, tmp_path):
-    import torch
-    seen = []
-
-    def fit(spec, train, schema, out):
-        seen.append(torch.get_num_threads())
-        raise ConfigError("stopped by the test")
-
-    clean.setattr(jobs, "_fit", fit)
-    torch.set_num_threads(3)
+    seen = _stop_job_fit(clean)
     path = write_job(tmp_path, threads=2)
     r = _run("run", path, "--registry", tmp_path / "registry.db", "--threads", "1")
     assert r.exit_code == 2 and seen == [1], r.output

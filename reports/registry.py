@@ -298,9 +298,15 @@ class Registry:
     """Append-only records of runs, decisions, reviews and releases.
 
     `Registry(None)` opens `default_registry()`; `pg_schema` puts
-    the tables in a PostgreSQL schema of their own (tests use one per test)."""
+    the tables in a PostgreSQL schema of their own (tests use one per test).
 
-    def __init__(self, url: str | os.PathLike[str] | None = None, *, pg_schema: str | None = None) -> None:
+    `create=False` (read-only commands: list, show, verify, audit, review) opens only a
+    registry that exists: where its tables are not set up (an empty PostgreSQL database or
+    schema, an empty SQLite file) it raises RegistryError saying there is no registry
+    there, and runs no DDL; a read must not create an empty registry on a server."""
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, pg_schema: str | None = None,
+                 create: bool = True) -> None:
         self.url = resolve_url(url)
         self._engine = _engine_for(self.url)
         self.backend = self._engine.dialect.name
@@ -308,7 +314,7 @@ class Registry:
         if self._schema is not None:
             self._engine = self._engine.execution_options(schema_translate_map={None: self._schema})
         try:
-            self._create()
+            self._create() if create else self._open_existing()
         except sa.exc.OperationalError as err:
             raise RegistryError(f"cannot open the registry at {display_url(self.url)} "
                                 f"({type(err.orig).__name__}); check the path or URL and that the server runs") from None
@@ -347,18 +353,35 @@ class Registry:
                     return self._check_chain_columns(conn)  # the job we waited for has just created everything
             existing = set(sa.inspect(conn).get_table_names(schema=self._schema))
             if T_EVENTS.name in existing:
-                self._check_chain_columns(conn)
-                self.missing_triggers = tuple(sorted(self._expected_triggers() - self._found_triggers(conn)))
-                logger.warning("registry %s: append-only trigger(s) %s are missing; opened read-only until an "
-                               "administrator checks the trail and restores them", display_url(self.url),
-                               ", ".join(self.missing_triggers))
-                return
+                return self._open_without_triggers(conn)
             if self.backend == "postgresql" and self._schema:
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             _META.create_all(conn, checkfirst=True)
             for table in TABLES:
                 for stmt in self._append_only_ddl(table.name):
                     conn.exec_driver_sql(stmt)
+
+    def _open_existing(self) -> None:
+        """`_create` for a read-only command: the same checks, with a read connection and
+        no DDL; no tables (nothing was ever run or queued there) is one clear error."""
+        self.missing_triggers = ()
+        if self._is_set_up():
+            self._check_chain_columns()
+            return
+        with self._engine.connect() as conn:
+            if T_EVENTS.name in set(sa.inspect(conn).get_table_names(schema=self._schema)):
+                return self._open_without_triggers(conn)
+        raise RegistryError(f"no registry exists at {display_url(self.url)}: nothing was run or queued there yet "
+                            "(its tables are not set up); point at one with --registry PATH_OR_URL or "
+                            "$SYNTHKIT_REGISTRY")
+
+    def _open_without_triggers(self, conn: Connection) -> None:
+        """A registry whose append-only triggers were dropped: opened read-only (see `_create`)."""
+        self._check_chain_columns(conn)
+        self.missing_triggers = tuple(sorted(self._expected_triggers() - self._found_triggers(conn)))
+        logger.warning("registry %s: append-only trigger(s) %s are missing; opened read-only until an "
+                       "administrator checks the trail and restores them", display_url(self.url),
+                       ", ".join(self.missing_triggers))
 
     def _check_chain_columns(self, conn: Connection | None = None) -> None:
         with self._engine.connect() if conn is None else nullcontext(conn) as read:

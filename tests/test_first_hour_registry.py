@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,78 @@ def test_read_only_commands_on_a_missing_registry_create_nothing(user):
         assert str(user / "typo.db") in text if "--registry" in args else str(default) in text
     assert _files(user) == before
     assert not default.parent.exists()
+
+
+PG_URL = os.environ.get("SYNTHKIT_TEST_POSTGRES_URL")
+
+
+def _pg_engine():
+    import sqlalchemy as sa
+    return sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+@pytest.fixture
+def empty_pg(monkeypatch):
+    """A registry URL on an EMPTY PostgreSQL schema of its own (the role may not create
+    databases; the URL's search_path makes the schema its whole world, as an empty
+    database would be), and a function listing the tables in it. Dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("set SYNTHKIT_TEST_POSTGRES_URL (e.g. $(bash scripts/postgres.sh)) to test PostgreSQL")
+    import secrets
+
+    import sqlalchemy as sa
+    schema = f"t_{secrets.token_hex(4)}"
+    engine = _pg_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+    def tables() -> list[str]:
+        with engine.connect() as conn:
+            return sorted(sa.inspect(conn).get_table_names(schema=schema))
+
+    yield url, tables
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+def test_read_only_commands_on_an_empty_postgres_database_create_no_tables(user, empty_pg, monkeypatch):
+    """Before: `releases list --registry postgresql://...` on an empty database created the
+    registry's tables and triggers and said "0 run(s)". Now: one line saying there is no
+    registry there, exit 2 as for a missing SQLite file, the password hidden, no DDL."""
+    url, tables = empty_pg
+    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    for args in (["releases", "list", "--registry", url], ["releases", "show", "some-run", "--registry", url],
+                 ["releases", "verify", "some-run", "--registry", url], ["releases", "audit", "--registry", url]):
+        r = _run(*args)
+        assert r.exit_code == 2, (args[:2], r.output)
+        text = " ".join(r.output.split())
+        assert len(_lines(r.output)) == 1 and text.startswith("error: no registry exists at postgresql"), r.output
+        assert "--registry" in text and "$SYNTHKIT_REGISTRY" in text and password not in text
+        assert tables() == [], args[:2]
+    monkeypatch.setenv("SYNTHKIT_REGISTRY", url)  # the default registry, as a scheduler would set it
+    r = _run("releases", "list")
+    assert r.exit_code == 2 and "no registry exists at postgresql" in r.output and tables() == [], r.output
+
+    # positive control: once a writer (a job) set it up, the same read-only command lists it
+    Registry(url).close()
+    assert "synthkit_events" in tables()
+    r = _run("releases", "list", "--registry", url)
+    assert r.exit_code == 0 and "0 run(s)" in " ".join(r.output.split()), r.output
+
+
+def test_an_empty_sqlite_file_is_no_registry_either(user):
+    """The same rule for SQLite: a file without the tables (touched by hand, or a typo that
+    names another file) is not a registry, and a read-only command leaves it empty."""
+    empty = user / "empty.db"
+    empty.touch()
+    r = _run("releases", "list", "--registry", str(empty))
+    assert r.exit_code == 2 and len(_lines(r.output)) == 1 and "no registry exists at" in r.output, r.output
+    import sqlite3
+    with sqlite3.connect(empty) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
 # ---------------------------------------------------------------------------- ids

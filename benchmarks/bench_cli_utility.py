@@ -1,0 +1,226 @@
+"""Benchmark: utility of the user's exact path, the CLI with its defaults.
+
+For each table (an 80/20 split, seed 0, written to CSV files in a temporary folder):
+
+    synthkit fit train.csv --out BUNDLE --model M --epsilon E [--target T]
+    synthkit generate BUNDLE --out syn.csv --rows <rows of train.csv>
+
+with nothing else: no --schema, default epochs, batch size, threads and device. The CSV
+files are read back with pandas (as a user scoring the output would) and scored:
+- tstr / trtr: sklearn HistGradientBoostingClassifier trained on synthetic / real train
+  rows, ROC AUC on the real holdout (bench_utility.auc);
+- quality: sdmetrics QualityReport (all column pairs) overall score, with its two
+  properties (column shapes, column pair trends), the worst shapes and pairs;
+- dcr_share: sdmetrics DCROverfittingProtection's share of synthetic rows closer to a train
+  row than to a holdout row (ideal 0.50). The metric's num_rows_subsample draws the same
+  number of rows from synthetic, train and holdout (so 0.50 is the ideal even though train
+  is 4x the holdout); --dcr-rows rows, --dcr-iterations draws averaged;
+- fit_s, generate_s (wall seconds of the two commands on this machine, whatever else runs);
+- the kinds the fit decided per column (read from the bundle's manifest) and the fit's
+  log lines that mention kinds; columns that came back empty; columns whose pandas dtype
+  differs between the real and synthetic CSV (a real numeric column written back as text).
+
+sdmetrics metadata: a column numeric in the real CSV with more than 10 distinct values is
+"numerical", every other column "categorical" (Adult's six numeric columns, education-num
+with 16 values included, are numerical by this rule; 0/1 flags and short ordinal codes are
+categorical).
+
+Writes benchmarks/results/cli_utility.json (tests never assert these numbers).
+
+    nice -n 10 .venv/bin/python benchmarks/bench_cli_utility.py --runs tv16:dptvae:1:target,tv16:dpctgan:1:target
+        run spec TABLE:MODEL:EPSILON:(target|notarget); EPSILON "none" fits with --no-privacy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_utility import auc, load, split  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "cli_utility.json"
+SYNTHKIT = str(Path(sys.executable).parent / "synthkit")
+DEFAULT_RUNS = ("tv16:dptvae:1:target,tv16:dpctgan:1:target,tv16:dptvae:3:target,tv16:dptvae:1:notarget,"
+                "gss:dptvae:1:target,tv16:dpctgan:3:target,tv16:dptvae:none:target")
+
+
+def metadata(real: pd.DataFrame) -> dict:
+    cols = {}
+    for c in real.columns:
+        numeric = pd.api.types.is_numeric_dtype(real[c]) and real[c].nunique() > 10
+        cols[c] = {"sdtype": "numerical" if numeric else "categorical"}
+    return {"columns": cols}
+
+
+def align(syn: pd.DataFrame, real: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The synthetic frame with each column coerced to the real CSV's kind of dtype where the
+    two differ (numeric vs text); returns the names that needed it (a finding in itself)."""
+    syn = syn.copy()
+    mismatched = []
+    for c in real.columns:
+        if c not in syn.columns:
+            continue
+        r_num, s_num = pd.api.types.is_numeric_dtype(real[c]), pd.api.types.is_numeric_dtype(syn[c])
+        if r_num and not s_num:
+            mismatched.append(c)
+            text = syn[c].astype("string").str.strip().str.lower()
+            syn[c] = pd.to_numeric(text.replace({"true": "1", "false": "0", "yes": "1", "no": "0"}),
+                                   errors="coerce")
+        elif s_num and not r_num:
+            mismatched.append(c)
+            syn[c] = syn[c].astype("string").astype(object)
+        elif not r_num and real[c].dtype == object and syn[c].dtype == bool:
+            mismatched.append(c)
+            syn[c] = syn[c].astype(str)
+    return syn, mismatched
+
+
+def quality_report(real: pd.DataFrame, syn: pd.DataFrame, meta: dict) -> dict:
+    from sdmetrics.reports.single_table import QualityReport
+    report = QualityReport()
+    report.generate(real, syn, meta, verbose=False)
+    shapes = report.get_details("Column Shapes").sort_values("Score")
+    pairs = report.get_details("Column Pair Trends").sort_values("Score")
+    props = report.get_properties().set_index("Property")["Score"]
+    return {"quality": round(float(report.get_score()), 4),
+            "column_shapes": round(float(props["Column Shapes"]), 4),
+            "column_pair_trends": round(float(props["Column Pair Trends"]), 4),
+            "worst_shapes": {r.Column: round(float(r.Score), 3) for r in shapes.head(6).itertuples()},
+            "worst_pairs": {f"{r[1]}|{r[2]}": round(float(r.Score), 3)
+                            for r in pairs[["Column 1", "Column 2", "Score"]].head(8).itertuples()}}
+
+
+def dcr_share(train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, meta: dict,
+              rows: int, iterations: int) -> float:
+    from sdmetrics.single_table import DCROverfittingProtection
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = DCROverfittingProtection.compute_breakdown(
+            train, syn, holdout, meta, "t",
+            num_rows_subsample=min(rows, len(holdout), len(syn)), num_iterations=iterations)
+    return round(float(out["synthetic_data_percentages"]["closer_to_training"]), 4)
+
+
+def kinds_of(bundle: Path) -> dict[str, str]:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+
+    def find(node: object) -> list | None:
+        if isinstance(node, dict):
+            cols = node.get("columns")
+            if isinstance(cols, list) and cols and isinstance(cols[0], dict) and "kind" in cols[0]:
+                return cols
+            for v in node.values():
+                got = find(v)
+                if got is not None:
+                    return got
+        return None
+
+    cols = find(manifest) or []
+    return {c.get("name", "?"): c["kind"] for c in cols}
+
+
+def run_cli(args: list[str], log: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    with log.open("a") as fh:
+        rc = subprocess.run([SYNTHKIT, *args], stdout=fh, stderr=subprocess.STDOUT).returncode
+    return time.perf_counter() - start, rc
+
+
+def save(run: dict) -> None:
+    keys = ("table", "model", "epsilon", "target_declared")
+    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
+    runs = [r for r in runs if any(r.get(k) != run[k] for k in keys)] + [run]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
+                               "measured": time.strftime("%Y-%m-%d"), "runs": runs}, indent=1))
+    tmp.replace(RESULTS)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", default=DEFAULT_RUNS)
+    ap.add_argument("--dcr-rows", type=int, default=2000)
+    ap.add_argument("--dcr-iterations", type=int, default=3)
+    ap.add_argument("--keep", type=Path, help="keep CSVs, bundles and logs in this folder")
+    ap.add_argument("--rescore", action="store_true",
+                    help="with --keep: score a run's kept bundle and CSV again instead of fitting anew")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="cli_utility_"))
+    work.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, tuple] = {}
+    for spec in args.runs.split(","):
+        table, model, eps, declared = spec.split(":")
+        if table not in tables:
+            df, target, positive = load(table)
+            train, holdout = split(df)
+            train.to_csv(work / f"{table}_train.csv", index=False)
+            holdout.to_csv(work / f"{table}_holdout.csv", index=False)
+            train = pd.read_csv(work / f"{table}_train.csv")
+            holdout = pd.read_csv(work / f"{table}_holdout.csv")
+            tables[table] = (train, holdout, target, positive, metadata(train),
+                             auc(train, holdout, target, positive))
+        train, holdout, target, positive, meta, trtr = tables[table]
+        name = f"{table}_{model}_{eps}_{declared}"
+        bundle, syn_csv, log = work / f"{name}.bundle", work / f"{name}.csv", work / f"{name}.log"
+        timing = work / f"{name}.timing.json"
+        fit = ["fit", str(work / f"{table}_train.csv"), "--out", str(bundle), "--model", model, "--overwrite"]
+        fit += ["--no-privacy"] if eps == "none" else ["--epsilon", eps]
+        fit += ["--target", target] if declared == "target" else []
+        if args.rescore and timing.exists() and syn_csv.exists():
+            fit_s, gen_s = json.loads(timing.read_text())
+            rc = 0
+        else:
+            log.write_text("")
+            fit_s, rc = run_cli(fit, log)
+        run: dict = {"table": table, "n_train": len(train), "n_holdout": len(holdout), "model": model,
+                     "epsilon": eps, "target_declared": declared == "target", "command": "synthkit " +
+                     " ".join(fit).replace(str(work) + "/", ""), "fit_s": round(fit_s, 1), "trtr": round(trtr, 4)}
+        if rc != 0:
+            run["error"] = f"fit exit {rc}: " + log.read_text().strip().splitlines()[-1][:300]
+            print(json.dumps(run), flush=True)
+            save(run)
+            continue
+        if not (args.rescore and timing.exists() and syn_csv.exists()):
+            gen_s, rc = run_cli(["generate", str(bundle), "--out", str(syn_csv), "--rows", str(len(train)),
+                                 "--overwrite"], log)
+            timing.write_text(json.dumps([fit_s, gen_s]))
+        run["generate_s"] = round(gen_s, 1)
+        if rc != 0:
+            run["error"] = f"generate exit {rc}: " + log.read_text().strip().splitlines()[-1][:300]
+            print(json.dumps(run), flush=True)
+            save(run)
+            continue
+        raw = pd.read_csv(syn_csv)
+        syn, mismatched = align(raw, train)
+        run["kinds"] = kinds_of(bundle)
+        run["log_kind_lines"] = [ln.strip()[:400] for ln in log.read_text().splitlines() if "kind" in ln.lower()][:6]
+        run["n_synthetic"] = len(syn)
+        run["missing_columns"] = [c for c in train.columns if c not in syn.columns]
+        run["empty_columns"] = [c for c in syn.columns if syn[c].isna().all()]
+        run["dtype_mismatch"] = mismatched
+        run["positive_share"] = {"train": round(float((train[target].astype(str) == positive).mean()), 4),
+                                 "synthetic": round(float((syn[target].astype(str) == positive).mean()), 4)}
+        run["tstr"] = round(auc(syn, holdout, target, positive), 4)
+        run["ratio"] = round(run["tstr"] / trtr, 4)
+        run.update(quality_report(train, syn[train.columns], meta))
+        run["dcr_share"] = dcr_share(train, holdout, syn[train.columns], meta, args.dcr_rows, args.dcr_iterations)
+        run["dcr_rows"], run["dcr_iterations"] = args.dcr_rows, args.dcr_iterations
+        print(json.dumps(run), flush=True)
+        save(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,24 +16,49 @@ Every write is atomic (temporary file + rename, or one database transaction) and
 an existing target unless `overwrite=True`. Credentials never leave the connection: what
 may be stored or shown is `redact(uri)` / `Source.location`. Errors are SourceError with
 the redacted source and the problem, never a data value.
+
+Importing this package is light (issue 17): pandas, polars, pyarrow and the readers load on
+first use (PEP 562), so `connectors.parse` and `connectors.read_columns` on a CSV, which
+the CLI uses to refuse a misspelled column, never import them.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-import pandas as pd
-
-from connectors import files, sql
-from connectors.source import SequenceFrames, Source, stack_events
 from connectors.uri import Location, parse, redact
 from synthkit.errors import SourceError
-from synthkit.schema import KINDS_ATTR, infer_schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from connectors import banktx, camt053, csvhead, fhir, files, source, sql
+    from connectors.source import SequenceFrames, Source, stack_events
 
 __all__ = ["Location", "SequenceFrames", "Source", "SOURCES", "SINKS", "describe", "iter_batches", "parse",
-           "read", "read_source", "redact", "sample", "stack_events", "write", "write_chunks"]
+           "read", "read_columns", "read_source", "redact", "sample", "stack_events", "write", "write_chunks"]
+
+# loaded on first access (PEP 562): name -> module
+_SUBMODULES = ("banktx", "camt053", "csvhead", "fhir", "files", "source", "sql")
+_LAZY_NAMES = {"SequenceFrames": "connectors.source", "Source": "connectors.source",
+               "stack_events": "connectors.source"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"connectors.{name}")  # which also sets it on this package
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'connectors' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_LAZY_NAMES))
 
 Uri = str | os.PathLike[str]
 
@@ -67,6 +92,9 @@ def read(uri: Uri, *, table: str | None = None, query: str | None = None, **opti
     has_header, quote_char, null_values, parse_dates, columns, n_rows, check_rows); SQL
     sources take exactly one of `table` or `query`. A multi-table source (fhir:, camt053:,
     banktx:) needs `table` to pick one of its tables; `read_source` gives all of them."""
+    from connectors import files, sql
+    from synthkit.schema import KINDS_ATTR
+
     loc = parse(uri)
     if loc.is_sql:
         if options:
@@ -94,6 +122,32 @@ def read(uri: Uri, *, table: str | None = None, query: str | None = None, **opti
     return frame
 
 
+def read_columns(uri: Uri, *, table: str | None = None, query: str | None = None,
+                 **options: Any) -> list[str] | None:
+    """The column names `read` gives a one-table file source (CSV, Parquet, JSON lines),
+    without its rows; None for SQL and multi-table sources (their columns are known only
+    once connected or parsed). Column names are public (the header is the schema's names).
+
+    A CSV's header is read with the standard library (connectors.csvhead: the same layout
+    decisions and refusals as `read`, which calls the same functions), so neither pandas
+    nor polars is imported: a misspelled column is refused in a fraction of a second. A
+    CSV whose first record is not plain (a quote inside a field, a field over two lines),
+    Parquet and JSON lines are read as `read(..., n_rows=0)`, which loads polars."""
+    loc = parse(uri)
+    if loc.is_sql or loc.kind not in ("csv", "parquet", "jsonl"):
+        return None
+    if loc.kind == "csv" and table is None and query is None and set(options) <= _HEADER_OPTIONS:
+        from connectors import csvhead
+
+        assert loc.path is not None
+        _check_options(loc, options, FILE_OPTIONS)
+        names = csvhead.columns(loc.path, **{k: v for k, v in options.items() if k in _LAYOUT_OPTIONS})
+        if names is not None:
+            return names
+    frame = read(uri, table=table, query=query, **{**options, "n_rows": 0, "check_rows": False})
+    return [str(c) for c in frame.columns]
+
+
 def read_source(uri: Uri | Location, *, table: str | None = None, query: str | None = None,
                 **options: Any) -> Source:
     """Read a source into a `Source`: its tables, suggested schemas and roles.
@@ -101,6 +155,10 @@ def read_source(uri: Uri | Location, *, table: str | None = None, query: str | N
     Domain sources (fhir:, camt053:, banktx:) give an entity table and event tables;
     files and SQL give one table (named after the file, the SQL table, or "query") whose
     schema is inferred from kinds only."""
+    from connectors import files, sql
+    from connectors.source import Source
+    from synthkit.schema import infer_schema
+
     loc = uri if isinstance(uri, Location) else parse(uri)
     assert loc.path is not None or loc.is_sql
     if loc.kind == "fhir":
@@ -133,12 +191,16 @@ def read_source(uri: Uri | Location, *, table: str | None = None, query: str | N
 
 def iter_batches(uri: Uri, *, batch_size: int = 100_000, **options: Any) -> Iterator[pd.DataFrame]:
     """Stream a file source in pandas batches with bounded memory (CSV, Parquet, JSON lines)."""
+    from connectors import files
+
     loc = _file_location(uri, "iter_batches")
     return files.iter_batches(loc.path, kind=loc.kind, batch_size=batch_size, **options)  # type: ignore[arg-type]
 
 
 def sample(uri: Uri, *, n_rows: int, seed: int | None = None, **options: Any) -> pd.DataFrame:
     """A uniform random sample of `n_rows` rows of a file of any size (one pass, bounded memory)."""
+    from connectors import files
+
     loc = _file_location(uri, "sample")
     return files.sample(loc.path, kind=loc.kind, n_rows=n_rows, seed=seed, **options)  # type: ignore[arg-type]
 
@@ -152,6 +214,8 @@ def write_chunks(chunks: Iterable[pd.DataFrame], uri: Uri, *, table: str | None 
                  overwrite: bool = False) -> Path | str:
     """Stream chunks into one file or table atomically; memory is bounded by one chunk.
     Returns the file path, or the redacted URI of a database."""
+    from connectors import files, sql
+
     loc = parse(uri)
     if loc.kind not in _SINK_KINDS:
         raise SourceError(f"{loc.redacted!r}: {loc.kind} is a source only; write to "
@@ -175,6 +239,9 @@ def describe(uri: Uri) -> dict[str, str]:
 # reading options of `files.read` (the CLI's --header/--no-header is has_header, --encoding is encoding)
 FILE_OPTIONS: tuple[str, ...] = ("separator", "encoding", "has_header", "quote_char", "null_values", "parse_dates",
                                  "columns", "n_rows", "check_rows")
+# the options that decide a CSV's column names (connectors.csvhead.columns), and those that do not
+_LAYOUT_OPTIONS = frozenset({"separator", "encoding", "has_header", "quote_char", "null_values"})
+_HEADER_OPTIONS = _LAYOUT_OPTIONS | {"parse_dates", "n_rows", "check_rows"}
 
 
 def _check_options(loc: Location, options: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -7,8 +7,8 @@ data that fits. Parquet keeps its own column types, which then feed schema infer
 
 Privacy: a CSV header becomes column names, which synthkit treats as PUBLIC schema. A
 headerless file read as if it had a header would publish its first row, so header
-detection (`has_header=None`) is conservative: a first row holding a number, a date, an
-empty or a repeated field is taken as data. Errors name the file and line numbers and
+detection (`has_header=None`, in connectors.csvhead) is conservative: a first row holding a
+number, a date, an empty or a repeated field is taken as data. Errors name the file and line numbers and
 counts, never a cell value (polars' own messages quote values, so they are never passed
 on).
 
@@ -19,9 +19,7 @@ an existing target is never replaced without `overwrite=True`.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import json
 import logging
 import os
@@ -37,20 +35,30 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# the CSV layout (text checks, delimiter, header detection, refused names) is decided by
+# connectors.csvhead from the file's head with the standard library; the header-only path
+# (connectors.read_columns) calls the same functions, so the two cannot disagree
+from connectors.csvhead import (  # noqa: F401  (NULL_VALUES, MAX_COLUMNS, _header: part of this module's API)
+    _MAX_LINES_SHOWN,
+    _SNIFF_BYTES,
+    _SNIFF_ROWS,
+    MAX_COLUMNS,
+    NULL_VALUES,
+    _head_text,
+    _header,
+    check_file,
+    check_names,
+    decoder,
+    is_utf8,
+    layout,
+    too_many_columns,
+)
 from synthkit.errors import SourceError
 
 log = logging.getLogger(__name__)
 
 FileKind = Literal["csv", "parquet", "jsonl"]
-NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
-_SNIFF_BYTES = 64 * 1024
-_MAX_LINES_SHOWN = 5
 _INFER_ROWS = 1000
-# Widest table read: a model learns every column, and fitting thousands of them takes more
-# than minutes; a wider export is almost always a pivot or a wrong delimiter.
-MAX_COLUMNS = 2_000
-_SNIFF_ROWS = 200  # rows after the first that header detection compares it with
-_NUMBER_OR_DATE = re.compile(r"^\s*([-+]?(\d+[.,]?\d*|\.\d+)([eE][-+]?\d+)?|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}.*)\s*$")
 
 
 # ------------------------------------------------------------------ reading
@@ -157,10 +165,7 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
           null_values: Sequence[str] = NULL_VALUES, parse_dates: bool = True,
           check_rows: bool = True) -> Iterator[pl.LazyFrame]:
     where = str(path)
-    if not path.exists():
-        raise SourceError(f"{where!r}: no such file")
-    if not path.is_file():
-        raise SourceError(f"{where!r}: not a file")
+    check_file(path)
     if kind != "csv" and has_header is not None:
         raise SourceError(f"{where!r}: --header/--no-header (has_header) applies to CSV files only; "
                           f"a {kind} file names its columns itself")
@@ -183,12 +188,8 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
         yield lazy.with_columns(casts) if casts else lazy
         return
     with _utf8(path, encoding) as text_path:
-        head = _head_text(text_path)
-        if not head.strip():
-            raise SourceError(f"{where!r}: the file is empty")
-        _check_text(path, head, encoding)
-        sep = separator or _sniff_separator(path, head)
-        header = _header(path, head, sep, quote_char, has_header, null_values)
+        sep, header = layout(path, _head_text(text_path), encoding=encoding, separator=separator,
+                             has_header=has_header, quote_char=quote_char, null_values=null_values)
         opts = dict(separator=sep, has_header=header, quote_char=quote_char)
         # types are inferred from the first rows (polars' inference is slow per row); a column
         # that later holds a value of another type is re-read as text (see `read`)
@@ -203,11 +204,7 @@ def _scan(path: Path, *, kind: FileKind, text_columns: tuple[str, ...] = (), sep
             raise SourceError(_csv_diagnosis(path, text_path, sep, quote_char, header)
                               or f"{where!r}: cannot be read as CSV (separator {sep!r}, header {header}); "
                                  "check the delimiter, quoting and encoding") from None
-        if len(set(names)) != len(names):
-            raise SourceError(f"{where!r}: the header has repeated column names; rename them or pass has_header=False")
-        if any(not n.isprintable() for n in names):
-            raise SourceError(f"{where!r}: the header holds control or binary characters; "
-                              f"is this a text CSV file in encoding {encoding!r}?")
+        check_names(path, names, encoding)
         try:
             lazy = _checked_columns(str(path), lazy, lazy.collect_schema())
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError):
@@ -316,14 +313,10 @@ def _known_columns(path: Path, lazy: pl.LazyFrame, columns: Sequence[str]) -> li
 def _utf8(path: Path, encoding: str) -> Iterator[Path]:
     """The file itself when it is UTF-8, else a streamed UTF-8 copy in a private temp file
     (polars parses only UTF-8; transcoding in 1 MiB pieces keeps memory bounded)."""
-    norm = encoding.lower().replace("-", "").replace("_", "")
-    if norm in ("utf8", "utf8sig"):
+    if is_utf8(encoding):
         yield path
         return
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    except LookupError:
-        raise SourceError(f"{str(path)!r}: unknown encoding {encoding!r}; use e.g. utf-8, latin-1, cp1252, utf-16") from None
+    decode = decoder(path, encoding)
     fd, tmp_name = tempfile.mkstemp(prefix="synthkit-utf8-", suffix=".csv")
     tmp = Path(tmp_name)
     try:
@@ -331,132 +324,16 @@ def _utf8(path: Path, encoding: str) -> Iterator[Path]:
         with open(path, "rb") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
             while chunk := src.read(1 << 20):
                 try:
-                    text = decoder.decode(chunk)
+                    text = decode.decode(chunk)
                 except UnicodeDecodeError:
                     raise SourceError(f"{str(path)!r}: line {line} is not valid {encoding}; "
                                       "pass the file's real encoding") from None
                 line += text.count("\n")
                 dst.write(text)
-            dst.write(decoder.decode(b"", final=True))
+            dst.write(decode.decode(b"", final=True))
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _head_text(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(_SNIFF_BYTES)
-    text = head.decode("utf-8", errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if len(head) == _SNIFF_BYTES and "\n" in text:  # drop a possibly cut last line
-        text = text[: text.rfind("\n") + 1]
-    return text
-
-
-def _sniff_separator(path: Path, sample_text: str) -> str:
-    if path.suffix.lower() == ".tsv":
-        return "\t"
-    try:
-        return csv.Sniffer().sniff(sample_text, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-def _check_text(path: Path, head: str, encoding: str) -> None:
-    """Refuse what polars would misread without a word: NUL bytes (a binary file, or UTF-16
-    read as UTF-8) and old-Mac CR-only line endings (the whole file would be one row)."""
-    where = str(path)
-    if "\x00" in head:
-        raise SourceError(f"{where!r}: the file holds NUL bytes, so it is binary or not in encoding {encoding!r}; "
-                          "give a text CSV, or pass its encoding (e.g. --encoding utf-16)")
-    if "\r" in head and "\n" not in head.rstrip("\r\n") and head.count("\r") > 1:
-        raise SourceError(f"{where!r}: lines end in a bare carriage return (CR, old Mac style), which is not "
-                          "read; convert the line endings to LF or CRLF (e.g. `tr '\\r' '\\n'`)")
-
-
-def _header(path: Path, sample_text: str, sep: str, quote_char: str | None, has_header: bool | None,
-            null_values: Sequence[str] = NULL_VALUES) -> bool:
-    """Whether the first row is the header: as given, or detected; never a silent guess.
-
-    Evidence for a header: a field whose type differs from the column below it (text over
-    numbers or dates, a number over text). Evidence for data: a number or date over such a
-    column (or with nothing below), an empty field, a field repeated in the row. One kind
-    only decides; both kinds, or only the weak data signs (empty, repeated), are an error that asks
-    for --header or --no-header: reading a header as data turns every column into text,
-    and reading data as a header publishes a private row as column names. Fields are named
-    by position, as the row may be private data."""
-    where = str(path)
-    try:
-        rows = list(csv.reader(io.StringIO(sample_text), delimiter=sep, quotechar=quote_char or '"'))
-    except csv.Error:
-        rows = []  # broken quoting: polars or the diagnosis names it
-    rows = [r for r in rows[: _SNIFF_ROWS + 1] if r]
-    if not rows:
-        return True if has_header is None else has_header
-    first = rows[0]
-    if has_header is False:
-        return False
-    nulls = set(null_values)
-    if has_header is None:  # a null marker (NA, null, ...) in the first row is an empty field
-        first = ["" if f.strip() in nulls else f for f in first]
-        rows = [first] + [["" if f.strip() in nulls else f for f in r] for r in rows[1:]]
-    empty = [i + 1 for i, f in enumerate(first) if not f.strip()]
-    repeated = _repeated(first)
-    if has_header is True:
-        problems = [f"column {i} of the header is empty" for i in empty]
-        problems += [f"the header names column {first[i - 1].strip()!r} more than once (columns "
-                     f"{', '.join(map(str, positions))})" for positions in repeated for i in positions[:1]]
-        if problems:
-            raise SourceError(f"{where!r}: {'; '.join(problems[:_MAX_LINES_SHOWN])}; give every column a "
-                              "unique name in the header, or read it with --no-header (has_header=False)")
-        return True
-    below = rows[1:]
-    strong_header: list[int] = []
-    strong_data: list[int] = []
-    weak_data: list[str] = [f"field {i} is empty" for i in empty]
-    weak_data += [f"fields {' and '.join(map(str, positions))} repeat" for positions in repeated]
-    for i, field in enumerate(first):
-        if not field.strip():
-            continue
-        values = [r[i] for r in below if i < len(r) and r[i].strip()]
-        numeric_below = bool(values) and all(_NUMBER_OR_DATE.match(v) for v in values)
-        is_number = bool(_NUMBER_OR_DATE.match(field))
-        if is_number and (numeric_below or not values):
-            strong_data.append(i + 1)
-        elif is_number or numeric_below:  # its type differs from the column's below it
-            strong_header.append(i + 1)
-    if strong_header and (strong_data or weak_data):
-        signs = [f"field {i} is a number or date" for i in strong_data] + weak_data
-        raise SourceError(f"{where!r}: cannot tell whether the first row is a header: fields "
-                          f"{_positions(strong_header)} differ in type from their column (like column names), but "
-                          f"{'; '.join(signs[:_MAX_LINES_SHOWN])}; if it is a header give every column a unique, "
-                          "non-empty name that is not a number and pass --header (has_header=True), "
-                          "else pass --no-header (has_header=False)")
-    if strong_data:
-        log.warning("%s: the first row holds numbers or dates where the column holds them too, so the file is "
-                    "read without a header (columns column_0, column_1, ...); pass --header if it has one", path)
-        return False
-    if weak_data:
-        raise SourceError(f"{where!r}: cannot tell whether the first row is a header "
-                          f"({'; '.join(weak_data[:_MAX_LINES_SHOWN])}); if it is a header give every column a "
-                          "unique, non-empty name and pass --header (has_header=True), else pass --no-header "
-                          "(has_header=False)")
-    return True
-
-
-def _repeated(fields: list[str]) -> list[list[int]]:
-    """Positions (1-based) of each non-empty field that occurs more than once."""
-    seen: dict[str, list[int]] = {}
-    for i, f in enumerate(fields):
-        if f.strip():
-            seen.setdefault(f.strip(), []).append(i + 1)
-    return [positions for positions in seen.values() if len(positions) > 1]
-
-
-def _positions(positions: list[int]) -> str:
-    shown = ", ".join(map(str, positions[:_MAX_LINES_SHOWN]))
-    return shown + (f" and {len(positions) - _MAX_LINES_SHOWN} more" if len(positions) > _MAX_LINES_SHOWN else "")
 
 
 def _checked_columns(where: str, frame: pl.LazyFrame | pl.DataFrame, schema: pl.Schema) -> pl.LazyFrame | pl.DataFrame:
@@ -464,9 +341,8 @@ def _checked_columns(where: str, frame: pl.LazyFrame | pl.DataFrame, schema: pl.
     read whole numbers beyond 64 bits (long account or card numbers, or 1e30 written out)
     as text, which numpy and pandas can hold: such a column is then an identifier or is
     refused by the kind checks, instead of failing in Arrow."""
-    if len(schema) > MAX_COLUMNS:
-        raise SourceError(f"{where!r}: {len(schema):,} columns, over the limit of {MAX_COLUMNS:,}; select the "
-                          "columns to learn (a wrong delimiter also gives many columns)")
+    if (wide := too_many_columns(where, len(schema))) is not None:
+        raise SourceError(wide)
     nested = [n for n, d in schema.items() if isinstance(d, (pl.Struct, pl.List, pl.Array)) or d == pl.Object]
     if nested:
         raise SourceError(f"{where!r}: columns {nested[:_MAX_LINES_SHOWN]} hold nested objects or lists, which "

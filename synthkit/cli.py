@@ -77,10 +77,10 @@ def schema_infer(
             raise SourceError(f"{str(out)!r} already exists; pass --overwrite to replace it")
         check_writable(out, "--out")
         import connectors
-        from synthkit.schema import infer_schema
         columns = _source_columns(data, table=table, query=query, read_opts=read_options(header, encoding))
         if columns is not None:  # the header only: a misspelled name is refused before the rows are read
             _check_columns(columns, {"--entity-key": entity_key}, location=connectors.describe(data)["location"])
+        from synthkit.schema import infer_schema  # pandas: after the header checks
         frame = connectors.read(data, table=table, query=query, **read_options(header, encoding))
         schema = infer_schema(frame, entity_key=entity_key, targets=target or (), formats=True)
         schema.save(out)
@@ -156,8 +156,10 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
     check_writable(out, "--out")
-    from synthkit.schema import Schema, infer_schema
-    declared = Schema.load(schema_path) if schema_path is not None else None  # read before the data
+    declared = None
+    if schema_path is not None or context_schema_path is not None:  # pandas loads with a schema file only
+        from synthkit.schema import Schema
+        declared = Schema.load(schema_path) if schema_path is not None else None  # read before the data
     if declared is not None and entity_key is not None and entity_key != declared.entity_key:
         raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
     if context_schema_path is not None:
@@ -182,6 +184,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         if context_columns_found is not None and entity_key is not None:
             _check_columns(context_columns_found, {"--entity-key": entity_key},
                            location=connectors.describe(context)["location"])
+    from synthkit.schema import Schema, infer_schema  # after the header checks: a typo never waits for pandas
     source_context = None
     if multi_table:
         # FHIR / camt.053 / bank exports: the entity table is the context, the event tables

@@ -64,8 +64,10 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
     budget = None if no_privacy else privacy_budget(epsilon, delta)
     if (out / "audit.json").exists() and not overwrite:  # refuse before hours of training
         raise ArtifactError(f"{str(out / 'audit.json')!r} already exists; choose another --out or pass --overwrite")
-    from synthkit.schema import Schema, infer_schema
-    declared = Schema.load(schema_path) if schema_path is not None else None
+    declared = None
+    if schema_path is not None:  # pandas loads with a schema file only, else after the header checks
+        from synthkit.schema import Schema
+        declared = Schema.load(schema_path)
     if declared is not None and entity_key is not None and entity_key != declared.entity_key:
         raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
     import connectors
@@ -74,6 +76,7 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
         check_columns(columns, {"--entity-key": entity_key, "--sequence-index": sequence_index,
                                 "--context-column": context_columns}, location=connectors.describe(data)["location"])
     from synthkit.audit import run_audit
+    from synthkit.schema import infer_schema
 
     frame = connectors.read(data, table=table, query=query)
     if declared is not None:

@@ -214,3 +214,153 @@ def test_synthkits_handler_shows_each_warning_once_on_the_current_stderr():
         for _ in range(2):
             handler.handle(record("progress", logging.INFO))  # only warnings are folded
     assert err.getvalue().splitlines() == ["column 'a': note", "column 'b': note", "progress", "progress"]
+
+
+# ------------------------------------------------------------------ a column name from the header alone
+# A CSV's column names come from its header through the standard library (connectors.csvhead),
+# with the layout decisions the whole read takes (it calls the same functions), so that a
+# misspelled --target or --entity-key is refused before pandas, polars or pyarrow load.
+# Each case: (name, file bytes, suffix, read options, whether the header-only path answers
+# itself: False where it must hand the file to the whole read, which names it differently).
+_HEADERS = [
+    ("header", b"age,sex\n34,f\n51,m\n", ".csv", {}, True),
+    ("no header: numbers over numbers", b"1,2,3\n4,5,6\n", ".csv", {}, True),
+    ("a number over a text column is header evidence", b"name,2019\nann,x\nbo,y\n", ".csv", {}, True),
+    ("a null marker in the first row is an empty field", b"NA,age\nx,1\ny,2\n", ".csv", {}, True),
+    ("an empty field and a typed one: doubtful", b"a,,c\n1,2,3\n4,5,6\n", ".csv", {}, True),
+    ("a repeated field", b"a,a\nx,y\nz,w\n", ".csv", {}, True),
+    ("repeated after trimming", b"a, a\nx,y\n", ".csv", {"has_header": True}, True),
+    ("--header on numbers", b"34,f\n51,m\n", ".csv", {"has_header": True}, True),
+    ("--no-header on a header", b"age,sex\n34,f\n", ".csv", {"has_header": False}, True),
+    ("--header with an empty name", b"a,,c\nx,y,z\n", ".csv", {"has_header": True}, True),
+    ("--header keeps a null marker as a name", b"NA,age\nx,1\n", ".csv", {"has_header": True}, True),
+    ("byte order mark", b"\xef\xbb\xbfname,age\nann,3\nbo,4\n", ".csv", {}, True),
+    ("leading blank lines", b"\n\nname,age\nann,3\nbo,4\n", ".csv", {}, True),
+    ("a first line of spaces", b" \nname,age\nx,1\n", ".csv", {}, True),
+    ("CRLF", b"name,age\r\nann,3\r\nbo,4\r\n", ".csv", {}, True),
+    ("spaces kept in names", b" name , age\nann,3\n", ".csv", {}, True),
+    ("semicolons sniffed", b"a;b;c\nx;1;2\ny;3;4\n", ".csv", {}, True),
+    ("pipes sniffed", b"a|b\nx|1\ny|2\n", ".csv", {}, True),
+    ("tab for .tsv", b"a b\tc\nx\t1\n", ".tsv", {}, True),
+    ("separator given", b"a;b\nx;1\n", ".csv", {"separator": ";"}, True),
+    ("quoted names", b'"name","age"\nx,1\ny,2\n', ".csv", {}, True),
+    ("a separator inside quotes", b'"na,me",age\nx,1\n', ".csv", {}, True),
+    ("quotes kept with quote_char=None", b'"name","age"\nx,1\n', ".csv", {"quote_char": None}, True),
+    ("only a header", b"name,age\n", ".csv", {}, True),
+    ("no end of line", b"name,age", ".csv", {}, True),
+    ("latin-1", "größe,name\n1,x\n".encode("latin-1"), ".csv", {"encoding": "latin-1"}, True),
+    ("utf-16", "größe,name\n1,x\n".encode("utf-16"), ".csv", {"encoding": "utf-16"}, True),
+    ("unknown encoding", b"a,b\nx,1\n", ".csv", {"encoding": "no-such-codec"}, True),
+    ("a control character in a name", b"a\x01,b\nx,1\n", ".csv", {}, True),
+    ("NUL bytes", b"a,b\x00\nx,1\n", ".csv", {}, True),
+    ("CR-only line ends", b"a,b\rx,1\ry,2\r", ".csv", {}, True),
+    ("empty file", b"", ".csv", {}, True),
+    ("blank file", b"\n \n", ".csv", {}, True),
+    ("too many columns", (",".join(f"c{i}" for i in range(2001)) + "\n" + ",".join("x" * 2001) + "\n").encode(),
+     ".csv", {}, True),
+    # not plain: the whole read decides (polars keeps a doubled quote, csv would not)
+    ("a doubled quote in a name", b'"na""me",age\nx,1\n', ".csv", {}, False),
+    ("a name over two lines", b'"a\nb",c\nx,1\n', ".csv", {}, False),
+    ("a bare CR inside a name", b"a\rb,c\nx,1\ny,2\n", ".csv", {}, False),
+    ("invalid UTF-8 in the head", b"n\xe9,age\nx,1\n", ".csv", {}, False),
+    ("a first line over 64 KiB", (",".join(f"column_name_{i:05d}_" + "x" * 60 for i in range(900)) + "\n").encode(),
+     ".csv", {}, False),
+]
+
+
+def _verdict(action):  # type: ignore[no-untyped-def]
+    from synthkit.errors import SourceError
+    try:
+        names = action()
+        return ("columns", None if names is None else [str(c) for c in names])
+    except SourceError as err:
+        return ("refused", str(err))
+
+
+@pytest.mark.parametrize("name, content, suffix, options, answers", _HEADERS, ids=[c[0] for c in _HEADERS])
+def test_the_header_alone_gives_the_whole_reads_columns_or_refusal(tmp_path, name, content, suffix, options,
+                                                                    answers):
+    import connectors
+    from connectors import csvhead
+
+    path = tmp_path / f"data{suffix}"
+    path.write_bytes(content)
+    whole = _verdict(lambda: connectors.read(path, n_rows=0, check_rows=False, **options).columns)
+    alone = _verdict(lambda: csvhead.columns(path, **options))
+    # a plain header is answered from the head, and exactly as the whole read answers it;
+    # one that is not plain is handed over (None), never guessed
+    assert alone == (whole if answers else ("columns", None))
+    # what the CLI calls: always the whole read's answer
+    assert _verdict(lambda: connectors.read_columns(path, **options)) == whole
+
+
+def test_the_header_alone_refuses_a_missing_file_or_a_folder_as_the_whole_read(tmp_path):
+    import connectors
+    from connectors import csvhead
+
+    (tmp_path / "folder.csv").mkdir()
+    for path in (tmp_path / "missing.csv", tmp_path / "folder.csv"):
+        whole = _verdict(lambda: connectors.read(path, n_rows=0, check_rows=False))
+        assert whole[0] == "refused"
+        assert _verdict(lambda: csvhead.columns(path)) == whole
+        assert _verdict(lambda: connectors.read_columns(path)) == whole
+
+
+# Runs the installed command's entry for each case in one process and, after each, reports
+# which of the heavy modules are loaded (cumulative, so the slow case comes last).
+HEADER_CHILD = r"""
+import contextlib, io, json, sys
+import connectors
+heavy = ("torch", "pandas", "polars", "pyarrow")
+results = [{"name": "import connectors; parse", "code": None, "stderr": "",
+            "kind": connectors.parse(sys.argv[2]).kind, "loaded": [m for m in heavy if m in sys.modules]}]
+from synthkit.cli import _run_app
+for name, argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = _run_app(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+    results.append({"name": name, "code": code, "stderr": err.getvalue(),
+                    "loaded": [m for m in heavy if m in sys.modules]})
+print(json.dumps(results))
+"""
+
+
+def test_a_misspelled_column_is_refused_without_pandas_polars_or_pyarrow(tmp_path):
+    """Negative control: on the code before (f0d0eca) `import connectors` alone loads pandas,
+    polars and pyarrow, and every case below reports them loaded."""
+    data = tmp_path / "visits.csv"
+    data.write_text("patient,age,ward\n" + "".join(f"{i // 3},{30 + i % 50},w{i % 4}\n" for i in range(60)))
+    quoted = tmp_path / "quoted.csv"  # a doubled quote: the header-only path hands it to the whole read
+    quoted.write_text('patient,"a""ge"\n1,2\n3,4\n')
+    out = str(tmp_path / "m")
+    todo = [
+        ("fit --target", ["fit", str(data), "--epsilon", "1", "--out", out, "--target", "agee"],
+         ("--target 'agee'", "did you mean 'age'")),
+        ("fit --entity-key --no-header", ["fit", str(data), "--epsilon", "1", "--out", out, "--no-header",
+                                          "--entity-key", "patient"], ("--entity-key 'patient'", "column_0")),
+        ("audit --entity-key", ["audit", str(data), "--epsilon", "1", "--out", out, "--entity-key", "Patient"],
+         ("--entity-key 'Patient'", "did you mean 'patient'")),
+        ("schema infer --entity-key", ["schema", "infer", str(data), "--out", str(tmp_path / "s.yaml"),
+                                       "--entity-key", "ward_"], ("--entity-key 'ward_'", "did you mean 'ward'")),
+        ("control: a header only the whole read names", ["fit", str(quoted), "--epsilon", "1", "--out", out,
+                                                         "--target", "age"], ("--target 'age'", "'a\"\"ge'")),
+    ]
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(REPO))
+    for name in ("SYNTHKIT_DEBUG", "SYNTHKIT_THREADS"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-c", HEADER_CHILD, json.dumps([(n, a) for n, a, _ in todo]), str(data)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, *runs = json.loads(proc.stdout)
+    assert first["kind"] == "csv" and first["loaded"] == [], first
+    for (name, _, words), r in zip(todo, runs):
+        lines = [ln for ln in r["stderr"].splitlines() if ln.strip()]
+        assert r["code"] == 2 and len(lines) == 1 and lines[0].startswith("error:"), (name, r)
+        for word in words:
+            assert word in lines[0], (name, word, lines[0])
+    assert [r["loaded"] for r in runs[:-1]] == [[]] * (len(runs) - 1), [(r["name"], r["loaded"]) for r in runs]
+    # the control: the check sees a load when there is one (the whole read loads polars and pandas)
+    assert {"pandas", "polars"} <= set(runs[-1]["loaded"]), runs[-1]

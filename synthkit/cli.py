@@ -251,31 +251,16 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     synth = BY_NAME[model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
-    watched = _watch_ledger(progress, synth, budget=budget,
-                            entity_key=schema.entity_key if schema is not None else entity_key,
-                            epochs={"train": synth.epochs})
+    # the model hands `progress` its own ledger (synthkit.progress.watch_ledger): ε spent is read from it
     if infer_dp:
-        synth.fit(frame, schema=None, budget=budget, progress=progress, **watched,
+        synth.fit(frame, schema=None, budget=budget, progress=progress,
                   roles={"entity_key": entity_key, "targets": tuple(dict.fromkeys(targets))})
     else:
-        synth.fit(frame, schema=schema, budget=budget, progress=progress, **watched)
+        synth.fit(frame, schema=schema, budget=budget, progress=progress)
     synth.holdout_ = holdout_record
     synth.source_ = connectors.describe(data)
     synth.save(out, overwrite=overwrite)
     return synth
-
-
-def _watch_ledger(progress: Any, synth: Any, *, budget: Any, entity_key: str | None,
-                  epochs: dict[str, int]) -> dict[str, Any]:
-    """`{"ledger": ...}` for `synth.fit` when `progress` shows ε spent (synthkit.progress:
-    a fresh ledger set as the model sets its own, read while it trains), else `{}`."""
-    watch = getattr(progress, "watch", None)
-    if watch is None:
-        return {}
-    from synthkit.progress import ledger_for
-    ledger = ledger_for(synth, budget=budget, entity_key=entity_key)
-    watch(ledger, epochs=epochs)
-    return {} if ledger is None else {"ledger": ledger}
 
 
 def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | None, batch_size: int | None,
@@ -328,10 +313,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     synth = DPHMM(**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
-    watched = _watch_ledger(progress, synth, budget=budget, entity_key=entity_key,
-                            epochs={"train": synth.epochs, "context train": synth.context_epochs})
     synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress,
-              roles=roles, **watched)
+              roles=roles)
     synth.holdout_ = holdout_record
     synth.source_ = source
     synth.save(out, overwrite=overwrite)
@@ -415,11 +398,17 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     generated chunk (nothing is written yet) and compared with the free space at the
     destination: a run that cannot fit is refused. `notice(text)`, when given, is told the
     estimate of a large output (the CLI prints it) before the rest is generated.
-    `progress(stage, done, total)` is told the rows (entities) generated so far."""
+    `progress(stage, done, total)` is told the rows (entities) generated so far; a
+    ProgressLog (off a terminal) also writes a line when writing starts (the number asked
+    for and where), one at least every interval while it runs, however large a chunk or
+    slow the sink, and a final one (synthkit.progress.announced). The start line comes
+    after the model is loaded and the free space checked (from the first chunk), so a
+    refusal stays the only line."""
     import itertools
 
     from synthkit.errors import ConfigError
     from synthkit.manifest import read_manifest as read_manifest_only
+    from synthkit.progress import announced
     check_seed(seed, "--seed")
     for option, value in (("--rows", rows), ("--entities", entities)):
         if value is not None and not 1 <= value <= MAX_GENERATE:
@@ -442,14 +431,15 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         from synthkit.bundle import load  # torch: after every check above
         synth = load(model_dir)
         parts = synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000))
-        parts = _counted(parts, entities, progress, "entities", lambda part: int(part.context.shape[0]))
         first = next(parts, None)
         if first is not None:
             n_first = int(first.context.shape[0]) or 1
             size = (_estimate_bytes(first.events, fmt) + _estimate_bytes(first.context, fmt)) / n_first * entities
             _check_space(size, Path(out), option="--entities", count=entities, notice=notice)
             parts = itertools.chain([first], parts)
-        return write_sequence_folder(parts, Path(out), fmt=fmt, overwrite=overwrite)
+        with announced(progress, f"{entities} entities (events.{fmt}, context.{fmt}) to the folder {out}"):
+            parts = _counted(parts, entities, progress, "entities", lambda part: int(part.context.shape[0]))
+            return write_sequence_folder(parts, Path(out), fmt=fmt, overwrite=overwrite)
     if entities is not None:
         raise ConfigError("--entities applies to sequence models (dphmm); this bundle holds a table model: use --rows")
     if rows is None:
@@ -461,7 +451,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         _check_new(loc.path, overwrite=overwrite, folder=False)
     from synthkit.bundle import load  # torch: after every check above
     synth = load(model_dir)
-    chunks = _counted(synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size), rows, progress, "rows", len)
+    chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
     if loc.path is not None and not loc.is_sql:
         from synthkit.partials import remove_stale
         first_chunk = next(chunks, None)
@@ -472,7 +462,10 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             _check_space(size, loc.path, option="--rows", count=rows, notice=notice)
             chunks = itertools.chain([first_chunk], chunks)
         remove_stale(loc.path)  # what a killed run left (its lock is free); live writers' stay
-    return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
+    where = loc.redacted + (f" (table {table})" if table else "")  # a database URL without its password
+    with announced(progress, f"{rows} rows to {where}"):
+        chunks = _counted(chunks, rows, progress, "rows", len)
+        return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
 
 
 def _counted(chunks: Any, total: int, progress: Any, stage: str, size: Any) -> Any:
@@ -724,6 +717,10 @@ def demo(
             raise ConfigError("--epsilon must be a positive finite number (the demo's default is 3)")
         if epochs < 1:
             raise ConfigError("--epochs must be at least 1 (the demo's default is 30)")
+        # a line as each stage starts and a final one, on a terminal or not (synthkit.progress)
+        from synthkit.commands._common import _progress_line
+        from synthkit.progress import ProgressLog, interval_from_env
+        stages = ProgressLog("demo", emit=_progress_line, interval=interval_from_env(), stage_lines=True)
         check_writable(out / "x", "--out")
         out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)
@@ -750,7 +747,8 @@ def demo(
         start = time.perf_counter()
         console.print("running: hold out 20% -> fit (DP) -> generate -> evaluate -> gate ... (a few minutes)")
         result = run_job(spec, registry=reg, run_key=time.strftime("%Y%m%dT%H%M%S"),
-                         run_by="demo")
+                         run_by="demo", progress=stages)
+        stages.finish()
         run_dir = out / "work" / result.run_id
         privacy = read_manifest(run_dir / "model")["privacy"]["summary"]
         console.print(f"finished in {time.perf_counter() - start:.0f}s: run {result.run_id}, status {result.status}",

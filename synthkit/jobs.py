@@ -360,10 +360,16 @@ def default_user() -> str:
     return runner_account()
 
 
+JOB_STAGES = ("fit", "generate", "evaluate", "gate")  # what `run_job`'s `progress` is told
+
+
 def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run_key: str | None = None,
-            run_by: str | None = None) -> JobResult:
+            run_by: str | None = None, progress: Any = None) -> JobResult:
     """Run a job end to end (see the module docstring). `registry` is a Registry or a URL
     (default: the spec's, else reports.registry.default_registry(): $SYNTHKIT_REGISTRY, else the per-user one).
+    `progress(stage, done, total)`, when given, is told each of JOB_STAGES as it starts
+    (done: the stages completed) and (gate, 4, 4) once the decision is recorded (the demo
+    prints a line per stage); each step's own progress goes to this module's log.
 
     The run is recorded as run by this process's OS account (`runner_account`); `run_by`
     and $SYNTHKIT_USER only add a display name, so nobody can name someone else as the
@@ -400,12 +406,15 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
         reg.add_event(run.run_id, step="read", message=f"read source ({source_kind(spec.source_uri)}); "
                                                         f"holdout share {spec.holdout:g}")
         step = "fit"
+        _stage(progress, step)
         model_dir = _fit(spec, train, schema, staging / "model")
         reg.add_event(run.run_id, step="fit", message=f"fitted {spec.model}")
         step = "generate"
+        _stage(progress, step)
         synthetic_path = _generate(spec, model_dir, staging / f"synthetic.{spec.output_format}")
         reg.add_event(run.run_id, step="generate", message=f"generated {spec.rows} rows")
         step = "evaluate"
+        _stage(progress, step)
         report = _evaluate(spec, train, holdout, synthetic_path, model_dir, schema)
         report.save(staging / "report.json")
         reg.add_event(run.run_id, step="evaluate", message=f"evaluated {len(report.metrics)} metrics")
@@ -422,6 +431,7 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
             "source_kind": source_kind(spec.source_uri), "intended_use": spec.intended_use,
             "policy": spec.policy})
         step = "gate"
+        _stage(progress, step)
         decision = _gate(spec, report)
         logger.info("run %s: %s", run.run_id, decision.summary())
         for c in decision.failures:
@@ -431,6 +441,8 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
         reg.add_decision(run.run_id, policy_name=decision.policy, policy_sha256=decision.policy_sha256,
                          passed=decision.passed, decision=decision.to_dict(), status=status,
                          message=decision.summary())
+        if progress is not None:
+            progress("gate", len(JOB_STAGES), len(JOB_STAGES))
         if decision.passed and decision.auto_release:
             step = "release"
             from reports.release import auto_release
@@ -457,6 +469,11 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
     result = _result(reg, run.run_id, created=True)
     logger.info("run %s: finished with status %s", run.run_id, result.status)
     return result
+
+
+def _stage(progress: Any, step: str) -> None:
+    if progress is not None:
+        progress(step, JOB_STAGES.index(step), len(JOB_STAGES))
 
 
 def _result(reg: Any, run_id: str, *, created: bool) -> JobResult:
@@ -507,11 +524,8 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     synth = BY_NAME[spec.model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
-    from synthkit.progress import ledger_for
-    progress = _progress("fit")
-    ledger = ledger_for(synth, budget=budget, entity_key=schema.entity_key)  # ε spent, read while it trains
-    progress.watch(ledger, epochs={"train": synth.epochs, "context train": getattr(synth, "context_epochs", 0)})
-    synth.fit(train, schema=schema, budget=budget, progress=progress, **({} if ledger is None else {"ledger": ledger}))
+    # the model hands the progress log its own ledger (synthkit.progress.watch_ledger): ε spent, read while it trains
+    synth.fit(train, schema=schema, budget=budget, progress=_progress("fit"))
     synth.save(out)
     logger.info("fitted %s: %s", spec.model, synth.privacy_summary()["guarantee"])
     return out

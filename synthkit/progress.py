@@ -6,20 +6,31 @@ Library code reports progress through a plain callback `progress(stage, done, to
 (STYLE.md); this module turns those calls into facts. The CLI shows them as a rich bar on
 a terminal and, everywhere else (a script, a scheduler, a log file), as one line at most
 every `interval` seconds and at most once per epoch, whichever is rarer. A command that
-ends (or fails) within `interval` seconds prints none: its own result or error line
-stays the only one.
+fails (or, but for generate and demo, ends) within `interval` seconds prints none: its own
+result or error line stays the only one.
 
-ε spent comes from the fit's PrivacyLedger (`watch`), never from the data: every charge
-in it is computed from public parameters (sampling rate, noise multiplier, steps), so
-printing it releases nothing. Nothing else printed here depends on the data either:
-stage names, counts of steps, sections, trials, rows or entities asked for.
+A step whose length a person cannot guess (generate writing to a slow disk or database,
+the demo's minutes of work) also says when it starts (`begin`: what, how much was asked
+for, where), keeps a line coming at least every `interval` seconds while it runs even
+when no unit completes (`heartbeat`: a thread), and ends with a final line (`finish`).
+The demo's log writes a line at every new stage (`stage_lines`).
+
+ε spent comes from the fit's PrivacyLedger, never from the data: every charge in it is
+computed from public parameters (sampling rate, noise multiplier, steps), so printing it
+releases nothing. The ledger is the MODEL's own: its fit hands it to the callback
+(`watch_ledger`) once it has set it up by its own rule (unit, contribution bound, the one
+ledger a composite model shares), so progress never keeps a second copy of that rule.
+Nothing else printed here depends on the data either: stage names, counts of steps,
+sections, trials, rows or entities asked for.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 DEFAULT_INTERVAL = 10.0  # seconds between two log lines at most (a rate limit)
 ENV_INTERVAL = "SYNTHKIT_PROGRESS_INTERVAL"
@@ -43,18 +54,31 @@ def interval_from_env() -> float:
     return value
 
 
-def ledger_for(model: Any, *, budget: Any, entity_key: str | None) -> Any:
-    """A fresh ledger to hand to `model.fit(..., ledger=...)`, set as the model would set
-    its own when given none (unit and contribution bound), so that progress can read the
-    ε spent while the model trains. None without a budget (nothing is charged)."""
-    if budget is None:
-        return None
-    from synthkit.ledger import PrivacyLedger
-    if hasattr(model, "context_epochs"):  # DPHMM: always entity-level; it sets its own bound when planned
-        k = 2 if getattr(model, "max_length", None) is None else int(model.max_length)
-        return PrivacyLedger(budget=budget, unit="entity", max_rows_per_unit=k)
-    k = int(model.max_rows_per_entity) if entity_key is not None else 1
-    return PrivacyLedger(budget=budget, unit="entity" if entity_key is not None else "row", max_rows_per_unit=k)
+def watch_ledger(progress: Any, ledger: Any, *, epochs: dict[str, int] | None = None) -> None:
+    """Tell `progress` the ledger a fit charges, for a callback that shows ε spent (one
+    with `.watch`, as ProgressLog and the CLI's bar have); a plain callback is left alone.
+    Called by the models' `fit` once their ledger is set (synthkit.models), so the ε shown
+    is read from the very ledger the bundle records. `epochs`: the model's stages that
+    count epochs (stage name -> epochs), so a count of steps can be shown as an epoch."""
+    watch = getattr(progress, "watch", None)
+    if callable(watch):
+        watch(ledger, epochs=epochs)
+
+
+@contextmanager
+def announced(progress: Any, text: str) -> Iterator[None]:
+    """Around the body of a step a person waits for: the start line `text`, a line at
+    least every interval while the body runs, and a final line when it ends well (an
+    error stays the last line). Only for a callback that has them (ProgressLog); a plain
+    callback or the terminal's bar (which shows itself) gets nothing more."""
+    begin = getattr(progress, "begin", None)
+    if begin is None:
+        yield
+        return
+    begin(text)
+    with progress.heartbeat():
+        yield
+    progress.finish()
 
 
 def _duration(seconds: float) -> str:
@@ -157,26 +181,82 @@ class ProgressLog:
     """A `progress(stage, done, total)` callback that writes lines through `emit`: one
     line when `interval` seconds have passed since the start or the last line AND a stage,
     an epoch (or another unit) has moved on since the last line. `interval` and `clock`
-    are injectable (tests use interval 0: a line at every stage, epoch or unit)."""
+    are injectable (tests use interval 0: a line at every stage, epoch or unit).
+
+    `stage_lines`: a new stage gets its line at once, whatever the interval (the demo: one
+    line per stage). `begin`, `heartbeat` and `finish`: see `announced`. The heartbeat's
+    thread and the caller may both write, so a lock keeps each line whole and in order."""
 
     def __init__(self, what: str, *, emit: Callable[[str], None], interval: float = DEFAULT_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stage_lines: bool = False) -> None:
         if not (interval >= 0 and math.isfinite(interval)):
             raise ValueError("interval must be a finite number of seconds >= 0")
         self.facts = ProgressFacts(what, clock=clock)
         self.emit = emit
         self.interval = float(interval)
         self.clock = clock
+        self.stage_lines = stage_lines
         self._last_at = clock()  # the first line comes `interval` seconds after the start
         self._last_tick: tuple[str, int] | None = None
+        self._lock = threading.Lock()
 
     def watch(self, ledger: Any, *, epochs: dict[str, int] | None = None) -> None:
         self.facts.watch(ledger, epochs=epochs)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        self.facts.update(stage, done, total)
-        tick = self.facts.tick()
-        now = self.clock()
-        if tick != self._last_tick and now - self._last_at >= self.interval:
-            self._last_at, self._last_tick = now, tick
-            self.emit(self.facts.line())
+        with self._lock:
+            new_stage = stage != self.facts.stage
+            self.facts.update(stage, done, total)
+            tick = self.facts.tick()
+            now = self.clock()
+            due = now - self._last_at >= self.interval or (self.stage_lines and new_stage)
+            if tick != self._last_tick and due:
+                self._line(now, tick)
+
+    def _line(self, now: float, tick: tuple[str, int]) -> None:
+        self._last_at, self._last_tick = now, tick
+        self.emit(self.facts.line())
+
+    def begin(self, text: str) -> None:
+        """The start line, at once: `what: text` (e.g. the rows asked for and where they go)."""
+        with self._lock:
+            self._last_at = self.clock()
+            self.emit(f"{self.facts.what}: {text}")
+
+    def beat(self) -> None:
+        """A line when `interval` seconds have passed since the last one, even if nothing
+        moved on (a chunk or a write that takes long): the step is alive, and where it is."""
+        with self._lock:
+            now = self.clock()
+            if self.facts.stage and now - self._last_at >= self.interval:
+                self._line(now, self.facts.tick())
+
+    def finish(self) -> None:
+        """The final line (the counts reached, the time it took), unless the last line
+        already said exactly that."""
+        with self._lock:
+            tick = self.facts.tick()
+            if self.facts.stage and tick != self._last_tick:
+                self._line(self.clock(), tick)
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """`beat` every `interval` seconds from a daemon thread while the body runs; the
+        thread is stopped and joined when it ends (normally or not). Interval 0 needs none:
+        every call already writes its line."""
+        if self.interval <= 0:
+            yield
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(self.interval):
+                self.beat()
+
+        thread = threading.Thread(target=run, name="synthkit-progress-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from synthkit.cli import app
 from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent
-from synthkit.progress import ProgressLog, ledger_for
+from synthkit.progress import ProgressLog
 
 runner = CliRunner()
 SECRET = "SECRET_CELL_VALUE_4242"
@@ -115,19 +115,141 @@ def test_stages_without_epochs_count_their_units_and_without_a_ledger_no_epsilon
         ProgressLog("x", emit=print, interval=-1)
 
 
-def test_the_progress_ledger_is_the_one_the_model_would_make():
-    """`ledger_for` hands the model a ledger set as its own default (unit, bound): the
-    privacy claim of a bundle does not depend on whether progress was shown."""
+class Watching:
+    """A progress callback that shows ε spent: it records what the model hands it."""
+
+    def __init__(self) -> None:
+        self.watched: list[tuple[object, dict[str, int] | None]] = []
+        self.calls: list[tuple[str, int, int]] = []
+
+    def watch(self, ledger, *, epochs=None) -> None:
+        self.watched.append((ledger, epochs))
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.calls.append((stage, done, total))
+
+
+def _events(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"patient_id": np.repeat([f"P{i:03d}" for i in range(n)], 3),
+                         "t": np.tile([1, 2, 3], n), "bmi": rng.normal(27, 4, 3 * n).round(1)})
+
+
+def test_the_model_hands_progress_its_own_ledger():
+    """One rule for which ledger a fit charges (unit, contribution bound, one shared ledger
+    for a composite model): the model's. Its fit hands that very ledger to the callback, so
+    the ε shown is the ε the bundle records. Before, progress built a second ledger by a
+    copy of the models' rule (`progress.ledger_for`) and the model never called `watch`."""
     from synthkit.models import BY_NAME
-    budget = PrivacyBudget(epsilon=1.0, delta=1e-6)
-    tvae = BY_NAME["dptvae"](max_rows_per_entity=3)
-    assert (ledger_for(tvae, budget=budget, entity_key=None).unit,
-            ledger_for(tvae, budget=budget, entity_key=None).max_rows_per_unit) == ("row", 1)
-    led = ledger_for(tvae, budget=budget, entity_key="patient_id")
-    assert (led.unit, led.max_rows_per_unit, led.events) == ("entity", 3, [])
-    assert ledger_for(tvae, budget=None, entity_key=None) is None
-    hmm = BY_NAME["dphmm"](max_length=7)
-    assert ledger_for(hmm, budget=budget, entity_key="p").unit == "entity"
+    from synthkit.schema import Column, Schema
+    budget = PrivacyBudget(epsilon=3.0, delta=1e-6)
+    frame = _events()[["patient_id", "bmi"]]
+    schema = Schema(columns=(Column(name="patient_id", kind="identifier", nullable=False),
+                             Column(name="bmi", kind="continuous", nullable=False, bounds=(10.0, 50.0))),
+                    entity_key="patient_id")
+    progress = Watching()
+    tvae = BY_NAME["dptvae"](epochs=2, batch_size=40, max_rows_per_entity=3, device="cpu", seed=0)
+    tvae.fit(frame, schema=schema, budget=budget, progress=progress)
+    [(ledger, epochs)] = progress.watched
+    assert ledger is tvae.ledger_ and (ledger.unit, ledger.max_rows_per_unit) == ("entity", 3)
+    assert epochs == {"train": 2} and progress.calls[-1][0] == "train"
+    # a plain callback (no `watch`) is only called; without a budget the ledger has nothing to show
+    plain: list[tuple[str, int, int]] = []
+    BY_NAME["dptvae"](epochs=1, batch_size=40, device="cpu", seed=0).fit(
+        frame, schema=schema, budget=None, progress=lambda *a: plain.append(a))
+    assert plain and plain[-1][1] == plain[-1][2]
+    log = ProgressLog("fitting", emit=[].append, interval=0, clock=FakeClock())
+    nothing = BY_NAME["dptvae"](epochs=1, batch_size=40, device="cpu", seed=0)
+    nothing.fit(frame, schema=schema, budget=None, progress=log)
+    assert log.facts.ledger is nothing.ledger_ and log.facts.epsilon() is None
+
+
+def test_a_sequence_model_hands_progress_the_one_ledger_of_both_its_models():
+    """DPHMM: its context table model charges the SAME ledger (a view of its events); the
+    callback is handed the HMM's ledger, with the epochs of both stages."""
+    from synthkit.models import DPHMM
+    from synthkit.schema import Column, Schema
+    schema = Schema(columns=(Column(name="patient_id", kind="identifier", nullable=False),
+                             Column(name="t", kind="integer", nullable=False, bounds=(0, 10)),
+                             Column(name="bmi", kind="continuous", nullable=False, bounds=(10.0, 50.0))),
+                    entity_key="patient_id", sequence_index="t")
+    progress = Watching()
+    hmm = DPHMM(n_states=2, epochs=1, batch_size=20, max_length=3, max_gap=5, context_epochs=2,
+                context_hidden=(16,), context_embedding_dim=4, device="cpu", seed=0)
+    hmm.fit(_events(), schema=schema, budget=PrivacyBudget(epsilon=5.0, delta=1e-6), progress=progress)
+    [(ledger, epochs)] = progress.watched
+    assert ledger is hmm.ledger_ and ledger.unit == "entity"
+    assert epochs == {"train": 1, "context train": 2}
+    assert {c[0] for c in progress.calls} == {"context train", "train"}
+    assert any(e.name.startswith("context:") for e in ledger.events)  # the context model's charges are in it
+
+
+# ---------------------------------------------------------------------------- start, heartbeat, end, stages
+def test_begin_and_finish_frame_a_step_without_repeating_the_last_line():
+    lines: list[str] = []
+    clock = FakeClock()
+    log = ProgressLog("generating", emit=lines.append, interval=10, clock=clock)
+    log.begin("200 rows to out.csv")
+    log("rows", 0, 200)
+    clock.now += 1
+    log("rows", 200, 200)
+    log.finish()  # within the interval: only the start line came before, so the end is written
+    assert lines == ["generating: 200 rows to out.csv", "generating: rows 200/200, elapsed 1s, stage done"]
+    log.finish()
+    assert len(lines) == 2  # nothing new to say
+
+
+def test_the_heartbeat_writes_at_least_every_interval_while_nothing_moves(tmp_path):
+    """A chunk (or a write to a slow sink) that takes minutes still gets a line per interval:
+    a thread beats while the body runs. The interval is the threads' wait AND the clock's
+    threshold: the fake clock decides when a beat may write, the test waits on the lines."""
+    import threading
+    lines: list[str] = []
+    got = threading.Condition()
+
+    def emit(text: str) -> None:
+        with got:
+            lines.append(text)
+            got.notify_all()
+
+    clock = FakeClock()
+    log = ProgressLog("generating", emit=emit, interval=0.01, clock=clock)
+    log("rows", 0, 100)  # the stage is known; the clock has not moved: no line yet
+    with log.heartbeat():
+        for n in (1, 2):
+            clock.now += 5
+            with got:
+                assert got.wait_for(lambda n=n: len(lines) >= n, timeout=120), lines
+        assert [ln.split(", ")[0] for ln in lines[:2]] == ["generating: rows 0/100"] * 2
+        assert "elapsed 5s" in lines[0] and "elapsed 10s" in lines[1]
+    assert not any(t.name == "synthkit-progress-heartbeat" for t in threading.enumerate())
+    after = len(lines)
+    clock.now += 5
+    log.beat()  # a beat now (the thread is gone) writes once; none comes by itself
+    assert len(lines) == after + 1
+    # interval 0 needs no thread: every call already writes
+    quick = ProgressLog("x", emit=lines.append, interval=0, clock=clock)
+    with quick.heartbeat():
+        assert not any(t.name == "synthkit-progress-heartbeat" for t in threading.enumerate())
+
+
+def test_stage_lines_write_each_new_stage_at_once_whatever_the_interval():
+    lines: list[str] = []
+    clock = FakeClock()
+    log = ProgressLog("demo", emit=lines.append, interval=3600, clock=clock, stage_lines=True)
+    for i, stage in enumerate(("fit", "generate", "evaluate", "gate")):
+        log(stage, i, 4)
+        clock.now += 30
+    log("gate", 4, 4)  # within the interval, not a new stage: no line of its own
+    assert [ln.split(", ")[0] for ln in lines] == ["demo: fit 0/4", "demo: generate 1/4", "demo: evaluate 2/4",
+                                                   "demo: gate 3/4"]
+    log.finish()
+    assert lines[-1] == "demo: gate 4/4, elapsed 2m00s, stage done"
+    plain: list[str] = []  # without stage_lines the interval rules, as for fit
+    log = ProgressLog("demo", emit=plain.append, interval=3600, clock=FakeClock())
+    for i, stage in enumerate(("fit", "generate")):
+        log(stage, i, 4)
+    assert plain == []
 
 
 # ---------------------------------------------------------------------------- the commands
@@ -191,6 +313,46 @@ def test_generate_and_evaluate_write_progress_lines(pipeline):
     assert len(ev) >= 3, pipeline["evaluate"].stderr
     assert not any("ε" in ln for ln in ev)  # no ledger watched: nothing to claim
     assert SECRET not in pipeline["evaluate"].output
+
+
+def test_generate_says_where_it_starts_and_ends_however_short(pipeline, tmp_path, monkeypatch):
+    """Off a terminal, with the default-like long interval: a start line (rows asked for and
+    where), a final line, and nothing else on stderr. Before, a run shorter than the
+    interval (any output of one chunk) printed no progress at all."""
+    monkeypatch.setenv("SYNTHKIT_PROGRESS_INTERVAL", "3600")
+    out = tmp_path / "out.csv"
+    r = runner.invoke(app, ["generate", str(pipeline["folder"] / "m"), "--rows", "150", "--out", str(out),
+                            "--seed", "2"])
+    assert r.exit_code == 0, r.output
+    lines = _progress_lines(r.stderr, "generating")
+    assert len(lines) == 2 == len(r.stderr.strip().splitlines()), r.stderr
+    assert lines[0].endswith(f"generating: 150 rows to {out}")
+    assert " generating: rows 150/150, elapsed " in lines[1] and lines[1].endswith("stage done")
+    assert r.stdout.startswith("wrote 150 synthetic rows")  # the result line stays on stdout
+    # a refusal after the model is loaded (no free space) is still its only line
+    import shutil
+    from collections import namedtuple
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 10, 10))
+    r = runner.invoke(app, ["generate", str(pipeline["folder"] / "m"), "--rows", "150", "--out",
+                            str(tmp_path / "full.csv")])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[0].startswith("error:"), r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_demo_writes_a_line_per_stage(tmp_path, monkeypatch):
+    """`synthkit demo` runs for minutes; off a terminal it now says each stage as it starts
+    (fit, generate, evaluate, gate) and when it is done, whatever the interval (3600 s
+    here: no other progress line). Before, nothing between "running" and "finished"."""
+    monkeypatch.setenv("SYNTHKIT_PROGRESS_INTERVAL", "3600")
+    monkeypatch.setenv("SYNTHKIT_REGISTRY", str(tmp_path / "registry.db"))
+    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--rows", "200"])
+    assert r.exit_code == 0, r.output
+    lines = [ln.split(" demo: ", 1)[1] for ln in _progress_lines(r.stderr, "demo")]
+    assert [ln.split(", ")[0] for ln in lines] == ["fit 0/4", "generate 1/4", "evaluate 2/4", "gate 3/4",
+                                                   "gate 4/4"], r.stderr
+    assert lines[-1].endswith("stage done") and all("elapsed" in ln for ln in lines)
+    assert not any("ε" in ln for ln in lines)  # the stages' own progress goes to the job's log
 
 
 def test_a_bad_interval_is_one_line(tmp_path, monkeypatch):

@@ -214,6 +214,8 @@ class Synthesizer:
             ledger = PrivacyLedger(budget=budget, unit="entity" if entity else "row", max_rows_per_unit=k)
         elif ledger.budget != budget:
             raise ConfigError("the shared ledger's budget differs from `budget`; pass the ledger's own budget")
+        from synthkit.progress import watch_ledger
+        watch_ledger(progress, ledger, epochs={"train": self.epochs})  # ε spent is read from THIS ledger
         transformer = DataTransformer(schema)
 
         # 1. the preprocessing plan, from the schema and the budget alone

@@ -7,12 +7,16 @@ benchmarks/results/startup.json; nothing is asserted. Run:
 Each case runs the CLI in a fresh subprocess (what a user's shell does, with `-X importtime`)
 and times it from start to exit; the median of `--runs` runs is reported with the range,
 the child's CPU time (user + system: what a loaded machine cannot inflate much), the exit
-code and whether the process imported torch. `--source DIR` puts
+code, whether the process imported torch and which of pandas, polars and pyarrow it imported
+(a column-name error on a CSV needs none of them: connectors.csvhead). `--source DIR` puts
 another checkout first on PYTHONPATH (e.g. `git archive <commit> | tar -x -C DIR`) to
 measure the code before a change on the same machine in the same session; results are
 merged into the JSON under `--label`. `--baseline DIR` runs DIR and this checkout in turn for
-every run of every case (labels "before" and "after"), so both see the same load on a
-shared machine.
+every run of every case (labels "before" and "after", or `--baseline-label` and `--label`), so
+both see the same load on a shared machine:
+
+    .venv/bin/python benchmarks/bench_startup.py --runs 5 --only unknown --baseline DIR \
+        --baseline-label before_header_only --label after_header_only
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ def cases(tmp: Path) -> dict[str, list[str]]:
     taken = tmp / "taken"
     taken.mkdir(exist_ok=True)
     (taken / "manifest.json").write_text("{}")
+    wide = tmp / "wide-latin1.csv"  # a larger file in another encoding: the whole read transcodes all of it
+    with wide.open("w", newline="", encoding="latin-1") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "größe", "x", "y"])
+        for i in range(100_000):
+            w.writerow([i, i % 200, i * 0.25, "ä" if i % 3 else "b"])
+    import pandas as pd  # the bench's own process: writes the Parquet and JSON-lines copies
+
+    frame = pd.read_csv(data)
+    frame.to_parquet(tmp / "small.parquet", index=False)
+    frame.to_json(tmp / "small.jsonl", orient="records", lines=True)
     job = tmp / "bad.yaml"
     job.write_text("version: 1\nname: Bad Name\nsource: {uri: missing.csv}\nmodel: {name: dpctgn}\n")
     d = str(data)
@@ -55,6 +70,12 @@ def cases(tmp: Path) -> dict[str, list[str]]:
         "fit --model misspelled": fit + ["--epsilon", "1", "--model", "dpctgn"],
         "fit --entity-key unknown": fit + ["--epsilon", "1", "--entity-key", "nope"],
         "fit --target unknown": fit + ["--epsilon", "1", "--target", "nope"],
+        "fit --target unknown (100k rows, latin-1)": ["fit", str(wide), "--encoding", "latin-1", "--out",
+                                                      str(tmp / "m"), "--epsilon", "1", "--target", "groesse"],
+        "fit --target unknown (parquet)": ["fit", str(tmp / "small.parquet"), "--out", str(tmp / "m"),
+                                           "--epsilon", "1", "--target", "nope"],
+        "fit --target unknown (jsonl)": ["fit", str(tmp / "small.jsonl"), "--out", str(tmp / "m"),
+                                         "--epsilon", "1", "--target", "nope"],
         "fit --sequence-index unknown": fit + ["--epsilon", "1", "--model", "dphmm", "--entity-key", "id",
                                                "--sequence-index", "nope"],
         "fit --out exists": ["fit", d, "--epsilon", "1", "--out", str(taken)],
@@ -74,8 +95,11 @@ def cases(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str, bool]:
-    """(wall s, CPU s, exit code, last stderr line, torch imported)."""
+HEAVY = ("pandas", "polars", "pyarrow")
+
+
+def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str, bool, list[str]]:
+    """(wall s, CPU s, exit code, last stderr line, torch imported, which of HEAVY were imported)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", ENTRY, *args], env=env, cwd=cwd,
@@ -84,9 +108,10 @@ def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines = proc.stderr.splitlines()
-    torch = any(ln.startswith("import time:") and ln.rsplit("|", 1)[-1].strip() == "torch" for ln in lines)
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in lines if ln.startswith("import time:")}
     said = [ln for ln in lines if ln.strip() and not ln.startswith("import time:")]
-    return elapsed, cpu, proc.returncode, said[-1] if said else "", torch
+    return elapsed, cpu, proc.returncode, said[-1] if said else "", "torch" in imported, [m for m in HEAVY
+                                                                                          if m in imported]
 
 
 def main() -> None:
@@ -96,9 +121,10 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--only", default=None, help="run only the cases whose name contains this")
     ap.add_argument("--baseline", type=Path, default=None, help="checkout to interleave with this one")
+    ap.add_argument("--baseline-label", default="before", help="label of the --baseline runs")
     a = ap.parse_args()
     here = Path(__file__).resolve().parents[1]
-    trees = ({"before": a.baseline.resolve(), "after": here} if a.baseline is not None
+    trees = ({a.baseline_label: a.baseline.resolve(), a.label: here} if a.baseline is not None
              else {a.label: (a.source or here).resolve()})
     envs = {}
     for label, root in trees.items():
@@ -117,22 +143,25 @@ def main() -> None:
             cpus: dict[str, list[float]] = {label: [] for label in trees}
             codes: dict[str, set[int]] = {label: set() for label in trees}
             torch: dict[str, bool] = {label: False for label in trees}
+            heavy: dict[str, set[str]] = {label: set() for label in trees}
             last: dict[str, str] = {}
             for _ in range(a.runs):
                 loads.append(os.getloadavg()[0])
                 for label in trees:  # in turn, so that each sees the same load
-                    elapsed, cpu, code, last[label], loaded = run_once(args, envs[label], tmp)
+                    elapsed, cpu, code, last[label], loaded, others = run_once(args, envs[label], tmp)
                     times[label].append(elapsed)
                     cpus[label].append(cpu)
                     codes[label].add(code)
                     torch[label] |= loaded
+                    heavy[label] |= set(others)
             for label in trees:
                 r = {"median_s": round(statistics.median(times[label]), 3), "min_s": round(min(times[label]), 3),
                      "max_s": round(max(times[label]), 3), "cpu_median_s": round(statistics.median(cpus[label]), 3),
-                     "exit_codes": sorted(codes[label]), "imports_torch": torch[label], "message": last[label][:300]}
+                     "exit_codes": sorted(codes[label]), "imports_torch": torch[label],
+                     "imports": sorted(heavy[label]), "message": last[label][:300]}
                 results[label][name] = r
                 print(f"{label:7s} {name:36s} {r['median_s']:6.2f} s  cpu {r['cpu_median_s']:5.2f} s  "
-                      f"rc={r['exit_codes']}  torch={r['imports_torch']}  {last[label][:80]}", flush=True)
+                      f"rc={r['exit_codes']}  torch={r['imports_torch']}  {','.join(r['imports']) or '-'}  {last[label][:80]}", flush=True)
     doc = json.loads(OUT.read_text()) if OUT.exists() else {}
     for label, root in trees.items():
         if a.only and label in doc:  # a partial rerun updates its cases only

@@ -35,6 +35,7 @@ _MAX_LINES_SHOWN = 5
 # than minutes; a wider export is almost always a pivot or a wrong delimiter.
 MAX_COLUMNS = 2_000
 _SNIFF_ROWS = 200  # rows after the first that header detection compares it with
+_INFER_ROWS = 1000  # rows polars infers types from; without a header, also its column count
 _NUMBER_OR_DATE = re.compile(r"^\s*([-+]?(\d+[.,]?\d*|\.\d+)([eE][-+]?\d+)?|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}.*)\s*$")
 
 
@@ -48,7 +49,8 @@ def columns(path: Path, *, separator: str | None = None, encoding: str = "utf8",
 
     None where the first record is not plain enough to be sure polars names it the same
     (a quote inside a field, a field over several lines, a bare CR, a head that is not valid
-    in its encoding, a first line longer than 64 KiB): the caller then reads it the slow
+    in its encoding, a first line longer than 64 KiB; without a header, rows of different
+    widths or quoting in the rows polars counts columns over): the caller then reads it the slow
     way. What lies beyond the head (a malformed row further down, a byte invalid in the
     encoding) is the whole read's to refuse, as it is for a read of no rows."""
     check_file(path)
@@ -58,7 +60,7 @@ def columns(path: Path, *, separator: str | None = None, encoding: str = "utf8",
     text = _head_of(head)
     sep, header = layout(path, text, encoding=encoding, separator=separator, has_header=has_header,
                          quote_char=quote_char, null_values=null_values)
-    fields = _first_record(text, sep, quote_char, cut=len(head) == _SNIFF_BYTES)
+    fields = _first_record(text, sep, quote_char, cut=len(head) == _SNIFF_BYTES, header=header)
     if fields is None:
         return None
     # polars names the columns of a headerless file column_0, column_1, ... (a test
@@ -116,10 +118,21 @@ def _encoded_head(path: Path, encoding: str) -> bytes | None:
     return bytes(out[:_SNIFF_BYTES])
 
 
-def _first_record(text: str, sep: str, quote_char: str | None, *, cut: bool) -> list[str] | None:
+def _first_record(text: str, sep: str, quote_char: str | None, *, cut: bool, header: bool) -> list[str] | None:
     """The fields of the first non-blank line, where they are unambiguous: no quote inside
-    a field, no field over two lines, no bare CR; else None."""
+    a field, no field over two lines, no bare CR; else None. Without a header polars counts
+    the columns of the widest of the rows it infers types from, so the head must hold all
+    of them (or the whole file), unquoted and of one width."""
     lines = text.split("\n")
+    if not header:
+        window = [line[:-1] if line.endswith("\r") else line for line in lines]
+        window = [line for line in window if line][: _INFER_ROWS + 100]
+        if cut and len(window) < _INFER_ROWS + 100:
+            return None
+        if any("\r" in line or (quote_char is not None and quote_char in line) for line in window):
+            return None
+        if not window or len({len(line.split(sep)) for line in window}) != 1:
+            return None
     for i, line in enumerate(lines):
         line = line[:-1] if line.endswith("\r") else line
         if line:

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 # (connectors.read_columns) calls the same functions, so the two cannot disagree
 from connectors.csvhead import (  # noqa: F401  (NULL_VALUES, MAX_COLUMNS, _header: part of this module's API)
     _MAX_LINES_SHOWN,
+    _INFER_ROWS,
     _SNIFF_BYTES,
     _SNIFF_ROWS,
     MAX_COLUMNS,
@@ -58,7 +59,6 @@ from synthkit.errors import SourceError
 log = logging.getLogger(__name__)
 
 FileKind = Literal["csv", "parquet", "jsonl"]
-_INFER_ROWS = 1000
 
 
 # ------------------------------------------------------------------ reading

@@ -222,6 +222,13 @@ def test_synthkits_handler_shows_each_warning_once_on_the_current_stderr():
 # misspelled --target or --entity-key is refused before pandas, polars or pyarrow load.
 # Each case: (name, file bytes, suffix, read options, whether the header-only path answers
 # itself: False where it must hand the file to the whole read, which names it differently).
+def _rows(n: int, *, wide_at: int) -> bytes:
+    """`n` headerless rows of two numbers, one of three at 0-based row `wide_at` (under 64 KiB)."""
+    rows = [f"{i},{i % 7}" for i in range(n)]
+    rows[wide_at] += ",9"
+    return ("\n".join(rows) + "\n").encode()
+
+
 _HEADERS = [
     ("header", b"age,sex\n34,f\n51,m\n", ".csv", {}, True),
     ("no header: numbers over numbers", b"1,2,3\n4,5,6\n", ".csv", {}, True),
@@ -233,6 +240,10 @@ _HEADERS = [
     ("--header on numbers", b"34,f\n51,m\n", ".csv", {"has_header": True}, True),
     ("--no-header on a header", b"age,sex\n34,f\n", ".csv", {"has_header": False}, True),
     ("--header with an empty name", b"a,,c\nx,y,z\n", ".csv", {"has_header": True}, True),
+    ("--no-header after blank lines", b"\n\n1,2,3\n4,5,6\n", ".csv", {"has_header": False}, True),
+    ("--no-header, wider rows at line 1,200 (beyond polars' inference)",
+     _rows(1500, wide_at=1200), ".csv", {"has_header": False}, True),
+    ("--header, a wider row below", b"a,b\n1,2,3\n", ".csv", {"has_header": True}, True),
     ("--header keeps a null marker as a name", b"NA,age\nx,1\n", ".csv", {"has_header": True}, True),
     ("byte order mark", b"\xef\xbb\xbfname,age\nann,3\nbo,4\n", ".csv", {}, True),
     ("leading blank lines", b"\n\nname,age\nann,3\nbo,4\n", ".csv", {}, True),
@@ -263,6 +274,10 @@ _HEADERS = [
     ("a name over two lines", b'"a\nb",c\nx,1\n', ".csv", {}, False),
     ("a bare CR inside a name", b"a\rb,c\nx,1\ny,2\n", ".csv", {}, False),
     ("invalid UTF-8 in the head", b"n\xe9,age\nx,1\n", ".csv", {}, False),
+    ("--no-header, a wider row below", b"a,b\n1,2,3\n", ".csv", {"has_header": False}, False),
+    ("--no-header, a line of spaces first", b" \n1,2\n3,4\n", ".csv", {"has_header": False}, False),
+    ("--no-header, a wider row at line 1,000", _rows(1500, wide_at=999), ".csv", {"has_header": False}, False),
+    ("--no-header, quoted fields", b'"a","b"\n1,2\n', ".csv", {"has_header": False}, False),
     ("a first line over 64 KiB", (",".join(f"column_name_{i:05d}_" + "x" * 60 for i in range(900)) + "\n").encode(),
      ".csv", {}, False),
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -338,6 +339,32 @@ def test_generate_says_where_it_starts_and_ends_however_short(pipeline, tmp_path
                             str(tmp_path / "full.csv")])
     assert r.exit_code == 2 and r.output.strip().splitlines()[0].startswith("error:"), r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.skipif(not os.environ.get("SYNTHKIT_TEST_POSTGRES_URL"),
+                    reason="set SYNTHKIT_TEST_POSTGRES_URL (e.g. $(bash scripts/postgres.sh)) to test PostgreSQL")
+def test_generate_into_a_database_names_it_without_its_password(pipeline, monkeypatch):
+    """A SQL sink: the start line says where (the URL, its password hidden, and the table)."""
+    import uuid
+
+    import sqlalchemy as sa
+    url = os.environ["SYNTHKIT_TEST_POSTGRES_URL"]
+    password = sa.make_url(url).password
+    table = f"t_{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("SYNTHKIT_PROGRESS_INTERVAL", "3600")
+    try:
+        r = runner.invoke(app, ["generate", str(pipeline["folder"] / "m"), "--rows", "120", "--out", url,
+                                "--table", table, "--seed", "3"])
+        assert r.exit_code == 0, r.output
+    finally:
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}"')
+        engine.dispose()
+    lines = _progress_lines(r.stderr, "generating")
+    assert len(lines) == 2 and lines[0].endswith(f"(table {table})"), r.stderr
+    assert lines[0].split("generating: ", 1)[1].startswith("120 rows to postgresql://")
+    assert password and password not in r.stderr
 
 
 def test_demo_writes_a_line_per_stage(tmp_path, monkeypatch):

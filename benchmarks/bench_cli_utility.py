@@ -14,7 +14,12 @@ files are read back with pandas (as a user scoring the output would) and scored:
 - dcr_share: sdmetrics DCROverfittingProtection's share of synthetic rows closer to a train
   row than to a holdout row (ideal 0.50). The metric's num_rows_subsample draws the same
   number of rows from synthetic, train and holdout (so 0.50 is the ideal even though train
-  is 4x the holdout); --dcr-rows rows, --dcr-iterations draws averaged;
+  is 4x the holdout); --dcr-rows rows, --dcr-iterations draws averaged. That subsampling
+  also hides copies (a copied train row is rarely in the 2,000 train rows drawn), so
+- dcr_share_equal_reference: the same distance (sdmetrics' normalisation, numpy) with train
+  subsampled to the holdout's size and the whole holdout kept, --dcr-rows synthetic rows;
+  --controls measures both on a bootstrap copy of train and on independently shuffled
+  columns (dcr_controls in the JSON);
 - fit_s, generate_s (wall seconds of the two commands on this machine, whatever else runs);
 - the kinds the fit decided per column (read from the bundle's manifest) and the fit's
   log lines that mention kinds; columns that came back empty; columns whose pandas dtype
@@ -81,6 +86,8 @@ def align(syn: pd.DataFrame, real: pd.DataFrame) -> tuple[pd.DataFrame, list[str
         elif s_num and not r_num:
             mismatched.append(c)
             syn[c] = syn[c].astype("string").astype(object)
+        elif r_num and s_num and real[c].dtype.kind == "f" and syn[c].dtype.kind != "f":
+            syn[c] = syn[c].astype(float)  # 1.0 written back as 1: the same value, not a mismatch
         elif not r_num and real[c].dtype == object and syn[c].dtype == bool:
             mismatched.append(c)
             syn[c] = syn[c].astype(str)
@@ -88,7 +95,7 @@ def align(syn: pd.DataFrame, real: pd.DataFrame) -> tuple[pd.DataFrame, list[str
 
 
 def quality_report(real: pd.DataFrame, syn: pd.DataFrame, meta: dict) -> dict:
-    from sdmetrics.reports.single_table import QualityReport
+    from sdmetrics.reports import QualityReport
     report = QualityReport()
     report.generate(real, syn, meta, verbose=False)
     shapes = report.get_details("Column Shapes").sort_values("Score")
@@ -113,22 +120,58 @@ def dcr_share(train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, met
     return round(float(out["synthetic_data_percentages"]["closer_to_training"]), 4)
 
 
+def _dcr(data: pd.DataFrame, ref: pd.DataFrame, meta: dict) -> np.ndarray:
+    """Distance to the closest row of `ref` for each row of `data`, with sdmetrics'
+    calculate_dcr normalisation (numerical: |difference| / the reference's range, capped at
+    1, 1 when one side is missing, 0 when both are; categorical: 0 when equal, else 1; the
+    mean over columns), vectorised with numpy instead of a pandas cross join."""
+    cols = list(meta["columns"])
+    best = np.full(len(data), np.inf)
+    enc = []
+    for c in cols:
+        if meta["columns"][c]["sdtype"] == "numerical":
+            a = pd.to_numeric(data[c], errors="coerce").to_numpy(float)
+            b = pd.to_numeric(ref[c], errors="coerce").to_numpy(float)
+            rng = np.nanmax(b) - np.nanmin(b)
+            enc.append(("n", a, b, rng))
+        else:
+            codes = pd.factorize(pd.concat([data[c], ref[c]]).astype(str), use_na_sentinel=False)[0]
+            enc.append(("c", codes[:len(data)], codes[len(data):], None))
+    for start in range(0, len(data), 256):
+        stop = min(start + 256, len(data))
+        total = np.zeros((stop - start, len(ref)))
+        for kind, a, b, rng in enc:
+            x, y = a[start:stop, None], b[None, :]
+            if kind == "c":
+                total += x != y
+            else:
+                d = np.abs(x - y)
+                d = (d > 0).astype(float) if rng == 0 else np.minimum(d / rng, 1.0)
+                nx, ny = np.isnan(x), np.isnan(y)
+                d = np.where(nx ^ ny, 1.0, np.where(nx & ny, 0.0, d))
+                total += d
+        best[start:stop] = total.min(axis=1) / len(cols)
+    return best
+
+
+def dcr_share_equal_reference(train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, meta: dict,
+                              rows: int, seed: int = 0) -> float:
+    """Share of synthetic rows closer to a train row than to a holdout row, where train is
+    subsampled to the holdout's size (so 0.50 is the ideal) and the whole holdout is kept;
+    `rows` synthetic rows. Unlike num_rows_subsample, a copied train row is still found
+    with probability len(holdout)/len(train) rather than rows/len(train)."""
+    rng = np.random.default_rng(seed)
+    t = train.iloc[rng.choice(len(train), size=min(len(holdout), len(train)), replace=False)]
+    s = syn.iloc[rng.choice(len(syn), size=min(rows, len(syn)), replace=False)]
+    return round(float(np.mean(_dcr(s, t, meta) < _dcr(s, holdout, meta))), 4)
+
+
 def kinds_of(bundle: Path) -> dict[str, str]:
-    manifest = json.loads((bundle / "manifest.json").read_text())
-
-    def find(node: object) -> list | None:
-        if isinstance(node, dict):
-            cols = node.get("columns")
-            if isinstance(cols, list) and cols and isinstance(cols[0], dict) and "kind" in cols[0]:
-                return cols
-            for v in node.values():
-                got = find(v)
-                if got is not None:
-                    return got
-        return None
-
-    cols = find(manifest) or []
-    return {c.get("name", "?"): c["kind"] for c in cols}
+    """The kind the fit decided per column (the bundle's schema), booleans with the spelling
+    they are written back in."""
+    cols = json.loads((bundle / "manifest.json").read_text())["schema"]["columns"]
+    return {name: c["kind"] + (f" {'/'.join(c['true_false'])}" if c.get("true_false") else "")
+            for name, c in cols.items()}
 
 
 def run_cli(args: list[str], log: Path) -> tuple[float, int]:
@@ -138,14 +181,19 @@ def run_cli(args: list[str], log: Path) -> tuple[float, int]:
     return time.perf_counter() - start, rc
 
 
-def save(run: dict) -> None:
+def save(run: dict | None = None, control: tuple[str, dict] | None = None) -> None:
     keys = ("table", "model", "epsilon", "target_declared")
-    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
-    runs = [r for r in runs if any(r.get(k) != run[k] for k in keys)] + [run]
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    runs, controls = old.get("runs", []), old.get("dcr_controls", {})
+    if run is not None:
+        runs = [r for r in runs if any(r.get(k) != run[k] for k in keys)] + [run]
+    if control is not None:
+        controls[control[0]] = control[1]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
-                               "measured": time.strftime("%Y-%m-%d"), "runs": runs}, indent=1))
+                               "measured": time.strftime("%Y-%m-%d"), "dcr_controls": controls, "runs": runs},
+                              indent=1))
     tmp.replace(RESULTS)
 
 
@@ -155,6 +203,9 @@ def main() -> None:
     ap.add_argument("--dcr-rows", type=int, default=2000)
     ap.add_argument("--dcr-iterations", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="keep CSVs, bundles and logs in this folder")
+    ap.add_argument("--no-score", action="store_true",
+                    help="with --keep: only fit and generate (score later with --rescore)")
+    ap.add_argument("--controls", action="store_true", help="also measure the DCR shares on two controls")
     ap.add_argument("--rescore", action="store_true",
                     help="with --keep: score a run's kept bundle and CSV again instead of fitting anew")
     args = ap.parse_args()
@@ -172,6 +223,19 @@ def main() -> None:
             holdout = pd.read_csv(work / f"{table}_holdout.csv")
             tables[table] = (train, holdout, target, positive, metadata(train),
                              auc(train, holdout, target, positive))
+            if args.controls:
+                # the DCR measures on a positive control: a bootstrap copy of the train rows
+                # (must read well above 0.50), and a negative one: train columns shuffled
+                # independently (no row of train survives; about 0.50)
+                meta, rng = tables[table][4], np.random.default_rng(1)
+                copy = train.iloc[rng.choice(len(train), size=len(train))]
+                shuffled = pd.DataFrame({c: train[c].to_numpy()[rng.permutation(len(train))] for c in train})
+                save(control=(table, {
+                    "copy_sdmetrics_subsample": dcr_share(train, holdout, copy, meta, args.dcr_rows, 1),
+                    "copy_equal_reference": dcr_share_equal_reference(train, holdout, copy, meta, args.dcr_rows),
+                    "shuffled_sdmetrics_subsample": dcr_share(train, holdout, shuffled, meta, args.dcr_rows, 1),
+                    "shuffled_equal_reference": dcr_share_equal_reference(train, holdout, shuffled, meta,
+                                                                          args.dcr_rows)}))
         train, holdout, target, positive, meta, trtr = tables[table]
         name = f"{table}_{model}_{eps}_{declared}"
         bundle, syn_csv, log = work / f"{name}.bundle", work / f"{name}.csv", work / f"{name}.log"
@@ -203,6 +267,8 @@ def main() -> None:
             print(json.dumps(run), flush=True)
             save(run)
             continue
+        if args.no_score:
+            continue
         raw = pd.read_csv(syn_csv)
         syn, mismatched = align(raw, train)
         run["kinds"] = kinds_of(bundle)
@@ -217,6 +283,8 @@ def main() -> None:
         run["ratio"] = round(run["tstr"] / trtr, 4)
         run.update(quality_report(train, syn[train.columns], meta))
         run["dcr_share"] = dcr_share(train, holdout, syn[train.columns], meta, args.dcr_rows, args.dcr_iterations)
+        run["dcr_share_equal_reference"] = dcr_share_equal_reference(train, holdout, syn[train.columns], meta,
+                                                                     args.dcr_rows)
         run["dcr_rows"], run["dcr_iterations"] = args.dcr_rows, args.dcr_iterations
         print(json.dumps(run), flush=True)
         save(run)

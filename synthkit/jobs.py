@@ -542,12 +542,15 @@ def _generate(spec: JobSpec, model_dir: Path, out: Path) -> Path:
 
     def counted() -> Any:
         nonlocal done
+        progress("rows", 0, spec.rows)  # the stage, for the heartbeat's lines while the first chunk comes
         for chunk in synth.sample_chunks(spec.rows, seed=seed, chunk_size=spec.chunk_size):
             done += len(chunk)
             progress("rows", min(done, spec.rows), spec.rows)
             yield chunk
 
-    connectors.write_chunks(counted(), out)
+    from synthkit.progress import announced  # a start line, one at least every interval, a final one
+    with announced(progress, f"{spec.rows} rows to {out}"):
+        connectors.write_chunks(counted(), out)
     return out
 
 

@@ -420,4 +420,5 @@ def test_run_logs_progress_of_each_step(tmp_path, monkeypatch, caplog):
     assert any("epoch 1/2" in m for m in fit) and any("epoch 2/2" in m for m in fit), said
     assert all("ε spent" in m for m in fit)
     assert any(m.startswith("generate: rows 300/300") for m in said), said
+    assert [m for m in said if m.startswith("generate: 300 rows to ")], said  # where it writes, as it starts
     assert not any(SECRET in m for m in said)

@@ -161,7 +161,8 @@ def main() -> None:
                      "imports": sorted(heavy[label]), "message": last[label][:300]}
                 results[label][name] = r
                 print(f"{label:7s} {name:36s} {r['median_s']:6.2f} s  cpu {r['cpu_median_s']:5.2f} s  "
-                      f"rc={r['exit_codes']}  torch={r['imports_torch']}  {','.join(r['imports']) or '-'}  {last[label][:80]}", flush=True)
+                      f"rc={r['exit_codes']}  torch={r['imports_torch']}  {','.join(r['imports']) or '-'}  "
+                      f"{last[label][:80]}", flush=True)
     doc = json.loads(OUT.read_text()) if OUT.exists() else {}
     for label, root in trees.items():
         if a.only and label in doc:  # a partial rerun updates its cases only

@@ -84,7 +84,8 @@ def decoder(path: Path, encoding: str) -> codecs.IncrementalDecoder:
     try:
         return codecs.getincrementaldecoder(encoding)(errors="strict")
     except LookupError:
-        raise SourceError(f"{str(path)!r}: unknown encoding {encoding!r}; use e.g. utf-8, latin-1, cp1252, utf-16") from None
+        raise SourceError(f"{str(path)!r}: unknown encoding {encoding!r}; "
+                          "use e.g. utf-8, latin-1, cp1252, utf-16") from None
 
 
 def is_utf8(encoding: str) -> bool:

@@ -379,3 +379,18 @@ def test_a_misspelled_column_is_refused_without_pandas_polars_or_pyarrow(tmp_pat
     assert [r["loaded"] for r in runs[:-1]] == [[]] * (len(runs) - 1), [(r["name"], r["loaded"]) for r in runs]
     # the control: the check sees a load when there is one (the whole read loads polars and pandas)
     assert {"pandas", "polars"} <= set(runs[-1]["loaded"]), runs[-1]
+
+
+def test_every_public_name_of_the_lazy_connectors_package_resolves():
+    """`connectors` loads its readers on first access (PEP 562); every name it exports and
+    every submodule the tests and commands reach through it still resolves."""
+    import types
+
+    import connectors
+
+    assert [n for n in connectors.__all__ if not hasattr(connectors, n)] == []
+    for name in ("files", "sql", "source", "fhir", "camt053", "banktx", "csvhead", "uri"):
+        assert isinstance(getattr(connectors, name), types.ModuleType), name
+    assert connectors.Source is connectors.source.Source and connectors.files.NULL_VALUES == connectors.csvhead.NULL_VALUES
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        connectors.nope  # noqa: B018

@@ -12,18 +12,37 @@ released. Per column, one Gaussian release of a histogram and a count:
   ISO date and time, or a numeric D/M/Y shape (separator / . -, time of day none, H:M,
   H:M:S or "10h") with its day-order evidence: day first (first field > 12), month first
   (second field > 12), or either (both <= 12);
+- every number cell also falls in exactly one ZERO-ONE class (`ZERO_ONE_CLASSES`, issue
+  18): '0', '1' (a cell of a numeric dtype, or text written 0 or 1), '0.0', '1.0' (text
+  written with a fraction part, e.g. 1.00), or 'other' (any other number). A cell is in at
+  most one of the date classes, the boolean spellings and these (a number is never a date
+  or a boolean word);
 - the number of distinct non-null values.
 
-One row moves one class, one date class and the distinct count by at most 1 each, so one
-privacy unit of k rows moves the release of d columns by at most k·√(3d) in L2 norm. The decisions are
+One row moves one class, one sub-class (date, boolean spelling or zero-one) and the
+distinct count by at most 1 each, so one privacy unit of k rows moves the release of d
+columns by at most k·√(3d) in L2 norm. The decisions are
 post-processing of the noisy counts, with cut-offs of `infer_schema`'s kind (boolean,
 datetime, integer, continuous, identifier, categorical) wide enough for the noise:
 
-- >= 80% of cells one class: boolean, datetime, or a number (integer when under 10% of
-  the numbers have a fraction, else continuous);
+- >= 80% of cells one class: boolean, datetime, or a number: a boolean written as numbers
+  (a 0/1 indicator) when its 1s clear 8 noise std and its other numbers are within 2
+  noise std of none (`_is_zero_one`), else integer when under 10% of the numbers have a
+  fraction, else continuous;
 - a name that looks like an identifier and > 50% distinct values, or text with > 90%
   distinct values: identifier (never learned);
 - otherwise categorical; also when the noisy non-null count is too small to tell.
+
+A 0/1 indicator's `true_false` is ['1', '0'] (written as integers; floats with NaN where
+the model releases nulls, `schema.zero_one_dtype`) unless the noisy '0.0/1.0' count leads,
+then ['1.0', '0.0'] (floats). Whether the INPUT column was float is not read from its dtype:
+a reader makes a CSV column float when one cell anywhere is empty or has a fraction, so the
+dtype is a fact of every row at once (one added row with a missing value turns every 1 of an
+integer column into 1.0), and counting cells by it would let one row move all of them. So a
+numeric cell counts by its value ('0/1'); only text written 1.0 shows a float spelling by
+itself. Floats come back where the input was float because of its nulls (the common case:
+Stata, SPSS and SAS exports, and integers with NaN in pandas); a float column without
+nulls comes back as integers 0/1 under DP — declare `true_false: ['1.0', '0.0']` for floats.
 
 A datetime column's `format` and precision (`time_unit`) are decided from its date
 classes (`decide_date_format`, post-processing of the same release): the shape with the
@@ -61,7 +80,8 @@ import pandas as pd
 
 from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger
 from synthkit.mechanisms import rho_for_epsilon
-from synthkit.schema import _IDENTIFIER_NAME, Column, Schema, is_row_index_name
+from synthkit.schema import (_IDENTIFIER_NAME, ZERO_ONE_FLOAT, ZERO_ONE_INT, Column, Schema,
+                             is_row_index_name)
 from synthkit.table import DATE_SEPARATORS, DEFAULT_DAY_FIRST, TIME_FORMS, date_pattern, date_shapes
 
 logger = logging.getLogger(__name__)
@@ -79,9 +99,18 @@ BOOL_PAIRS = (("true", "false"), ("yes", "no"), ("t", "f"), ("y", "n"))
 BOOL_CASES = ("lower", "title", "upper")
 BOOL_CLASSES: tuple[str, ...] = ("true/false",) + tuple(
     f"{t}/{f}|{case}" for t, f in BOOL_PAIRS[1:] for case in BOOL_CASES)
-# classes, distinct values, date classes, boolean spellings (a cell is in at most one of the
-# last two: one row still moves one class, one sub-class and the distinct count)
-N_COUNTS = len(CLASSES) + 1 + len(DATE_CLASSES) + len(BOOL_CLASSES)
+# a number cell: 0 or 1 as a numeric cell (by value: see the module docstring) or text 0/1,
+# 0 or 1 as text with a fraction part (0.0, 1.00), or any other number
+ZERO_ONE_CLASSES: tuple[str, ...] = ("0", "1", "0.0", "1.0", "other")
+ZERO_ONE_START = len(CLASSES) + 1 + len(DATE_CLASSES) + len(BOOL_CLASSES)
+# classes, distinct values, date classes, boolean spellings, zero-one classes (a cell is in
+# at most one of the last three: one row still moves one class, one sub-class and the
+# distinct count)
+N_COUNTS = ZERO_ONE_START + len(ZERO_ONE_CLASSES)
+# a 0/1 indicator's 1s clear ZERO_ONE_ONES noise std and its other numbers are within
+# ZERO_ONE_OTHER noise std of none (`_is_zero_one`)
+ZERO_ONE_ONES = 8.0
+ZERO_ONE_OTHER = 2.0
 _BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -92,7 +121,7 @@ def inference_event(budget: PrivacyBudget, *, k: int, n_columns: int) -> Gaussia
     alone (public). In zero-concentrated terms it takes INFERENCE_SHARE of the ρ that the
     whole target ε would allow one Gaussian, as the preprocessing plan splits its share; the
     training noise is then calibrated to what the ledger has left."""
-    sensitivity = float(k) * math.sqrt(3 * max(n_columns, 1))  # class, date class, distinct
+    sensitivity = float(k) * math.sqrt(3 * max(n_columns, 1))  # class, sub-class, distinct
 
     lo = rho_for_epsilon(budget.epsilon, budget.delta)  # ρ of the whole target
     return GaussianEvent(name=EVENT, sigma=sensitivity / math.sqrt(2 * INFERENCE_SHARE * lo), sensitivity=sensitivity)
@@ -125,6 +154,14 @@ def _counts(s: pd.Series) -> np.ndarray:
     numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     is_num = np.isfinite(numeric) & ~is_bool & ~is_date
     is_whole = is_num & (np.mod(np.where(is_num, numeric, 0.5), 1.0) == 0)
+    if pd.api.types.is_numeric_dtype(s):
+        # by value: a numeric dtype's spelling (1 or 1.0) is a fact of the whole column
+        spelled_float = np.zeros(len(text), dtype=bool)
+    else:
+        spelled_float = text.str.contains(".", regex=False).to_numpy(dtype=bool)
+    zero, one = is_num & (numeric == 0.0), is_num & (numeric == 1.0)
+    zero_one = [(zero & ~spelled_float).sum(), (one & ~spelled_float).sum(), (zero & spelled_float).sum(),
+                (one & spelled_float).sum(), (is_num & ~zero & ~one).sum()]
     n_text = len(text) - int(is_bool.sum() + is_date.sum() + is_num.sum())
     date_counts = dict.fromkeys(DATE_CLASSES, 0)
     iso_only = text.str.match(_ISO_DATE_ONLY).to_numpy(dtype=bool)
@@ -135,7 +172,8 @@ def _counts(s: pd.Series) -> np.ndarray:
         for key, count in keys.value_counts().items():
             date_counts[key] += int(count)
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
-                     text.nunique(), *date_counts.values(), *_bool_spellings(text[is_bool])], dtype=float)
+                     text.nunique(), *date_counts.values(), *_bool_spellings(text[is_bool]), *zero_one],
+                    dtype=float)
 
 
 def _bool_spellings(text: pd.Series) -> list[int]:
@@ -157,7 +195,7 @@ def decide_true_false(noisy: np.ndarray) -> tuple[str, str] | None:
     """A boolean column's spellings from its noisy spelling classes (post-processing): the
     pair and case with the largest count; None (written true/false) when that is true/false."""
     start = len(CLASSES) + 1 + len(DATE_CLASSES)
-    fine = dict(zip(BOOL_CLASSES, np.asarray(noisy, dtype=float)[start:]))
+    fine = dict(zip(BOOL_CLASSES, np.asarray(noisy, dtype=float)[start:ZERO_ONE_START]))
     best = max(fine, key=lambda key: fine[key])  # ties: the first, true/false
     if best == "true/false":
         return None
@@ -165,6 +203,40 @@ def decide_true_false(noisy: np.ndarray) -> tuple[str, str] | None:
     t, f = pair.split("/")
     change = {"lower": str.lower, "title": str.title, "upper": str.upper}[case]
     return change(t), change(f)
+
+
+def _zero_one(noisy: np.ndarray) -> dict[str, float]:
+    """The noisy zero-one classes by name (not clipped); all 0 for a vector without them
+    (counts written before they existed)."""
+    noisy = np.asarray(noisy, dtype=float)
+    values = noisy[ZERO_ONE_START:N_COUNTS] if len(noisy) >= N_COUNTS else np.zeros(len(ZERO_ONE_CLASSES))
+    return dict(zip(ZERO_ONE_CLASSES, (float(v) for v in values)))
+
+
+def _is_zero_one(noisy: np.ndarray, sigma: float) -> bool:
+    """A 0/1 indicator (post-processing of its zero-one classes): its 1s clear
+    ZERO_ONE_ONES (8) noise std and its other numbers are within ZERO_ONE_OTHER (2) noise std
+    of none. Doubt goes to `integer`: a wrong boolean reads a count's 2s and above as
+    missing, a wrong integer still writes 0 and 1. What the noise cannot tell apart is a
+    zero-inflated count whose other numbers are a few noise std (NMES1988's emergency
+    visits: 588 ones, 216 above 1; at ε = 1 over 19 columns σ ≈ 180), so the 1s must be
+    many noise std, so that 2σ of other numbers is at most a quarter of them (a count's 2s
+    and above are usually more: 0.37 of the 1s there), and a flag passes only where the
+    table is large against the noise (3,000 rows, 4 columns, ε = 1: σ ≈ 84, a flag with
+    over ~700 ones). A flag short of it stays an integer, written 0 and 1."""
+    z = _zero_one(noisy)
+    return z["1"] + z["1.0"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
+
+
+def decide_spelling(noisy: np.ndarray) -> tuple[str, str] | None:
+    """A boolean column's `true_false` (post-processing): a 0/1 indicator's numbers when
+    its 0/1 cells outnumber the boolean words ('1.0'/'0.0' when the noisy count of text
+    written with a fraction leads, see the module docstring), else `decide_true_false`."""
+    z = _zero_one(noisy)
+    as_int, as_float = z["0"] + z["1"], z["0.0"] + z["1.0"]
+    if as_int + as_float > float(np.asarray(noisy, dtype=float)[0]):
+        return ZERO_ONE_FLOAT if as_float > as_int else ZERO_ONE_INT
+    return decide_true_false(noisy)
 
 
 def _iso_key(values: pd.Series) -> pd.Series:
@@ -182,7 +254,7 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
     if is_row_index_name(name):  # a row index by its (public) name: never learned
         return "identifier"
     if n < 4.0 * sigma * math.sqrt(len(CLASSES)):  # too few cells for the 80% cut-offs: a small table
-        return _plurality_kind(name, n_bool, n_date, n_whole, n_frac, n_text, n_distinct, sigma)
+        return _plurality_kind(name, n_bool, n_date, n_whole, n_frac, n_text, n_distinct, sigma, noisy=noisy)
     distinct = min(n_distinct / n, 1.0)
     if n_bool >= MAJORITY * n:
         return "boolean"
@@ -191,6 +263,8 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
     if _IDENTIFIER_NAME.search(name) and distinct > 0.5:
         return "identifier"
     if n_whole + n_frac >= MAJORITY * n:
+        if _is_zero_one(noisy, sigma):
+            return "boolean"  # a 0/1 indicator, written back as numbers (`decide_spelling`)
         return "continuous" if n_frac >= 0.1 * (n_whole + n_frac) else "integer"
     if distinct > 0.9 and n > 50:
         return "identifier"
@@ -220,7 +294,7 @@ def decide_date_format(noisy: np.ndarray, sigma: float) -> tuple[str | None, str
 
 
 def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_frac: float, n_text: float,
-                    n_distinct: float, sigma: float) -> str:
+                    n_distinct: float, sigma: float, *, noisy: np.ndarray | None = None) -> str:
     """A small table's kind (post-processing of the same noisy counts): the 80% cut-offs
     of `decide_kind` cannot be told from the noise there (a 200-row column at ε = 3 has
     class noise of ~40 cells), so the class with the largest noisy count decides —
@@ -232,7 +306,8 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
     floats, a wrong `integer` is refused by validation, so doubt goes to `continuous` (a
     column of mostly whole numbers with some fractions is still refused, with the fix:
     declare it continuous). On birthwt (189 rows, 10 integer columns, ε = 3: σ ≈ 40) a
-    column is integer about 91 times in 100 (continuous or labels otherwise)."""
+    column is integer about 91 times in 100 (continuous or labels otherwise). A number column
+    is a 0/1 indicator (boolean) by the test of `decide_kind` (`_is_zero_one`)."""
     classes = {"boolean": n_bool, "datetime": n_date, "number": n_whole + n_frac, "text": n_text}
     top = max(classes, key=classes.__getitem__)
     runner_up = max(v for c, v in classes.items() if c != top)
@@ -240,6 +315,8 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
         return "categorical"
     if top in ("boolean", "datetime") and classes[top] - runner_up < 3.0 * sigma:
         return "categorical"
+    if top == "number" and noisy is not None and _is_zero_one(noisy, sigma):
+        return "boolean"
     if top == "number":
         return "integer" if n_whole >= 3.0 * sigma and n_whole - n_frac >= 2.0 * sigma else "continuous"
     if top == "text":
@@ -282,7 +359,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
         if kinds[name] == "datetime":
             formats[name] = decide_date_format(noisy, event.sigma)
         if kinds[name] == "boolean":
-            spellings[name] = decide_true_false(noisy)
+            spellings[name] = decide_spelling(noisy)
     columns = []
     for name in names:
         kind = "identifier" if (name in ident or name == entity_key) else kinds[name]

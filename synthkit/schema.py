@@ -16,7 +16,10 @@ infer`, a separate step whose output the user reviews) may suggest what the data
   `['yes', 'no']` (quote them: YAML reads yes/no unquoted as booleans). Each must be a
   spelling synthkit reads as that truth value (true: 1, t, true, y, yes; false: 0, f,
   false, n, no; any case). Default: a boolean column (CSV writes true/false). Input in
-  any accepted spelling is read either way.
+  any accepted spelling is read either way. Two pairs are NUMBERS, for 0/1 indicator
+  columns (Stata, SPSS and SAS exports; `ZERO_ONE_SPELLINGS`): `['1', '0']` writes
+  integers 1/0 (floats 1.0/0.0 with NaN when the model releases nulls for the column, as
+  pandas holds an integer column with missing values), `['1.0', '0.0']` writes floats.
 - `timezone` (datetime): an IANA name (`Europe/Berlin`), `UTC`, or a fixed offset
   (`+02:00`); synthetic values carry that zone. Input values with an offset are
   converted to it; values without one are read as UTC. Default: none — values are
@@ -77,6 +80,19 @@ _ROW_INDEX_NAME = re.compile(r"^(rownames|row\.names|row_names|unnamed: ?0|unnam
 
 def is_row_index_name(name: str) -> bool:
     return bool(_ROW_INDEX_NAME.match(name.strip()))
+
+
+# A numeric column whose values are all 0 or 1 (a 0/1 indicator, often floats with NaN as
+# Stata, SPSS and SAS export them) is a boolean written back as numbers (issue 18): its
+# `true_false` is one of these pairs, and the output dtype follows it (`zero_one_dtype`).
+ZERO_ONE_INT: tuple[str, str] = ("1", "0")
+ZERO_ONE_FLOAT: tuple[str, str] = ("1.0", "0.0")
+ZERO_ONE_SPELLINGS: dict[tuple[str, str], str] = {ZERO_ONE_INT: "int", ZERO_ONE_FLOAT: "float"}
+
+
+def zero_one_dtype(pair: tuple[str, str] | None) -> str | None:
+    """'int' or 'float' when a boolean's `true_false` spells the numbers 1/0, else None."""
+    return ZERO_ONE_SPELLINGS.get(tuple(pair)) if pair is not None else None  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -631,8 +647,11 @@ def infer_schema(
                 # the kind itself; a private fit decides both under DP instead)
                 _, date_format, date_only = _detect_date_format(s)
         nullable = not (name == entity_key)
+        # a 0/1 indicator is written back as the numbers it held, in its dtype (rows-based, as
+        # the kind itself; a private fit decides both from noisy counts: synthkit.dp_schema)
+        spelling = _zero_one_spelling(s, s.dropna()) if kind == "boolean" else None
         columns.append(Column(name=str(name), kind=kind, nullable=nullable, format=date_format,
-                              time_unit="day" if date_only else None))
+                              time_unit="day" if date_only else None, true_false=spelling))
     if formats:  # the reviewed path: say why each column will not be learned
         for name, reason in reasons.items():
             logger.warning("column %r becomes an identifier (not learned; synthetic output gets surrogate keys): "
@@ -776,15 +795,37 @@ def _infer_kind_why(name: str, s: pd.Series) -> tuple[ColumnKind, str | None]:
                   if kind == "identifier" else None)
 
 
+def _zero_one_spelling(s: pd.Series, non_null: pd.Series) -> tuple[str, str] | None:
+    """The `true_false` of a 0/1 indicator column (every value 0 or 1, at least one; NaN
+    allowed), or None: ['1.0', '0.0'] for a float column (and text written 1.0/0.0), ['1',
+    '0'] for an integer one (and text written 1/0). Rows-based: `infer_schema` only."""
+    if not len(non_null) or pd.api.types.is_bool_dtype(s):
+        return None
+    if pd.api.types.is_integer_dtype(s) or pd.api.types.is_float_dtype(s):
+        values = non_null.to_numpy(dtype=float)
+        floats = pd.api.types.is_float_dtype(s)
+    elif pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+        text = non_null.astype(str).str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        floats = bool(text.str.contains(".", regex=False).any())
+    else:
+        return None
+    if not bool(np.isin(values, (0.0, 1.0)).all()):
+        return None
+    return ZERO_ONE_FLOAT if floats else ZERO_ONE_INT
+
+
 def _infer_value_kind(s: pd.Series, non_null: pd.Series, distinct_share: float) -> ColumnKind:
+    if _zero_one_spelling(s, non_null) is not None:  # a 0/1 indicator (issue 18), floats with NaN included
+        return "boolean"
     if pd.api.types.is_integer_dtype(s):
         return "integer"
     if pd.api.types.is_float_dtype(s):
         with np.errstate(invalid="ignore"):  # inf mod 1 is nan (not whole): no warning on the user's screen
             whole = bool(len(non_null)) and bool(np.all(np.mod(non_null.to_numpy(dtype=float), 1.0) == 0))
-        if whole and non_null.nunique() > 2:
-            return "integer"
-        return "continuous"
+        # whole numbers held as floats (an integer column with NaN, a Stata export) are
+        # integers, however few their values ({1, 2} codes included; {0, 1} is a boolean)
+        return "integer" if whole else "continuous"
     if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
         values = non_null.astype(str).str.strip()
         lowered = set(values.str.lower().unique()[:10])

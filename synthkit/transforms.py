@@ -38,7 +38,7 @@ from synthkit.mechanisms import (
     select_partitions,
     substreams,
 )
-from synthkit.schema import Column, Schema
+from synthkit.schema import Column, Schema, zero_one_dtype
 from synthkit.table import boolean_values, datetime_values, numeric_values, render_datetimes
 
 logger = logging.getLogger(__name__)
@@ -209,6 +209,15 @@ class CategoricalTransform:
         labels = np.array(self.labels_, dtype=object)
         is_null = labels == NULL
         if self.column.kind == "boolean":
+            numbers = zero_one_dtype((self.tokens_[1], self.tokens_[0])) if self.tokens_ else None
+            if numbers is not None:
+                # a 0/1 indicator (`true_false` ['1', '0'] or ['1.0', '0.0']) comes back as numbers:
+                # floats for '1.0', and for '1' integers unless the model releases nulls for the
+                # column (then floats with NaN, as pandas holds integers with missing values).
+                # Decided per model (its labels), never per chunk, so every chunk has one dtype.
+                value = np.array([np.nan if n else (1.0 if v == "True" else 0.0) for v, n in zip(labels, is_null)])
+                out = value[codes]
+                return pd.Series(out.astype(np.int64) if numbers == "int" and not is_null.any() else out)
             if self.tokens_:
                 spell = {"False": self.tokens_[0], "True": self.tokens_[1]}
                 spelled = np.array([None if n else spell.get(v, v) for v, n in zip(labels, is_null)], dtype=object)

@@ -21,7 +21,8 @@ are therefore exactly the ones our numbers come from.
 
 SDV metadata is auto-detected on the train split, then obvious mis-detections are fixed:
 the target is categorical; a column detected as an id or as PII (SDV would replace it
-with random values) gets numerical or categorical by its dtype; no primary key. Every
+with random values) gets numerical or categorical by its dtype; no primary key. SDV's
+"ordinal" (e.g. churn's 0/1 flags, gss' childs) is kept: CTGAN and TVAE model it as discrete. Every
 other SDV setting is its default (CTGAN batch 500, pac 10; TVAE batch 500). Sampled
 columns are cast back to the train dtypes before scoring, so the classifier encodes a
 column the same way in the synthetic and the real frames.
@@ -74,7 +75,7 @@ def _metadata(train: pd.DataFrame, target: str):
         sdtype = spec["sdtype"]
         if column == target and sdtype != "categorical":
             new = "categorical"
-        elif sdtype not in ("numerical", "categorical", "boolean", "datetime"):
+        elif sdtype not in ("numerical", "categorical", "ordinal", "boolean", "datetime"):
             new = "numerical" if pd.api.types.is_numeric_dtype(train[column]) else "categorical"
         else:
             continue

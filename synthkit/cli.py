@@ -404,8 +404,6 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     slow the sink, and a final one (synthkit.progress.announced). The start line comes
     after the model is loaded and the free space checked (from the first chunk), so a
     refusal stays the only line."""
-    import itertools
-
     from synthkit.errors import ConfigError
     from synthkit.manifest import read_manifest as read_manifest_only
     from synthkit.progress import announced
@@ -436,9 +434,9 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             n_first = int(first.context.shape[0]) or 1
             size = (_estimate_bytes(first.events, fmt) + _estimate_bytes(first.context, fmt)) / n_first * entities
             _check_space(size, Path(out), option="--entities", count=entities, notice=notice)
-            parts = itertools.chain([first], parts)
         with announced(progress, f"{entities} entities (events.{fmt}, context.{fmt}) to the folder {out}"):
-            parts = _counted(parts, entities, progress, "entities", lambda part: int(part.context.shape[0]))
+            parts = _counted(parts, entities, progress, "entities", lambda part: int(part.context.shape[0]),
+                             first=first)
             return write_sequence_folder(parts, Path(out), fmt=fmt, overwrite=overwrite)
     if entities is not None:
         raise ConfigError("--entities applies to sequence models (dphmm); this bundle holds a table model: use --rows")
@@ -452,6 +450,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     from synthkit.bundle import load  # torch: after every check above
     synth = load(model_dir)
     chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
+    first_chunk = None
     if loc.path is not None and not loc.is_sql:
         from synthkit.partials import remove_stale
         first_chunk = next(chunks, None)
@@ -460,21 +459,28 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             kind = "tsv" if loc.path.suffix.lower() == ".tsv" else loc.kind
             size = _estimate_bytes(sample, kind) / max(len(sample), 1) * rows
             _check_space(size, loc.path, option="--rows", count=rows, notice=notice)
-            chunks = itertools.chain([first_chunk], chunks)
         remove_stale(loc.path)  # what a killed run left (its lock is free); live writers' stay
     where = loc.redacted + (f" (table {table})" if table else "")  # a database URL without its password
     with announced(progress, f"{rows} rows to {where}"):
-        chunks = _counted(chunks, rows, progress, "rows", len)
+        chunks = _counted(chunks, rows, progress, "rows", len, first=first_chunk)
         return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
 
 
-def _counted(chunks: Any, total: int, progress: Any, stage: str, size: Any) -> Any:
-    """`chunks` as they come, telling `progress` how many rows (entities) were generated."""
+def _counted(chunks: Any, total: int, progress: Any, stage: str, size: Any, *, first: Any = None) -> Any:
+    """`first` (when not None: the chunk generated before, for the size estimate) then
+    `chunks` as they come, telling `progress` how many rows (entities) were generated. The
+    first chunk is counted at the stage's start, so the time left is estimated from the
+    pace of the chunks generated after it (it took no time within the stage)."""
+    import itertools
+    if first is not None:
+        chunks = itertools.chain([first], chunks)
     if progress is None:
         yield from chunks
         return
-    done = 0
-    progress(stage, 0, total)
+    done = 0 if first is None else size(first)
+    progress(stage, min(done, total), total)
+    if first is not None:
+        yield next(chunks)
     for chunk in chunks:
         done += size(chunk)
         progress(stage, min(done, total), total)

@@ -1,0 +1,93 @@
+"""The context of an entity: one row per entity with its static attributes, the number of
+events kept (`__length__`) and the time of its first event (`__start__`), drawn jointly by
+a DP table model (DPTVAE by default) — so length and start stay related to context.
+
+The context model is a table model fitted on ONE ROW PER ENTITY in the SAME ledger as the
+HMM; it may spend up to a cumulative (preprocessing + context) share of ε, checked by the
+ledger."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthkit.ledger import PrivacyBudget, PrivacyLedger
+from synthkit.models.base import Progress, Synthesizer
+from synthkit.schema import Column, Schema
+from synthkit.sequence import GroupedEvents, TimeAxis
+from synthkit.table import Table
+
+LENGTH = "__length__"
+START = "__start__"
+MAX_CONTEXT_CATEGORIES = 64  # a length or integer start with at most this many public values is categorical
+
+
+def _length_start_columns(index_col: Column, *, length: int, min_length: int, nullable_start: bool,
+                          numeric_context: bool = True) -> tuple[Column, Column]:
+    """The context model's length and start columns. Both are often spikes at a bound (a
+    balanced panel: every length is max_length, every start the first year); a PUBLIC
+    value set of at most MAX_CONTEXT_CATEGORIES values is therefore modelled as a
+    categorical (exact spikes), else as an integer/continuous/datetime column.
+
+    `numeric_context=False`: the start stays numeric, because DPTVAE's ghost clipping fails
+    on a table with no numeric column (its σ parameter then gets no gradient)."""
+    if length - min_length + 1 <= MAX_CONTEXT_CATEGORIES:
+        length_col = Column(name=LENGTH, kind="categorical", nullable=False,
+                            categories=tuple(str(v) for v in range(min_length, length + 1)))
+    else:
+        length_col = Column(name=LENGTH, kind="integer", nullable=False, bounds=(min_length, length))
+    b = index_col.bounds
+    if (numeric_context and index_col.kind == "integer" and b is not None
+            and float(b[1]) - float(b[0]) + 1 <= MAX_CONTEXT_CATEGORIES):
+        lo, hi = int(math.ceil(float(b[0]))), int(math.floor(float(b[1])))
+        start_col = Column(name=START, kind="categorical", nullable=nullable_start,
+                           categories=tuple(str(v) for v in range(lo, hi + 1)))
+    else:
+        start_col = Column(name=START, kind=index_col.kind, nullable=nullable_start, bounds=b)
+    return length_col, start_col
+
+
+def context_frame(grouped: GroupedEvents, roles: dict[str, Any], context_table: Table | None,
+                  index: str, *, axis: TimeAxis, length_col: Column, start_col: Column) -> pd.DataFrame:
+    """One row per entity: context columns, the kept length and the first event's time."""
+    first = grouped.first_rows()
+    if start_col.kind == "categorical":
+        ticks = grouped.ticks[np.maximum(first, 0)] if len(grouped.ticks) else np.zeros(grouped.n_entities)
+        start = pd.Series([str(int(round(v))) if f >= 0 else None for v, f in zip(ticks, first)], dtype=object)
+    else:
+        start = grouped.events[index].iloc[np.maximum(first, 0)].reset_index(drop=True) if len(grouped.events) \
+            else pd.Series([np.nan] * grouped.n_entities)
+        start = start.where(pd.Series(first >= 0))
+    names = [c.name for c in roles["context"]]
+    if context_table is not None:
+        base = context_table.frame[names].reset_index(drop=True)
+    else:
+        base = grouped.events[names].iloc[first].reset_index(drop=True)
+    out = base.copy()
+    out[LENGTH] = (grouped.lengths.astype(str).astype(object) if length_col.kind == "categorical"
+                   else grouped.lengths.astype(np.int64))
+    out[START] = start.reset_index(drop=True)
+    return out
+
+
+def fit_in_shared_ledger(ctx_model: Synthesizer, ctx_frame: pd.DataFrame, ctx_schema: Schema, *,
+                         budget: PrivacyBudget | None, ledger: PrivacyLedger, context_target: float,
+                         progress: Progress | None) -> None:
+    """Fit the context model on one row per entity in the SAME ledger, up to the cumulative
+    (preprocessing + context) share `context_target`; its events are labelled `context:`."""
+    before = len(ledger.events)
+    if budget is not None:
+        view = PrivacyLedger(budget=PrivacyBudget(epsilon=min(context_target, budget.epsilon), delta=budget.delta),
+                             unit="entity", max_rows_per_unit=1, events=ledger.events, notes=ledger.notes)
+    else:
+        view = ledger
+    ctx_model.fit(ctx_frame, budget=view.budget, schema=ctx_schema, ledger=view,
+                  progress=(lambda stage, done, total: progress(f"context {stage}", done, total))
+                  if progress else None)
+    for i in range(before, len(ledger.events)):  # relabel only; the RDP of each event is unchanged
+        ledger.events[i] = dataclasses.replace(ledger.events[i], name=f"context:{ledger.events[i].name}")
+    ctx_model.ledger_ = ledger

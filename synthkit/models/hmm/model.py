@@ -1,0 +1,532 @@
+"""DPHMM, the synthesizer: hyperparameters, the fit as named steps over the package's
+modules (kinds, preprocess, layout, context, train), sampling in chunks (sample) and the
+bundle (state (de)serialisation). The privacy reasoning of each step sits with its code;
+the package docstring (synthkit.models.hmm) tells the whole story."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Self
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synthkit._typing import DeviceOption
+from synthkit.errors import ArtifactError, ConfigError
+from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, SampledGaussianEvent
+from synthkit.mechanisms import PreprocessingPlan, substreams
+from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
+from synthkit.models.dpsgd import steps_per_epoch
+from synthkit.models.hmm.context import (LENGTH, START, _length_start_columns, context_frame,
+                                         fit_in_shared_ledger)
+from synthkit.models.hmm.kinds import decide_kinds, split_roles
+from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels
+from synthkit.models.hmm.network import HMMNet
+from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
+                                            plan_sequence_preprocessing)
+from synthkit.models.hmm.sample import Decoder, SequenceSample, sample_hmm
+from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train
+from synthkit.schema import Column, Schema
+from synthkit.sequence import GroupedEvents, TimeAxis
+from synthkit.table import Table
+from synthkit.transforms import DataTransformer, FitContext
+
+logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
+
+CONTEXT_DIR = "context"
+STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema")  # append only: a
+# stream's seed is its position in SeedSequence.spawn, so earlier streams never move
+
+
+class DPHMM(Synthesizer):
+    """Differentially private HMM for per-entity sequences with a DP context model.
+
+    Hyperparameters (all public): `n_states`; `max_length` (None: DP-chosen as the
+    `length_quantile` of the entities' lengths); the budget shares of the sequence
+    preprocessing and of the context model; `terminal_column`/`terminal_value` (an event
+    after which an entity has no events, e.g. death); `time_unit` for a datetime index
+    (overrides the index column's declared `time_unit`; else that, else "second" — never the rows);
+    `max_gap` (public, `--max-gap`): the widest gap between two events of an entity, in the
+    sequence index's unit (its time_unit for dates); set, the gaps' range is not learned under
+    DP (one histogram less); unset, it is, and where it cannot be (too few gaps against the
+    noise) a public range is used (the index's declared bounds, else 150 years for dates,
+    else the signed geometric grid's top), stated in a log line and a ledger note.
+    """
+
+    model_name: ClassVar[str] = "dphmm"
+
+    def __init__(self, *, n_states: int = 8, epochs: int = 30, batch_size: int | None = None, lr: float = 0.1,
+                 max_length: int | None = None, length_quantile: float = 0.99,
+                 preprocessing_epsilon_share: float = 0.2, context_epsilon_share: float = 0.3,
+                 max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
+                 context_model: str = "dptvae", context_epochs: int = 100, context_batch_size: int | None = None,
+                 context_hidden: tuple[int, ...] = (64, 64), context_embedding_dim: int = 32,
+                 terminal_column: str | None = None, terminal_value: str | None = None,
+                 time_unit: str | None = None, max_gap_categories: int = 32, max_integer_categories: int = 8,
+                 max_gap: float | None = None, device: DeviceOption = "auto", seed: int | None = None) -> None:
+        self.n_states = n_states
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_length = max_length
+        self.length_quantile = length_quantile
+        self.preprocessing_epsilon_share = preprocessing_epsilon_share
+        self.context_epsilon_share = context_epsilon_share
+        self.max_grad_norm = max_grad_norm
+        self.noise_multiplier = noise_multiplier
+        self.context_model = context_model
+        self.context_epochs = context_epochs
+        self.context_batch_size = context_batch_size
+        self.context_hidden = context_hidden
+        self.context_embedding_dim = context_embedding_dim
+        self.terminal_column = terminal_column
+        self.terminal_value = terminal_value
+        self.time_unit = time_unit
+        self.max_gap_categories = max_gap_categories
+        self.max_integer_categories = max_integer_categories
+        self.max_gap = max_gap
+        self.device = device
+        self.seed = seed
+
+    # ------------------------------------------------------------- params
+    def _check_params(self) -> None:
+        problems = []
+
+        def whole(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low):
+                problems.append(f"{name} must be an integer >= {low}, got {v!r}")
+
+        for name, low in (("n_states", 1), ("epochs", 1), ("context_epochs", 1),
+                          ("context_embedding_dim", 1), ("max_gap_categories", 0), ("max_integer_categories", 2)):
+            whole(name, low)
+        if self.max_length is not None:
+            whole("max_length", 1)
+        if self.context_batch_size is not None:
+            whole("context_batch_size", 2)
+        if self.batch_size is not None:  # None: adapts to the DP count of entities
+            whole("batch_size", 2)
+        if not (0 < self.length_quantile <= 1):
+            problems.append(f"length_quantile must be in (0, 1], got {self.length_quantile!r}")
+        if not (0 < self.preprocessing_epsilon_share < 1 and 0 < self.context_epsilon_share < 1
+                and self.preprocessing_epsilon_share + self.context_epsilon_share < 1):
+            problems.append("preprocessing_epsilon_share and context_epsilon_share must be in (0, 1) with a sum "
+                            f"below 1 (the HMM needs the rest), got {self.preprocessing_epsilon_share!r} and "
+                            f"{self.context_epsilon_share!r}")
+        if not (self.max_grad_norm > 0):
+            problems.append(f"max_grad_norm must be > 0, got {self.max_grad_norm!r}")
+        if not (self.lr > 0):
+            problems.append(f"lr must be > 0, got {self.lr!r}")
+        if self.noise_multiplier is not None and not (self.noise_multiplier >= 0):
+            problems.append(f"noise_multiplier must be >= 0, got {self.noise_multiplier!r}")
+        if self.max_gap is not None and (isinstance(self.max_gap, bool) or not isinstance(self.max_gap, (int, float))
+                                         or not (0 < self.max_gap < float("inf"))):
+            problems.append(f"max_gap (--max-gap) must be a finite number > 0 in the sequence index's unit, "
+                            f"got {self.max_gap!r}")
+        if self.context_model not in ("dptvae", "dpctgan"):
+            problems.append(f"context_model must be 'dptvae' or 'dpctgan', got {self.context_model!r}")
+        if (self.terminal_column is None) != (self.terminal_value is None):
+            problems.append("terminal_column and terminal_value go together; set both or neither")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    # ------------------------------------------------------------- fit
+    def fit(self, table: Table | pd.DataFrame, *, budget: PrivacyBudget | None, schema: Schema | None = None,
+            context: Table | pd.DataFrame | None = None, context_schema: Schema | None = None,
+            progress: Progress | None = None, ledger: PrivacyLedger | None = None,
+            roles: dict[str, Any] | None = None) -> Self:
+        """Fit on an events table (one row per event) under `budget` (explicit `None` = no
+        formal privacy guarantee). The schema names `entity_key` and `sequence_index`;
+        static attributes come either from `schema.context_columns` (constant per entity;
+        the value at the entity's first event is used) or from a separate `context` table
+        with one row per entity, joined on the entity key. Neither frame is mutated.
+
+        Without `schema` (events given as a DataFrame) `roles` carries the user's
+        declarations (entity_key, sequence_index, context_columns, sensitive, identifiers,
+        targets).
+        Under a budget, the kinds of a schema-less events frame and of a schema-less
+        `context` frame are then decided under DP in this fit's ledger, before anything
+        else is released (see `_decide_kinds`); without one, they are read from the rows."""
+        self._check_params()
+        device = resolve_device(self.device)
+        plan_k = 2 if self.max_length is None else int(self.max_length)
+        ledger = self._fit_ledger(budget, ledger, plan_k=plan_k)
+        from synthkit.progress import watch_ledger  # ε spent, read from THIS ledger (the context model's too)
+        watch_ledger(progress, ledger, epochs={"train": self.epochs, "context train": self.context_epochs})
+        seqs = fit_streams(STREAMS, self.seed, private=budget is not None)
+
+        # ---- 0. column kinds: declared, or (under a budget, no schema) decided under DP first
+        events, context, context_schema, inference = self._events_and_kinds(
+            table, schema=schema, context=context, context_schema=context_schema, roles=roles, budget=budget,
+            ledger=ledger, rng=np.random.default_rng(seqs["schema"]))
+        schema = events.schema.validate()
+        roles, context_table = split_roles(schema, context, context_schema, terminal_column=self.terminal_column)
+        index_col = schema.column(schema.sequence_index)
+
+        # ---- 1. plan the sequence preprocessing from the schema and the budget alone
+        transformer = DataTransformer(Schema(columns=tuple(roles["events"])))
+        plan, context_target = plan_sequence_preprocessing(
+            transformer, budget=budget, ledger=ledger, plan_k=plan_k, max_length=self.max_length,
+            max_gap=self.max_gap, epsilon_share=self.preprocessing_epsilon_share, shares=self._shares(),
+            inference=inference)
+        rng_pre = np.random.default_rng(seqs["preprocess"])
+        # one stream per mechanism group, split off before any data-dependent draw
+        rngs = substreams(rng_pre, 5)
+        rng_tr = np.random.default_rng(seqs["transform"])
+
+        # ---- 2. and 3. the contribution bound; DP preprocessing of the event columns and gaps
+        axis = TimeAxis.for_column(index_col, time_unit=self.time_unit)  # declared unit and zone, never the rows
+        grouped, layout, steps, n_dp = self._fit_events(events.frame, context_table, roles, transformer,
+                                                        schema=schema, axis=axis, plan=plan, budget=budget,
+                                                        ledger=ledger, rngs=rngs, rng_tr=rng_tr)
+
+        # ---- 4. the context model, in the same ledger, up to its cumulative share
+        ctx_model, c_enc = self._fit_context(grouped, roles, context_table, index_col, axis=axis, layout=layout,
+                                             seq=seqs["context"], budget=budget, ledger=ledger,
+                                             context_target=context_target, rng=rng_tr, progress=progress)
+        layout["d_context"] = int(c_enc.shape[1])
+
+        # ---- 5. DP-SGD over entities: plan, calibrate against the whole ledger, train
+        net, training = self._fit_hmm(steps, c_enc, grouped, layout, n_dp=n_dp, budget=budget,
+                                      ledger=ledger, seqs=seqs, device=device, progress=progress)
+        if budget is not None:
+            logger.info("privacy spent: epsilon=%.4f of %.4f (delta=%g)", ledger.epsilon_spent(),
+                        budget.epsilon, budget.delta)
+        ledger.notes[:] = list(dict.fromkeys(ledger.notes))
+        self.schema_, self.context_schema_, self.transformer_ = schema, roles["context_schema"], transformer
+        self.layout_, self.ledger_, self.context_model_ = layout, ledger, ctx_model
+        self.hmm_, self.device_, self.training_ = net.eval(), device, training
+        self._prepare_sampling()
+        return self
+
+    @staticmethod
+    def _fit_ledger(budget: PrivacyBudget | None, ledger: PrivacyLedger | None, *, plan_k: int) -> PrivacyLedger:
+        """The fit's ledger (a shared one must hold the same budget); the unit is the entity."""
+        if ledger is None:
+            ledger = PrivacyLedger(budget=budget, unit="entity", max_rows_per_unit=plan_k)
+        elif ledger.budget != budget:
+            raise ConfigError("the shared ledger's budget differs from `budget`; pass the ledger's own budget")
+        ledger.unit = "entity"
+        return ledger
+
+    # ------------------------------------------------------------- fit steps
+    def _events_and_kinds(self, table: Table | pd.DataFrame, *, schema: Schema | None,
+                          context: Table | pd.DataFrame | None, context_schema: Schema | None,
+                          roles: dict[str, Any] | None, budget: PrivacyBudget | None, ledger: PrivacyLedger,
+                          rng: np.random.Generator,
+                          ) -> tuple[Table, Table | pd.DataFrame | None, Schema | None, list[GaussianEvent]]:
+        """Step 0: (events table, context, context schema, the DP events of the schema
+        inference). Kinds declared, or (under a budget, no schema) decided under DP first."""
+        decided_events = isinstance(table, pd.DataFrame) and schema is None and budget is not None
+        decided_context = isinstance(context, pd.DataFrame) and context_schema is None and budget is not None
+        schema, context_schema, inference = self._decide_kinds(
+            table, schema=schema, context=context, context_schema=context_schema, roles=roles, budget=budget,
+            ledger=ledger, rng=rng)
+        if decided_events or decided_context:  # one odd cell never decides whether the fit runs
+            from synthkit.table import DECIDED_NOTE, conform_to_decided
+            table = conform_to_decided(table, schema) if decided_events else table
+            context = conform_to_decided(context, context_schema) if decided_context else context
+            ledger.notes.append(DECIDED_NOTE)
+        if isinstance(table, Table):
+            events = table if schema is None else Table.from_frame(table.frame, schema)
+        else:
+            events = Table.from_frame(table, schema)
+        return events, context, context_schema, inference
+
+    def _fit_events(self, frame: pd.DataFrame, context_table: Table | None, roles: dict[str, Any],
+                    transformer: DataTransformer, *, schema: Schema, axis: TimeAxis, plan: PreprocessingPlan,
+                    budget: PrivacyBudget | None, ledger: PrivacyLedger, rngs: list[np.random.Generator],
+                    rng_tr: np.random.Generator) -> tuple[GroupedEvents, dict[str, Any], np.ndarray, float]:
+        """Steps 2 and 3: (the kept events per entity, the layout, the encoded events, the DP
+        count of entities). `rngs`: the entities', length's, events', columns' and gaps' streams."""
+        rng_entities, rng_length, rng_events, rng_columns, rng_gaps = rngs
+        key, index_col = schema.entity_key, schema.column(schema.sequence_index)
+        two_tables = context_table is not None
+        # ---- 2. group per entity; DP entity count; DP maximum length; truncate
+        bounded = bound_contributions(
+            frame, key=key, index=index_col.name, axis=axis, keys=context_table.frame[key] if two_tables else None,
+            budget=budget, ledger=ledger, plan=plan, max_length=self.max_length,
+            length_quantile=self.length_quantile, batch_size=self.batch_size, rngs=(rng_entities, rng_length))
+        self.batch_size_ = bounded.batch_size
+        n_events_dp = dp_event_count(bounded, budget=budget, ledger=ledger, rng=rng_events)
+        grouped, length = bounded.grouped, bounded.length
+        # ---- 3. DP preprocessing of the event columns and of the gaps
+        fctx = FitContext(ledger=ledger, plan=bounded.plan, rng=rng_columns, n_rows_dp=n_events_dp)
+        transformer.fit(grouped.events, fctx)
+        gap_state = (fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps), index_col=index_col,
+                              max_gap=self.max_gap, max_gap_categories=self.max_gap_categories)
+                     if length > 1 else None)
+        layout = build_layout(roles, transformer, gap_state, axis=axis, length=length,
+                              min_length=0 if two_tables else 1, two_tables=two_tables, schema=schema,
+                              max_integer_categories=self.max_integer_categories)
+        return grouped, layout, encode_events(grouped, transformer, layout, rng_tr), bounded.n_dp
+
+    def _shares(self) -> float:
+        return self.preprocessing_epsilon_share + self.context_epsilon_share
+
+    def _decide_kinds(self, table: Table | pd.DataFrame, *, schema: Schema | None,
+                      context: Table | pd.DataFrame | None, context_schema: Schema | None,
+                      roles: dict[str, Any] | None, budget: PrivacyBudget | None, ledger: PrivacyLedger,
+                      rng: np.random.Generator) -> tuple[Schema | None, Schema | None, list[GaussianEvent]]:
+        """The events and context schemas, and the DP events this charged (see
+        `synthkit.models.hmm.kinds.decide_kinds`: one release per schema-less frame, one
+        row per entity, on top of the (preprocessing + context) shares)."""
+        return decide_kinds(table, schema=schema, context=context, context_schema=context_schema, roles=roles,
+                            budget=budget, ledger=ledger, rng=rng, shares=self._shares())
+
+    def _fit_context(self, grouped: GroupedEvents, roles: dict[str, Any], context_table: Table | None,
+                     index_col: Column, *, axis: TimeAxis, layout: dict[str, Any], seq: np.random.SeedSequence,
+                     budget: PrivacyBudget | None, ledger: PrivacyLedger, context_target: float,
+                     rng: np.random.Generator, progress: Progress | None) -> tuple[Synthesizer, np.ndarray]:
+        """Step 4: the context model on one row per entity, in the same ledger up to its
+        cumulative share; returns it and the rows' encoding (c in HMMNet)."""
+        numeric_context = any(c.kind in ("continuous", "integer", "datetime") for c in roles["context"])
+        length_col, start_col = _length_start_columns(index_col, length=layout["max_length"],
+                                                      min_length=layout["min_length"],
+                                                      nullable_start=layout["two_tables"],
+                                                      numeric_context=numeric_context)
+        ctx_frame = context_frame(grouped, roles, context_table, index_col.name, axis=axis,
+                                  length_col=length_col, start_col=start_col)
+        ctx_schema = Schema(columns=(*roles["context"], length_col, start_col))
+        ctx_model = self._make_context_model(seq)
+        fit_in_shared_ledger(ctx_model, ctx_frame, ctx_schema, budget=budget, ledger=ledger,
+                             context_target=context_target, progress=progress)
+        return ctx_model, ctx_model.transformer_.transform(ctx_frame, rng)
+
+    def _make_context_model(self, seq: np.random.SeedSequence) -> Synthesizer:
+        from synthkit.models.ctgan import DPCTGAN
+        from synthkit.models.tvae import DPTVAE
+        # a release run (seed None) passes no seed on, so none is recorded in the bundle
+        seed = None if self.seed is None else int(seq.generate_state(1, dtype=np.uint32)[0])
+        common = {"epochs": self.context_epochs, "batch_size": self.context_batch_size or self.batch_size,
+                  "embedding_dim": self.context_embedding_dim, "device": self.device, "seed": seed,
+                  # context rows keep the budget split DPHMM was validated with
+                  "calibrate_dependence": False, "preprocessing_epsilon_share": 0.2}
+        hidden = tuple(self.context_hidden)
+        if self.context_model == "dpctgan":
+            return DPCTGAN(generator_dim=hidden, critic_dim=hidden, **common)
+        return DPTVAE(compress_dims=hidden, decompress_dims=hidden, **common)
+
+
+    def _fit_hmm(self, steps: np.ndarray, c_enc: np.ndarray, grouped: GroupedEvents, layout: dict[str, Any], *,
+                 n_dp: float, budget: PrivacyBudget | None, ledger: PrivacyLedger,
+                 seqs: dict[str, np.random.SeedSequence], device: torch.device,
+                 progress: Progress | None) -> tuple[HMMNet, dict[str, Any]]:
+        """Step 5: DP-SGD over Poisson-sampled entities: plan, calibrate σ against the whole
+        ledger, train; returns the network and the training facts for the bundle."""
+        batch_size = self.batch_size_
+        q = min(1.0, batch_size / n_dp)
+        spe = steps_per_epoch(n_dp, batch_size)
+        total_steps = self.epochs * spe
+        if budget is not None:
+            sigma = noise_multiplier_for(ledger, noise_multiplier=self.noise_multiplier, q=q, total_steps=total_steps,
+                                         epochs=self.epochs, max_grad_norm=self.max_grad_norm)
+        else:
+            sigma = 0.0
+        gens = {name: torch_generator(seqs[name], device) for name in ("init", "batching", "noise")}
+        net = HMMNet(n_states=self.n_states, cat_sizes=layout["cat_sizes"], n_gauss=layout["n_gauss"],
+                     d_context=layout["d_context"]).to(device)
+        net.reset(gens["init"])
+        batches = _Batches(steps, c_enc, grouped.offsets, grouped.lengths, net.width, device)
+
+        def charge_epoch() -> None:
+            ledger.charge(SampledGaussianEvent(name="dp-sgd:hmm", sampling_rate=q, noise_multiplier=sigma, steps=spe))
+
+        train(net, batches, lr=self.lr, epochs=self.epochs, max_grad_norm=self.max_grad_norm,
+              private=budget is not None, sigma=sigma, q=q, n_dp=n_dp, spe=spe, charge_epoch=charge_epoch, gens=gens,
+              progress=progress)
+        return net, {"sampling_rate": q, "noise_multiplier": sigma, "steps": total_steps, "steps_per_epoch": spe,
+                     "epochs": self.epochs, "device": str(device), "max_length": layout["max_length"],
+                     "n_units_dp": round(n_dp) if budget is not None else None}
+
+    # ------------------------------------------------------------- sample
+    def _prepare_sampling(self) -> None:
+        """Decoders derived from the DP state (post-processing), cached for sampling."""
+        self._decoder = Decoder(layout=self.layout_, transformer=self.transformer_, schema=self.schema_,
+                                context_schema=self.context_schema_,
+                                start_transform=self.context_model_.transformer_.transforms[START],
+                                terminal_column=self.terminal_column, terminal_value=self.terminal_value)
+
+    def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
+               chunk_size: int = 10_000) -> pd.DataFrame:
+        """The events table of `n_rows` synthetic ENTITIES (their number of events is modelled)."""
+        parts = [s.events for s in self.sample_sequences(n_rows, seed=seed, conditions=conditions,
+                                                           chunk_size=chunk_size)]
+        return pd.concat(parts, ignore_index=True) if parts else self._empty_frame()
+
+    def sample_tables(self, n_entities: int, *, seed: int | None = None, chunk_size: int = 10_000) -> SequenceSample:
+        """Events and context tables of `n_entities` synthetic entities."""
+        parts = list(self.sample_sequences(n_entities, seed=seed, chunk_size=chunk_size))
+        if not parts:
+            return SequenceSample(self._empty_frame(), pd.DataFrame({c: pd.Series(dtype=object)
+                                                                     for c in self.context_schema_.names}))
+        return SequenceSample(pd.concat([p.events for p in parts], ignore_index=True),
+                              pd.concat([p.context for p in parts], ignore_index=True))
+
+    def sample_chunks(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
+                      chunk_size: int = 10_000) -> Iterator[pd.DataFrame]:
+        for part in self.sample_sequences(n_rows, seed=seed, conditions=conditions, chunk_size=chunk_size):
+            yield part.events
+
+    def sample_sequences(self, n_entities: int, *, seed: int | None = None,
+                         conditions: dict[str, Any] | None = None,
+                         chunk_size: int = 10_000) -> Iterator[SequenceSample]:
+        """Stream (events, context) chunks of at most `chunk_size` entities; memory is bounded
+        by one chunk. Reproducible for a given `seed` (and chunk size)."""
+        self._check_fitted()
+        if conditions:
+            raise ConfigError("conditions are not supported by DPHMM; sample and filter the context table instead")
+        if not (isinstance(n_entities, (int, np.integer)) and n_entities >= 0):
+            raise ConfigError(f"the number of entities must be an integer >= 0, got {n_entities!r}")
+        if not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
+            raise ConfigError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+        root = np.random.SeedSequence(seed)
+        done, n_events_done = 0, 0
+        while done < n_entities:
+            want = int(min(chunk_size, n_entities - done))
+            chunk_seq = root.spawn(1)[0]
+            part = self._sample_chunk(want, chunk_seq, entity_start=done, event_start=n_events_done)
+            done += want
+            n_events_done += len(part.events)
+            yield part
+
+    def _sample_chunk(self, n: int, seq: np.random.SeedSequence, *, entity_start: int,
+                      event_start: int) -> SequenceSample:
+        lay, dec = self.layout_, self._decoder
+        s_ctx, s_enc, s_hmm, s_np = seq.spawn(4)
+        ctx_seed = int(s_ctx.generate_state(1, dtype=np.uint32)[0])
+        rng = np.random.default_rng(s_np)
+        ctx = self.context_model_.sample(n, seed=ctx_seed).reset_index(drop=True)
+        c_enc = self.context_model_.transformer_.transform(ctx, np.random.default_rng(s_enc))
+        lengths = pd.to_numeric(ctx[LENGTH], errors="coerce").fillna(lay["min_length"]).to_numpy(dtype=float)
+        lengths = np.clip(np.round(lengths), lay["min_length"], lay["max_length"]).astype(np.int64)
+        start = dec.axis.to_ticks(ctx[START])
+        missing = np.isnan(start) & (lengths > 0)
+        if missing.any():  # a start drawn from the DP marginal of __start__ (post-processing)
+            start[missing] = dec.draw_start(int(missing.sum()), rng)
+        if dec.axis.discrete:
+            start = np.round(start)
+        g = torch_generator(s_hmm, self.device_)
+        with torch.no_grad():
+            states, cat_codes, gauss_z = sample_hmm(self.hmm_, lay, torch.from_numpy(c_enc).to(self.device_), lengths,
+                                                    g, terminal=dec.terminal)
+        events, ctx_out = dec.decode(ctx, lengths, start, cat_codes, gauss_z, entity_start, event_start)
+        return SequenceSample(events, ctx_out)
+
+    def _empty_frame(self) -> pd.DataFrame:
+        self._check_fitted()
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in self.schema_.names})
+
+    # ------------------------------------------------------------- inspection (tests, reports)
+    def transition_matrix(self, *, n_entities: int = 2000, seed: int = 0) -> np.ndarray:
+        """[K, K] transition probabilities averaged over synthetic contexts (post-processing)."""
+        self._check_fitted()
+        ctx = self.context_model_.sample(n_entities, seed=seed)
+        c = self.context_model_.transformer_.transform(ctx, np.random.default_rng(seed))
+        with torch.no_grad():
+            _, log_trans = self.hmm_.log_start_trans(torch.from_numpy(c).to(self.device_))
+        return log_trans.exp().mean(0).cpu().numpy()
+
+    def state_medians(self, column: str) -> np.ndarray:
+        """[K] per-state median of a Gaussian-emission column, in data units."""
+        self._check_fitted()
+        entry = next((e for e in self.layout_["columns"] if e["name"] == column and e["mode"] == "gaussian"), None)
+        if entry is None:
+            raise ConfigError(f"column {column!r} has no Gaussian emission in this model")
+        mean, _ = self.hmm_.gauss_params()
+        return self._decoder.scores[column].inverse(mean[:, entry["gauss"]].detach().cpu().numpy())
+
+    # ------------------------------------------------------------- bundle
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {f"hmm.{k}": v for k, v in self.hmm_.state_dict().items()}
+
+    def _bundle_extra(self) -> dict[str, Any]:
+        return {"layout": self.layout_, "context_schema": self.context_schema_.to_dict(),
+                "context_bundle": CONTEXT_DIR}
+
+    def _save_extra(self, folder: Path) -> dict[str, str]:
+        """The context model as a nested table bundle (same format, its own hashes), holding
+        the shared ledger; returns the hashes of its files for the outer manifest."""
+        from synthkit.bundle import MANIFEST, WEIGHTS, save_bundle, sha256_file
+        save_bundle(self.context_model_, folder / CONTEXT_DIR)
+        return {f"{CONTEXT_DIR}/{name}": sha256_file(folder / CONTEXT_DIR / name) for name in (MANIFEST, WEIGHTS)}
+
+    def _restore_bundle(self, path: Path, manifest: dict[str, Any], weights_path: Path,
+                        device: torch.device) -> None:
+        """Restore from a manifest that synthkit.bundle has validated (its files, the
+        context's included, already match their SHA-256). What the typed manifest cannot
+        see is checked here before anything is allocated: the layout must be the one the
+        transformer's DP state gives (`layout_channels`), the context model must be a
+        table model of the declared kind whose encoding is `d_context` wide, and the
+        weights' shapes must be the HMM's (meta-device build, then the safetensors header)."""
+        from synthkit import manifest as mf
+        from synthkit.bundle import _guard, checked_weights
+        where = mf._where(path)
+        extra = manifest["sequence"]
+        layout = extra["layout"]
+        schema, transformer = self._restored_layout(where, manifest, layout)
+        ctx_model = self._restored_context(path, where, extra, layout)
+        meta = torch.device("meta")
+        with _guard(where, "sequence.layout"), meta:
+            probe = HMMNet(n_states=self.n_states, cat_sizes=layout["cat_sizes"], n_gauss=layout["n_gauss"],
+                           d_context=layout["d_context"])
+            expected = {f"hmm.{k}": v for k, v in probe.state_dict().items()}
+        weights = checked_weights(weights_path, expected, where=where, device=device)
+        with _guard(where, "sequence"):
+            net = HMMNet(n_states=self.n_states, cat_sizes=layout["cat_sizes"], n_gauss=layout["n_gauss"],
+                         d_context=layout["d_context"]).to(device)
+            net.load_state_dict({k.removeprefix("hmm."): v for k, v in weights.items()})
+            self.schema_ = schema
+            self.context_schema_ = Schema.from_dict(extra["context_schema"], require_learned=False)
+            self.transformer_ = transformer
+            self.layout_ = layout
+            self.ledger_ = PrivacyLedger.from_dict(manifest["privacy"]["ledger"])
+            self.context_model_ = ctx_model
+            self.hmm_ = net.eval()
+            self.training_ = manifest.get("training", {})
+            self.device_ = device
+            self._prepare_sampling()
+
+    def _restored_layout(self, where: str, manifest: dict[str, Any],
+                         layout: dict[str, Any]) -> tuple[Schema, DataTransformer]:
+        """(schema, transformer) of a bundle whose layout is the one their DP state gives and
+        whose terminal column is a categorical event column of it."""
+        from synthkit import manifest as mf
+        from synthkit.bundle import _guard
+        with _guard(where, "sequence.layout"):
+            schema = Schema.from_dict(manifest["schema"])
+            event_cols = tuple(schema.column(e["name"]) for e in layout["columns"])
+            transformer = DataTransformer(Schema(columns=event_cols))
+            transformer.load_state_dict(manifest["transformer"])
+            channels = layout_channels(event_cols, transformer, layout.get("gap"),
+                                       max_integer_categories=self.max_integer_categories)
+        if channels != ([dict(e) for e in layout["columns"]], list(layout["cat_sizes"]), layout["n_gauss"]):
+            raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout does not match the transformer's "
+                                f"DP state; {mf._FIX}")
+        names = [e["name"] for e in layout["columns"]]
+        if self.terminal_column is not None and not any(
+                e["name"] == self.terminal_column and e["mode"] != "gaussian" for e in layout["columns"]):
+            raise ArtifactError(f"bundle {where!r}: manifest field model.hyperparameters.terminal_column names no "
+                                f"categorical event column of the layout; {mf._FIX}")
+        if len(set(names)) != len(names):
+            raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout.columns repeats a column; {mf._FIX}")
+        return schema, transformer
+
+    def _restored_context(self, path: Path, where: str, extra: dict[str, Any],
+                          layout: dict[str, Any]) -> Synthesizer:
+        """The nested context bundle: a table model of the declared kind whose encoding is
+        `d_context` wide and holds the start column."""
+        from synthkit import manifest as mf
+        from synthkit.bundle import load_bundle
+        ctx_dir = mf.resolve_inside(path, extra["context_bundle"], where=where, field="sequence.context_bundle")
+        ctx_model = load_bundle(ctx_dir, table_only=True)
+        if ctx_model.model_name != self.context_model:
+            raise ArtifactError(f"bundle {where!r}: the context bundle holds a {type(ctx_model).__name__}, not the "
+                                f"{self.context_model} its manifest names; {mf._FIX}")
+        if ctx_model.transformer_.width != layout["d_context"] or START not in ctx_model.transformer_.transforms:
+            raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout.d_context does not fit the context "
+                                f"bundle; {mf._FIX}")
+        return ctx_model

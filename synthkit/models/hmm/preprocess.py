@@ -1,0 +1,218 @@
+"""DP preprocessing of the sequences, planned from the schema and the budget before any
+data is read: the plan and its check against the budget, the contribution bound (the DP
+count of entities, the DP maximum length, truncation) and the DP gap model.
+
+Contribution bound: an entity keeps its first `max_length` events (public, or chosen by a
+DP quantile of the length histogram, sensitivity 1). Every event-level histogram then has
+L2 sensitivity max_length; entity counts and the length histogram have sensitivity 1."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from synthkit.errors import BudgetExceededError, ConfigError
+from synthkit.ledger import (GaussianEvent, PrivacyBudget, PrivacyLedger, SampledGaussianEvent,
+                             compose_epsilon)
+from synthkit.mechanisms import (PreprocessingPlan, noisy_count, noisy_histogram, plan_preprocessing, rho_for_epsilon,
+                                 select_partitions, substreams)
+from synthkit.models.dpsgd import choose_batch_size
+from synthkit.models.hmm.layout import GAP, GAP_EVENT, GAP_WHAT, _gap_keys
+from synthkit.schema import Column
+from synthkit.sequence import GroupedEvents, TimeAxis, group_events
+from synthkit.transforms import DataTransformer, FitContext, NumericTransform
+
+logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
+
+DEFAULT_MAX_BATCH = 256  # the largest batch of entities the HMM picks by itself (its default before it adapted)
+MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
+
+
+def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
+    """The Gaussian that alone spends `epsilon` at `delta`: a stand-in for a whole share in
+    dry runs and in targets that come on top of other events (bisection on zCDP ρ)."""
+    lo = rho_for_epsilon(epsilon, delta)
+    return GaussianEvent(name="share", sigma=1.0 / math.sqrt(2 * lo), sensitivity=1.0)
+
+
+def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: PrivacyBudget | None,
+                                ledger: PrivacyLedger, plan_k: int, max_length: int | None, max_gap: float | None,
+                                epsilon_share: float, shares: float,
+                                inference: list[GaussianEvent]) -> tuple[PreprocessingPlan, float]:
+    """(plan, context_target): the sequence preprocessing planned from the schema and the
+    budget alone, checked against its share; the context model's cumulative target."""
+    auto_length = max_length is None
+    may_have_gaps = auto_length or max_length > 1
+    # gaps: common gaps, the log-gaps' histogram and (without a public --max-gap) their DP range
+    n_gap_hist = 3 if max_gap is None else 2
+    n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (n_gap_hist if may_have_gaps else 0)
+    n_disc = transformer.n_discovery() + (1 if may_have_gaps else 0)
+    if budget is None:
+        ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
+        logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
+        return PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0,
+                                 k=plan_k, n_histograms=n_hist, n_discovery=0), math.inf
+    plan = plan_preprocessing(budget=budget, k=plan_k, n_histograms=n_hist, n_discovery=n_disc,
+                              epsilon_share=epsilon_share)
+    # the (preprocessing + context) share, on top of any schema inference (whose
+    # cost the HMM's DP-SGD, calibrated to what the ledger has left, pays)
+    context_target = budget.epsilon * shares
+    if inference:
+        context_target = compose_epsilon(
+            [*inference, _gaussian_of_epsilon(context_target, budget.delta)], budget.delta)
+    planned = ledger.epsilon_if(plan.events())
+    if planned > context_target * (1 + 1e-9):
+        raise BudgetExceededError(
+            f"sequence preprocessing needs epsilon={planned:.3f} but its share is {context_target:.3f}; "
+            "raise --epsilon or declare public bounds/categories in the schema")
+    ledger.check([*plan.events(), SampledGaussianEvent(name="dp-sgd:hmm", sampling_rate=1e-4,
+                                                       noise_multiplier=200.0, steps=1)],
+                 what="sequence preprocessing")
+    logger.info("sequence preprocessing planned: %d histograms, %d category discoveries", n_hist, n_disc)
+    return plan, context_target
+
+
+class Bounded(NamedTuple):
+    """The entities after the contribution bound, and the DP facts the fit goes on with."""
+
+    grouped: GroupedEvents
+    length: int
+    plan: PreprocessingPlan
+    n_dp: float
+    batch_size: int
+
+
+def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: TimeAxis, keys: pd.Series | None,
+                        budget: PrivacyBudget | None, ledger: PrivacyLedger, plan: PreprocessingPlan,
+                        max_length: int | None, length_quantile: float, batch_size: int | None,
+                        rngs: tuple[np.random.Generator, ...]) -> Bounded:
+    """Group per entity; DP entity count; DP maximum length; truncate; the batch size from
+    the DP count (post-processing)."""
+    rng_entities, rng_length = rngs
+    grouped = group_events(frame, entity_key=key, axis=axis, index=index, max_length=None, keys=keys)
+    n_dp = noisy_count(grouped.n_entities, sigma=plan.sigma_units, sensitivity=1.0, name="count:entities",
+                       ledger=ledger, rng=rng_entities)
+    if max_length is None:
+        length = dp_max_length(grouped.full_lengths, quantile=length_quantile, plan=plan, ledger=ledger,
+                               rng=rng_length)
+    else:
+        length = int(max_length)
+    # unconditional: whether any entity was longer is itself a fact about the data
+    ledger.notes.append(f"events beyond the first {length} of an entity, if any, were left out (contribution bound)")
+    logger.info("contribution bound: only the first %d events of an entity are used (whether any entity had "
+                "more is private and not reported)", length)
+    grouped = group_events(frame, entity_key=key, axis=axis, index=index, max_length=length, keys=keys)
+    ledger.max_rows_per_unit = length
+    plan = dataclasses.replace(plan, k=length, sigma_rows=length * plan.sigma_units,
+                               sigma_hist=length * plan.sigma_units)
+    chosen = choose_batch_size(batch_size, n_dp, unit="entity", cap=DEFAULT_MAX_BATCH)
+    if batch_size is None:
+        logger.info("batch size %d chosen from the DP count of entities (post-processing; --batch-size sets it)",
+                    chosen)
+    return Bounded(grouped, length, plan, n_dp, chosen)
+
+
+def dp_event_count(bounded: Bounded, *, budget: PrivacyBudget | None, ledger: PrivacyLedger,
+                   rng: np.random.Generator) -> float:
+    """The DP count of the kept events (the entities' when an entity keeps one event), once
+    delta is known to be below 1/(number of entities)."""
+    grouped, length, plan, n_dp = bounded.grouped, bounded.length, bounded.plan, bounded.n_dp
+    if budget is not None and budget.delta >= 1.0 / n_dp:
+        raise ConfigError(f"delta={budget.delta:g} is not below 1/(number of entities); such a delta allows "
+                          "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
+    return (noisy_count(len(grouped.events), sigma=plan.sigma_rows, sensitivity=float(length),
+                        name="count:events", ledger=ledger, rng=rng) if length > 1 else n_dp)
+
+
+def dp_max_length(lengths: np.ndarray, *, quantile: float, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                  rng: np.random.Generator) -> int:
+    """DP choice of max_length: a noisy histogram of entity lengths over the public bins
+    1..MAX_LENGTH_CAP (one entity = one count: sensitivity 1), bins that do not clear a
+    Bonferroni threshold zeroed (post-processing), then the `quantile` (the model's `length_quantile`)."""
+    counts = np.bincount(np.clip(lengths, 1, MAX_LENGTH_CAP) - 1, minlength=MAX_LENGTH_CAP)[:MAX_LENGTH_CAP]
+    counts[0] -= int(np.count_nonzero(lengths == 0))  # entities without events hold no length bin
+    noisy = noisy_histogram(counts, sigma=plan.sigma_units, sensitivity=1.0, name="length:max",
+                            ledger=ledger, rng=rng)
+    if ledger.private:
+        from scipy.stats import norm
+        noisy = np.where(noisy > plan.sigma_units * float(norm.isf(1e-3 / MAX_LENGTH_CAP)), noisy, 0.0)
+    noisy = np.clip(noisy, 0, None)
+    if noisy.sum() <= 0:
+        raise BudgetExceededError("too few entities to choose the number of events kept per entity under DP at "
+                                  "this epsilon; set --max-length (public) or raise --epsilon")
+    cdf = np.cumsum(noisy) / noisy.sum()
+    chosen = int(np.searchsorted(cdf, quantile - 1e-12) + 1)
+    logger.info("max_length chosen under DP: %d", chosen)
+    return max(1, min(chosen, MAX_LENGTH_CAP))
+
+def fit_gaps(grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *, index_col: Column,
+             max_gap: float | None, max_gap_categories: int) -> dict[str, Any]:
+    """DP gap model: common gaps released by partition selection (an entity holds at most
+    max_length − 1 gaps, inside the event-level sensitivity k), at most
+    `max_gap_categories` of them, each holding ≥ 1% of the gaps (post-processing);
+    and a DP-standardised space for the log of the other gaps."""
+    rng_select, rng_log = substreams(ctx.rng, 2)
+    gaps = grouped.gaps()
+    gaps = gaps[~np.isnan(gaps)]
+    positive = gaps[gaps > 0]
+    keys = _gap_keys(positive, axis)
+    values, counts = np.unique(keys, return_counts=True)
+    raw = {_gap_label(v, axis): int(n) for v, n in zip(values, counts)}
+    kept = select_partitions(raw, sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
+                             threshold_delta=ctx.plan.threshold_delta, name="gaps:common",
+                             ledger=ctx.ledger, rng=rng_select)
+    floor = 0.005 * max(ctx.n_rows_dp, 1.0)  # post-processing of a DP count
+    ranked = sorted(((c, lab) for lab, c in kept.items() if c >= floor), reverse=True)[: max_gap_categories]
+    labels = sorted((float(lab) for _, lab in ranked))
+    from synthkit.mechanisms import RangeNotLearnedError
+    public = _public_log_gap_bounds(axis, index_col)
+    if max_gap is not None:  # a public range: nothing of it is learned from the gaps
+        hi = float(np.log(max_gap))
+        bounds = (min(public[0], hi - 1.0), hi)
+        log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=bounds))
+        log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
+        log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+        return {"labels": labels, "transform": log_t}
+    log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False))
+    log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT  # messages and the ledger name the gaps, never the internal column
+    try:
+        log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+    except RangeNotLearnedError:
+        # No bin of the DP range histogram of the log-gaps cleared the noise (few gaps
+        # against the noise of max_length events per entity), or there is no gap at all.
+        # The histogram then runs on a PUBLIC range instead (post-processing of that DP
+        # release; the ledger is the same either way)
+        logger.warning("the range of the gaps between events could not be learned under DP at this epsilon; a "
+                       "public range is used; set --max-gap (the widest gap, in the unit of the sequence index) "
+                       "or declare bounds for the sequence index to narrow it")
+        ctx.ledger.notes.append("the range of the gaps between events could not be learned under DP; a public "
+                                "range was used (set --max-gap to give it)")
+        log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=public))
+        log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
+        log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+    return {"labels": labels, "transform": log_t}
+
+
+def _public_log_gap_bounds(axis: TimeAxis, index_col: Column) -> tuple[float, float]:
+    """A range for the log of the positive gaps from public facts only: on a discrete axis
+    a gap is at least one tick (log 0); the widest gap is the index's declared span, else
+    150 years for datetimes, else the top of the signed geometric grid."""
+    from synthkit.mechanisms import GEOMETRIC_EDGES
+    lo = 0.0 if axis.discrete else float(np.log(GEOMETRIC_EDGES[GEOMETRIC_EDGES > 0].min()))
+    if index_col.bounds is not None:
+        ends = axis.bound_ticks(index_col.bounds)  # declared bounds are ISO, whatever the index's format
+        span = float(ends[1] - ends[0])
+    elif axis.kind == "datetime":
+        span = 150 * 365.25 * (86400.0 if axis.unit == "second" else 1.0)
+    else:
+        span = float(GEOMETRIC_EDGES.max())
+    return lo, max(float(np.log(max(span, 1e-300))), lo + 1.0)
+
+
+def _gap_label(value: float, axis: TimeAxis) -> str:
+    return str(int(value)) if axis.discrete else repr(float(value))

@@ -1,0 +1,276 @@
+"""Sampling and decoding (post-processing of DP state, free): hidden states and emissions
+drawn from the HMM, vectorised over entities and sequential over time; terminal-event
+masking; time reconstruction from the start and the gaps; events decoded back into the
+columns' types."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from synthkit.models.hmm.layout import Standardiser, gap_transform
+from synthkit.models.hmm.network import HMMNet
+from synthkit.schema import Column, Schema
+from synthkit.sequence import TimeAxis, reconstruct_ticks
+from synthkit.table import render_datetimes
+from synthkit.transforms import NULL, OTHER, CategoricalTransform, DataTransformer
+
+logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
+
+
+class SequenceSample(NamedTuple):
+    """One chunk of generated entities: the events table and the context table."""
+
+    events: pd.DataFrame
+    context: pd.DataFrame
+
+
+def _draw(probs: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One categorical draw per row of `probs` [n, k] (inverse CDF with a seeded generator)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=g, device=probs.device) * cdf[:, -1:]
+    return torch.clamp((cdf < u).sum(-1), max=probs.shape[-1] - 1)
+
+
+def _gauss_gates(layout: dict[str, Any]) -> dict[int, tuple[int, int]]:
+    """Gauss channel → (cat channel, code that enables it): a nullable column's value
+    exists where its null indicator is 0; the log-gap where the gap is OTHER."""
+    gauss_gate: dict[int, tuple[int, int]] = {}
+    for e in layout["columns"]:
+        if e["mode"] == "gaussian" and e["nullable"]:
+            gauss_gate[e["gauss"]] = (e["null_cat"], 0)
+    if layout["gap"] is not None:
+        gauss_gate[layout["gap"]["gauss"]] = (layout["gap"]["cat"], len(layout["gap"]["labels"]))
+    return gauss_gate
+
+
+def sample_hmm(net: HMMNet, layout: dict[str, Any], c: torch.Tensor, lengths: np.ndarray, g: torch.Generator, *,
+               terminal: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised over entities, sequential over time (AR emissions): states [n, T],
+    categorical codes [n, T, C], standardised values [n, T, G]. The terminal value is
+    forbidden before an entity's last event (post-processing): `terminal` is its (cat
+    channel, code)."""
+    n, t_max = len(lengths), int(lengths.max(initial=0))
+    dev = c.device
+    n_cat, n_g = net.n_cat, net.n_gauss
+    cat = torch.zeros(n, t_max, n_cat, dtype=torch.long, device=dev)
+    cat_valid = torch.zeros(n, t_max, n_cat, dtype=torch.bool, device=dev)
+    z = torch.zeros(n, t_max, n_g, device=dev)
+    z_valid = torch.zeros(n, t_max, n_g, dtype=torch.bool, device=dev)
+    states = torch.zeros(n, t_max, dtype=torch.long, device=dev)
+    if t_max == 0:
+        return states.cpu().numpy(), cat.cpu().numpy(), z.cpu().numpy()
+    log_start, log_trans = net.log_start_trans(c)
+    trans = log_trans.exp()
+    rows = torch.arange(n, device=dev)
+    table = net.cat_log_table().exp() if n_cat else None
+    stay = torch.sigmoid(net.stay_logit[:, :n_cat]) if n_cat else None
+    mean, log_std = net.gauss_params()
+    last = torch.from_numpy(lengths - 1).to(dev)
+    gap = layout["gap"]
+    gauss_gate = _gauss_gates(layout)
+    for t in range(t_max):
+        s_t = _draw(log_start.exp(), g) if t == 0 else _draw(trans[rows, states[:, t - 1]], g)
+        states[:, t] = s_t
+        for ch, (o, size) in enumerate(zip(net.cat_offsets, net.cat_sizes)):
+            if gap is not None and ch == gap["cat"] and t == 0:
+                continue  # no gap before a first event
+            p = table[:, o:o + size][s_t]
+            if t > 0:
+                had = cat_valid[:, t - 1, ch].unsqueeze(-1)
+                lam = stay[s_t, ch].unsqueeze(-1)
+                onehot = nn.functional.one_hot(cat[:, t - 1, ch], size).to(p.dtype)
+                p = torch.where(had, lam * onehot + (1 - lam) * p, p)
+            if terminal is not None and terminal[0] == ch:
+                p = p.clone()
+                p[:, terminal[1]] = torch.where(t < last, torch.zeros_like(p[:, 0]), p[:, terminal[1]])
+            cat[:, t, ch] = _draw(p, g)
+            cat_valid[:, t, ch] = True
+        if n_g:
+            prev = z[:, t - 1] * z_valid[:, t - 1] if t > 0 else torch.zeros(n, n_g, device=dev)
+            mu = mean[s_t] + net.ar_coef[:, :n_g][s_t] * prev
+            eps = torch.randn(n, n_g, generator=g, device=dev)
+            z[:, t] = mu + log_std.exp()[s_t] * eps
+            valid = torch.ones(n, n_g, dtype=torch.bool, device=dev)
+            for j, (ch, code) in gauss_gate.items():
+                valid[:, j] = cat_valid[:, t, ch] & (cat[:, t, ch] == code)
+            z_valid[:, t] = valid
+    return states.cpu().numpy(), cat.cpu().numpy(), z.cpu().numpy()
+
+
+def _floats_to_series(x: np.ndarray, column: Column, *, null: np.ndarray | None = None,
+                      tz: str | None = None) -> pd.Series:
+    """Decoded numbers in the column's type: integers stay integers (Int64 when nullable)."""
+    null = np.zeros(len(x), dtype=bool) if null is None else null
+    if column.kind == "integer":
+        vals = np.round(x).astype("int64")
+        if column.nullable:
+            arr = pd.array(vals, dtype="Int64")
+            arr[null] = pd.NA
+            return pd.Series(arr)
+        return pd.Series(vals)
+    if column.kind == "datetime":
+        out = pd.Series(np.round(x * 1e9).astype("int64").astype("datetime64[ns]"))
+        out[null] = pd.NaT
+        if tz:
+            out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
+        return out
+    x = x.astype(float).copy()
+    x[null] = np.nan
+    return pd.Series(x)
+
+
+# ====================================================================== decoding
+class Decoder:
+    """Decoders derived from the DP state (post-processing), cached for sampling: the time
+    axis, the standardised spaces of the Gaussian columns and of the log-gaps, the start's
+    transform (a fallback for a missing start) and the terminal rule."""
+
+    def __init__(self, *, layout: dict[str, Any], transformer: DataTransformer, schema: Schema,
+                 context_schema: Schema, start_transform: Any, terminal_column: str | None,
+                 terminal_value: Any) -> None:
+        self.layout = layout
+        self.transformer = transformer
+        self.schema = schema
+        self.context_schema = context_schema
+        self.axis = TimeAxis.from_dict(layout["axis"])
+        self.scores = {e["name"]: Standardiser(transformer.transforms[e["name"]])
+                       for e in layout["columns"] if e["mode"] == "gaussian"}
+        self.gap_score = None
+        if layout["gap"] is not None:
+            self.gap_score = Standardiser(gap_transform(layout["gap"]["transform"]))
+        self.start_t = start_transform
+        self.terminal: tuple[int, int] | None = None
+        if terminal_column is not None:
+            entry = next(e for e in layout["columns"] if e["name"] == terminal_column)
+            code = self.label_code(entry, terminal_value)
+            if code is None:
+                logger.info("the terminal value is not among the released labels of its column; nothing to enforce")
+            else:
+                self.terminal = (entry["cat"], code)
+
+    def draw_start(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Starts drawn from the DP marginal of __start__ (its released counts, or its mixture)."""
+        t = self.start_t
+        if isinstance(t, CategoricalTransform):
+            labels = [lab for lab in t.labels_ if lab not in (NULL, OTHER)]
+            counts = np.array([c for lab, c in zip(t.labels_, t.counts_) if lab not in (NULL, OTHER)]) + 1e-9
+            return rng.choice(np.asarray(labels, dtype=float), size=n, p=counts / counts.sum())
+        x = Standardiser(t).inverse(rng.standard_normal(n))
+        return self.axis.to_ticks(_floats_to_series(x, t.column, tz=t.tz_))
+
+    def label_code(self, entry: dict[str, Any], value: Any) -> int | None:
+        """The code of `value` in a categorical or integer channel; None where it has none."""
+        if entry["mode"] == "categorical":
+            t = self.transformer.transforms[entry["name"]]
+            v = str(value)
+            if t.column.kind == "boolean":
+                v = {"true": "True", "false": "False"}.get(v.lower(), v)
+            return t.labels_.index(v) if v in t.labels_ else None
+        if entry["mode"] == "integer":
+            try:
+                v = int(float(value))
+            except (TypeError, ValueError):
+                return None
+            return v - entry["low"] if entry["low"] <= v <= entry["high"] else None
+        return None
+
+    def decode(self, ctx: pd.DataFrame, lengths: np.ndarray, start: np.ndarray, cat: np.ndarray, z: np.ndarray,
+               entity_start: int, event_start: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(events, context) frames of a chunk: keys numbered from `entity_start` (entities)
+        and `event_start` (event identifiers)."""
+        lay = self.layout
+        key, index = lay["entity_key"], lay["sequence_index"]
+        n = len(lengths)
+        keys = np.array([f"{key}-{i:09d}" for i in range(entity_start + 1, entity_start + n + 1)], dtype=object)
+        ticks, mask, lengths = self._ticks(lengths, start, cat, z)
+        ent = np.repeat(np.arange(n), lengths)
+        # the index written in its format as the event columns' datetimes are (a US/EU date as
+        # text, 'excel' as serial days); an ISO-written index keeps its datetime type (CSV
+        # writes it as ISO text, which is read back as dates; Parquet keeps a timestamp)
+        fmt = self.schema.column(index).format
+        written = self.axis.from_ticks(ticks[mask])
+        if fmt is not None and fmt != "iso" and not fmt.startswith("%Y-%m-%d"):
+            written = render_datetimes(written, fmt)
+        cols: dict[str, Any] = {key: pd.Series(keys[ent], dtype=object), index: written}
+        for entry in lay["columns"]:
+            cols[entry["name"]] = self.decode_column(entry, cat[mask], z[mask])
+        for name in lay["context_columns"]:
+            if not lay["two_tables"]:
+                cols[name] = ctx[name].iloc[ent].reset_index(drop=True)
+        for name in lay["event_ids"]:
+            cols[name] = [f"{name}-{i:09d}" for i in range(event_start + 1, event_start + len(ent) + 1)]
+        events = pd.DataFrame({c: (cols[c].reset_index(drop=True) if isinstance(cols[c], pd.Series) else cols[c])
+                               for c in self.schema.names})
+        context = pd.DataFrame({key: keys})
+        for name in lay["context_columns"]:
+            context[name] = ctx[name].reset_index(drop=True)
+        for name in lay["context_ids"]:
+            context[name] = [f"{name}-{i:09d}" for i in range(entity_start + 1, entity_start + n + 1)]
+        return events, context[self.context_schema.names]
+
+    def _ticks(self, lengths: np.ndarray, start: np.ndarray, cat: np.ndarray,
+               z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ticks [n, T], mask of the kept events, lengths): the time of each event from the
+        start and the gaps, inside the index's public bounds."""
+        lay = self.layout
+        n, t_max = len(lengths), cat.shape[1]
+        mask = np.arange(t_max)[None, :] < lengths[:, None]
+        # time: start, then gaps (common gaps exact; the others from the log-gap scores)
+        gaps = np.zeros((n, t_max))
+        gap = lay["gap"]
+        if gap is not None and t_max:
+            labels = np.asarray(gap["labels"], dtype=float)
+            code = cat[:, :, gap["cat"]]
+            other = code >= len(labels)
+            gaps = labels[np.minimum(code, len(labels) - 1)] if len(labels) else np.zeros(code.shape)
+            gaps = np.where(other, 0.0, gaps)
+            if other.any():
+                gaps[other] = np.exp(self.gap_score.inverse(z[:, :, gap["gauss"]][other]))
+        if self.axis.discrete:
+            gaps = np.maximum(np.round(gaps), 1.0)
+        else:
+            gaps = np.maximum(gaps, 0.0)
+        ticks = reconstruct_ticks(np.nan_to_num(start), gaps, lengths) if t_max else np.zeros((n, 0))
+        if not self.axis.discrete and t_max > 1:  # strictly increasing even where a float gap underflows
+            for t in range(1, t_max):
+                ticks[:, t] = np.maximum(ticks[:, t], np.nextafter(ticks[:, t - 1], np.inf))
+        bounds = self.schema.column(lay["sequence_index"]).bounds
+        if bounds is not None and t_max:
+            # ordering rule: no event after the index's PUBLIC upper bound (end of follow-up).
+            # A sequence that would run past it is moved earlier (not before the lower bound),
+            # and what still does not fit is cut: the drawn start and length are not exactly
+            # jointly consistent with a fixed observation window.
+            lo, hi = self.axis.bound_ticks(bounds)
+            last_tick = ticks[np.arange(n), np.maximum(lengths - 1, 0)]
+            shift = np.clip(np.minimum(last_tick - hi, ticks[:, 0] - lo), 0.0, None)
+            ticks = ticks - shift[:, None]
+            mask = mask & (ticks <= hi + 1e-9)
+            lengths = mask.sum(axis=1)
+        return ticks, mask, lengths
+
+    def decode_column(self, entry: dict[str, Any], cat: np.ndarray, z: np.ndarray) -> pd.Series:
+        """One event column from its channels, in the column's type."""
+        t = self.transformer.transforms[entry["name"]]
+        m = len(cat)
+        if entry["mode"] == "categorical":
+            block = np.zeros((m, len(t.labels_)), dtype=np.float32)
+            block[np.arange(m), cat[:, entry["cat"]]] = 1.0
+            return t.inverse_transform(block).reset_index(drop=True)
+        if entry["mode"] == "integer":
+            code = cat[:, entry["cat"]]
+            null = code > entry["high"] - entry["low"]
+            vals = (np.minimum(code, entry["high"] - entry["low"]) + entry["low"]).astype("int64")
+            if entry["nullable"]:
+                arr = pd.array(vals, dtype="Int64")
+                arr[null] = pd.NA
+                return pd.Series(arr)
+            return pd.Series(vals)
+        x = self.scores[entry["name"]].inverse(z[:, entry["gauss"]])
+        null = (cat[:, entry["null_cat"]] == 1) if entry["nullable"] else np.zeros(m, dtype=bool)
+        return _floats_to_series(x, t.column, null=null, tz=t.tz_)

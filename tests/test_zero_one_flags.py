@@ -10,6 +10,7 @@ below fails there."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -161,7 +162,9 @@ def test_cli_round_trip_keeps_0_1_columns_in_their_dtype(tmp_path):
                           catch_exceptions=False)
         assert r.exit_code == 0, r.output
         real, out = pd.read_csv(path), pd.read_csv(synthetic)
+        columns = json.loads((model / "manifest.json").read_text())["schema"]["columns"]
         for name in ("votetrump", "female", "collegeed"):
+            assert columns[name]["kind"] == "boolean", (out_name, name)  # the old code: integer, continuous
             assert out[name].dtype == real[name].dtype, (out_name, name)
             assert set(out[name].dropna().unique()) <= {0, 1}, (out_name, name)
             assert _shape(real[name], out[name]) >= 0.9, (out_name, name)

@@ -290,14 +290,14 @@ def test_dphmm_without_schemas_decides_the_same_kinds_on_a_neighbouring_table(tm
     """No --schema and no --context-schema: DPHMM decides the events' and the context's
     kinds under DP (synthkit.dp_schema, one row per entity). The added entity has more
     events than the bound, a time of day with another offset, a canary label, and doses
-    that flip the rows-based guess of the `dose` column (continuous → integer)."""
+    that flip the rows-based guess of the `dose` column (integer → continuous)."""
     from synthkit.schema import infer_schema
 
     events, people = _visits()
     rng = np.random.default_rng(5)
     events["dose"] = np.where(rng.random(len(events)) < 0.3, np.nan, rng.choice([1.0, 2.0], len(events)))
     extra_events = pd.DataFrame([{"pid": "px", "date": f"2022-0{m}-1{d}T13:37:00+05:00", "kind": CANARY,
-                                  "lab": 19.5, "dose": float(3 + 3 * m + d)} for m in range(1, 10) for d in range(3)])
+                                  "lab": 19.5, "dose": 3 + 3 * m + d + 0.5} for m in range(1, 10) for d in range(3)])
     hostile_events = pd.concat([events, extra_events], ignore_index=True)
     hostile_people = pd.concat([people, pd.DataFrame([{"pid": "px", "sex": CANARY, "born": 1901}])],
                                ignore_index=True)

@@ -352,8 +352,14 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     kinds: dict[str, str] = {}
     formats: dict[str, tuple[str | None, str | None]] = {}
     spellings: dict[str, tuple[str, str] | None] = {}
-    for name in decided_cols:
-        noisy = _counts(frame[name]) + rng.normal(0.0, event.sigma, size=N_COUNTS)
+    # the zero-one classes (issue 18) take their noise after every other count, so for one
+    # noise stream the counts that existed before them get the draws they got then (the
+    # noise is i.i.d. either way; this keeps decisions reproducible across the change)
+    noise = np.concatenate([rng.normal(0.0, event.sigma, size=(len(decided_cols), ZERO_ONE_START)),
+                            rng.normal(0.0, event.sigma, size=(len(decided_cols), N_COUNTS - ZERO_ONE_START))],
+                           axis=1)
+    for i, name in enumerate(decided_cols):
+        noisy = _counts(frame[name]) + noise[i]
         kinds[name] = decide_kind(name, noisy, event.sigma)
         if name == sequence_index and kinds[name] not in ("datetime", "integer", "continuous"):
             kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind

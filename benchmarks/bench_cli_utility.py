@@ -22,7 +22,8 @@ files are read back with pandas (as a user scoring the output would) and scored:
   columns (dcr_controls in the JSON);
 - fit_s, generate_s (wall seconds of the two commands on this machine, whatever else runs);
 - the kinds the fit decided per column (read from the bundle's manifest) and the fit's
-  log lines that mention kinds; columns that came back empty; columns whose pandas dtype
+  log lines that mention kinds (none at the default verbosity: the decided kinds are
+  logged at INFO, shown with -v, which this benchmark does not pass); columns that came back empty; columns whose pandas dtype
   differs between the real and synthetic CSV (a real numeric column written back as text).
 
 sdmetrics metadata: a column numeric in the real CSV with more than 10 distinct values is

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synthkit.schema import Column, Schema
-from synthkit.table import boolean_values, datetime_values, numeric_values
+from synthkit.table import boolean_values, numeric_values, utc_seconds
 
 NULL_TOKEN = "\x00null"
 MAX_ONE_HOT = 50
@@ -41,12 +41,7 @@ def canonical(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     for col in columns:
         s = frame[col.name]
         if col.kind == "datetime":
-            d = datetime_values(s, col.format)  # the declared (or DP-decided) format
-            if getattr(d.dt, "tz", None) is not None:
-                d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-            ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
-            ns[d.isna().to_numpy()] = np.nan
-            out[col.name] = pd.Series(ns / 1e9, index=frame.index)
+            out[col.name] = pd.Series(utc_seconds(s, col.format), index=frame.index)  # declared/DP-decided format
         elif is_numeric(col):
             out[col.name] = numeric_values(s)
         elif col.kind == "boolean":

@@ -88,7 +88,7 @@ from scipy import stats
 from synthkit.errors import ConfigError, DataValidationError
 from synthkit.ledger import PrivacyBudget
 from synthkit.schema import Column, Schema
-from synthkit.table import Table, boolean_values, datetime_values, numeric_values, render_datetimes
+from synthkit.table import Table, boolean_values, numeric_values, render_datetimes, utc_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -489,12 +489,7 @@ def _numeric(s: pd.Series, kind: str, fmt: str | None = None) -> np.ndarray:
     """Numbers of a numeric column; datetimes (text read in the column's `format`) as UTC
     seconds."""
     if kind == "datetime":
-        d = datetime_values(s, fmt)
-        if getattr(d.dt, "tz", None) is not None:
-            d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-        out = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float) / 1e9
-        out[d.isna().to_numpy()] = np.nan
-        return out
+        return utc_seconds(s, fmt)
     return numeric_values(s).to_numpy(dtype=float)
 
 

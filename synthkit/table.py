@@ -184,6 +184,18 @@ def datetime_values(s: pd.Series, fmt: str | None = None) -> pd.Series:
     return out
 
 
+def utc_seconds(s: pd.Series, fmt: str | None = None) -> np.ndarray:
+    """A datetime column as float seconds since the epoch, UTC (NaN where missing or not
+    readable in `fmt`, the column's declared or DP-decided format): a value with an offset
+    is converted, one without is read as UTC."""
+    d = datetime_values(s, fmt)
+    if getattr(d.dt, "tz", None) is not None:
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+    ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+    ns[d.isna().to_numpy()] = np.nan
+    return ns / 1e9
+
+
 def render_datetimes(d: pd.Series, fmt: str | None) -> pd.Series:
     """Datetimes written in a column's `format` (post-processing of synthetic values):
     a strftime pattern gives text (None for a missing value), 'excel' serial day numbers

@@ -39,7 +39,7 @@ from synthkit.mechanisms import (
     substreams,
 )
 from synthkit.schema import Column, Schema, zero_one_dtype
-from synthkit.table import boolean_values, datetime_values, numeric_values, render_datetimes
+from synthkit.table import boolean_values, numeric_values, render_datetimes, utc_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -272,12 +272,7 @@ class NumericTransform:
         """The column as floats (NaN = null; datetimes as UTC seconds: a value with an
         offset is converted, one without is read as UTC; nothing about it is kept)."""
         if self.column.kind == "datetime":
-            d = datetime_values(s, self.column.format)  # the declared (or DP-decided) format
-            if getattr(d.dt, "tz", None) is not None:
-                d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-            ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
-            ns[d.isna().to_numpy()] = np.nan
-            return ns / 1e9  # seconds
+            return utc_seconds(s, self.column.format)  # the declared (or DP-decided) format
         return numeric_values(s).to_numpy(dtype=float)
 
     def _public_bounds(self) -> tuple[float, float] | None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from synthkit.schema import Column, Schema
 from synthkit.sequence import GroupedEvents, TimeAxis
-from synthkit.table import datetime_values, numeric_values
+from synthkit.table import numeric_values, utc_seconds
 from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform
 
 GAP = "__gap__"
@@ -65,12 +65,7 @@ def _column_floats(column: Column, s: pd.Series) -> np.ndarray:
     """Numbers of a numeric column; datetimes as seconds since the epoch (UTC), as the core
     NumericTransform counts them."""
     if column.kind == "datetime":
-        d = datetime_values(s, column.format)  # the declared (or DP-decided) format
-        if getattr(d.dt, "tz", None) is not None:
-            d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-        ns = d.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
-        ns[d.isna().to_numpy()] = np.nan
-        return ns / 1e9
+        return utc_seconds(s, column.format)  # the declared (or DP-decided) format
     return numeric_values(s).to_numpy(dtype=float)
 
 

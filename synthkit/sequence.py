@@ -5,7 +5,7 @@ The privacy unit of a sequence model is the ENTITY (patient, account): every qua
 here is computed per entity, and an entity's contribution is bounded by keeping at most
 `max_length` of its events — the FIRST ones in time order, so that a sequence keeps its
 beginning and its ordering rules (a terminal event is last). Nothing in this module is
-released by itself; what the model keeps goes through DP mechanisms in `models/hmm.py`.
+released by itself; what the model keeps goes through DP mechanisms in the `models/hmm` package.
 
 Time axis. The sequence index is an integer (years, visit numbers), a float (hours after
 a dose) or a datetime. It is handled as float "ticks" in a unit: 1 for integers, the

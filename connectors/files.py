@@ -41,8 +41,6 @@ import pyarrow.parquet as pq
 from connectors.csvhead import (  # noqa: F401  (NULL_VALUES, MAX_COLUMNS, _header: part of this module's API)
     _MAX_LINES_SHOWN,
     _INFER_ROWS,
-    _SNIFF_BYTES,
-    _SNIFF_ROWS,
     MAX_COLUMNS,
     NULL_VALUES,
     _head_text,

@@ -13,10 +13,9 @@ released. Per column, one Gaussian release of a histogram and a count:
   H:M:S or "10h") with its day-order evidence: day first (first field > 12), month first
   (second field > 12), or either (both <= 12);
 - every number cell also falls in exactly one ZERO-ONE class (`ZERO_ONE_CLASSES`, issue
-  18): '0', '1' (a cell of a numeric dtype, or text written 0 or 1), '0.0', '1.0' (text
-  written with a fraction part, e.g. 1.00), or 'other' (any other number). A cell is in at
-  most one of the date classes, the boolean spellings and these (a number is never a date
-  or a boolean word);
+  18) BY ITS VALUE: '0', '1' (0, 1, 0.0, 1.00, 1e0, ... whatever the dtype or spelling),
+  or 'other' (any other number). A cell is in at most one of the date classes, the boolean
+  spellings and these (a number is never a date or a boolean word);
 - the number of distinct non-null values.
 
 One row moves one class, one sub-class (date, boolean spelling or zero-one) and the
@@ -34,15 +33,16 @@ datetime, integer, continuous, identifier, categorical) wide enough for the nois
 - otherwise categorical; also when the noisy non-null count is too small to tell.
 
 A 0/1 indicator's `true_false` is ['1', '0'] (written as integers; floats with NaN where
-the model releases nulls, `schema.zero_one_dtype`) unless the noisy '0.0/1.0' count leads,
-then ['1.0', '0.0'] (floats). Whether the INPUT column was float is not read from its dtype:
-a reader makes a CSV column float when one cell anywhere is empty or has a fraction, so the
-dtype is a fact of every row at once (one added row with a missing value turns every 1 of an
-integer column into 1.0), and counting cells by it would let one row move all of them. So a
-numeric cell counts by its value ('0/1'); only text written 1.0 shows a float spelling by
-itself. Floats come back where the input was float because of its nulls (the common case:
-Stata, SPSS and SAS exports, and integers with NaN in pandas); a float column without
-nulls comes back as integers 0/1 under DP — declare `true_false: ['1.0', '0.0']` for floats.
+the model releases nulls, `schema.zero_one_dtype`). Whether the INPUT column was float, or
+how its cells are spelled, is never read: a reader makes a CSV column float when one cell
+anywhere is empty or has a fraction, and keeps it text when one cell anywhere is a word, so
+a column's dtype (and with it the spelling of every cell: 1 or 1.0) is a fact of every row
+at once; counting cells by it would let one added row move all of them (a column of 1.0/0.0
+with one 'yes' added: L2 change ~200 on 200 rows). So every cell counts by its value.
+Floats come back where the input was float because of its nulls (the common case: Stata,
+SPSS and SAS exports, and integers with NaN in pandas), as the model releases nulls under
+DP; a float column without nulls comes back as integers 0/1 under DP — declare
+`true_false: ['1.0', '0.0']` for floats.
 
 A datetime column's `format` and precision (`time_unit`) are decided from its date
 classes (`decide_date_format`, post-processing of the same release): the shape with the
@@ -80,7 +80,7 @@ import pandas as pd
 
 from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger
 from synthkit.mechanisms import rho_for_epsilon
-from synthkit.schema import (_IDENTIFIER_NAME, ZERO_ONE_FLOAT, ZERO_ONE_INT, Column, Schema,
+from synthkit.schema import (_IDENTIFIER_NAME, ZERO_ONE_INT, Column, Schema,
                              is_row_index_name)
 from synthkit.table import DATE_SEPARATORS, DEFAULT_DAY_FIRST, TIME_FORMS, date_pattern, date_shapes
 
@@ -99,9 +99,9 @@ BOOL_PAIRS = (("true", "false"), ("yes", "no"), ("t", "f"), ("y", "n"))
 BOOL_CASES = ("lower", "title", "upper")
 BOOL_CLASSES: tuple[str, ...] = ("true/false",) + tuple(
     f"{t}/{f}|{case}" for t, f in BOOL_PAIRS[1:] for case in BOOL_CASES)
-# a number cell: 0 or 1 as a numeric cell (by value: see the module docstring) or text 0/1,
-# 0 or 1 as text with a fraction part (0.0, 1.00), or any other number
-ZERO_ONE_CLASSES: tuple[str, ...] = ("0", "1", "0.0", "1.0", "other")
+# a number cell by its VALUE (never its dtype or spelling: see the module docstring): 0, 1,
+# or any other number
+ZERO_ONE_CLASSES: tuple[str, ...] = ("0", "1", "other")
 ZERO_ONE_START = len(CLASSES) + 1 + len(DATE_CLASSES) + len(BOOL_CLASSES)
 # classes, distinct values, date classes, boolean spellings, zero-one classes (a cell is in
 # at most one of the last three: one row still moves one class, one sub-class and the
@@ -154,14 +154,9 @@ def _counts(s: pd.Series) -> np.ndarray:
     numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     is_num = np.isfinite(numeric) & ~is_bool & ~is_date
     is_whole = is_num & (np.mod(np.where(is_num, numeric, 0.5), 1.0) == 0)
-    if pd.api.types.is_numeric_dtype(s):
-        # by value: a numeric dtype's spelling (1 or 1.0) is a fact of the whole column
-        spelled_float = np.zeros(len(text), dtype=bool)
-    else:
-        spelled_float = text.str.contains(".", regex=False).to_numpy(dtype=bool)
+    # by value only: a cell's dtype and spelling (1 or 1.0) are facts of the whole column
     zero, one = is_num & (numeric == 0.0), is_num & (numeric == 1.0)
-    zero_one = [(zero & ~spelled_float).sum(), (one & ~spelled_float).sum(), (zero & spelled_float).sum(),
-                (one & spelled_float).sum(), (is_num & ~zero & ~one).sum()]
+    zero_one = [zero.sum(), one.sum(), (is_num & ~zero & ~one).sum()]
     n_text = len(text) - int(is_bool.sum() + is_date.sum() + is_num.sum())
     date_counts = dict.fromkeys(DATE_CLASSES, 0)
     iso_only = text.str.match(_ISO_DATE_ONLY).to_numpy(dtype=bool)
@@ -206,8 +201,8 @@ def decide_true_false(noisy: np.ndarray) -> tuple[str, str] | None:
 
 
 def _zero_one(noisy: np.ndarray) -> dict[str, float]:
-    """The noisy zero-one classes by name (not clipped); all 0 for a vector without them
-    (counts written before they existed)."""
+    """The noisy zero-one classes by name (not clipped); all 0 for a shorter vector (the
+    classes and distinct count alone, as `decide_kind` is also called)."""
     noisy = np.asarray(noisy, dtype=float)
     values = noisy[ZERO_ONE_START:N_COUNTS] if len(noisy) >= N_COUNTS else np.zeros(len(ZERO_ONE_CLASSES))
     return dict(zip(ZERO_ONE_CLASSES, (float(v) for v in values)))
@@ -226,17 +221,16 @@ def _is_zero_one(noisy: np.ndarray, sigma: float) -> bool:
     is large against the noise (3,000 rows, 5 columns, ε = 1: σ ≈ 78, a flag with over ~630
     ones); one short of it stays an integer, written 0 and 1."""
     z = _zero_one(noisy)
-    return z["1"] + z["1.0"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
+    return z["1"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
 
 
 def decide_spelling(noisy: np.ndarray) -> tuple[str, str] | None:
     """A boolean column's `true_false` (post-processing): a 0/1 indicator's numbers when
-    its 0/1 cells outnumber the boolean words ('1.0'/'0.0' when the noisy count of text
-    written with a fraction leads, see the module docstring), else `decide_true_false`."""
+    its 0/1 cells outnumber the boolean words (never '1.0'/'0.0': see the module
+    docstring), else `decide_true_false`."""
     z = _zero_one(noisy)
-    as_int, as_float = z["0"] + z["1"], z["0.0"] + z["1.0"]
-    if as_int + as_float > float(np.asarray(noisy, dtype=float)[0]):
-        return ZERO_ONE_FLOAT if as_float > as_int else ZERO_ONE_INT
+    if z["0"] + z["1"] > float(np.asarray(noisy, dtype=float)[0]):
+        return ZERO_ONE_INT
     return decide_true_false(noisy)
 
 

@@ -298,6 +298,11 @@ def boolean_values(s: pd.Series) -> pd.Series:
     out = pd.Series(pd.NA, index=s.index, dtype="boolean")
     out[lowered.isin(_TRUE)] = True
     out[lowered.isin(_FALSE)] = False
+    rest = out.isna() & lowered.notna()
+    if rest.any():  # numbers equal to 1 or 0 however written (1.00, 01, 1e0): a 0/1 flag reads by value
+        numeric = pd.to_numeric(lowered[rest], errors="coerce")
+        out[numeric.index[numeric == 1]] = True
+        out[numeric.index[numeric == 0]] = False
     return out
 
 

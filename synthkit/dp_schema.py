@@ -166,8 +166,13 @@ def _counts(s: pd.Series) -> np.ndarray:
         keys = (shapes["sep"] + "|" + shapes["time"] + "|" + shapes["evidence"])[is_shaped]
         for key, count in keys.value_counts().items():
             date_counts[key] += int(count)
+    # distinct VALUES: a number by its value and a boolean word in any case, since how a cell
+    # is spelled (5 or 5.0, True or true) follows the dtype a reader gave the whole column
+    distinct = text.to_numpy(dtype=object).copy()
+    distinct[is_num] = numeric[is_num]
+    distinct[is_bool] = text.str.lower().to_numpy(dtype=object)[is_bool]
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
-                     text.nunique(), *date_counts.values(), *_bool_spellings(text[is_bool]), *zero_one],
+                     pd.unique(distinct).size, *date_counts.values(), *_bool_spellings(text[is_bool]), *zero_one],
                     dtype=float)
 
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from conftest_data import _load
 from synthkit import DPCTGAN, DPTVAE, PrivacyBudget, infer_schema
 from synthkit.cli import app
-from synthkit.dp_schema import N_COUNTS, _counts, dp_infer_schema, inference_event
+from synthkit.dp_schema import CLASSES, N_COUNTS, _counts, dp_infer_schema, inference_event
 from synthkit.ledger import PrivacyLedger
 from synthkit.schema import Column, Schema
 from synthkit.transforms import NULL, CategoricalTransform
@@ -145,6 +145,23 @@ def test_a_word_that_keeps_a_flag_column_text_moves_its_counts_by_at_most_the_se
     moved = _counts(grown) - _counts(base)
     sensitivity = inference_event(PrivacyBudget(epsilon=1.0, delta=1e-6), k=1, n_columns=1).sensitivity
     assert np.linalg.norm(moved) <= sensitivity + 1e-9, moved[np.nonzero(moved)]
+
+
+@pytest.mark.parametrize("added", ["yes", "2024-01-01"])
+def test_a_word_that_keeps_a_number_column_text_moves_its_distinct_count_by_one_row(added):
+    """The distinct count is of values: a file that writes the same numbers as 5 and 5.0
+    holds 200 values once a reader parses it to floats, and would hold 400 spellings once
+    one added word keeps it text (a change of 200 against the sensitivity of one row)."""
+    values = np.arange(200) * 0.5 + 2.0
+    spelled = [f"{v:g}" for v in values] + [f"{v:.1f}" for v in values]
+    base = pd.Series(pd.to_numeric(pd.Series(spelled)))  # parsed: float64
+    grown = pd.Series(spelled + [added], dtype=object)  # kept text
+    moved = _counts(grown) - _counts(base)
+    sensitivity = inference_event(PrivacyBudget(epsilon=1.0, delta=1e-6), k=1, n_columns=1).sensitivity
+    assert np.linalg.norm(moved) <= sensitivity + 1e-9, moved[np.nonzero(moved)]
+    booleans = pd.Series([True, False] * 100)
+    words = pd.Series(["True", "true", "FALSE", "false"] * 50 + [added], dtype=object)
+    assert _counts(words)[len(CLASSES)] - _counts(booleans)[len(CLASSES)] <= 1
 
 
 def test_numbers_equal_to_0_or_1_read_as_a_flag_however_written():

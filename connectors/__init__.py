@@ -131,8 +131,9 @@ def read_columns(uri: Uri, *, table: str | None = None, query: str | None = None
     A CSV's header is read with the standard library (connectors.csvhead: the same layout
     decisions and refusals as `read`, which calls the same functions), so neither pandas
     nor polars is imported: a misspelled column is refused in a fraction of a second. A
-    CSV whose first record is not plain (a quote inside a field, a field over two lines),
-    Parquet and JSON lines are read as `read(..., n_rows=0)`, which loads polars."""
+    CSV whose first record is not plain (a quote inside a field, a field over two lines) is
+    read as `read(..., n_rows=0)`. Parquet and JSON lines take their names from polars' scan
+    schema (polars only); one that polars cannot scan goes through `read` for its error."""
     loc = parse(uri)
     if loc.is_sql or loc.kind not in ("csv", "parquet", "jsonl"):
         return None
@@ -144,8 +145,32 @@ def read_columns(uri: Uri, *, table: str | None = None, query: str | None = None
         names = csvhead.columns(loc.path, **{k: v for k, v in options.items() if k in _LAYOUT_OPTIONS})
         if names is not None:
             return names
+    if loc.kind in ("parquet", "jsonl") and table is None and query is None and set(options) <= _ROW_OPTIONS:
+        assert loc.path is not None
+        names = _scanned_names(loc.path, loc.kind)
+        if names is not None:
+            return names
     frame = read(uri, table=table, query=query, **{**options, "n_rows": 0, "check_rows": False})
     return [str(c) for c in frame.columns]
+
+
+def _scanned_names(path: Path, kind: str) -> list[str] | None:
+    """A Parquet or JSON-lines file's column names from the same polars scan that `read`
+    starts with, importing polars only (not pandas or pyarrow, which `read` needs for the
+    rows). None when polars cannot scan it, or when its columns hold what `read` refuses
+    (too many, nested, binary): the full read then gives its one clear error."""
+    import polars as pl
+
+    from connectors.csvhead import too_many_columns
+
+    try:
+        lazy = pl.scan_parquet(path) if kind == "parquet" else pl.scan_ndjson(path, infer_schema_length=None)
+        schema = lazy.collect_schema()
+    except (pl.exceptions.PolarsError, OSError):
+        return None
+    refused = too_many_columns(str(path), len(schema)) is not None or any(
+        isinstance(d, (pl.Struct, pl.List, pl.Array)) or d in (pl.Object, pl.Binary) for d in schema.values())
+    return None if refused else [str(c) for c in schema.names()]
 
 
 def read_source(uri: Uri | Location, *, table: str | None = None, query: str | None = None,
@@ -242,6 +267,7 @@ FILE_OPTIONS: tuple[str, ...] = ("separator", "encoding", "has_header", "quote_c
 # the options that decide a CSV's column names (connectors.csvhead.columns), and those that do not
 _LAYOUT_OPTIONS = frozenset({"separator", "encoding", "has_header", "quote_char", "null_values"})
 _HEADER_OPTIONS = _LAYOUT_OPTIONS | {"parse_dates", "n_rows", "check_rows"}
+_ROW_OPTIONS = frozenset({"parse_dates", "n_rows", "check_rows"})  # options that change no column name
 
 
 def _check_options(loc: Location, options: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -309,6 +309,39 @@ def test_the_header_alone_gives_the_whole_reads_columns_or_refusal(tmp_path, nam
     assert _verdict(lambda: connectors.read_columns(path, **options)) == whole
 
 
+def _parquet(frame_dict):  # type: ignore[no-untyped-def]
+    import io
+
+    import polars as pl
+    buf = io.BytesIO()
+    pl.DataFrame(frame_dict).write_parquet(buf)
+    return buf.getvalue()
+
+
+_SCANNED = [  # Parquet and JSON lines: names from polars' scan schema, or the whole read decides
+    ("plain parquet", lambda: _parquet({"a": [1, 2], "b name": ["x", "y"]}), ".parquet"),
+    ("parquet with a nested column", lambda: _parquet({"a": [1, 2], "l": [[1], [2, 3]]}), ".parquet"),
+    ("parquet with a binary column", lambda: _parquet({"a": [1, 2], "b": [b"x", b"y"]}), ".parquet"),
+    ("parquet with a struct column", lambda: _parquet({"a": [1, 2], "s": [{"k": 1}, {"k": 2}]}), ".parquet"),
+    ("parquet with too many columns", lambda: _parquet({f"c{i}": [1] for i in range(2001)}), ".parquet"),
+    ("not parquet", lambda: b"a,b\n1,2\n", ".parquet"),
+    ("plain jsonl", lambda: b'{"a": 1, "b": "x"}\n{"a": 2, "b": "y", "c": 3}\n', ".jsonl"),
+    ("jsonl with a nested value", lambda: b'{"a": 1, "b": [1, 2]}\n', ".jsonl"),
+    ("jsonl with a type change late", lambda: b'{"a": 1}\n' * 50 + b'{"a": "x"}\n', ".jsonl"),
+    ("broken jsonl", lambda: b'{"a": 1}\n{"a": \n', ".jsonl"),
+]
+
+
+@pytest.mark.parametrize("name, content, suffix", _SCANNED, ids=[c[0] for c in _SCANNED])
+def test_parquet_and_jsonl_names_are_the_whole_reads_columns_or_refusal(tmp_path, name, content, suffix):
+    import connectors
+
+    path = tmp_path / f"data{suffix}"
+    path.write_bytes(content())
+    whole = _verdict(lambda: connectors.read(path, n_rows=0, check_rows=False).columns)
+    assert _verdict(lambda: connectors.read_columns(path)) == whole
+
+
 def test_the_header_alone_refuses_a_missing_file_or_a_folder_as_the_whole_read(tmp_path):
     import connectors
     from connectors import csvhead

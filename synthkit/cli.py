@@ -54,7 +54,7 @@ app.add_typer(schema_app, name="schema")
 # name the data is meant to predict), no fact about the data; evaluate reports ML utility
 # for each declared target.
 TargetOption = Annotated[Optional[list[str]], typer.Option(
-    "--target", help="a column the data is meant to predict (repeat the option); the report scores ML utility for each")]
+    "--target", metavar="<column>", help="a column the data is meant to predict (repeat the option); the report scores ML utility for each")]
 
 # ------------------------------------------------------------------ schema
 @schema_app.command("infer")

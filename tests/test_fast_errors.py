@@ -170,6 +170,9 @@ def test_help_at_80_columns_shows_every_option_name_whole():
         assert option in fit.output, option
     assert "…" not in fit.output and "<bool>" not in fit.output  # rich's cut names and flag labels
     assert max(len(line) for line in fit.output.splitlines()) <= 80
+    for command in (["fit"], ["evaluate"], ["generate"], ["audit"], ["run"]):  # a repeated option shows
+        out = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80).output
+        assert "list[" not in out, command  # what it takes, not typer's Python type
 
 
 def test_a_library_that_sets_its_own_logger_to_info_stays_quiet_unless_verbose(caplog):

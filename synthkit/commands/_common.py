@@ -362,7 +362,7 @@ EntityKeyOption = Annotated[Optional[str], typer.Option("--entity-key", help="co
 SequenceIndexOption = Annotated[Optional[str], typer.Option(
     "--sequence-index", help="dphmm: column ordering each entity's events")]
 ContextColumnOption = Annotated[Optional[list[str]], typer.Option(
-    "--context-column", help="dphmm: a static column of the events table (repeat the option)")]
+    "--context-column", metavar="<column>", help="dphmm: a static column of the events table (repeat the option)")]
 MaxLengthOption = Annotated[Optional[int], typer.Option(
     "--max-length", help="dphmm: events kept per entity (public); omitted: chosen under DP")]
 StatesOption = Annotated[Optional[int], typer.Option("--states", help="dphmm: number of hidden states")]

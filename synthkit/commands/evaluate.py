@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="folder for report.json and report.html")],
         holdout: Annotated[Optional[str], typer.Option("--holdout", help="real rows the model never saw (else the bundle's recorded split)")] = None,
         target: Annotated[Optional[list[str]], typer.Option(
-            "--target", help="a column to predict for ML utility, besides the schema's targets (repeat the option)")] = None,
+            "--target", metavar="<column>", help="a column to predict for ML utility, besides the schema's targets (repeat the option)")] = None,
         fmt: Annotated[str, typer.Option("--format", help="terminal output: json or text")] = "text",
         seed: Annotated[int, typer.Option(help="seed of the evaluation's own random choices")] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False,

@@ -15,6 +15,7 @@ from torch import nn
 
 from synthkit.models.hmm.layout import Standardiser, gap_transform
 from synthkit.models.hmm.network import HMMNet
+from synthkit.models.hmm.trends import non_decreasing_events
 from synthkit.schema import Column, Schema
 from synthkit.sequence import TimeAxis, reconstruct_ticks
 from synthkit.table import render_datetimes
@@ -125,6 +126,43 @@ def _floats_to_series(x: np.ndarray, column: Column, *, null: np.ndarray | None 
     return pd.Series(x)
 
 
+def fit_gaps(gaps: np.ndarray, lengths: np.ndarray, room: float, *, discrete: bool) -> np.ndarray:
+    """Gaps [n, T] (gaps[:, 0] unused) shrunk so that each sequence spans at most `room`, the
+    width of the index's PUBLIC window: post-processing of the drawn gaps, no data.
+
+    Why: the length and the gaps are drawn apart (the length with the context, the gaps by
+    the HMM), so a drawn 5-wave person in a 5-year survey may get a gap of 2 and run past
+    the end of follow-up; cutting the overrun turned drawn 5s into 4s (a biased length
+    distribution). Keeping the drawn length is worth more than keeping those few gaps
+    exact: in an overrunning sequence, each gap's excess over the smallest gap (1 tick on a
+    discrete axis, 0 otherwise) is scaled down by one factor so that the span equals the
+    room (floored on a discrete axis, so the span never exceeds it). Sequences that fit are
+    left as drawn; a sequence that cannot fit at all (more events than whole ticks in the
+    window) is left to the cut."""
+    n, t_max = gaps.shape
+    if t_max < 2 or not np.isfinite(room):
+        return gaps
+    inner = np.arange(t_max)[None, :] < lengths[:, None]
+    inner[:, 0] = False  # no gap before a first event
+    floor = 1.0 if discrete else 0.0
+    g = np.where(inner, gaps, 0.0)
+    n_gaps = inner.sum(axis=1)
+    span = g.sum(axis=1)
+    spare = room - floor * n_gaps  # what the excesses may add up to
+    excess = np.where(inner, g - floor, 0.0).sum(axis=1)
+    fix = (span > room) & (spare >= 0) & (excess > 0)
+    if not fix.any():
+        return gaps
+    scale = np.where(fix, spare / np.where(excess > 0, excess, 1.0), 1.0)
+    shrunk = floor + (g - floor) * scale[:, None]
+    if discrete:
+        shrunk = np.floor(shrunk + 1e-9)
+    out = gaps.copy()
+    sel = fix[:, None] & inner
+    out[sel] = shrunk[sel]
+    return out
+
+
 # ====================================================================== decoding
 class Decoder:
     """Decoders derived from the DP state (post-processing), cached for sampling: the time
@@ -133,8 +171,10 @@ class Decoder:
 
     def __init__(self, *, layout: dict[str, Any], transformer: DataTransformer, schema: Schema,
                  context_schema: Schema, start_transform: Any, terminal_column: str | None,
-                 terminal_value: Any) -> None:
+                 terminal_value: Any, non_decreasing: tuple[str, ...] = ()) -> None:
         self.layout = layout
+        # declared (public) columns that rise with time: name → integer? (see trends.py)
+        self.non_decreasing = {name: schema.column(name).kind == "integer" for name in non_decreasing}
         self.transformer = transformer
         self.schema = schema
         self.context_schema = context_schema
@@ -153,6 +193,11 @@ class Decoder:
                 logger.info("the terminal value is not among the released labels of its column; nothing to enforce")
             else:
                 self.terminal = (entry["cat"], code)
+
+    def trends(self, events: pd.DataFrame) -> pd.DataFrame:
+        """A decoded (and calibrated) chunk with the declared columns non-decreasing within
+        each entity (post-processing; the last step, so no later map undoes it)."""
+        return non_decreasing_events(events, key=self.layout["entity_key"], columns=self.non_decreasing)
 
     def draw_start(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Starts drawn from the DP marginal of __start__ (its released counts, or its mixture)."""
@@ -236,17 +281,19 @@ class Decoder:
             gaps = np.maximum(np.round(gaps), 1.0)
         else:
             gaps = np.maximum(gaps, 0.0)
+        bounds = self.schema.column(lay["sequence_index"]).bounds
+        if bounds is not None and t_max > 1:
+            lo, hi = self.axis.bound_ticks(bounds)
+            gaps = fit_gaps(gaps, lengths, hi - lo, discrete=self.axis.discrete)
         ticks = reconstruct_ticks(np.nan_to_num(start), gaps, lengths) if t_max else np.zeros((n, 0))
         if not self.axis.discrete and t_max > 1:  # strictly increasing even where a float gap underflows
             for t in range(1, t_max):
                 ticks[:, t] = np.maximum(ticks[:, t], np.nextafter(ticks[:, t - 1], np.inf))
-        bounds = self.schema.column(lay["sequence_index"]).bounds
         if bounds is not None and t_max:
             # ordering rule: no event after the index's PUBLIC upper bound (end of follow-up).
-            # A sequence that would run past it is moved earlier (not before the lower bound),
-            # and what still does not fit is cut: the drawn start and length are not exactly
-            # jointly consistent with a fixed observation window.
-            lo, hi = self.axis.bound_ticks(bounds)
+            # The gaps already fit the window (fit_gaps), so a sequence that would run past it
+            # is moved earlier (not before the lower bound); only what cannot fit at all (more
+            # events than whole ticks in the window, or a start before the lower bound) is cut.
             last_tick = ticks[np.arange(n), np.maximum(lengths - 1, 0)]
             shift = np.clip(np.minimum(last_tick - hi, ticks[:, 0] - lo), 0.0, None)
             ticks = ticks - shift[:, None]

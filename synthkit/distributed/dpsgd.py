@@ -1,0 +1,143 @@
+"""One DP-SGD step over W ranks: noise once, global normalisation, no rank skips a step.
+
+Per step t each rank r holds the clipped per-unit gradient sum S_r of its local Poisson
+batch (ghost clipping, as the single-process `DPStep`). The released update is
+
+    g_t = (Σ_r S_r + N(0, σ²C²)) / B,    B = the GLOBAL expected batch size (q · n_units_dp),
+
+i.e. the single-process statistic: the union batch is Poisson(q) over all units and the
+noise is drawn once, by rank 0, from its DP stream. Every rank all-reduces (SUM) the same
+tensors and applies the same optimizer step, so the weights stay identical without a
+broadcast. A rank whose local batch is empty still takes part with S_r = 0: skipping it
+would desynchronise the collectives (Opacus' DistributedUniformWithReplacementSampler
+skips empty local batches) and make the step count data-dependent.
+
+Opacus' `DistributedDPOptimizerFastGradientClipping` also adds the noise on rank 0, but it
+divides by `expected_batch_size` and then by the world size; here the divisor is the
+global B, once, written where it is used.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers import DPOptimizerFastGradientClipping
+from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+from torch import nn
+
+NOISE_RANK = 0
+
+
+class _AllReduceDPOptimizer(DPOptimizerFastGradientClipping):
+    """Clipped sums → (+ noise on rank 0) → / global B → all-reduce SUM → step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, rank: int, noise_multiplier: float,
+                 max_grad_norm: float, expected_batch_size: float, generator: torch.Generator | None) -> None:
+        super().__init__(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                         expected_batch_size=expected_batch_size, loss_reduction="mean", generator=generator)
+        self.rank = rank
+
+    def add_noise(self) -> None:
+        if self.rank == NOISE_RANK:
+            super().add_noise()
+        else:
+            for p in self.params:
+                p.grad = p.summed_grad.view_as(p).clone()
+
+    def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
+        if closure is not None:
+            with torch.enable_grad():
+                closure()
+        if not self.pre_step():  # accumulate, add_noise (rank 0), scale_grad (÷ global B)
+            return None
+        for p in self.params:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        return self.original_optimizer.step()
+
+
+class DistributedDPStep:
+    """The distributed twin of `synthkit.models.dpsgd.DPStep`: `step(per_sample_loss)` on
+    every rank, every step, with the rank's (possibly empty) per-unit losses.
+
+    `noise_generator` is used on rank 0 only (other ranks may pass None). The module's
+    weights must be identical on all ranks before the first step (`broadcast_parameters`).
+    """
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, *, private: bool,
+                 noise_multiplier: float, max_grad_norm: float, expected_batch_size: float,
+                 noise_generator: torch.Generator | None) -> None:
+        self.private = private
+        self.rank = dist.get_rank()
+        # the same integer divisor as the single-process DPStep (Opacus divides by an int)
+        self.expected_batch_size = float(max(1, int(round(expected_batch_size))))
+        if private:
+            self.module: nn.Module = GradSampleModuleFastGradientClipping(
+                module, max_grad_norm=max_grad_norm, use_ghost_clipping=True, loss_reduction="mean")
+            self.optimizer: torch.optim.Optimizer = _AllReduceDPOptimizer(
+                optimizer, rank=self.rank, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                expected_batch_size=self.expected_batch_size,
+                generator=noise_generator if self.rank == NOISE_RANK else None)
+        else:
+            self.module = module
+            self.optimizer = optimizer
+
+    @property
+    def inner(self) -> nn.Module:
+        return self.module._module if self.private else self.module
+
+    def close(self) -> None:
+        if self.private:
+            self.module._close()
+
+    def _params(self) -> list[torch.Tensor]:
+        base = self.optimizer.original_optimizer if self.private else self.optimizer
+        return [p for group in base.param_groups for p in group["params"] if p.requires_grad]
+
+    def _discard_captured(self) -> None:
+        """Forget what a forward pass over an EMPTY batch captured. Ghost clipping counts
+        forwards per parameter and clears the count in the backward pass; an empty batch
+        has no backward, so the next forward would be taken for parameter tying and raise
+        NotImplementedError (the single-process DPStep has that failure on the step after
+        an empty Poisson batch when the caller runs the forward pass anyway)."""
+        if not self.private:
+            return
+        for m in self.module.modules():
+            if hasattr(m, "activations"):
+                del m.activations
+        for p in self.module.parameters():
+            if hasattr(p, "_forward_counter"):
+                p._forward_counter = 0
+
+    def step(self, per_sample_loss: torch.Tensor) -> None:
+        if per_sample_loss.numel() == 0:
+            # this rank's batch is empty: it contributes S_r = 0 and still joins the collectives
+            self._discard_captured()
+            for p in self._params():
+                p.grad = torch.zeros_like(p)
+        elif self.private:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                DPTensorFastGradientClipping(self.module, self.optimizer, per_sample_loss, "mean").backward()
+        else:
+            per_sample_loss.sum().backward()
+        if self.private:
+            self.optimizer.step()
+        else:
+            for p in self._params():
+                p.grad /= self.expected_batch_size
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def broadcast_parameters(module: nn.Module, *, src: int = 0) -> None:
+    """Make every rank start from rank `src`'s weights (as Opacus' DPDDP does)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            dist.broadcast(p.data, src)
+        for b in module.buffers():
+            dist.broadcast(b.data, src)

@@ -1,0 +1,124 @@
+"""`train_worker(config)`: the function every rank runs (Ray Train's TorchTrainer, torchrun
+or `synthkit.distributed.launch` start it the same way).
+
+The driver decides q, the number of steps and σ from its DP count (and the ledger) and
+puts them in the config; the workers only execute that plan, so the accountant sees the
+single-process fit. The config carries the driver's DP seed sequence in memory (never
+written anywhere); each rank derives its own streams from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from synthkit.distributed.dpsgd import NOISE_RANK, DistributedDPStep, broadcast_parameters
+from synthkit.distributed.sampling import rank_sampler, rank_streams
+from synthkit.errors import ConfigError
+from synthkit.models.base import init_linear_layers, torch_generator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shard:
+    """One rank's units: [n_units, k, d] encoded rows and the [n_units, k] mask of real rows."""
+
+    data: torch.Tensor
+    mask: torch.Tensor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    shards: tuple[Shard, ...]          # one per rank (Ray: replaced by the rank's dataset shard)
+    sampling_rate: float               # q, from the driver's DP count
+    steps: int
+    noise_multiplier: float            # σ, calibrated on the driver
+    max_grad_norm: float
+    expected_batch_size: float         # GLOBAL: q · n_units_dp
+    dp_seed: np.random.SeedSequence    # from synthkit.noise on the driver; never recorded
+    private: bool = True
+    init_seed: int | None = None       # public: network initialisation only
+    model: Literal["mlp"] = "mlp"
+    hidden: int = 64
+    lr: float = 1e-2
+    backend: Literal["gloo", "nccl"] = "gloo"
+    collective_timeout_s: float = 300.0
+    torch_threads: int | None = 1
+
+
+class AutoencoderMLP(nn.Module):
+    """A small MLP that reconstructs its input: enough to exercise a DP-SGD step end to end."""
+
+    def __init__(self, d: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_model(config: WorkerConfig, d: int) -> nn.Module:
+    if config.model != "mlp":
+        raise ConfigError(f"distributed model must be 'mlp', got {config.model!r}; the table models follow")
+    model = AutoencoderMLP(d, config.hidden)
+    init_linear_layers(model, torch_generator(np.random.SeedSequence(config.init_seed), torch.device("cpu")))
+    return model
+
+
+def per_unit_loss(model: nn.Module, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Σ over a unit's real rows of the squared reconstruction error: one loss per unit,
+    so clipping bounds the whole unit's contribution."""
+    return (((model(x) - x) ** 2).sum(dim=-1) * m).sum(dim=1)
+
+
+def _ensure_process_group(config: WorkerConfig) -> None:
+    if dist.is_initialized():  # Ray Train initialises it before calling the function
+        return
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE") if v not in os.environ]
+    if missing:
+        raise ConfigError(f"train_worker needs a process group or the variables {', '.join(missing)}; "
+                          "start it with torchrun, Ray Train or synthkit.distributed.launch")
+    dist.init_process_group(config.backend, init_method="env://",
+                            timeout=timedelta(seconds=config.collective_timeout_s))
+
+
+def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
+    """Run the DP-SGD plan on this rank; returns rank 0's weights (identical on every rank)."""
+    _ensure_process_group(config)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if len(config.shards) != world:
+        raise ConfigError(f"the config holds {len(config.shards)} shards for {world} workers; "
+                          "partition the units into one shard per worker")
+    device = torch.device("cuda", torch.cuda.current_device()) if config.backend == "nccl" else torch.device("cpu")
+    shard = config.shards[rank]
+    data, mask = shard.data.to(device), shard.mask.to(device)
+    model = build_model(config, data.shape[-1]).to(device)
+    broadcast_parameters(model, src=0)
+    noise_gen = (torch_generator(rank_streams(config.dp_seed, rank=rank, world_size=world)["noise"], device)
+                 if rank == NOISE_RANK else None)
+    sampler = rank_sampler(config.dp_seed, rank=rank, world_size=world, n_local_units=data.shape[0],
+                           sampling_rate=config.sampling_rate, device=device)
+    step = DistributedDPStep(model, torch.optim.SGD(model.parameters(), lr=config.lr), private=config.private,
+                             noise_multiplier=config.noise_multiplier, max_grad_norm=config.max_grad_norm,
+                             expected_batch_size=config.expected_batch_size, noise_generator=noise_gen)
+    logger.info("distributed DP-SGD: rank %d of %d, %d steps", rank, world, config.steps)
+    model.train()
+    for _ in range(config.steps):
+        idx = sampler.draw()
+        if len(idx) == 0:  # an empty local batch: no forward pass, but the rank takes the step
+            step.step(data.new_zeros(0))
+        else:
+            step.step(per_unit_loss(step.module, data[idx], mask[idx]))
+    step.close()
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

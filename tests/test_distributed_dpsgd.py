@@ -141,8 +141,8 @@ def test_an_empty_local_batch_takes_the_step_and_matches_the_reference(runs, nam
     config, (state, _) = runs[name]
     batches = _replayed_batches(config)
     other = 1 - empty_rank
-    # the state under test happened: a step where this rank was empty and the other was not,
-    # and (for rank 0, the noise rank) a step where the whole union was empty: noise only
+    # the state under test happened: a step where this rank was empty and the other was not
+    # (for rank 0 that is the rank that draws the noise: its noise goes out on a zero sum)
     assert any(len(step[empty_rank]) == 0 and len(step[other]) > 0 for step in batches)
     assert any(len(step[empty_rank]) > 0 for step in batches)
     assert _max_diff(state, _reference(config)) < ATOL

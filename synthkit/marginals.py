@@ -239,9 +239,57 @@ class PairTree:
                     total = cond.sum(axis=1, keepdims=True)
                     cond = np.where(total > 0, cond / np.where(total > 0, total, 1.0), 1.0 / (cond.shape[1] - 1))
                     cond[:, -1] = 0.0
+                if isinstance(transform, NumericTransform):
+                    cond = self._calibrated(child, cond)
                 out[child] = cond
             self._cond = out
         return self._cond
+
+    def margin(self, col: _Column) -> np.ndarray | None:
+        """The column's released DP margin over its cells (post-processing of DP state):
+        DP label counts (declared labels at their floor), or the DP histogram's mass per
+        cell (no share where it holds under half a row, as `_conditional_quantiles` maps
+        it) times the DP present share, then the DP null share. None without a histogram."""
+        t = self.transformer.transforms[col.name]
+        if isinstance(t, CategoricalTransform):
+            m = np.asarray(t.counts_, dtype=float).copy()
+            if t.public_domain is not None:
+                m[:len(t.public_domain)] = np.maximum(m[:len(t.public_domain)], t.floor_)
+        else:
+            if t.hist_ is None or float(np.sum(t.hist_)) <= 0:
+                return None
+            level, possible = _cell_levels(t, col)
+            m = np.where(possible, np.diff(level), 0.0)
+            m = m / m.sum() if m.sum() > 0 else np.diff(level)
+            if col.nullable:
+                share = float(t.null_share_ or 0.0) if t.nulls_released else 0.0
+                m = np.append(m * (1.0 - share), share)
+        return m / m.sum() if m.sum() > 0 else None
+
+    def _calibrated(self, child: str, cond: np.ndarray) -> np.ndarray:
+        """`cond` raked (iterative proportional fitting) so that the child's margin it
+        implies, Σ_p w_p · cond[p, :] with w the parents' released DP margins, is the
+        child's own DP margin on its cells. Without it the child's cells followed the pair
+        table's noisy, cleared and shrunk margin rather than the column's DP histogram, so a
+        spike (the exact-0 cell) drifted by several points (issue 17). IPF keeps every odds
+        ratio of w_p · cond[p, c], so the parent → child association stays. Post-processing
+        of released state only: no privacy cost."""
+        cols = {c.name: c for c in self.columns()}
+        target = self.margin(cols[child])
+        margins = [self.margin(cols[p]) for p in self.parents_[child]]
+        if target is None or any(m is None for m in margins) or len(target) != cond.shape[1]:
+            return cond
+        if len(margins) == 1:
+            w = margins[0]
+        else:
+            # the two parents' joint: the tree table's parent margin fitted to both DP margins
+            seen = _cleared(self.tables_[child], CLEAR_SIGMAS * float(self.noise_std_ or 0.0)).sum(axis=1)
+            w = _fit_margins(seen.reshape(len(margins[0]), len(margins[1])), margins[0], margins[1]).ravel()
+        if len(w) != cond.shape[0]:
+            return cond
+        joint = _fit_margins(w[:, None] * cond, w, target)
+        rows = joint.sum(axis=1, keepdims=True)
+        return np.where(rows > 0, joint / np.where(rows > 0, rows, 1.0), cond)
 
     def sample(self, raw_t: torch.Tensor, values: dict[str, np.ndarray], *, generator: torch.Generator,
                state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -448,6 +496,38 @@ def _fill_present(x: np.ndarray, present: np.ndarray, t: NumericTransform) -> np
     return out
 
 
+def _cell_levels(t: NumericTransform, col: _Column) -> tuple[np.ndarray, np.ndarray]:
+    """The DP CDF at the column's present cells' edges (0 … 1), and which cells may get a
+    share: a cell where the DP margin holds less than half a row (e.g. [lo, 0) below a spike
+    at 0, the DP lower bound sitting just under 0) can only hold table noise: rows drawn into
+    it would all map onto one quantile (the spike, or a value below 0)."""
+    lo, hi = t.bounds_
+    bounds = np.concatenate([[lo], col.edges, [hi]]) if t.column.kind != "integer" else \
+        np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]])
+    level = np.clip(t.cdf(bounds), 0.0, 1.0)  # DP CDF at the bin edges
+    level[0], level[-1] = 0.0, 1.0
+    return level, np.diff(level) * float(np.sum(t.hist_)) >= 0.5
+
+
+def _fit_margins(joint: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Iterative proportional fitting (Deming & Stephan 1940) of a non-negative table to
+    the row and column margins `rows`, `cols` (equal totals): rows and columns are scaled in
+    turn, which leaves every odds ratio of the table unchanged. A cell line that is empty
+    where its target is not gets a uniform trace first, so every target is reachable."""
+    j = np.clip(np.asarray(joint, dtype=float), 0.0, None)
+    trace = 1e-6 * max(float(j.sum()), 1e-12) / j.size
+    j[:, (j.sum(axis=0) <= 0) & (cols > 0)] += trace
+    j[(j.sum(axis=1) <= 0) & (rows > 0), :] += trace
+    for _ in range(10 * RAKE_ITERATIONS):
+        r = j.sum(axis=1)
+        j *= np.where(r > 0, rows / np.where(r > 0, r, 1.0), 0.0)[:, None]
+        c = j.sum(axis=0)
+        j *= np.where(c > 0, cols / np.where(c > 0, c, 1.0), 0.0)[None, :]
+        if float(np.abs(j.sum(axis=1) - rows).max()) < 1e-9:
+            break
+    return j
+
+
 def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, parent_cells: np.ndarray,
                            present_p: np.ndarray) -> np.ndarray:
     """Within each parent cell, rank the present values and map rank (i + ½)/m onto the DP
@@ -457,11 +537,7 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
     present = ~np.isnan(x)
     if not present.any() or t.hist_ is None or float(np.sum(t.hist_)) <= 0:
         return out
-    lo, hi = t.bounds_
-    bounds = np.concatenate([[lo], col.edges, [hi]]) if t.column.kind != "integer" else \
-        np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]])
-    level = np.clip(t.cdf(bounds), 0.0, 1.0)  # DP CDF at the bin edges
-    level[0], level[-1] = 0.0, 1.0
+    level, possible = _cell_levels(t, col)
     idx = np.flatnonzero(present)
     # one sort by (parent cell, value) for the whole chunk: each cell's rows are then a
     # contiguous run in value order (a sort per cell cost a third of sampling time)
@@ -473,10 +549,6 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
     starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
     ends = np.r_[starts[1:], len(order)]
     levels = np.empty(len(order))
-    # a cell where the DP margin holds less than half a row (e.g. [lo, 0) below a spike at 0,
-    # the DP lower bound sitting just under 0) can only hold table noise: rows drawn into it
-    # would all map onto one quantile (the spike, or a value below 0), so it gets no share
-    possible = np.diff(level) * float(np.sum(t.hist_)) >= 0.5
     for begin, end in zip(starts, ends):
         share = np.where(possible, np.clip(present_p[sorted_cells[begin]], 0.0, None), 0.0)
         share = share / share.sum() if share.sum() > 0 else np.diff(level)

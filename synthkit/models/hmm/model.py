@@ -28,6 +28,7 @@ from synthkit.models.hmm.network import HMMNet
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
                                             plan_sequence_preprocessing)
 from synthkit.models.hmm.sample import Decoder, SequenceSample, sample_hmm
+from synthkit.models.hmm.trends import check_non_decreasing
 from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train
 from synthkit.schema import Column, Schema
 from synthkit.sequence import GroupedEvents, TimeAxis
@@ -53,7 +54,9 @@ class DPHMM(Synthesizer):
     sequence index's unit (its time_unit for dates); set, the gaps' range is not learned under
     DP (one histogram less); unset, it is, and where it cannot be (too few gaps against the
     noise) a public range is used (the index's declared bounds, else 150 years for dates,
-    else the signed geometric grid's top), stated in a log line and a ledger note.
+    else the signed geometric grid's top), stated in a log line and a ledger note;
+    `non_decreasing` (public): event columns that never fall within an entity (age,
+    experience, tenure), made so at sampling (see synthkit.models.hmm.trends).
     """
 
     model_name: ClassVar[str] = "dphmm"
@@ -66,7 +69,8 @@ class DPHMM(Synthesizer):
                  context_hidden: tuple[int, ...] = (64, 64), context_embedding_dim: int = 32,
                  terminal_column: str | None = None, terminal_value: str | None = None,
                  time_unit: str | None = None, max_gap_categories: int = 32, max_integer_categories: int = 8,
-                 max_gap: float | None = None, device: DeviceOption = "auto", seed: int | None = None) -> None:
+                 max_gap: float | None = None, non_decreasing: tuple[str, ...] = (), device: DeviceOption = "auto",
+                 seed: int | None = None) -> None:
         self.n_states = n_states
         self.epochs = epochs
         self.batch_size = batch_size
@@ -88,6 +92,7 @@ class DPHMM(Synthesizer):
         self.max_gap_categories = max_gap_categories
         self.max_integer_categories = max_integer_categories
         self.max_gap = max_gap
+        self.non_decreasing = non_decreasing
         self.device = device
         self.seed = seed
 
@@ -130,6 +135,8 @@ class DPHMM(Synthesizer):
             problems.append(f"context_model must be 'dptvae' or 'dpctgan', got {self.context_model!r}")
         if (self.terminal_column is None) != (self.terminal_value is None):
             problems.append("terminal_column and terminal_value go together; set both or neither")
+        if isinstance(self.non_decreasing, str) or not all(isinstance(n, str) for n in self.non_decreasing):
+            problems.append(f"non_decreasing must be a list of column names, got {self.non_decreasing!r}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -164,6 +171,7 @@ class DPHMM(Synthesizer):
             ledger=ledger, rng=np.random.default_rng(seqs["schema"]))
         schema = events.schema.validate()
         roles, context_table = split_roles(schema, context, context_schema, terminal_column=self.terminal_column)
+        check_non_decreasing(self.non_decreasing, roles["events"])  # declared names and kinds, before any release
         index_col = schema.column(schema.sequence_index)
 
         # ---- 1. plan the sequence preprocessing from the schema and the budget alone
@@ -348,7 +356,8 @@ class DPHMM(Synthesizer):
         self._decoder = Decoder(layout=self.layout_, transformer=self.transformer_, schema=self.schema_,
                                 context_schema=self.context_schema_,
                                 start_transform=self.context_model_.transformer_.transforms[START],
-                                terminal_column=self.terminal_column, terminal_value=self.terminal_value)
+                                terminal_column=self.terminal_column, terminal_value=self.terminal_value,
+                                non_decreasing=tuple(self.non_decreasing))
 
     def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
                chunk_size: int = 10_000) -> pd.DataFrame:
@@ -414,6 +423,7 @@ class DPHMM(Synthesizer):
             states, cat_codes, gauss_z = sample_hmm(self.hmm_, lay, torch.from_numpy(c_enc).to(self.device_), lengths,
                                                     g, terminal=dec.terminal)
         events, ctx_out = dec.decode(ctx, lengths, start, cat_codes, gauss_z, entity_start, event_start)
+        events = dec.trends(events)  # declared non-decreasing columns; last, so calibration cannot undo it
         return SequenceSample(events, ctx_out)
 
     def _empty_frame(self) -> pd.DataFrame:

@@ -211,9 +211,17 @@ def nondecreasing_share(df: pd.DataFrame, key: str, index: str, col: str) -> tup
         g.apply(lambda s: bool((s.dropna() > 0).any())).mean())
 
 
+def _labels(values) -> pd.Series:
+    """Values as labels; numbers by value (a column read back as float because it holds a
+    null writes 1 as "1.0": the same state as the real "1")."""
+    s = pd.Series(values)
+    num = pd.to_numeric(s, errors="coerce")
+    return num.astype(float).astype(str) if num.notna().sum() == s.notna().sum() else s.astype(str)
+
+
 def transition_tvd(real: pd.DataFrame, syn: pd.DataFrame, key: str, index: str, col: str) -> float | None:
-    ra, rb = (pd.Series(x).astype(str) for x in _pairs(real, key, index, col))
-    sa, sb = (pd.Series(x).astype(str) for x in _pairs(syn, key, index, col))
+    ra, rb = (_labels(x) for x in _pairs(real, key, index, col))
+    sa, sb = (_labels(x) for x in _pairs(syn, key, index, col))
     if len(ra) == 0:
         return None
     rt = pd.crosstab(ra, rb, normalize="index")

@@ -10,6 +10,12 @@ fitted through the CLI as a user runs it, with nothing else:
         --model dphmm --epsilon 3 --delta 1e-6 --out BUNDLE
     synthkit generate BUNDLE --entities <holdout entities> --out DIR
 
+A second DPHMM row, dphmm_declared_kinds, passes the kinds that `synthkit schema infer`
+proposes for the two files (kinds and boolean spellings only, no bounds or categories) as
+--schema / --context-schema, as a user who knows them from the panel's codebook declares
+them; it tells the fit's DP kind decisions apart from the model. (Here the proposal is read
+from the train rows and taken unreviewed: kinds a codebook would give.)
+
 The output CSVs are read back with pandas and scored against the HOLDOUT; the same scorer
 on train vs holdout gives real-vs-real (what a perfect model could reach on this split):
 - event_shapes / event_pairs: sdmetrics QualityReport on the event table without key and
@@ -58,8 +64,11 @@ the sequence index; columns SDV detects as id/PII are set back to numerical/cate
 by dtype.
 
     .venv/bin/python benchmarks/bench_hmm_quality.py --label after [--panels males,rwm,wages]
-        [--epsilon 3] [--sdv males] [--sdv-epochs 20] [--sdv-python /tmp/sdv-venv/bin/python]
-        [--code DIR] [--keep DIR]
+        [--epsilon 3] [--sources real,dphmm,dphmm_declared_kinds,sdv] [--sdv males]
+        [--sdv-epochs 20] [--sdv-python /tmp/sdv-venv/bin/python] [--code DIR] [--keep DIR [--rescore]]
+
+`--code DIR` runs the CLI from another source tree (e.g. `git archive HEAD | tar -x -C DIR`)
+with this virtual environment; `--rescore` scores the outputs kept in --keep again.
 
 Results are stored under --label (other labels in the file are kept, so a "before" and an
 "after" sit side by side), and within a label per (panel, source).
@@ -344,15 +353,23 @@ def _summary(entry: dict) -> dict:
     return {k: entry[k] for k in keys if k in entry}
 
 
-def dphmm(panel: str, work: Path, eps: str, env: dict, cli: list[str]) -> dict:
+def dphmm(panel: str, work: Path, eps: str, env: dict, cli: list[str], source: str = "dphmm") -> dict:
+    """source "dphmm": the fit decides every kind under DP; "dphmm_declared_kinds": the kinds
+    of `synthkit schema infer` (kinds only, no bounds or categories) are passed as --schema
+    and --context-schema, as a user who knows them from a codebook would declare them."""
     key, index, ctx = PANELS[panel]
-    log = work / f"{panel}.dphmm.log"
+    log = work / f"{panel}.{source}.log"
     log.write_text("")
-    bundle, out = work / f"{panel}.bundle", work / f"{panel}.dphmm"
-    fit = ["fit", str(work / f"{panel}_events.csv"), "--context", str(work / f"{panel}_context.csv"),
-           "--entity-key", key, "--sequence-index", index, "--model", "dphmm", "--epsilon", eps,
-           "--delta", "1e-6", "--out", str(bundle), "--overwrite"]
-    entry: dict = {"panel": panel, "source": "dphmm", "epsilon": float(eps),
+    bundle, out = work / f"{panel}.{source}.bundle", work / f"{panel}.{source}"
+    events, context = str(work / f"{panel}_events.csv"), str(work / f"{panel}_context.csv")
+    fit = ["fit", events, "--context", context, "--entity-key", key, "--sequence-index", index, "--model", "dphmm",
+           "--epsilon", eps, "--delta", "1e-6", "--out", str(bundle), "--overwrite"]
+    if source == "dphmm_declared_kinds":
+        for data, name in ((events, "events"), (context, "context")):
+            run_cmd(cli + ["schema", "infer", data, "--entity-key", key, "--out", str(work / f"{panel}_{name}.yaml"),
+                           "--overwrite"], env, log)
+        fit += ["--schema", str(work / f"{panel}_events.yaml"), "--context-schema", str(work / f"{panel}_context.yaml")]
+    entry: dict = {"panel": panel, "source": source, "epsilon": float(eps),
                    "command": "synthkit " + " ".join(fit).replace(str(work) + "/", "")}
     rc, entry["fit_s"], entry["fit_cpu_s"] = run_cmd(cli + fit, env, log)
     if rc == 0:
@@ -373,7 +390,8 @@ def main() -> None:
     ap.add_argument("--label", default="current")
     ap.add_argument("--panels", default="males,rwm,wages")
     ap.add_argument("--epsilon", default="3")
-    ap.add_argument("--sources", default="real,dphmm", help="real (train vs holdout), dphmm, sdv")
+    ap.add_argument("--sources", default="real,dphmm,dphmm_declared_kinds",
+                    help="real (train vs holdout), dphmm, dphmm_declared_kinds, sdv")
     ap.add_argument("--sdv", default="males", help="panels for SDV PAR (with 'sdv' in --sources)")
     ap.add_argument("--sdv-epochs", type=int, default=20)
     ap.add_argument("--sdv-python", default="/tmp/sdv-venv/bin/python")
@@ -411,15 +429,17 @@ def main() -> None:
             entry = {"panel": panel, "source": "real_vs_real", **base, **score(h_ev, h_cx, t_ev, t_cx, key, index)}
             save(args.label, entry)
             print(json.dumps(_summary(entry)), flush=True)
-        if "dphmm" in sources:
-            kept = work / f"{panel}.dphmm.json"
+        for source in ("dphmm", "dphmm_declared_kinds"):
+            if source not in sources:
+                continue
+            kept = work / f"{panel}.{source}.json"
             if args.rescore and kept.exists():
                 entry = json.loads(kept.read_text())
             else:
-                entry = {**dphmm(panel, work, args.epsilon, env, cli), **base}
+                entry = {**dphmm(panel, work, args.epsilon, env, cli, source), **base}
                 kept.write_text(json.dumps(entry))
             if "error" not in entry:
-                out = work / f"{panel}.dphmm"
+                out = work / f"{panel}.{source}"
                 entry.update(score(h_ev, h_cx, pd.read_csv(out / "events.csv"), pd.read_csv(out / "context.csv"),
                                    key, index))
             save(args.label, entry)

@@ -102,7 +102,18 @@ def runs():
 
 def test_ranks_end_with_identical_weights(runs):
     for name, (_, (s0, s1)) in runs.items():
-        assert _max_diff(s0, s1) == 0.0, name
+        diff = _max_diff(s0, s1)
+        assert diff == 0.0, (name, diff)
+
+
+def test_config_repr_shows_no_private_row_and_no_dp_seed():
+    """A config travels through Ray (task errors, logs): its repr must hold neither."""
+    shard = Shard(data=torch.full((3, K, D), 123.456), mask=torch.ones(3, K))
+    config = WorkerConfig(shards=(shard, shard), sampling_rate=0.1, steps=1, noise_multiplier=1.0, max_grad_norm=1.0,
+                          expected_batch_size=2.0, dp_seed=np.random.SeedSequence(987654321))
+    text = repr(config) + str(shard)
+    assert "123.4" not in text and "987654321" not in text
+    assert "units=3" in str(shard) and "noise_multiplier=1.0" in text
 
 
 def test_two_ranks_match_one_process_at_sigma_zero_and_with_fixed_noise(runs):
@@ -112,11 +123,13 @@ def test_two_ranks_match_one_process_at_sigma_zero_and_with_fixed_noise(runs):
     assert all(sum(len(b) for b in step) > 0 for step in batches)  # real data in every step
     assert all(len(step[r]) > 0 for r in range(WORLD) for step in batches[:1])
     ref0, ref1 = _reference(config0), _reference(config1)
-    assert _max_diff(dist0, ref0) < ATOL  # same update at σ = 0 (clipping binding on both ranks)
-    assert _max_diff(dist1, ref1) < ATOL  # same DP statistic: same clipped sum + the same single noise draw
-    assert _max_diff(ref0, ref1) > 100 * ATOL  # the noise is really there (σ = 1 moves the weights)
-    init = build_model(config0, D).state_dict()
-    assert _max_diff(dist0, init) > 100 * ATOL  # and training moved them
+    at_zero, with_noise = _max_diff(dist0, ref0), _max_diff(dist1, ref1)
+    assert at_zero < ATOL, at_zero  # same update at σ = 0 (clipping binding on both ranks)
+    assert with_noise < ATOL, with_noise  # same DP statistic: same clipped sum + the same single noise draw
+    noise_effect = _max_diff(ref0, ref1)
+    assert noise_effect > 100 * ATOL, noise_effect  # the noise is really there (σ = 1 moves the weights)
+    moved = _max_diff(dist0, build_model(config0, D).state_dict())
+    assert moved > 100 * ATOL, moved  # and training moved them
 
 
 def test_noise_is_added_once_per_step_not_once_per_rank(runs):
@@ -145,7 +158,8 @@ def test_an_empty_local_batch_takes_the_step_and_matches_the_reference(runs, nam
     # (for rank 0 that is the rank that draws the noise: its noise goes out on a zero sum)
     assert any(len(step[empty_rank]) == 0 and len(step[other]) > 0 for step in batches)
     assert any(len(step[empty_rank]) > 0 for step in batches)
-    assert _max_diff(state, _reference(config)) < ATOL
+    diff = _max_diff(state, _reference(config))
+    assert diff < ATOL, diff
 
 
 def test_one_unit_never_straddles_ranks_and_the_bound_is_global():

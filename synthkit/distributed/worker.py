@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -32,19 +32,24 @@ logger = logging.getLogger(__name__)
 class Shard:
     """One rank's units: [n_units, k, d] encoded rows and the [n_units, k] mask of real rows."""
 
-    data: torch.Tensor
-    mask: torch.Tensor
+    data: torch.Tensor = field(repr=False)  # private rows: never in a repr, log line or error
+    mask: torch.Tensor = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Shard(units={self.data.shape[0]}, rows_per_unit={self.data.shape[1]}, width={self.data.shape[2]})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerConfig:
-    shards: tuple[Shard, ...]          # one per rank (Ray: replaced by the rank's dataset shard)
+    # repr=False: a config ends up in Ray's task errors and logs; it must show no private row
+    # (the shards) and never the DP seed (that would make the noise reproducible)
+    shards: tuple[Shard, ...] = field(repr=False)  # one per rank (Ray: the rank's dataset shard)
     sampling_rate: float               # q, from the driver's DP count
     steps: int
     noise_multiplier: float            # σ, calibrated on the driver
     max_grad_norm: float
     expected_batch_size: float         # GLOBAL: q · n_units_dp
-    dp_seed: np.random.SeedSequence    # from synthkit.noise on the driver; never recorded
+    dp_seed: np.random.SeedSequence = field(repr=False)  # from synthkit.noise on the driver; never recorded
     private: bool = True
     init_seed: int | None = None       # public: network initialisation only
     model: Literal["mlp"] = "mlp"

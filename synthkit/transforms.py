@@ -611,14 +611,26 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
     the sum), each taking a share in proportion to that sum, spread over its bins in
     proportion to their width (a uniform density); a group whose sibling clears but which
     does not gets nothing (an empty tail). When no group clears, the rest is spread over
-    the uncleared bins in proportion to their positive noisy counts; when the rest does not
-    clear its own noise, it is dropped."""
+    the uncleared bins in proportion to their positive noisy counts.
+
+    A positive rest is always placed, however small (issue 17): dropping a rest under
+    CLEAR_SIGMAS·total_sigma (what was done before) took the small bins next to a spike out
+    of the histogram and biased its total (and the spike's share) up — NMES nvisits at
+    1,500 rows, ε = 3. The weights above (where the noisy counts say the rest is) are kept
+    rather than a spread by width or a uniform one: on a count column's one-bin-per-value
+    grid a uniform spread of the rest puts as much on 60 visits as on 1, the fat synthetic
+    tail this function exists to avoid. Bins whose share is under half a row get none and
+    their share goes to the larger ones (largest weights first), so the placed total equals
+    `total` exactly, as it does when the cleared bins overshoot it (they are scaled down to
+    it): the released total is the DP count, unbiased. All of it is post-processing."""
     noisy = np.asarray(noisy, dtype=float)
     widths = np.asarray(widths, dtype=float)
     cleared = noisy > CLEAR_SIGMAS * sigma
     out = np.where(cleared, noisy, 0.0)
     rest = float(total) - float(out.sum())
-    if rest <= CLEAR_SIGMAS * total_sigma or cleared.all():
+    if rest < 0 and total > 0:  # the cleared bins' noise overshoots the DP count: keep their shares
+        return out * (float(total) / float(out.sum()))
+    if rest < 0.5 or cleared.all():  # less than half a row is no row
         return out
     free = np.where(cleared, 0.0, noisy)
     free_bins = (~cleared).astype(float)
@@ -644,10 +656,23 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
         weight = np.clip(free, 0.0, None)
         if weight.sum() <= 0:
             weight = free_bins
-    spread = rest * weight / weight.sum()
-    # less than half a row is no row: a sliver such as [-1e-6, 0) below a spike at 0 (the DP
-    # lower bound just under 0) would otherwise hold a few negative values
-    return out + np.where(spread >= 0.5, spread, 0.0)
+    return out + _place_rest(rest, weight)
+
+
+def _place_rest(rest: float, weight: np.ndarray) -> np.ndarray:
+    """`rest` (≥ 0.5) over the bins in proportion to `weight` (≥ 0, positive sum), none to a
+    bin whose share would be under half a row — a sliver such as [-1e-6, 0) below a spike at
+    0 (the DP lower bound just under 0) would otherwise hold a few negative values — their
+    shares going to the others: the j bins of largest weight are kept, j the largest for
+    which the smallest of their shares is still ≥ 0.5 (that share falls as j grows). The
+    placed total is `rest` exactly."""
+    order = np.argsort(-weight, kind="stable")
+    w = weight[order]
+    smallest = rest * w / np.cumsum(w)  # the smallest share when the first j + 1 bins are kept
+    j = int(np.flatnonzero((smallest >= 0.5) & (w > 0))[-1]) + 1
+    out = np.zeros(len(weight))
+    out[order[:j]] = rest * w[:j] / w[:j].sum()
+    return out
 
 
 def _equal_width(edges: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -209,6 +209,7 @@ class PairTree:
         if self._cond is None:
             out = {}
             sigma = float(self.noise_std_ or 0.0)
+            cols = {c.name: c for c in self.columns()}
             for _, child in self.edges_:
                 t = _cleared(self.tables_[child], CLEAR_SIGMAS * sigma)
                 pair = _cleared(self.pair_tables_[child], CLEAR_SIGMAS * sigma)
@@ -240,7 +241,7 @@ class PairTree:
                     cond = np.where(total > 0, cond / np.where(total > 0, total, 1.0), 1.0 / (cond.shape[1] - 1))
                     cond[:, -1] = 0.0
                 if isinstance(transform, NumericTransform):
-                    cond = self._calibrated(child, cond)
+                    cond = self._calibrated(child, cond, cols)
                 out[child] = cond
             self._cond = out
         return self._cond
@@ -266,7 +267,7 @@ class PairTree:
                 m = np.append(m * (1.0 - share), share)
         return m / m.sum() if m.sum() > 0 else None
 
-    def _calibrated(self, child: str, cond: np.ndarray) -> np.ndarray:
+    def _calibrated(self, child: str, cond: np.ndarray, cols: dict[str, _Column]) -> np.ndarray:
         """`cond` raked (iterative proportional fitting) so that the child's margin it
         implies, Σ_p w_p · cond[p, :] with w the parents' released DP margins, is the
         child's own DP margin on its cells. Without it the child's cells followed the pair
@@ -274,7 +275,6 @@ class PairTree:
         spike (the exact-0 cell) drifted by several points (issue 17). IPF keeps every odds
         ratio of w_p · cond[p, c], so the parent → child association stays. Post-processing
         of released state only: no privacy cost."""
-        cols = {c.name: c for c in self.columns()}
         target = self.margin(cols[child])
         margins = [self.margin(cols[p]) for p in self.parents_[child]]
         if target is None or any(m is None for m in margins) or len(target) != cond.shape[1]:

@@ -339,10 +339,13 @@ def decide_index_kind(noisy: np.ndarray) -> str:
 def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: PrivacyBudget, k: int,
                     rng: np.random.Generator, entity_key: str | None = None, sequence_index: str | None = None,
                     sensitive: Iterable[str] = (), identifiers: Iterable[str] = (),
-                    targets: Iterable[str] = (), unit_codes: np.ndarray | None = None) -> Schema:
+                    targets: Iterable[str] = (), unit_codes: np.ndarray | None = None,
+                    require_learned: bool = True) -> Schema:
     """The schema of `frame` with kinds decided from noisy counts, charged to `ledger`.
 
-    The caller bounds each unit to k rows first (`frame` holds at most k rows per unit)."""
+    The caller bounds each unit to k rows first (`frame` holds at most k rows per unit).
+    `require_learned=False` (a DPHMM context table) accepts a schema whose every column is
+    decided an identifier: the entities then have no attribute to learn."""
     ident = set(identifiers)
     names = [str(c) for c in frame.columns]
     decided_cols = [n for n in names if n not in ident and n != entity_key]
@@ -373,7 +376,8 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
         columns.append(Column(name=name, kind=kind, nullable=name != entity_key, format=fmt, time_unit=unit,
                               true_false=spellings.get(name)))
     schema = Schema(columns=tuple(columns), entity_key=entity_key, sequence_index=sequence_index,
-                    sensitive=tuple(sensitive), targets=tuple(dict.fromkeys(targets))).validate()
+                    sensitive=tuple(sensitive), targets=tuple(dict.fromkeys(targets))).validate(
+        require_learned=require_learned)
     logger.info("no schema given: column kinds decided under DP (event %r): %s; to choose them yourself, run "
                 "`synthkit schema infer`, review the file and pass --schema", EVENT,
                 ", ".join(f"{n}={kinds.get(n, 'identifier')}" + (f" (format {formats[n][0]!r})" if formats.get(n, (None,))[0]

@@ -29,12 +29,15 @@ class Table:
     schema: Schema
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, schema: Schema | None = None) -> Table:
+    def from_frame(cls, frame: pd.DataFrame, schema: Schema | None = None, *,
+                   require_learned: bool = True) -> Table:
+        """`require_learned=False` (a DPHMM context table) accepts a schema whose every
+        column is an identifier (Schema.validate)."""
         if not isinstance(frame, pd.DataFrame):
             raise DataValidationError([f"expected a pandas DataFrame, got {type(frame).__name__}"])
         if schema is None:
             schema = infer_schema(frame)
-        schema.validate()
+        schema.validate(require_learned=require_learned)
         problems = validate_frame(frame, schema)
         if problems:
             raise DataValidationError(problems)

@@ -128,3 +128,38 @@ def test_events_without_context_columns_fit_and_generate(files, tmp_path):
     assert events.groupby("patient_id").size().max() <= 6
     r = _run("inspect", str(model))
     assert r.exit_code == 0, r.output
+
+
+def test_a_context_table_of_identifiers_only_fits_generates_and_evaluates(files, tmp_path):
+    """A context table whose only columns besides the key are identifiers (a record number)
+    gives entities with no attribute to learn: the fit must still be sampled like an
+    events-only one (it was refused: "no column to learn"), the identifier comes back as
+    surrogates, and `evaluate` scores the events with the sequence metrics."""
+    ev, pt, _ = files
+    ids = pd.read_csv(pt)[["patient_id"]]
+    ids["record_no"] = [f"R{i * 7 + 3:07d}" for i in range(len(ids))]
+    ctx = tmp_path / "ids.csv"
+    ids.to_csv(ctx, index=False)
+    model = tmp_path / "m"
+    r = _run(*_fit(ev, model, "--context", str(ctx), "--max-length", "6", "--states", "2"))
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((model / "manifest.json").read_text())
+    kinds = {n: c["kind"] for n, c in manifest["sequence"]["context_schema"]["columns"].items()}
+    assert kinds == {"patient_id": "identifier", "record_no": "identifier"}
+
+    out = tmp_path / "syn"
+    r = _run("generate", str(model), "--entities", "60", "--out", str(out), "--seed", "1")
+    assert r.exit_code == 0, r.output
+    context, events = pd.read_csv(out / "context.csv"), pd.read_csv(out / "events.csv")
+    assert list(context.columns) == ["patient_id", "record_no"] and len(context) == 60
+    assert context["record_no"].is_unique and not set(context["record_no"]) & set(ids["record_no"])
+    assert set(events["patient_id"]) <= set(context["patient_id"])
+
+    rep = tmp_path / "rep"
+    r = _run("evaluate", str(model), "--real", str(ev), "--synthetic", str(out / "events.csv"), "--out", str(rep),
+             "--format", "json")
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((rep / "report.json").read_text())
+    names = json.dumps(metrics)
+    for name in ("sequence.length_similarity", "sequence.ordering_violations"):
+        assert name in names, name

@@ -78,7 +78,7 @@ def _context_roles(schema: Schema, context: Table | pd.DataFrame | None, context
         cs = dataclasses.replace(cs, entity_key=key)
     if cs.entity_key != key:
         raise ConfigError(f"the context schema's entity_key {cs.entity_key!r} differs from the events' {key!r}")
-    context_table = Table.from_frame(frame, cs)
+    context_table = Table.from_frame(frame, cs, require_learned=False)  # ids only: entities without attributes
     ctx_cols = [c for c in cs.learned_columns]
     ctx_ids = [c.name for c in cs.identifier_columns if c.name != key]
     return ctx_cols, ctx_ids, cs, context_table
@@ -207,7 +207,7 @@ def _release_kinds(table: Table | pd.DataFrame, context: Table | pd.DataFrame | 
         shuffled = context.iloc[rng_context_bound.permutation(len(context))]
         one_each = shuffled[~shuffled[key].duplicated().to_numpy()]
         context_schema = dp_infer_schema(one_each, ledger=ledger, budget=share, k=1, rng=rng_context_noise,
-                                         entity_key=key)
+                                         entity_key=key, require_learned=False)
         # relabel only (the event is the one planned above): the ledger tells the tables apart
         ledger.events[-1] = dataclasses.replace(ledger.events[-1], name=f"context:{EVENT}")
     what = " and ".join([*(["events"] if infer_events else []), *(["context"] if infer_context else [])])

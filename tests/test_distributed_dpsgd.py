@@ -20,7 +20,8 @@ import torch
 from synthkit import noise
 from synthkit.distributed import Shard, WorkerConfig, driver_seed_sequence, partition_units, rank_sampler, rank_streams
 from synthkit.distributed.launch import launch_local
-from synthkit.distributed.worker import build_model, per_unit_loss
+from synthkit.distributed.worker import build_model, per_unit_loss, tvae_unit_loss
+from synthkit.transforms import Span
 from synthkit.models.base import torch_generator
 from synthkit.models.dpsgd import DPStep
 
@@ -45,6 +46,25 @@ def _config(sizes: tuple[int, int], *, sigma: float, q: float, steps: int, seed:
                         collective_timeout_s=180.0)
 
 
+TVAE_SPANS = (Span(1, "tanh"), Span(3, "softmax"), Span(2, "softmax"))
+
+
+def _tvae_shard(n_units: int, gen: torch.Generator) -> Shard:
+    """Encoded rows in the TVAE layout: α in (-1, 1), then one-hot modes/labels."""
+    alpha = torch.rand(n_units, K, 1, generator=gen) * 2 - 1
+    a = torch.nn.functional.one_hot(torch.randint(0, 3, (n_units, K), generator=gen), 3).float()
+    b = torch.nn.functional.one_hot(torch.randint(0, 2, (n_units, K), generator=gen), 2).float()
+    return Shard(data=torch.cat([alpha, a, b], dim=-1), mask=torch.ones(n_units, K))
+
+
+def _tvae_config(sizes: tuple[int, int], *, sigma: float, seed: np.random.SeedSequence) -> WorkerConfig:
+    gen = torch.Generator().manual_seed(3)
+    return WorkerConfig(shards=tuple(_tvae_shard(n, gen) for n in sizes), sampling_rate=0.3, steps=4,
+                        noise_multiplier=sigma, max_grad_norm=1.0, expected_batch_size=0.3 * sum(sizes), dp_seed=seed,
+                        init_seed=7, model="tvae", hidden=16, embedding_dim=8, spans=TVAE_SPANS, lr=0.05,
+                        collective_timeout_s=180.0)
+
+
 def _replayed_batches(config: WorkerConfig) -> list[list[torch.Tensor]]:
     """Per step, per rank: the local unit indices the rank's stream draws."""
     samplers = [rank_sampler(config.dp_seed, rank=r, world_size=WORLD, n_local_units=s.data.shape[0],
@@ -57,8 +77,11 @@ def _reference(config: WorkerConfig) -> dict[str, torch.Tensor]:
     data = torch.cat([s.data for s in config.shards])
     mask = torch.cat([s.mask for s in config.shards])
     offsets = np.cumsum([0] + [s.data.shape[0] for s in config.shards])
-    model = build_model(config, D)
-    noise_gen = torch_generator(rank_streams(config.dp_seed, rank=0, world_size=WORLD)["noise"], torch.device("cpu"))
+    model = build_model(config, data.shape[-1])
+    cpu = torch.device("cpu")
+    noise_gen = torch_generator(rank_streams(config.dp_seed, rank=0, world_size=WORLD)["noise"], cpu)
+    train_gens = [torch_generator(rank_streams(config.dp_seed, rank=r, world_size=WORLD)["train"], cpu)
+                  for r in range(WORLD)]
     step = DPStep(model, torch.optim.SGD(model.parameters(), lr=config.lr), private=True,
                   noise_multiplier=config.noise_multiplier, max_grad_norm=config.max_grad_norm,
                   expected_batch_size=config.expected_batch_size, generator=noise_gen)
@@ -66,7 +89,14 @@ def _reference(config: WorkerConfig) -> dict[str, torch.Tensor]:
         idx = torch.cat([b + int(o) for b, o in zip(per_rank, offsets)])
         # no forward pass over an empty union batch: DPStep's ghost clipping would count it (see
         # DistributedDPStep._discard_captured)
-        step.step(per_unit_loss(step.module, data[idx], mask[idx]) if len(idx) else data.new_zeros(0))
+        if not len(idx):
+            step.step(data.new_zeros(0))
+        elif config.model == "tvae":  # each rank's reparameterisation draws, from its own stream, in rank order
+            eps = torch.cat([torch.randn(len(b), K, config.embedding_dim, generator=g)
+                             for b, g in zip(per_rank, train_gens) if len(b)])
+            step.step(tvae_unit_loss(step.module, data[idx], mask[idx], eps, config))
+        else:
+            step.step(per_unit_loss(step.module, data[idx], mask[idx]))
     step.close()
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -95,6 +125,8 @@ def runs():
                             hidden=VAR_HIDDEN),
         "empty_rank1": _config((10, 1), sigma=0.5, q=0.3, steps=8, seed=seed, data_seed=1),
         "empty_rank0": _config((1, 10), sigma=0.5, q=0.3, steps=8, seed=seed, data_seed=2),
+        "tvae_sigma0": _tvae_config((10, 10), sigma=0.0, seed=seed),
+        "tvae_sigma1": _tvae_config((10, 10), sigma=1.0, seed=seed),
     }
     states = launch_local(list(configs.values()), world_size=WORLD)
     return {name: (config, per_rank) for (name, config), per_rank in zip(configs.items(), states)}
@@ -147,6 +179,17 @@ def test_noise_is_added_once_per_step_not_once_per_rank(runs):
     margin = 5 * np.sqrt(2 / p)
     assert p > 2000 and margin < 0.2
     assert 1 - margin < ratio < 1 + margin, ratio
+
+
+def test_tvae_network_two_ranks_match_one_process(runs):
+    """The DPTVAE network and loss (encoder + decoder, learned σ) through the same step."""
+    for name in ("tvae_sigma0", "tvae_sigma1"):
+        config, (state, _) = runs[name]
+        assert all(len(step[r]) > 0 for step in _replayed_batches(config)[:1] for r in range(WORLD))
+        diff = _max_diff(state, _reference(config))
+        assert diff < ATOL, (name, diff)
+    moved = _max_diff(runs["tvae_sigma0"][1][0], runs["tvae_sigma1"][1][0])
+    assert moved > 100 * ATOL, moved
 
 
 @pytest.mark.parametrize("name, empty_rank", [("empty_rank1", 1), ("empty_rank0", 0)])

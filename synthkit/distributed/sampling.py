@@ -9,7 +9,8 @@ steps and σ. Nothing in the accountant changes with the number of workers.
 The driver draws ONE seed sequence from synthkit.noise (OS entropy; fixed only inside a
 test's `_fixed_for_tests`), never a recorded or user-given seed, and hands it to the
 workers in memory. Each rank spawns its streams from it with `SeedSequence.spawn`:
-batching streams differ per rank; the noise stream is used by rank 0 only.
+batching streams (and the "train" streams of the VAE's reparameterisation draws) differ
+per rank; the noise stream is used by rank 0 only.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def rank_streams(seed: np.random.SeedSequence, *, rank: int, world_size: int) ->
     """This rank's DP streams. Rebuilt from the seed's entropy and spawn key, so the result
     does not depend on how many children the caller's copy has already spawned."""
     root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key)
-    batching_root, noise = root.spawn(2)
-    return {"batching": batching_root.spawn(world_size)[rank], "noise": noise}
+    batching_root, noise, train_root = root.spawn(3)
+    return {"batching": batching_root.spawn(world_size)[rank], "noise": noise,
+            "train": train_root.spawn(world_size)[rank]}
 
 
 def rank_sampler(seed: np.random.SeedSequence, *, rank: int, world_size: int, n_local_units: int,

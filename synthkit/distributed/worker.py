@@ -24,6 +24,8 @@ from synthkit.distributed.dpsgd import NOISE_RANK, DistributedDPStep, broadcast_
 from synthkit.distributed.sampling import rank_sampler, rank_streams
 from synthkit.errors import ConfigError
 from synthkit.models.base import init_linear_layers, torch_generator
+from synthkit.models.tvae import VAE, _row_loss
+from synthkit.transforms import Span
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,11 @@ class WorkerConfig:
     dp_seed: np.random.SeedSequence = field(repr=False)  # from synthkit.noise on the driver; never recorded
     private: bool = True
     init_seed: int | None = None       # public: network initialisation only
-    model: Literal["mlp"] = "mlp"
+    model: Literal["mlp", "tvae"] = "mlp"
     hidden: int = 64
+    spans: tuple[Span, ...] = ()       # tvae: the transformer's public layout of the encoded row
+    embedding_dim: int = 16            # tvae
+    loss_factor: float = 2.0           # tvae
     lr: float = 1e-2
     backend: Literal["gloo", "nccl"] = "gloo"
     collective_timeout_s: float = 300.0
@@ -72,17 +77,37 @@ class AutoencoderMLP(nn.Module):
 
 
 def build_model(config: WorkerConfig, d: int) -> nn.Module:
-    if config.model != "mlp":
-        raise ConfigError(f"distributed model must be 'mlp', got {config.model!r}; the table models follow")
-    model = AutoencoderMLP(d, config.hidden)
-    init_linear_layers(model, torch_generator(np.random.SeedSequence(config.init_seed), torch.device("cpu")))
-    return model
+    """The network, initialised from the public `init_seed` (every rank builds the same one;
+    rank 0's is broadcast anyway)."""
+    init = torch_generator(np.random.SeedSequence(config.init_seed), torch.device("cpu"))
+    if config.model == "mlp":
+        model: nn.Module = AutoencoderMLP(d, config.hidden)
+        init_linear_layers(model, init)
+        return model
+    if config.model == "tvae":
+        if sum(s.width for s in config.spans) != d:
+            raise ConfigError(f"the spans cover {sum(s.width for s in config.spans)} encoded columns and the data "
+                              f"has {d}; pass the transformer's spans with its encoded data")
+        n_tanh = sum(1 for s in config.spans if s.activation == "tanh")
+        model = VAE(d, config.embedding_dim, (config.hidden,), (config.hidden,), n_tanh)
+        init_linear_layers(model, init)
+        nn.init.constant_(model.log_sigma.weight, -2.3)  # as DPTVAE._build
+        return model
+    raise ConfigError(f"distributed model must be 'mlp' or 'tvae', got {config.model!r}")
 
 
 def per_unit_loss(model: nn.Module, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Σ over a unit's real rows of the squared reconstruction error: one loss per unit,
-    so clipping bounds the whole unit's contribution."""
+    """MLP: Σ over a unit's real rows of the squared reconstruction error: one loss per
+    unit, so clipping bounds the whole unit's contribution."""
     return (((model(x) - x) ** 2).sum(dim=-1) * m).sum(dim=1)
+
+
+def tvae_unit_loss(model: nn.Module, x: torch.Tensor, m: torch.Tensor, eps: torch.Tensor,
+                   config: WorkerConfig) -> torch.Tensor:
+    """DPTVAE's per-unit loss: Σ over the unit's real rows of the negative ELBO."""
+    recon, mu, logvar, log_sigma = model(x, eps)
+    per_row = _row_loss(x, recon, mu, logvar, log_sigma, list(config.spans), config.loss_factor)
+    return (per_row * m).sum(dim=1)
 
 
 def _ensure_process_group(config: WorkerConfig) -> None:
@@ -110,8 +135,9 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
     data, mask = shard.data.to(device), shard.mask.to(device)
     model = build_model(config, data.shape[-1]).to(device)
     broadcast_parameters(model, src=0)
-    noise_gen = (torch_generator(rank_streams(config.dp_seed, rank=rank, world_size=world)["noise"], device)
-                 if rank == NOISE_RANK else None)
+    streams = rank_streams(config.dp_seed, rank=rank, world_size=world)
+    noise_gen = torch_generator(streams["noise"], device) if rank == NOISE_RANK else None
+    train_gen = torch_generator(streams["train"], device)
     sampler = rank_sampler(config.dp_seed, rank=rank, world_size=world, n_local_units=data.shape[0],
                            sampling_rate=config.sampling_rate, device=device)
     step = DistributedDPStep(model, torch.optim.SGD(model.parameters(), lr=config.lr), private=config.private,
@@ -123,6 +149,10 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
         idx = sampler.draw()
         if len(idx) == 0:  # an empty local batch: no forward pass, but the rank takes the step
             step.step(data.new_zeros(0))
+        elif config.model == "tvae":
+            x = data[idx]
+            eps = torch.randn(*x.shape[:-1], config.embedding_dim, generator=train_gen, device=device)
+            step.step(tvae_unit_loss(step.module, x, mask[idx], eps, config))
         else:
             step.step(per_unit_loss(step.module, data[idx], mask[idx]))
     step.close()

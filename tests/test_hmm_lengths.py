@@ -122,3 +122,15 @@ def test_non_decreasing_must_name_numeric_event_columns():
             DPHMM(epochs=1, context_epochs=1, device="cpu", non_decreasing=bad).fit(real, schema=schema, budget=None)
     with pytest.raises(ConfigError, match="list of column names"):
         DPHMM(epochs=1, context_epochs=1, device="cpu", non_decreasing="age").fit(real, schema=schema, budget=None)
+
+
+def test_one_event_sequences_in_a_bounded_window():
+    # every entity has one event (t_max = 1: no gap to fit); the window still holds them
+    real = pd.DataFrame({"pid": [f"p{i}" for i in range(60)], "year": np.arange(60) % 5 + 2000,
+                         "score": np.random.default_rng(0).normal(size=60)})
+    schema = infer_schema(real, entity_key="pid", sequence_index="year").with_column(
+        Column(name="year", kind="integer", nullable=False, bounds=(2000, 2004)))
+    model = DPHMM(n_states=2, epochs=2, batch_size=16, context_epochs=2, context_batch_size=16, device="cpu",
+                  seed=0, max_length=1).fit(real, schema=schema, budget=None)
+    syn = model.sample(50, seed=1)
+    assert syn.groupby("pid").size().eq(1).all() and syn["year"].between(2000, 2004).all()

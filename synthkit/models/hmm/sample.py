@@ -294,6 +294,7 @@ class Decoder:
             # The gaps already fit the window (fit_gaps), so a sequence that would run past it
             # is moved earlier (not before the lower bound); only what cannot fit at all (more
             # events than whole ticks in the window, or a start before the lower bound) is cut.
+            lo, hi = self.axis.bound_ticks(bounds)
             last_tick = ticks[np.arange(n), np.maximum(lengths - 1, 0)]
             shift = np.clip(np.minimum(last_tick - hi, ticks[:, 0] - lo), 0.0, None)
             ticks = ticks - shift[:, None]

@@ -267,3 +267,52 @@ def test_driver_seed_comes_from_os_entropy_not_a_recorded_seed():
     sa = rank_streams(a, rank=0, world_size=WORLD)["batching"].generate_state(4)
     sb = rank_streams(b, rank=0, world_size=WORLD)["batching"].generate_state(4)
     assert sa.tolist() != sb.tolist()
+
+
+@pytest.fixture
+def one_rank_group():
+    """A one-rank gloo group in this process (no spawn): enough for single-rank behaviour."""
+    import torch.distributed as dist
+
+    from synthkit.distributed.launch import free_port
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_a_forward_pass_over_an_empty_batch_does_not_break_the_next_step(one_rank_group):
+    """Callers that run the forward pass whatever the batch (DPTVAE's loop does) hand the
+    step an empty loss; ghost clipping counted that forward and, with no backward to clear
+    it, took the next forward for parameter tying. The single-process DPStep raises there
+    (the negative control); the distributed step forgets the empty pass and carries on."""
+    from synthkit.distributed import DistributedDPStep
+
+    x = 3.0 * torch.randn(6, D, generator=torch.Generator().manual_seed(0))
+    batches = [torch.arange(3), torch.arange(0), torch.arange(2, 6)]
+
+    def run(make_step):
+        model = torch.nn.Sequential(torch.nn.Linear(D, 8), torch.nn.ReLU(), torch.nn.Linear(8, D))
+        model.load_state_dict({k: torch.full_like(v, 0.1) for k, v in model.state_dict().items()})
+        step = make_step(model)
+        for idx in batches:
+            xb = x[idx]
+            step.step(((step.module(xb) - xb) ** 2).sum(-1))
+        step.close()
+        return model.state_dict()
+
+    common = dict(noise_multiplier=0.0, max_grad_norm=0.5, expected_batch_size=3.0)
+    with pytest.raises(NotImplementedError):
+        run(lambda m: DPStep(m, torch.optim.SGD(m.parameters(), lr=0.1), private=True, generator=None, **common))
+    state = run(lambda m: DistributedDPStep(m, torch.optim.SGD(m.parameters(), lr=0.1), private=True,
+                                            noise_generator=None, **common))
+    # reference: the single-process step over the same batches, skipping the empty forward
+    model = torch.nn.Sequential(torch.nn.Linear(D, 8), torch.nn.ReLU(), torch.nn.Linear(8, D))
+    model.load_state_dict({k: torch.full_like(v, 0.1) for k, v in model.state_dict().items()})
+    step = DPStep(model, torch.optim.SGD(model.parameters(), lr=0.1), private=True, generator=None, **common)
+    for idx in batches:
+        xb = x[idx]
+        step.step(((step.module(xb) - xb) ** 2).sum(-1) if len(idx) else x.new_zeros(0))
+    step.close()
+    diff = _max_diff(state, model.state_dict())
+    assert diff < ATOL, diff

@@ -130,7 +130,15 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
     if len(config.shards) != world:
         raise ConfigError(f"the config holds {len(config.shards)} shards for {world} workers; "
                           "partition the units into one shard per worker")
-    device = torch.device("cuda", torch.cuda.current_device()) if config.backend == "nccl" else torch.device("cpu")
+    if not 0.0 < config.sampling_rate <= 1.0 or config.steps < 0 or config.expected_batch_size <= 0:
+        raise ConfigError(f"the DP-SGD plan needs 0 < q <= 1, steps >= 0 and a positive expected batch size, got "
+                          f"q={config.sampling_rate:g}, steps={config.steps}, batch={config.expected_batch_size:g}; "
+                          "take them from the driver's plan")
+    if config.backend == "nccl":  # one GPU per rank: torchrun sets LOCAL_RANK, Ray Train one visible device
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
     shard = config.shards[rank]
     data, mask = shard.data.to(device), shard.mask.to(device)
     model = build_model(config, data.shape[-1]).to(device)

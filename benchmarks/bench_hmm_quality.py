@@ -146,6 +146,9 @@ def sdv_child(panel: str, epochs: int, out: Path) -> None:
     key, index, ctx = PANELS[panel]
     train, holdout = split(load(panel), key)
     n = holdout[key].nunique()
+    # the context PAR sees is the one written to context.csv for DPHMM: the entity's first
+    # value (rwm5yr's edlevel changes within a few people; PAR refuses a changing context)
+    train[ctx] = train.groupby(key, sort=False)[ctx].transform("first")
     md = Metadata.detect_from_dataframes({"t": train})
     table = md.tables["t"]
     if table.primary_key is not None:

@@ -120,7 +120,8 @@ def test_rwm5yr_unbalanced_panel(rwm):
     # 0.079-0.120 when the overrun was cut (5 waves came back as 4); three sampling seeds
     for seed in (1, 2, 3):
         events = syn if seed == 1 else model.sample(6000, seed=seed)
-        assert length_tv(events, real, "id") < 0.07, seed  # issue 18: <= 0.10; the shuffled baseline: 0.23
+        tv = length_tv(events, real, "id")  # a number in the failure message, never a frame
+        assert tv < 0.07, seed  # issue 18: <= 0.10; the shuffled baseline: 0.23
         assert abs(events.groupby("id").size().mean() - real.groupby("id").size().mean()) < 0.3, seed
     # age is declared non-decreasing: it never falls within a person (the HMM alone: 85-93% of people)
     rises = syn.dropna(subset=["age"]).groupby("id")["age"].apply(lambda s: s.is_monotonic_increasing)
@@ -152,7 +153,8 @@ def test_males_balanced_yearly_panel():
     # mostly lost (exper's lag-1 correlation 0.2 against 1.0 real); at ε = 10 (noise ~1.3)
     # they are learned (0.85). This test runs at ε = 10.
     model = DPHMM(n_states=8, epochs=20, batch_size=64, context_epochs=40, context_batch_size=64, device="cpu",
-                  seed=0).fit(real, schema=schema, budget=PrivacyBudget(epsilon=10.0, delta=1e-6))
+                  seed=0, non_decreasing=("exper",)).fit(real, schema=schema,
+                                                         budget=PrivacyBudget(epsilon=10.0, delta=1e-6))
     syn, context = model.sample_tables(1000, seed=1)
     assert list(syn.columns) == list(real.columns)
     check_ordering_and_keys(syn, context, "nr", "year", real["nr"].unique())
@@ -167,6 +169,14 @@ def test_males_balanced_yearly_panel():
     for col in ("exper", "wage"):
         r = lag_corr(real, "nr", "year", col)
         assert abs(lag_corr(syn, "nr", "year", col) - r) < abs(lag_corr(base, "nr", "year", col) - r), col
+    # experience, declared non-decreasing, never falls within a person (the HMM alone: 91-97% of
+    # people); its lag-1 correlation was 0.936-0.967 against 1.0 real over three DP fits
+    assert syn.dropna(subset=["exper"]).groupby("nr")["exper"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert abs(lag_corr(syn, "nr", "year", "exper") - lag_corr(real, "nr", "year", "exper")) < 0.1
+    # lengths: every drawn length fits the 8-wave window now, and what is left of the gap to the
+    # real (all 8 waves) is the context model's DP draw of the length: 64-92% 8s over eight DP
+    # fits at ε = 10, before and after the window fix alike, so no bracket tighter than the
+    # baseline's above holds (issue 18's TV <= 0.10 is not met on this panel)
 
 
 # ====================================================================== datasets/Theoph

@@ -262,6 +262,7 @@ class DPHMMParams(_Strict):
     max_gap_categories: Annotated[int, Field(ge=0, le=100_000)]
     max_integer_categories: Annotated[int, Field(ge=2, le=100_000)]
     max_gap: Annotated[float, Field(gt=0, le=1e300, allow_inf_nan=False)] | None = None  # public (--max-gap)
+    non_decreasing: Annotated[list[Name], Field(max_length=10_000)] = []  # public: declared rising columns
     device: Device
     seed: Seed | None = None
 

@@ -92,10 +92,12 @@ def _rising_panel(n: int = 150, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_declared_non_decreasing_column_never_falls_in_a_fitted_model():
+def test_declared_non_decreasing_column_never_falls_in_a_fitted_model(tmp_path):
     real = _rising_panel()
     schema = infer_schema(real, entity_key="pid", sequence_index="year").with_column(
         Column(name="year", kind="integer", nullable=False, bounds=(2000, 2010)))
+
+    models: list[DPHMM] = []
 
     def rises(s: pd.Series) -> bool:  # over the values present (a null is skipped, as trends does)
         return s.dropna().is_monotonic_increasing
@@ -103,12 +105,19 @@ def test_declared_non_decreasing_column_never_falls_in_a_fitted_model():
     def share(non_decreasing: tuple[str, ...]) -> tuple[float, pd.DataFrame]:
         model = DPHMM(n_states=3, epochs=5, batch_size=32, context_epochs=5, context_batch_size=32, device="cpu",
                       seed=0, non_decreasing=non_decreasing).fit(real, schema=schema, budget=None)
+        models.append(model)
         syn = model.sample(300, seed=1)
         ok = syn.groupby("pid")["age"].apply(rises)
         return float(ok.mean()), syn
 
     declared, syn = share(("age",))
     assert declared == 1.0 and pd.api.types.is_integer_dtype(syn["age"])
+    # the declaration is a hyperparameter: it travels in the bundle and applies after loading
+    model = models[-1]
+    model.save(tmp_path / "m")
+    loaded = DPHMM.load(tmp_path / "m")
+    assert tuple(loaded.non_decreasing) == ("age",)
+    pd.testing.assert_frame_equal(loaded.sample(300, seed=1), syn)
     assert syn["age"].between(real["age"].min() - 1, real["age"].max() + 1).mean() > 0.99
     undeclared, _ = share(())
     assert undeclared < 0.95  # negative control: the HMM alone lets a drawn age dip

@@ -51,7 +51,7 @@ from synthkit.ledger import GaussianEvent, PrivacyLedger
 from synthkit.mechanisms import noisy_histogram, rho_for_epsilon
 from synthkit.sequence import GroupedEvents
 from synthkit.table import numeric_values
-from synthkit.transforms import (CategoricalTransform, DataTransformer, NumericTransform, bin_index,
+from synthkit.transforms import (DataTransformer, NumericTransform, bin_index,
                                  clear_histogram, value_order)
 
 logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name

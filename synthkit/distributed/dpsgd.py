@@ -29,6 +29,8 @@ from opacus.optimizers import DPOptimizerFastGradientClipping
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
 
+from synthkit.models.dpsgd import discard_captured
+
 NOISE_RANK = 0
 
 
@@ -98,19 +100,8 @@ class DistributedDPStep:
         return [p for group in base.param_groups for p in group["params"] if p.requires_grad]
 
     def _discard_captured(self) -> None:
-        """Forget what a forward pass over an EMPTY batch captured. Ghost clipping counts
-        forwards per parameter and clears the count in the backward pass; an empty batch
-        has no backward, so the next forward would be taken for parameter tying and raise
-        NotImplementedError (the single-process DPStep has that failure on the step after
-        an empty Poisson batch when the caller runs the forward pass anyway)."""
-        if not self.private:
-            return
-        for m in self.module.modules():
-            if hasattr(m, "activations"):
-                del m.activations
-        for p in self.module.parameters():
-            if hasattr(p, "_forward_counter"):
-                p._forward_counter = 0
+        if self.private:
+            discard_captured(self.module)  # see synthkit.models.dpsgd.discard_captured
 
     def step(self, per_sample_loss: torch.Tensor) -> None:
         if per_sample_loss.numel() == 0:

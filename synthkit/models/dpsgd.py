@@ -85,6 +85,8 @@ class DPStep:
 
     def step(self, per_sample_loss: torch.Tensor) -> None:
         if per_sample_loss.numel() == 0:
+            if self.private:
+                discard_captured(self.module)
             self._noise_only_step()
             return
         if self.private:
@@ -116,6 +118,19 @@ class DPStep:
                     p.grad = torch.zeros_like(p)
         base.step()
         base.zero_grad(set_to_none=True)
+
+
+def discard_captured(module: nn.Module) -> None:
+    """Forget what a forward pass over an EMPTY batch captured. Ghost clipping counts
+    forwards per parameter and clears the count in the backward pass; an empty batch has no
+    backward, so the next forward would be taken for parameter tying and raise
+    NotImplementedError (DPTVAE's loop runs the forward pass whatever the batch)."""
+    for m in module.modules():
+        if hasattr(m, "activations"):
+            del m.activations
+    for p in module.parameters():
+        if hasattr(p, "_forward_counter"):
+            p._forward_counter = 0
 
 
 class _NoCapture:

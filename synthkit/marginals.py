@@ -271,12 +271,17 @@ class PairTree:
 
     def _calibrated(self, child: str, cond: np.ndarray, cols: dict[str, _Column]) -> np.ndarray:
         """`cond` raked (iterative proportional fitting) so that the child's margin it
-        implies, Σ_p w_p · cond[p, :] with w the parents' released DP margins, is the
-        child's own DP margin on its cells. Without it the child's cells followed the pair
-        table's noisy, cleared and shrunk margin rather than the column's DP histogram, so a
-        spike (the exact-0 cell) drifted by several points (issue 17). IPF keeps every odds
-        ratio of w_p · cond[p, c], so the parent → child association stays. Post-processing
-        of released state only: no privacy cost."""
+        implies, Σ_p w_p · cond[p, :] with w the parents' released DP margins, gives every
+        one-value cell (the exact-0 cell, an integer's value) and the null cell the share
+        of the column's DP margin; the other cells share the rest as the table says. Without
+        it the child's cells followed the pair table's noisy, cleared and shrunk margin, so
+        a spike drifted from the DP histogram by several points (issue 17). The histogram
+        is the better measurement of a one-value cell (one bin, one noise draw); inside a
+        wider histogram bin its mass is spread uniformly, so its share of a cell cut inside
+        that bin (e.g. (0, 1e-4] of a budget share) is an interpolation, where the tables
+        measured the cell itself. IPF keeps every odds ratio of w_p · cond[p, c], so the
+        parent → child association stays. Post-processing of released state only."""
+        t = self.transformer.transforms[child]
         target = self.margin(cols[child])
         margins = [self.margin(cols[p]) for p in self.parents_[child]]
         if target is None or any(m is None for m in margins) or len(target) != cond.shape[1]:
@@ -289,7 +294,14 @@ class PairTree:
             w = _fit_margins(seen.reshape(len(margins[0]), len(margins[1])), margins[0], margins[1]).ravel()
         if len(w) != cond.shape[0]:
             return cond
-        joint = _fit_margins(w[:, None] * cond, w, target)
+        fixed = np.zeros(len(target), dtype=bool)
+        fixed[:len(cols[child].edges) + 1] = _point_cells(t, cols[child])
+        fixed[len(cols[child].edges) + 1:] = True  # the null cell
+        implied = np.where(target > 0, w @ cond, 0.0)  # no share where the DP margin has none
+        rest = implied[~fixed].sum()
+        if rest > 0:
+            target = np.where(fixed, target, implied * max(1.0 - target[fixed].sum(), 0.0) / rest)
+        joint = _fit_margins(w[:, None] * cond, w, target / target.sum())
         rows = joint.sum(axis=1, keepdims=True)
         return np.where(rows > 0, joint / np.where(rows > 0, rows, 1.0), cond)
 
@@ -509,6 +521,17 @@ def _cell_levels(t: NumericTransform, col: _Column) -> tuple[np.ndarray, np.ndar
     level = np.clip(t.cdf(bounds), 0.0, 1.0)  # DP CDF at the bin edges
     level[0], level[-1] = 0.0, 1.0
     return level, np.diff(level) * float(np.sum(t.hist_)) >= 0.5
+
+
+def _point_cells(t: NumericTransform, col: _Column) -> np.ndarray:
+    """Which present cells hold one value: [p, next float above p) (an exact spike) or,
+    in an integer column, a cell one unit wide (one whole value)."""
+    lo, hi = t.bounds_
+    if t.column.kind == "integer":
+        bounds = np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]])
+        return np.diff(bounds) <= 1.0
+    bounds = np.concatenate([[lo], col.edges, [hi]])
+    return bounds[1:] <= np.nextafter(bounds[:-1], np.inf)
 
 
 def _fit_margins(joint: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -113,7 +113,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               terminal_column: str | None = None, terminal_value: str | None = None,
               max_gap: float | None = None, holdout: float | None = None, holdout_seed: int | None = None,
               context_epochs: int | None = None, targets: tuple[str, ...] = (),
-              read_opts: dict[str, Any] | None = None) -> Any:
+              read_opts: dict[str, Any] | None = None, non_decreasing: tuple[str, ...] = ()) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
 
     `read_opts` (`has_header`, `encoding`: the --header/--no-header and --encoding
@@ -144,7 +144,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     seq_opts = {"--sequence-index": sequence_index, "--context": context, "--context-schema": context_schema_path,
                 "--context-column": context_columns or None, "--max-length": max_length, "--states": n_states,
                 "--terminal-column": terminal_column, "--terminal-value": terminal_value,
-                "--context-epochs": context_epochs, "--max-gap": max_gap}
+                "--context-epochs": context_epochs, "--max-gap": max_gap,
+                "--non-decreasing": non_decreasing or None}
     if not sequence and any(v is not None for v in seq_opts.values()):
         used = [k for k, v in seq_opts.items() if v is not None]
         raise ConfigError(f"{', '.join(used)} apply to --model dphmm only")
@@ -175,6 +176,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
             private_guess = budget is not None and schema_path is None  # no schema: targets meet only the header
             _check_columns(columns, {"--entity-key": entity_key, "--sequence-index": sequence_index,
                                      "--context-column": context_columns, "--terminal-column": terminal_column,
+                                     "--non-decreasing": non_decreasing,
                                      "--target": tuple(targets) if private_guess else None},
                            location=connectors.describe(data)["location"])
     elif context is not None:
@@ -241,7 +243,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    terminal_value=terminal_value, holdout_record=holdout_record,
                                    context_epochs=context_epochs, entity_key=entity_key, targets=targets,
                                    max_gap=max_gap, source=connectors.describe(data), source_context=source_context,
-                                   read_opts=read_opts)
+                                   read_opts=read_opts, non_decreasing=non_decreasing)
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
         params["epochs"] = epochs
@@ -271,7 +273,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         holdout_record: dict[str, Any] | None = None, source: dict[str, str] | None = None,
                         source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None,
                         entity_key: str | None = None, targets: tuple[str, ...] = (),
-                        read_opts: dict[str, Any] | None = None, max_gap: float | None = None) -> Any:
+                        read_opts: dict[str, Any] | None = None, max_gap: float | None = None,
+                        non_decreasing: tuple[str, ...] = ()) -> Any:
     """`schema` None (a private fit without --schema): DPHMM decides the events' kinds under
     DP from the declared roles; a --context table without --context-schema likewise gets
     its kinds under DP in the same ledger (read from the rows only without a budget)."""
@@ -304,7 +307,8 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     elif context_schema_path is not None:
         raise ConfigError("--context-schema needs --context (the context table it describes)")
     params: dict[str, Any] = {"seed": seed, "device": device, "max_length": max_length,
-                              "terminal_column": terminal_column, "terminal_value": terminal_value, "max_gap": max_gap}
+                              "terminal_column": terminal_column, "terminal_value": terminal_value, "max_gap": max_gap,
+                              "non_decreasing": tuple(non_decreasing)}
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("n_states", n_states),
                         ("context_epochs", context_epochs)):
         if value is not None:
@@ -349,6 +353,9 @@ def fit(
     terminal_column: Annotated[Optional[str], typer.Option(help="dphmm: column of a terminal event (e.g. status)")] = None,
     terminal_value: Annotated[Optional[str], typer.Option(help="dphmm: value marking the terminal event (e.g. death)")] = None,
     max_gap: Annotated[Optional[float], typer.Option("--max-gap", help="dphmm: the widest gap between two events of an entity, in the sequence index's unit (public); omitted: learned under DP")] = None,
+    non_decreasing: Annotated[Optional[list[str]], typer.Option(
+        "--non-decreasing", metavar="<column>",
+        help="dphmm: an event column that never falls within an entity (age, tenure; public, repeat the option)")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="keep this fraction of people/rows out of training (seeded; recorded in the bundle) for `synthkit evaluate`")] = None,
     holdout_seed: Annotated[Optional[int], typer.Option(help="seed of the holdout split (drawn at random when omitted)")] = None,
     target: TargetOption = None,
@@ -370,7 +377,8 @@ def fit(
                           context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
                           terminal_column=terminal_column, terminal_value=terminal_value, max_gap=max_gap,
                           holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
-                          targets=tuple(target or ()), read_opts=read_options(header, encoding))
+                          targets=tuple(target or ()), read_opts=read_options(header, encoding),
+                          non_decreasing=tuple(non_decreasing or ()))
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 

@@ -163,3 +163,26 @@ def test_a_context_table_of_identifiers_only_fits_generates_and_evaluates(files,
     names = json.dumps(metrics)
     for name in ("sequence.length_similarity", "sequence.ordering_violations"):
         assert name in names, name
+
+
+def test_non_decreasing_is_a_public_fit_option(files, tmp_path):
+    """`--non-decreasing COLUMN` (public, like --max-gap) declares an event column that never
+    falls within an entity; the generated column then never falls. A misspelled column is
+    refused before any fit, and the option belongs to dphmm only."""
+    ev, _, _ = files
+    model = tmp_path / "m"
+    r = _run(*_fit(ev, model, "--max-length", "6", "--states", "2", "--non-decreasing", "n_meds"))
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "syn"
+    r = _run("generate", str(model), "--entities", "150", "--out", str(out), "--seed", "1")
+    assert r.exit_code == 0, r.output
+    events = pd.read_csv(out / "events.csv").sort_values(["patient_id", "visit_date"], kind="stable")
+    steps = events.groupby("patient_id")["n_meds"].diff().dropna()
+    assert len(steps) > 20 and (steps >= 0).all()
+
+    r = _run(*_fit(ev, tmp_path / "never", "--non-decreasing", "n_med"))
+    assert r.exit_code == 2 and "--non-decreasing 'n_med'" in r.output and "n_meds" in r.output
+    r = _run("fit", str(ev), "--model", "dptvae", "--epsilon", "3", "--non-decreasing", "n_meds",
+             "--out", str(tmp_path / "never"))
+    assert r.exit_code == 2 and "dphmm only" in r.output
+    assert not (tmp_path / "never").exists()

@@ -80,8 +80,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 batch = 512 if name == "rwm5yr" else None  # Males: 545 people, the batch adapts
                 m = DPHMM(n_states=8, epochs=args.epochs, batch_size=batch, context_epochs=30, context_batch_size=batch,
-                          device="cpu", seed=seed)
-                m.margins_epsilon_share = share  # a class attribute (see DPHMM), set per instance
+                          device="cpu", seed=seed, margins_epsilon_share=share)
                 m.fit(real, schema=schema, budget=BUDGET)
                 fit_s = time.perf_counter() - t0
                 synth = m.sample(real[schema.entity_key].nunique(), seed=seed)

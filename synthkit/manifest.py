@@ -263,13 +263,16 @@ class DPHMMParams(_Strict):
     max_integer_categories: Annotated[int, Field(ge=2, le=100_000)]
     max_gap: Annotated[float, Field(gt=0, le=1e300, allow_inf_nan=False)] | None = None  # public (--max-gap)
     non_decreasing: Annotated[list[Name], Field(max_length=10_000)] = []  # public: declared rising columns
+    # the event margins' share of ε (0: none); bundles written before the margins had none
+    margins_epsilon_share: Annotated[float, Field(ge=0, lt=1)] = 0.0
     device: Device
     seed: Seed | None = None
 
     @model_validator(mode="after")
     def _shares(self) -> DPHMMParams:
-        if self.preprocessing_epsilon_share + self.context_epsilon_share >= 1:
-            raise ValueError("preprocessing_epsilon_share + context_epsilon_share must stay below 1")
+        if self.preprocessing_epsilon_share + self.context_epsilon_share + self.margins_epsilon_share >= 1:
+            raise ValueError("preprocessing_epsilon_share + context_epsilon_share + margins_epsilon_share must stay "
+                             "below 1")
         if (self.terminal_column is None) != (self.terminal_value is None):
             raise ValueError("terminal_column and terminal_value go together")
         return self

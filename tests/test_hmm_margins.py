@@ -40,8 +40,7 @@ def panel():
 def _fit(panel, share: float) -> DPHMM:
     real, schema = panel
     model = DPHMM(n_states=4, epochs=3, batch_size=256, context_epochs=5, context_batch_size=256, device="cpu",
-                  seed=0)
-    model.margins_epsilon_share = share
+                  seed=0, margins_epsilon_share=share)
     return model.fit(real, schema=schema, budget=BUDGET)
 
 

@@ -64,15 +64,12 @@ class DPHMM(Synthesizer):
     noise) a public range is used (the index's declared bounds, else 150 years for dates,
     else the signed geometric grid's top), stated in a log line and a ledger note;
     `non_decreasing` (public): event columns that never fall within an entity (age,
-    experience, tenure), made so at sampling (see synthkit.models.hmm.trends).
+    experience, tenure), made so at sampling (see synthkit.models.hmm.trends);
+    `margins_epsilon_share`: the share of ε spent on the event columns' DP margins (0: none,
+    no calibration), taken from DP-SGD (synthkit.models.hmm.margins).
     """
 
     model_name: ClassVar[str] = "dphmm"
-    # The share of epsilon spent on the event columns' DP margins (0: none, no calibration),
-    # taken from DP-SGD. Not a constructor argument yet: the bundle's typed hyperparameters
-    # (synthkit.manifest.DPHMMParams) have no field for it, so a fitted model records the
-    # split in its ledger (`margin:<column>` events) instead. Set it on an instance to measure.
-    margins_epsilon_share: float = MARGINS_EPSILON_SHARE
 
     def __init__(self, *, n_states: int = 8, epochs: int = 30, batch_size: int | None = None, lr: float = 0.1,
                  max_length: int | None = None, length_quantile: float = 0.99,
@@ -82,7 +79,8 @@ class DPHMM(Synthesizer):
                  context_hidden: tuple[int, ...] = (64, 64), context_embedding_dim: int = 32,
                  terminal_column: str | None = None, terminal_value: str | None = None,
                  time_unit: str | None = None, max_gap_categories: int = 32, max_integer_categories: int = 8,
-                 max_gap: float | None = None, non_decreasing: tuple[str, ...] = (), device: DeviceOption = "auto",
+                 max_gap: float | None = None, non_decreasing: tuple[str, ...] = (),
+                 margins_epsilon_share: float = MARGINS_EPSILON_SHARE, device: DeviceOption = "auto",
                  seed: int | None = None) -> None:
         self.n_states = n_states
         self.epochs = epochs
@@ -91,6 +89,7 @@ class DPHMM(Synthesizer):
         self.max_length = max_length
         self.length_quantile = length_quantile
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
+        self.margins_epsilon_share = margins_epsilon_share
         self.context_epsilon_share = context_epsilon_share
         self.max_grad_norm = max_grad_norm
         self.noise_multiplier = noise_multiplier

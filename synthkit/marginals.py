@@ -30,8 +30,8 @@ column in tree order is drawn GIVEN its parent's cell:
   and mapped onto the DP conditional distribution (bin shares from the table, the DP
   histogram inside each bin), so the column's margin is the DP one and its ordering
   within a parent cell is the network's. The bin shares are the table's conditional
-  raked (`_fit_margins`) so that, over the parents' DP margins, they add up to the
-  column's DP histogram on its cells and its DP null share (an exact-0 cell kept).
+  raked (`_fit_margins`) so that, over the parents' DP margins, a one-value cell (the
+  exact-0 cell, an integer's value) and the null cell get the column's DP share.
 A deterministic relation in the data (a cell of the table near zero) stays near zero in
 the output, which a reweighting of the network's own rows could not achieve: a weak
 network rarely proposes rows that satisfy twenty such relations at once.

@@ -10,8 +10,10 @@ drifted from the column's DP histogram: against the code before (`git apply -R` 
 marginals.py change, same fits, 20,000 rows) NMES1988's children were up to 6.8 pp
 (hospital), 5.8 pp (nvisits) and 2.5 pp (emergency) and Tobacco's stobacco and salcohol up
 to 1.7 and 1.4 pp away from their released zero shares at these fixed noise draws, and
-the first test below failed (hospital 2.8 pp, salcohol 1.4 pp); after it, at most 1.0 pp. The fix rakes the conditionals to the DP margins (post-processing, no
-privacy cost), which keeps the odds ratios: the parent → child association stays.
+the first test below failed (hospital 2.8 pp, salcohol 1.4 pp); after it, at most 1.0 pp (a two-parent child).
+The fix rakes the conditionals (post-processing, no privacy cost) so that one-value cells
+(the exact 0) and the null cell get the DP margin's share; raking keeps the odds ratios:
+the parent → child association stays.
 
 What the real zero share is off by after the fix is the DP histogram's own error (its noise
 and its clearing, transforms.py): the check against the real table is that the tree adds

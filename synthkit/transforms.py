@@ -466,15 +466,20 @@ class NumericTransform:
         if calibrate and len(present) > 1:
             order = present[value_order(x[present])]
             x[order] = self.quantile_levels(len(order))
-        if self.column.kind == "integer":
-            x = np.round(x)
-        elif self.column.decimals is not None:
-            x = self.round_to_decimals(x)
-        elif self.column.kind == "datetime" and self.column.step_seconds > 0:
-            x = self.round_to_days(x, step=self.column.step_seconds)
+        x = self.round_like_column(x)
         if null is not None:
             x[null] = np.nan
         return x, order
+
+    def round_like_column(self, x: np.ndarray) -> np.ndarray:
+        """Values as the column holds them: whole for an integer, its decimals, whole days."""
+        if self.column.kind == "integer":
+            return np.round(x)
+        if self.column.decimals is not None:
+            return self.round_to_decimals(x)
+        if self.column.kind == "datetime" and self.column.step_seconds > 0:
+            return self.round_to_days(x, step=self.column.step_seconds)
+        return x
 
     def round_to_decimals(self, x: np.ndarray) -> np.ndarray:
         """Values rounded to the declared `decimals`, kept inside the bounds (rounded inwards,

@@ -82,7 +82,9 @@ def test_spiky_count_code_and_flag_shapes_follow_the_margins(panel, fitted, unca
     """Brackets from two fixed noise draws of these fits (calibrated / old): docvis, a
     spiky count, KS 0.971, 0.971 / 0.926, 0.886; age 0.979, 0.977 / 0.940, 0.942; the 0/1
     flag married 0.999, 0.999 / 0.957, 0.977. The old shapes fail every bracket, the
-    calibrated ones clear it. No room for a bracket: outwork (0.997 / 0.970 to 0.992) and
+    calibrated ones clear it. married no longer tells them apart since a21468a (its DP
+    integer range stopped letting 2s in, so the old output scores 0.998 as well): it keeps
+    its bracket on the calibrated output only. No room for a bracket: outwork (0.997 / 0.970 to 0.992) and
     hospvis (0.987 to 0.994 / 0.980 to 0.983: its DP range stops at 2 or 3, the 0.9% of
     stays above it cannot come back)."""
     real, _ = panel
@@ -91,7 +93,8 @@ def test_spiky_count_code_and_flag_shapes_follow_the_margins(panel, fitted, unca
     brackets = {"docvis": (True, 0.95), "age": (True, 0.96), "married": (False, 0.99)}
     for column, (numeric, bracket) in brackets.items():
         assert _shape(real[column], new[column], numeric=numeric) >= bracket, column
-        assert _shape(real[column], old[column], numeric=numeric) < bracket, column
+        if column != "married":
+            assert _shape(real[column], old[column], numeric=numeric) < bracket, column
     # the spike of docvis: the real share of zeros (0.386; the old output had 0.27 to 0.31)
     zeros_real = float((real["docvis"] == 0).mean())
     assert abs(float((new["docvis"] == 0).mean()) - zeros_real) < 0.03

@@ -49,6 +49,7 @@ import pandas as pd
 
 from synthkit.ledger import GaussianEvent, PrivacyLedger
 from synthkit.mechanisms import noisy_histogram, rho_for_epsilon
+from synthkit.models.hmm.sample import integer_series
 from synthkit.sequence import GroupedEvents
 from synthkit.table import numeric_values
 from synthkit.transforms import (DataTransformer, NumericTransform, bin_index,
@@ -168,16 +169,6 @@ def rebalance(codes: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> np.
     return out
 
 
-def _integer_series(codes: np.ndarray, entry: dict[str, Any]) -> pd.Series:
-    null = codes > entry["high"] - entry["low"]
-    vals = (np.minimum(codes, entry["high"] - entry["low"]) + entry["low"]).astype("int64")
-    if entry["nullable"]:
-        arr = pd.array(vals, dtype="Int64")
-        arr[null] = pd.NA
-        return pd.Series(arr)
-    return pd.Series(vals)
-
-
 def _calibrated_numbers(t: NumericTransform, counts: np.ndarray, s: pd.Series,
                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(values, null flags) of a numeric column mapped onto its margin: the null share
@@ -199,12 +190,7 @@ def _calibrated_numbers(t: NumericTransform, counts: np.ndarray, s: pd.Series,
     order = present[value_order(key)]
     out = np.full(len(x), np.nan)
     out[order] = margin.quantile_levels(len(order))
-    if t.column.kind == "integer":
-        out = np.round(out)
-    elif t.column.decimals is not None:
-        out = t.round_to_decimals(out)
-    elif t.column.kind == "datetime" and t.column.step_seconds > 0:
-        out = t.round_to_days(out, step=t.column.step_seconds)
+    out = t.round_like_column(out)
     out[flags] = np.nan
     return out, flags
 
@@ -230,7 +216,7 @@ def calibrate_events(events: pd.DataFrame, margins: dict[str, list[float]], layo
             new = t.to_series(rebalance(codes, counts, rng))
         elif entry["mode"] == "integer":
             codes, _ = column_cells(entry, t, s)
-            new = _integer_series(rebalance(codes, counts, rng), entry)
+            new = integer_series(rebalance(codes, counts, rng), entry)
         else:
             x, flags = _calibrated_numbers(t, counts, s, rng)
             new = _floats_to_series(np.where(flags, 0.0, x), t.column, null=flags, tz=t.tz_)

@@ -311,14 +311,18 @@ class Decoder:
             block[np.arange(m), cat[:, entry["cat"]]] = 1.0
             return t.inverse_transform(block).reset_index(drop=True)
         if entry["mode"] == "integer":
-            code = cat[:, entry["cat"]]
-            null = code > entry["high"] - entry["low"]
-            vals = (np.minimum(code, entry["high"] - entry["low"]) + entry["low"]).astype("int64")
-            if entry["nullable"]:
-                arr = pd.array(vals, dtype="Int64")
-                arr[null] = pd.NA
-                return pd.Series(arr)
-            return pd.Series(vals)
+            return integer_series(cat[:, entry["cat"]], entry)
         x = self.scores[entry["name"]].inverse(z[:, entry["gauss"]])
         null = (cat[:, entry["null_cat"]] == 1) if entry["nullable"] else np.zeros(m, dtype=bool)
         return _floats_to_series(x, t.column, null=null, tz=t.tz_)
+
+
+def integer_series(codes: np.ndarray, entry: dict[str, Any]) -> pd.Series:
+    """A small-range integer event column from its codes (code high - low + 1 is null)."""
+    null = codes > entry["high"] - entry["low"]
+    vals = (np.minimum(codes, entry["high"] - entry["low"]) + entry["low"]).astype("int64")
+    if entry["nullable"]:
+        arr = pd.array(vals, dtype="Int64")
+        arr[null] = pd.NA
+        return pd.Series(arr)
+    return pd.Series(vals)

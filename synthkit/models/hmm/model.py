@@ -463,7 +463,10 @@ class DPHMM(Synthesizer):
             states, cat_codes, gauss_z = sample_hmm(self.hmm_, lay, torch.from_numpy(c_enc).to(self.device_), lengths,
                                                     g, terminal=dec.terminal)
         events, ctx_out = dec.decode(ctx, lengths, start, cat_codes, gauss_z, entity_start, event_start)
-        events = calibrate_events(events, self.margins_, lay, self.transformer_, rng)  # post-processing
+        # post-processing; the terminal column keeps the HMM's codes: moving rows onto its
+        # terminal value could put it before an entity's last event, which the rule forbids
+        margins = {k: v for k, v in (self.margins_ or {}).items() if k != self.terminal_column}
+        events = calibrate_events(events, margins, lay, self.transformer_, rng)
         events = dec.trends(events)  # declared non-decreasing columns; last, so calibration cannot undo it
         return SequenceSample(events, ctx_out)
 

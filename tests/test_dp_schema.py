@@ -169,7 +169,8 @@ def test_dphmm_refuses_a_budget_without_room_for_the_inference_before_reading_a_
 
     monkeypatch.setattr(dp_schema, "_counts", read)
     events, accounts = _panel(n=200)
-    model = DPHMM(**{**HMM_TINY, "preprocessing_epsilon_share": 0.45, "context_epsilon_share": 0.5})
+    model = DPHMM(**{**HMM_TINY, "preprocessing_epsilon_share": 0.45, "context_epsilon_share": 0.5,
+                     "margins_epsilon_share": 0.0})  # shares that leave the inference no room
     with pytest.raises(BudgetExceededError, match="schema inference"):
         model.fit(events, budget=HMM_BUDGET, context=accounts, roles=ROLES)
     with pytest.raises(Exception, match="sequence_index"):  # roles are declared, never guessed

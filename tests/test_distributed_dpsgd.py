@@ -139,13 +139,22 @@ def test_ranks_end_with_identical_weights(runs):
 
 
 def test_config_repr_shows_no_private_row_and_no_dp_seed():
-    """A config travels through Ray (task errors, logs): its repr must hold neither."""
-    shard = Shard(data=torch.full((3, K, D), 123.456), mask=torch.ones(3, K))
+    """A config travels through Ray (task errors, logs): its repr must hold neither, nor a
+    rank's exact unit count, nor which rows the bound kept (a partition's repr)."""
+    from synthkit.distributed.partition import partition_units
+    from synthkit.errors import ConfigError
+
+    shard = Shard(data=torch.full((37, K, D), 123.456), mask=torch.ones(37, K))
     config = WorkerConfig(shards=(shard, shard), sampling_rate=0.1, steps=1, noise_multiplier=1.0, max_grad_norm=1.0,
                           expected_batch_size=2.0, dp_seed=np.random.SeedSequence(987654321))
     text = repr(config) + str(shard)
-    assert "123.4" not in text and "987654321" not in text
-    assert "units=3" in str(shard) and "noise_multiplier=1.0" in text
+    assert "123.4" not in text and "987654321" not in text and "37" not in text
+    assert "noise_multiplier=1.0" in text
+    part = partition_units(np.array([5, 5, 9, 9, 9, 7]), n_rows=6, world_size=2, k=2, rng=np.random.default_rng(0))
+    assert repr(part) == "RankPartition(world_size=2, k=2)"
+    with pytest.raises(ConfigError) as err:
+        partition_units(np.array([5, 5, 9]), n_rows=6, world_size=2, k=2, rng=np.random.default_rng(0))
+    assert not any(ch.isdigit() for ch in str(err.value))
 
 
 def test_two_ranks_match_one_process_at_sigma_zero_and_with_fixed_noise(runs):

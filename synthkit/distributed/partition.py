@@ -13,7 +13,7 @@ route a unit to the same rank. The assignment is internal: it is never released.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,10 @@ class RankPartition:
 
     world_size: int
     k: int
-    rows: tuple[np.ndarray, ...]        # per rank: indices into the input rows (kept rows only)
-    unit_codes: tuple[np.ndarray, ...]  # per rank: local unit code of each kept row (0..n_units-1)
+    # repr=False: which rows the bound kept and each unit's row count are private (reprs reach
+    # Ray's task errors and logs)
+    rows: tuple[np.ndarray, ...] = field(repr=False)        # per rank: indices of the kept input rows
+    unit_codes: tuple[np.ndarray, ...] = field(repr=False)  # per rank: local unit code of each kept row
 
     def n_units(self, rank: int) -> int:
         codes = self.unit_codes[rank]
@@ -57,7 +59,7 @@ def partition_units(keys: pd.Series | np.ndarray | None, *, n_rows: int, world_s
         keys = np.arange(n_rows)
     keys = pd.Series(keys).reset_index(drop=True)
     if len(keys) != n_rows:
-        raise ConfigError(f"the entity key has {len(keys)} values for {n_rows} rows; pass one key per row")
+        raise ConfigError("the entity key has not one value per row; pass one key per row")
     rank = rank_of_keys(keys, world_size)
     rows, codes = [], []
     for r in range(world_size):

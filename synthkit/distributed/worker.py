@@ -38,7 +38,7 @@ class Shard:
     mask: torch.Tensor = field(repr=False)
 
     def __repr__(self) -> str:
-        return f"Shard(units={self.data.shape[0]}, rows_per_unit={self.data.shape[1]}, width={self.data.shape[2]})"
+        return f"Shard(rows_per_unit={self.data.shape[1]}, width={self.data.shape[2]})"  # no unit count: private
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -298,6 +298,8 @@ class DPHMM(Synthesizer):
         """Step 4b: one DP histogram per event column over the kept events (sensitivity k;
         see synthkit.models.hmm.margins), with σ such that the ledger's cumulative ε reaches the
         context's target plus `margins_epsilon_share`·ε; DP-SGD is calibrated to the rest."""
+        # the terminal column is not calibrated at sampling (see `_sample_chunk`): no margin for it
+        layout = {**layout, "columns": [e for e in layout["columns"] if e["name"] != self.terminal_column]}
         if self.margins_epsilon_share == 0 or not layout["columns"]:
             return {}
         sigma = 1.0
@@ -463,10 +465,9 @@ class DPHMM(Synthesizer):
             states, cat_codes, gauss_z = sample_hmm(self.hmm_, lay, torch.from_numpy(c_enc).to(self.device_), lengths,
                                                     g, terminal=dec.terminal)
         events, ctx_out = dec.decode(ctx, lengths, start, cat_codes, gauss_z, entity_start, event_start)
-        # post-processing; the terminal column keeps the HMM's codes: moving rows onto its
-        # terminal value could put it before an entity's last event, which the rule forbids
-        margins = {k: v for k, v in (self.margins_ or {}).items() if k != self.terminal_column}
-        events = calibrate_events(events, margins, lay, self.transformer_, rng)
+        # post-processing; the terminal column has no margin and keeps the HMM's codes: moving
+        # rows onto its terminal value could put it before an entity's last event (the rule)
+        events = calibrate_events(events, self.margins_, lay, self.transformer_, rng)
         events = dec.trends(events)  # declared non-decreasing columns; last, so calibration cannot undo it
         return SequenceSample(events, ctx_out)
 

@@ -2,6 +2,7 @@
 # Start a throwaway local PostgreSQL server for tests and CI, and print its URL on stdout.
 #
 #   export SYNTHKIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)   # start (or reuse) one
+#   bash scripts/postgres.sh --stop "$SYNTHKIT_TEST_POSTGRES_URL"   # stop that server only
 #   bash scripts/postgres.sh --stop                                 # stop every server this script started
 #
 # Why this shape: the Postgres tests must run against a REAL server (never a mock), CI
@@ -30,8 +31,16 @@ as_owner() {  # run a command as the server's owner
 }
 
 if [ "${1:-}" = "--stop" ]; then
+    # with a URL, only the server listening on that URL's port (another run's server, e.g. a
+    # second CI on the same machine, is left alone); without one, every server of this script
+    ONLY_PORT=""
+    if [ -n "${2:-}" ]; then
+        ONLY_PORT=$(printf '%s' "$2" | sed -n 's#^postgresql://[^@]*@127\.0\.0\.1:\([0-9][0-9]*\)/.*#\1#p')
+        [ -n "$ONLY_PORT" ] || { say "--stop: not a URL printed by this script; nothing stopped"; exit 0; }
+    fi
     for dir in $STATE_GLOB; do
         [ -f "$dir/data/PG_VERSION" ] || continue
+        if [ -n "$ONLY_PORT" ] && [ "$(cat "$dir/port" 2>/dev/null)" != "$ONLY_PORT" ]; then continue; fi
         PG_USER=$(stat -c %U "$dir/data")
         BIN=$(cat "$dir/bindir")
         as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
@@ -97,6 +106,7 @@ DB_NAME=synthkit_test
 # a free port on the loopback address (bind to port 0 and let the kernel choose)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null \
        || echo $(( 20000 + RANDOM % 20000 )))
+echo "$PORT" > "$STATE/port"
 
 # local socket: trust (only the owner can reach the socket folder); TCP: password (scram)
 as_owner "$BIN/initdb" -D "$STATE/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \

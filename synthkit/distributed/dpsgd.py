@@ -19,17 +19,14 @@ global B, once, written where it is used.
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
-from opacus.grad_sample import GradSampleModuleFastGradientClipping
 from opacus.optimizers import DPOptimizerFastGradientClipping
-from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
 
-from synthkit.models.dpsgd import discard_captured
+from synthkit.models.dpsgd import discard_captured, ghost_clipped, ghost_clipped_backward, integer_batch_size
 
 NOISE_RANK = 0
 
@@ -75,10 +72,9 @@ class DistributedDPStep:
         self.private = private
         self.rank = dist.get_rank()
         # the same integer divisor as the single-process DPStep (Opacus divides by an int)
-        self.expected_batch_size = float(max(1, int(round(expected_batch_size))))
+        self.expected_batch_size = float(integer_batch_size(expected_batch_size))
         if private:
-            self.module: nn.Module = GradSampleModuleFastGradientClipping(
-                module, max_grad_norm=max_grad_norm, use_ghost_clipping=True, loss_reduction="mean")
+            self.module: nn.Module = ghost_clipped(module, max_grad_norm)
             self.optimizer: torch.optim.Optimizer = _AllReduceDPOptimizer(
                 optimizer, rank=self.rank, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                 expected_batch_size=self.expected_batch_size,
@@ -110,9 +106,7 @@ class DistributedDPStep:
             for p in self._params():
                 p.grad = torch.zeros_like(p)
         elif self.private:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                DPTensorFastGradientClipping(self.module, self.optimizer, per_sample_loss, "mean").backward()
+            ghost_clipped_backward(self.module, self.optimizer, per_sample_loss)
         else:
             per_sample_loss.sum().backward()
         if self.private:

@@ -39,6 +39,26 @@ class PoissonSampler:
         return torch.nonzero(u < self.q, as_tuple=False).squeeze(1)
 
 
+def integer_batch_size(expected_batch_size: float) -> int:
+    """Opacus divides by an integer expected batch size; every path uses the same one."""
+    return max(1, int(round(expected_batch_size)))
+
+
+def ghost_clipped(module: nn.Module, max_grad_norm: float) -> nn.Module:
+    """`module` wrapped for ghost clipping in Opacus' "mean" mode (norms, no per-sample grads)."""
+    return GradSampleModuleFastGradientClipping(module, max_grad_norm=max_grad_norm, use_ghost_clipping=True,
+                                                loss_reduction="mean")
+
+
+def ghost_clipped_backward(module: nn.Module, optimizer: torch.optim.Optimizer, per_sample_loss: torch.Tensor) -> None:
+    """The two-pass ghost-clipping backward of the per-sample losses (Opacus "mean" mode)."""
+    with warnings.catch_warnings():
+        # inputs never require grad here, so torch warns that the full backward hook fires on
+        # module outputs: that is exactly what ghost clipping needs
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        DPTensorFastGradientClipping(module, optimizer, per_sample_loss, "mean").backward()
+
+
 class DPStep:
     """Wraps one module and its optimizer: `step(per_sample_loss)` does one (DP-)SGD step.
 
@@ -53,16 +73,15 @@ class DPStep:
         self.private = private
         # Opacus divides by an integer expected batch size; the non-private twin and the
         # empty-batch path use the same integer, so noise 0 + no clipping = plain SGD.
-        self.expected_batch_size = float(max(1, int(round(expected_batch_size))))
+        self.expected_batch_size = float(integer_batch_size(expected_batch_size))
         self.noise_multiplier = noise_multiplier
         self.max_grad_norm = max_grad_norm
         self.generator = generator
         if private:
-            self.module: nn.Module = GradSampleModuleFastGradientClipping(
-                module, max_grad_norm=max_grad_norm, use_ghost_clipping=True, loss_reduction="mean")
+            self.module: nn.Module = ghost_clipped(module, max_grad_norm)
             self.optimizer = DPOptimizerFastGradientClipping(
                 optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-                expected_batch_size=max(1, int(round(expected_batch_size))), loss_reduction="mean",
+                expected_batch_size=integer_batch_size(expected_batch_size), loss_reduction="mean",
                 generator=generator)
         else:
             self.module = module
@@ -92,11 +111,7 @@ class DPStep:
         if self.private:
             # Opacus "mean" mode: the first backward sees mean(loss); norms are rescaled
             # internally; the optimizer divides the noisy clipped sum by the expected size.
-            with warnings.catch_warnings():
-                # inputs never require grad here, so torch warns that the full backward hook
-                # fires on module outputs: that is exactly what ghost clipping needs
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                DPTensorFastGradientClipping(self.module, self.optimizer, per_sample_loss, "mean").backward()
+            ghost_clipped_backward(self.module, self.optimizer, per_sample_loss)
         else:
             (per_sample_loss.sum() / self.expected_batch_size).backward()
         self.optimizer.step()

@@ -383,11 +383,16 @@ class Synthesizer:
                          ignore_index=True) if n_rows > 0 else self._empty_frame()
 
     def sample_chunks(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
-                      chunk_size: int = 100_000):
-        """Stream synthetic rows in chunks so output size is bounded by disk, not memory."""
+                      chunk_size: int = 100_000, key_start: int = 0):
+        """Stream synthetic rows in chunks so output size is bounded by disk, not memory.
+        `key_start`: surrogate keys are numbered from key_start + 1 (a shard of a sharded
+        generation starts at the rows of the shards before it, so keys are unique across
+        shards: synthkit.distributed.generate)."""
         self._check_fitted()
         if not (isinstance(n_rows, (int, np.integer)) and n_rows >= 0):
             raise ConfigError(f"n_rows must be an integer >= 0, got {n_rows!r}")
+        if not (isinstance(key_start, (int, np.integer)) and key_start >= 0):
+            raise ConfigError(f"key_start must be an integer >= 0, got {key_start!r}")
         conditions = self._check_conditions(conditions)
         g = torch_generator(np.random.SeedSequence(seed), self.device_)
         rng_dependence = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
@@ -425,7 +430,7 @@ class Synthesizer:
                 attempts += 1
                 if attempts > 200 and produced + len(frame) < n_rows:
                     raise ConfigError("the conditions are too rare in the model to sample the requested rows")
-            frame = self._add_identifiers(frame, start=produced)
+            frame = self._add_identifiers(frame, start=key_start + produced)
             produced += len(frame)
             if len(frame):
                 yield frame

@@ -1,0 +1,469 @@
+"""Sharded generation: one table bundle to a Parquet dataset of S part files (issue 19).
+
+Layout of the output folder `out_dir`:
+
+    part-00000.parquet ... part-<S-1>.parquet   the rows (row groups of at most chunk_size rows)
+    _SUCCESS                                    the commit: JSON manifest written LAST
+    _plan.json, _shards/part-XXXXX.json         bookkeeping while a run is under way
+
+Why each piece:
+
+- Seeds: one `SeedSequence(seed).spawn(S)`; shard i draws from child i only, so the same
+  seed and the same S give the same bytes, whatever the engine or the order the shards run
+  in, and the shards' streams are independent. `seed=None` takes OS entropy. Generation is
+  post-processing of a DP model: no DP noise comes from this seed.
+- Rows: shard i gets rows // S, plus one while i < rows % S. Surrogate keys (identifier
+  columns) are numbered by GLOBAL row: shard i starts after the rows of shards 0..i-1, so
+  the keys of a sharded run are the keys single-process generation gives (1..N), unique
+  across shards.
+- Memory per shard is bounded by one chunk (at most 100,000 rows): chunks stream into a
+  `pyarrow.parquet.ParquetWriter`, one row group each.
+- Atomic commit: a shard writes a hidden, locked partial (synthkit.partials) that is renamed
+  to part-XXXXX.parquet only when complete and on disk; then it records its row count and
+  SHA-256 in _shards/. `_SUCCESS` (shards, rows per shard, total, the bundle's manifest
+  digest, each file's SHA-256) is written after every shard, last. A folder without it is
+  incomplete: `open_dataset` and `read_dataset` refuse it, and Parquet readers that skip
+  names starting with `_` or `.` (pyarrow, Spark) never see the bookkeeping or partials.
+- Re-run after a failure (a killed worker, a lost node): the plan is written FIRST; a re-run
+  with the same plan keeps every shard whose record exists and whose file still has the
+  recorded SHA-256, and rewrites the others under the same names. A shard's rows exist
+  under exactly one name, so nothing is duplicated. A different plan (rows, shards, seed,
+  bundle) clears the folder's part files first.
+- Engines: "local" runs the shards one after the other in this process (the reference);
+  "ray" runs one Ray task per shard (num_cpus=1); the task function is the same. Ray is
+  imported lazily; usage stats are off and no dashboard is started. Every worker loads the
+  bundle from its path, so on a multi-node cluster the bundle and `out_dir` must be on
+  storage all nodes see (NFS, a mounted bucket). Object-storage URIs are not supported yet
+  (they have no rename; the _SUCCESS-last protocol is what such a writer would keep).
+
+Sequence bundles (DPHMM) are refused: their event identifiers are numbered by the events of
+the entities before them, which a shard cannot know before the earlier shards ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from synthkit.errors import ArtifactError, ConfigError, SourceError
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["local", "ray"]
+ENGINES: tuple[str, ...] = ("local", "ray")
+
+FORMAT = "synthkit-sharded-parquet"
+FORMAT_VERSION = 1
+SUCCESS = "_SUCCESS"
+PLAN = "_plan.json"
+RECORDS = "_shards"
+LOCK = ".synthkit-generate.lock"
+MAX_SHARDS = 99_999  # part-XXXXX: five digits
+MAX_CHUNK = 100_000
+MAX_ROWS = 1_000_000_000  # the most one `synthkit generate` writes (synthkit.cli.MAX_GENERATE)
+_PART = re.compile(r"^part-\d{5}\.parquet$")
+_PROBE_ROWS = 2_000
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardTask:
+    """What one worker needs: no private value (the bundle is DP; the seed is generation's)."""
+    index: int
+    rows: int
+    key_start: int
+    seed: int
+    chunk_size: int
+
+    def __repr__(self) -> str:  # the seed stays out of Ray's task listings and logs
+        return f"ShardTask(index={self.index}, rows={self.rows}, key_start={self.key_start})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardResult:
+    index: int
+    name: str
+    rows: int
+    sha256: str
+    kept: bool  # True: a complete shard of an earlier run of the same plan, not rewritten
+    seconds: float = 0.0
+    peak_rss_bytes: int = 0  # the worker process's peak resident memory (getrusage)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardedOutput:
+    out_dir: Path
+    manifest: dict[str, Any]
+    shards: tuple[ShardResult, ...]
+
+
+def split_rows(rows: int, shards: int) -> list[int]:
+    """Shard i gets rows // shards, plus one while i < rows % shards."""
+    base, extra = divmod(rows, shards)
+    return [base + (1 if i < extra else 0) for i in range(shards)]
+
+
+def shard_tasks(rows: int, shards: int, seed: int | None, *, chunk_size: int = MAX_CHUNK) -> list[ShardTask]:
+    """The shards' rows, first surrogate key and seeds (children of ONE SeedSequence)."""
+    counts = split_rows(rows, shards)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+    children = np.random.SeedSequence(seed).spawn(shards)
+    seeds = [int(c.generate_state(1, dtype=np.uint64)[0]) for c in children]
+    return [ShardTask(index=i, rows=counts[i], key_start=starts[i], seed=seeds[i], chunk_size=chunk_size)
+            for i in range(shards)]
+
+
+# ------------------------------------------------------------------ reading
+def read_success(path: str | Path) -> dict[str, Any]:
+    """The `_SUCCESS` manifest of a complete sharded dataset; one clear error otherwise."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SourceError(f"{str(folder)!r} is not a sharded dataset folder; give the folder that "
+                          "`synthkit generate --shards/--engine ray --out` wrote")
+    marker = folder / SUCCESS
+    if not marker.is_file():
+        raise SourceError(f"{str(folder)!r} is an incomplete sharded dataset (no {SUCCESS}: its generate run did "
+                          "not finish); re-run the same `synthkit generate` command to complete it")
+    try:
+        manifest = json.loads(marker.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        ok = (manifest.get("format") == FORMAT and isinstance(files, list)
+              and all(_PART.match(str(f["name"])) for f in files)
+              and sum(int(f["rows"]) for f in files) == int(manifest["total_rows"]))
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise SourceError(f"{str(folder)!r}: {SUCCESS} is not a synthkit sharded-dataset manifest (corrupt or "
+                          "from another tool); re-run `synthkit generate` with --overwrite")
+    return manifest
+
+
+def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
+    """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
+    or a file of another run). `verify`: check every file's SHA-256 first."""
+    import pyarrow.dataset as ds
+    folder = Path(path)
+    manifest = read_success(folder)
+    paths = []
+    for f in manifest["files"]:
+        p = folder / f["name"]
+        if not p.is_file():
+            raise SourceError(f"{str(folder)!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
+                              "`synthkit generate` with --overwrite")
+        if verify and _sha256(p) != f["sha256"]:
+            raise SourceError(f"{str(folder)!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified or "
+                              "corrupt); re-run `synthkit generate` with --overwrite")
+        paths.append(str(p))
+    return ds.dataset(paths, format="parquet")
+
+
+def read_dataset(path: str | Path, *, verify: bool = True) -> Any:
+    """The whole dataset as a pandas DataFrame (small outputs; stream with `open_dataset`)."""
+    return open_dataset(path, verify=verify).to_table().to_pandas()
+
+
+# ------------------------------------------------------------------ writing
+def _sha256(path: Path) -> str:
+    from synthkit.bundle import sha256_file
+    return sha256_file(path)
+
+
+def _write_json_atomic(dest: Path, data: dict[str, Any]) -> None:
+    from synthkit.partials import staged_file
+    with staged_file(dest) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def write_shard(model: Any, task: ShardTask, out_dir: Path, schema: Any) -> ShardResult:
+    """Generate one shard into a locked partial, chunk by chunk, then rename it into place
+    and record its rows and SHA-256. A killed writer leaves only its partial, which the next
+    write of the same shard removes (its lock is free). Memory: one chunk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from synthkit.partials import locked_partial
+
+    start = time.perf_counter()
+    dest = out_dir / part_name(task.index)
+    n = 0
+    with locked_partial(dest, folder=False) as tmp:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for chunk in model.sample_chunks(task.rows, seed=task.seed, chunk_size=task.chunk_size,
+                                             key_start=task.key_start):
+                writer.write_table(_conform(pa.Table.from_pandas(chunk, preserve_index=False), schema, task.index))
+                n += len(chunk)
+            if n == 0:
+                writer.write_table(schema.empty_table())
+        if n != task.rows:
+            raise ArtifactError(f"shard {task.index} generated {n} rows, {task.rows} were planned")
+        with open(tmp, "rb") as f:  # the data is on disk before the name points at it
+            os.fsync(f.fileno())
+        digest = _sha256(tmp)
+        os.replace(tmp, dest)
+    _write_json_atomic(out_dir / RECORDS / f"{dest.stem}.json", {"name": dest.name, "rows": n, "sha256": digest})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return ShardResult(index=task.index, name=dest.name, rows=n, sha256=digest, kept=False,
+                       seconds=time.perf_counter() - start, peak_rss_bytes=int(peak))
+
+
+def _conform(table: Any, schema: Any, index: int) -> Any:
+    import pyarrow as pa
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+        bad = [f.name for f in schema if f.name in table.schema.names and table.schema.field(f.name).type != f.type]
+        raise ArtifactError(f"shard {index}: a chunk changes the type of columns {bad} from the dataset's schema; "
+                            "report this as a bug") from None
+
+
+def _shard_in_worker(bundle: str, task: ShardTask, out_dir: str, schema: Any) -> ShardResult:
+    """The Ray task: load the bundle (every check of synthkit.bundle) and write one shard."""
+    from synthkit.bundle import load
+    return write_shard(load(bundle), task, Path(out_dir), schema)
+
+
+def _probe_schema(model: Any, rows: int, seed_seq: np.random.SeedSequence) -> Any:
+    """The Arrow schema every part file is written with, from a small draw on the driver
+    (its own stream, not a shard's), so that the part files agree: a column that is all
+    null in the probe is written as text."""
+    import pyarrow as pa
+    seed = int(seed_seq.generate_state(1, dtype=np.uint64)[0])
+    frame = next(model.sample_chunks(min(rows, _PROBE_ROWS), seed=seed, chunk_size=_PROBE_ROWS), None)
+    schema = pa.Table.from_pandas(frame, preserve_index=False).schema
+    for i, field in enumerate(schema):
+        if pa.types.is_null(field.type):
+            schema = schema.set(i, field.with_type(pa.string()))
+    return schema
+
+
+def _ours(p: Path) -> bool:
+    return (bool(_PART.match(p.name)) or p.name in (SUCCESS, PLAN, RECORDS, LOCK)
+            or (p.name.startswith(".part-") and p.name.endswith(".partial"))
+            or (p.name.startswith(f".{SUCCESS}.") or p.name.startswith(f".{PLAN}.")))
+
+
+def _clear(out_dir: Path) -> None:
+    """Remove a previous run's files: the commit marker FIRST (the folder stops looking
+    complete before any part file goes), then part files, records and partials."""
+    (out_dir / SUCCESS).unlink(missing_ok=True)
+    for p in sorted(out_dir.iterdir()):
+        if p.name == LOCK or not _ours(p):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _kept_shards(out_dir: Path, tasks: list[ShardTask]) -> dict[int, ShardResult]:
+    """Shards of an earlier run of the same plan that are complete: a record, and a part
+    file with the recorded rows' SHA-256."""
+    kept: dict[int, ShardResult] = {}
+    for task in tasks:
+        name = part_name(task.index)
+        record, part = out_dir / RECORDS / f"{Path(name).stem}.json", out_dir / name
+        if not (record.is_file() and part.is_file()):
+            continue
+        try:
+            rec = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if rec.get("rows") == task.rows and rec.get("sha256") == _sha256(part):
+            kept[task.index] = ShardResult(index=task.index, name=name, rows=task.rows, sha256=rec["sha256"],
+                                           kept=True)
+    return kept
+
+
+def check_request(*, rows: Any, shards: Any, engine: Any, chunk_size: Any = MAX_CHUNK) -> None:
+    """Argument checks (no import of torch, pyarrow or ray): one line each."""
+    for option, value, hi in (("--rows", rows, MAX_ROWS), ("--shards", shards, MAX_SHARDS),
+                              ("chunk_size", chunk_size, MAX_CHUNK)):
+        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= hi):
+            raise ConfigError(f"{option} must be an integer in 1..{hi:,}, got {value!r}")
+    if shards > rows:
+        raise ConfigError(f"--shards {shards} is more than --rows {rows}; give at most one shard per row")
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def check_out_dir(out_dir: Path, *, overwrite: bool, option: str = "--out") -> None:
+    """Refuse a file, a complete dataset (without overwrite) and a folder holding other
+    files; an incomplete dataset of an earlier run is fine (the run resumes it)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SourceError(f"{option} {str(out_dir)!r} is an existing file; sharded generation writes a folder of "
+                          "Parquet files: give a new or empty folder")
+    if not out_dir.is_dir():
+        return
+    if (out_dir / SUCCESS).exists() and not overwrite:
+        raise SourceError(f"{option} {str(out_dir)!r} already holds a complete dataset; choose another folder or "
+                          "pass --overwrite")
+    foreign = [p for p in out_dir.iterdir() if not _ours(p)]
+    if foreign:
+        raise SourceError(f"{option} {str(out_dir)!r} holds {len(foreign)} files that are not a sharded synthkit "
+                          "dataset's; give a new or empty folder")
+
+
+def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | Path, seed: int | None = None, *,
+                     engine: Engine = "local", ray_address: str | None = None, overwrite: bool = False,
+                     chunk_size: int = MAX_CHUNK,
+                     progress: Callable[[str, int, int], Any] | None = None) -> ShardedOutput:
+    """Write `rows` synthetic rows of a table bundle as `shards` Parquet files under
+    `out_dir`, committed by `_SUCCESS` (module docstring). `progress(stage, done, total)`
+    hears the rows of finished chunks (local) or shards (ray)."""
+    from synthkit.manifest import read_manifest
+
+    check_request(rows=rows, shards=shards, engine=engine, chunk_size=chunk_size)
+    if ray_address is not None and engine != "ray":
+        raise ConfigError("--ray-address applies to --engine ray; add --engine ray or drop --ray-address")
+    bundle, out_dir = Path(bundle), Path(out_dir)
+    manifest, bundle_digest = read_manifest(bundle)
+    if "sequence" in manifest:
+        raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
+                          "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
+    check_out_dir(out_dir, overwrite=overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(out_dir):
+        if overwrite:
+            _clear(out_dir)
+        tasks = shard_tasks(rows, shards, seed, chunk_size=chunk_size)
+        plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "total_rows": rows, "shards": shards,
+                "rows_per_shard": [t.rows for t in tasks], "chunk_size": chunk_size,
+                "bundle_manifest_sha256": bundle_digest,
+                # a fingerprint, not the seed: equal plans resume; None (OS entropy) always does,
+                # since shards drawn from fresh entropy are independent draws of the same model
+                "seed": None if seed is None else hashlib.sha256(f"synthkit-seed:{seed}".encode()).hexdigest()}
+        kept: dict[int, ShardResult] = {}
+        if _read_plan(out_dir) == plan:
+            kept = _kept_shards(out_dir, tasks)
+            log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
+        else:
+            _clear(out_dir)
+            _write_json_atomic(out_dir / PLAN, plan)
+        (out_dir / RECORDS).mkdir(exist_ok=True)
+        todo = [t for t in tasks if t.index not in kept]
+        results = dict(kept)
+        if todo:
+            from synthkit.bundle import load  # torch: after every check above
+            model = load(bundle)
+            schema = _probe_schema(model, rows, np.random.SeedSequence(seed).spawn(shards + 1)[shards])
+            done_rows = sum(r.rows for r in kept.values())
+            if engine == "local":
+                for task in todo:
+                    results[task.index] = write_shard(model, task, out_dir, schema)
+                    done_rows += task.rows
+                    if progress is not None:
+                        progress("rows", done_rows, rows)
+            else:
+                del model
+                for res in _run_ray(bundle, todo, out_dir, schema, ray_address, progress, done_rows, rows):
+                    results[res.index] = res
+        ordered = tuple(results[i] for i in range(shards))
+        success = {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": shards, "total_rows": rows,
+                   "rows_per_shard": [r.rows for r in ordered], "bundle_manifest_sha256": bundle_digest,
+                   "files": [{"name": r.name, "rows": r.rows, "sha256": r.sha256} for r in ordered]}
+        _write_json_atomic(out_dir / SUCCESS, success)  # the commit: last
+        (out_dir / PLAN).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / RECORDS, ignore_errors=True)
+    return ShardedOutput(out_dir=out_dir, manifest=success, shards=ordered)
+
+
+def _read_plan(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class _folder_lock:
+    """An exclusive lock on the output folder for the run: two runs into one folder would
+    clear each other's shards. The kernel drops it when the process dies."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOCK
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = -1
+            raise SourceError(f"--out {str(self.path.parent)!r} is being written by another synthkit generate; wait "
+                              "for it or choose another folder") from None
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd >= 0:
+            if exc[0] is None:
+                self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+
+
+def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: Path, schema: Any, address: str | None,
+             progress: Callable[[str, int, int], Any] | None, done_rows: int, total: int) -> list[ShardResult]:
+    """One Ray task per shard (num_cpus=1). Ray is started in this process (4 CPUs, no
+    dashboard, usage stats off) when no cluster is connected and no address given, and shut
+    down again at the end; a task's failure is one line naming the shard and the cure."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'synthkit[ray]' (or use --engine local)") from None
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                                  "configure_logging": False}
+        if address is None:
+            ray.init(num_cpus=4, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+        started = True
+    try:
+        # a retried task rewrites its shard under the same name: no duplicate rows
+        remote = ray.remote(num_cpus=1, max_retries=1)(_shard_in_worker)
+        pending = {remote.remote(str(bundle.resolve()), t, str(out_dir.resolve()), schema): t for t in tasks}
+        results: list[ShardResult] = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                res = ray.get(ready[0])
+            except Exception as err:  # RayTaskError, WorkerCrashedError, ...: no message text passed on
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                cause = type(getattr(err, "cause", None) or err).__name__
+                raise ArtifactError(f"shard {task.index} failed on its Ray worker ({cause}); the folder has no "
+                                    f"{SUCCESS}: re-run the same command to complete it (complete shards are kept)"
+                                    ) from None
+            results.append(res)
+            done_rows += res.rows
+            if progress is not None:
+                progress("rows", done_rows, total)
+        return results
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def result_rows(out: ShardedOutput) -> list[dict[str, Any]]:
+    """Per-shard numbers (rows, seconds, peak memory, kept) for benchmarks and logs."""
+    return [asdict(r) for r in out.shards]

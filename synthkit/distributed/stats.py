@@ -1,0 +1,470 @@
+"""The DP preprocessing statistics as map-reduce: a partial sum per block, a merge, and ONE
+release on the driver that adds the noise and charges the ledger.
+
+Why this split keeps the guarantee of the single-process fit (synthkit.models.base.fit):
+every statistic here is a SUM over privacy units (counts, histogram bins, Σ vvᵀ), so the
+sum of per-block partial sums is the statistic of the whole table exactly, before any
+noise. The noise is then added once, by the same mechanism function the single-process
+path calls (`noisy_count`, `noisy_histogram`, `select_partitions`, `DependenceCalibrator.fit`),
+with the same sensitivity, the same ledger event name and the same order of draws: with the
+noise source fixed, the map-reduce release equals the single-process one, number for number.
+
+Two things would break it, and both are ruled out here:
+- Partition selection on per-block counts. A category whose rows are spread thinly over
+  many blocks would never clear the threshold anywhere (and a per-block release would
+  spend the budget once per block). Only the MERGED count is thresholded, on the driver.
+- A unit split over blocks. The contribution bound (k rows per unit) must see all of a
+  unit's rows at once: bounded per block, a unit in B blocks would contribute B·k rows and
+  every sensitivity would be wrong. So rows are routed by their unit key first: the Ray
+  driver hash-partitions by the key (`Dataset.repartition(n, keys=[key])`, the shuffle
+  Ray's own `groupby().map_groups()` relies on to keep a group whole) and maps each whole
+  partition with `batch_size=None`; only then is each unit bounded to k rows
+  (`bound_block`). The in-process driver (`partials_of_frame`) routes with the same key
+  hash as `synthkit.distributed.partition.rank_of_keys`.
+
+Private values never reach a repr, a log line or an error: partials hide their sums
+(`repr=False`), and a failure inside a block is re-raised as a `StatisticError` that names
+the statistic and the exception type only (`from None`: the original message, which may
+quote a cell, is not chained into Ray's task error).
+
+The Ray driver (`ray_partials`) imports Ray lazily: `import synthkit` never imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from synthkit.distributed.partition import rank_of_keys
+from synthkit.errors import ConfigError, SynthkitError
+from synthkit.ledger import PrivacyLedger
+from synthkit.mechanisms import (
+    GEOMETRIC_EDGES,
+    INTEGER_EDGES,
+    PreprocessingPlan,
+    geometric_bounds,
+    noisy_count,
+    noisy_histogram,
+    partition_threshold,
+    select_partitions,
+    substreams,
+)
+from synthkit.schema import Column
+from synthkit.transforms import (
+    NULL,
+    CategoricalTransform,
+    FitContext,
+    NumericTransform,
+    bin_index,
+    clear_histogram,
+    histogram_edges,
+    null_released,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class StatisticError(SynthkitError):
+    """A block's partial sum failed; the message names the statistic, never a value."""
+
+
+# ------------------------------------------------------------------ partial sums
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountPartial:
+    """Units and rows of a block (after the bound). A block holds whole units."""
+
+    n_units: int = field(repr=False)
+    n_rows: int = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CategoryPartial:
+    """Rows per label string and null rows of one column in a block."""
+
+    column: str
+    counts: dict[str, int] = field(repr=False)  # the labels themselves are private until released
+    n_null: int = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistogramPartial:
+    """Rows per bin on data-independent edges; the last cell counts the nulls."""
+
+    column: str
+    counts: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MomentPartial:
+    """Σ vvᵀ of a block's clipped score vectors (synthkit.dependence)."""
+
+    moments: np.ndarray = field(repr=False)
+
+
+Partial = CountPartial | CategoryPartial | HistogramPartial | MomentPartial
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """The partial sum of two disjoint sets of units (associative and commutative: any tree
+    of merges gives the same result, exactly for the integer counts)."""
+    if type(a) is not type(b) or getattr(a, "column", None) != getattr(b, "column", None):
+        raise ConfigError(f"cannot merge a {type(a).__name__} with a {type(b).__name__} of another statistic; "
+                          "merge the partials of one statistic with each other")
+    if isinstance(a, CountPartial):
+        return CountPartial(n_units=a.n_units + b.n_units, n_rows=a.n_rows + b.n_rows)
+    if isinstance(a, CategoryPartial):
+        counts = dict(a.counts)
+        for label, n in b.counts.items():
+            counts[label] = counts.get(label, 0) + n
+        return CategoryPartial(column=a.column, counts=counts, n_null=a.n_null + b.n_null)
+    if isinstance(a, HistogramPartial):
+        if a.counts.shape != b.counts.shape:
+            raise ConfigError(f"histograms of column {a.column!r} on different edges cannot be merged; "
+                              "compute every block's partial from the same statistic")
+        return HistogramPartial(column=a.column, counts=a.counts + b.counts)
+    return MomentPartial(moments=a.moments + b.moments)
+
+
+def merge_all(partials: Sequence[Sequence[Partial]]) -> list[Partial]:
+    """Merge per-block lists of partials (one entry per statistic, same order) position-wise."""
+    if not partials:
+        raise ConfigError("no block to merge: the source holds no rows; check the path or glob")
+    out = list(partials[0])
+    for block in partials[1:]:
+        out = [merge(a, b) for a, b in zip(out, block, strict=True)]
+    return out
+
+
+# ------------------------------------------------------------------ statistics
+class Statistic(Protocol):
+    """What every statistic offers: a pure partial sum of one block (of whole, bounded
+    units) and the release of the merged sum on the driver."""
+
+    name: str
+
+    def partial(self, block: pd.DataFrame) -> Partial: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitCount:
+    """The DP count of privacy units, and of rows when k > 1 (base.fit's step 3)."""
+
+    entity_key: str | None = None
+    name: str = "count"
+
+    def partial(self, block: pd.DataFrame) -> CountPartial:
+        n_units = int(block[self.entity_key].nunique(dropna=False)) if self.entity_key else len(block)
+        return CountPartial(n_units=n_units, n_rows=len(block))
+
+    def release(self, merged: CountPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator) -> tuple[float, float]:
+        """(DP units, DP rows): the same calls, names and order of draws as base.fit."""
+        n_units_dp = noisy_count(merged.n_units, sigma=plan.sigma_units, sensitivity=1.0, name="count:units",
+                                 ledger=ledger, rng=rng)
+        n_rows_dp = (noisy_count(merged.n_rows, sigma=plan.sigma_rows, sensitivity=float(plan.k), name="count:rows",
+                                 ledger=ledger, rng=rng) if plan.k > 1 else n_units_dp)
+        return n_units_dp, n_rows_dp
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CategoryRelease:
+    """A categorical column's DP measurement: the released labels with their noisy counts
+    (declared labels always; discovered ones only when their GLOBAL noisy count cleared
+    the threshold) and the null label's noisy count when it was released."""
+
+    labels: tuple[str, ...]
+    counts: tuple[float, ...]
+    null_count: float | None
+    threshold: float | None  # τ of partition selection (public: a function of the plan)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CategoryCounts:
+    """Category counts for partition selection (or a histogram over declared categories),
+    as `CategoricalTransform.fit` releases them."""
+
+    column: Column
+    name: str = ""
+
+    def _transform(self) -> CategoricalTransform:
+        return CategoricalTransform(self.column)
+
+    def partial(self, block: pd.DataFrame) -> CategoryPartial:
+        values = self._transform()._strings(block[self.column.name])  # the transform's own label strings
+        n_null = int(values.isna().sum())
+        observed = values.dropna().value_counts()
+        return CategoryPartial(column=self.column.name, counts={str(k): int(v) for k, v in observed.items()},
+                               n_null=n_null)
+
+    def release(self, merged: CategoryPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator, *, n_rows_dp: float) -> CategoryRelease:
+        """One release on the MERGED counts (`CategoricalTransform.fit`'s mechanism calls)."""
+        t = self._transform()
+        name = f"categories:{self.column.name}"
+        ctx = FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=n_rows_dp)
+        domain = t.public_domain
+        if domain is not None:
+            raw = np.array([int(merged.counts.get(c, 0)) for c in domain] + [merged.n_null], dtype=float)
+            noisy = noisy_histogram(raw, sigma=plan.sigma_hist, sensitivity=plan.k, name=name, ledger=ledger, rng=rng)
+            null = float(noisy[-1]) if null_released(noisy[-1], merged.n_null, ctx) else None
+            return CategoryRelease(labels=tuple(domain), counts=tuple(float(c) for c in noisy[:-1]),
+                                   null_count=null, threshold=None)
+        raw = {k: v for k, v in merged.counts.items() if k != NULL}
+        if merged.n_null:
+            raw[NULL] = merged.n_null
+        kept = select_partitions(raw, sigma=plan.sigma_hist, k=plan.k, threshold_delta=plan.threshold_delta,
+                                 name=name, ledger=ledger, rng=rng)
+        null = kept.pop(NULL, None)
+        labels = tuple(sorted(kept))
+        tau = (partition_threshold(sigma=plan.sigma_hist, k=plan.k, threshold_delta=plan.threshold_delta)
+               if ledger.private else None)
+        return CategoryRelease(labels=labels, counts=tuple(kept[c] for c in labels), null_count=null, threshold=tau)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistogramRelease:
+    """A numeric column's DP histogram: the edges, the noisy counts (the measurement), the
+    noisy null cell, and `cleared`, the counts after `NumericTransform.fit`'s post-processing
+    (what the transform keeps as `hist_`)."""
+
+    edges: np.ndarray
+    noisy: np.ndarray
+    null: float
+    cleared: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValueHistogram:
+    """A numeric column's histogram on the data-independent edges `histogram_edges(lo, hi)`
+    (one bin per value for a small integer range; the exact zero bin of a continuous column)
+    plus a null cell, inside bounds that are public or already released under DP. `bounds`
+    are the transform's final (lo, hi): for an integer column, whole values."""
+
+    column: Column
+    bounds: tuple[float, float]
+    name: str = ""
+
+    @property
+    def edges(self) -> np.ndarray:
+        lo, hi = self.bounds
+        return histogram_edges(lo, hi, integer=self.column.kind == "integer",
+                               zero_spike=self.column.kind == "continuous")
+
+    def partial(self, block: pd.DataFrame) -> HistogramPartial:
+        x = NumericTransform(self.column).floats(block[self.column.name])
+        present = ~np.isnan(x)
+        edges = self.edges
+        idx = bin_index(edges, np.clip(x[present], *self.bounds))  # clipped as the transform clips
+        counts = np.concatenate([np.bincount(idx, minlength=len(edges) - 1), [np.count_nonzero(~present)]])
+        return HistogramPartial(column=self.column.name, counts=counts.astype(np.int64))
+
+    def release(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator, *, n_rows_dp: float, label: str | None = None) -> HistogramRelease:
+        """`noisy_histogram` on the merged counts, then the transform's post-processing
+        (`clear_histogram`, the null cell's release threshold): free, no new charge."""
+        raw = merged.counts.astype(float)
+        noisy = noisy_histogram(raw, sigma=plan.sigma_hist, sensitivity=plan.k,
+                                name=f"histogram:{label or self.column.name}", ledger=ledger, rng=rng)
+        ctx = FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=n_rows_dp)
+        cleared = noisy
+        if ledger.private:
+            null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], int(raw[-1]), ctx) else 0.0
+            kept = clear_histogram(noisy[:-1], np.diff(self.edges), sigma=plan.sigma_hist, total=n_rows_dp - null,
+                                   total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)))
+            if kept.sum() > 0:
+                cleared = np.concatenate([kept, noisy[-1:]])
+        cleared = np.clip(cleared, 0, None)
+        return HistogramRelease(edges=self.edges, noisy=noisy[:-1], null=float(noisy[-1]), cleared=cleared[:-1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RangeHistogram:
+    """A numeric column's DP range histogram on the signed geometric grid (the integer grid
+    for an integer column): the first pass for a column without public bounds."""
+
+    column: Column
+    name: str = ""
+
+    @property
+    def grid(self) -> np.ndarray:
+        return INTEGER_EDGES if self.column.kind == "integer" else GEOMETRIC_EDGES
+
+    def partial(self, block: pd.DataFrame) -> HistogramPartial:
+        x = NumericTransform(self.column).floats(block[self.column.name])
+        x = x[~np.isnan(x)]
+        counts = np.bincount(np.searchsorted(self.grid, x, side="right"), minlength=len(self.grid) + 1)
+        return HistogramPartial(column=self.column.name, counts=counts.astype(np.int64))
+
+    def release(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator, *, label: str | None = None) -> tuple[float, float]:
+        """The DP range by `geometric_bounds` itself (so the post-processing is the
+        single-process one). It takes values, not counts, so the merged counts are turned
+        back into one representative value per row (each bin's left edge, or the finite
+        grid end): the driver holds 8 bytes per row for this call. Under DP it reads only
+        the bin counts, so the range is the same; without a budget it returns the range of
+        the representatives (bin edges), not the exact one. A counts entry point in
+        `synthkit.mechanisms` would remove that copy."""
+        grid = self.grid
+        reps = np.concatenate([[grid[0] - 1.0], grid])  # bin j holds [grid[j-1], grid[j]); bin 0 lies below grid[0]
+        values = np.repeat(reps, merged.counts)
+        return geometric_bounds(values, sigma=plan.sigma_range, sensitivity=plan.k,
+                                name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
+                                what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreMoments:
+    """Σ vvᵀ of the clipped score vectors of `synthkit.dependence` (the calibrator's layout
+    comes from DP state: the transformer fitted on the released statistics). The integer
+    columns' jitter draws come from the per-block `rng` (not a DP release: the noise is
+    added on the driver)."""
+
+    calibrator: Any  # a DependenceCalibrator over a fitted DataTransformer
+    name: str = "dependence"
+
+    def partial(self, block: pd.DataFrame, rng: np.random.Generator | None = None) -> MomentPartial:
+        return MomentPartial(moments=self.calibrator.moments(block, rng or np.random.default_rng()))
+
+    def release(self, merged: MomentPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator, *, n_rows_dp: float) -> np.ndarray | None:
+        """`DependenceCalibrator.fit` itself on the merged moments (one charge, one noise draw)."""
+        from synthkit.dependence import DependenceCalibrator
+
+        class _Merged(DependenceCalibrator):
+            def moments(self, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+                return merged.moments
+
+        released = _Merged(self.calibrator.transformer).fit(
+            None, noise_multiplier=plan.dependence_noise, k=plan.k, n_rows_dp=n_rows_dp, ledger=ledger, rng=rng)
+        return released.correlation_
+
+
+# ------------------------------------------------------------------ bound + map
+def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.random.Generator) -> pd.DataFrame:
+    """At most `k` rows per unit, uniformly at random (`rng` is a DP stream). The block
+    must hold ALL rows of each of its units (route by key first)."""
+    if entity_key is None:
+        return block
+    if entity_key not in block.columns:
+        raise ConfigError(f"the entity key column {entity_key!r} is not in the source; set --entity-key to a column")
+    shuffled = block.iloc[rng.permutation(len(block))]
+    keys = shuffled[entity_key].astype(str)  # 7 and "7" are one unit, as in rank_of_keys
+    return shuffled[keys.groupby(keys.to_numpy(), sort=False).cumcount().to_numpy() < k]
+
+
+def block_partials(block: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
+                   rng: np.random.Generator) -> list[Partial]:
+    """Bound a block of whole units, then every statistic's partial sum. A failure names
+    the statistic and the exception type, never the message (it may quote a cell)."""
+    bounded = bound_block(block, entity_key=entity_key, k=k, rng=rng)
+    out = []
+    for stat in stats:
+        try:
+            out.append(stat.partial(bounded))
+        except SynthkitError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any library error may carry a value
+            raise StatisticError(f"the partial sum of {_describe(stat)} failed on a block ({type(err).__name__}); "
+                                 "check that column's kind and values in the schema") from None
+    return out
+
+
+def _describe(stat: Statistic) -> str:
+    column = getattr(stat, "column", None)
+    return f"{type(stat).__name__} of column {column.name!r}" if column is not None else type(stat).__name__
+
+
+def partials_of_frame(frame: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
+                      n_blocks: int, rng: np.random.Generator) -> list[list[Partial]]:
+    """The engine-neutral map: route rows to `n_blocks` blocks by unit key (the rows
+    themselves when there is no key), then bound and take the partial sums of each."""
+    if n_blocks < 1:
+        raise ConfigError(f"blocks must be at least 1, got {n_blocks}; use 1 or more")
+    if entity_key is not None:
+        which = rank_of_keys(frame[entity_key], n_blocks)
+    else:
+        which = np.arange(len(frame)) % n_blocks
+    rngs = substreams(rng, n_blocks)  # one bounding stream per block
+    return [block_partials(frame[which == b], stats, entity_key=entity_key, k=k, rng=r)
+            for b, r in zip(range(n_blocks), rngs)]
+
+
+# ------------------------------------------------------------------ Ray Data driver
+def init_ray(*, address: str | None = None, num_cpus: int = 4) -> None:
+    """Join the cluster at `address`, or start Ray in this process with `num_cpus`;
+    telemetry and the dashboard are off (everything stays offline)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+
+
+def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str | None, k: int) -> dict[str, Any]:
+    """The function each Ray task runs on one whole block: bound, partial sums, and one
+    output row carrying them. The bound's subsample draws from OS entropy in the worker
+    (synthkit.noise: a DP stream, never seeded by the user)."""
+    from synthkit.noise import private_seed_sequence
+
+    partials = block_partials(batch, stats, entity_key=entity_key, k=k,
+                              rng=np.random.default_rng(private_seed_sequence()))
+    return {"partials": np.array([pickle.dumps(partials)], dtype=object)}
+
+
+def read_source(paths: str | Sequence[str], *, fmt: str = "parquet") -> Any:
+    """A Ray Dataset over a Parquet or CSV dataset: a file, a directory, a glob, or a list."""
+    import ray
+
+    if fmt == "parquet":
+        return ray.data.read_parquet(paths)
+    if fmt == "csv":
+        return ray.data.read_csv(paths)
+    raise ConfigError(f"source format {fmt!r} is not supported by the Ray driver; use 'parquet' or 'csv'")
+
+
+def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, entity_key: str | None = None,
+                 k: int = 1, fmt: str = "parquet", partitions: int | None = None,
+                 address: str | None = None, num_cpus: int = 4, columns: Iterable[str] | None = None) -> list[Partial]:
+    """Read the source with Ray Data, map every block to its partial sums, and merge them on
+    the driver as they stream in (memory on the driver: one merged partial per statistic).
+
+    With an `entity_key`, the dataset is first hash-partitioned by the key into
+    `partitions` blocks (default: 4 per CPU) and each partition is mapped WHOLE
+    (`batch_size=None`), so a unit's rows are bounded together. Without one, the row is the
+    unit, nothing needs routing, and blocks stream through in any batch size."""
+    if k < 1:
+        raise ConfigError(f"max rows per entity must be at least 1, got {k}; use --max-rows-per-entity 1 or more")
+    if entity_key is None and k != 1:
+        raise ConfigError("max rows per entity above 1 needs an entity key; set --entity-key or use k=1")
+    init_ray(address=address, num_cpus=num_cpus)
+    import ray
+
+    ds = read_source(paths, fmt=fmt)
+    if columns is not None:
+        ds = ds.select_columns(list(columns))
+    fn_kwargs = {"stats": list(stats), "entity_key": entity_key, "k": k}
+    if entity_key is not None:
+        n = partitions or 4 * max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        ds = ds.repartition(n, keys=[entity_key]).map_batches(_ray_map, batch_size=None, batch_format="pandas",
+                                                              fn_kwargs=fn_kwargs)
+    else:
+        ds = ds.map_batches(_ray_map, batch_format="pandas", fn_kwargs=fn_kwargs)
+    merged: list[Partial] | None = None
+    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+        for blob in batch["partials"]:
+            block = pickle.loads(blob)  # produced by _ray_map above, in this job
+            merged = block if merged is None else [merge(a, b) for a, b in zip(merged, block, strict=True)]
+    if merged is None:
+        raise ConfigError("the source holds no rows; check the path or glob")
+    return merged

@@ -113,8 +113,13 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               terminal_column: str | None = None, terminal_value: str | None = None,
               max_gap: float | None = None, holdout: float | None = None, holdout_seed: int | None = None,
               context_epochs: int | None = None, targets: tuple[str, ...] = (),
-              read_opts: dict[str, Any] | None = None, non_decreasing: tuple[str, ...] = ()) -> Any:
+              read_opts: dict[str, Any] | None = None, non_decreasing: tuple[str, ...] = (),
+              engine: str = "local", workers: int = 1, gpus_per_worker: float = 0,
+              ray_address: str | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
+
+    `engine="ray"` (dptvae only) runs the DP-SGD loop on `workers` Ray Train workers
+    (synthkit.distributed.ray_engine); the preprocessing and the DP plan stay here.
 
     `read_opts` (`has_header`, `encoding`: the --header/--no-header and --encoding
     options) go to the reader of the data file and of the --context file.
@@ -137,6 +142,11 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                 "device": ("--device", device), "n_states": ("--states", n_states),
                                 "max_length": ("--max-length", max_length), "max_gap": ("--max-gap", max_gap),
                                 "context_epochs": ("--context-epochs", context_epochs)}, command="synthkit fit")
+    from synthkit.jobs import engine_problems
+    engine_errors = engine_problems(engine, workers, gpus_per_worker, ray_address, model=model,
+                                    names=("--engine", "--workers", "--gpus-per-worker", "--ray-address"))
+    if engine_errors:
+        raise ConfigError(engine_errors[0])
     check_seed(seed, "--seed")
     check_seed(holdout_seed, "--holdout-seed")
     read_opts = dict(read_opts or {})
@@ -249,6 +259,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         params["epochs"] = epochs
     if batch_size is not None:
         params["batch_size"] = batch_size
+    if engine == "ray":
+        params.update(engine="ray", workers=workers, gpus_per_worker=gpus_per_worker, ray_address=ray_address)
     from synthkit.models import BY_NAME  # torch: after every check above
     synth = BY_NAME[model](**params)
     from synthkit.manifest import check_hyperparameters
@@ -362,6 +374,10 @@ def fit(
     header: HeaderOption = None,
     encoding: EncodingOption = None,
     threads: ThreadsOption = None,
+    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="dptvae: 'ray' runs DP-SGD on Ray Train workers (pip install 'synthkit[ray]'); same plan and guarantee")] = "local",
+    workers: Annotated[int, typer.Option("--workers", help="with --engine ray: the number of Ray Train workers")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --engine ray: GPUs per worker (0: CPU workers, gloo)")] = 0,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="with --engine ray: the Ray cluster to use (default: start Ray in this process)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
@@ -378,7 +394,8 @@ def fit(
                           terminal_column=terminal_column, terminal_value=terminal_value, max_gap=max_gap,
                           holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
                           targets=tuple(target or ()), read_opts=read_options(header, encoding),
-                          non_decreasing=tuple(non_decreasing or ()))
+                          non_decreasing=tuple(non_decreasing or ()), engine=engine, workers=workers,
+                          gpus_per_worker=gpus_per_worker, ray_address=ray_address)
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 
@@ -575,6 +592,57 @@ def write_sequence_folder(parts: Any, out: Path, *, fmt: str, overwrite: bool) -
     return out
 
 
+def _sharded_request(*, engine: str, shards: int | None, ray_address: str | None) -> bool:
+    """Whether `generate` writes a sharded Parquet dataset (a folder); option errors first."""
+    from synthkit.errors import ConfigError
+    if engine not in ("local", "ray"):  # synthkit.distributed.generate.ENGINES (importing it loads torch)
+        raise ConfigError(f"--engine must be local or ray, got {engine!r}")
+    if shards is not None and not 1 <= shards <= 99_999:  # generate.MAX_SHARDS: part-XXXXX
+        raise ConfigError(f"--shards must be in 1..99,999, got {shards}")
+    if ray_address is not None and engine != "ray":
+        raise ConfigError("--ray-address applies to --engine ray; add --engine ray or drop --ray-address")
+    return (shards or 1) > 1 or engine == "ray"
+
+
+def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: int | None, overwrite: bool,
+                          engine: str, shards: int, ray_address: str | None = None, table: str | None = None,
+                          entities: int | None = None, progress: Any = None) -> Any:
+    """The plain function behind `synthkit generate --shards S / --engine ray`: a Parquet
+    dataset in the folder `out` (synthkit.distributed.generate). Every check runs before
+    torch or Ray is imported (importing synthkit.distributed loads torch: it comes last)."""
+    from synthkit.errors import ConfigError, SourceError
+    from synthkit.manifest import read_manifest as read_manifest_only
+    from synthkit.progress import announced
+    check_seed(seed, "--seed")
+    if entities is not None:
+        raise ConfigError("--entities (sequence models) cannot be sharded; drop --shards/--engine ray and generate "
+                          "the entities in one process")
+    if table is not None:
+        raise ConfigError("--table applies to SQL sinks; --shards/--engine ray write a folder of Parquet files")
+    if rows is None:
+        raise ConfigError("give --rows: how many synthetic rows to generate")
+    if "://" in out:
+        raise ConfigError(f"--out {out!r}: sharded generation writes to a local or mounted folder; object-storage "
+                          "URIs are not supported yet (mount the bucket, or write locally and copy)")
+    if not 1 <= rows <= MAX_GENERATE:
+        raise ConfigError(f"--rows {rows} is outside 1..{MAX_GENERATE:,} (the most one run generates); give a "
+                          "smaller --rows, and for more, run generate several times with different --seed values "
+                          "and --out folders")
+    if shards > rows:
+        raise ConfigError(f"--shards {shards} is more than --rows {rows}; give at most one shard per row")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise SourceError(f"--out {out!r} is an existing file; --shards/--engine ray write a folder of Parquet "
+                          "files: give a new or empty folder")
+    check_writable(Path(out), "--out")
+    if "sequence" in read_manifest_only(model_dir)[0]:
+        raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
+                          "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
+    from synthkit.distributed.generate import generate_sharded  # loads torch (the package's __init__)
+    with announced(progress, f"{rows} rows in {shards} Parquet files to the folder {out}"):
+        return generate_sharded(model_dir, rows, shards, out, seed, engine=engine,  # type: ignore[arg-type]
+                                ray_address=ray_address, overwrite=overwrite, progress=progress)
+
+
 @app.command(short_help="Generate synthetic rows or entities from a bundle.")
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="model bundle directory")],
@@ -586,11 +654,21 @@ def generate(
     seed: Annotated[Optional[int], typer.Option(help="seed for reproducible output")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
     threads: ThreadsOption = None,
+    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="tables: 'ray' runs one Ray task per shard; --out is then a folder")] = "local",
+    shards: Annotated[Optional[int], typer.Option("--shards", help="tables: write a Parquet dataset of this many part files into the folder --out, committed by a _SUCCESS file written last")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="with --engine ray: the Ray cluster to use (default: start Ray in this process)")] = None,
 ) -> None:
     """Generate synthetic rows (tables) or entities with their events (sequences) from a bundle."""
     with _cli_errors(), _progress_bar("generating") as bar:
         _use_threads(threads)  # before numpy, polars and torch load
         start = time.perf_counter()
+        if _sharded_request(engine=engine, shards=shards, ray_address=ray_address):
+            generate_sharded_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite,
+                                  engine=engine, shards=shards or 1, ray_address=ray_address, table=table,
+                                  entities=entities, progress=bar)
+            console.print(f"wrote {rows} synthetic rows in {shards or 1} Parquet files (committed by _SUCCESS) to "
+                          f"{out} in {time.perf_counter() - start:.1f}s")
+            return
         generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table,
                       entities=entities, fmt=fmt, progress=bar,
                       notice=lambda text: err_console.print(text, highlight=False, markup=False))

@@ -16,4 +16,5 @@ fi
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # setuptools notes every editable install ("Editable installation", a reminder about folders
 # named like the package); it is not a problem of this project, so it is not shown
-PYTHONWARNINGS="ignore:Editable installation:UserWarning" .venv/bin/python -m pip install -q -e ".[test]"
+# the `ray` extra too: the Ray Train tests (tests/test_ray_fit.py) run in CI on 2 cores
+PYTHONWARNINGS="ignore:Editable installation:UserWarning" .venv/bin/python -m pip install -q -e ".[test,ray]"

@@ -1,0 +1,118 @@
+"""DPHMM's within-entity dynamics survive the post-processing of a sampled chunk (issue 18):
+the calibration onto the DP event margins moves codes in whole runs of an entity, so a
+persistent 0/1 state keeps its lag-1 autocorrelation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthkit import DPHMM, PrivacyBudget, Schema
+from synthkit.models.hmm.margins import rebalance
+from synthkit.schema import Column
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-6)
+
+
+def persistent_flags(n: int, t: int, *, p_one: float, stay: float, seed: int) -> np.ndarray:
+    """[n, t] 0/1 Markov chains started at P(1) = p_one that keep their state with
+    probability `stay`: lag-1 autocorrelation 2·stay − 1 (0.8 for stay 0.9) at stationarity."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, t), dtype=np.int64)
+    x[:, 0] = rng.random(n) < p_one
+    for j in range(1, t):
+        keep = rng.random(n) < stay
+        x[:, j] = np.where(keep, x[:, j - 1], 1 - x[:, j - 1])
+    return x
+
+
+def lag1(x: np.ndarray) -> float:
+    return float(np.corrcoef(x[:, :-1].ravel(), x[:, 1:].ravel())[0, 1])
+
+
+def test_rebalance_within_sequences_keeps_lag1():
+    """2,000 entities x 5 events of a persistent flag (lag-1 0.79), its share of 1s moved
+    from 0.38 to 0.6: the counts are exact, the fewest rows move, and the lag-1 stays
+    within 0.05 (moving uniformly drawn rows, the old rebalance, left 0.30)."""
+    n, t = 2000, 5
+    x = persistent_flags(n, t, p_one=0.3, stay=0.9, seed=0)
+    codes = x.ravel()
+    starts = np.zeros(n * t, dtype=bool)
+    starts[::t] = True
+    out = rebalance(codes, np.array([0.4, 0.6]), np.random.default_rng(1), starts=starts)
+    assert np.bincount(out, minlength=2).tolist() == [4000, 6000]
+    assert int((out != codes).sum()) == abs(int(codes.sum()) - 6000)
+    assert lag1(x) == pytest.approx(0.79, abs=0.02)
+    assert abs(lag1(out.reshape(n, t)) - lag1(x)) <= 0.05
+    # a code that is not over-represented keeps all its rows
+    assert (out[codes == 1] == 1).all()
+
+
+def test_rebalance_within_sequences_many_codes():
+    """Three codes, runs of unequal length: exact counts, and only surplus codes give rows."""
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 6, 700)
+    starts = np.zeros(int(lengths.sum()), dtype=bool)
+    starts[np.concatenate([[0], np.cumsum(lengths)[:-1]])] = True
+    codes = np.repeat(rng.choice(3, len(lengths), p=[0.7, 0.2, 0.1]), lengths)
+    p = np.array([0.4, 0.35, 0.25])
+    out = rebalance(codes, p, rng, starts=starts)
+    target = np.bincount(rebalance(codes, p, rng), minlength=3)  # the plain rebalance's exact counts
+    assert np.bincount(out, minlength=3).tolist() == target.tolist()
+    assert (out[codes != 0] == codes[codes != 0]).all()  # only code 0 was over-represented
+    assert int((out != codes).sum()) == int(np.bincount(codes, minlength=3)[0] - target[0])
+
+
+def _panel(n: int = 900, t: int = 5) -> tuple[pd.DataFrame, Schema]:
+    rng = np.random.default_rng(7)
+    flag = persistent_flags(n, t, p_one=0.3, stay=0.9, seed=8)
+    level = rng.normal(0.0, 1.0, n)
+    events = pd.DataFrame({
+        "pid": np.repeat([f"E{i:05d}" for i in range(n)], t),
+        "year": np.tile(np.arange(2000, 2000 + t), n),
+        "group": np.repeat(rng.choice(["a", "b"], n), t),
+        "flag": flag.ravel(),
+        "x": (np.repeat(level, t) + rng.normal(0.0, 0.3, n * t)).round(3),
+    })
+    schema = Schema(columns=(
+        Column(name="pid", kind="identifier", nullable=False),
+        Column(name="year", kind="integer", nullable=False, bounds=(2000, 2000 + t - 1)),
+        Column(name="group", kind="categorical", nullable=False, categories=("a", "b")),
+        Column(name="flag", kind="integer", nullable=False, bounds=(0, 1)),
+        Column(name="x", kind="continuous", nullable=False, bounds=(-5.0, 5.0)),
+    ), entity_key="pid", sequence_index="year", context_columns=("group",))
+    return events, schema
+
+
+def _lag1_of(events: pd.DataFrame, column: str) -> float:
+    d = events.sort_values(["pid", "year"], kind="stable")
+    k = d["pid"].to_numpy()
+    v = pd.to_numeric(d[column]).to_numpy(dtype=float)
+    same = k[1:] == k[:-1]
+    return float(np.corrcoef(v[:-1][same], v[1:][same])[0, 1])
+
+
+def test_calibration_keeps_the_sampled_dynamics():
+    """A fitted DPHMM sampled with a flag margin far from what its HMM draws (half 1s where
+    the data has about a third): the calibrated chunk has the margin's share and keeps the
+    lag-1 autocorrelation of the same chunk uncalibrated (same seed: the same HMM draws)
+    within 0.05; moving uniformly drawn rows (the old calibration) lost 0.40 of it here."""
+    events, schema = _panel()
+    model = DPHMM(n_states=4, epochs=3, batch_size=128, context_epochs=3, context_batch_size=128, device="cpu",
+                  seed=0).fit(events, schema=schema, budget=BUDGET)
+    n_flag = len(model.margins_["flag"])
+    model.margins_ = {"flag": [1000.0, 1000.0] + [0.0] * (n_flag - 2)}
+    calibrated = model.sample(1500, seed=0)
+    margins, model.margins_ = model.margins_, {}
+    raw = model.sample(1500, seed=0)
+    model.margins_ = margins
+    assert len(raw) == len(calibrated)
+    share_raw, share = float(raw["flag"].mean()), float(calibrated["flag"].mean())
+    assert abs(share - 0.5) <= 1.0 / len(calibrated) + 1e-9
+    assert abs(share_raw - 0.5) >= 0.1  # the calibration had rows to move
+    lag_raw = _lag1_of(raw, "flag")
+    assert lag_raw >= 0.3  # the HMM drew a persistent flag
+    assert abs(_lag1_of(calibrated, "flag") - lag_raw) <= 0.05

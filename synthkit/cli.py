@@ -637,7 +637,8 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
     if "sequence" in read_manifest_only(model_dir)[0]:
         raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
                           "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
-    from synthkit.distributed.generate import generate_sharded  # loads torch (the package's __init__)
+    from synthkit.distributed.generate import check_out_dir, generate_sharded  # loads torch (package __init__)
+    check_out_dir(Path(out), overwrite=overwrite)  # before the start line: a refusal stays the only line
     with announced(progress, f"{rows} rows in {shards} Parquet files to the folder {out}"):
         return generate_sharded(model_dir, rows, shards, out, seed, engine=engine,  # type: ignore[arg-type]
                                 ray_address=ray_address, overwrite=overwrite, progress=progress)

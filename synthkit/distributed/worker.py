@@ -59,7 +59,14 @@ class WorkerConfig:
     spans: tuple[Span, ...] = ()       # tvae: the transformer's public layout of the encoded row
     embedding_dim: int = 16            # tvae
     loss_factor: float = 2.0           # tvae
+    compress_dims: tuple[int, ...] = ()    # tvae: encoder widths (empty: one layer of `hidden`)
+    decompress_dims: tuple[int, ...] = ()  # tvae: decoder widths (empty: one layer of `hidden`)
     lr: float = 1e-2
+    optimizer: Literal["sgd", "adam"] = "sgd"  # "adam": DPTVAE's Adam(lr, weight_decay)
+    weight_decay: float = 0.0
+    # the driver's initial weights (DPTVAE._build), loaded instead of the `init_seed` draw so
+    # that a distributed fit starts where the single-process one does; public (a seeded init)
+    initial_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     backend: Literal["gloo", "nccl"] = "gloo"
     collective_timeout_s: float = 300.0
     torch_threads: int | None = 1
@@ -89,11 +96,24 @@ def build_model(config: WorkerConfig, d: int) -> nn.Module:
             raise ConfigError(f"the spans cover {sum(s.width for s in config.spans)} encoded columns and the data "
                               f"has {d}; pass the transformer's spans with its encoded data")
         n_tanh = sum(1 for s in config.spans if s.activation == "tanh")
-        model = VAE(d, config.embedding_dim, (config.hidden,), (config.hidden,), n_tanh)
+        model = VAE(d, config.embedding_dim, config.compress_dims or (config.hidden,),
+                    config.decompress_dims or (config.hidden,), n_tanh)
         init_linear_layers(model, init)
         nn.init.constant_(model.log_sigma.weight, -2.3)  # as DPTVAE._build
+        if config.initial_state is not None:
+            model.load_state_dict(config.initial_state)
         return model
     raise ConfigError(f"distributed model must be 'mlp' or 'tvae', got {config.model!r}")
+
+
+def make_optimizer(config: WorkerConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (the core's tests) or DPTVAE's Adam(lr, weight_decay): the same optimizer as the
+    single-process fit, fed the same released (noised, ÷ global B) gradient on every rank."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
 
 
 def per_unit_loss(model: nn.Module, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -148,7 +168,7 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
     train_gen = torch_generator(streams["train"], device)
     sampler = rank_sampler(config.dp_seed, rank=rank, world_size=world, n_local_units=data.shape[0],
                            sampling_rate=config.sampling_rate, device=device)
-    step = DistributedDPStep(model, torch.optim.SGD(model.parameters(), lr=config.lr), private=config.private,
+    step = DistributedDPStep(model, make_optimizer(config, model), private=config.private,
                              noise_multiplier=config.noise_multiplier, max_grad_norm=config.max_grad_norm,
                              expected_batch_size=config.expected_batch_size, noise_generator=noise_gen)
     logger.info("distributed DP-SGD: rank %d of %d, %d steps", rank, world, config.steps)

@@ -46,13 +46,17 @@ JOB_FORMAT_VERSION = 1
 OutputFormat = Literal["csv", "parquet"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _TOP = {"version", "name", "owner", "description", "source", "schema", "model", "privacy", "generate",
-        "evaluation", "policy", "output", "intended_use", "seed", "registry", "device", "threads"}
+        "evaluation", "policy", "output", "intended_use", "seed", "registry", "device", "threads", "engine"}
 _SOURCE = {"uri", "table", "query"}
 _MODEL = {"name", "hyperparameters", "max_rows_per_entity"}
 _PRIVACY = {"epsilon", "delta", "no_privacy"}
 _GENERATE = {"rows", "chunk_size"}
 _EVALUATION = {"holdout", "target"}
 _OUTPUT = {"work_dir", "releases_dir", "format"}
+_ENGINE = {"kind", "workers", "gpus", "address"}
+ENGINE_KINDS = ("local", "ray")
+# models whose DP-SGD loop runs on Ray Train workers (synthkit.distributed); the others run locally
+ENGINE_MODELS = ("dptvae",)
 # what a job may set through `model.hyperparameters` (the rest has its own key)
 _RESERVED_HYPER = {"seed", "device", "max_rows_per_entity"}
 
@@ -105,6 +109,10 @@ class JobSpec:
     registry: str | None
     device: str
     threads: int | None = None     # CPU threads (synthkit.threads); None: $SYNTHKIT_THREADS or the default
+    engine: str = "local"          # where DP-SGD runs: local (one process) or ray (Ray Train workers)
+    workers: int = 1
+    gpus: float = 0                # GPUs per Ray worker
+    ray_address: str | None = None  # a running Ray cluster; None: Ray starts in this process
     raw: dict[str, Any] = field(repr=False)
 
     @property
@@ -284,6 +292,11 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
             problems.append(str(err))
             threads = None
 
+    engine = _section(data, "engine", _ENGINE, problems)
+    engine_kind, workers = engine.get("kind", "local"), engine.get("workers", 1)
+    gpus, address = engine.get("gpus", 0), engine.get("address")
+    problems += engine_problems(engine_kind, workers, gpus, address, model=model_name)
+
     if problems:
         raise JobSpecError(problems, where=where)
     return JobSpec(name=name, owner=owner, description=description, source_uri=uri, source_table=table,
@@ -291,7 +304,32 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
                    max_rows_per_entity=k, epsilon=None if no_privacy else float(epsilon), delta=float(delta),
                    no_privacy=no_privacy, rows=rows, chunk_size=chunk, holdout=float(holdout), target=target, policy=policy,
                    work_dir=work_dir, releases_dir=releases_dir, output_format=fmt, intended_use=intended_use,
-                   seed=seed, registry=registry, device=device, threads=threads, raw=data)
+                   seed=seed, registry=registry, device=device, threads=threads, engine=engine_kind,
+                   workers=workers, gpus=gpus, ray_address=address, raw=data)
+
+
+def engine_problems(kind: Any, workers: Any, gpus: Any, address: Any, *, model: Any,
+                    names: tuple[str, str, str, str] = ("engine.kind", "engine.workers", "engine.gpus",
+                                                        "engine.address")) -> list[str]:
+    """Every problem of an engine choice (`synthkit fit --engine ...` or a job's `engine:`),
+    each naming the option and the fix; no torch, no Ray (checked before they load)."""
+    k_name, w_name, g_name, a_name = names
+    problems = []
+    if kind not in ENGINE_KINDS:
+        problems.append(f"{k_name} must be one of {', '.join(ENGINE_KINDS)}, got {kind!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        problems.append(f"{w_name} must be a whole number >= 1, got {workers!r}")
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
+        problems.append(f"{g_name} must be a number >= 0 (0: CPU workers), got {gpus!r}")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        problems.append(f"{a_name} must be a Ray address (ray://host:10001 or auto), got {address!r}")
+    if kind == "local" and (workers != 1 or gpus not in (0, 0.0) or address is not None):
+        used = [n for n, v, d in ((w_name, workers, 1), (g_name, gpus, 0), (a_name, address, None)) if v != d]
+        problems.append(f"{', '.join(used)} apply to the ray engine only; set {k_name} ray or leave them out")
+    if kind == "ray" and model not in ENGINE_MODELS:
+        problems.append(f"{k_name} ray supports the dptvae model only for now, got {model!r}; use dptvae, or "
+                        f"the local engine for {model}")
+    return problems
 
 
 def _resolve(value: Any, base: Path) -> Path:
@@ -521,6 +559,8 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     budget = None if spec.no_privacy else PrivacyBudget(epsilon=spec.epsilon, delta=spec.delta)
     params = {**spec.hyperparameters, "seed": spec.seed, "device": spec.device,
               "max_rows_per_entity": spec.max_rows_per_entity}
+    if spec.engine == "ray":  # validated with the spec: the model is dptvae
+        params.update(engine="ray", workers=spec.workers, gpus_per_worker=spec.gpus, ray_address=spec.ray_address)
     synth = BY_NAME[spec.model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)

@@ -21,7 +21,7 @@ from synthkit.mechanisms import PreprocessingPlan, substreams
 from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
 from synthkit.models.dpsgd import steps_per_epoch
 from synthkit.models.hmm.context import (LENGTH, START, _length_start_columns, context_frame,
-                                         fit_in_shared_ledger)
+                                         fit_in_shared_ledger, lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
 from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
@@ -451,6 +451,7 @@ class DPHMM(Synthesizer):
         ctx_seed = int(s_ctx.generate_state(1, dtype=np.uint32)[0])
         rng = np.random.default_rng(s_np)
         ctx = self.context_model_.sample(n, seed=ctx_seed).reset_index(drop=True)
+        ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng)  # before encoding
         c_enc = self.context_model_.transformer_.transform(ctx, np.random.default_rng(s_enc))
         lengths = pd.to_numeric(ctx[LENGTH], errors="coerce").fillna(lay["min_length"]).to_numpy(dtype=float)
         lengths = np.clip(np.round(lengths), lay["min_length"], lay["max_length"]).astype(np.int64)

@@ -252,14 +252,25 @@ def test_fit_options_are_refused_before_ray_and_torch_load(tmp_path):
         assert "LOADED []" in run.stdout, (args, run.stdout)
 
 
-def test_job_engine_section_is_validated():
-    from synthkit.jobs import JobSpecError, engine_problems
+def test_job_engine_section_is_validated(tmp_path):
+    from test_jobs import write_job
 
-    assert engine_problems("ray", 2, 0, None, model="dptvae") == []
-    assert engine_problems("local", 1, 0, None, model="dpctgan") == []
-    problems = engine_problems("ray", 0, -1, "", model="dpctgan")
-    assert len(problems) == 4 and all(p.startswith("engine.") for p in problems)
-    assert JobSpecError  # the job parser raises these problems together (tests/test_jobs.py covers parsing)
+    from synthkit.jobs import JobSpecError, load_job
+
+    for name in ("ok", "default", "bad", "model"):
+        (tmp_path / name).mkdir()
+    spec = load_job(write_job(tmp_path / "ok", engine={"kind": "ray", "workers": 2}))
+    assert (spec.engine, spec.workers, spec.gpus, spec.ray_address) == ("ray", 2, 0, None)
+    assert load_job(write_job(tmp_path / "default")).engine == "local"
+    with pytest.raises(JobSpecError) as info:
+        load_job(write_job(tmp_path / "bad", engine={"kind": "spark", "workers": 0, "gpus": -1, "nodes": 3}))
+    text = " | ".join(info.value.problems)
+    for needle in ("['nodes']", "engine.kind must be one of local, ray", "engine.workers must be",
+                   "engine.gpus must be"):
+        assert needle in text, (needle, text)
+    with pytest.raises(JobSpecError) as info:
+        load_job(write_job(tmp_path / "model", model={"name": "dpctgan"}, engine={"kind": "ray", "workers": 2}))
+    assert any("supports the dptvae model only" in p for p in info.value.problems)
 
 
 # ------------------------------------------------------------------ (d) no data in errors or logs

@@ -274,3 +274,29 @@ def test_cli_ray_engine_four_shards_matches_local(bundle, tmp_path, ray_local):
     assert len(data) == 4003 and data["patient_id"].is_unique
     assert read_success(tmp_path / "ray") == read_success(tmp_path / "loc")  # same files, same SHA-256
     assert ray_local.is_initialized()  # an engine that found Ray running leaves it running
+
+
+def test_a_failed_ray_shard_is_one_line_and_nothing_is_committed(bundle, tmp_path, ray_local):
+    """A worker that cannot load the bundle (its weights file cut short): one ArtifactError
+    line naming the shard and the cure, no _SUCCESS. The driver checked the intact bundle, so
+    the worker's failure is reached through the engine itself."""
+    import shutil
+
+    import numpy as np
+
+    from synthkit.bundle import load
+    from synthkit.distributed.generate import SUCCESS, _probe_schema, _run_ray, shard_tasks
+    from synthkit.errors import ArtifactError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    weights = broken / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    schema = _probe_schema(load(bundle), 100, np.random.SeedSequence(0))
+    out = tmp_path / "out"
+    (out / "_shards").mkdir(parents=True)
+    with pytest.raises(ArtifactError) as err:
+        _run_ray(broken, shard_tasks(200, 2, 0), out, schema, None, None, 0, 200)
+    message = str(err.value)
+    assert "shard " in message and "re-run the same command" in message and "\n" not in message
+    assert not (out / SUCCESS).exists() and not list(out.glob("part-*.parquet"))

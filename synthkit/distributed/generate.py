@@ -324,7 +324,7 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
                      progress: Callable[[str, int, int], Any] | None = None) -> ShardedOutput:
     """Write `rows` synthetic rows of a table bundle as `shards` Parquet files under
     `out_dir`, committed by `_SUCCESS` (module docstring). `progress(stage, done, total)`
-    hears the rows of finished chunks (local) or shards (ray)."""
+    hears the rows of the shards finished so far (kept shards of an earlier run count)."""
     from synthkit.manifest import read_manifest
 
     check_request(rows=rows, shards=shards, engine=engine, chunk_size=chunk_size)

@@ -260,6 +260,7 @@ class NumericTransform:
         self.edges_: np.ndarray | None = None  # the DP histogram: data-independent edges
         self.hist_: np.ndarray | None = None   # and its noisy counts (post-processed, >= 0)
         self.empty_: bool = False  # no DP range could be released: the column is generated all null
+        self.hist_sigma_: float = 0.0  # noise std of a histogram bin (set in a private fit; not saved)
         self._levels: tuple[int, np.ndarray] | None = None  # cache of `quantile_levels`
 
     def n_histograms(self) -> int:
@@ -341,6 +342,9 @@ class NumericTransform:
                 noisy = np.concatenate([cleared, noisy[-1:]])
         noisy = np.clip(noisy, 0, None)
         self.edges_, self.hist_ = edges, noisy[:-1]
+        # the noise std of each histogram bin (public, from the plan): the pair tree weighs
+        # this measurement of a one-value bin against its tables' (fit time only, not saved)
+        self.hist_sigma_ = float(ctx.plan.sigma_hist) if ctx.ledger.private else 0.0
         self._levels = None
         # the modes are fitted on the histogram summed onto at most FINE_BINS equal bins
         centres, counts, width = _equal_width(edges, noisy[:-1])

@@ -213,3 +213,74 @@ def test_decimals_stay_inside_the_bounds():
     t.bounds_ = (17.96, 87.36)
     out = t.round_to_decimals(np.array([17.96, 50.04, 87.36]))
     assert out.tolist() == [18.0, 50.0, 87.3]
+
+
+# ------------------------------------------------------------------ one-value cells measured twice
+def _spike_table(n: int) -> tuple[pd.DataFrame, Schema]:
+    """A count with 30% zeros that depends on a group, a share with 45% exact zeros, and
+    three categorical columns; bounds and categories declared (no DP ranges)."""
+    rng = np.random.default_rng(5)
+    group = rng.choice(["a", "b", "c"], size=n)
+    visits = np.where(rng.random(n) < np.where(group == "a", 0.5, 0.2), 0, rng.integers(1, 9, size=n))
+    spend = np.where(rng.random(n) < 0.45, 0.0, np.round(rng.uniform(1, 100, size=n), 2))
+    frame = pd.DataFrame({"group": group, "visits": visits, "spend": spend,
+                          "flag": rng.choice(["y", "n"], size=n), "region": rng.choice(["n", "s", "e", "w"], size=n)})
+    schema = Schema.from_dict({"columns": {
+        "group": {"kind": "categorical", "categories": ["a", "b", "c"], "nullable": False},
+        "visits": {"kind": "integer", "bounds": [0, 8], "nullable": False},
+        "spend": {"kind": "continuous", "bounds": [0, 100], "nullable": False},
+        "flag": {"kind": "categorical", "categories": ["n", "y"], "nullable": False},
+        "region": {"kind": "categorical", "categories": ["e", "n", "s", "w"], "nullable": False}}})
+    return frame, schema
+
+
+def _zero_shares(frame: pd.DataFrame, schema: Schema, seed: int) -> dict[str, tuple[float, float]]:
+    """One private release (histograms and pair tables at ε = 1, as a fit plans them) from
+    a fixed noise source: per spike column, (the histogram's zero share, the zero share of
+    the margin the sampler follows)."""
+    from synthkit.ledger import PrivacyLedger
+    from synthkit.mechanisms import plan_preprocessing
+    from synthkit.models.base import PAIRS_SHARE
+    from synthkit.transforms import DataTransformer, FitContext
+
+    budget = PrivacyBudget(epsilon=1.0, delta=1e-6)
+    ledger = PrivacyLedger(budget=budget)
+    transformer = DataTransformer(schema)
+    plan = plan_preprocessing(budget=budget, k=1, n_histograms=transformer.n_histograms(),
+                              n_discovery=transformer.n_discovery(), n_bounds=transformer.n_bounds(),
+                              epsilon_share=0.8, pairs_share=PAIRS_SHARE)
+    rng = np.random.default_rng(seed)
+    transformer.fit(frame, FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=float(len(frame))))
+    tree = PairTree(transformer).fit(frame, select_noise=plan.pairs_select_noise, noise=plan.pairs_noise, k=1,
+                                     n_rows_dp=float(len(frame)), ledger=ledger, rng=rng)
+    cols = {c.name: c for c in tree.columns()}
+    out = {}
+    for name in ("visits", "spend"):
+        t, col = transformer.transforms[name], cols[name]
+        zero = np.array([0.0])
+        hist = (t.cdf(zero + 0.5) - t.cdf(zero - 0.5)) if name == "visits" else (t.cdf(np.nextafter(zero, 1)) - t.cdf(zero))
+        out[name] = (float(hist[0]), float(tree.margin(col)[tree.cells(col, zero)[0]]))
+    return out
+
+
+def test_the_zero_cell_combines_the_histogram_and_the_pair_tables():
+    """The zero cell of a column is measured by its DP histogram (one bin, std σ_hist) and,
+    summed over the other column's cells, by each DP pair table it is in; weighting them
+    by inverse variance (`PairTree._combined_point_shares`, post-processing) must make the
+    margin the sampler follows closer to the truth than the histogram alone. 40 fixed
+    noise draws at ε = 1, 1,500 rows: the root-mean-square error of the combined zero share
+    must be under 0.85 of the histogram's (expected ≈ 0.7 from the plan's variances;
+    before the change the sampler followed the histogram: ratio 1.0), and both sit near
+    σ-scale errors (no bias: mean error under 3 standard errors)."""
+    frame, schema = _spike_table(1500)
+    truth = {"visits": float((frame.visits == 0).mean()), "spend": float((frame.spend == 0).mean())}
+    err = {name: ([], []) for name in truth}
+    for seed in range(40):
+        for name, (hist, combined) in _zero_shares(frame, schema, seed).items():
+            err[name][0].append(hist - truth[name])
+            err[name][1].append(combined - truth[name])
+    for name, (hist, combined) in err.items():
+        hist, combined = np.asarray(hist), np.asarray(combined)
+        rms_hist, rms_combined = np.sqrt(np.mean(hist**2)), np.sqrt(np.mean(combined**2))
+        assert rms_combined < 0.85 * rms_hist, f"{name}: {rms_combined:.4f} vs {rms_hist:.4f}"
+        assert abs(combined.mean()) < 3 * combined.std() / np.sqrt(len(combined)) + 1e-3, name

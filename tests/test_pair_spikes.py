@@ -68,9 +68,16 @@ def fits() -> dict[str, tuple[pd.DataFrame, list[tuple[DPTVAE, pd.DataFrame]]]]:
 
 
 def _released_zero_share(model: DPTVAE, column: str) -> float:
-    """P(X = 0) under the column's released DP histogram and null share (public)."""
+    """P(X = 0) under the column's released DP margin: the pair tree's, where its zero cell
+    is a one-value cell measured by the histogram and the pair tables together
+    (`PairTree._combined_point_shares`), else the DP histogram and null share (public)."""
     t = model.transformer_.transforms[column]
     zero = np.array([0.0])
+    pairs = model.pairs_
+    col = {c.name: c for c in pairs.columns()}[column]
+    cell = int(pairs.cells(col, zero)[0])
+    if cell in pairs.point_shares_.get(column, {}).get("cells", []):
+        return float(pairs.margin(col)[cell])
     if t.column.kind == "integer":
         p = t.cdf(zero + 0.5) - t.cdf(zero - 0.5)
     else:

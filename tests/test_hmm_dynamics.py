@@ -116,3 +116,21 @@ def test_calibration_keeps_the_sampled_dynamics():
     lag_raw = _lag1_of(raw, "flag")
     assert lag_raw >= 0.3  # the HMM drew a persistent flag
     assert abs(_lag1_of(calibrated, "flag") - lag_raw) <= 0.05
+
+
+def test_a_year_index_without_bounds_starts_on_released_years():
+    """An integer index (years 2000-2004) declared without bounds: the entities' first years
+    are released as common values (partition selection, `starts:common` in the ledger) and
+    the synthetic starts are among them; the years stay within the panel's span but for
+    gaps drawn past it. Before, the start's range was learned on the geometric grid
+    ([1448, 2048) for a year) and the starts spread over centuries."""
+    events, schema = _panel(n=600)
+    schema = schema.with_column(Column(name="year", kind="integer", nullable=False))
+    model = DPHMM(n_states=2, epochs=1, batch_size=128, context_epochs=2, context_batch_size=128, device="cpu",
+                  seed=0).fit(events, schema=schema, budget=BUDGET)
+    out = model.sample(600, seed=0)
+    starts = out.groupby("pid")["year"].min()
+    assert starts.isin([2000]).mean() >= 0.95  # every real entity starts in 2000 (DP: nearly all)
+    years = out["year"].astype(int)
+    assert ((years >= 2000) & (years <= 2008)).mean() >= 0.95
+    assert any(e.name == "starts:common" for e in model.ledger_.events)  # the release is in the ledger

@@ -27,20 +27,33 @@ MAX_CONTEXT_CATEGORIES = 64  # a length or integer start with at most this many 
 
 
 def _length_start_columns(index_col: Column, *, length: int, min_length: int, nullable_start: bool,
-                          numeric_context: bool = True) -> tuple[Column, Column]:
+                          numeric_context: bool = True,
+                          start_labels: list[int] | None = None) -> tuple[Column, Column]:
     """The context model's length and start columns. Both are often spikes at a bound (a
     balanced panel: every length is max_length, every start the first year); a PUBLIC
     value set of at most MAX_CONTEXT_CATEGORIES values is therefore modelled as a
     categorical (exact spikes), else as an integer/continuous/datetime column.
 
     `numeric_context=False`: the start stays numeric, because DPTVAE's ghost clipping fails
-    on a table with no numeric column (its σ parameter then gets no gradient)."""
+    on a table with no numeric column (its σ parameter then gets no gradient).
+
+    `start_labels`: the DP-released common first index values of an integer index without
+    declared bounds (preprocess.release_common_starts); the start is then a categorical over
+    them (a start that is none of them is put on the nearest, `context_frame`); where the
+    start must stay numeric, an integer on their range."""
     if length - min_length + 1 <= MAX_CONTEXT_CATEGORIES:
         length_col = Column(name=LENGTH, kind="categorical", nullable=False,
                             categories=tuple(str(v) for v in range(min_length, length + 1)))
     else:
         length_col = Column(name=LENGTH, kind="integer", nullable=False, bounds=(min_length, length))
     b = index_col.bounds
+    if start_labels and numeric_context:
+        start_col = Column(name=START, kind="categorical", nullable=nullable_start,
+                           categories=tuple(str(v) for v in start_labels))
+        return length_col, start_col
+    if start_labels:  # numeric, on the released starts' range (a unit bin per year: exact values)
+        lo, hi = min(start_labels), max(start_labels)
+        b = (lo, max(hi, lo + 1))
     if (numeric_context and index_col.kind == "integer" and b is not None
             and float(b[1]) - float(b[0]) + 1 <= MAX_CONTEXT_CATEGORIES):
         lo, hi = int(math.ceil(float(b[0]))), int(math.floor(float(b[1])))
@@ -57,7 +70,11 @@ def context_frame(grouped: GroupedEvents, roles: dict[str, Any], context_table: 
     first = grouped.first_rows()
     if start_col.kind == "categorical":
         ticks = grouped.ticks[np.maximum(first, 0)] if len(grouped.ticks) else np.zeros(grouped.n_entities)
-        start = pd.Series([str(int(round(v))) if f >= 0 else None for v, f in zip(ticks, first)], dtype=object)
+        values = np.round(ticks)
+        known = np.array([float(c) for c in start_col.categories or ()])
+        if len(known):  # DP-released starts: one that is none of them goes on the nearest
+            values = known[np.abs(values[:, None] - known[None, :]).argmin(axis=1)]
+        start = pd.Series([str(int(v)) if f >= 0 else None for v, f in zip(values, first)], dtype=object)
     else:
         start = grouped.events[index].iloc[np.maximum(first, 0)].reset_index(drop=True) if len(grouped.events) \
             else pd.Series([np.nan] * grouped.n_entities)
@@ -93,14 +110,20 @@ def fit_in_shared_ledger(ctx_model: Synthesizer, ctx_frame: pd.DataFrame, ctx_sc
     ctx_model.ledger_ = ledger
 
 
-def lengths_on_margin(ctx: pd.DataFrame, length_transform: Any, rng: np.random.Generator) -> pd.DataFrame:
-    """A sampled context chunk whose `__length__` counts follow the DP counts the context
-    model released for it (post-processing, free): the fewest rows move (`rebalance`, one
-    row per entity). Why: the context model draws the length jointly with the context and
-    can drift off its own DP margin (rwm5yr, bench_hmm_quality at 15d2190: 8% length 0
-    where the data has none and the released count is at its floor), and the drawn length
-    is every entity's number of events. Lengths modelled as an integer (a public range
-    wider than MAX_CONTEXT_CATEGORIES) have no released counts and are left as drawn."""
+def lengths_on_margin(ctx: pd.DataFrame, length_transform: Any, rng: np.random.Generator, *,
+                      sigma: float | None = None, z: float = 2.0) -> pd.DataFrame:
+    """A sampled context chunk whose `__length__` shares stay within `z` noise standard
+    deviations (`sigma`, of the release: the ledger's event) of the DP counts the context
+    model released for it (post-processing, free): a share outside that band is brought to
+    its edge, the fewest rows moving (`rebalance`, one row per entity). Why: the context
+    model draws the length jointly with the context and can drift off its own DP margin
+    (rwm5yr, bench_hmm_quality at 15d2190: 8% length 0 where the data has none and the
+    released count is at its floor), and the drawn length is every entity's number of
+    events. Why a band and not the counts themselves: on a small panel the counts are
+    noisier than the model (plm/Males, 272 people, sigma about 70 per length: calibrated
+    onto them the length TVD went to 0.42). `sigma` None: onto the counts. Lengths modelled
+    as an integer (a public range wider than MAX_CONTEXT_CATEGORIES) have no released
+    counts and are left as drawn."""
     from synthkit.models.hmm.margins import rebalance
     from synthkit.transforms import NULL, OTHER, CategoricalTransform
     t = length_transform
@@ -109,7 +132,23 @@ def lengths_on_margin(ctx: pd.DataFrame, length_transform: Any, rng: np.random.G
     counts = np.array([0.0 if lab in (NULL, OTHER) else c for lab, c in zip(t.labels_, t.counts_)])
     if counts.sum() <= 0:
         return ctx
+    codes = t.codes(ctx[LENGTH])
+    p = counts / counts.sum()
+    if sigma is not None:
+        have = np.bincount(codes, minlength=len(p))[:len(p)] / len(codes)
+        band = z * sigma / counts.sum()
+        lo, hi = np.clip(p - band, 0.0, None), p + band
+        q = np.clip(have, lo, hi)
+        for _ in range(len(q) + 1):  # back to a sum of 1 inside the band (the released shares are in it)
+            rest = 1.0 - q.sum()
+            if abs(rest) < 1e-12:
+                break
+            room = hi - q if rest > 0 else q - lo
+            q = np.clip(q + rest * room / room.sum(), lo, hi)
+        if np.allclose(q, have):
+            return ctx
+        p = q
     out = ctx.copy()
-    out[LENGTH] = t.to_series(rebalance(t.codes(ctx[LENGTH]), counts, rng)).to_numpy()
+    out[LENGTH] = t.to_series(rebalance(codes, p, rng)).to_numpy()
     return out
 

@@ -20,14 +20,15 @@ from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, Sampled
 from synthkit.mechanisms import PreprocessingPlan, substreams
 from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
 from synthkit.models.dpsgd import steps_per_epoch
-from synthkit.models.hmm.context import (LENGTH, START, _length_start_columns, context_frame,
+from synthkit.models.hmm.context import (LENGTH, MAX_CONTEXT_CATEGORIES, START, _length_start_columns, context_frame,
                                          fit_in_shared_ledger, lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
 from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
-                                            plan_sequence_preprocessing)
+                                            plan_sequence_preprocessing, release_common_starts,
+                                            wants_common_starts)
 from synthkit.models.hmm.sample import Decoder, SequenceSample, sample_hmm
 from synthkit.models.hmm.trends import check_non_decreasing
 from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train
@@ -192,25 +193,27 @@ class DPHMM(Synthesizer):
 
         # ---- 1. plan the sequence preprocessing from the schema and the budget alone
         transformer = DataTransformer(Schema(columns=tuple(roles["events"])))
+        axis = TimeAxis.for_column(index_col, time_unit=self.time_unit)  # declared unit and zone, never the rows
+        common_starts = wants_common_starts(index_col, axis)  # an integer index without declared bounds
         plan, context_target = plan_sequence_preprocessing(
             transformer, budget=budget, ledger=ledger, plan_k=plan_k, max_length=self.max_length,
             max_gap=self.max_gap, epsilon_share=self.preprocessing_epsilon_share, shares=self._shares(),
-            inference=inference)
+            inference=inference, common_starts=common_starts)
         rng_pre = np.random.default_rng(seqs["preprocess"])
         # one stream per mechanism group, split off before any data-dependent draw
         rngs = substreams(rng_pre, 5)
         rng_tr = np.random.default_rng(seqs["transform"])
 
         # ---- 2. and 3. the contribution bound; DP preprocessing of the event columns and gaps
-        axis = TimeAxis.for_column(index_col, time_unit=self.time_unit)  # declared unit and zone, never the rows
-        grouped, layout, steps, n_dp = self._fit_events(events.frame, context_table, roles, transformer,
-                                                        schema=schema, axis=axis, plan=plan, budget=budget,
-                                                        ledger=ledger, rngs=rngs, rng_tr=rng_tr)
+        grouped, layout, steps, n_dp, start_labels = self._fit_events(
+            events.frame, context_table, roles, transformer, schema=schema, axis=axis, plan=plan, budget=budget,
+            ledger=ledger, rngs=rngs, rng_tr=rng_tr, common_starts=common_starts)
 
         # ---- 4. the context model, in the same ledger, up to its cumulative share
         ctx_model, c_enc = self._fit_context(grouped, roles, context_table, index_col, axis=axis, layout=layout,
                                              seq=seqs["context"], budget=budget, ledger=ledger,
-                                             context_target=context_target, rng=rng_tr, progress=progress)
+                                             context_target=context_target, rng=rng_tr, progress=progress,
+                                             start_labels=start_labels)
         layout["d_context"] = int(c_enc.shape[1])
         # ---- 4b. the DP margins of the event columns (calibration targets at sampling)
         self.margins_ = self._fit_margins(grouped, transformer, layout, budget=budget, ledger=ledger,
@@ -267,9 +270,11 @@ class DPHMM(Synthesizer):
     def _fit_events(self, frame: pd.DataFrame, context_table: Table | None, roles: dict[str, Any],
                     transformer: DataTransformer, *, schema: Schema, axis: TimeAxis, plan: PreprocessingPlan,
                     budget: PrivacyBudget | None, ledger: PrivacyLedger, rngs: list[np.random.Generator],
-                    rng_tr: np.random.Generator) -> tuple[GroupedEvents, dict[str, Any], np.ndarray, float]:
+                    rng_tr: np.random.Generator, common_starts: bool = False,
+                    ) -> tuple[GroupedEvents, dict[str, Any], np.ndarray, float, list[int] | None]:
         """Steps 2 and 3: (the kept events per entity, the layout, the encoded events, the DP
-        count of entities). `rngs`: the entities', length's, events', columns' and gaps' streams."""
+        count of entities, the DP common starts or None). `rngs`: the entities', length's,
+        events', columns' and gaps' streams (the starts' is spawned from the gaps')."""
         rng_entities, rng_length, rng_events, rng_columns, rng_gaps = rngs
         key, index_col = schema.entity_key, schema.column(schema.sequence_index)
         two_tables = context_table is not None
@@ -287,10 +292,17 @@ class DPHMM(Synthesizer):
         gap_state = (fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps), index_col=index_col,
                               max_gap=self.max_gap, max_gap_categories=self.max_gap_categories)
                      if length > 1 else None)
+        start_labels = None
+        if common_starts:
+            start_labels = release_common_starts(grouped, dataclasses.replace(fctx, rng=rng_gaps.spawn(1)[0]),
+                                                 max_values=MAX_CONTEXT_CATEGORIES)
+            if start_labels is None:
+                logger.info("the first index values of the entities are too spread to release as common values; "
+                            "declare bounds for the sequence index")
         layout = build_layout(roles, transformer, gap_state, axis=axis, length=length,
                               min_length=0 if two_tables else 1, two_tables=two_tables, schema=schema,
                               max_integer_categories=self.max_integer_categories)
-        return grouped, layout, encode_events(grouped, transformer, layout, rng_tr), bounded.n_dp
+        return grouped, layout, encode_events(grouped, transformer, layout, rng_tr), bounded.n_dp, start_labels
 
     def _fit_margins(self, grouped: GroupedEvents, transformer: DataTransformer, layout: dict[str, Any], *,
                      budget: PrivacyBudget | None, ledger: PrivacyLedger, context_target: float,
@@ -330,14 +342,15 @@ class DPHMM(Synthesizer):
     def _fit_context(self, grouped: GroupedEvents, roles: dict[str, Any], context_table: Table | None,
                      index_col: Column, *, axis: TimeAxis, layout: dict[str, Any], seq: np.random.SeedSequence,
                      budget: PrivacyBudget | None, ledger: PrivacyLedger, context_target: float,
-                     rng: np.random.Generator, progress: Progress | None) -> tuple[Synthesizer, np.ndarray]:
+                     rng: np.random.Generator, progress: Progress | None,
+                     start_labels: list[int] | None = None) -> tuple[Synthesizer, np.ndarray]:
         """Step 4: the context model on one row per entity, in the same ledger up to its
         cumulative share; returns it and the rows' encoding (c in HMMNet)."""
         numeric_context = any(c.kind in ("continuous", "integer", "datetime") for c in roles["context"])
         length_col, start_col = _length_start_columns(index_col, length=layout["max_length"],
                                                       min_length=layout["min_length"],
                                                       nullable_start=layout["two_tables"],
-                                                      numeric_context=numeric_context)
+                                                      numeric_context=numeric_context, start_labels=start_labels)
         ctx_frame = context_frame(grouped, roles, context_table, index_col.name, axis=axis,
                                   length_col=length_col, start_col=start_col)
         ctx_schema = Schema(columns=(*roles["context"], length_col, start_col))
@@ -451,7 +464,8 @@ class DPHMM(Synthesizer):
         ctx_seed = int(s_ctx.generate_state(1, dtype=np.uint32)[0])
         rng = np.random.default_rng(s_np)
         ctx = self.context_model_.sample(n, seed=ctx_seed).reset_index(drop=True)
-        ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng)  # before encoding
+        ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng,  # before encoding
+                                sigma=self._length_sigma())
         c_enc = self.context_model_.transformer_.transform(ctx, np.random.default_rng(s_enc))
         lengths = pd.to_numeric(ctx[LENGTH], errors="coerce").fillna(lay["min_length"]).to_numpy(dtype=float)
         lengths = np.clip(np.round(lengths), lay["min_length"], lay["max_length"]).astype(np.int64)
@@ -471,6 +485,14 @@ class DPHMM(Synthesizer):
         events = calibrate_events(events, self.margins_, lay, self.transformer_, rng)
         events = dec.trends(events)  # declared non-decreasing columns; last, so calibration cannot undo it
         return SequenceSample(events, ctx_out)
+
+    def _length_sigma(self) -> float | None:
+        """The noise std of the context model's DP counts of `__length__` (its ledger event;
+        None without a budget: the counts are exact)."""
+        if not self.ledger_.private:
+            return None
+        name = f"context:categories:{LENGTH}"
+        return next((float(e.sigma) for e in self.ledger_.events if e.name == name and hasattr(e, "sigma")), None)
 
     def _empty_frame(self) -> pd.DataFrame:
         self._check_fitted()

@@ -43,15 +43,18 @@ def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
 def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: PrivacyBudget | None,
                                 ledger: PrivacyLedger, plan_k: int, max_length: int | None, max_gap: float | None,
                                 epsilon_share: float, shares: float,
-                                inference: list[GaussianEvent]) -> tuple[PreprocessingPlan, float]:
+                                inference: list[GaussianEvent],
+                                common_starts: bool = False) -> tuple[PreprocessingPlan, float]:
     """(plan, context_target): the sequence preprocessing planned from the schema and the
-    budget alone, checked against its share; the context model's cumulative target."""
+    budget alone, checked against its share; the context model's cumulative target.
+    `common_starts`: one discovery more, the entities' common first index values
+    (`release_common_starts`)."""
     auto_length = max_length is None
     may_have_gaps = auto_length or max_length > 1
     # gaps: common gaps, the log-gaps' histogram and (without a public --max-gap) their DP range
     n_gap_hist = 3 if max_gap is None else 2
     n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (n_gap_hist if may_have_gaps else 0)
-    n_disc = transformer.n_discovery() + (1 if may_have_gaps else 0)
+    n_disc = transformer.n_discovery() + (1 if may_have_gaps else 0) + (1 if common_starts else 0)
     if budget is None:
         ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
         logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
@@ -196,6 +199,34 @@ def fit_gaps(grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *, index_c
         log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
         log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
     return {"labels": labels, "transform": log_t}
+
+
+def wants_common_starts(index_col: Column, axis: TimeAxis) -> bool:
+    """Whether the first index of the entities is released as common values: an integer
+    index (a year, a wave) on a discrete axis without declared bounds. Without them the
+    context model learns the start's range on the signed geometric grid, whose bin for a
+    year is [1448, 2048): the starts came out spread over centuries."""
+    return index_col.kind == "integer" and axis.discrete and index_col.bounds is None
+
+
+def release_common_starts(grouped: GroupedEvents, ctx: FitContext, *, max_values: int) -> list[int] | None:
+    """The common first index values of the entities (a panel's first waves), released by
+    partition selection like the common gaps (`fit_gaps`). An entity has one start, so it
+    runs with sensitivity 1 and σ = sigma_hist / k: the same ρ as the planned discovery
+    (sensitivity k, σ sigma_hist) and the same threshold δ, with a threshold k times lower.
+    None where none, or more than `max_values`, clear the threshold: the start is then
+    modelled as a number as before (the release is spent either way)."""
+    first = grouped.first_rows()
+    ticks = grouped.ticks[first[first >= 0]] if len(grouped.ticks) else np.zeros(0)
+    values, counts = np.unique(np.round(ticks).astype(np.int64), return_counts=True)
+    raw = {str(int(v)): int(c) for v, c in zip(values, counts)}
+    kept = select_partitions(raw, sigma=ctx.plan.sigma_hist / max(ctx.plan.k, 1), k=1,
+                             threshold_delta=ctx.plan.threshold_delta, name="starts:common", ledger=ctx.ledger,
+                             rng=ctx.rng)
+    labels = sorted(int(v) for v in kept)
+    if not labels or len(labels) > max_values:
+        return None
+    return labels
 
 
 def _public_log_gap_bounds(axis: TimeAxis, index_col: Column) -> tuple[float, float]:

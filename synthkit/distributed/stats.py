@@ -16,9 +16,9 @@ Two things would break it, and both are ruled out here:
 - A unit split over blocks. The contribution bound (k rows per unit) must see all of a
   unit's rows at once: bounded per block, a unit in B blocks would contribute B·k rows and
   every sensitivity would be wrong. So rows are routed by their unit key first: the Ray
-  driver hash-partitions by the key (`Dataset.repartition(n, keys=[key])`, the shuffle
-  Ray's own `groupby().map_groups()` relies on to keep a group whole) and maps each whole
-  partition with `batch_size=None`; only then is each unit bounded to k rows
+  driver sorts by the key (`Dataset.sort(key)`, the shuffle Ray's own
+  `groupby().map_groups()` relies on to keep a group in one block) and maps each whole
+  block with `batch_size=None`; only then is each unit bounded to k rows
   (`bound_block`). The in-process driver (`partials_of_frame`) routes with the same key
   hash as `synthkit.distributed.partition.rank_of_keys`.
 
@@ -32,6 +32,7 @@ The Ray driver (`ray_partials`) imports Ray lazily: `import synthkit` never impo
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import pickle
@@ -401,6 +402,9 @@ def init_ray(*, address: str | None = None, num_cpus: int = 4) -> None:
     """Join the cluster at `address`, or start Ray in this process with `num_cpus`;
     telemetry and the dashboard are off (everything stays offline)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # no metrics export either: nothing leaves the machine, and Ray's metrics harvester
+    # thread crashed worker processes (SIGABRT/SIGSEGV in absl::Mutex) on a loaded 2-core host
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
     import ray
 
     if ray.is_initialized():
@@ -422,15 +426,36 @@ def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str
     return {"partials": np.array([pickle.dumps(partials)], dtype=object)}
 
 
+def expand_paths(paths: str | Sequence[str]) -> list[str]:
+    """Local globs expanded (sorted); files, folders and URIs kept. A glob that matches
+    nothing is refused in one line naming it."""
+    out: list[str] = []
+    for path in [paths] if isinstance(paths, (str, os.PathLike)) else list(paths):
+        path = os.fspath(path)
+        if "://" not in path and glob.has_magic(path):
+            found = sorted(glob.glob(path))
+            if not found:
+                raise ConfigError(f"the source glob {path!r} matches no file; check the pattern or pass the folder")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 def read_source(paths: str | Sequence[str], *, fmt: str = "parquet") -> Any:
-    """A Ray Dataset over a Parquet or CSV dataset: a file, a directory, a glob, or a list."""
+    """A Ray Dataset over a Parquet or CSV dataset: a file, a directory, a glob, or a list.
+    Ray Data reads files and directories but does not expand a local glob: it is expanded
+    here (sorted). A URI (s3://, gs://, ...) is passed on as it is: name its folder."""
     import ray
 
-    if fmt == "parquet":
-        return ray.data.read_parquet(paths)
-    if fmt == "csv":
-        return ray.data.read_csv(paths)
-    raise ConfigError(f"source format {fmt!r} is not supported by the Ray driver; use 'parquet' or 'csv'")
+    if fmt not in ("parquet", "csv"):
+        raise ConfigError(f"source format {fmt!r} is not supported by the Ray driver; use 'parquet' or 'csv'")
+    read = ray.data.read_parquet if fmt == "parquet" else ray.data.read_csv
+    # one read per path, then a union: Ray 2.60 resolves a LIST of paths on several threads,
+    # and where fsspec's http module cannot import (no aiohttp) one thread's failed import
+    # makes another's fail with ImportError; one path per read resolves on one thread
+    datasets = [read(path) for path in expand_paths(paths)]
+    return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
 
 
 def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, entity_key: str | None = None,
@@ -439,10 +464,14 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     """Read the source with Ray Data, map every block to its partial sums, and merge them on
     the driver as they stream in (memory on the driver: one merged partial per statistic).
 
-    With an `entity_key`, the dataset is first hash-partitioned by the key into
-    `partitions` blocks (default: 4 per CPU) and each partition is mapped WHOLE
-    (`batch_size=None`), so a unit's rows are bounded together. Without one, the row is the
-    unit, nothing needs routing, and blocks stream through in any batch size."""
+    With an `entity_key`, the dataset is first sorted by the key (a range-partitioned
+    shuffle in which all rows of one key land in one output block: the invariant Ray's own
+    `groupby().map_groups()` relies on) and each block is mapped WHOLE (`batch_size=None`),
+    so a unit's rows are bounded together. `partitions`, when given, sets the number of
+    blocks (ranges) first. The sort runs on Ray tasks; the hash shuffle
+    (`repartition(keys=...)`) gives the same routing but runs on actors, which crashed on
+    teardown (SIGSEGV in Ray's metrics thread) on this 2-core machine. Without a key, the
+    row is the unit, nothing needs routing, and blocks stream through in any batch size."""
     if k < 1:
         raise ConfigError(f"max rows per entity must be at least 1, got {k}; use --max-rows-per-entity 1 or more")
     if entity_key is None and k != 1:
@@ -455,9 +484,9 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
         ds = ds.select_columns(list(columns))
     fn_kwargs = {"stats": list(stats), "entity_key": entity_key, "k": k}
     if entity_key is not None:
-        n = partitions or 4 * max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        ds = ds.repartition(n, keys=[entity_key]).map_batches(_ray_map, batch_size=None, batch_format="pandas",
-                                                              fn_kwargs=fn_kwargs)
+        if partitions:
+            ds = ds.repartition(partitions)  # how many sorted ranges (blocks) the sort below makes
+        ds = ds.sort(entity_key).map_batches(_ray_map, batch_size=None, batch_format="pandas", fn_kwargs=fn_kwargs)
     else:
         ds = ds.map_batches(_ray_map, batch_format="pandas", fn_kwargs=fn_kwargs)
     merged: list[Partial] | None = None

@@ -13,6 +13,7 @@
 from synthkit.distributed.dpsgd import DistributedDPStep
 from synthkit.distributed.partition import RankPartition, partition_units
 from synthkit.distributed.sampling import driver_seed_sequence, rank_sampler, rank_streams
+from synthkit.distributed import stats  # DP preprocessing statistics as map-reduce (Ray imported lazily)
 from synthkit.distributed.worker import Shard, WorkerConfig, train_worker
 
 __all__ = ["DistributedDPStep", "RankPartition", "Shard", "WorkerConfig", "driver_seed_sequence", "partition_units",

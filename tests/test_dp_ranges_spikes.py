@@ -134,6 +134,25 @@ def test_the_bin_of_0_next_to_the_range_joins_it(tobacco_age) -> None:
     assert abs(hits / draws - expected) < 4 * np.sqrt(expected * (1 - expected) / draws)
 
 
+def test_the_bin_of_0_two_bins_below_joins_when_the_window_clears() -> None:
+    """NMES1988 `visits` at 1,500 rows, ε = 1 (σ ≈ 46 per bin of the range histogram): 223
+    zeros and 164 ones, the rest from 2 up. With the zeros' bin at −0.6σ and the ones' at
+    −0.5σ of noise (one draw of three did about this), neither clears alone (4.47σ on the
+    grid, 3.35σ as a neighbour) and the range started at 2: 15% of the column lost. The
+    window of both bins (σ√2) clears 3.72σ√2 easily and 0 joins. Control: the same data
+    without 0s and 1s, no noise: the empty window never joins (the range starts at 2)."""
+    sigma = 46.0
+    rest = np.repeat(np.arange(2, 12), 300)  # every bin from 2 up clears alone
+    values = np.concatenate([np.zeros(223), np.ones(164), rest]).astype(float)
+    zero_bin = int(np.searchsorted(INTEGER_EDGES, 0.0, side="right"))
+    z = np.zeros(len(INTEGER_EDGES) + 1)
+    z[zero_bin], z[zero_bin + 1] = -0.6, -0.5
+    lo, _ = _bounds(values, _FixedNoise(z), sigma=sigma)
+    assert lo == 0.0
+    lo, _ = _bounds(rest.astype(float), _FixedNoise(np.zeros(len(INTEGER_EDGES) + 1)), sigma=sigma)
+    assert lo == 2.0
+
+
 def _integer_data() -> tuple[np.ndarray, int, int]:
     """200 zeros and 30 rows of each of 1..40: every bin they fill is ≥ 30σ at σ = 1."""
     values = np.concatenate([np.zeros(200), np.repeat(np.arange(1, 41), 30)]).astype(float)

@@ -83,9 +83,9 @@ if engine == "ray":
     t0 = time.perf_counter()
     ray_engine.init_ray(None, num_cpus=4)
     record["ray_init_s"] = time.perf_counter() - t0
-model = DPTVAE(epochs=epochs, device="cpu", engine=engine, workers=workers)
+model = DPTVAE(epochs=epochs, device="cpu")
 t0 = time.perf_counter()
-model.fit(frame, schema=schema, budget=PrivacyBudget(epsilon=3.0, delta=1e-8))
+model.fit(frame, schema=schema, budget=PrivacyBudget(epsilon=3.0, delta=1e-8), engine=engine, workers=workers)
 record["fit_s"] = time.perf_counter() - t0
 record.setdefault("loop_s", record["train_s"])
 record["s_per_epoch"] = record["loop_s"] / epochs

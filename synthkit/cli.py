@@ -259,8 +259,9 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         params["epochs"] = epochs
     if batch_size is not None:
         params["batch_size"] = batch_size
-    if engine == "ray":
-        params.update(engine="ray", workers=workers, gpus_per_worker=gpus_per_worker, ray_address=ray_address)
+    # where DP-SGD runs is an argument of DPTVAE.fit, not a hyperparameter (checked above: dptvae only)
+    engine_args = (dict(engine="ray", workers=workers, gpus_per_worker=gpus_per_worker, ray_address=ray_address)
+                   if engine == "ray" else {})
     from synthkit.models import BY_NAME  # torch: after every check above
     synth = BY_NAME[model](**params)
     from synthkit.manifest import check_hyperparameters
@@ -268,9 +269,9 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     # the model hands `progress` its own ledger (synthkit.progress.watch_ledger): ε spent is read from it
     if infer_dp:
         synth.fit(frame, schema=None, budget=budget, progress=progress,
-                  roles={"entity_key": entity_key, "targets": tuple(dict.fromkeys(targets))})
+                  roles={"entity_key": entity_key, "targets": tuple(dict.fromkeys(targets))}, **engine_args)
     else:
-        synth.fit(frame, schema=schema, budget=budget, progress=progress)
+        synth.fit(frame, schema=schema, budget=budget, progress=progress, **engine_args)
     synth.holdout_ = holdout_record
     synth.source_ = connectors.describe(data)
     synth.save(out, overwrite=overwrite)

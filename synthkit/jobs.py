@@ -559,13 +559,14 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     budget = None if spec.no_privacy else PrivacyBudget(epsilon=spec.epsilon, delta=spec.delta)
     params = {**spec.hyperparameters, "seed": spec.seed, "device": spec.device,
               "max_rows_per_entity": spec.max_rows_per_entity}
-    if spec.engine == "ray":  # validated with the spec: the model is dptvae
-        params.update(engine="ray", workers=spec.workers, gpus_per_worker=spec.gpus, ray_address=spec.ray_address)
+    # where DP-SGD runs is an argument of DPTVAE.fit (validated with the spec: the model is dptvae)
+    engine_args = (dict(engine="ray", workers=spec.workers, gpus_per_worker=spec.gpus, ray_address=spec.ray_address)
+                   if spec.engine == "ray" else {})
     synth = BY_NAME[spec.model](**params)
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
     # the model hands the progress log its own ledger (synthkit.progress.watch_ledger): ε spent, read while it trains
-    synth.fit(train, schema=schema, budget=budget, progress=_progress("fit"))
+    synth.fit(train, schema=schema, budget=budget, progress=_progress("fit"), **engine_args)
     synth.save(out)
     logger.info("fitted %s: %s", spec.model, synth.privacy_summary()["guarantee"])
     return out

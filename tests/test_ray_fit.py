@@ -116,10 +116,10 @@ def test_two_ray_workers_give_the_single_process_weights(ray_session, monkeypatc
         return plan.initial_state
 
     monkeypatch.setattr(ray_engine, "train_on_ray", capture)
-    model = DPTVAE(epochs=2, batch_size=8, embedding_dim=8, compress_dims=(16,), decompress_dims=(16,),
-                   engine="ray", workers=WORKERS, seed=1)
+    model = DPTVAE(epochs=2, batch_size=8, embedding_dim=8, compress_dims=(16,), decompress_dims=(16,), seed=1)
     frame = _small_frame().drop(columns="who")
-    model.fit(frame, budget=PrivacyBudget(epsilon=3.0, delta=1e-5), roles={"entity_key": "pid"})
+    model.fit(frame, budget=PrivacyBudget(epsilon=3.0, delta=1e-5), roles={"entity_key": "pid"}, engine="ray",
+              workers=WORKERS)
     monkeypatch.undo()
     plan, shards = captured["plan"], captured["shards"]
     assert plan.optimizer == "adam" and plan.lr == model.lr and plan.weight_decay == model.l2scale

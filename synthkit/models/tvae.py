@@ -25,10 +25,6 @@ from synthkit.models.sampling import linear_transposed
 from synthkit.transforms import DataTransformer, Span
 
 
-# where training runs: DPTVAE options that are not model hyperparameters (see DPTVAE.get_params)
-ENGINE_PARAMS = ("engine", "workers", "gpus_per_worker", "ray_address")
-
-
 def _mlp(i: int, dims: tuple[int, ...]) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     for h in dims:
@@ -113,9 +109,7 @@ class DPTVAE(Synthesizer):
                  max_grad_norm: float = 1.0, noise_multiplier: float | None = None,
                  calibrate_marginals: bool = True, calibrate_dependence: bool = False,
                  calibrate_pairs: bool = True,
-                 device: DeviceOption = "auto", seed: int | None = None,
-                 engine: Literal["local", "ray"] = "local", workers: int = 1, gpus_per_worker: float = 0,
-                 ray_address: str | None = None) -> None:
+                 device: DeviceOption = "auto", seed: int | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, max_rows_per_entity=max_rows_per_entity,
                          preprocessing_epsilon_share=preprocessing_epsilon_share, max_grad_norm=max_grad_norm,
                          noise_multiplier=noise_multiplier, calibrate_marginals=calibrate_marginals,
@@ -127,42 +121,33 @@ class DPTVAE(Synthesizer):
         self.lr = lr
         self.l2scale = l2scale
         self.loss_factor = loss_factor
-        # where the DP-SGD loop runs (not a hyperparameter of the model: left out of
-        # get_params, recorded in the bundle's training record and the ledger's notes)
-        self.engine = engine
-        self.workers = workers
-        self.gpus_per_worker = gpus_per_worker
-        self.ray_address = ray_address
+    def fit(self, table: Any, *, budget: Any, engine: Literal["local", "ray"] = "local", workers: int = 1,
+            gpus_per_worker: float = 0, ray_address: str | None = None, **kwargs: Any) -> Self:
+        """`Synthesizer.fit`; with engine="ray" only the DP-SGD loop runs, on `workers` Ray
+        Train workers (the preprocessing, the DP counts and the plan q, steps, σ stay here).
 
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        for name in ENGINE_PARAMS:
-            params.pop(name, None)
-        return params
-
-    def _check_params(self) -> None:
-        super()._check_params()
+        Where the loop runs is not a hyperparameter of the model (the bundle loads and
+        samples the same either way): it is an argument of `fit`, recorded in the bundle's
+        training record and the ledger's notes (public)."""
         problems = []
-        if self.engine not in ("local", "ray"):
-            problems.append(f"engine must be 'local' or 'ray', got {self.engine!r}")
-        if not (isinstance(self.workers, int) and not isinstance(self.workers, bool) and self.workers >= 1):
-            problems.append(f"workers must be an integer >= 1, got {self.workers!r}")
-        if not (isinstance(self.gpus_per_worker, (int, float)) and self.gpus_per_worker >= 0):
-            problems.append(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker!r}")
-        if self.engine == "local" and (self.workers != 1 or self.gpus_per_worker or self.ray_address):
+        if engine not in ("local", "ray"):
+            problems.append(f"engine must be 'local' or 'ray', got {engine!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            problems.append(f"workers must be an integer >= 1, got {workers!r}")
+        if isinstance(gpus_per_worker, bool) or not isinstance(gpus_per_worker, (int, float)) or not gpus_per_worker >= 0:
+            problems.append(f"gpus_per_worker must be >= 0, got {gpus_per_worker!r}")
+        if engine == "local" and (workers != 1 or gpus_per_worker or ray_address is not None):
             problems.append("workers, gpus_per_worker and ray_address apply to engine='ray' only")
         if problems:
             raise ConfigError("; ".join(problems))
-
-    def fit(self, table: Any, *, budget: Any, **kwargs: Any) -> Self:
-        """`Synthesizer.fit`; with engine="ray" only the DP-SGD loop runs on Ray workers (the
-        preprocessing, the DP counts and the plan q, steps, σ stay on the driver)."""
+        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                        "ray_address": ray_address}
         super().fit(table, budget=budget, **kwargs)
-        self.training_["engine"] = self.engine
-        self.training_["workers"] = self.workers if self.engine == "ray" else 1
-        if self.engine == "ray":
-            self.training_["gpus_per_worker"] = self.gpus_per_worker
-            self.ledger_.notes.append(f"DP-SGD ran on {self.workers} Ray Train workers (units partitioned by key, "
+        self.training_["engine"] = engine
+        self.training_["workers"] = workers
+        if engine == "ray":
+            self.training_["gpus_per_worker"] = gpus_per_worker
+            self.ledger_.notes.append(f"DP-SGD ran on {workers} Ray Train workers (units partitioned by key, "
                                       "Poisson sampling per worker, noise added once per step): the same plan")
         return self
 
@@ -179,7 +164,7 @@ class DPTVAE(Synthesizer):
                noise_multiplier: float, expected_batch_size: float, n_steps_per_epoch: int,
                charge_epoch: Callable[[], None], generators: dict[str, torch.Generator],
                progress: Progress | None) -> None:
-        if self.engine == "ray":
+        if getattr(self, "_engine", {}).get("engine") == "ray":
             self._train_ray(data, mask, private=private, noise_multiplier=noise_multiplier,
                             expected_batch_size=expected_batch_size, sampling_rate=sampler.q,
                             n_steps_per_epoch=n_steps_per_epoch, charge_epoch=charge_epoch, progress=progress)
@@ -208,7 +193,7 @@ class DPTVAE(Synthesizer):
     def _train_ray(self, data: torch.Tensor, mask: torch.Tensor, *, private: bool, noise_multiplier: float,
                    expected_batch_size: float, sampling_rate: float, n_steps_per_epoch: int,
                    charge_epoch: Callable[[], None], progress: Progress | None) -> None:
-        """`_train` on `workers` Ray Train workers: the same plan (q, steps, σ, the global
+        """`_train` on the fit's `workers` Ray Train workers: the same plan (q, steps, σ, the global
         expected batch size), the same network, start weights, loss, clipping and Adam.
 
         `data` holds each unit's (at most k) rows in one slot, so routing unit slots to
@@ -223,7 +208,8 @@ class DPTVAE(Synthesizer):
         n_units = data.shape[0]
         # DP streams (batching, noise, reparameterisation) from OS entropy under a budget
         dp_seed = driver_seed_sequence() if private else np.random.SeedSequence(self.seed).spawn(1)[0]
-        part = partition_units(np.arange(n_units), n_rows=n_units, world_size=self.workers, k=1,
+        workers = self._engine["workers"]
+        part = partition_units(np.arange(n_units), n_rows=n_units, world_size=workers, k=1,
                                rng=np.random.default_rng(dp_seed.spawn(1)[0]))
         cpu_data, cpu_mask = data.cpu(), mask.cpu()
         shards = [Shard(data=cpu_data[torch.from_numpy(rows)], mask=cpu_mask[torch.from_numpy(rows)])
@@ -238,7 +224,8 @@ class DPTVAE(Synthesizer):
                             initial_state={k: v.detach().cpu().clone() for k, v in self.vae_.state_dict().items()})
         for _ in range(self.epochs):
             charge_epoch()
-        state = train_on_ray(plan, shards, gpus_per_worker=self.gpus_per_worker, address=self.ray_address)
+        state = train_on_ray(plan, shards, gpus_per_worker=self._engine["gpus_per_worker"],
+                             address=self._engine["ray_address"])
         self.vae_.load_state_dict(state)
         self.vae_.eval()
         if progress:

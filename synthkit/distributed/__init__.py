@@ -8,6 +8,8 @@
   (on rank 0) and the normalisation is the GLOBAL expected batch size;
 - `worker`: `train_worker(config)`, the function a launcher runs on every rank;
 - `launch`: a local launcher (torch.multiprocessing, "spawn") for tests and one machine.
+- `ray_engine`: the Ray Train launcher (`TorchTrainer`, `--engine ray`); imported only when
+  used, so this package never imports Ray.
 """
 
 from synthkit.distributed.dpsgd import DistributedDPStep

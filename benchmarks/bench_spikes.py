@@ -132,8 +132,8 @@ for tab, text in frames.items():
             t, col = pt.transformer.transforms[c], cols[c]
             m, zero = pt.margin(col), np.array([0.0])
             cell = int(pt.cells(col, zero)[0])
-            if t.column.kind == "integer":
-                point = (cell == len(col.edges) or col.edges[cell] >= 0.5) and (cell == 0 or col.edges[cell - 1] <= -0.5)
+            if t.column.kind == "integer":  # the cell holds 0 alone: (−∞ or −½, ½]
+                point = cell < len(col.edges) and col.edges[cell] <= 0.5 and (cell == 0 or col.edges[cell - 1] >= -0.5)
             else:
                 point = cell < len(col.edges) and col.edges[cell] <= np.nextafter(0, 1) and cell > 0 and col.edges[cell - 1] == 0
             in_range = bool(t.bounds_[0] <= 0 <= t.bounds_[1])

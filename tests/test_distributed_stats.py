@@ -255,6 +255,49 @@ def _write_parquet(frame: pd.DataFrame, folder, n_files: int) -> None:
         frame.iloc[part].to_parquet(folder / f"part-{i:03d}.parquet", index=False)
 
 
+def _sliced_sorted(frame: pd.DataFrame, n_slices: int) -> list[pd.DataFrame]:
+    """What Ray Data's sort hands the map: the key-sorted rows cut into consecutive blocks
+    by size, so a unit's rows can straddle a cut (a sorted partition above ~192 MiB)."""
+    ordered = frame.sort_values("pid", kind="stable").reset_index(drop=True)
+    return [ordered.iloc[idx] for idx in np.array_split(np.arange(len(ordered)), n_slices)]
+
+
+@pytest.mark.parametrize("n_slices", [1, 3, 9])
+def test_a_unit_cut_between_sorted_blocks_is_bounded_once(n_slices):
+    """The heavy unit's 400 rows sort into the middle and span several slices; the driver
+    must count it once, with k rows, as the single-process bound does."""
+    k = 2
+    frame = _heavy_unit(_units_frame(n_units=200, rows=3), n_rows=400)
+    blobs = [st._ray_map(block, stats=_bound_stats(), entity_key="pid", k=k)["partials"][0]
+             for block in _sliced_sorted(frame, n_slices)]
+    got = st.merge_mapped(blobs, _bound_stats(), entity_key="pid", k=k)
+    assert (got[0].n_units, got[0].n_rows) == (201, 201 * k)
+    assert sum(got[1].counts.values()) == int(got[2].counts.sum()) == 201 * k
+    # negative control: bounding every slice whole (the code before) counts the cut unit per slice
+    naive = st.merge_all([st.block_partials(block, _bound_stats(), entity_key="pid", k=k, rng=np.random.default_rng(0))
+                          for block in _sliced_sorted(frame, n_slices)])
+    if n_slices > 1:
+        assert naive[0].n_units > 201 and naive[0].n_rows > 201 * k
+
+
+def test_the_edge_merge_is_a_uniform_sample_of_the_whole_unit():
+    """One unit of 30 rows split 5 / 25 over two blocks, k = 3: each row is kept with
+    probability 3/30 whichever block it was in (the pieces' hypergeometric split)."""
+    rows = pd.DataFrame({"pid": ["u"] * 30, "row": np.arange(30)})
+    pieces_of = [rows.iloc[:5], rows.iloc[5:]]
+    kept = np.zeros(30)
+    rng = np.random.default_rng(1)
+    draws = 3000
+    for _ in range(draws):
+        pieces = {"u": [(len(p), p.iloc[rng.permutation(len(p))[:3]]) for p in pieces_of]}
+        out = st.merge_boundary_units(pieces, k=3, rng=rng)
+        assert len(out) == 3 and out["row"].is_unique
+        kept[out["row"].to_numpy()] += 1
+    share = kept / draws  # expected 0.1 each; binomial sd 0.0055
+    assert np.all(np.abs(share - 0.1) < 0.03)
+    assert abs(share[:5].mean() - share[5:].mean()) < 0.02  # the small piece is not over-kept
+
+
 def test_ray_importing_synthkit_does_not_import_ray():
     import subprocess
 
@@ -281,6 +324,19 @@ def test_ray_directory_and_glob_give_the_in_process_partial_sums(ray_session, nm
     ref = _merged(frame, 1, entity_key="pid", k=k, stats=_bound_stats())
     assert (got[0].n_units, got[0].n_rows) == (ref[0].n_units, ref[0].n_rows) == (201, 201 * k)
     assert sum(got[1].counts.values()) == int(got[2].counts.sum()) == 201 * k
+
+    # blocks of 2 KiB: Ray slices the sorted partitions (as it does above ~192 MiB at its
+    # defaults), so the heavy unit's rows straddle blocks; it must still count once, k rows
+    from ray.data import DataContext
+    context = DataContext.get_current()
+    before = context.target_max_block_size
+    context.target_max_block_size = 2048
+    try:
+        got = st.ray_partials(str(tmp_path / "units" / "part-*.parquet"), _bound_stats(), entity_key="pid", k=k,
+                              partitions=3)
+    finally:
+        context.target_max_block_size = before
+    assert (got[0].n_units, got[0].n_rows) == (201, 201 * k)
 
 
 def test_ray_worker_error_carries_no_private_value(ray_session, tmp_path):

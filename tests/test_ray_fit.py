@@ -28,7 +28,7 @@ from synthkit import noise  # noqa: E402
 from synthkit.distributed import rank_sampler, rank_streams  # noqa: E402
 from synthkit.distributed import ray_engine  # noqa: E402
 from synthkit.distributed.worker import Shard, WorkerConfig, train_worker  # noqa: E402
-from synthkit.errors import SynthkitError  # noqa: E402
+from synthkit.errors import ConfigError, SynthkitError  # noqa: E402
 from synthkit.ledger import PrivacyBudget  # noqa: E402
 from synthkit.models.base import torch_generator  # noqa: E402
 from synthkit.models.dpsgd import DPStep  # noqa: E402
@@ -294,8 +294,8 @@ def test_a_worker_error_shows_no_private_value_and_no_dp_seed(ray_session):
     logs = _ray_log_text()
     assert canary not in logs and str(DP_SEED_CANARY) not in logs
 
-    # negative control: a worker function whose message quotes a row. The engine does not show
-    # it, while Ray's worker logs (on the cluster) do: the scan above would have seen a leak
+    # a worker function whose message quotes a row: neither the error nor Ray's worker logs
+    # (on disk, on every node) show it: the worker replaces the exception before Ray sees it
     def leaky(config: WorkerConfig) -> dict[str, torch.Tensor]:
         mine = next(s for s in config.shards if s.data.shape[0])  # this rank's shard
         raise ValueError(f"bad row {mine.data[0, 0].tolist()}")
@@ -303,4 +303,14 @@ def test_a_worker_error_shows_no_private_value_and_no_dp_seed(ray_session):
     with pytest.raises(SynthkitError) as err:
         ray_engine.train_on_ray(plan, shards, train_fn=leaky)
     assert "ValueError" in str(err.value) and canary not in str(err.value)
+    assert canary not in _ray_log_text()
+
+    # negative control: a worker that prints a row does reach Ray's logs, so the scan sees a leak
+    def printing(config: WorkerConfig) -> dict[str, torch.Tensor]:
+        mine = next(s for s in config.shards if s.data.shape[0])
+        print(f"row {mine.data[0, 0].tolist()}", flush=True)
+        raise ConfigError("stop here")
+
+    with pytest.raises(SynthkitError):
+        ray_engine.train_on_ray(plan, shards, train_fn=printing)
     assert canary in _ray_log_text()

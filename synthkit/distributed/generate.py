@@ -423,20 +423,10 @@ def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: Path, schema: Any, a
     """One Ray task per shard (num_cpus=1). Ray is started in this process (4 CPUs, no
     dashboard, usage stats off) when no cluster is connected and no address given, and shut
     down again at the end; a task's failure is one line naming the shard and the cure."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--engine ray needs Ray: pip install 'synthkit[ray]' (or use --engine local)") from None
-    started = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                                  "configure_logging": False}
-        if address is None:
-            ray.init(num_cpus=4, **kwargs)
-        else:
-            ray.init(address=address, **kwargs)
-        started = True
+    from synthkit.distributed.ray_session import import_ray, init_ray
+
+    ray = import_ray()
+    started = init_ray(address)
     try:
         # a retried task rewrites its shard under the same name: no duplicate rows
         remote = ray.remote(num_cpus=1, max_retries=1)(_shard_in_worker)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from synthkit.distributed.ray_session import init_ray
 from synthkit.distributed.worker import Shard, WorkerConfig, train_worker
 from synthkit.errors import ConfigError, SynthkitError
 
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 WEIGHTS = "weights.safetensors"
 # an in-process Ray (no --ray-address) gets this many CPUs: the test and CI setting (2 workers
 # plus Ray Train's controller on a 2-core machine); a cluster brings its own resources
-LOCAL_NUM_CPUS = 4
 STORAGE_ENV = "SYNTHKIT_RAY_STORAGE"
 
 
@@ -60,22 +60,6 @@ def require_ray() -> Any:
         raise ConfigError("--engine ray needs Ray, which is not installed; pip install 'synthkit[ray]' "
                           "(or use --engine local)") from None
     return ray
-
-
-def init_ray(address: str | None = None, *, num_cpus: int = LOCAL_NUM_CPUS) -> None:
-    """Connect to `address` (a running cluster: `ray://host:10001` or `auto`), or start Ray
-    in this process with `num_cpus`. Offline: no usage statistics, no dashboard."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # Ray reads it at init: never send usage stats
-    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-    ray = require_ray()
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address is None:
-        ray.init(num_cpus=num_cpus, **kwargs)
-    else:
-        ray.init(address=address, **kwargs)
-    logger.info("Ray started (%s)", "in process" if address is None else "connected to a cluster")
 
 
 def _empty_like(shard: Shard) -> Shard:
@@ -96,7 +80,13 @@ def _ray_loop(loop_config: dict[str, Any]) -> None:
     shard: Shard = ray.get(loop_config["shards"][rank])
     world = len(loop_config["shards"])
     shards = tuple(shard if r == rank else _empty_like(shard) for r in range(world))
-    state = loop_config["train_fn"](replace(plan, shards=shards))
+    try:
+        state = loop_config["train_fn"](replace(plan, shards=shards))
+    except SynthkitError:
+        raise  # its message is data-free by the project's rule
+    except Exception as err:  # noqa: BLE001 - a foreign message may quote a cell: Ray would log it on disk
+        raise RayWorkerError(f"the training function failed with {type(err).__name__} (its message is not shown: "
+                             "it may hold data); rerun with --engine local to see where") from None
     with tempfile.TemporaryDirectory(prefix="synthkit-ray-") as out:
         checkpoint = None
         if rank == 0:

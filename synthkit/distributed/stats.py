@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from synthkit.distributed.partition import rank_of_keys
+from synthkit.distributed.ray_session import init_ray  # Ray itself is imported only when called
 from synthkit.errors import ConfigError, SynthkitError
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
@@ -398,32 +399,69 @@ def partials_of_frame(frame: pd.DataFrame, stats: Sequence[Statistic], *, entity
 
 
 # ------------------------------------------------------------------ Ray Data driver
-def init_ray(*, address: str | None = None, num_cpus: int = 4) -> None:
-    """Join the cluster at `address`, or start Ray in this process with `num_cpus`;
-    telemetry and the dashboard are off (everything stays offline)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # no metrics export either: nothing leaves the machine, and Ray's metrics harvester
-    # thread crashed worker processes (SIGABRT/SIGSEGV in absl::Mutex) on a loaded 2-core host
-    os.environ.setdefault("RAY_enable_metrics_collection", "0")
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
-
-
 def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str | None, k: int) -> dict[str, Any]:
     """The function each Ray task runs on one whole block: bound, partial sums, and one
     output row carrying them. The bound's subsample draws from OS entropy in the worker
-    (synthkit.noise: a DP stream, never seeded by the user)."""
+    (synthkit.noise: a DP stream, never seeded by the user).
+
+    With a key, the block is a slice of the key-sorted dataset, so only its smallest and
+    its largest unit can have rows in another block too (Ray Data slices a sorted
+    partition into blocks of ~128 MiB). Those two units are left out of the block's sums:
+    the block sends each one's row count and a uniform sample of at most k of its rows, and
+    the driver bounds and adds every such unit once (`merge_boundary_units`)."""
     from synthkit.noise import private_seed_sequence
 
-    partials = block_partials(batch, stats, entity_key=entity_key, k=k,
-                              rng=np.random.default_rng(private_seed_sequence()))
-    return {"partials": np.array([pickle.dumps(partials)], dtype=object)}
+    rng = np.random.default_rng(private_seed_sequence())
+    edge: dict[Any, tuple[int, pd.DataFrame]] = {}
+    if entity_key is not None and len(batch):
+        keys = batch[entity_key]
+        ends = {keys.min(), keys.max()}
+        at_edge = keys.isin(ends).to_numpy()
+        for key, rows in batch[at_edge].groupby(entity_key, sort=False):
+            take = rng.permutation(len(rows))[:k]
+            edge[str(key)] = (len(rows), rows.iloc[take])  # 7 and "7" are one unit, as in bound_block
+        batch = batch[~at_edge]
+    partials = block_partials(batch, stats, entity_key=entity_key, k=k, rng=rng)
+    return {"partials": np.array([pickle.dumps((partials, edge))], dtype=object)}
+
+
+def merge_boundary_units(pieces: dict[Any, list[tuple[int, pd.DataFrame]]], *, k: int,
+                         rng: np.random.Generator) -> pd.DataFrame:
+    """One uniform sample of at most k rows per unit from its pieces in several blocks.
+
+    Each piece is (its row count n_i, a uniform sample of min(k, n_i) of its rows). How many
+    of the unit's k kept rows come from each piece is multivariate hypergeometric in the
+    n_i; taking that many from each piece's own uniform sample makes the union a uniform
+    sample of min(k, Σ n_i) of the unit's rows: the single-process bound, applied once."""
+    out = []
+    for parts in pieces.values():
+        sizes = np.array([n for n, _ in parts], dtype=np.int64)
+        take = rng.multivariate_hypergeometric(sizes, min(k, int(sizes.sum())))
+        out.extend(rows.iloc[rng.permutation(len(rows))[:t]] for t, (_, rows) in zip(take, parts) if t)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def merge_mapped(blobs: Iterable[bytes], stats: Sequence[Statistic], *, entity_key: str | None,
+                 k: int) -> list[Partial]:
+    """The driver's reduce over `_ray_map`'s outputs, as they stream in: the blocks' partial
+    sums merged, then every unit seen at a block's edge bounded once over all its blocks
+    and added (memory: one merged partial per statistic plus ≤ k rows per edge unit)."""
+    merged: list[Partial] | None = None
+    pieces: dict[Any, list[tuple[int, pd.DataFrame]]] = {}  # units at a block's edge, by key
+    for blob in blobs:
+        block, edge = pickle.loads(blob)  # produced by _ray_map, in this job
+        for key, piece in edge.items():
+            pieces.setdefault(key, []).append(piece)
+        merged = block if merged is None else [merge(a, b) for a, b in zip(merged, block, strict=True)]
+    if merged is None:
+        raise ConfigError("the source holds no rows; check the path or glob")
+    if pieces:
+        from synthkit.noise import private_seed_sequence
+        rng = np.random.default_rng(private_seed_sequence())
+        rows = merge_boundary_units(pieces, k=k, rng=rng)
+        edge_sums = block_partials(rows, stats, entity_key=entity_key, k=k, rng=rng)
+        merged = [merge(a, b) for a, b in zip(merged, edge_sums, strict=True)]
+    return merged
 
 
 def expand_paths(paths: str | Sequence[str]) -> list[str]:
@@ -465,9 +503,11 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     the driver as they stream in (memory on the driver: one merged partial per statistic).
 
     With an `entity_key`, the dataset is first sorted by the key (a range-partitioned
-    shuffle in which all rows of one key land in one output block: the invariant Ray's own
-    `groupby().map_groups()` relies on) and each block is mapped WHOLE (`batch_size=None`),
-    so a unit's rows are bounded together. `partitions`, when given, sets the number of
+    shuffle: all rows of one key land in one sorted partition) and each block is mapped
+    whole (`batch_size=None`). Ray Data slices a large sorted partition (above ~1.5 × its
+    128 MiB target block size) into consecutive blocks, so a unit's rows can straddle a
+    cut: only a block's first and last unit can, and those are bounded once, on the
+    driver, over all their blocks (`_ray_map`, `merge_mapped`). `partitions`, when given, sets the number of
     blocks (ranges) first. The sort runs on Ray tasks; the hash shuffle
     (`repartition(keys=...)`) gives the same routing but runs on actors, which crashed on
     teardown (SIGSEGV in Ray's metrics thread) on this 2-core machine. Without a key, the
@@ -477,7 +517,6 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     if entity_key is None and k != 1:
         raise ConfigError("max rows per entity above 1 needs an entity key; set --entity-key or use k=1")
     init_ray(address=address, num_cpus=num_cpus)
-    import ray
 
     ds = read_source(paths, fmt=fmt)
     if columns is not None:
@@ -489,11 +528,5 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
         ds = ds.sort(entity_key).map_batches(_ray_map, batch_size=None, batch_format="pandas", fn_kwargs=fn_kwargs)
     else:
         ds = ds.map_batches(_ray_map, batch_format="pandas", fn_kwargs=fn_kwargs)
-    merged: list[Partial] | None = None
-    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
-        for blob in batch["partials"]:
-            block = pickle.loads(blob)  # produced by _ray_map above, in this job
-            merged = block if merged is None else [merge(a, b) for a, b in zip(merged, block, strict=True)]
-    if merged is None:
-        raise ConfigError("the source holds no rows; check the path or glob")
-    return merged
+    blobs = (blob for batch in ds.iter_batches(batch_size=None, batch_format="pandas") for blob in batch["partials"])
+    return merge_mapped(blobs, stats, entity_key=entity_key, k=k)

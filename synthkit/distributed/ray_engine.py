@@ -42,24 +42,11 @@ from synthkit.errors import ConfigError, SynthkitError
 logger = logging.getLogger(__name__)
 
 WEIGHTS = "weights.safetensors"
-# an in-process Ray (no --ray-address) gets this many CPUs: the test and CI setting (2 workers
-# plus Ray Train's controller on a 2-core machine); a cluster brings its own resources
 STORAGE_ENV = "SYNTHKIT_RAY_STORAGE"
 
 
 class RayWorkerError(SynthkitError):
     """A Ray Train worker failed; the message carries no private value."""
-
-
-def require_ray() -> Any:
-    """Import Ray, or one clear line saying how to install it."""
-    try:
-        import ray
-        import ray.train.torch  # noqa: F401
-    except ImportError:
-        raise ConfigError("--engine ray needs Ray, which is not installed; pip install 'synthkit[ray]' "
-                          "(or use --engine local)") from None
-    return ray
 
 
 def _empty_like(shard: Shard) -> Shard:

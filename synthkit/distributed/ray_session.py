@@ -20,6 +20,8 @@ from synthkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# an in-process Ray (no address) gets this many CPUs: the test and CI setting (2 Ray Train
+# workers plus its controller on a 2-core machine); a cluster brings its own resources
 LOCAL_NUM_CPUS = 4
 
 

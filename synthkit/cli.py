@@ -145,8 +145,8 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     from synthkit.jobs import engine_problems
     engine_errors = engine_problems(engine, workers, gpus_per_worker, ray_address, model=model,
                                     names=("--engine", "--workers", "--gpus-per-worker", "--ray-address"))
-    if engine_errors:
-        raise ConfigError(engine_errors[0])
+    if engine_errors:  # every engine problem in one line
+        raise ConfigError("; ".join(engine_errors))
     check_seed(seed, "--seed")
     check_seed(holdout_seed, "--holdout-seed")
     read_opts = dict(read_opts or {})

@@ -121,6 +121,7 @@ class DPTVAE(Synthesizer):
         self.lr = lr
         self.l2scale = l2scale
         self.loss_factor = loss_factor
+
     def fit(self, table: Any, *, budget: Any, engine: Literal["local", "ray"] = "local", workers: int = 1,
             gpus_per_worker: float = 0, ray_address: str | None = None, **kwargs: Any) -> Self:
         """`Synthesizer.fit`; with engine="ray" only the DP-SGD loop runs, on `workers` Ray
@@ -129,15 +130,9 @@ class DPTVAE(Synthesizer):
         Where the loop runs is not a hyperparameter of the model (the bundle loads and
         samples the same either way): it is an argument of `fit`, recorded in the bundle's
         training record and the ledger's notes (public)."""
-        problems = []
-        if engine not in ("local", "ray"):
-            problems.append(f"engine must be 'local' or 'ray', got {engine!r}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            problems.append(f"workers must be an integer >= 1, got {workers!r}")
-        if isinstance(gpus_per_worker, bool) or not isinstance(gpus_per_worker, (int, float)) or not gpus_per_worker >= 0:
-            problems.append(f"gpus_per_worker must be >= 0, got {gpus_per_worker!r}")
-        if engine == "local" and (workers != 1 or gpus_per_worker or ray_address is not None):
-            problems.append("workers, gpus_per_worker and ray_address apply to engine='ray' only")
+        from synthkit.jobs import engine_problems  # the same checks as `synthkit fit --engine` and a job's engine:
+        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model="dptvae",
+                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
         if problems:
             raise ConfigError("; ".join(problems))
         self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,

@@ -351,7 +351,6 @@ class PairTree:
             if combined is not None and m.sum() > 0:
                 # the one-value and null cells measured by the histogram AND the pair tables
                 # (inverse-variance weighted, `_combined_point_shares`); the other cells share
-                # the rest as the histogram says
                 # the rest as the histogram says; the shares must sum to 1, so the gap is
                 # spread over the cells in proportion to their noise variance (the least-
                 # squares projection onto the constraint): all on the fixed cells when the

@@ -362,6 +362,7 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
     noisy = noisy_histogram(counts, sigma=sigma, sensitivity=sensitivity, name=name, ledger=ledger, rng=rng)
     first = last = -1
     if ledger.private:
+        zero_bin = int(np.searchsorted(grid, 0.0, side="right"))
         residual = noisy
         for m in RANGE_WINDOWS:
             sums = np.convolve(residual, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
@@ -369,8 +370,7 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
             tau = sigma * math.sqrt(m) * float(norm.isf(alpha / len(sums)))
             cleared = np.flatnonzero(sums > tau)
             if m == 1:
-                cleared = _drop_isolated(cleared, noisy, sigma=sigma,
-                                         zero_bin=int(np.searchsorted(grid, 0.0, side="right")))
+                cleared = _drop_isolated(cleared, noisy, sigma=sigma, zero_bin=zero_bin)
             if len(cleared):
                 lo_m, hi_m = int(cleared[0]), int(cleared[-1]) + m - 1
                 widened = first < 0 or lo_m < first or hi_m > last
@@ -390,8 +390,7 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
                 residual = np.where(np.arange(len(noisy)) == first, 0.0, noisy)
         if first >= 0:
             first, last = _extend_to_neighbours(noisy, first, last, sigma=sigma)
-            first, last = _join_zero(noisy, first, last, sigma=sigma,
-                                     zero_bin=int(np.searchsorted(grid, 0.0, side="right")))
+            first, last = _join_zero(noisy, first, last, sigma=sigma, zero_bin=zero_bin)
     else:
         nonzero = np.flatnonzero(counts > 0)
         if len(nonzero):

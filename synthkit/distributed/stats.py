@@ -33,7 +33,6 @@ The Ray driver (`ray_partials`) imports Ray lazily: `import synthkit` never impo
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import pickle
 from collections.abc import Iterable, Sequence
@@ -44,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from synthkit.distributed.partition import rank_of_keys
-from synthkit.distributed.ray_session import init_ray  # Ray itself is imported only when called
+from synthkit.distributed.ray_session import LOCAL_NUM_CPUS, init_ray  # Ray itself is imported only when called
 from synthkit.errors import ConfigError, SynthkitError
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
@@ -69,8 +68,6 @@ from synthkit.transforms import (
     histogram_edges,
     null_released,
 )
-
-logger = logging.getLogger(__name__)
 
 
 class StatisticError(SynthkitError):
@@ -325,8 +322,8 @@ class RangeHistogram:
 class ScoreMoments:
     """Σ vvᵀ of the clipped score vectors of `synthkit.dependence` (the calibrator's layout
     comes from DP state: the transformer fitted on the released statistics). The integer
-    columns' jitter draws come from the per-block `rng` (not a DP release: the noise is
-    added on the driver)."""
+    columns' jitter draws come from `rng`; `block_partials` passes none, so each block draws
+    from a fresh OS-entropy generator (not a DP release: the noise is added on the driver)."""
 
     calibrator: Any  # a DependenceCalibrator over a fitted DataTransformer
     name: str = "dependence"
@@ -498,7 +495,7 @@ def read_source(paths: str | Sequence[str], *, fmt: str = "parquet") -> Any:
 
 def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, entity_key: str | None = None,
                  k: int = 1, fmt: str = "parquet", partitions: int | None = None,
-                 address: str | None = None, num_cpus: int = 4, columns: Iterable[str] | None = None) -> list[Partial]:
+                 address: str | None = None, num_cpus: int = LOCAL_NUM_CPUS, columns: Iterable[str] | None = None) -> list[Partial]:
     """Read the source with Ray Data, map every block to its partial sums, and merge them on
     the driver as they stream in (memory on the driver: one merged partial per statistic).
 

@@ -151,6 +151,12 @@ def test_the_bin_of_0_two_bins_below_joins_when_the_window_clears() -> None:
     assert lo == 0.0
     lo, _ = _bounds(rest.astype(float), _FixedNoise(np.zeros(len(INTEGER_EDGES) + 1)), sigma=sigma)
     assert lo == 2.0
+    # the window's threshold, on empty bins of 0 and 1: isf(1e-4)·√2 = 5.26σ for the sum;
+    # 2.6σ each (5.2σ) stays out, 2.7σ each (5.4σ) joins (neither bin clears alone)
+    for each, joined in ((2.6, False), (2.7, True)):
+        z[zero_bin], z[zero_bin + 1] = each, each
+        lo, _ = _bounds(rest.astype(float), _FixedNoise(z), sigma=sigma)
+        assert lo == (0.0 if joined else 2.0), each
 
 
 def _integer_data() -> tuple[np.ndarray, int, int]:

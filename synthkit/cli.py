@@ -118,7 +118,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               ray_address: str | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
 
-    `engine="ray"` (dptvae only) runs the DP-SGD loop on `workers` Ray Train workers
+    `engine="ray"` (dptvae, dpctgan) runs the DP-SGD loop on `workers` Ray Train workers
     (synthkit.distributed.ray_engine); the preprocessing and the DP plan stay here.
 
     `read_opts` (`has_header`, `encoding`: the --header/--no-header and --encoding
@@ -259,7 +259,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         params["epochs"] = epochs
     if batch_size is not None:
         params["batch_size"] = batch_size
-    # where DP-SGD runs is an argument of DPTVAE.fit, not a hyperparameter (checked above: dptvae only)
+    # where DP-SGD runs is an argument of DPTVAE.fit / DPCTGAN.fit, not a hyperparameter (checked above)
     engine_args = (dict(engine="ray", workers=workers, gpus_per_worker=gpus_per_worker, ray_address=ray_address)
                    if engine == "ray" else {})
     from synthkit.models import BY_NAME  # torch: after every check above
@@ -375,7 +375,7 @@ def fit(
     header: HeaderOption = None,
     encoding: EncodingOption = None,
     threads: ThreadsOption = None,
-    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="dptvae: 'ray' runs DP-SGD on Ray Train workers (pip install 'synthkit[ray]'); same plan and guarantee")] = "local",
+    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="dptvae, dpctgan: 'ray' runs DP-SGD on Ray Train workers (pip install 'synthkit[ray]'); same plan and guarantee")] = "local",
     workers: Annotated[int, typer.Option("--workers", help="with --engine ray: the number of Ray Train workers")] = 1,
     gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --engine ray: GPUs per worker (0: CPU workers, gloo)")] = 0,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="with --engine ray: the Ray cluster to use (default: start Ray in this process)")] = None,
@@ -622,25 +622,29 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
         raise ConfigError("--table applies to SQL sinks; --shards/--engine ray write a folder of Parquet files")
     if rows is None:
         raise ConfigError("give --rows: how many synthetic rows to generate")
-    if "://" in out:
-        raise ConfigError(f"--out {out!r}: sharded generation writes to a local or mounted folder; object-storage "
-                          "URIs are not supported yet (mount the bucket, or write locally and copy)")
+    remote = "://" in out  # object storage (s3://, gs://, abfs://): checked by generate.check_object_uri
     if not 1 <= rows <= MAX_GENERATE:
         raise ConfigError(f"--rows {rows} is outside 1..{MAX_GENERATE:,} (the most one run generates); give a "
                           "smaller --rows, and for more, run generate several times with different --seed values "
                           "and --out folders")
     if shards > rows:
         raise ConfigError(f"--shards {shards} is more than --rows {rows}; give at most one shard per row")
-    if Path(out).exists() and not Path(out).is_dir():
+    if not remote and Path(out).exists() and not Path(out).is_dir():
         raise SourceError(f"--out {out!r} is an existing file; --shards/--engine ray write a folder of Parquet "
                           "files: give a new or empty folder")
-    check_writable(Path(out), "--out")
+    if not remote:
+        check_writable(Path(out), "--out")
     if "sequence" in read_manifest_only(model_dir)[0]:
         raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
                           "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
-    from synthkit.distributed.generate import check_out_dir, generate_sharded  # loads torch (package __init__)
-    check_out_dir(Path(out), overwrite=overwrite)  # before the start line: a refusal stays the only line
-    with announced(progress, f"{rows} rows in {shards} Parquet files to the folder {out}"):
+    from synthkit.distributed.generate import (  # loads torch (package __init__)
+        check_object_out, check_out_dir, display_uri, generate_sharded)
+    if remote:  # before the start line: a refusal stays the only line
+        check_object_out(out, overwrite=overwrite)
+    else:
+        check_out_dir(Path(out), overwrite=overwrite)
+    where = f"the object-storage prefix {display_uri(out)}" if remote else f"the folder {out}"
+    with announced(progress, f"{rows} rows in {shards} Parquet files to {where}"):
         return generate_sharded(model_dir, rows, shards, out, seed, engine=engine,  # type: ignore[arg-type]
                                 ray_address=ray_address, overwrite=overwrite, progress=progress)
 
@@ -668,8 +672,10 @@ def generate(
             generate_sharded_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite,
                                   engine=engine, shards=shards or 1, ray_address=ray_address, table=table,
                                   entities=entities, progress=bar)
+            from synthkit.distributed.generate import display_uri  # already loaded by the run
+            shown = display_uri(out) if "://" in out else out
             console.print(f"wrote {rows} synthetic rows in {shards or 1} Parquet files (committed by _SUCCESS) to "
-                          f"{out} in {time.perf_counter() - start:.1f}s")
+                          f"{shown} in {time.perf_counter() - start:.1f}s")
             return
         generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table,
                       entities=entities, fmt=fmt, progress=bar,

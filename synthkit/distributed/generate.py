@@ -33,8 +33,19 @@ Why each piece:
   "ray" runs one Ray task per shard (num_cpus=1); the task function is the same. Ray is
   imported lazily; usage stats are off and no dashboard is started. Every worker loads the
   bundle from its path, so on a multi-node cluster the bundle and `out_dir` must be on
-  storage all nodes see (NFS, a mounted bucket). Object-storage URIs are not supported yet
-  (they have no rename; the _SUCCESS-last protocol is what such a writer would keep).
+  storage all nodes see (NFS, a mounted bucket), or `out_dir` is an object-storage URI.
+- Object storage (`s3://bucket/prefix`, `gs://`, `abfs://`/`abfss://`; pyarrow.fs from the
+  URI, credentials and endpoint from the environment as the AWS/GCS/Azure SDKs read them,
+  e.g. AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL): there is no rename, so a shard is written to a
+  local temporary file (TMPDIR; one shard's bytes), hashed, and uploaded under its FINAL
+  name. The upload (multipart for large files) becomes visible only when complete, so a
+  killed writer leaves no object, only an unfinished multipart upload that the bucket's
+  lifecycle rule (AbortIncompleteMultipartUpload) removes. Records, plan and `_SUCCESS` are
+  single small PUTs, `_SUCCESS` last; readers refuse a prefix without it; resume compares
+  each object's SHA-256 (read back) with its record, as on a local disk. Credentials in the
+  URI (a password, a key or token parameter) are refused: the URI travels to Ray workers and
+  into task listings. Two runs writing to one prefix at once are not detected (no lock on
+  object storage).
 
 Sequence bundles (DPHMM) are refused: their event identifiers are numbered by the events of
 the entities before them, which a shard cannot know before the earlier shards ran.
@@ -107,7 +118,7 @@ class ShardResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShardedOutput:
-    out_dir: Path
+    out_dir: Path | str  # a folder, or an object-storage URI in its shown form (display_uri)
     manifest: dict[str, Any]
     shards: tuple[ShardResult, ...]
 
@@ -129,8 +140,236 @@ def shard_tasks(rows: int, shards: int, seed: int | None, *, chunk_size: int = M
 
 
 # ------------------------------------------------------------------ reading
+# ------------------------------------------------------------------ object storage
+OBJECT_SCHEMES: tuple[str, ...] = ("s3", "gs", "gcs", "abfs", "abfss")
+_SECRET_PARAM = re.compile(r"key|secret|token|password|sas|credential|sig", re.IGNORECASE)
+
+
+def is_uri(out: str | Path) -> bool:
+    """Whether `out` names object storage (a scheme and '://') rather than a local folder."""
+    return isinstance(out, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", out) is not None
+
+
+def display_uri(uri: str) -> str:
+    """The form of an object-storage URI that may be shown: scheme, bucket/account and
+    prefix; no user information, no query string."""
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+    except ValueError:
+        return "<unparseable URI>"
+    user = parts.username if parts.scheme.lower() in ("abfs", "abfss") and parts.username else ""
+    return f"{parts.scheme}://{user + '@' if user else ''}{host}{parts.path}"
+
+
+def check_object_uri(uri: str, *, option: str = "--out") -> None:
+    """One line for a scheme pyarrow.fs cannot write or credentials inside the URI (no
+    import of pyarrow or torch)."""
+    from urllib.parse import parse_qsl, urlsplit
+    shown = display_uri(uri)
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in OBJECT_SCHEMES:
+        raise ConfigError(f"{option} {shown!r}: unknown object-storage scheme {scheme!r}; use a local folder or "
+                          f"one of {', '.join(s + '://' for s in OBJECT_SCHEMES)}")
+    try:
+        parts = urlsplit(uri)
+        secret = parts.password is not None or any(_SECRET_PARAM.search(k) for k, _ in parse_qsl(parts.query))
+    except ValueError:
+        raise ConfigError(f"{option} {shown!r}: the URI is malformed; expected {scheme}://bucket/prefix") from None
+    if secret:
+        raise ConfigError(f"{option} {shown!r}: the URI carries a credential; put it in the environment "
+                          "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, "
+                          "AZURE_STORAGE_ACCOUNT_KEY) and give the URI without it")
+    if not (parts.hostname or "").strip() or not parts.path.strip("/"):
+        raise ConfigError(f"{option} {shown!r}: give a bucket and a prefix, {scheme}://bucket/prefix (the dataset's "
+                          "files go under the prefix)")
+
+
+def object_fs(uri: str, *, option: str = "--out") -> tuple[Any, str]:
+    """(pyarrow FileSystem, root path without trailing '/') for an object-storage URI."""
+    import pyarrow.fs as pafs
+    check_object_uri(uri, option=option)
+    try:
+        fs, root = pafs.FileSystem.from_uri(uri)
+    except Exception as err:  # ArrowInvalid, OSError: their text may echo the URI's query
+        raise SourceError(f"{option} {display_uri(uri)!r}: cannot open this object storage "
+                          f"({type(err).__name__}); check the URI and the credentials in the environment") from None
+    return fs, root.rstrip("/")
+
+
+def _obj_error(uri: str, what: str, err: BaseException) -> SourceError:
+    return SourceError(f"{display_uri(uri)!r}: {what} failed ({type(err).__name__}); check the credentials in "
+                       "the environment and that the bucket exists and is writable")
+
+
+def _obj_info(fs: Any, path: str) -> Any:
+    return fs.get_file_info(path)
+
+
+def _obj_exists(fs: Any, path: str) -> bool:
+    import pyarrow.fs as pafs
+    return _obj_info(fs, path).type == pafs.FileType.File
+
+
+def _obj_read(fs: Any, path: str) -> bytes:
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def _obj_put(fs: Any, path: str, data: bytes) -> None:
+    """One small object in one PUT: visible whole or not at all."""
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def _obj_sha256(fs: Any, path: str) -> str:
+    h = hashlib.sha256()
+    with fs.open_input_stream(path) as f:
+        while True:
+            block = f.read(8 << 20)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _obj_listing(fs: Any, root: str) -> list[str]:
+    """Names (relative to root) of every object under the prefix."""
+    import pyarrow.fs as pafs
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    return sorted(i.path[len(root) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+
+def _obj_ours(name: str) -> bool:
+    top = name.split("/", 1)[0]
+    return bool(_PART.match(name)) or name in (SUCCESS, PLAN) or (top == RECORDS and "/" in name)
+
+
+def check_object_out(uri: str, *, overwrite: bool, option: str = "--out") -> None:
+    """The object-storage twin of `check_out_dir`: a complete dataset needs overwrite, and a
+    prefix holding objects that are not a sharded dataset's is refused."""
+    fs, root = object_fs(uri, option=option)
+    try:
+        names = _obj_listing(fs, root)
+    except Exception as err:
+        raise _obj_error(uri, "listing the prefix", err) from None
+    if SUCCESS in names and not overwrite:
+        raise SourceError(f"{option} {display_uri(uri)!r} already holds a complete dataset; choose another prefix or "
+                          "pass --overwrite")
+    foreign = [n for n in names if not _obj_ours(n)]
+    if foreign:
+        raise SourceError(f"{option} {display_uri(uri)!r} holds {len(foreign)} objects that are not a sharded "
+                          "synthkit dataset's; give a new or empty prefix")
+
+
+def _obj_clear(fs: Any, root: str) -> None:
+    """The commit marker FIRST (the prefix stops looking complete), then the rest of ours."""
+    names = _obj_listing(fs, root)
+    if SUCCESS in names:
+        fs.delete_file(f"{root}/{SUCCESS}")
+    for name in names:
+        if name != SUCCESS and _obj_ours(name):
+            fs.delete_file(f"{root}/{name}")
+
+
+def write_shard_object(model: Any, task: ShardTask, uri: str, schema: Any) -> ShardResult:
+    """Generate one shard into a local temporary file, hash it, upload it under its final
+    name (visible only once the upload completes) and PUT its record. Memory: one chunk;
+    local disk: one shard."""
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    start = time.perf_counter()
+    fs, root = object_fs(uri)
+    name = part_name(task.index)
+    with tempfile.TemporaryDirectory(prefix=".synthkit-shard-") as tmpdir:
+        tmp = Path(tmpdir) / name
+        _write_parquet(model, task, tmp, schema)
+        digest = _sha256(tmp)
+        try:
+            pafs.copy_files(str(tmp), f"{root}/{name}", source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=fs)
+        except Exception as err:
+            raise _obj_error(uri, f"uploading shard {task.index}", err) from None
+    record = json.dumps({"name": name, "rows": task.rows, "sha256": digest}, indent=1, sort_keys=True)
+    _obj_put(fs, f"{root}/{RECORDS}/{Path(name).stem}.json", record.encode())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return ShardResult(index=task.index, name=name, rows=task.rows, sha256=digest, kept=False,
+                       seconds=time.perf_counter() - start, peak_rss_bytes=int(peak))
+
+
+def _obj_kept(fs: Any, root: str, tasks: list[ShardTask]) -> dict[int, ShardResult]:
+    kept: dict[int, ShardResult] = {}
+    for task in tasks:
+        name = part_name(task.index)
+        record, part = f"{root}/{RECORDS}/{Path(name).stem}.json", f"{root}/{name}"
+        if not (_obj_exists(fs, record) and _obj_exists(fs, part)):
+            continue
+        try:
+            rec = json.loads(_obj_read(fs, record))
+        except ValueError:
+            continue
+        if rec.get("rows") == task.rows and rec.get("sha256") == _obj_sha256(fs, part):
+            kept[task.index] = ShardResult(index=task.index, name=name, rows=task.rows, sha256=rec["sha256"],
+                                           kept=True)
+    return kept
+
+
+def _check_manifest(manifest: Any) -> bool:
+    try:
+        files = manifest["files"]
+        return (manifest.get("format") == FORMAT and isinstance(files, list)
+                and all(_PART.match(str(f["name"])) for f in files)
+                and sum(int(f["rows"]) for f in files) == int(manifest["total_rows"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _read_success_object(uri: str) -> dict[str, Any]:
+    fs, root = object_fs(uri, option="dataset")
+    shown = display_uri(uri)
+    try:
+        present = _obj_exists(fs, f"{root}/{SUCCESS}")
+        raw = _obj_read(fs, f"{root}/{SUCCESS}") if present else b""
+    except Exception as err:
+        raise _obj_error(uri, f"reading {SUCCESS}", err) from None
+    if not present:
+        raise SourceError(f"{shown!r} is an incomplete sharded dataset (no {SUCCESS}: its generate run did not "
+                          "finish); re-run the same `synthkit generate` command to complete it")
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        manifest = None
+    if not _check_manifest(manifest):
+        raise SourceError(f"{shown!r}: {SUCCESS} is not a synthkit sharded-dataset manifest (corrupt or from another "
+                          "tool); re-run `synthkit generate` with --overwrite")
+    return manifest  # type: ignore[return-value]
+
+
+def _open_dataset_object(uri: str, *, verify: bool) -> Any:
+    import pyarrow.dataset as ds
+    manifest = _read_success_object(uri)
+    fs, root = object_fs(uri, option="dataset")
+    paths = []
+    for f in manifest["files"]:
+        path = f"{root}/{f['name']}"
+        if not _obj_exists(fs, path):
+            raise SourceError(f"{display_uri(uri)!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
+                              "`synthkit generate` with --overwrite")
+        if verify and _obj_sha256(fs, path) != f["sha256"]:
+            raise SourceError(f"{display_uri(uri)!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified "
+                              "or corrupt); re-run `synthkit generate` with --overwrite")
+        paths.append(path)
+    return ds.dataset(paths, format="parquet", filesystem=fs)
+
+
 def read_success(path: str | Path) -> dict[str, Any]:
-    """The `_SUCCESS` manifest of a complete sharded dataset; one clear error otherwise."""
+    """The `_SUCCESS` manifest of a complete sharded dataset (a folder or an object-storage
+    URI); one clear error otherwise."""
+    if is_uri(path):
+        return _read_success_object(str(path))
     folder = Path(path)
     if not folder.is_dir():
         raise SourceError(f"{str(folder)!r} is not a sharded dataset folder; give the folder that "
@@ -141,13 +380,9 @@ def read_success(path: str | Path) -> dict[str, Any]:
                           "not finish); re-run the same `synthkit generate` command to complete it")
     try:
         manifest = json.loads(marker.read_text(encoding="utf-8"))
-        files = manifest["files"]
-        ok = (manifest.get("format") == FORMAT and isinstance(files, list)
-              and all(_PART.match(str(f["name"])) for f in files)
-              and sum(int(f["rows"]) for f in files) == int(manifest["total_rows"]))
-    except (ValueError, KeyError, TypeError):
-        ok = False
-    if not ok:
+    except ValueError:
+        manifest = None
+    if not _check_manifest(manifest):
         raise SourceError(f"{str(folder)!r}: {SUCCESS} is not a synthkit sharded-dataset manifest (corrupt or "
                           "from another tool); re-run `synthkit generate` with --overwrite")
     return manifest
@@ -157,6 +392,8 @@ def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
     """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
     or a file of another run). `verify`: check every file's SHA-256 first."""
     import pyarrow.dataset as ds
+    if is_uri(path):
+        return _open_dataset_object(str(path), verify=verify)
     folder = Path(path)
     manifest = read_success(folder)
     paths = []
@@ -193,24 +430,12 @@ def write_shard(model: Any, task: ShardTask, out_dir: Path, schema: Any) -> Shar
     """Generate one shard into a locked partial, chunk by chunk, then rename it into place
     and record its rows and SHA-256. A killed writer leaves only its partial, which the next
     write of the same shard removes (its lock is free). Memory: one chunk."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from synthkit.partials import locked_partial
 
     start = time.perf_counter()
     dest = out_dir / part_name(task.index)
-    n = 0
     with locked_partial(dest, folder=False) as tmp:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for chunk in model.sample_chunks(task.rows, seed=task.seed, chunk_size=task.chunk_size,
-                                             key_start=task.key_start):
-                writer.write_table(_conform(pa.Table.from_pandas(chunk, preserve_index=False), schema, task.index))
-                n += len(chunk)
-            if n == 0:
-                writer.write_table(schema.empty_table())
-        if n != task.rows:
-            raise ArtifactError(f"shard {task.index} generated {n} rows, {task.rows} were planned")
+        n = _write_parquet(model, task, tmp, schema)
         with open(tmp, "rb") as f:  # the data is on disk before the name points at it
             os.fsync(f.fileno())
         digest = _sha256(tmp)
@@ -219,6 +444,23 @@ def write_shard(model: Any, task: ShardTask, out_dir: Path, schema: Any) -> Shar
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return ShardResult(index=task.index, name=dest.name, rows=n, sha256=digest, kept=False,
                        seconds=time.perf_counter() - start, peak_rss_bytes=int(peak))
+
+
+def _write_parquet(model: Any, task: ShardTask, path: Path, schema: Any) -> int:
+    """The shard's rows, chunk by chunk (one row group each), into the Parquet file `path`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    n = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for chunk in model.sample_chunks(task.rows, seed=task.seed, chunk_size=task.chunk_size,
+                                         key_start=task.key_start):
+            writer.write_table(_conform(pa.Table.from_pandas(chunk, preserve_index=False), schema, task.index))
+            n += len(chunk)
+        if n == 0:
+            writer.write_table(schema.empty_table())
+    if n != task.rows:
+        raise ArtifactError(f"shard {task.index} generated {n} rows, {task.rows} were planned")
+    return n
 
 
 def _conform(table: Any, schema: Any, index: int) -> Any:
@@ -234,6 +476,8 @@ def _conform(table: Any, schema: Any, index: int) -> Any:
 def _shard_in_worker(bundle: str, task: ShardTask, out_dir: str, schema: Any) -> ShardResult:
     """The Ray task: load the bundle (every check of synthkit.bundle) and write one shard."""
     from synthkit.bundle import load
+    if is_uri(out_dir):
+        return write_shard_object(load(bundle), task, out_dir, schema)
     return write_shard(load(bundle), task, Path(out_dir), schema)
 
 
@@ -323,38 +567,29 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
                      chunk_size: int = MAX_CHUNK,
                      progress: Callable[[str, int, int], Any] | None = None) -> ShardedOutput:
     """Write `rows` synthetic rows of a table bundle as `shards` Parquet files under
-    `out_dir`, committed by `_SUCCESS` (module docstring). `progress(stage, done, total)`
-    hears the rows of the shards finished so far (kept shards of an earlier run count)."""
+    `out_dir` (a folder, or an object-storage URI given as a str), committed by `_SUCCESS`
+    (module docstring). `progress(stage, done, total)` hears the rows of the shards
+    finished so far (kept shards of an earlier run count)."""
     from synthkit.manifest import read_manifest
 
     check_request(rows=rows, shards=shards, engine=engine, chunk_size=chunk_size)
     if ray_address is not None and engine != "ray":
         raise ConfigError("--ray-address applies to --engine ray; add --engine ray or drop --ray-address")
-    bundle, out_dir = Path(bundle), Path(out_dir)
+    bundle = Path(bundle)
     manifest, bundle_digest = read_manifest(bundle)
     if "sequence" in manifest:
         raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
                           "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
-    check_out_dir(out_dir, overwrite=overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _folder_lock(out_dir):
-        if overwrite:
-            _clear(out_dir)
-        tasks = shard_tasks(rows, shards, seed, chunk_size=chunk_size)
-        plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "total_rows": rows, "shards": shards,
-                "rows_per_shard": [t.rows for t in tasks], "chunk_size": chunk_size,
-                "bundle_manifest_sha256": bundle_digest,
-                # a fingerprint, not the seed: equal plans resume; None (OS entropy) always does,
-                # since shards drawn from fresh entropy are independent draws of the same model
-                "seed": None if seed is None else hashlib.sha256(f"synthkit-seed:{seed}".encode()).hexdigest()}
-        kept: dict[int, ShardResult] = {}
-        if _read_plan(out_dir) == plan:
-            kept = _kept_shards(out_dir, tasks)
-            log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
-        else:
-            _clear(out_dir)
-            _write_json_atomic(out_dir / PLAN, plan)
-        (out_dir / RECORDS).mkdir(exist_ok=True)
+    tasks = shard_tasks(rows, shards, seed, chunk_size=chunk_size)
+    plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "total_rows": rows, "shards": shards,
+            "rows_per_shard": [t.rows for t in tasks], "chunk_size": chunk_size,
+            "bundle_manifest_sha256": bundle_digest,
+            # a fingerprint, not the seed: equal plans resume; None (OS entropy) always does,
+            # since shards drawn from fresh entropy are independent draws of the same model
+            "seed": None if seed is None else hashlib.sha256(f"synthkit-seed:{seed}".encode()).hexdigest()}
+
+    def run(kept: dict[int, ShardResult], write: Callable[[Any, ShardTask], ShardResult], target: str
+            ) -> tuple[ShardResult, ...]:
         todo = [t for t in tasks if t.index not in kept]
         results = dict(kept)
         if todo:
@@ -364,22 +599,69 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
             done_rows = sum(r.rows for r in kept.values())
             if engine == "local":
                 for task in todo:
-                    results[task.index] = write_shard(model, task, out_dir, schema)
+                    results[task.index] = write(model, task, schema)
                     done_rows += task.rows
                     if progress is not None:
                         progress("rows", done_rows, rows)
             else:
                 del model
-                for res in _run_ray(bundle, todo, out_dir, schema, ray_address, progress, done_rows, rows):
+                for res in _run_ray(bundle, todo, target, schema, ray_address, progress, done_rows, rows):
                     results[res.index] = res
-        ordered = tuple(results[i] for i in range(shards))
-        success = {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": shards, "total_rows": rows,
-                   "rows_per_shard": [r.rows for r in ordered], "bundle_manifest_sha256": bundle_digest,
-                   "files": [{"name": r.name, "rows": r.rows, "sha256": r.sha256} for r in ordered]}
-        _write_json_atomic(out_dir / SUCCESS, success)  # the commit: last
+        return tuple(results[i] for i in range(shards))
+
+    def success(ordered: tuple[ShardResult, ...]) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": shards, "total_rows": rows,
+                "rows_per_shard": [r.rows for r in ordered], "bundle_manifest_sha256": bundle_digest,
+                "files": [{"name": r.name, "rows": r.rows, "sha256": r.sha256} for r in ordered]}
+
+    if is_uri(out_dir):
+        uri = str(out_dir)
+        check_object_out(uri, overwrite=overwrite)
+        fs, root = object_fs(uri)
+        try:
+            if overwrite:
+                _obj_clear(fs, root)
+            kept: dict[int, ShardResult] = {}
+            old = json.loads(_obj_read(fs, f"{root}/{PLAN}")) if _obj_exists(fs, f"{root}/{PLAN}") else None
+        except ValueError:
+            old = None
+        except OSError as err:
+            raise _obj_error(uri, "reading the prefix", err) from None
+        if old == plan:
+            kept = _obj_kept(fs, root, tasks)
+            log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
+        else:
+            _obj_clear(fs, root)
+            _obj_put(fs, f"{root}/{PLAN}", json.dumps(plan, indent=1, sort_keys=True).encode())
+        ordered = run(kept, lambda model, task, schema: write_shard_object(model, task, uri, schema), uri)
+        done = success(ordered)
+        _obj_put(fs, f"{root}/{SUCCESS}", json.dumps(done, indent=1, sort_keys=True).encode())  # the commit: last
+        for name in _obj_listing(fs, root):
+            if name == PLAN or name.startswith(f"{RECORDS}/"):
+                fs.delete_file(f"{root}/{name}")
+        return ShardedOutput(out_dir=display_uri(uri), manifest=done, shards=ordered)
+
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, overwrite=overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(out_dir):
+        if overwrite:
+            _clear(out_dir)
+        kept = {}
+        if _read_plan(out_dir) == plan:
+            kept = _kept_shards(out_dir, tasks)
+            log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
+        else:
+            _clear(out_dir)
+            _write_json_atomic(out_dir / PLAN, plan)
+        (out_dir / RECORDS).mkdir(exist_ok=True)
+        ordered = run(kept, lambda model, task, schema: write_shard(model, task, out_dir, schema),
+                      str(out_dir.resolve()))
+        done = success(ordered)
+        _write_json_atomic(out_dir / SUCCESS, done)  # the commit: last
         (out_dir / PLAN).unlink(missing_ok=True)
         shutil.rmtree(out_dir / RECORDS, ignore_errors=True)
-    return ShardedOutput(out_dir=out_dir, manifest=success, shards=ordered)
+    return ShardedOutput(out_dir=out_dir, manifest=done, shards=ordered)
 
 
 def _read_plan(out_dir: Path) -> dict[str, Any] | None:
@@ -418,7 +700,7 @@ class _folder_lock:
             os.close(self.fd)
 
 
-def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: Path, schema: Any, address: str | None,
+def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: str | Path, schema: Any, address: str | None,
              progress: Callable[[str, int, int], Any] | None, done_rows: int, total: int) -> list[ShardResult]:
     """One Ray task per shard (num_cpus=1). Ray is started in this process (4 CPUs, no
     dashboard, usage stats off) when no cluster is connected and no address given, and shut
@@ -430,7 +712,8 @@ def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: Path, schema: Any, a
     try:
         # a retried task rewrites its shard under the same name: no duplicate rows
         remote = ray.remote(num_cpus=1, max_retries=1)(_shard_in_worker)
-        pending = {remote.remote(str(bundle.resolve()), t, str(out_dir.resolve()), schema): t for t in tasks}
+        target = str(out_dir) if is_uri(str(out_dir)) else str(Path(out_dir).resolve())
+        pending = {remote.remote(str(bundle.resolve()), t, target, schema): t for t in tasks}
         results: list[ShardResult] = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

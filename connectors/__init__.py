@@ -65,7 +65,9 @@ Uri = str | os.PathLike[str]
 # (kind, URI form, what it is) — shown by `synthkit connectors`
 SOURCES: tuple[tuple[str, str, str], ...] = (
     ("csv", "path/to/data.csv | .tsv", "CSV/TSV; delimiter, header, encoding detected or given; read lazily by polars"),
-    ("parquet", "path/to/data.parquet", "Parquet; column types kept"),
+    ("parquet", "path/to/data.parquet | folder/ | 'parts/*.parquet'",
+     "Parquet; column types kept. A folder or glob of CSV, Parquet or JSON-lines parts is one table "
+     "(names starting with _ or . skipped; nested folders refused)"),
     ("jsonl", "path/to/data.jsonl | .ndjson", "JSON lines, one object per row"),
     ("sqlite", "sqlite:///relative.db | sqlite:////abs/path.db", "SQLite file (needs --table or --query)"),
     ("postgresql", "postgresql://[user@]host[:port]/db",
@@ -107,6 +109,8 @@ def read(uri: Uri, *, table: str | None = None, query: str | None = None, **opti
             raise SourceError(f"{loc.redacted!r}: --table applies to SQL and multi-table sources only")
         assert loc.path is not None
         _check_options(loc, options, FILE_OPTIONS)
+        if loc.parts:
+            return files.read_parts(loc.parts, kind=loc.kind, where=loc.redacted, **options)
         return files.read(loc.path, kind=loc.kind, **options)
     source = read_source(loc, **options)
     if table is None:
@@ -137,6 +141,8 @@ def read_columns(uri: Uri, *, table: str | None = None, query: str | None = None
     loc = parse(uri)
     if loc.is_sql or loc.kind not in ("csv", "parquet", "jsonl"):
         return None
+    if loc.parts:  # a dataset: its first part's header (`read` checks that every part has the same)
+        return read_columns(loc.parts[0], table=table, query=query, **options)
     if loc.kind == "csv" and table is None and query is None and set(options) <= _HEADER_OPTIONS:
         from connectors import csvhead
 
@@ -209,8 +215,12 @@ def read_source(uri: Uri | Location, *, table: str | None = None, query: str | N
     else:
         _no_sql(loc, table, query)
         _check_options(loc, options, FILE_OPTIONS)
-        frame = files.read(loc.path, kind=loc.kind, **options)  # type: ignore[arg-type]
-        name = loc.path.stem  # type: ignore[union-attr]
+        if loc.parts:
+            frame = files.read_parts(loc.parts, kind=loc.kind, where=loc.redacted, **options)  # type: ignore[arg-type]
+            name = (loc.path if loc.path.is_dir() else loc.path.parent).name or "dataset"  # type: ignore[union-attr]
+        else:
+            frame = files.read(loc.path, kind=loc.kind, **options)  # type: ignore[arg-type]
+            name = loc.path.stem  # type: ignore[union-attr]
     return Source(kind=loc.kind, location=loc.redacted, tables={name: frame}, schemas={name: infer_schema(frame)})
 
 
@@ -219,6 +229,9 @@ def iter_batches(uri: Uri, *, batch_size: int = 100_000, **options: Any) -> Iter
     from connectors import files
 
     loc = _file_location(uri, "iter_batches")
+    if loc.parts:
+        return (batch for part in loc.parts
+                for batch in files.iter_batches(part, kind=loc.kind, batch_size=batch_size, **options))  # type: ignore[arg-type]
     return files.iter_batches(loc.path, kind=loc.kind, batch_size=batch_size, **options)  # type: ignore[arg-type]
 
 
@@ -227,6 +240,8 @@ def sample(uri: Uri, *, n_rows: int, seed: int | None = None, **options: Any) ->
     from connectors import files
 
     loc = _file_location(uri, "sample")
+    if loc.parts:
+        raise SourceError(f"{loc.redacted!r}: sample reads one file; give one part, or read the dataset with read")
     return files.sample(loc.path, kind=loc.kind, n_rows=n_rows, seed=seed, **options)  # type: ignore[arg-type]
 
 
@@ -241,7 +256,7 @@ def write_chunks(chunks: Iterable[pd.DataFrame], uri: Uri, *, table: str | None 
     Returns the file path, or the redacted URI of a database."""
     from connectors import files, sql
 
-    loc = parse(uri)
+    loc = parse(uri, sink=True)
     if loc.kind not in _SINK_KINDS:
         raise SourceError(f"{loc.redacted!r}: {loc.kind} is a source only; write to "
                           ".csv, .parquet, .jsonl, sqlite:/// or postgresql://")

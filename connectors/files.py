@@ -27,7 +27,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,47 @@ def read(path: Path, *, kind: FileKind, separator: str | None = None, encoding: 
     (refuse rows with a different field count, naming their lines)."""
     options = dict(separator=separator, encoding=encoding, has_header=has_header, quote_char=quote_char,
                    null_values=null_values, parse_dates=parse_dates, check_rows=check_rows)
+    return to_pandas(_read_polars(path, kind=kind, columns=columns, n_rows=n_rows, **options))
+
+
+def read_parts(paths: Sequence[Path], *, kind: FileKind, where: str, columns: Sequence[str] | None = None,
+               n_rows: int | None = None, **options: Any) -> pd.DataFrame:
+    """A dataset of part files (one table split over a folder or a glob) into one pandas
+    frame. Each part is read and checked as `read` reads one file (its own CSV layout,
+    encoding and diagnosis, errors naming the part); every part must have the first part's
+    column names in the same order; column types are unified to their common supertype
+    (an integer column that is float in another part becomes float, as one file holding
+    both would)."""
+    frames: list[pl.DataFrame] = []
+    names: list[str] | None = None
+    left = n_rows
+    for path in paths:
+        if left is not None and left <= 0 and frames:
+            break
+        frame = _read_polars(path, kind=kind, columns=columns, n_rows=left, **options)
+        if names is None:
+            names = frame.columns
+        elif frame.columns != names:
+            missing = [c for c in names if c not in frame.columns]
+            extra = [c for c in frame.columns if c not in names]
+            detail = (f"missing {missing}" if missing else "") + ("; " if missing and extra else "") + (
+                f"extra {extra}" if extra else "") or "the same columns in another order"
+            raise SourceError(f"{where!r}: part {path.name!r} does not have the first part's columns ({detail}); "
+                              "every part of a dataset must have the same header")
+        frames.append(frame)
+        if left is not None:
+            left -= len(frame)
+    try:
+        whole = pl.concat(frames, how="vertical_relaxed")
+    except (pl.exceptions.PolarsError, pa.ArrowException):
+        bad = [c for c in frames[0].columns if len({f.schema[c] for f in frames}) > 1]
+        raise SourceError(f"{where!r}: columns {bad} have types in some parts that fit no common type; type them "
+                          "alike in every part (or as text)") from None
+    return to_pandas(whole)
+
+
+def _read_polars(path: Path, *, kind: FileKind, columns: Sequence[str] | None = None, n_rows: int | None = None,
+                 **options: Any) -> pl.DataFrame:
     text_columns: list[str] = []
     while True:
         with _scan(path, kind=kind, text_columns=tuple(text_columns), **options) as lazy:
@@ -82,7 +123,7 @@ def read(path: Path, *, kind: FileKind, separator: str | None = None, encoding: 
             if n_rows is not None:
                 lazy = lazy.head(n_rows)
             try:
-                return to_pandas(_collect(path, kind, lazy.collect))
+                return _collect(path, kind, lazy.collect)
             except _TypeRetry as retry:
                 if not _can_retype(retry, text_columns):
                     raise  # `_scan` turns it into a diagnosis

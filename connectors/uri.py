@@ -1,6 +1,7 @@
 """Where data lives: one parser for every source and sink address, and its redaction.
 
-A location is a plain path (`.csv`, `.tsv`, `.parquet`, `.jsonl`/`.ndjson`) or a URI:
+A location is a plain path (`.csv`, `.tsv`, `.parquet`, `.jsonl`/`.ndjson`), a dataset of
+such parts (a folder, or a glob such as `claims/*.parquet`; see `_dataset`), or a URI:
 `sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://[user[:password]@]host[:port]/db`
 (also `postgres://` and SQLAlchemy's `postgresql+driver://`), `fhir:folder/`, `camt053:folder/`,
 `banktx:export.csv`. Parsing is done once here so that every module sees the same kinds.
@@ -44,6 +45,7 @@ class Location:
     redacted: str
     path: Path | None = None
     connect: str | None = field(default=None, repr=False)
+    parts: tuple[Path, ...] = ()  # a dataset (folder or glob): its part files, sorted; `path` is the folder/glob
 
     @property
     def is_sql(self) -> bool:
@@ -54,10 +56,11 @@ class Location:
         return self.connect is not None and _password_in(self.connect)
 
 
-def parse(uri: str | os.PathLike[str]) -> Location:
-    """Parse a path or URI into a Location; raise SourceError (with a redacted echo) if unknown."""
+def parse(uri: str | os.PathLike[str], *, sink: bool = False) -> Location:
+    """Parse a path or URI into a Location; raise SourceError (with a redacted echo) if unknown.
+    `sink`: a place to write one file or table (folders and globs are sources only)."""
     if isinstance(uri, os.PathLike):
-        return _file(Path(uri))
+        return _file(Path(uri), sink=sink)
     if not isinstance(uri, str) or not uri.strip():
         raise SourceError("empty data location; give a file path or a URI (see `synthkit connectors`)")
     text = uri.strip()
@@ -73,7 +76,7 @@ def parse(uri: str | os.PathLike[str]) -> Location:
     if sep and "://" in text:
         raise SourceError(f"{_strip_userinfo(text)!r}: unknown URI scheme {scheme!r}; "
                           "supported: sqlite:///, postgresql://, fhir:, camt053:, banktx: (see `synthkit connectors`)")
-    return _file(Path(text))
+    return _file(Path(text), sink=sink)
 
 
 def redact(uri: str | os.PathLike[str]) -> str:
@@ -103,7 +106,50 @@ def _strip_userinfo(text: str) -> str:
     return f"{head}://{netloc.rsplit('@', 1)[-1]}/{tail.split('?', 1)[0]}"
 
 
-def _file(path: Path) -> Location:
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _hidden(name: str) -> bool:
+    """Names that Spark, pyarrow and synthkit's sharded output keep for bookkeeping
+    (`_SUCCESS`, `_plan.json`, `.crc`, `.part-*.partial`): never data."""
+    return name.startswith(("_", "."))
+
+
+def _dataset(text: str, path: Path) -> Location:
+    """A folder or a glob of part files of ONE kind (CSV, Parquet or JSON lines), read as one
+    table. Hidden and bookkeeping names (`_*`, `.*`) are skipped, as Spark and pyarrow do;
+    a folder with sub-folders (hive partitions such as `year=2020/`) is refused, because
+    their partition values would silently go missing from the rows."""
+    import glob as globmod
+
+    if path.is_dir():
+        entries = sorted(p for p in path.iterdir() if not _hidden(p.name))
+        nested = [p.name for p in entries if p.is_dir()]
+        if nested:
+            raise SourceError(f"{text!r}: the folder holds sub-folders ({len(nested)}, e.g. {nested[0]!r}); nested "
+                              "(hive-partitioned) datasets are not read: give a glob of the part files or flatten it")
+        files = [p for p in entries if p.is_file()]
+        what = "folder"
+    else:
+        files = sorted(Path(p) for p in globmod.glob(text, recursive=True)
+                       if Path(p).is_file() and not any(_hidden(part) for part in Path(p).parts[-1:]))
+        what = "glob"
+    if not files:
+        raise SourceError(f"{text!r}: the {what} matches no data files; give a folder or a glob of .csv, .parquet "
+                          "or .jsonl parts")
+    kinds = {FILE_SUFFIXES.get(p.suffix.lower()) for p in files}
+    if None in kinds or len(kinds) > 1:
+        odd = next(p.name for p in files if FILE_SUFFIXES.get(p.suffix.lower()) != FILE_SUFFIXES.get(
+            files[0].suffix.lower()) or FILE_SUFFIXES.get(p.suffix.lower()) is None)
+        raise SourceError(f"{text!r}: the {what}'s parts must all be CSV, all Parquet or all JSON lines; "
+                          f"{odd!r} is not like {files[0].name!r}: move other files out or narrow the glob")
+    return Location(kind=kinds.pop(), path=path, redacted=text, parts=tuple(files))  # type: ignore[arg-type]
+
+
+def _file(path: Path, *, sink: bool = False) -> Location:
+    text = str(path)
+    if not sink and (path.is_dir() or (_GLOB_CHARS.search(text) and not path.exists())):
+        return _dataset(text, path)
     kind = FILE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise SourceError(f"{str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; use "

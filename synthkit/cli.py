@@ -340,7 +340,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
 
 @app.command(short_help="Fit a DP synthesizer and write a model bundle.")
 def fit(
-    data: Annotated[str, typer.Argument(help="training data: a file path or URI (see `synthkit connectors`)")],
+    data: Annotated[str, typer.Argument(help="training data: a file path, a folder or glob of parts, or a URI (see `synthkit connectors`)")],
     out: Annotated[Path, typer.Option("--out", help="model bundle directory to write")],
     table: Annotated[Optional[str], typer.Option(help="table name, for SQL sources")] = None,
     query: Annotated[Optional[str], typer.Option(help="SQL query, for SQL sources")] = None,
@@ -469,7 +469,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     if rows is None:
         raise ConfigError("give --rows: how many synthetic rows to generate")
     import connectors
-    loc = connectors.parse(out)
+    loc = connectors.parse(out, sink=True)
     if loc.path is not None and not loc.is_sql:
         check_writable(loc.path, "--out")
         _check_new(loc.path, overwrite=overwrite, folder=False)

@@ -56,7 +56,7 @@ _OUTPUT = {"work_dir", "releases_dir", "format"}
 _ENGINE = {"kind", "workers", "gpus", "address"}
 ENGINE_KINDS = ("local", "ray")
 # models whose DP-SGD loop runs on Ray Train workers (synthkit.distributed); the others run locally
-ENGINE_MODELS = ("dptvae",)
+ENGINE_MODELS = ("dptvae", "dpctgan")  # DPHMM (functorch per-sample gradients) has no Ray fit yet
 # what a job may set through `model.hyperparameters` (the rest has its own key)
 _RESERVED_HYPER = {"seed", "device", "max_rows_per_entity"}
 
@@ -327,8 +327,8 @@ def engine_problems(kind: Any, workers: Any, gpus: Any, address: Any, *, model: 
         used = [n for n, v, d in ((w_name, workers, 1), (g_name, gpus, 0), (a_name, address, None)) if v != d]
         problems.append(f"{', '.join(used)} apply to the ray engine only; set {k_name} ray or leave them out")
     if kind == "ray" and model not in ENGINE_MODELS:
-        problems.append(f"{k_name} ray supports the dptvae model only for now, got {model!r}; use dptvae, or "
-                        f"the local engine for {model}")
+        problems.append(f"{k_name} ray supports the dptvae and dpctgan models only for now, got {model!r}; use "
+                        f"one of them, or the local engine for {model}")
     return problems
 
 
@@ -559,7 +559,7 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     budget = None if spec.no_privacy else PrivacyBudget(epsilon=spec.epsilon, delta=spec.delta)
     params = {**spec.hyperparameters, "seed": spec.seed, "device": spec.device,
               "max_rows_per_entity": spec.max_rows_per_entity}
-    # where DP-SGD runs is an argument of DPTVAE.fit (validated with the spec: the model is dptvae)
+    # where DP-SGD runs is an argument of DPTVAE.fit / DPCTGAN.fit (validated with the spec: one of them)
     engine_args = (dict(engine="ray", workers=spec.workers, gpus_per_worker=spec.gpus, ray_address=spec.ray_address)
                    if spec.engine == "ray" else {})
     synth = BY_NAME[spec.model](**params)

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from opacus.optimizers import DPOptimizerFastGradientClipping
 from torch import nn
 
-from synthkit.models.dpsgd import discard_captured, ghost_clipped, ghost_clipped_backward, integer_batch_size
+from synthkit.models.dpsgd import _NoCapture, discard_captured, ghost_clipped, ghost_clipped_backward, integer_batch_size
 
 NOISE_RANK = 0
 
@@ -90,6 +90,15 @@ class DistributedDPStep:
     def close(self) -> None:
         if self.private:
             self.module._close()
+
+    def no_capture(self) -> _NoCapture:
+        """Forward and backward passes that are not DP steps (DPCTGAN's generator step
+        through the critic: post-processing): the per-sample hooks are off."""
+        return _NoCapture(self)
+
+    def zero_grad(self) -> None:
+        """Drop gradients left by a `no_capture` backward before the next DP step."""
+        self.optimizer.zero_grad(set_to_none=True)
 
     def _params(self) -> list[torch.Tensor]:
         base = self.optimizer.original_optimizer if self.private else self.optimizer

@@ -10,7 +10,8 @@ The driver draws ONE seed sequence from synthkit.noise (OS entropy; fixed only i
 test's `_fixed_for_tests`), never a recorded or user-given seed, and hands it to the
 workers in memory. Each rank spawns its streams from it with `SeedSequence.spawn`:
 batching streams (and the "train" streams of the VAE's reparameterisation draws) differ
-per rank; the noise stream is used by rank 0 only.
+per rank; the noise stream is used by rank 0 only, and so is the "generator" stream (DPCTGAN's
+fakes and generator steps, drawn on rank 0 only).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def rank_streams(seed: np.random.SeedSequence, *, rank: int, world_size: int) ->
     """This rank's DP streams. Rebuilt from the seed's entropy and spawn key, so the result
     does not depend on how many children the caller's copy has already spawned."""
     root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key)
-    batching_root, noise, train_root = root.spawn(3)
+    # spawn(4): the first three children are those of spawn(3), so adding "generator" left the
+    # other streams as they were
+    batching_root, noise, train_root, generator = root.spawn(4)
     return {"batching": batching_root.spawn(world_size)[rank], "noise": noise,
-            "train": train_root.spawn(world_size)[rank]}
+            "train": train_root.spawn(world_size)[rank], "generator": generator}
 
 
 def rank_sampler(seed: np.random.SeedSequence, *, rank: int, world_size: int, n_local_units: int,

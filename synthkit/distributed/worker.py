@@ -24,6 +24,7 @@ from synthkit.distributed.dpsgd import NOISE_RANK, DistributedDPStep, broadcast_
 from synthkit.distributed.sampling import rank_sampler, rank_streams
 from synthkit.errors import ConfigError
 from synthkit.models.base import init_linear_layers, torch_generator
+from synthkit.models.dpsgd import PoissonSampler
 from synthkit.models.tvae import VAE, _row_loss
 from synthkit.transforms import Span
 
@@ -54,13 +55,22 @@ class WorkerConfig:
     dp_seed: np.random.SeedSequence = field(repr=False)  # from synthkit.noise on the driver; never recorded
     private: bool = True
     init_seed: int | None = None       # public: network initialisation only
-    model: Literal["mlp", "tvae"] = "mlp"
+    model: Literal["mlp", "tvae", "ctgan"] = "mlp"
     hidden: int = 64
-    spans: tuple[Span, ...] = ()       # tvae: the transformer's public layout of the encoded row
-    embedding_dim: int = 16            # tvae
+    spans: tuple[Span, ...] = ()       # tvae, ctgan: the transformer's public layout of the encoded row
+    embedding_dim: int = 16            # tvae: latent width; ctgan: the generator's noise width
     loss_factor: float = 2.0           # tvae
     compress_dims: tuple[int, ...] = ()    # tvae: encoder widths (empty: one layer of `hidden`)
     decompress_dims: tuple[int, ...] = ()  # tvae: decoder widths (empty: one layer of `hidden`)
+    # ctgan: the generator's and critic's widths, the generator's lr (`lr` is the critic's),
+    # critic steps per generator step, fake groups per critic step (from the plan's expected
+    # batch) and, per discrete column, its span and DP label frequencies (released on the driver)
+    generator_dims: tuple[int, ...] = ()
+    critic_dims: tuple[int, ...] = ()
+    generator_lr: float = 1e-3
+    critic_steps: int = 1
+    fake_groups: int = 1
+    cond_columns: tuple[tuple[int, int, tuple[float, ...]], ...] = field(default=(), repr=False)
     lr: float = 1e-2
     optimizer: Literal["sgd", "adam"] = "sgd"  # "adam": DPTVAE's Adam(lr, weight_decay)
     weight_decay: float = 0.0
@@ -103,7 +113,7 @@ def build_model(config: WorkerConfig, d: int) -> nn.Module:
         if config.initial_state is not None:
             model.load_state_dict(config.initial_state)
         return model
-    raise ConfigError(f"distributed model must be 'mlp' or 'tvae', got {config.model!r}")
+    raise ConfigError(f"distributed model must be 'mlp', 'tvae' or 'ctgan', got {config.model!r}")
 
 
 def make_optimizer(config: WorkerConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -161,13 +171,17 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
         device = torch.device("cpu")
     shard = config.shards[rank]
     data, mask = shard.data.to(device), shard.mask.to(device)
-    model = build_model(config, data.shape[-1]).to(device)
-    broadcast_parameters(model, src=0)
     streams = rank_streams(config.dp_seed, rank=rank, world_size=world)
     noise_gen = torch_generator(streams["noise"], device) if rank == NOISE_RANK else None
     train_gen = torch_generator(streams["train"], device)
     sampler = rank_sampler(config.dp_seed, rank=rank, world_size=world, n_local_units=data.shape[0],
                            sampling_rate=config.sampling_rate, device=device)
+    if config.model == "ctgan":
+        gen_gen = torch_generator(streams["generator"], device) if rank == NOISE_RANK else None
+        return _train_ctgan(config, data, mask, sampler=sampler, noise_gen=noise_gen, train_gen=train_gen,
+                            gen_gen=gen_gen)
+    model = build_model(config, data.shape[-1]).to(device)
+    broadcast_parameters(model, src=0)
     step = DistributedDPStep(model, make_optimizer(config, model), private=config.private,
                              noise_multiplier=config.noise_multiplier, max_grad_norm=config.max_grad_norm,
                              expected_batch_size=config.expected_batch_size, noise_generator=noise_gen)
@@ -185,3 +199,84 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
             step.step(per_unit_loss(step.module, data[idx], mask[idx]))
     step.close()
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+# the rank that draws the fakes and trains the generator (post-processing; any fixed rank works)
+GENERATOR_RANK = NOISE_RANK
+
+
+def _train_ctgan(config: WorkerConfig, data: torch.Tensor, mask: torch.Tensor, *, sampler: PoissonSampler,
+                 noise_gen: torch.Generator | None, train_gen: torch.Generator,
+                 gen_gen: torch.Generator | None) -> dict[str, torch.Tensor]:
+    """DPCTGAN's loop (`DPCTGAN._train`) on this rank.
+
+    The critic sees private rows: every rank takes its DP step over its own Poisson batch
+    (real units only), every step; the released update is (Σ clipped real units + Σ clipped
+    fake groups + noise on rank 0) ÷ (global expected batch + fake groups), exactly the
+    single-process statistic, because rank `GENERATOR_RANK` alone adds the step's fake
+    groups, drawn as in one process. The generator never sees a row: it trains on that rank
+    through the critic's DP weights (post-processing, no charge) and is broadcast at the
+    end, so every rank returns the same generator. Conditional vectors of real rows draw
+    their column from the rank's "train" stream; fakes and the generator step draw from the
+    "generator" stream, both DP streams of the driver's seed sequence."""
+    from synthkit.models.ctgan import (Critic, Generator, GeneratorParts, _Conditioner, critic_optimizer,
+                                       critic_unit_loss, fake_rows, generator_optimizer, generator_step)
+
+    device, rank = data.device, dist.get_rank()
+    k, width = data.shape[1], data.shape[-1]
+    if sum(s.width for s in config.spans) != width:
+        raise ConfigError(f"the spans cover {sum(s.width for s in config.spans)} encoded columns and the data "
+                          f"has {width}; pass the transformer's spans with its encoded data")
+    if config.initial_state is None or config.critic_steps < 1 or config.fake_groups < 1:
+        raise ConfigError("a ctgan plan needs the driver's initial weights, critic_steps >= 1 and fake_groups >= 1; "
+                          "build it with DPCTGAN.fit(engine='ray')")
+    cond = _Conditioner.from_columns(config.cond_columns, device)
+    generator = Generator(config.embedding_dim, cond.width, config.generator_dims, width).to(device)
+    critic = Critic(width + cond.width, config.critic_dims).to(device)
+    for prefix, net in (("generator.", generator), ("critic.", critic)):
+        net.load_state_dict({name.removeprefix(prefix): v for name, v in config.initial_state.items()
+                             if name.startswith(prefix)})
+        broadcast_parameters(net, src=0)
+    parts = GeneratorParts(generator=generator, cond=cond, spans=list(config.spans),
+                           embedding_dim=config.embedding_dim)
+    g_opt = generator_optimizer(generator, config.generator_lr)
+    step = DistributedDPStep(critic, critic_optimizer(critic, config.lr), private=config.private,
+                             noise_multiplier=config.noise_multiplier, max_grad_norm=config.max_grad_norm,
+                             expected_batch_size=config.expected_batch_size + config.fake_groups,
+                             noise_generator=noise_gen)
+    logger.info("distributed DP-SGD (ctgan critic): rank %d, %d steps", rank, config.steps)
+    generator.train()
+    n_fake = config.fake_groups * k
+    for t in range(config.steps):
+        idx = sampler.draw()
+        real = data[idx]
+        real_in = torch.cat([real, cond.for_real(real, train_gen)], dim=-1)
+        fake = None
+        if rank == GENERATOR_RANK:
+            with torch.no_grad():
+                fake = fake_rows(parts, n_fake, gen_gen).view(config.fake_groups, k, -1)
+        if fake is None and len(idx) == 0:  # an empty local batch: no forward pass, but the rank takes the step
+            step.step(data.new_zeros(0))
+        else:
+            step.step(critic_unit_loss(step.module, real_in, mask[idx], fake))
+        if rank == GENERATOR_RANK and (t + 1) % config.critic_steps == 0:
+            generator_step(parts, step, g_opt, n_fake, gen_gen)
+    step.close()
+    broadcast_parameters(generator, src=GENERATOR_RANK)  # every rank ends with the trained generator
+    return {**{f"generator.{n}": v.detach().cpu().clone() for n, v in generator.state_dict().items()},
+            **{f"critic.{n}": v.detach().cpu().clone() for n, v in critic.state_dict().items()}}
+
+
+def unit_shards(data: torch.Tensor, mask: torch.Tensor, *, world_size: int,
+                seed: np.random.SeedSequence) -> list[Shard]:
+    """A fit's grouped units ([n_units, k, d], one unit per slot) split over `world_size`
+    ranks by `partition_units` (k=1 per slot): every unit's rows stay in one slot, hence on
+    one rank. `seed` is the fit's DP seed sequence (the order within a rank is shuffled)."""
+    from synthkit.distributed.partition import partition_units
+
+    n_units = data.shape[0]
+    part = partition_units(np.arange(n_units), n_rows=n_units, world_size=world_size, k=1,
+                           rng=np.random.default_rng(seed.spawn(1)[0]))
+    cpu_data, cpu_mask = data.cpu(), mask.cpu()
+    return [Shard(data=cpu_data[torch.from_numpy(rows)], mask=cpu_mask[torch.from_numpy(rows)])
+            for rows in part.rows]

@@ -26,13 +26,16 @@ What changes under DP, and why:
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Self
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from synthkit._typing import DeviceOption
+from synthkit.errors import ConfigError
 from synthkit.models.base import Progress, Synthesizer, init_linear_layers
 from synthkit.models.dpsgd import DPStep, PoissonSampler
 from synthkit.transforms import DataTransformer, Span
@@ -80,11 +83,31 @@ class Critic(nn.Module):
         return self.seq(x).squeeze(-1)
 
 
+def conditioning_columns(transformer: DataTransformer) -> tuple[tuple[int, int, tuple[float, ...]], ...]:
+    """Per discrete column: (start, stop) of its one-hot span in the encoded row and its
+    label frequencies. The spans are the public layout; the frequencies are the DP margins
+    the transformer released (charged there), so both may go to workers."""
+    return tuple((sl.start, sl.stop, tuple(float(f) for f in freq))
+                 for _, sl, freq in transformer.discrete_columns())
+
+
 class _Conditioner:
     """CTGAN's conditional vector over discrete columns, with DP frequencies."""
 
     def __init__(self, transformer: DataTransformer, device: torch.device) -> None:
-        disc = transformer.discrete_columns()
+        self._setup(conditioning_columns(transformer), device)
+
+    @classmethod
+    def from_columns(cls, columns: tuple[tuple[int, int, tuple[float, ...]], ...],
+                     device: torch.device) -> "_Conditioner":
+        """From `conditioning_columns` (public slices, DP frequencies): what a distributed
+        worker gets from the driver instead of the transformer."""
+        self = cls.__new__(cls)
+        self._setup(columns, device)
+        return self
+
+    def _setup(self, columns: tuple[tuple[int, int, tuple[float, ...]], ...], device: torch.device) -> None:
+        disc = [(None, slice(start, stop), freq) for start, stop, freq in columns]
         self.n_columns = len(disc)
         idx, col_of, freqs, offsets = [], [], [], []
         pos = 0
@@ -104,8 +127,8 @@ class _Conditioner:
 
     def for_real(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """x: [..., d] encoded rows → their own category in one random column."""
-        if self.width == 0:
-            return x.new_zeros(*x.shape[:-1], 0)
+        if self.width == 0 or x.shape[0] == 0:  # an empty batch draws nothing from `generator`
+            return x.new_zeros(*x.shape[:-1], self.width)
         chosen = torch.randint(0, self.n_columns, x.shape[:-1], generator=generator, device=x.device)
         return x[..., self.index] * (self.col_of == chosen.unsqueeze(-1)).to(x.dtype)
 
@@ -152,6 +175,92 @@ def _activate(raw: torch.Tensor, spans: list[Span], tau: float, generator: torch
     return torch.cat(parts, dim=1)
 
 
+# CTGAN's Adam settings (betas 0.5, 0.9; a small weight decay on the generator), shared by the
+# single-process loop and the distributed worker
+ADAM_BETAS = (0.5, 0.9)
+GENERATOR_WEIGHT_DECAY = 1e-6
+
+
+def fake_groups(expected_batch_size: float) -> int:
+    """Fake "samples" per critic step: as many groups of k rows as a real batch holds units
+    (from the DP plan's expected batch size: post-processing)."""
+    return max(1, int(round(expected_batch_size)))
+
+
+def critic_optimizer(critic: nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(critic.parameters(), lr=lr, betas=ADAM_BETAS)
+
+
+def generator_optimizer(generator: nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(generator.parameters(), lr=lr, betas=ADAM_BETAS, weight_decay=GENERATOR_WEIGHT_DECAY)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GeneratorParts:
+    """What drawing fakes and a generator step need (the single-process fit and a worker)."""
+
+    generator: Generator
+    cond: _Conditioner
+    spans: list[Span]
+    embedding_dim: int
+
+
+def fake_rows(parts: GeneratorParts, n: int, g: torch.Generator) -> torch.Tensor:
+    """n activated fake rows with their conditional vectors ([n, data width + cond width])."""
+    cond, _, _ = parts.cond.for_fake(n, g)
+    z = torch.randn(n, parts.embedding_dim, generator=g, device=cond.device)
+    fake = _activate(parts.generator(torch.cat([z, cond], dim=1)), parts.spans, 0.2, g)
+    return torch.cat([fake, cond], dim=1)
+
+
+def critic_unit_loss(critic: nn.Module, real_in: torch.Tensor, rmask: torch.Tensor,
+                     fake: torch.Tensor | None) -> torch.Tensor:
+    """One loss per sample in ONE forward pass (ghost clipping clips each): per real unit the
+    sum over its real rows of BCE(critic, 1), then per fake group of k rows the sum of
+    BCE(critic, 0). `real_in` [u, k, d+c] rows with their conditional vectors, `fake`
+    [f, k, d+c] or None (a distributed rank other than 0 holds no fakes)."""
+    n_real, k = real_in.shape[0], real_in.shape[1]
+    x, m = real_in, rmask
+    target = torch.ones(n_real, k, device=real_in.device)
+    if fake is not None:
+        x = torch.cat([real_in, fake], dim=0)
+        m = torch.cat([rmask, torch.ones(fake.shape[0], k, device=real_in.device)], dim=0)
+        target = torch.cat([target, torch.zeros(fake.shape[0], k, device=real_in.device)], dim=0)
+    per_row = F.binary_cross_entropy_with_logits(critic(x), target, reduction="none")
+    return (per_row * m).sum(dim=1)
+
+
+def generator_step(parts: GeneratorParts, step: Any, g_opt: torch.optim.Optimizer, n: int,
+                   g: torch.Generator) -> None:
+    """One generator step through the critic's (DP) weights: post-processing, so the
+    critic's per-sample hooks are off (`step.no_capture()`) and its gradients are dropped
+    (`step.zero_grad()`) before its next DP step. `step`: a DPStep or DistributedDPStep."""
+    cond, chosen, labels = parts.cond.for_fake(n, g)
+    z = torch.randn(len(cond), parts.embedding_dim, generator=g, device=cond.device)
+    raw = parts.generator(torch.cat([z, cond], dim=1))
+    fake = _activate(raw, parts.spans, 0.2, g)
+    with step.no_capture():  # hooks off for the forward AND the backward
+        logits = step.module(torch.cat([fake, cond], dim=1))
+        g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        g_loss = g_loss + _cond_loss(parts.cond, raw, chosen, labels)
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+    g_opt.step()
+    step.zero_grad()
+
+
+def _cond_loss(cond: _Conditioner, raw: torch.Tensor, chosen: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """CTGAN's generator term: the chosen column must show the conditioned label."""
+    if cond.width == 0:
+        return raw.new_zeros(())
+    loss = raw.new_zeros(())
+    for j, sl in enumerate(cond.slices):
+        sel = chosen == j
+        if sel.any():
+            loss = loss + F.cross_entropy(raw[sel, sl], labels[sel], reduction="sum")
+    return loss / len(raw)
+
+
 class DPCTGAN(Synthesizer):
     """Differentially private CTGAN: the critic is trained with DP-SGD over Poisson-sampled
     privacy units (see module docstring for what differs from CTGAN and why)."""
@@ -187,7 +296,8 @@ class DPCTGAN(Synthesizer):
 
     def _build(self, transformer: DataTransformer, device: torch.device, generator: torch.Generator) -> None:
         self.spans_ = transformer.spans
-        self.cond_ = _Conditioner(transformer, device)
+        self._cond_columns = conditioning_columns(transformer)
+        self.cond_ = _Conditioner.from_columns(self._cond_columns, device)
         self.data_dim_ = transformer.width
         self.generator_ = Generator(self.embedding_dim, self.cond_.width, tuple(self.generator_dim),
                                     self.data_dim_).to(device)
@@ -198,19 +308,22 @@ class DPCTGAN(Synthesizer):
                noise_multiplier: float,
                expected_batch_size: float, n_steps_per_epoch: int, charge_epoch: Callable[[], None],
                generators: dict[str, torch.Generator], progress: Progress | None) -> None:
+        # fakes per step: as many rows as a real batch holds, grouped k to a "sample"
+        n_fake_groups = fake_groups(expected_batch_size)
+        if getattr(self, "_engine", {}).get("engine") == "ray":
+            self._train_ray(data, mask, private=private, noise_multiplier=noise_multiplier,
+                            expected_batch_size=expected_batch_size, sampling_rate=sampler.q,
+                            n_steps_per_epoch=n_steps_per_epoch, charge_epoch=charge_epoch, progress=progress)
+            return
         device = data.device
         k = data.shape[1]
-        critic = Critic(self.data_dim_ + self.cond_.width, tuple(self.critic_dim)).to(device)
-        init_linear_layers(critic, self._critic_init_gen)
-        c_opt = torch.optim.Adam(critic.parameters(), lr=self.critic_lr, betas=(0.5, 0.9))
-        g_opt = torch.optim.Adam(self.generator_.parameters(), lr=self.generator_lr, betas=(0.5, 0.9),
-                                 weight_decay=1e-6)
-        # fakes per step: as many rows as a real batch holds, grouped k to a "sample"
-        n_fake_groups = max(1, int(round(expected_batch_size)))
+        critic = self._new_critic(device)
+        c_opt, g_opt = critic_optimizer(critic, self.critic_lr), generator_optimizer(self.generator_, self.generator_lr)
         step = DPStep(critic, c_opt, private=private, noise_multiplier=noise_multiplier,
                       max_grad_norm=self.max_grad_norm, expected_batch_size=expected_batch_size + n_fake_groups,
                       generator=generators["noise"])
         g = generators["train"]
+        parts = self._parts()
         n_batches = n_steps_per_epoch // self.critic_steps
         total = self.epochs * n_batches
         for epoch in range(self.epochs):
@@ -219,51 +332,92 @@ class DPCTGAN(Synthesizer):
             for b in range(n_batches):
                 for _ in range(self.critic_steps):
                     idx = sampler.draw()
-                    real, rmask = data[idx], mask[idx]
+                    real = data[idx]
                     real_in = torch.cat([real, self.cond_.for_real(real, g)], dim=-1)
                     with torch.no_grad():
-                        fake = self._fake(n_fake_groups * k, g).view(n_fake_groups, k, -1)
-                    x = torch.cat([real_in, fake], dim=0)
-                    m = torch.cat([rmask, torch.ones(n_fake_groups, k, device=device)], dim=0)
-                    target = torch.cat([torch.ones(len(idx), k, device=device),
-                                        torch.zeros(n_fake_groups, k, device=device)], dim=0)
-                    logits = step.module(x)
-                    per_row = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-                    step.step((per_row * m).sum(dim=1))
+                        fake = fake_rows(parts, n_fake_groups * k, g).view(n_fake_groups, k, -1)
+                    step.step(critic_unit_loss(step.module, real_in, mask[idx], fake))
                 # generator step: through the critic's (DP) parameters, not recorded
-                cond, chosen, labels = self.cond_.for_fake(n_fake_groups * k, g)
-                z = torch.randn(len(cond), self.embedding_dim, generator=g, device=device)
-                raw = self.generator_(torch.cat([z, cond], dim=1))
-                fake = _activate(raw, self.spans_, 0.2, g)
-                with step.no_capture():  # hooks off for the forward AND the backward
-                    logits = step.module(torch.cat([fake, cond], dim=1))
-                    g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-                    g_loss = g_loss + self._cond_loss(raw, chosen, labels)
-                    g_opt.zero_grad(set_to_none=True)
-                    g_loss.backward()
-                g_opt.step()
-                step.zero_grad()
+                generator_step(parts, step, g_opt, n_fake_groups * k, g)
                 if progress:
                     progress("train", epoch * n_batches + b + 1, total)
         step.close()
         self.generator_.eval()
 
-    def _fake(self, n: int, g: torch.Generator) -> torch.Tensor:
-        cond, _, _ = self.cond_.for_fake(n, g)
-        z = torch.randn(n, self.embedding_dim, generator=g, device=cond.device)
-        fake = _activate(self.generator_(torch.cat([z, cond], dim=1)), self.spans_, 0.2, g)
-        return torch.cat([fake, cond], dim=1)
+    def _new_critic(self, device: torch.device) -> Critic:
+        """The critic, initialised from the fit's public init stream after the generator."""
+        critic = Critic(self.data_dim_ + self.cond_.width, tuple(self.critic_dim)).to(device)
+        init_linear_layers(critic, self._critic_init_gen)
+        return critic
 
-    def _cond_loss(self, raw: torch.Tensor, chosen: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """CTGAN's generator term: the chosen column must show the conditioned label."""
-        if self.cond_.width == 0:
-            return raw.new_zeros(())
-        loss = raw.new_zeros(())
-        for j, sl in enumerate(self.cond_.slices):
-            sel = chosen == j
-            if sel.any():
-                loss = loss + F.cross_entropy(raw[sel, sl], labels[sel], reduction="sum")
-        return loss / len(raw)
+    def _parts(self) -> "GeneratorParts":
+        return GeneratorParts(generator=self.generator_, cond=self.cond_, spans=list(self.spans_),
+                              embedding_dim=self.embedding_dim)
+
+    def fit(self, table: Any, *, budget: Any, engine: Literal["local", "ray"] = "local", workers: int = 1,
+            gpus_per_worker: float = 0, ray_address: str | None = None, **kwargs: Any) -> Self:
+        """`Synthesizer.fit`; with engine="ray" only the DP-SGD loop runs, on `workers` Ray
+        Train workers (the preprocessing, the DP counts, the conditional vectors' DP
+        frequencies and the plan q, steps, σ stay here). Where the loop runs is an argument
+        of `fit`, not a hyperparameter: the bundle loads and samples the same either way."""
+        from synthkit.jobs import engine_problems  # the same checks as `synthkit fit --engine` and a job's engine:
+        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=self.model_name,
+                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
+        if problems:
+            raise ConfigError("; ".join(problems))
+        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                        "ray_address": ray_address}
+        super().fit(table, budget=budget, **kwargs)
+        self.training_["engine"] = engine
+        self.training_["workers"] = workers
+        if engine == "ray":
+            self.training_["gpus_per_worker"] = gpus_per_worker
+            self.ledger_.notes.append(
+                f"the critic's DP-SGD ran on {workers} Ray Train workers (units partitioned by key, Poisson "
+                "sampling per worker, noise added once per step): the same plan; the generator (post-processing) "
+                "trained on rank 0 and was broadcast")
+        return self
+
+    def _train_ray(self, data: torch.Tensor, mask: torch.Tensor, *, private: bool, noise_multiplier: float,
+                   expected_batch_size: float, sampling_rate: float, n_steps_per_epoch: int,
+                   charge_epoch: Callable[[], None], progress: Progress | None) -> None:
+        """`_train` on the fit's Ray Train workers (synthkit.distributed.worker, model "ctgan").
+
+        The critic sees private rows: it takes the distributed DP-SGD step of DPTVAE (all of a
+        unit's rows on one rank, per-rank Poisson(q) from independent streams, noise once on
+        rank 0, ÷ the global expected batch + the fake groups, every rank every step). The
+        fakes and the generator are post-processing of the critic's weights: rank 0 draws
+        all fake groups (so the per-step sum is the single-process one) and trains the
+        generator; its weights are broadcast at the end. Conditional vectors use the DP
+        frequencies released on this driver. Every epoch is charged before the workers start."""
+        from synthkit.distributed import WorkerConfig, driver_seed_sequence
+        from synthkit.distributed.worker import unit_shards
+        from synthkit.distributed.ray_engine import train_on_ray
+
+        # DP streams (batching, noise, conditional/fake draws) from OS entropy under a budget
+        dp_seed = driver_seed_sequence() if private else np.random.SeedSequence(self.seed).spawn(1)[0]
+        shards = unit_shards(data, mask, world_size=self._engine["workers"], seed=dp_seed)
+        critic = self._new_critic(torch.device("cpu"))
+        state = {**{f"generator.{k}": v.detach().cpu().clone() for k, v in self.generator_.state_dict().items()},
+                 **{f"critic.{k}": v.detach().cpu().clone() for k, v in critic.state_dict().items()}}
+        plan = WorkerConfig(shards=(), sampling_rate=sampling_rate, steps=self.epochs * n_steps_per_epoch,
+                            noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm,
+                            expected_batch_size=expected_batch_size, dp_seed=dp_seed, private=private,
+                            model="ctgan", spans=tuple(self.spans_), embedding_dim=self.embedding_dim,
+                            generator_dims=tuple(self.generator_dim), critic_dims=tuple(self.critic_dim),
+                            lr=self.critic_lr, generator_lr=self.generator_lr, critic_steps=int(self.critic_steps),
+                            fake_groups=fake_groups(expected_batch_size), cond_columns=self._cond_columns,
+                            optimizer="adam", initial_state=state)
+        for _ in range(self.epochs):
+            charge_epoch()
+        weights = train_on_ray(plan, shards, gpus_per_worker=self._engine["gpus_per_worker"],
+                               address=self._engine["ray_address"])
+        self.generator_.load_state_dict({k.removeprefix("generator."): v for k, v in weights.items()
+                                         if k.startswith("generator.")})
+        self.generator_.eval()
+        if progress:
+            total = self.epochs * (n_steps_per_epoch // self.critic_steps)
+            progress("train", total, total)
 
     def _raw_pass(self, generator: torch.Generator) -> Callable[[int], torch.Tensor]:
         """The generator's forward pass in eval mode, rearranged for speed: BatchNorm folded

@@ -148,7 +148,9 @@ def _dataset(text: str, path: Path) -> Location:
 
 def _file(path: Path, *, sink: bool = False) -> Location:
     text = str(path)
-    if not sink and (path.is_dir() or (_GLOB_CHARS.search(text) and not path.exists())):
+    # an empty folder stays a path (the reader refuses it as "not a file", as before datasets)
+    if not sink and ((path.is_dir() and any(not _hidden(p.name) for p in path.iterdir()))
+                     or (_GLOB_CHARS.search(text) and not path.exists())):
         return _dataset(text, path)
     kind = FILE_SUFFIXES.get(path.suffix.lower())
     if kind is None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from connectors.source import SequenceFrames, Source, stack_events
 
 __all__ = ["Location", "SequenceFrames", "Source", "SOURCES", "SINKS", "describe", "iter_batches", "parse",
-           "read", "read_columns", "read_source", "redact", "sample", "stack_events", "write", "write_chunks"]
+           "read", "read_columns", "read_partitions", "read_source", "redact", "sample", "stack_events", "write", "write_chunks"]
 
 # loaded on first access (PEP 562): name -> module
 _SUBMODULES = ("banktx", "camt053", "csvhead", "fhir", "files", "source", "sql")
@@ -222,6 +222,24 @@ def read_source(uri: Uri | Location, *, table: str | None = None, query: str | N
             frame = files.read(loc.path, kind=loc.kind, **options)  # type: ignore[arg-type]
             name = loc.path.stem  # type: ignore[union-attr]
     return Source(kind=loc.kind, location=loc.redacted, tables={name: frame}, schemas={name: infer_schema(frame)})
+
+
+def read_partitions(uri: Uri, *, key: str, partitions: int, table: str | None = None,
+                    query: str | None = None) -> Iterator[pd.DataFrame]:
+    """A SQL source in `partitions` frames split by ranges of the unit key `key`: every row
+    of one key lands in exactly one frame (a unit never straddles two), the ranges hold
+    about equal numbers of distinct keys, and their bounds (key values) are bound query
+    parameters that no repr, log line or error shows (connectors.sql.KeyRanges). Each
+    frame is typed as `read` types the whole source. Some frames are empty when the source
+    has fewer distinct keys than `partitions`."""
+    from connectors import sql
+
+    loc = parse(uri)
+    if not loc.is_sql:
+        raise SourceError(f"{loc.redacted!r}: read_partitions splits SQL sources (sqlite:///, postgresql://); "
+                          "a file dataset is already split into its parts")
+    ranges = sql.key_ranges(loc, table=table, query=query, key=key, partitions=partitions)
+    return (sql.read_range(loc, ranges, i, table=table, query=query) for i in range(partitions))
 
 
 def iter_batches(uri: Uri, *, batch_size: int = 100_000, **options: Any) -> Iterator[pd.DataFrame]:

@@ -37,7 +37,9 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
 import pandas as pd
@@ -53,6 +55,112 @@ log = logging.getLogger(__name__)
 _TMP_VIEW = "_synthkit_query"
 _WARNED: set[str] = set()
 _MAX_TABLES_SHOWN = 20
+
+
+# ------------------------------------------------------------------ key-range partitions
+_PART_ALIAS = "_synthkit_part"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRanges:
+    """`partitions` ranges of the unit key `key`: range i holds the rows whose key is above
+    upper[i-1] and at most upper[i] (range 0 also holds the rows with a NULL key, together;
+    the last has no upper bound). Every row of one key value satisfies exactly one range's
+    condition, so a privacy unit never straddles two partitions, which is what lets each
+    partition be bounded to k rows per unit on its own (synthkit.distributed.stats).
+
+    The bounds are key values (private): they stay out of repr, logs and errors, and reach
+    the database only as bound parameters, never inside the SQL text. There are always
+    exactly `partitions` ranges, some empty when the table has fewer distinct keys, so the
+    number of ranges says nothing about the number of units."""
+
+    key: str
+    partitions: int
+    upper: tuple[Any, ...] = dataclass_field(repr=False)
+
+    def condition(self, index: int, *, placeholder: Callable[[int], str]) -> tuple[str, list[Any]]:
+        """The WHERE condition of range `index` and its parameters."""
+        if not 0 <= index < self.partitions:
+            raise SourceError(f"partition {index} is outside 0..{self.partitions - 1}")
+        k = _quote(self.key)
+        if not self.upper:  # one range, or a table without a non-null key: all rows in range 0
+            return ("1=1" if index == 0 else "1=0"), []
+        params: list[Any] = []
+        parts = []
+        if index > 0:
+            params.append(self.upper[index - 1])
+            parts.append(f"{k} > {placeholder(len(params))}")
+        if index < self.partitions - 1:
+            params.append(self.upper[index])
+            parts.append(f"{k} <= {placeholder(len(params))}")
+        cond = " AND ".join(parts)
+        return (f"({k} IS NULL OR {cond})" if index == 0 else cond), params
+
+
+def _placeholder(loc: Location) -> Callable[[int], str]:
+    return (lambda i: "?") if loc.kind == "sqlite" else (lambda i: f"${i}")
+
+
+def key_ranges(loc: Location, *, table: str | None = None, query: str | None = None, key: str,
+               partitions: int) -> KeyRanges:
+    """Split the source into `partitions` ranges of `key` holding about equal numbers of
+    DISTINCT keys (units), from one query: ntile over the distinct non-null keys in the
+    database's own order (the order its `<=` compares by). The bounds never leave the
+    returned value (see KeyRanges)."""
+    if (table is None) == (query is None):
+        raise SourceError(f"{loc.redacted!r}: a SQL source needs exactly one of --table or --query")
+    if not (isinstance(partitions, int) and not isinstance(partitions, bool) and 1 <= partitions <= 100_000):
+        raise SourceError(f"{loc.redacted!r}: partitions must be an integer in 1..100,000, got {partitions!r}")
+    if partitions == 1:
+        return KeyRanges(key=key, partitions=1, upper=())
+    k = _quote(key)
+    with _connect(loc, read_only=True) as conn:
+        with conn.cursor() as cur:
+            source = _partition_source(loc, cur, conn, table=table, query=query)
+            names = _column_names(cur, source)
+            if key not in names:
+                raise SourceError(f"{loc.redacted!r}: the partition key {key!r} is not a column of the source; "
+                                  f"its columns are {names[:20]}")
+            cur.execute(f"SELECT max(k) FROM (SELECT k, ntile({int(partitions)}) OVER (ORDER BY k) AS t FROM "
+                        f"(SELECT DISTINCT {k} AS k FROM {source} WHERE {k} IS NOT NULL) AS d) AS x "
+                        "GROUP BY t ORDER BY t")
+            tops = [row[0] for row in cur.fetchall()]
+        if loc.kind == "postgresql":
+            conn.rollback()
+    upper = tops[:-1]
+    if upper:  # fewer distinct keys than partitions: the last ranges are empty
+        upper += [upper[-1]] * (partitions - 1 - len(upper))
+        # ... unless there was exactly one distinct key: then only range 0 may hold it
+    elif tops:
+        upper = [tops[0]] * (partitions - 1)
+    return KeyRanges(key=key, partitions=partitions, upper=tuple(upper))
+
+
+def _partition_source(loc: Location, cur: Any, conn: Any, *, table: str | None, query: str | None) -> str:
+    """The FROM item of a partitioned read: the table, or the query as a subquery."""
+    if table is not None:
+        schema_name, name = _split(loc, table)
+        if not _exists(loc, cur, schema_name, name):
+            raise _unknown_table(loc, conn, table)
+        return _qualified(schema_name, name) if loc.kind == "postgresql" else _quote(name)
+    return f"({_strip_query(loc, query)}) AS {_PART_ALIAS}"
+
+
+def _column_names(cur: Any, source: str) -> list[str]:
+    cur.execute(f"SELECT * FROM {source} LIMIT 0")
+    return [str(d[0]) for d in cur.description or []]
+
+
+def read_range(loc: Location, ranges: KeyRanges, index: int, *, table: str | None = None,
+               query: str | None = None) -> pd.DataFrame:
+    """The rows of partition `index` of `ranges` (whole units), typed as `read` types them."""
+    where = ranges.condition(index, placeholder=_placeholder(loc))
+    with _connect(loc, read_only=True) as conn:
+        if loc.kind == "sqlite":
+            arrow, decl = _sqlite_read(loc, conn, table=table, query=query, where=where)
+        else:
+            arrow, decl = _postgres_read(loc, conn, table=table, query=query, where=where)
+    return to_pandas(_convert(loc, arrow, decl))
 
 
 # ------------------------------------------------------------------ public
@@ -173,7 +281,9 @@ def _rollback(conn: Any) -> None:
 
 
 # ------------------------------------------------------------------ reading
-def _sqlite_read(loc: Location, conn: Any, *, table: str | None, query: str | None) -> tuple[pa.Table, dict[str, str]]:
+def _sqlite_read(loc: Location, conn: Any, *, table: str | None, query: str | None,
+                 where: tuple[str, list[Any]] | None = None) -> tuple[pa.Table, dict[str, str]]:
+    cond, params = where if where is not None else ("1=1", [])
     with conn.cursor() as cur:
         if table is not None:
             _, name = _split(loc, table)
@@ -189,6 +299,8 @@ def _sqlite_read(loc: Location, conn: Any, *, table: str | None, query: str | No
             except _driver_errors():
                 # not a plain SELECT (a CTE with DML, a PRAGMA, a write): run it as it is, so
                 # the read-only connection or the parser gives the real reason
+                if where is not None:
+                    raise SourceError(f"{loc.redacted!r}: a partitioned read needs a plain SELECT --query") from None
                 cur.execute(text)
                 return cur.fetch_arrow_table(), {}
             source = _TMP_VIEW
@@ -197,10 +309,10 @@ def _sqlite_read(loc: Location, conn: Any, *, table: str | None, query: str | No
         # the driver types each column from its first batch of rows: a column whose first
         # 1,024 values are null and later ones text would fail (SQLite types per value), so
         # the whole result is read as one batch
-        cur.execute(f"SELECT count(*) FROM {source}")
+        cur.execute(f"SELECT count(*) FROM {source} WHERE {cond}", parameters=params or None)
         n_rows = int(cur.fetchone()[0])
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(min(max(n_rows, 1024), 2**30))})
-        cur.execute(f"SELECT * FROM {source}")
+        cur.execute(f"SELECT * FROM {source} WHERE {cond}", parameters=params or None)
         try:
             return cur.fetch_arrow_table(), decl
         except _driver_errors():
@@ -208,7 +320,8 @@ def _sqlite_read(loc: Location, conn: Any, *, table: str | None, query: str | No
                               "number column); cast it in a --query, e.g. SELECT CAST(col AS TEXT) AS col ...") from None
 
 
-def _postgres_read(loc: Location, conn: Any, *, table: str | None, query: str | None) -> tuple[pa.Table, dict[str, str]]:
+def _postgres_read(loc: Location, conn: Any, *, table: str | None, query: str | None,
+                   where: tuple[str, list[Any]] | None = None) -> tuple[pa.Table, dict[str, str]]:
     with conn.cursor() as cur:
         if table is not None:
             schema_name, name = _split(loc, table)
@@ -217,7 +330,9 @@ def _postgres_read(loc: Location, conn: Any, *, table: str | None, query: str | 
             sql = f"SELECT * FROM {_qualified(schema_name, name)}"
         else:
             sql = _strip_query(loc, query)
-        cur.execute(sql)
+        if where is not None:
+            sql = f"SELECT * FROM ({sql}) AS {_PART_ALIAS} WHERE {where[0]}"
+        cur.execute(sql, parameters=(where[1] or None) if where is not None else None)
         result = cur.fetch_arrow_table()
     conn.rollback()  # end the read-only transaction
     return result, {}

@@ -1,0 +1,131 @@
+"""SQL sources partitioned by ranges of the unit key (issue 19), on SQLite and PostgreSQL.
+
+- the partitions hold every row once (their union is the whole table), a key value lands
+  in exactly one partition (a unit never straddles two), NULL keys stay together, and the
+  ranges hold equal numbers of distinct keys to within one (ntile);
+- so the map-reduce statistics bound each partition on its own and still count each unit
+  once: the merged partials equal the whole table's;
+- more partitions than keys gives that many partitions (some empty), so the number says
+  nothing about the units; a --query source splits too;
+- the bounds (key values) appear in no repr, no SQL text and no error.
+
+Negative control: ranges of equal ROW counts over the sorted key (LIMIT/OFFSET paging, the
+naive split) cut units in two: the same merge then counts more units than the table has.
+Run once against the old code (b8ff9b4, before this file's commit): connectors had no
+read_partitions, so every test here failed with AttributeError.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import connectors
+from synthkit.errors import SourceError
+
+PG_URL = os.environ.get("SYNTHKIT_TEST_POSTGRES_URL")
+needs_pg = pytest.mark.skipif(
+    not PG_URL, reason="PostgreSQL tests need a server: export SYNTHKIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_pg)])
+def db(request, tmp_path: Path):
+    name = f"p_{uuid.uuid4().hex[:10]}"
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'p.db'}", name
+        return
+    yield PG_URL, name
+    import adbc_driver_postgresql.dbapi as pg
+    with pg.connect(PG_URL) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+        conn.commit()
+
+
+def _units(n_units: int, *, text_keys: bool, seed: int = 0) -> pd.DataFrame:
+    """Made-up events: unit i has 1..8 rows; rows in random order; 5 rows without a key."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 9, n_units)
+    keys = np.repeat(np.arange(n_units), sizes)
+    frame = pd.DataFrame({"unit": [f"U{k:05d}" for k in keys] if text_keys else keys.astype(float),
+                          "v": rng.normal(size=len(keys)).round(3)})
+    nulls = pd.DataFrame({"unit": [None] * 5 if text_keys else [np.nan] * 5, "v": rng.normal(size=5).round(3)})
+    return pd.concat([frame, nulls], ignore_index=True).sample(frac=1.0, random_state=1).reset_index(drop=True)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["unit", "v"], na_position="first").reset_index(drop=True)
+
+
+def _merged_counts(blocks: list[pd.DataFrame], k: int) -> tuple[int, int]:
+    from synthkit.distributed.stats import UnitCount, block_partials, merge_all
+    partials = [block_partials(b, [UnitCount(entity_key="unit")], entity_key="unit", k=k,
+                               rng=np.random.default_rng(i)) for i, b in enumerate(blocks)]
+    merged = merge_all(partials)[0]
+    return merged.n_units, merged.n_rows
+
+
+@pytest.mark.parametrize("text_keys", [True, False], ids=["text-key", "numeric-key"])
+def test_partitions_hold_whole_units_and_every_row_once(db, text_keys):
+    uri, name = db
+    frame = _units(300, text_keys=text_keys)
+    connectors.write(frame, uri, table=name)
+    whole = connectors.read(uri, table=name)
+    parts = list(connectors.read_partitions(uri, table=name, key="unit", partitions=4))
+    assert len(parts) == 4
+    pd.testing.assert_frame_equal(_sorted(pd.concat(parts, ignore_index=True)), _sorted(whole), check_dtype=False)
+    keysets = [set(p["unit"].dropna()) for p in parts]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not keysets[i] & keysets[j]  # no unit straddles two partitions
+    assert parts[0]["unit"].isna().sum() == 5 and all(p["unit"].notna().all() for p in parts[1:])
+    sizes = [len(s) for s in keysets]
+    assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 300  # ntile over distinct keys
+
+    # each partition bounded on its own counts every unit once (k = 2 rows per unit)
+    truth = _merged_counts([whole], k=2)
+    assert truth[0] == 301  # 300 keys and the NULL key, as the single-process bound sees them
+    assert _merged_counts(parts, k=2) == truth
+    # negative control: equal row counts over the sorted key cut units in two
+    ordered = _sorted(whole)
+    naive = [ordered.iloc[rows] for rows in np.array_split(np.arange(len(ordered)), 4)]
+    assert sum(len(b) for b in naive) == len(ordered)
+    assert _merged_counts(naive, k=2)[0] > truth[0]
+
+
+def test_more_partitions_than_keys_and_a_query_source(db):
+    uri, name = db
+    frame = pd.DataFrame({"unit": ["a", "a", "b", "c", "c", "c"], "v": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    connectors.write(frame, uri, table=name)
+    parts = list(connectors.read_partitions(uri, table=name, key="unit", partitions=8))
+    assert len(parts) == 8 and sum(len(p) > 0 for p in parts) == 3
+    assert sorted(len(p) for p in parts if len(p)) == [1, 2, 3]  # whole units
+    one = list(connectors.read_partitions(uri, table=name, key="unit", partitions=1))
+    assert len(one) == 1 and len(one[0]) == 6
+    query = f'SELECT unit, v FROM "{name}" WHERE v > 1.5'
+    parts = list(connectors.read_partitions(uri, query=query, key="unit", partitions=2))
+    assert sorted(pd.concat(parts)["v"].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert not set(parts[0]["unit"]) & set(parts[1]["unit"])
+
+
+def test_bounds_stay_out_of_repr_sql_and_errors(db):
+    from connectors import sql
+    uri, name = db
+    frame = pd.DataFrame({"unit": ["SECRET-ALICE", "SECRET-BOB", "SECRET-CAROL"], "v": [1.0, 2.0, 3.0]})
+    connectors.write(frame, uri, table=name)
+    loc = connectors.parse(uri)
+    ranges = sql.key_ranges(loc, table=name, key="unit", partitions=3)
+    assert "SECRET" not in repr(ranges) and "SECRET" in str(ranges.upper)  # kept, not shown
+    for i in range(3):
+        text, params = ranges.condition(i, placeholder=lambda j: "?")
+        assert "SECRET" not in text
+    with pytest.raises(SourceError) as err:
+        list(connectors.read_partitions(uri, table=name, key="patient", partitions=2))
+    assert "'patient' is not a column" in str(err.value) and "SECRET" not in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(SourceError, match="splits SQL sources"):
+        connectors.read_partitions("x.parquet", key="unit", partitions=2)

@@ -348,3 +348,36 @@ def test_ray_worker_error_carries_no_private_value(ray_session, tmp_path):
     assert "StatisticError" in text and "_Leaky" in text
     assert CANARY not in text
 
+
+
+def test_ray_one_sql_query_per_key_range_counts_each_unit_once(ray_session, tmp_path):
+    """ray_block_partials: one Ray task per unit-key range of a SQL source (the query runs
+    on the worker; tests/test_sql_partitions.py checks the ranges) equals the in-process
+    bound of the whole table; a worker's foreign exception reaches the driver without its
+    message. Control: the same merge over equal-row-count slices of the sorted table
+    counts more units (cut units), so equality here is not automatic."""
+    import functools
+
+    import connectors
+    from connectors import sql
+
+    rng = np.random.default_rng(3)
+    keys = np.repeat(np.arange(200), rng.integers(1, 9, 200))
+    frame = pd.DataFrame({"unit": [f"U{k:04d}" for k in rng.permutation(keys)], "v": rng.normal(size=len(keys))})
+    uri = f"sqlite:///{tmp_path / 'r.db'}"
+    connectors.write(frame, uri, table="events")
+    loc = connectors.parse(uri)
+    ranges = sql.key_ranges(loc, table="events", key="unit", partitions=3)
+    readers = [functools.partial(sql.read_range, loc, ranges, i, table="events") for i in range(3)]
+    stats = [st.UnitCount(entity_key="unit")]
+    got = st.ray_block_partials(readers, stats, entity_key="unit", k=2)[0]
+    assert (got.n_units, got.n_rows) == (200, int(np.minimum(np.bincount(keys), 2).sum()))
+    ordered = frame.sort_values("unit")
+    cut = st.merge_all([st.block_partials(ordered.iloc[idx], stats, entity_key="unit", k=2,
+                                          rng=np.random.default_rng(0))
+                        for idx in np.array_split(np.arange(len(ordered)), 3)])[0]
+    assert cut.n_units > 200
+    leaky = functools.partial(pd.read_parquet, str(tmp_path / f"{CANARY}.parquet"))
+    with pytest.raises(st.StatisticError) as err:
+        st.ray_block_partials([readers[0], leaky], stats, entity_key="unit", k=2)
+    assert CANARY not in str(err.value) and "FileNotFoundError" in str(err.value)

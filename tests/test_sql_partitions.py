@@ -129,3 +129,4 @@ def test_bounds_stay_out_of_repr_sql_and_errors(db):
     assert "\n" not in str(err.value)
     with pytest.raises(SourceError, match="splits SQL sources"):
         connectors.read_partitions("x.parquet", key="unit", partitions=2)
+

@@ -35,7 +35,7 @@ from __future__ import annotations
 import glob
 import os
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -458,6 +458,73 @@ def merge_mapped(blobs: Iterable[bytes], stats: Sequence[Statistic], *, entity_k
         rows = merge_boundary_units(pieces, k=k, rng=rng)
         edge_sums = block_partials(rows, stats, entity_key=entity_key, k=k, rng=rng)
         merged = [merge(a, b) for a, b in zip(merged, edge_sums, strict=True)]
+    return merged
+
+
+def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: Sequence[Statistic], *,
+                         entity_key: str | None, k: int) -> bytes:
+    """One Ray task of `ray_block_partials`: read a block of WHOLE units, bound it, partial
+    sums. A synthkit error (value-free by rule: a redacted source, a column name) passes;
+    any other exception is replaced here, in the worker, so its message (which may quote a
+    cell or a key) reaches neither Ray's logs nor the driver."""
+    from synthkit.noise import private_seed_sequence
+    try:
+        block = reader()
+        rng = np.random.default_rng(private_seed_sequence())
+        return pickle.dumps(block_partials(block, stats, entity_key=entity_key, k=k, rng=rng))
+    except SynthkitError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any driver or library error may carry a value
+        raise StatisticError(f"block {index} failed to read or sum ({type(err).__name__}); check the source "
+                             "and the schema") from None
+
+
+def ray_block_partials(readers: Sequence[Callable[[], pd.DataFrame]], stats: Sequence[Statistic], *,
+                       entity_key: str | None = None, k: int = 1, address: str | None = None,
+                       num_cpus: int = LOCAL_NUM_CPUS) -> list[Partial]:
+    """The partial sums of blocks that each hold WHOLE units, one Ray task per block, merged
+    on the driver as they finish. A block comes from a picklable `reader` that the task
+    calls, e.g. `functools.partial(connectors.sql.read_range, loc, ranges, i, table=...)`:
+    one SQL query per key range, run on the worker, so no sort or shuffle is needed (the
+    key ranges already keep each unit in one block) and the driver never holds the rows.
+    The readers travel in the tasks' arguments (Ray's object store: inside the trust
+    boundary, like the rows; never in a task name or log line)."""
+    if k < 1:
+        raise ConfigError(f"max rows per entity must be at least 1, got {k}; use --max-rows-per-entity 1 or more")
+    if entity_key is None and k != 1:
+        raise ConfigError("max rows per entity above 1 needs an entity key; set --entity-key or use k=1")
+    if not readers:
+        raise ConfigError("no blocks to read; give at least one partition")
+    from synthkit.distributed.ray_session import import_ray
+
+    ray = import_ray()
+    started = init_ray(address=address, num_cpus=num_cpus)
+    try:
+        return _gather_blocks(ray, readers, stats, entity_key=entity_key, k=k)
+    finally:
+        if started:  # a Ray session found running is left running (as generate does)
+            ray.shutdown()
+
+
+def _gather_blocks(ray: Any, readers: Sequence[Callable[[], pd.DataFrame]], stats: Sequence[Statistic], *,
+                   entity_key: str | None, k: int) -> list[Partial]:
+    task = ray.remote(num_cpus=1, max_retries=1)(_read_block_partials)
+    pending = [task.remote(i, reader, list(stats), entity_key=entity_key, k=k) for i, reader in enumerate(readers)]
+    merged: list[Partial] | None = None
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        try:
+            block = pickle.loads(ray.get(ready[0]))  # produced by _read_block_partials, in this job
+        except Exception as err:  # RayTaskError: its cause's message is value-free (replaced in the worker)
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, SynthkitError):
+                raise type(cause)(str(cause)) from None
+            raise StatisticError(f"a block's task failed on its Ray worker ({type(cause or err).__name__}); "
+                                 "re-run, and check the source and the schema") from None
+        merged = block if merged is None else [merge(a, b) for a, b in zip(merged, block, strict=True)]
+    assert merged is not None
     return merged
 
 

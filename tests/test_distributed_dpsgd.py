@@ -93,14 +93,14 @@ def _ctgan_reference(config: WorkerConfig, *, train_generator: bool = True) -> d
     """`DPCTGAN._train`'s loop in one process: the union of the ranks' batches (each rank's
     real rows conditioned from its own "train" stream, in rank order), the step's fake groups
     and the generator steps from rank 0's "generator" stream, rank 0's noise stream."""
-    from synthkit.models.ctgan import (Critic, Generator, GeneratorParts, _Conditioner, critic_optimizer,
+    from synthkit.models.ctgan import (Critic, Generator, GeneratorParts, Conditioner, critic_optimizer,
                                        critic_unit_loss, fake_rows, generator_optimizer, generator_step)
 
     data = torch.cat([s.data for s in config.shards])
     mask = torch.cat([s.mask for s in config.shards])
     offsets = np.cumsum([0] + [s.data.shape[0] for s in config.shards])
     cpu = torch.device("cpu")
-    cond = _Conditioner.from_columns(config.cond_columns, cpu)
+    cond = Conditioner(config.cond_columns, cpu)
     generator = Generator(config.embedding_dim, cond.width, config.generator_dims, data.shape[-1])
     critic = Critic(data.shape[-1] + cond.width, config.critic_dims)
     for prefix, net in (("generator.", generator), ("critic.", critic)):

@@ -219,7 +219,7 @@ def _train_ctgan(config: WorkerConfig, data: torch.Tensor, mask: torch.Tensor, *
     end, so every rank returns the same generator. Conditional vectors of real rows draw
     their column from the rank's "train" stream; fakes and the generator step draw from the
     "generator" stream, both DP streams of the driver's seed sequence."""
-    from synthkit.models.ctgan import (Critic, Generator, GeneratorParts, _Conditioner, critic_optimizer,
+    from synthkit.models.ctgan import (Critic, Generator, GeneratorParts, Conditioner, critic_optimizer,
                                        critic_unit_loss, fake_rows, generator_optimizer, generator_step)
 
     device, rank = data.device, dist.get_rank()
@@ -230,7 +230,7 @@ def _train_ctgan(config: WorkerConfig, data: torch.Tensor, mask: torch.Tensor, *
     if config.initial_state is None or config.critic_steps < 1 or config.fake_groups < 1:
         raise ConfigError("a ctgan plan needs the driver's initial weights, critic_steps >= 1 and fake_groups >= 1; "
                           "build it with DPCTGAN.fit(engine='ray')")
-    cond = _Conditioner.from_columns(config.cond_columns, device)
+    cond = Conditioner(config.cond_columns, device)
     generator = Generator(config.embedding_dim, cond.width, config.generator_dims, width).to(device)
     critic = Critic(width + cond.width, config.critic_dims).to(device)
     for prefix, net in (("generator.", generator), ("critic.", critic)):

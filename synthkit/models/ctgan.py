@@ -91,22 +91,11 @@ def conditioning_columns(transformer: DataTransformer) -> tuple[tuple[int, int, 
                  for _, sl, freq in transformer.discrete_columns())
 
 
-class _Conditioner:
-    """CTGAN's conditional vector over discrete columns, with DP frequencies."""
+class Conditioner:
+    """CTGAN's conditional vector over discrete columns, with DP frequencies; built from
+    `conditioning_columns` (the driver's, or a distributed worker's copy of them)."""
 
-    def __init__(self, transformer: DataTransformer, device: torch.device) -> None:
-        self._setup(conditioning_columns(transformer), device)
-
-    @classmethod
-    def from_columns(cls, columns: tuple[tuple[int, int, tuple[float, ...]], ...],
-                     device: torch.device) -> "_Conditioner":
-        """From `conditioning_columns` (public slices, DP frequencies): what a distributed
-        worker gets from the driver instead of the transformer."""
-        self = cls.__new__(cls)
-        self._setup(columns, device)
-        return self
-
-    def _setup(self, columns: tuple[tuple[int, int, tuple[float, ...]], ...], device: torch.device) -> None:
+    def __init__(self, columns: tuple[tuple[int, int, tuple[float, ...]], ...], device: torch.device) -> None:
         disc = [(None, slice(start, stop), freq) for start, stop, freq in columns]
         self.n_columns = len(disc)
         idx, col_of, freqs, offsets = [], [], [], []
@@ -200,7 +189,7 @@ class GeneratorParts:
     """What drawing fakes and a generator step need (the single-process fit and a worker)."""
 
     generator: Generator
-    cond: _Conditioner
+    cond: Conditioner
     spans: list[Span]
     embedding_dim: int
 
@@ -249,7 +238,7 @@ def generator_step(parts: GeneratorParts, step: Any, g_opt: torch.optim.Optimize
     step.zero_grad()
 
 
-def _cond_loss(cond: _Conditioner, raw: torch.Tensor, chosen: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _cond_loss(cond: Conditioner, raw: torch.Tensor, chosen: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """CTGAN's generator term: the chosen column must show the conditioned label."""
     if cond.width == 0:
         return raw.new_zeros(())
@@ -297,7 +286,7 @@ class DPCTGAN(Synthesizer):
     def _build(self, transformer: DataTransformer, device: torch.device, generator: torch.Generator) -> None:
         self.spans_ = transformer.spans
         self._cond_columns = conditioning_columns(transformer)
-        self.cond_ = _Conditioner.from_columns(self._cond_columns, device)
+        self.cond_ = Conditioner(self._cond_columns, device)
         self.data_dim_ = transformer.width
         self.generator_ = Generator(self.embedding_dim, self.cond_.width, tuple(self.generator_dim),
                                     self.data_dim_).to(device)

@@ -1,8 +1,9 @@
-"""DPTVAE's DP-SGD on Ray Train workers (issue 19): `--engine ray` is the same fit.
+"""DPTVAE's and DPCTGAN's DP-SGD on Ray Train workers (issue 19): `--engine ray` is the same fit.
 
 Ray starts once, in this process (`ray.init(num_cpus=4)`, module fixture), and every run
 is a `TorchTrainer` with 2 gloo workers: starting its worker processes dominates the cost
-on the 2-core CI machine, so the module makes four runs in all. Nothing waits on time: a
+on the 2-core CI machine, so the module keeps its runs few: DPCTGAN adds one (its CLI fit); its
+same-weights checks use the cheaper local launcher (tests/test_distributed_dpsgd.py). Nothing waits on time: a
 worker that misses a collective makes gloo raise after the config's timeout, which fails
 the run instead of hanging it.
 

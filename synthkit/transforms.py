@@ -605,6 +605,7 @@ def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 CLEAR_SIGMAS = 3.0       # a single bin is kept when its noisy count clears this many noise std
 CLEAR_SIGMAS_GROUP = 2.0  # a group of m uncleared bins holds mass when its sum clears this many √m·σ
+SPLIT_SIGMAS = 2.0  # two halves' densities differ when their difference clears this many std
 
 
 def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, total: float,
@@ -615,21 +616,17 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
     before) kept noise out of empty tails but threw away a diffuse part — a column with
     62% exact zeros and the rest spread thinly over 80 bins came back with 90% zeros. So
     the rest of `total` (the DP count of present values, std `total_sigma`) is placed on
-    the uncleared bins: a dyadic split of the bin range marks the smallest groups whose
-    summed uncleared count clears CLEAR_SIGMAS_GROUP·σ·√m (m uncleared bins: the noise of
-    the sum), each taking a share in proportion to that sum, spread over its bins in
-    proportion to their width (a uniform density); a group whose sibling clears but which
-    does not gets nothing (an empty tail). When no group clears, the rest is spread over
-    the uncleared bins in proportion to their positive noisy counts.
+    the uncleared bins by `_tree_weights`: a dyadic split top down, where an empty tail
+    gets nothing, halves the noise cannot tell apart share by width (a uniform density) and
+    halves it can by their noisy counts.
 
     A positive rest is always placed, however small (issue 17): dropping a rest under
     CLEAR_SIGMAS·total_sigma (what was done before) took the small bins next to a spike out
     of the histogram and biased its total down (and the spike's share up) — Tobacco `age`
-    at 1,500 rows, ε = 1: 124 zeros inside the DP range came back as none. The weights
-    above (where the noisy counts say the rest is) are kept rather than a spread by width
-    or a uniform one: on a count column's one-bin-per-value
-    grid a uniform spread of the rest puts as much on 60 visits as on 1, the fat synthetic
-    tail this function exists to avoid. Bins whose share is under half a row get none and
+    at 1,500 rows, ε = 1: 124 zeros inside the DP range came back as none. A uniform
+    spread of the whole rest would put as much on 60 visits as on 1 on a count column's
+    one-bin-per-value grid (a fat synthetic tail): the tree's tail test and counts keep the
+    rest where the noisy counts say it is. Bins whose share is under half a row get none and
     their share goes to the larger ones (largest weights first), so the placed total equals
     `total` exactly, as it does when the cleared bins overshoot it (they are scaled down to
     it): the released total is the DP count, unbiased. All of it is post-processing."""
@@ -644,29 +641,68 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
         return out
     free = np.where(cleared, 0.0, noisy)
     free_bins = (~cleared).astype(float)
-    free_sum = np.concatenate([[0.0], np.cumsum(free)])
-    free_count = np.concatenate([[0.0], np.cumsum(free_bins)])
-    weight = np.zeros(len(noisy))
-
-    def mark(lo: int, hi: int) -> bool:
-        m = free_count[hi] - free_count[lo]
-        mass = free_sum[hi] - free_sum[lo]
-        if m < 2 or mass <= CLEAR_SIGMAS_GROUP * sigma * np.sqrt(m):
-            return False
-        mid = (lo + hi) // 2
-        if hi - lo > 1 and (mark(lo, mid) | mark(mid, hi)):
-            return True
-        w = widths[lo:hi] * free_bins[lo:hi]
-        weight[lo:hi] = mass * (w / w.sum() if w.sum() > 0 else free_bins[lo:hi] / m)
-        return True
-
-    if not mark(0, len(noisy)):
-        # no group clears: the rest goes where the noisy counts are positive, in proportion
-        # (an empty bin gets its share of the noise only: -1 in a count column stays rare)
-        weight = np.clip(free, 0.0, None)
-        if weight.sum() <= 0:
-            weight = free_bins
+    weight = _tree_weights(free, widths, free_bins, sigma=sigma)
+    if weight.sum() <= 0:
+        weight = free_bins
     return out + _place_rest(rest, weight)
+
+
+def _tree_weights(free: np.ndarray, widths: np.ndarray, free_bins: np.ndarray, *, sigma: float) -> np.ndarray:
+    """Where the rest of a histogram goes among its uncleared bins (weights summing to 1;
+    post-processing of the noisy counts `free`, std `sigma` per bin): a dyadic tree split top
+    down. At each node the mass goes to the two halves by
+    - a tail test: when their densities (noisy sum per unit width) differ by more than
+      SPLIT_SIGMAS std of that difference and only one half's sum clears
+      CLEAR_SIGMAS_GROUP·σ√m, the other half is empty and gets nothing;
+    - else a shrunk proportion: λ·(the halves' positive noisy sums) + (1 − λ)·(their
+      widths), λ = d²/(d² + 1) for d the density difference in its std — halves the noise
+      cannot tell apart share by width (a uniform density), halves it can by their counts.
+    What it replaced, "the smallest groups whose sum clears take it all, a sibling that does
+    not clear gets nothing", turned a flat column whose bins each sit near the noise into
+    two or three narrow spikes (Mroz, 753 rows, ε = 3: the husbands' ages 30-60 came back at
+    32 and 56 only, their hours per year in one 170-hour window). Over 100 noise draws per
+    real histogram (benchmarks/bench_clear.py) the total variation to the true histogram fell
+    on every case measured (0.43 → 0.22 on those ages, 0.58 → 0.43 on NMES1988's visits at
+    ε = 1) and the mass placed where the data has none fell or stayed."""
+    weight = np.zeros(len(free))
+    sums = np.concatenate([[0.0], np.cumsum(free)])
+    count = np.concatenate([[0.0], np.cumsum(free_bins)])
+    width = np.concatenate([[0.0], np.cumsum(widths * free_bins)])
+
+    def split(lo: int, hi: int, mass: float) -> None:
+        m = count[hi] - count[lo]
+        if m <= 0 or mass <= 0:
+            return
+        if m == 1 or hi - lo == 1:
+            w = widths[lo:hi] * free_bins[lo:hi]
+            weight[lo:hi] += mass * (w / w.sum() if w.sum() > 0 else free_bins[lo:hi] / m)
+            return
+        mid = (lo + hi) // 2
+        m_lo, m_hi = count[mid] - count[lo], count[hi] - count[mid]
+        if m_lo == 0 or m_hi == 0:
+            split(lo, mid, mass) if m_hi == 0 else split(mid, hi, mass)
+            return
+        s_lo, s_hi = sums[mid] - sums[lo], sums[hi] - sums[mid]
+        w_lo, w_hi = width[mid] - width[lo], width[hi] - width[mid]
+        if w_lo > 0 and w_hi > 0:  # densities per unit width
+            d = abs(s_lo / w_lo - s_hi / w_hi) / (sigma * np.sqrt(m_lo / w_lo**2 + m_hi / w_hi**2))
+            by_width = w_lo / (w_lo + w_hi)
+        else:  # the exact bin of 0 (width zero) on one side: a point mass, compared per bin
+            d = abs(s_lo / m_lo - s_hi / m_hi) / (sigma * np.sqrt(1.0 / m_lo + 1.0 / m_hi))
+            by_width = m_lo / m
+        clear_lo = s_lo > CLEAR_SIGMAS_GROUP * sigma * np.sqrt(m_lo)
+        clear_hi = s_hi > CLEAR_SIGMAS_GROUP * sigma * np.sqrt(m_hi)
+        if d > SPLIT_SIGMAS and clear_lo != clear_hi:
+            share = 1.0 if clear_lo else 0.0
+        else:
+            a, b = max(s_lo, 0.0), max(s_hi, 0.0)
+            lam = d * d / (d * d + 1.0)
+            share = lam * (a / (a + b) if a + b > 0 else by_width) + (1.0 - lam) * by_width
+        split(lo, mid, mass * share)
+        split(mid, hi, mass * (1.0 - share))
+
+    split(0, len(free), 1.0)
+    return weight
 
 
 def _place_rest(rest: float, weight: np.ndarray) -> np.ndarray:

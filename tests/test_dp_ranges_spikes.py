@@ -69,12 +69,15 @@ TOTAL_SIGMA = SIGMA * np.sqrt(2)
 
 def test_a_small_rest_next_to_a_spike_is_placed_not_dropped() -> None:
     """A zero bin (width 0) of 40 rows under the 3σ = 45 single-bin threshold beside a mode
-    of 1,000: the rest of the DP row count (40, under 3·total_sigma = 64) goes to it. Before,
-    a rest that small was dropped: the zero bin got 0."""
+    of 1,000: the rest of the DP row count (40, under 3·total_sigma = 64) is placed, most of
+    it on the zero bin. Before session 5, a rest that small was dropped: the zero bin got 0.
+    Not all of it since session 8 (`_tree_weights`): 40 rows against two empty bins is 1.2
+    std of their difference, so a fifth of it is shared by width with the empty side."""
     noisy = np.array([40.0, 0.0, 0.0, 1000.0, 0.0, 0.0])
     widths = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     out = clear_histogram(noisy, widths, sigma=SIGMA, total=1040.0, total_sigma=TOTAL_SIGMA)
-    assert out[0] == pytest.approx(40.0)
+    assert out[0] >= 0.7 * 40.0
+    assert out[0] >= 3 * out[[1, 2, 4, 5]].max()  # the bin that shows the rows holds most of it
     assert out.sum() == pytest.approx(1040.0)
 
 
@@ -239,8 +242,13 @@ def test_tobacco_age_keeps_its_zero_share_end_to_end(one_torch_thread) -> None:
     zero_bin = int(np.searchsorted(t.edges_, 0.0, side="right")) - 1
     released = float(t.hist_[zero_bin] / t.hist_.sum())
     syn = model.sample(1500, seed=1)
-    assert abs(released - real) <= 0.03, (real, released)
-    assert abs(float((syn["age"] == 0).mean()) - real) <= 0.03
+    # session 8: this draw now releases 4.3% (the rest's tree split, `_tree_weights`, shares
+    # it by width where the noise cannot tell the bins apart); over 2,000 draws of this
+    # histogram's noise the zero share's error is 5.2 pp rms either way (old rule 5.2), so
+    # one draw is checked against 2 noise std of the share (σ 50 rows: 3.3 pp), and the
+    # synthetic rows against the released share (sampling error only)
+    assert 0.0 < released and abs(released - real) <= 2 * 50.0 / 1500, (real, released)
+    assert abs(float((syn["age"] == 0).mean()) - released) <= 0.03
 
 
 @pytest.mark.parametrize("values, expected", [

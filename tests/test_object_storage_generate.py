@@ -132,7 +132,7 @@ def test_killed_run_leaves_no_success_and_rerun_equals_clean(bundle, s3, tmp_pat
     from synthkit.distributed.generate import SUCCESS, generate_sharded, read_dataset
     from synthkit.errors import SourceError
 
-    n, uri = 160_000, f"s3://{BUCKET}/killed"
+    n, uri = 100_000, f"s3://{BUCKET}/killed"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(bundle), str(n), uri],
                             env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -227,3 +227,16 @@ def test_uri_errors_are_one_line_without_the_secret(bundle, uri, needle):
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code == 2 and len(lines) == 1 and needle in lines[0], r.output
     assert "hunter2" not in r.output and "AKIA" not in r.output
+
+
+@pytest.mark.slow  # Ray's start and two workers importing torch: ~1 min on the loaded 2-core machine
+def test_ray_engine_writes_the_same_objects(bundle, s3, tmp_path):
+    """Ray workers build the filesystem from the URI and the environment themselves."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'synthkit[ray]')")
+    from synthkit.distributed.generate import generate_sharded, read_success
+
+    uri = f"s3://{BUCKET}/ray"
+    out = generate_sharded(bundle, 2001, 2, uri, seed=8, engine="ray")  # starts and stops Ray in process
+    assert out.manifest == generate_sharded(bundle, 2001, 2, tmp_path / "loc", seed=8).manifest
+    assert read_success(uri) == out.manifest
+    assert _keys(s3, "ray") == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]

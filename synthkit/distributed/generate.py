@@ -200,7 +200,7 @@ def object_fs(uri: str, *, option: str = "--out") -> tuple[Any, str]:
 
 def _obj_error(uri: str, what: str, err: BaseException) -> SourceError:
     return SourceError(f"{display_uri(uri)!r}: {what} failed ({type(err).__name__}); check the credentials in "
-                       "the environment and that the bucket exists and is writable")
+                       "the environment, that the bucket exists and is writable, and that TMPDIR has room for a shard")
 
 
 def _obj_info(fs: Any, path: str) -> Any:
@@ -249,11 +249,16 @@ def _obj_ours(name: str) -> bool:
 def check_object_out(uri: str, *, overwrite: bool, option: str = "--out") -> None:
     """The object-storage twin of `check_out_dir`: a complete dataset needs overwrite, and a
     prefix holding objects that are not a sharded dataset's is refused."""
+    import pyarrow.fs as pafs
     fs, root = object_fs(uri, option=option)
     try:
+        bucket = fs.get_file_info(root.split("/", 1)[0]).type
         names = _obj_listing(fs, root)
     except Exception as err:
         raise _obj_error(uri, "listing the prefix", err) from None
+    if bucket == pafs.FileType.NotFound:
+        raise SourceError(f"{option} {display_uri(uri)!r}: the bucket (container) does not exist or these "
+                          "credentials cannot see it; create it first or check the credentials in the environment")
     if SUCCESS in names and not overwrite:
         raise SourceError(f"{option} {display_uri(uri)!r} already holds a complete dataset; choose another prefix or "
                           "pass --overwrite")
@@ -615,31 +620,10 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
                 "files": [{"name": r.name, "rows": r.rows, "sha256": r.sha256} for r in ordered]}
 
     if is_uri(out_dir):
-        uri = str(out_dir)
-        check_object_out(uri, overwrite=overwrite)
-        fs, root = object_fs(uri)
         try:
-            if overwrite:
-                _obj_clear(fs, root)
-            kept: dict[int, ShardResult] = {}
-            old = json.loads(_obj_read(fs, f"{root}/{PLAN}")) if _obj_exists(fs, f"{root}/{PLAN}") else None
-        except ValueError:
-            old = None
-        except OSError as err:
-            raise _obj_error(uri, "reading the prefix", err) from None
-        if old == plan:
-            kept = _obj_kept(fs, root, tasks)
-            log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
-        else:
-            _obj_clear(fs, root)
-            _obj_put(fs, f"{root}/{PLAN}", json.dumps(plan, indent=1, sort_keys=True).encode())
-        ordered = run(kept, lambda model, task, schema: write_shard_object(model, task, uri, schema), uri)
-        done = success(ordered)
-        _obj_put(fs, f"{root}/{SUCCESS}", json.dumps(done, indent=1, sort_keys=True).encode())  # the commit: last
-        for name in _obj_listing(fs, root):
-            if name == PLAN or name.startswith(f"{RECORDS}/"):
-                fs.delete_file(f"{root}/{name}")
-        return ShardedOutput(out_dir=display_uri(uri), manifest=done, shards=ordered)
+            return _generate_objects(str(out_dir), tasks, plan, run, success, overwrite=overwrite)
+        except OSError as err:  # pyarrow's S3/GCS/Azure errors: one line, the URI shown without secrets
+            raise _obj_error(str(out_dir), "writing the dataset", err) from None
 
     out_dir = Path(out_dir)
     check_out_dir(out_dir, overwrite=overwrite)
@@ -662,6 +646,35 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
         (out_dir / PLAN).unlink(missing_ok=True)
         shutil.rmtree(out_dir / RECORDS, ignore_errors=True)
     return ShardedOutput(out_dir=out_dir, manifest=done, shards=ordered)
+
+
+def _generate_objects(uri: str, tasks: list[ShardTask], plan: dict[str, Any],
+                      run: Callable[..., tuple[ShardResult, ...]], success: Callable[..., dict[str, Any]], *,
+                      overwrite: bool) -> ShardedOutput:
+    """generate_sharded's object-storage branch: the plan PUT first, parts uploaded under
+    their final names, `_SUCCESS` PUT last, then the bookkeeping deleted."""
+    check_object_out(uri, overwrite=overwrite)
+    fs, root = object_fs(uri)
+    if overwrite:
+        _obj_clear(fs, root)
+    try:
+        old = json.loads(_obj_read(fs, f"{root}/{PLAN}")) if _obj_exists(fs, f"{root}/{PLAN}") else None
+    except ValueError:
+        old = None
+    kept: dict[int, ShardResult] = {}
+    if old == plan:
+        kept = _obj_kept(fs, root, tasks)
+        log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), len(tasks))
+    else:
+        _obj_clear(fs, root)
+        _obj_put(fs, f"{root}/{PLAN}", json.dumps(plan, indent=1, sort_keys=True).encode())
+    ordered = run(kept, lambda model, task, schema: write_shard_object(model, task, uri, schema), uri)
+    done = success(ordered)
+    _obj_put(fs, f"{root}/{SUCCESS}", json.dumps(done, indent=1, sort_keys=True).encode())  # the commit: last
+    for name in _obj_listing(fs, root):
+        if name == PLAN or name.startswith(f"{RECORDS}/"):
+            fs.delete_file(f"{root}/{name}")
+    return ShardedOutput(out_dir=display_uri(uri), manifest=done, shards=ordered)
 
 
 def _read_plan(out_dir: Path) -> dict[str, Any] | None:

@@ -6,6 +6,11 @@ benchmarks/results/sharded_generate.json; nothing is asserted. Run:
     .venv/bin/python benchmarks/bench_sharded_generate.py [--rows 2000000] [--shards 1 2 4] \
         [--engines local ray] [--bundle DIR]
 
+`--out-uri s3://bucket/prefix` writes to object storage instead of a local folder (credentials
+and endpoint from the environment); `--moto` starts moto's S3 server on 127.0.0.1 for the run
+(an in-memory S3 API: it measures synthkit's side of the protocol, temporary file and upload,
+not a cloud's bandwidth) and writes to s3://synthkit-bench/run.
+
 Each configuration runs in a fresh Python process, so the peak resident memory
 (getrusage ru_maxrss) is that run's: for "local" the one process that wrote every shard; for
 "ray" each worker's (a fresh Ray session per configuration, so no worker carries a peak from
@@ -37,13 +42,43 @@ bundle, rows, shards, engine, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[
 t0 = time.perf_counter()
 res = generate_sharded(bundle, rows, shards, out, seed=1, engine=engine)
 wall = time.perf_counter() - t0
-size = sum(os.path.getsize(os.path.join(out, f["name"])) for f in res.manifest["files"])
+if "://" in out:
+    import pyarrow.fs as pafs
+    fs, root = pafs.FileSystem.from_uri(out)
+    size = sum(fs.get_file_info(f"{root}/{f['name']}").size for f in res.manifest["files"])
+else:
+    size = sum(os.path.getsize(os.path.join(out, f["name"])) for f in res.manifest["files"])
 print(json.dumps({"wall_s": wall, "rows_per_s": rows / wall, "bytes": size,
                   "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "shards": [{"rows": s.rows, "seconds": s.seconds, "peak_rss_mb": s.peak_rss_bytes / 2**20}
                              for s in res.shards]}))
-shutil.rmtree(out)
+if "://" in out:
+    fs.delete_dir_contents(root)
+else:
+    shutil.rmtree(out)
 """
+
+
+def _moto(env: dict) -> subprocess.Popen:
+    """moto's S3 server on a free loopback port, its bucket, and the environment to reach it."""
+    import socket
+    import urllib.request
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_EC2_METADATA_DISABLED="true")
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+            break
+        except OSError:
+            time.sleep(0.1)
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/synthkit-bench", method="PUT"))
+    return proc
 
 
 def _bundle(tmp: Path) -> Path:
@@ -68,7 +103,21 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path)
     ap.add_argument("--label", default="default")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the child (Ray gives its workers 1)")
+    ap.add_argument("--out-uri", help="an object-storage prefix to write to instead of a local folder")
+    ap.add_argument("--moto", action="store_true", help="start moto's S3 server on 127.0.0.1 and write there")
     args = ap.parse_args()
+    moto = None
+    if args.moto:
+        moto = _moto(os.environ)  # the children inherit the endpoint and credentials
+        args.out_uri = "s3://synthkit-bench/run"
+    try:
+        _measure(args)
+    finally:
+        if moto is not None:
+            moto.kill()
+
+
+def _measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         bundle = args.bundle or _bundle(tmp)
@@ -79,14 +128,16 @@ def main() -> None:
         for engine in args.engines:
             for s in args.shards:
                 cpu0 = os.times()
-                r = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(args.rows), str(s), engine,
-                                    str(tmp / f"out-{engine}-{s}")], capture_output=True, text=True, env=env)
+                out = f"{args.out_uri.rstrip('/')}/out-{engine}-{s}" if args.out_uri else str(tmp / f"out-{engine}-{s}")
+                r = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(args.rows), str(s), engine, out],
+                                   capture_output=True, text=True, env=env)
                 cpu1 = os.times()
                 if r.returncode != 0:
                     print(r.stderr[-2000:], file=sys.stderr)
                     raise SystemExit(f"{engine} x{s} failed")
                 rec = json.loads(r.stdout.strip().splitlines()[-1])
                 rec.update(engine=engine, n_shards=s, rows=args.rows, omp_threads=args.threads,
+                           target="moto-s3" if args.moto else ("object-storage" if args.out_uri else "local-folder"),
                            child_cpu_s=(cpu1.children_user + cpu1.children_system)
                            - (cpu0.children_user + cpu0.children_system))
                 runs.append(rec)

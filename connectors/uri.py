@@ -123,6 +123,9 @@ def _dataset(text: str, path: Path) -> Location:
     import glob as globmod
 
     if path.is_dir():
+        listed = _sharded_listing(text, path)
+        if listed is not None:
+            return Location(kind="parquet", path=path, redacted=text, parts=listed)
         entries = sorted(p for p in path.iterdir() if not _hidden(p.name))
         nested = [p.name for p in entries if p.is_dir()]
         if nested:
@@ -144,6 +147,38 @@ def _dataset(text: str, path: Path) -> Location:
         raise SourceError(f"{text!r}: the {what}'s parts must all be CSV, all Parquet or all JSON lines; "
                           f"{odd!r} is not like {files[0].name!r}: move other files out or narrow the glob")
     return Location(kind=kinds.pop(), path=path, redacted=text, parts=tuple(files))  # type: ignore[arg-type]
+
+
+_SHARDED_FORMAT = "synthkit-sharded-parquet"  # synthkit.distributed.generate.FORMAT
+
+
+def _sharded_listing(text: str, folder: Path) -> tuple[Path, ...] | None:
+    """A folder written by `synthkit generate --shards` is read as its `_SUCCESS` lists it
+    (never a file of another run), and refused while incomplete: a killed run's complete
+    parts would otherwise read as a plausible but short table. None: not such a folder."""
+    import json
+
+    marker, plan = folder / "_SUCCESS", folder / "_plan.json"
+    if not marker.is_file():
+        if plan.is_file():
+            raise SourceError(f"{text!r} is an incomplete sharded dataset (a synthkit generate run that did not "
+                              "finish: _plan.json and no _SUCCESS); re-run that generate command to complete it")
+        return None
+    try:
+        manifest = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # another tool's marker (Spark writes an empty _SUCCESS): the folder's files are read
+    if not isinstance(manifest, dict) or manifest.get("format") != _SHARDED_FORMAT:
+        return None
+    try:
+        names = [str(f["name"]) for f in manifest["files"]]
+    except (KeyError, TypeError):
+        names = []
+    parts = tuple(folder / n for n in names if "/" not in n and not _hidden(n))
+    if not parts or len(parts) != len(names) or not all(p.is_file() for p in parts):
+        raise SourceError(f"{text!r}: its _SUCCESS does not match its part files (corrupt, or a file removed); "
+                          "re-run `synthkit generate` with --overwrite")
+    return parts
 
 
 def _file(path: Path, *, sink: bool = False) -> Location:

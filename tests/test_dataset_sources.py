@@ -99,6 +99,27 @@ def test_bad_datasets_are_one_line(tmp_path, case, needle):
     assert target in message
 
 
+def test_a_synthkit_sharded_folder_is_read_as_its_success_lists_it(parts):
+    """A killed `synthkit generate` run (_plan.json, no _SUCCESS) is refused instead of read
+    as a short table; a committed one reads only the files its _SUCCESS lists."""
+    import json
+    folder, whole = parts
+    (folder / "_SUCCESS").unlink()
+    (folder / "_plan.json").write_text("{}")
+    with pytest.raises(SourceError, match="incomplete sharded dataset"):
+        connectors.read(str(folder))
+    # the control: the same files without the marker of an unfinished run are read (nothing else refuses them)
+    (folder / "_plan.json").unlink()
+    assert len(connectors.read(str(folder))) == len(whole)
+    listed = [{"name": f"part-{i:05d}.parquet", "rows": 0, "sha256": ""} for i in range(3)]
+    (folder / "_SUCCESS").write_text(json.dumps({"format": "synthkit-sharded-parquet", "files": listed}))
+    assert len(connectors.read(str(folder))) == 50 + 70 + 1  # part-00003 is not in this run's list
+    listed.append({"name": "part-00007.parquet", "rows": 0, "sha256": ""})
+    (folder / "_SUCCESS").write_text(json.dumps({"format": "synthkit-sharded-parquet", "files": listed}))
+    with pytest.raises(SourceError, match="does not match its part files"):
+        connectors.read(str(folder))
+
+
 def test_a_sink_path_is_never_a_dataset(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(SourceError, match="unsupported file type"):

@@ -293,3 +293,26 @@ def test_a_fitted_integer_flag_and_count_stay_inside_their_values():
     out = model.sample(4000, seed=1)
     assert set(out["flag"].unique()) <= {0, 1}
     assert out["count"].max() <= 3 and out["count"].min() >= 0
+
+
+def test_a_far_false_window_does_not_stretch_the_range() -> None:
+    """A small age column: one grid bin clears alone (100 rows), its neighbours (30 rows each)
+    do not, so windows of 2 are tried next. Two adjacent empty bins near 2^21 carry noise
+    whose sum clears the window threshold but not the isolated one. Before session 8 the
+    isolation rule held only for single bins, and the range ran to 2^22 (melanoma `age` at
+    205 rows, ε = 3, came back as [23, 4194303], every row in its histogram's first bin);
+    now the far window is dropped and the range stays near the data."""
+    from scipy.stats import norm as _norm
+
+    from synthkit.mechanisms import RANGE_FALSE_CLEAR_WINDOWS
+    sigma = 12.0
+    values = np.concatenate([np.full(100, 50.0), np.full(30, 40.0), np.full(30, 70.0)])
+    n_bins = len(INTEGER_EDGES) + 1
+    tau2 = sigma * np.sqrt(2) * _norm.isf(RANGE_FALSE_CLEAR_WINDOWS / (n_bins - 1))
+    tau_iso = sigma * np.sqrt(2) * _norm.isf(RANGE_FALSE_CLEAR_ISOLATED / (n_bins - 1))
+    assert tau2 < tau_iso
+    z = np.zeros(n_bins)
+    far = int(np.searchsorted(INTEGER_EDGES, 2.0**21, side="right"))
+    z[far] = z[far + 1] = (tau2 + tau_iso) / 4 / sigma  # the window's sum sits between the two
+    lo, hi = _bounds(values, _FixedNoise(z), sigma=sigma)
+    assert 32 <= lo <= 50 <= hi <= 128, (lo, hi)

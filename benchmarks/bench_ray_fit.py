@@ -1,8 +1,9 @@
-"""DPTVAE fit s/epoch with `--engine local` and `--engine ray` (1 and 2 Ray Train workers)
-on this machine (issue 19). Numbers go to benchmarks/results/ray_fit.json; nothing is
+"""DPTVAE or DPCTGAN (`--model`) fit s/epoch with `--engine local` and `--engine ray` (1 and 2
+Ray Train workers) on this machine (issue 19). Numbers go to benchmarks/results/ray_fit.json; nothing is
 asserted. Run:
 
     .venv/bin/python benchmarks/bench_ray_fit.py [--rows 1000000] [--epochs 1] [--configs local ray1 ray2]
+        [--model dptvae|dpctgan]
 
 Each configuration runs in a fresh Python process on the same made-up table (3 continuous,
 2 categorical columns, bounds and categories declared: public), under epsilon 3, with the
@@ -37,12 +38,14 @@ import json, os, sys, time
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np, pandas as pd, torch
 from synthkit.ledger import PrivacyBudget
+from synthkit.models.ctgan import DPCTGAN
 from synthkit.models.tvae import DPTVAE
 from synthkit.schema import Schema
 from synthkit.distributed import ray_engine
 
 rows, epochs, engine, workers, threads = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]),
                                           int(sys.argv[5]))
+Model = {"dptvae": DPTVAE, "dpctgan": DPCTGAN}[sys.argv[6]]
 torch.set_num_threads(threads)  # the driver's (and the local loop's); each Ray worker uses 1
 rng = np.random.default_rng(0)
 frame = pd.DataFrame({
@@ -55,7 +58,7 @@ schema = Schema.from_dict({"version": 1, "columns": {
     "score": {"kind": "continuous", "nullable": False, "bounds": [-5, 5]},
     "kind": {"kind": "categorical", "nullable": False, "categories": list("abcde")},
     "flag": {"kind": "categorical", "nullable": False, "categories": ["n", "y"]}}})
-record = {"rows": rows, "epochs": epochs, "engine": engine, "workers": workers, "torch_threads_driver": torch.get_num_threads()}
+record = {"model": sys.argv[6], "rows": rows, "epochs": epochs, "engine": engine, "workers": workers, "torch_threads_driver": torch.get_num_threads()}
 
 def timed(config):  # runs on the Ray workers (pickled by value from __main__)
     import time as _t, torch as _torch
@@ -72,18 +75,18 @@ def with_timer(plan, shards, **kw):
     return state
 ray_engine.train_on_ray = with_timer
 
-original = DPTVAE._train
+original = Model._train
 def timed_train(self, *a, **kw):
     t0 = time.perf_counter()
     original(self, *a, **kw)
     record["train_s"] = time.perf_counter() - t0
-DPTVAE._train = timed_train
+Model._train = timed_train
 
 if engine == "ray":
     t0 = time.perf_counter()
     ray_engine.init_ray(None, num_cpus=4)
     record["ray_init_s"] = time.perf_counter() - t0
-model = DPTVAE(epochs=epochs, device="cpu")
+model = Model(epochs=epochs, device="cpu")
 t0 = time.perf_counter()
 model.fit(frame, schema=schema, budget=PrivacyBudget(epsilon=3.0, delta=1e-8), engine=engine, workers=workers)
 record["fit_s"] = time.perf_counter() - t0
@@ -103,6 +106,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--label", default="")
+    ap.add_argument("--model", default="dptvae", choices=["dptvae", "dpctgan"])
     # 1 by default, as each Ray worker: on a loaded 2-core machine a 2-thread local loop was
     # 13x slower than 1 thread (100k rows, load ~11: 263 s vs 20 s per epoch), thread contention
     ap.add_argument("--driver-threads", type=int, default=1)
@@ -112,7 +116,7 @@ def main() -> None:
         engine, workers = CONFIGS[name]
         t0 = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", CHILD, str(args.rows), str(args.epochs), engine, str(workers),
-                              str(args.driver_threads)],
+                              str(args.driver_threads), args.model],
                              capture_output=True, text=True)
         line = next((ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:

@@ -64,7 +64,8 @@ class WorkerConfig:
     decompress_dims: tuple[int, ...] = ()  # tvae: decoder widths (empty: one layer of `hidden`)
     # ctgan: the generator's and critic's widths, the generator's lr (`lr` is the critic's),
     # critic steps per generator step, fake groups per critic step (from the plan's expected
-    # batch) and, per discrete column, its span and DP label frequencies (released on the driver)
+    # batch) and, per discrete column, its span and DP label frequencies (released on the driver);
+    # both networks use CTGAN's Adam (synthkit.models.ctgan), whatever `optimizer` says
     generator_dims: tuple[int, ...] = ()
     critic_dims: tuple[int, ...] = ()
     generator_lr: float = 1e-3
@@ -177,7 +178,7 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
     sampler = rank_sampler(config.dp_seed, rank=rank, world_size=world, n_local_units=data.shape[0],
                            sampling_rate=config.sampling_rate, device=device)
     if config.model == "ctgan":
-        gen_gen = torch_generator(streams["generator"], device) if rank == NOISE_RANK else None
+        gen_gen = torch_generator(streams["generator"], device) if rank == GENERATOR_RANK else None
         return _train_ctgan(config, data, mask, sampler=sampler, noise_gen=noise_gen, train_gen=train_gen,
                             gen_gen=gen_gen)
     model = build_model(config, data.shape[-1]).to(device)

@@ -75,8 +75,9 @@ class WorkerConfig:
     lr: float = 1e-2
     optimizer: Literal["sgd", "adam"] = "sgd"  # "adam": DPTVAE's Adam(lr, weight_decay)
     weight_decay: float = 0.0
-    # the driver's initial weights (DPTVAE._build), loaded instead of the `init_seed` draw so
-    # that a distributed fit starts where the single-process one does; public (a seeded init)
+    # the driver's initial weights (DPTVAE._build; DPCTGAN's generator and critic as "generator.*"
+    # and "critic.*"), loaded instead of the `init_seed` draw so that a distributed fit starts
+    # where the single-process one does; public (a seeded init)
     initial_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     backend: Literal["gloo", "nccl"] = "gloo"
     collective_timeout_s: float = 300.0

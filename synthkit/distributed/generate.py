@@ -203,13 +203,9 @@ def _obj_error(uri: str, what: str, err: BaseException) -> SourceError:
                        "the environment, that the bucket exists and is writable, and that TMPDIR has room for a shard")
 
 
-def _obj_info(fs: Any, path: str) -> Any:
-    return fs.get_file_info(path)
-
-
 def _obj_exists(fs: Any, path: str) -> bool:
     import pyarrow.fs as pafs
-    return _obj_info(fs, path).type == pafs.FileType.File
+    return fs.get_file_info(path).type == pafs.FileType.File
 
 
 def _obj_read(fs: Any, path: str) -> bytes:

@@ -36,6 +36,9 @@ on train vs holdout gives real-vs-real (what a perfect model could reach on this
   synthetic order kept): the ceiling of any margin fix for this synthetic joint order;
 - context_shapes: the same report's column shapes on the context table without the key;
 - length_tvd, mean_length: sequence lengths (events per entity);
+- entities_past_real_end / entities_before_real_start: the share of synthetic entities with
+  an event after the holdout's last index value / before its first (a numeric index);
+  index_range: the synthetic index's min and max;
 - lag1_mad: mean over numeric event columns (non-constant) of |lag-1 autocorrelation of the
   synthetic − the holdout's|, within entity, events ordered by the index;
 - nondecreasing: per numeric event column that is non-decreasing in >= 95% of the holdout's
@@ -361,6 +364,12 @@ def score(real_ev: pd.DataFrame, real_ctx: pd.DataFrame, syn_ev: pd.DataFrame, s
         out["context_shapes"] = round(float(cshapes.fillna(0).mean()), 4)
         out["context_column_shapes"] = {c: round(float(v), 3) for c, v in cshapes.items()}
     out.update(length_stats(real_ev, syn_ev, key))
+    idx_real, idx_syn = pd.to_numeric(real_ev[index], errors="coerce"), pd.to_numeric(syn_ev[index], errors="coerce")
+    if idx_real.notna().any() and len(syn_ev):  # entities with an event past the real last index / before the first
+        out["entities_past_real_end"] = round(float((idx_syn > idx_real.max()).groupby(syn_ev[key]).any().mean()), 4)
+        out["entities_before_real_start"] = round(
+            float((idx_syn < idx_real.min()).groupby(syn_ev[key]).any().mean()), 4)
+        out["index_range"] = [float(idx_syn.min()), float(idx_syn.max())]
     syn_num = syn_ev.copy()
     syn_num[cols] = syn_al
     lags, nondec, trans = {}, {}, {}
@@ -416,7 +425,8 @@ def save(label: str, entry: dict) -> None:
 def _summary(entry: dict) -> dict:
     keys = ("panel", "source", "epsilon", "error", "event_shapes", "event_pairs", "event_pairs_default",
             "event_pairs_real_edges", "event_pairs_real_margins",
-            "context_shapes", "length_tvd", "mean_length", "mean_length_real", "lag1_mad", "nondecreasing",
+            "context_shapes", "length_tvd", "mean_length", "mean_length_real", "entities_past_real_end",
+            "index_range", "lag1_mad", "nondecreasing",
             "transition_tvd", "fit_s", "fit_cpu_s", "generate_s")
     return {k: entry[k] for k in keys if k in entry}
 

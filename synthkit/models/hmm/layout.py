@@ -213,3 +213,15 @@ def _encode_gaps(out: np.ndarray, grouped: GroupedEvents, gap: dict[str, Any], a
         z[other] = Standardiser(log_t).forward(np.log(np.maximum(gaps[other], 1e-300)))
     out[:, 2 * c + gap["gauss"]] = z
     out[:, 2 * c + g + gap["gauss"]] = other
+
+
+def widest_gap(gap_state: dict[str, Any] | None) -> float:
+    """The widest gap the sampler can draw, from the gap model's DP state: its largest
+    common gap or the top of the other gaps' DP (or public) log range; 0 without gaps."""
+    if gap_state is None:
+        return 0.0
+    labels = [float(v) for v in gap_state.get("labels", [])]
+    t = gap_state.get("transform")
+    top = float(t.bounds_[1]) if t is not None and t.bounds_ is not None else -np.inf
+    with np.errstate(over="ignore"):
+        return max([*labels, float(np.exp(top))], default=0.0)

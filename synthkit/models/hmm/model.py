@@ -23,12 +23,12 @@ from synthkit.models.dpsgd import steps_per_epoch
 from synthkit.models.hmm.context import (LENGTH, MAX_CONTEXT_CATEGORIES, START, _length_start_columns, context_frame,
                                          fit_in_shared_ledger, lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
-from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels
+from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels, widest_gap
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
                                             plan_sequence_preprocessing, release_common_starts,
-                                            wants_common_starts)
+                                            release_index_end, wants_common_starts)
 from synthkit.models.hmm.sample import Decoder, SequenceSample, sample_hmm
 from synthkit.models.hmm.trends import check_non_decreasing
 from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train
@@ -229,7 +229,8 @@ class DPHMM(Synthesizer):
         ledger.notes[:] = list(dict.fromkeys(ledger.notes))
         self.schema_, self.context_schema_, self.transformer_ = schema, roles["context_schema"], transformer
         self.layout_, self.ledger_, self.context_model_ = layout, ledger, ctx_model
-        self.hmm_, self.device_, self.training_ = net.eval(), device, {**training, "margins": self.margins_}
+        self.hmm_, self.device_ = net.eval(), device
+        self.training_ = {**training, "margins": self.margins_, "index_end": self.index_end_}
         self._prepare_sampling()
         return self
 
@@ -293,12 +294,20 @@ class DPHMM(Synthesizer):
                               max_gap=self.max_gap, max_gap_categories=self.max_gap_categories)
                      if length > 1 else None)
         start_labels = None
+        self.index_end_ = None
         if common_starts:
             start_labels = release_common_starts(grouped, dataclasses.replace(fctx, rng=rng_gaps.spawn(1)[0]),
                                                  max_values=MAX_CONTEXT_CATEGORIES)
             if start_labels is None:
                 logger.info("the first index values of the entities are too spread to release as common values; "
                             "declare bounds for the sequence index")
+            # the last index an event may take (planned with the starts)
+            self.index_end_ = release_index_end(grouped, dataclasses.replace(fctx, rng=rng_gaps.spawn(1)[0]),
+                                                first=min(start_labels) if start_labels else None,
+                                                span=(length - 1) * widest_gap(gap_state))
+            if self.index_end_ is None:
+                logger.info("the last index value of the entities could not be released; synthetic events have "
+                            "no end; declare bounds for the sequence index to set one")
         layout = build_layout(roles, transformer, gap_state, axis=axis, length=length,
                               min_length=0 if two_tables else 1, two_tables=two_tables, schema=schema,
                               max_integer_categories=self.max_integer_categories)
@@ -412,7 +421,7 @@ class DPHMM(Synthesizer):
                                 context_schema=self.context_schema_,
                                 start_transform=self.context_model_.transformer_.transforms[START],
                                 terminal_column=self.terminal_column, terminal_value=self.terminal_value,
-                                non_decreasing=tuple(self.non_decreasing))
+                                non_decreasing=tuple(self.non_decreasing), index_end=self.index_end_)
 
     def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
                chunk_size: int = 10_000) -> pd.DataFrame:
@@ -566,6 +575,7 @@ class DPHMM(Synthesizer):
             self.hmm_ = net.eval()
             self.training_ = manifest.get("training", {})
             self.margins_ = dict(self.training_.get("margins") or {})  # bundles before them: none
+            self.index_end_ = _index_end(self.training_.get("index_end"), where)  # bundles before it: none
             self.device_ = device
             self._prepare_sampling()
 
@@ -609,3 +619,13 @@ class DPHMM(Synthesizer):
             raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout.d_context does not fit the context "
                                 f"bundle; {mf._FIX}")
         return ctx_model
+
+
+def _index_end(value: Any, where: str) -> int | None:
+    """A bundle's DP last index value (`training.index_end`): a whole number or absent."""
+    from synthkit import manifest as mf
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
+        raise ArtifactError(f"bundle {where!r}: manifest field training.index_end must be a whole number; {mf._FIX}")
+    return int(value)

@@ -31,6 +31,8 @@ logger = logging.getLogger(__package__)  # the package's one logger: log lines k
 
 DEFAULT_MAX_BATCH = 256  # the largest batch of entities the HMM picks by itself (its default before it adapted)
 MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
+MAX_END_BINS = 4096  # public cap of the last index values' histogram (release_index_end)
+END_FALSE_CLEAR = 1e-4  # chance that a bin no entity ends in clears (over all bins; release_index_end)
 
 
 def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
@@ -47,13 +49,15 @@ def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: Privacy
                                 common_starts: bool = False) -> tuple[PreprocessingPlan, float]:
     """(plan, context_target): the sequence preprocessing planned from the schema and the
     budget alone, checked against its share; the context model's cumulative target.
-    `common_starts`: one discovery more, the entities' common first index values
-    (`release_common_starts`)."""
+    `common_starts`: the entities' common first index values (`release_common_starts`, a
+    discovery) and a histogram of their last ones (`release_index_end`)."""
     auto_length = max_length is None
     may_have_gaps = auto_length or max_length > 1
     # gaps: common gaps, the log-gaps' histogram and (without a public --max-gap) their DP range
     n_gap_hist = 3 if max_gap is None else 2
-    n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (n_gap_hist if may_have_gaps else 0)
+    # the common starts' counts (a Gaussian and a threshold: a discovery) and the ends' histogram
+    n_hist = transformer.n_histograms() + (1 if auto_length else 0) + (n_gap_hist if may_have_gaps else 0) \
+        + (2 if common_starts else 0)
     n_disc = transformer.n_discovery() + (1 if may_have_gaps else 0) + (1 if common_starts else 0)
     if budget is None:
         ledger.notes.append("trained with --no-privacy: no formal privacy guarantee")
@@ -227,6 +231,34 @@ def release_common_starts(grouped: GroupedEvents, ctx: FitContext, *, max_values
     if not labels or len(labels) > max_values:
         return None
     return labels
+
+
+def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | None, span: float) -> int | None:
+    """The last index value any synthetic event may take, for an integer index without a
+    declared end: the last whole value whose count of entities' LAST kept events clears
+    σ·isf(END_FALSE_CLEAR / bins) in a Gaussian histogram with one bin per value from `first` (the
+    earliest released common start) to first + `span` (DP facts: the reach of the longest
+    kept sequence at the widest released gap), ends outside clipped into the end bins.
+    One value per entity: sensitivity 1 and σ = sigma_hist / k, the ρ of one planned
+    histogram (`plan_sequence_preprocessing`); the bins are fixed by DP facts only and the
+    choice of the last cleared bin is post-processing. Without it the events had no end: a
+    drawn gap carried an entity past the panel's last year (years up to 2008 in a panel
+    that ends in 2006, tests/test_hmm_dynamics.py). None (and nothing spent) without a
+    released start or a finite span; None when no bin clears."""
+    if first is None or not np.isfinite(span) or span < 0:
+        return None
+    width = int(min(math.ceil(span), MAX_END_BINS - 1))
+    last = np.where(grouped.lengths > 0, grouped.offsets + grouped.lengths - 1, -1)
+    ticks = grouped.ticks[last[last >= 0]] if len(grouped.ticks) else np.zeros(0)
+    cells = np.clip(np.round(ticks).astype(np.int64) - first, 0, width)
+    raw = np.bincount(cells, minlength=width + 1).astype(float)
+    sigma = ctx.plan.sigma_hist / max(ctx.plan.k, 1)
+    noisy = noisy_histogram(raw, sigma=sigma, sensitivity=1.0, name="ends:histogram", ledger=ctx.ledger, rng=ctx.rng)
+    # Bonferroni over the bins: an empty bin past the real end clears with probability < END_FALSE_CLEAR
+    from scipy.stats import norm
+    tau = sigma * float(norm.isf(END_FALSE_CLEAR / len(raw)))
+    cleared = np.flatnonzero(noisy > tau) if ctx.ledger.private else np.flatnonzero(raw > 0)
+    return int(first + cleared[-1]) if len(cleared) else None
 
 
 def _public_log_gap_bounds(axis: TimeAxis, index_col: Column) -> tuple[float, float]:

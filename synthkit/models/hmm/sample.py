@@ -171,8 +171,16 @@ class Decoder:
 
     def __init__(self, *, layout: dict[str, Any], transformer: DataTransformer, schema: Schema,
                  context_schema: Schema, start_transform: Any, terminal_column: str | None,
-                 terminal_value: Any, non_decreasing: tuple[str, ...] = ()) -> None:
+                 terminal_value: Any, non_decreasing: tuple[str, ...] = (), index_end: int | None = None) -> None:
         self.layout = layout
+        # the index's window: its declared (public) bounds, else the DP last value of an
+        # integer index (preprocess.release_common_ends) above the released first values
+        bounds = schema.column(layout["sequence_index"]).bounds
+        self.window: tuple[float, float] | None = None
+        if bounds is not None:
+            self.window = tuple(float(b) for b in TimeAxis.from_dict(layout["axis"]).bound_ticks(bounds))
+        elif index_end is not None:
+            self.window = (_first_start(start_transform), float(index_end))
         # declared (public) columns that rise with time: name → integer? (see trends.py)
         self.non_decreasing = {name: schema.column(name).kind == "integer" for name in non_decreasing}
         self.transformer = transformer
@@ -281,20 +289,20 @@ class Decoder:
             gaps = np.maximum(np.round(gaps), 1.0)
         else:
             gaps = np.maximum(gaps, 0.0)
-        bounds = self.schema.column(lay["sequence_index"]).bounds
-        if bounds is not None and t_max > 1:
-            lo, hi = self.axis.bound_ticks(bounds)
+        if self.window is not None and t_max > 1:
+            lo, hi = self.window
             gaps = fit_gaps(gaps, lengths, hi - lo, discrete=self.axis.discrete)
         ticks = reconstruct_ticks(np.nan_to_num(start), gaps, lengths) if t_max else np.zeros((n, 0))
         if not self.axis.discrete and t_max > 1:  # strictly increasing even where a float gap underflows
             for t in range(1, t_max):
                 ticks[:, t] = np.maximum(ticks[:, t], np.nextafter(ticks[:, t - 1], np.inf))
-        if bounds is not None and t_max:
-            # ordering rule: no event after the index's PUBLIC upper bound (end of follow-up).
-            # The gaps already fit the window (fit_gaps), so a sequence that would run past it
-            # is moved earlier (not before the lower bound); only what cannot fit at all (more
-            # events than whole ticks in the window, or a start before the lower bound) is cut.
-            lo, hi = self.axis.bound_ticks(bounds)
+        if self.window is not None and t_max:
+            # ordering rule: no event after the index's upper bound (end of follow-up: public,
+            # or the DP last value). The gaps already fit the window (fit_gaps), so a sequence
+            # that would run past it is moved earlier (not before the lower bound); only what
+            # cannot fit at all (more events than whole ticks in the window, or a start before
+            # the lower bound) is cut.
+            lo, hi = self.window
             last_tick = ticks[np.arange(n), np.maximum(lengths - 1, 0)]
             shift = np.clip(np.minimum(last_tick - hi, ticks[:, 0] - lo), 0.0, None)
             ticks = ticks - shift[:, None]
@@ -326,3 +334,21 @@ def integer_series(codes: np.ndarray, entry: dict[str, Any]) -> pd.Series:
         arr[null] = pd.NA
         return pd.Series(arr)
     return pd.Series(vals)
+
+
+def _first_start(start_transform: Any) -> float:
+    """The earliest start the context model can draw (DP state only): its smallest whole
+    label when categorical (the released common starts), its lower bound when numeric."""
+    labels = getattr(start_transform, "labels_", None)
+    if labels is not None:
+        whole = []
+        for v in labels:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                continue  # OTHER, NULL
+            if np.isfinite(x) and x == np.round(x):
+                whole.append(x)
+        return min(whole) if whole else -np.inf
+    bounds = getattr(start_transform, "bounds_", None)
+    return float(bounds[0]) if bounds is not None else -np.inf

@@ -115,11 +115,24 @@ def _hidden(name: str) -> bool:
     return name.startswith(("_", "."))
 
 
+_HIVE_PART = re.compile(r"^[^=]+=.*$")  # a hive partition folder, `column=value`
+
+
+def _partition_columns(names: list[str]) -> str:
+    """What a refusal may say about sub-folders: the column names of hive partitions (the
+    text before '='), never a folder's whole name. In a hive layout the name is
+    `column=value` and the value is a private cell; a folder of another shape may be named
+    after a person, so it is not named at all."""
+    columns = sorted({n.split("=", 1)[0] for n in names if _HIVE_PART.match(n)})
+    return f" (hive partitions by {', '.join(repr(c) for c in columns)})" if columns else ""
+
+
 def _dataset(text: str, path: Path) -> Location:
     """A folder or a glob of part files of ONE kind (CSV, Parquet or JSON lines), read as one
     table. Hidden and bookkeeping names (`_*`, `.*`) are skipped, as Spark and pyarrow do;
     a folder with sub-folders (hive partitions such as `year=2020/`) is refused, because
-    their partition values would silently go missing from the rows."""
+    their partition values would silently go missing from the rows. The refusal never names
+    a sub-folder (`column=value` holds a private cell)."""
     import glob as globmod
 
     if path.is_dir():
@@ -129,8 +142,9 @@ def _dataset(text: str, path: Path) -> Location:
         entries = sorted(p for p in path.iterdir() if not _hidden(p.name))
         nested = [p.name for p in entries if p.is_dir()]
         if nested:
-            raise SourceError(f"{text!r}: the folder holds sub-folders ({len(nested)}, e.g. {nested[0]!r}); nested "
-                              "(hive-partitioned) datasets are not read: give a glob of the part files or flatten it")
+            raise SourceError(f"{text!r}: the folder holds sub-folders{_partition_columns(nested)}; nested "
+                              "(hive-partitioned) datasets are not read: flatten it into one folder of part files "
+                              "with the partition columns inside the rows")
         files = [p for p in entries if p.is_file()]
         what = "folder"
     else:

@@ -89,7 +89,7 @@ def test_bad_datasets_are_one_line(tmp_path, case, needle):
     elif case == "mixed":
         _frame(3, 0).to_parquet(folder / "b.parquet")
     elif case == "nested":
-        (folder / "year=2020").mkdir()
+        (folder / "dx=secret-value").mkdir()  # hive layout: the folder's name holds a private cell
     else:
         target = str(folder / "*.parquet")
     with pytest.raises(SourceError) as err:
@@ -97,6 +97,23 @@ def test_bad_datasets_are_one_line(tmp_path, case, needle):
     message = str(err.value)
     assert needle in message and "\n" not in message and "secret-value" not in message
     assert target in message
+
+
+def test_a_nested_folder_refusal_names_no_partition_value(tmp_path):
+    """Only the partition column (the text before '=') is named; a folder of another shape
+    (it may be named after a person) is not named at all. Negative control: the old code
+    (b6d0168) named the first sub-folder, 'dx=secret-value', in the message."""
+    folder = tmp_path / "d"
+    (folder / "dx=secret-value").mkdir(parents=True)
+    (folder / "a.csv").write_text("id,x\n1,2\n")
+    with pytest.raises(SourceError) as err:
+        connectors.read(str(folder))
+    assert "hive partitions by 'dx'" in str(err.value) and "secret-value" not in str(err.value)
+    (folder / "dx=secret-value").rmdir()
+    (folder / "alice-secret").mkdir()
+    with pytest.raises(SourceError) as err:
+        connectors.read(str(folder))
+    assert "sub-folders;" in str(err.value) and "secret" not in str(err.value)
 
 
 def test_a_synthkit_sharded_folder_is_read_as_its_success_lists_it(parts):

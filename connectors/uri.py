@@ -127,12 +127,24 @@ def _partition_columns(names: list[str]) -> str:
     return f" (hive partitions by {', '.join(repr(c) for c in columns)})" if columns else ""
 
 
+def _glob_root(text: str) -> Path:
+    """The glob's literal root: its path up to the first component holding a glob character."""
+    root: list[str] = []
+    for part in Path(text).parts:
+        if _GLOB_CHARS.search(part):
+            break
+        root.append(part)
+    return Path(*root) if root else Path(".")
+
+
 def _dataset(text: str, path: Path) -> Location:
     """A folder or a glob of part files of ONE kind (CSV, Parquet or JSON lines), read as one
-    table. Hidden and bookkeeping names (`_*`, `.*`) are skipped, as Spark and pyarrow do;
-    a folder with sub-folders (hive partitions such as `year=2020/`) is refused, because
-    their partition values would silently go missing from the rows. The refusal never names
-    a sub-folder (`column=value` holds a private cell)."""
+    table. Hidden and bookkeeping file names (`_*`, `.*`) are skipped, as Spark and pyarrow
+    do. A folder with sub-folders (hive partitions such as `year=2020/`) is refused, because
+    their partition values would silently go missing from the rows; so is a glob that
+    reaches, below its literal root, a folder named `k=v` (the same loss) or a bookkeeping
+    folder `_*` / `.*` (Spark's uncommitted `_temporary/`: duplicated or partial rows). A
+    refusal never names a sub-folder (`column=value` holds a private cell)."""
     import glob as globmod
 
     if path.is_dir():
@@ -149,7 +161,15 @@ def _dataset(text: str, path: Path) -> Location:
         what = "folder"
     else:
         files = sorted(Path(p) for p in globmod.glob(text, recursive=True)
-                       if Path(p).is_file() and not any(_hidden(part) for part in Path(p).parts[-1:]))
+                       if Path(p).is_file() and not _hidden(Path(p).name))
+        root = _glob_root(text)
+        below = [f.relative_to(root).parts[:-1] if f.is_relative_to(root) else f.parts[:-1] for f in files]
+        folders = sorted({d for parts in below for d in parts if _hidden(d) or _HIVE_PART.match(d)})
+        if folders:
+            raise SourceError(f"{text!r}: the glob reaches files inside hive partition or bookkeeping folders "
+                              f"below {str(root)!r}{_partition_columns(folders)} (a partition column would go "
+                              "missing; a '_'/'.' folder such as Spark's _temporary holds uncommitted parts); "
+                              "narrow the glob to the committed part files, e.g. 'folder/*.parquet'")
         what = "glob"
     if not files:
         raise SourceError(f"{text!r}: the {what} matches no data files; give a folder or a glob of .csv, .parquet "

@@ -116,6 +116,28 @@ def test_a_nested_folder_refusal_names_no_partition_value(tmp_path):
     assert "sub-folders;" in str(err.value) and "secret" not in str(err.value)
 
 
+@pytest.mark.parametrize("nested", ["_temporary/0", "dx=secret-value", "plain/dx=secret-value"])
+def test_a_glob_never_reads_into_partition_or_bookkeeping_folders(parts, nested):
+    """`ds/**/*.parquet` would read Spark's uncommitted `_temporary/0/part-*` (rows twice) or
+    a hive partition's parts (its partition column silently lost). Refused in one line
+    that names the input and the fix but no folder value. Negative control: the old code
+    (b6d0168) read 151 + 999 rows in each case (only the file name was checked)."""
+    folder, whole = parts
+    (folder / nested).mkdir(parents=True)
+    _frame(999, 8).to_parquet(folder / nested / "part-00000.parquet", index=False)
+    target = f"{folder}/**/*.parquet"
+    with pytest.raises(SourceError) as err:
+        connectors.read(target)
+    message = str(err.value)
+    assert "narrow the glob" in message and target in message and "\n" not in message
+    assert "secret-value" not in message
+    # the controls: a glob of the committed parts, and nested plain folders, are read
+    pd.testing.assert_frame_equal(connectors.read(f"{folder}/*.parquet"), whole, check_dtype=False)
+    (folder / "more" / "plain").mkdir(parents=True)
+    _frame(5, 7).to_parquet(folder / "more" / "plain" / "part-9.parquet", index=False)
+    assert len(connectors.read(f"{folder}/more/**/*.parquet")) == 5
+
+
 def test_a_synthkit_sharded_folder_is_read_as_its_success_lists_it(parts):
     """A killed `synthkit generate` run (_plan.json, no _SUCCESS) is refused instead of read
     as a short table; a committed one reads only the files its _SUCCESS lists."""

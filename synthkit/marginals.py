@@ -32,8 +32,9 @@ column in tree order is drawn GIVEN its parent's cell:
   within a parent cell is the network's. The bin shares are the table's conditional
   raked (`_fit_margins`) so that, over the parents' DP margins, a one-value cell (the
   exact-0 cell, an integer's value) and the null cell get the column's DP share. That
-  share combines, by inverse variance, the column's DP histogram and every DP pair table
-  the column is in (`_combined_point_shares`); the root's one-value cells are mapped onto
+  share combines, by inverse variance, the column's DP histogram (and, for 0, its DP range
+  histogram) and every DP pair table the column is in, over a row total that combines the
+  DP row count with every table's total (`_combined_point_shares`); the root's one-value cells are mapped onto
   it too.
 A deterministic relation in the data (a cell of the table near zero) stays near zero in
 the output, which a reweighting of the network's own rows could not achieve: a weak
@@ -209,7 +210,8 @@ class PairTree:
         self._cond = None
         self.point_shares_ = {}
         if private and sigma1 > 0 and sigma2 > 0:
-            self.point_shares_ = self._combined_point_shares(cols, first, sigma1, tables, parents, sigma2, n_dp)
+            n_total = _combined_total(n_dp, _count_sigma(ledger, k), first, sigma1, tables, sigma2)
+            self.point_shares_ = self._combined_point_shares(cols, first, sigma1, tables, parents, sigma2, n_total)
         logger.info("pair marginals released: %d tables for the selection, %d conditional tables (noise %.2f)",
                     len(select), len(tree), self.noise_std_)
         return self
@@ -226,7 +228,8 @@ class PairTree:
         counts is the least-noisy unbiased combination (on NMES1988 at ε = 1 the 0 cell's
         std falls from σ_hist to about 0.7σ_hist). Post-processing of releases already made:
         no new reading of the data. Returns {column: {"cells": [...], "shares": [...]}}
-        (shares of the DP row count); `margin` uses them in place of the histogram's."""
+        (shares of `n_dp`, the combined row total of `_combined_total`); `margin` uses them in
+        place of the histogram's."""
         out: dict[str, dict[str, list]] = {}
         index = {c.name: i for i, c in enumerate(cols)}
         for i, col in enumerate(cols):
@@ -710,6 +713,32 @@ def _one_bin_cells(t: NumericTransform, col: _Column) -> np.ndarray:
     bounds = np.concatenate([[lo], col.edges, [hi]])
     spikes = set(e[:-1][np.diff(e) == 0].tolist())
     return np.array([float(a) in spikes and b <= np.nextafter(a, np.inf) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def _count_sigma(ledger: PrivacyLedger, k: int) -> float | None:
+    """The noise std of the DP row count the fit used (`count:rows`, or `count:units` when a
+    unit is one row), from the ledger's last such event; None when there is none."""
+    name = "count:rows" if k > 1 else "count:units"
+    return next((float(e.sigma) for e in reversed(ledger.events) if getattr(e, "name", None) == name), None)
+
+
+def _combined_total(n_dp: float, sigma_n: float | None, first: dict[tuple[int, int], np.ndarray], sigma1: float,
+                    tables: dict[str, np.ndarray], sigma2: float) -> float:
+    """The number of rows, measured by the DP row count (std σ_n) and again by the total of
+    every DP pair table (each row is in one cell of each: variance cells·σ²), inverse-variance
+    weighted. A one-value cell's share is its combined count over this total: over the DP row
+    count alone, its noise (σ_n ≈ 63 rows on NMES1988 at ε = 1) moved an 80% spike by 3.4 pp
+    (std); with its 18 tree and 171 selection tables the total's std is about 17 rows.
+    Post-processing."""
+    if sigma_n is None or sigma_n <= 0:
+        return n_dp
+    est, prec = [n_dp], [1.0 / sigma_n**2]
+    for tab, sigma in [*((t, sigma1) for t in first.values()), *((t, sigma2) for t in tables.values())]:
+        if sigma > 0 and tab.size:
+            est.append(float(tab.sum()))
+            prec.append(1.0 / (tab.size * sigma**2))
+    total = float(np.dot(est, prec) / np.sum(prec))
+    return max(total, 1.0)
 
 
 def _one_bin_index(t: NumericTransform, col: _Column) -> np.ndarray:

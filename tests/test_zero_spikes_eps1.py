@@ -7,13 +7,17 @@ What the sampler follows for a numeric column is the pair tree's margin
 - the combined measurement of the 0 cell used that cleared share as if it were a raw noisy
   count (biased low), and left out the range histogram's own count of 0;
 - a DP range without 0: the bin of 0 next to the range was tested at 3.35σ, one far from it
-  (a continuous column) at the whole-grid 4.5σ.
+  (a continuous column) at the whole-grid 4.5σ;
+- the combined count of the 0 cell was divided by the DP row count, whose own noise (σ ≈ 63
+  rows at ε = 1) moved an 80% spike by 3.4 pp (std); the total is now combined with every
+  pair table's total.
 
 The end-to-end test replays the paired-margins benchmark (benchmarks/bench_spikes.py
 --paired-margins) on six fixed noise draws; the unit tests pin each rule with a control.
 Negative controls: the end-to-end brackets fail on the code before session 8 (3496bb2, run
-once: mean gap 2.96 pp, worst 14.9 pp, 21 of 71 column-draws over 3 pp; after: 1.57 pp,
-4.9 pp, 7 of 71)."""
+once: mean gap 2.96 pp, worst 14.9 pp, 21 of 71 column-draws over 3 pp) and on its first
+commit (a3b8787: 1.57 pp, 4.9 pp, 7 of 71, the row count alone as the denominator); this
+code: 0.82 pp, 2.8 pp, 0 of 71."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from scipy.stats import norm
 
 from synthkit.mechanisms import (GEOMETRIC_EDGES, INTEGER_EDGES, RANGE_FALSE_CLEAR_NEIGHBOURS,
                                  RANGE_FALSE_CLEAR_ZERO, RANGE_FALSE_JOIN_ZERO_NEXT, geometric_range)
+from synthkit.marginals import _combined_total
 from synthkit.transforms import CLEAR_SIGMAS_ZERO, clear_histogram, zero_bin
 
 
@@ -128,6 +133,32 @@ def test_the_bin_of_0_next_to_an_integer_range_joins_from_about_2_sigma() -> Non
     assert norm.isf(RANGE_FALSE_CLEAR_NEIGHBOURS / 2) > 3.0 > norm.isf(RANGE_FALSE_JOIN_ZERO_NEXT) > 1.9
 
 
+# ------------------------------------------------------------------ the row total
+def test_the_row_total_combines_the_dp_count_with_every_pair_table() -> None:
+    """1,500 rows, a DP row count with σ = 63, 18 tree tables of 10 cells (σ = 35 per cell)
+    and 30 selection tables of 40 cells (σ = 150), 2,000 seeded draws: the combined total is
+    unbiased (within 4 standard errors) and its std falls to about 0.48 of σ, as inverse
+    variance predicts. Control: the DP row count alone (what the share was divided by) keeps
+    std σ. Without a row-count event in the ledger the total is the DP count unchanged."""
+    n, sigma_n, sigma2, sigma1 = 1500, 63.0, 35.0, 150.0
+    rng = np.random.default_rng(0)
+    base = np.full(10, n / 10)
+    base_sel = np.full(40, n / 40)
+    totals, counts = [], []
+    for _ in range(2000):
+        n_dp = n + rng.normal(0, sigma_n)
+        tables = {f"c{j}": base + rng.normal(0, sigma2, 10) for j in range(18)}
+        first = {(j, j + 1): base_sel + rng.normal(0, sigma1, 40) for j in range(30)}
+        totals.append(_combined_total(n_dp, sigma_n, first, sigma1, tables, sigma2))
+        counts.append(n_dp)
+    predicted = 1 / np.sqrt(1 / sigma_n**2 + 18 / (10 * sigma2**2) + 30 / (40 * sigma1**2))
+    assert abs(np.mean(totals) - n) < 4 * predicted / np.sqrt(2000)
+    assert np.std(totals) == pytest.approx(predicted, rel=0.1)
+    assert predicted < 0.5 * sigma_n
+    assert np.std(counts) == pytest.approx(sigma_n, rel=0.1)  # the control
+    assert _combined_total(1490.0, None, first, sigma1, tables, sigma2) == 1490.0
+
+
 # ------------------------------------------------------------------ end to end, fixed draws
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
@@ -166,11 +197,10 @@ def _margin_zero_share(tree, column: str) -> float | None:
 def test_zero_spikes_of_the_released_margin_at_eps_1(tables, one_torch_thread, monkeypatch) -> None:
     """NMES1988 and Tobacco, 1,500 rows, no schema (DP kinds), DPTVAE at ε = 1, fixed noise
     draws 17..22, stopped after the pair tables: over every spike column (≥ 5% zeros) of
-    every draw, the zero share of the margin the sampler follows is off by at most 6 pp,
-    by more than 3 pp in at most 10 of ~71 column-draws, 2 pp on average. The code before
+    every draw, the zero share of the margin the sampler follows is off by at most 4 pp,
+    by more than 3 pp in at most 3 of ~71 column-draws, 1.3 pp on average. The code before
     session 8 gave 14.9 pp worst, 21 column-draws over 3 pp, 2.96 pp mean (fails all three);
-    this code gave 4.9 pp, 7, 1.57 pp. Plain noise is what is left: at ε = 1 the combined 0
-    cell has a std of ~1.8 pp at 1,500 rows."""
+    a3b8787 4.9 pp, 7, 1.57 pp (fails all three); this code 2.8 pp, 0, 0.82 pp."""
     import synthkit.models.base as base
     from synthkit import DPTVAE, PrivacyBudget
     from synthkit.noise import _fixed_for_tests
@@ -200,6 +230,6 @@ def test_zero_spikes_of_the_released_margin_at_eps_1(tables, one_torch_thread, m
                     gaps.append(abs(share - float((frame[c] == 0).mean())))
     gaps = np.asarray(gaps)
     assert len(gaps) >= 60
-    assert gaps.max() <= 0.06, gaps.max()
-    assert int((gaps > 0.03).sum()) <= 10, np.sort(gaps)[-12:]
-    assert gaps.mean() <= 0.02, gaps.mean()
+    assert gaps.max() <= 0.04, gaps.max()
+    assert int((gaps > 0.03).sum()) <= 3, np.sort(gaps)[-5:]
+    assert gaps.mean() <= 0.013, gaps.mean()

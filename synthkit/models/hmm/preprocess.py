@@ -33,6 +33,15 @@ DEFAULT_MAX_BATCH = 256  # the largest batch of entities the HMM picks by itself
 MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
 MAX_END_BINS = 4096  # public cap of the last index values' histogram (release_index_end)
 END_FALSE_CLEAR = 1e-4  # chance that a bin no entity ends in clears (over all bins; release_index_end)
+# ρ of a DP range histogram (an event column's, the gaps') relative to any other preprocessing
+# histogram of the sequences. The table models give it mechanisms.BOUNDS_WEIGHT (2); the HMM
+# gives more because its value histograms matter less: every event column's margin is released
+# again (synthkit.models.hmm.margins, σ about a third of these) and the sampled events are
+# calibrated onto that, inside the range learned here, so a range cut short clips a tail for
+# good while a noisier value histogram only moves the mixture modes of the encoding.
+# COUNT/rwm5yr at ε = 3 with the weight 1: docvis's range came out [0, 5] (17% of its events
+# above 5 clipped onto 5), hhninc's [1.41, 5.66] (real 1% and 99% quantiles 0.75 and 8).
+RANGE_WEIGHT = 4.0
 
 
 def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
@@ -64,8 +73,9 @@ def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: Privacy
         logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
         return PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0,
                                  k=plan_k, n_histograms=n_hist, n_discovery=0), math.inf
-    plan = plan_preprocessing(budget=budget, k=plan_k, n_histograms=n_hist, n_discovery=n_disc,
-                              epsilon_share=epsilon_share)
+    n_ranges = transformer.n_bounds() + (1 if may_have_gaps and max_gap is None else 0)
+    plan = _weighted_plan(budget=budget, k=plan_k, n_histograms=n_hist, n_ranges=n_ranges, n_discovery=n_disc,
+                          epsilon_share=epsilon_share)
     # the (preprocessing + context) share, on top of any schema inference (whose
     # cost the HMM's DP-SGD, calibrated to what the ledger has left, pays)
     context_target = budget.epsilon * shares
@@ -82,6 +92,22 @@ def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: Privacy
                  what="sequence preprocessing")
     logger.info("sequence preprocessing planned: %d histograms, %d category discoveries", n_hist, n_disc)
     return plan, context_target
+
+
+def _weighted_plan(*, budget: PrivacyBudget, k: int, n_histograms: int, n_ranges: int, n_discovery: int,
+                   epsilon_share: float) -> PreprocessingPlan:
+    """`plan_preprocessing` with its `n_ranges` DP range histograms at RANGE_WEIGHT times the
+    ρ of another histogram: planned as n_histograms + (RANGE_WEIGHT − 1)·n_ranges equal
+    Gaussians, then the range histograms take σ/√RANGE_WEIGHT. The plan's own events
+    (checked against the share by the caller) compose to the same ρ."""
+    extra = int(round((RANGE_WEIGHT - 1.0) * n_ranges))
+    plan = plan_preprocessing(budget=budget, k=k, n_histograms=n_histograms + extra, n_discovery=n_discovery,
+                              epsilon_share=epsilon_share)
+    if not n_ranges:
+        return dataclasses.replace(plan, n_histograms=n_histograms)
+    weight = 1.0 + extra / n_ranges
+    return dataclasses.replace(plan, n_histograms=n_histograms, n_bounds=n_ranges,
+                               sigma_bounds=plan.sigma_hist / math.sqrt(weight))
 
 
 class Bounded(NamedTuple):
@@ -115,8 +141,11 @@ def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: Time
                 "more is private and not reported)", length)
     grouped = group_events(frame, entity_key=key, axis=axis, index=index, max_length=length, keys=keys)
     ledger.max_rows_per_unit = length
+    # the range histograms keep their weight: σ_bounds / σ_hist is fixed by the plan
+    ratio = plan.sigma_bounds / plan.sigma_hist if plan.n_bounds and plan.sigma_hist > 0 else 0.0
     plan = dataclasses.replace(plan, k=length, sigma_rows=length * plan.sigma_units,
-                               sigma_hist=length * plan.sigma_units)
+                               sigma_hist=length * plan.sigma_units,
+                               sigma_bounds=ratio * length * plan.sigma_units)
     chosen = choose_batch_size(batch_size, n_dp, unit="entity", cap=DEFAULT_MAX_BATCH)
     if batch_size is None:
         logger.info("batch size %d chosen from the DP count of entities (post-processing; --batch-size sets it)",

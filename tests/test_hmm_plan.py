@@ -1,0 +1,78 @@
+"""DPHMM's preprocessing plan gives its DP range histograms RANGE_WEIGHT times the ρ of
+another histogram (synthkit.models.hmm.preprocess), and keeps that weight when the noise
+is rescaled to the DP contribution bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthkit import DPHMM, PrivacyBudget, Schema
+from synthkit.ledger import PrivacyLedger
+from synthkit.models.hmm import preprocess
+from synthkit.models.hmm.preprocess import RANGE_WEIGHT, plan_sequence_preprocessing
+from synthkit.schema import Column
+from synthkit.transforms import DataTransformer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-6)
+SCHEMA = Schema(columns=(
+    Column(name="pid", kind="identifier", nullable=False),
+    Column(name="year", kind="integer", nullable=False, bounds=(2000, 2003)),
+    Column(name="visits", kind="integer", nullable=False),   # no bounds: a DP range
+    Column(name="income", kind="continuous", nullable=False),  # no bounds: a DP range
+    Column(name="flag", kind="boolean", nullable=False),
+), entity_key="pid", sequence_index="year")
+
+
+def _plan(weight: float):
+    ledger = PrivacyLedger(budget=BUDGET, unit="entity", max_rows_per_unit=2)
+    transformer = DataTransformer(Schema(columns=SCHEMA.columns[2:]))
+    old = preprocess.RANGE_WEIGHT
+    preprocess.RANGE_WEIGHT = weight
+    try:
+        return plan_sequence_preprocessing(transformer, budget=BUDGET, ledger=ledger, plan_k=2, max_length=None,
+                                           max_gap=None, epsilon_share=0.2, shares=0.5, inference=[])[0], ledger
+    finally:
+        preprocess.RANGE_WEIGHT = old
+
+
+def test_range_histograms_get_the_weight_and_the_plan_spends_its_share():
+    """Exact: 3 range histograms (two columns, the gaps) at σ_hist/√RANGE_WEIGHT, the rest at
+    σ_hist, and the plan's events spend exactly the preprocessing share (0.2·ε). Negative
+    control: weight 1 (the plan before) gives the ranges the histograms' σ."""
+    plan, ledger = _plan(RANGE_WEIGHT)
+    assert plan.n_bounds == 3
+    assert plan.sigma_range == pytest.approx(plan.sigma_hist / math.sqrt(RANGE_WEIGHT), rel=1e-12)
+    assert ledger.epsilon_if(plan.events()) == pytest.approx(0.2 * BUDGET.epsilon, rel=1e-6)
+    flat, _ = _plan(1.0)
+    assert flat.sigma_range == pytest.approx(flat.sigma_hist, rel=1e-12)
+    assert plan.sigma_range < flat.sigma_range < plan.sigma_hist
+
+
+def test_a_fit_charges_its_ranges_at_the_weighted_noise():
+    """A private fit with a DP maximum length (the plan is made for k = 2, then rescaled to
+    the DP bound): every `bounds:*` event has σ = σ_hist/√RANGE_WEIGHT of the `histogram:*`
+    events, at the same sensitivity. Negative control, run once: without rescaling
+    sigma_bounds with the bound (only sigma_hist), the ranges were charged at half that σ
+    (planned for k = 2, sensitivity 4): less noise than the plan's ρ, a privacy bug."""
+    rng = np.random.default_rng(0)
+    n, t = 400, 4
+    events = pd.DataFrame({
+        "pid": np.repeat([f"P{i:04d}" for i in range(n)], t),
+        "year": np.tile(np.arange(2000, 2000 + t), n),
+        "visits": rng.poisson(2.0, n * t),
+        "income": rng.lognormal(1.0, 0.5, n * t).round(2),
+        "flag": rng.random(n * t) < 0.3,
+    })
+    model = DPHMM(n_states=2, epochs=1, batch_size=128, context_epochs=1, context_batch_size=128, device="cpu",
+                  seed=0).fit(events, schema=SCHEMA, budget=BUDGET)
+    ev = {e.name: e for e in model.ledger_.events}
+    for column in ("visits", "income"):
+        b, h = ev[f"bounds:{column}"], ev[f"histogram:{column}"]
+        assert b.sensitivity == h.sensitivity == model.layout_["max_length"]
+        assert b.sigma == pytest.approx(h.sigma / math.sqrt(RANGE_WEIGHT), rel=1e-9)

@@ -329,6 +329,28 @@ class Synthesizer:
         self.device_ = device
         return self
 
+    def _fit_on_engine(self, table: Any, *, budget: PrivacyBudget | None, engine: str, workers: int,
+                       gpus_per_worker: float, ray_address: str | None, ray_note: str, **kwargs: Any) -> Self:
+        """`fit` with the place its DP-SGD loop runs (DPTVAE.fit and DPCTGAN.fit): the engine
+        options are checked as `synthkit fit --engine` and a job's engine are, before any data
+        is read; `_train` reads `_engine` to run on Ray; the bundle's training record and, on
+        Ray, the ledger's `ray_note` say where it ran (public). Where the loop runs is not a
+        hyperparameter: the bundle loads and samples the same either way."""
+        from synthkit.jobs import engine_problems
+        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=self.model_name,
+                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
+        if problems:
+            raise ConfigError("; ".join(problems))
+        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                        "ray_address": ray_address}
+        Synthesizer.fit(self, table, budget=budget, **kwargs)
+        self.training_["engine"] = engine
+        self.training_["workers"] = workers
+        if engine == "ray":
+            self.training_["gpus_per_worker"] = gpus_per_worker
+            self.ledger_.notes.append(ray_note)
+        return self
+
     def _infer_schema_dp(self, frame: pd.DataFrame, *, budget: PrivacyBudget, roles: dict[str, Any],
                          ledger: PrivacyLedger | None) -> PrivacyLedger:
         """Column kinds from noisy counts (synthkit.dp_schema), checked against the budget

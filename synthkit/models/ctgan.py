@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthkit._typing import DeviceOption
-from synthkit.errors import ConfigError
 from synthkit.models.base import Progress, Synthesizer, init_linear_layers
 from synthkit.models.dpsgd import DPStep, PoissonSampler
 from synthkit.transforms import DataTransformer, Span
@@ -349,23 +348,12 @@ class DPCTGAN(Synthesizer):
         Train workers (the preprocessing, the DP counts, the conditional vectors' DP
         frequencies and the plan q, steps, σ stay here). Where the loop runs is an argument
         of `fit`, not a hyperparameter: the bundle loads and samples the same either way."""
-        from synthkit.jobs import engine_problems  # the same checks as `synthkit fit --engine` and a job's engine:
-        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=self.model_name,
-                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
-        if problems:
-            raise ConfigError("; ".join(problems))
-        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
-                        "ray_address": ray_address}
-        super().fit(table, budget=budget, **kwargs)
-        self.training_["engine"] = engine
-        self.training_["workers"] = workers
-        if engine == "ray":
-            self.training_["gpus_per_worker"] = gpus_per_worker
-            self.ledger_.notes.append(
-                f"the critic's DP-SGD ran on {workers} Ray Train workers (units partitioned by key, Poisson "
-                "sampling per worker, noise added once per step): the same plan; the generator (post-processing) "
-                "trained on rank 0 and was broadcast")
-        return self
+        return self._fit_on_engine(
+            table, budget=budget, engine=engine, workers=workers, gpus_per_worker=gpus_per_worker,
+            ray_address=ray_address, **kwargs,
+            ray_note=f"the critic's DP-SGD ran on {workers} Ray Train workers (units partitioned by key, Poisson "
+                     "sampling per worker, noise added once per step): the same plan; the generator "
+                     "(post-processing) trained on rank 0 and was broadcast")
 
     def _train_ray(self, data: torch.Tensor, mask: torch.Tensor, *, private: bool, noise_multiplier: float,
                    expected_batch_size: float, sampling_rate: float, n_steps_per_epoch: int,

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from synthkit._typing import DeviceOption
-from synthkit.errors import ConfigError
 from synthkit.models.base import Progress, Synthesizer, init_linear_layers
 from synthkit.models.dpsgd import DPStep, PoissonSampler
 from synthkit.models.sampling import linear_transposed
@@ -130,21 +129,11 @@ class DPTVAE(Synthesizer):
         Where the loop runs is not a hyperparameter of the model (the bundle loads and
         samples the same either way): it is an argument of `fit`, recorded in the bundle's
         training record and the ledger's notes (public)."""
-        from synthkit.jobs import engine_problems  # the same checks as `synthkit fit --engine` and a job's engine:
-        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model="dptvae",
-                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
-        if problems:
-            raise ConfigError("; ".join(problems))
-        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
-                        "ray_address": ray_address}
-        super().fit(table, budget=budget, **kwargs)
-        self.training_["engine"] = engine
-        self.training_["workers"] = workers
-        if engine == "ray":
-            self.training_["gpus_per_worker"] = gpus_per_worker
-            self.ledger_.notes.append(f"DP-SGD ran on {workers} Ray Train workers (units partitioned by key, "
-                                      "Poisson sampling per worker, noise added once per step): the same plan")
-        return self
+        return self._fit_on_engine(
+            table, budget=budget, engine=engine, workers=workers, gpus_per_worker=gpus_per_worker,
+            ray_address=ray_address, **kwargs,
+            ray_note=f"DP-SGD ran on {workers} Ray Train workers (units partitioned by key, Poisson sampling per "
+                     "worker, noise added once per step): the same plan")
 
     def _build(self, transformer: DataTransformer, device: torch.device, generator: torch.Generator) -> None:
         self.spans_ = transformer.spans
@@ -196,19 +185,13 @@ class DPTVAE(Synthesizer):
         rank Poisson-samples its own units at rate q from its own stream: the union is
         Poisson(q) over all units, so the accountant is the single-process one. Every epoch
         is charged before the workers start (the plan was checked against the budget)."""
-        from synthkit.distributed import WorkerConfig, driver_seed_sequence, partition_units
+        from synthkit.distributed import WorkerConfig, driver_seed_sequence
         from synthkit.distributed.ray_engine import train_on_ray
-        from synthkit.distributed.worker import Shard
+        from synthkit.distributed.worker import unit_shards
 
-        n_units = data.shape[0]
         # DP streams (batching, noise, reparameterisation) from OS entropy under a budget
         dp_seed = driver_seed_sequence() if private else np.random.SeedSequence(self.seed).spawn(1)[0]
-        workers = self._engine["workers"]
-        part = partition_units(np.arange(n_units), n_rows=n_units, world_size=workers, k=1,
-                               rng=np.random.default_rng(dp_seed.spawn(1)[0]))
-        cpu_data, cpu_mask = data.cpu(), mask.cpu()
-        shards = [Shard(data=cpu_data[torch.from_numpy(rows)], mask=cpu_mask[torch.from_numpy(rows)])
-                  for rows in part.rows]
+        shards = unit_shards(data, mask, world_size=self._engine["workers"], seed=dp_seed)
         plan = WorkerConfig(shards=(), sampling_rate=sampling_rate, steps=self.epochs * n_steps_per_epoch,
                             noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm,
                             expected_batch_size=expected_batch_size, dp_seed=dp_seed, private=private,

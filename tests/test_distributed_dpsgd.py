@@ -8,9 +8,13 @@ the launch (and the tests) instead of hanging.
 The reference is the library's single-process `DPStep` fed the UNION of the ranks'
 Poisson batches (replayed from the same per-rank streams) and rank 0's noise stream, so
 "same statistic" means: same clipped sum, same noise draw, same global normalisation.
+The DPCTGAN check at the end runs one rank in this process (no spawn): a step against a
+per-unit gradient written out without the library's helpers.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -438,3 +442,156 @@ def test_a_forward_pass_over_an_empty_batch_does_not_break_the_next_step(one_ran
     diff = _max_diff(state, model.state_dict())
     assert diff < ATOL, diff
     assert _max_diff(single, model.state_dict()) < ATOL
+
+
+# ------------------------------------------------------------------ DPCTGAN's step without its helpers
+def _ctgan_one_rank(*, n_units: int, sigma: float, clip: float, steps: int, critic_steps: int
+                    ) -> tuple[WorkerConfig, torch.Tensor, torch.Tensor]:
+    """A one-rank ctgan plan over `n_units` made-up units (one of them with a single real
+    row), the networks of `_ctgan_config`."""
+    base = _ctgan_config((n_units, 1), sigma=sigma, seed=np.random.SeedSequence(0))
+    shard = base.shards[0]
+    mask = shard.mask.clone()
+    mask[0, 1] = 0.0
+    config = replace(base, shards=(Shard(data=shard.data, mask=mask),), steps=steps, critic_steps=critic_steps,
+                     max_grad_norm=clip, expected_batch_size=base.sampling_rate * n_units)
+    return config, shard.data, mask
+
+
+def _nets(config: WorkerConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    from synthkit.models.ctgan import Critic, Generator
+
+    width, cond_width = sum(s.width for s in config.spans), sum(b - a for a, b, _ in config.cond_columns)
+    generator = Generator(config.embedding_dim, cond_width, config.generator_dims, width)
+    critic = Critic(width + cond_width, config.critic_dims)
+    for prefix, net in (("generator.", generator), ("critic.", critic)):
+        net.load_state_dict({k.removeprefix(prefix): v for k, v in config.initial_state.items() if k.startswith(prefix)})
+    return generator, critic
+
+
+def _direct_fakes(config: WorkerConfig, generator: torch.nn.Module, n: int, g: torch.Generator):
+    """CTGAN's fakes written out here, not through `fake_rows`/`Conditioner.for_fake`: a
+    discrete column uniformly, its label by the frequencies, noise z, tanh / Gumbel-softmax
+    (τ = 0.2) per span, the draws in the library's order. Returns (activated, cond, raw,
+    column, label)."""
+    import torch.nn.functional as F
+
+    widths = [b - a for a, b, _ in config.cond_columns]
+    column = torch.randint(0, len(widths), (n,), generator=g)
+    label = torch.zeros(n, dtype=torch.long)
+    for j, (_, _, freq) in enumerate(config.cond_columns):
+        sel = column == j
+        if int(sel.sum()):
+            label[sel] = torch.multinomial(torch.tensor(freq), int(sel.sum()), replacement=True, generator=g)
+    offsets = torch.tensor(np.cumsum([0] + widths[:-1]))
+    cond = F.one_hot(offsets[column] + label, sum(widths)).float()
+    z = torch.randn(n, config.embedding_dim, generator=g)
+    raw = generator(torch.cat([z, cond], dim=1))
+    out, start = [], 0
+    for span in config.spans:
+        block = raw[:, start:start + span.width]
+        start += span.width
+        if span.activation == "tanh":
+            out.append(torch.tanh(block))
+        else:
+            u = torch.rand(n, span.width, generator=g).clamp(1e-10, 1 - 1e-10)
+            out.append(torch.softmax((block - torch.log(-torch.log(u))) / 0.2, dim=1))
+    return torch.cat(out, dim=1), cond, raw, column, label
+
+
+def _direct_step_gradients(config: WorkerConfig, data: torch.Tensor, mask: torch.Tensor, batch: torch.Tensor, *,
+                           train_seed: int, gen_seed: int) -> dict[str, object]:
+    """One DPCTGAN step computed here, Opacus-free and without critic_unit_loss, fake_rows or
+    generator_step: per sample (a real unit: Σ over its real rows of −log σ(D(x ⊕ c)); a fake
+    group: Σ of −log(1 − σ(D(x̃ ⊕ c)))) its own gradient by autograd, clipped to C, summed,
+    ÷ round(expected batch + fake groups); then the generator's gradient through the critic
+    after that update (BCE to 1, mean, + CTGAN's conditional cross-entropy)."""
+    import torch.nn.functional as F
+
+    generator, critic = _nets(config)
+    generator.train()
+    k = data.shape[1]
+    n_fake = config.fake_groups * k
+    real = data[batch]
+    column = torch.randint(0, len(config.cond_columns), real.shape[:-1], generator=torch.Generator().manual_seed(train_seed))
+    real_in = torch.cat([real, *[real[..., a:b] * (column == j).unsqueeze(-1).float()
+                                 for j, (a, b, _) in enumerate(config.cond_columns)]], dim=-1)
+    g = torch.Generator().manual_seed(gen_seed)
+    with torch.no_grad():
+        fake, cond, *_ = _direct_fakes(config, generator, n_fake, g)
+    fake_in = torch.cat([fake, cond], dim=1).view(config.fake_groups, k, -1)
+    samples = [(real_in[u][mask[batch][u] > 0], True) for u in range(len(batch))]
+    samples += [(fake_in[f], False) for f in range(config.fake_groups)]
+    params = dict(critic.named_parameters())
+    clipped = {name: torch.zeros_like(p) for name, p in params.items()}
+    unclipped = {name: torch.zeros_like(p) for name, p in params.items()}
+    norms = []
+    for rows, is_real in samples:
+        logits = critic(rows)
+        loss = (F.softplus(-logits) if is_real else F.softplus(logits)).sum()
+        grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+        norm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in grads.values())))
+        norms.append(norm)
+        factor = min(1.0, config.max_grad_norm / (norm + 1e-6))  # Opacus' clip factor
+        for name, v in grads.items():
+            clipped[name] += factor * v
+            unclipped[name] += v
+    divisor = float(round(config.expected_batch_size + config.fake_groups))
+    critic_grad = {f"critic.{n}": v / divisor for n, v in clipped.items()}
+    with torch.no_grad():
+        for name, p in params.items():
+            p -= critic_grad[f"critic.{name}"]
+    fake, cond, raw, column, label = _direct_fakes(config, generator, n_fake, g)
+    g_loss = F.softplus(-critic(torch.cat([fake, cond], dim=1))).mean()
+    for j, (a, b, _) in enumerate(config.cond_columns):
+        sel = column == j
+        if sel.any():
+            g_loss = g_loss + F.cross_entropy(raw[sel, a:b], label[sel], reduction="sum") / n_fake
+    gen_params = dict(generator.named_parameters())
+    generator_grad = {f"generator.{n}": v for n, v in
+                      zip(gen_params, torch.autograd.grad(g_loss, list(gen_params.values())))}
+    return {"critic": critic_grad, "generator": generator_grad, "norms": norms,
+            "unclipped": {f"critic.{n}": v / divisor for n, v in unclipped.items()}}
+
+
+def test_ctgan_step_gradients_equal_a_direct_per_unit_reference(one_rank_group, monkeypatch):
+    """One rank, σ = 0, one critic step and one generator step of the worker's DPCTGAN loop,
+    with both optimizers swapped for SGD(lr=1) so that a weight's change IS minus the
+    released gradient. The reference never calls critic_unit_loss, fake_rows,
+    generator_step, Conditioner.for_real or Opacus (`_direct_step_gradients`), so a bug
+    inside those helpers — which the two-rank comparison above shares with its reference —
+    fails here. Clipping binds on some samples (C = the median per-sample norm) and the
+    unclipped sum is another gradient. Run once with each of these bugs planted: fake rows
+    activated at τ = 0.5 instead of 0.2 in fake_rows, the fake groups' BCE target 1 instead
+    of 0 in critic_unit_loss, the mask ignored in critic_unit_loss, the generator's
+    conditional loss left out of generator_step; each one failed this test."""
+    import synthkit.models.ctgan as ctgan
+    from synthkit.distributed.worker import _train_ctgan
+    from synthkit.models.dpsgd import PoissonSampler
+
+    sgd = lambda module, lr: torch.optim.SGD(module.parameters(), lr=1.0)  # noqa: E731
+    monkeypatch.setattr(ctgan, "critic_optimizer", sgd)
+    monkeypatch.setattr(ctgan, "generator_optimizer", sgd)
+    config, data, mask = _ctgan_one_rank(n_units=12, sigma=0.0, clip=1.0, steps=1, critic_steps=1)
+    batch_seed, train_seed, gen_seed = 21, 22, 23
+    batch = PoissonSampler(12, config.sampling_rate, torch.Generator().manual_seed(batch_seed)).draw()
+    assert len(batch) >= 2  # real units in the step
+    mask = mask.clone()
+    mask[int(batch[0]), 1] = 0.0  # a sampled unit with a single real row: its padding row must not count
+    # C = the median per-sample norm: clipping binds on about half of the samples
+    norms = _direct_step_gradients(config, data, mask, batch, train_seed=train_seed, gen_seed=gen_seed)["norms"]
+    config = replace(config, max_grad_norm=float(np.median(norms)))
+    ref = _direct_step_gradients(config, data, mask, batch, train_seed=train_seed, gen_seed=gen_seed)
+    assert sum(n > config.max_grad_norm for n in ref["norms"]) >= 2
+    state = _train_ctgan(config, data, mask, sampler=PoissonSampler(12, config.sampling_rate,
+                                                                     torch.Generator().manual_seed(batch_seed)),
+                         noise_gen=None, train_gen=torch.Generator().manual_seed(train_seed),
+                         gen_gen=torch.Generator().manual_seed(gen_seed))
+    released = {name: config.initial_state[name] - state[name] for name in {**ref["critic"], **ref["generator"]}}
+    for part in ("critic", "generator"):
+        diff = _max_diff({n: released[n] for n in ref[part]}, ref[part])
+        assert diff < ATOL, (part, diff)
+        size = max(float(v.abs().max()) for v in ref[part].values())
+        assert size > 100 * ATOL, (part, size)  # a real gradient, not two zeros
+    assert _max_diff(ref["unclipped"], ref["critic"]) > 100 * ATOL  # clipping shows in the comparison
+

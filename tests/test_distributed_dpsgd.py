@@ -8,8 +8,9 @@ the launch (and the tests) instead of hanging.
 The reference is the library's single-process `DPStep` fed the UNION of the ranks'
 Poisson batches (replayed from the same per-rank streams) and rank 0's noise stream, so
 "same statistic" means: same clipped sum, same noise draw, same global normalisation.
-The DPCTGAN check at the end runs one rank in this process (no spawn): a step against a
-per-unit gradient written out without the library's helpers.
+The DPCTGAN checks at the end run one rank in this process (no spawn): a step against a
+per-unit gradient written out without the library's helpers, and the single-process loop
+against the worker's loop, bit for bit.
 """
 
 from __future__ import annotations
@@ -595,3 +596,48 @@ def test_ctgan_step_gradients_equal_a_direct_per_unit_reference(one_rank_group, 
         assert size > 100 * ATOL, (part, size)  # a real gradient, not two zeros
     assert _max_diff(ref["unclipped"], ref["critic"]) > 100 * ATOL  # clipping shows in the comparison
 
+
+def test_ctgan_local_loop_and_one_rank_worker_give_identical_weights(one_rank_group):
+    """`DPCTGAN._train` (the single-process loop) and the worker's loop (`_train_ctgan`, one
+    rank) share fake_rows, critic_unit_loss and generator_step but not the loop: same plan,
+    same start weights, same batching, noise and draw streams -> bit-identical critic and
+    generator, with DP noise (σ = 1, fixed noise stream), 2 epochs, critic_steps = 2. The
+    one deliberate difference, a separate stream for the real rows' conditional vectors and
+    for the fakes on a worker, is bridged by handing the worker the same generator for both.
+    Controls: the weights moved; another noise stream gives other weights. Run once with the
+    worker's generator step taken after every critic step (not every critic_steps-th): every
+    generator and critic tensor (13) differed and this test failed."""
+    from synthkit.distributed.worker import _train_ctgan
+    from synthkit.models.ctgan import DPCTGAN, Conditioner
+    from synthkit.models.dpsgd import PoissonSampler
+
+    epochs, spe = 2, 4
+    config, data, mask = _ctgan_one_rank(n_units=12, sigma=1.0, clip=1.0, steps=epochs * spe, critic_steps=2)
+    n, q = data.shape[0], config.sampling_rate
+    model = DPCTGAN(epochs=epochs, embedding_dim=config.embedding_dim, generator_dim=config.generator_dims,
+                    critic_dim=config.critic_dims, generator_lr=config.generator_lr, critic_lr=config.lr,
+                    critic_steps=config.critic_steps, max_grad_norm=config.max_grad_norm)
+    generator, critic = _nets(config)
+    model.spans_, model._cond_columns = list(config.spans), config.cond_columns
+    model.cond_ = Conditioner(config.cond_columns, torch.device("cpu"))
+    model.data_dim_, model.generator_ = data.shape[-1], generator
+    local = {}
+    model._new_critic = lambda device: local.setdefault("critic", _nets(config)[1])
+    model._train(data, mask, private=True, sampler=PoissonSampler(n, q, torch.Generator().manual_seed(31)),
+                 noise_multiplier=config.noise_multiplier, expected_batch_size=config.expected_batch_size,
+                 n_steps_per_epoch=spe, charge_epoch=lambda: None, progress=None,
+                 generators={"noise": torch.Generator().manual_seed(32), "train": torch.Generator().manual_seed(33)})
+    local_state = {**{f"generator.{k}": v for k, v in model.generator_.state_dict().items()},
+                   **{f"critic.{k}": v for k, v in local["critic"].state_dict().items()}}
+
+    def worker(noise_seed: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(33)
+        return _train_ctgan(config, data, mask, sampler=PoissonSampler(n, q, torch.Generator().manual_seed(31)),
+                            noise_gen=torch.Generator().manual_seed(noise_seed), train_gen=g, gen_gen=g)
+
+    state = worker(32)
+    assert state.keys() == local_state.keys()
+    unequal = [k for k in state if not torch.equal(state[k], local_state[k])]
+    assert unequal == [], (unequal, _max_diff(state, local_state))
+    assert _float_diff(state, config.initial_state, skip=RUNNING_STATS) > 100 * ATOL
+    assert _float_diff(worker(34), state, skip=RUNNING_STATS) > 100 * ATOL

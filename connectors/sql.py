@@ -64,10 +64,14 @@ _PART_ALIAS = "_synthkit_part"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyRanges:
     """`partitions` ranges of the unit key `key`: range i holds the rows whose key is above
-    upper[i-1] and at most upper[i] (range 0 also holds the rows with a NULL key, together;
-    the last has no upper bound). Every row of one key value satisfies exactly one range's
-    condition, so a privacy unit never straddles two partitions, which is what lets each
-    partition be bounded to k rows per unit on its own (synthkit.distributed.stats).
+    upper[i-1] and at most upper[i] (the last has no upper bound). Every row of one key
+    value satisfies exactly one range's condition, so a privacy unit never straddles two
+    partitions, which is what lets each partition be bounded to k rows per unit on its own
+    (synthkit.distributed.stats). A NULL key is no unit: rows without one would be many
+    people counted as one unit of k rows, so they are refused (`key_ranges`, `read_range`),
+    as the single-process fit refuses a missing entity key. Range 0's condition still
+    selects them, so that a NULL key written after `key_ranges` ran is refused by
+    `read_range` instead of silently left out.
 
     The bounds are key values (private): they stay out of repr, logs and errors, and reach
     the database only as bound parameters, never inside the SQL text. There are always
@@ -104,9 +108,9 @@ def _placeholder(loc: Location) -> Callable[[int], str]:
 def key_ranges(loc: Location, *, table: str | None = None, query: str | None = None, key: str,
                partitions: int) -> KeyRanges:
     """Split the source into `partitions` ranges of `key` holding about equal numbers of
-    DISTINCT keys (units), from one query: ntile over the distinct non-null keys in the
-    database's own order (the order its `<=` compares by). The bounds never leave the
-    returned value (see KeyRanges)."""
+    DISTINCT keys (units), from one query: ntile over the distinct keys in the database's
+    own order (the order its `<=` compares by). The bounds never leave the returned value
+    (see KeyRanges). A NULL key is refused (see KeyRanges)."""
     if (table is None) == (query is None):
         raise SourceError(f"{loc.redacted!r}: a SQL source needs exactly one of --table or --query")
     if not (isinstance(partitions, int) and not isinstance(partitions, bool) and 1 <= partitions <= 100_000):
@@ -121,6 +125,9 @@ def key_ranges(loc: Location, *, table: str | None = None, query: str | None = N
             if key not in names:
                 raise SourceError(f"{loc.redacted!r}: the partition key {key!r} is not a column of the source; "
                                   f"its columns are {names[:20]}")
+            cur.execute(f"SELECT 1 FROM {source} WHERE {k} IS NULL LIMIT 1")
+            if cur.fetchall():
+                raise _null_key_error(loc, key)
             cur.execute(f"SELECT max(k) FROM (SELECT k, ntile({int(partitions)}) OVER (ORDER BY k) AS t FROM "
                         f"(SELECT DISTINCT {k} AS k FROM {source} WHERE {k} IS NOT NULL) AS d) AS x "
                         "GROUP BY t ORDER BY t")
@@ -153,14 +160,25 @@ def _column_names(cur: Any, source: str) -> list[str]:
 
 def read_range(loc: Location, ranges: KeyRanges, index: int, *, table: str | None = None,
                query: str | None = None) -> pd.DataFrame:
-    """The rows of partition `index` of `ranges` (whole units), typed as `read` types them."""
+    """The rows of partition `index` of `ranges` (whole units), typed as `read` types them.
+    A row without a key is refused (see KeyRanges): no partial frame is returned."""
     where = ranges.condition(index, placeholder=_placeholder(loc))
     with _connect(loc, read_only=True) as conn:
         if loc.kind == "sqlite":
             arrow, decl = _sqlite_read(loc, conn, table=table, query=query, where=where)
         else:
             arrow, decl = _postgres_read(loc, conn, table=table, query=query, where=where)
+    if ranges.key in arrow.column_names and arrow.column(ranges.key).null_count:
+        raise _null_key_error(loc, ranges.key)
     return to_pandas(_convert(loc, arrow, decl))
+
+
+def _null_key_error(loc: Location, key: str) -> SourceError:
+    """The refusal of a NULL unit key (the single-process fit's words, synthkit.table): no
+    value and no count of rows, only that some exist."""
+    return SourceError(f"{loc.redacted!r}: entity_key column {key!r} has missing values; every row needs its "
+                       f"unit's key: fill them, or leave those rows out with --query (... WHERE {_quote(key)} "
+                       "IS NOT NULL)")
 
 
 # ------------------------------------------------------------------ public

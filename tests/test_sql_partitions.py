@@ -1,8 +1,11 @@
 """SQL sources partitioned by ranges of the unit key (issue 19), on SQLite and PostgreSQL.
 
 - the partitions hold every row once (their union is the whole table), a key value lands
-  in exactly one partition (a unit never straddles two), NULL keys stay together, and the
-  ranges hold equal numbers of distinct keys to within one (ntile);
+  in exactly one partition (a unit never straddles two), and the ranges hold equal numbers
+  of distinct keys to within one (ntile);
+- a NULL unit key is refused (by key_ranges, read_range and the bound), as the
+  single-process fit refuses it: rows without a key are no unit, and bounded as one they
+  would break the k-row bound; keys are units by value ("7" is not 7);
 - so the map-reduce statistics bound each partition on its own and still count each unit
   once: the merged partials equal the whole table's;
 - more partitions than keys gives that many partitions (some empty), so the number says
@@ -46,14 +49,15 @@ def db(request, tmp_path: Path):
         conn.commit()
 
 
-def _units(n_units: int, *, text_keys: bool, seed: int = 0) -> pd.DataFrame:
-    """Made-up events: unit i has 1..8 rows; rows in random order; 5 rows without a key."""
+def _units(n_units: int, *, text_keys: bool, seed: int = 0, n_null: int = 0) -> pd.DataFrame:
+    """Made-up events: unit i has 1..8 rows; rows in random order; `n_null` rows without a key."""
     rng = np.random.default_rng(seed)
     sizes = rng.integers(1, 9, n_units)
     keys = np.repeat(np.arange(n_units), sizes)
     frame = pd.DataFrame({"unit": [f"U{k:05d}" for k in keys] if text_keys else keys.astype(float),
                           "v": rng.normal(size=len(keys)).round(3)})
-    nulls = pd.DataFrame({"unit": [None] * 5 if text_keys else [np.nan] * 5, "v": rng.normal(size=5).round(3)})
+    nulls = pd.DataFrame({"unit": [None] * n_null if text_keys else [np.nan] * n_null,
+                          "v": rng.normal(size=n_null).round(3)})
     return pd.concat([frame, nulls], ignore_index=True).sample(frac=1.0, random_state=1).reset_index(drop=True)
 
 
@@ -82,13 +86,12 @@ def test_partitions_hold_whole_units_and_every_row_once(db, text_keys):
     for i in range(4):
         for j in range(i + 1, 4):
             assert not keysets[i] & keysets[j]  # no unit straddles two partitions
-    assert parts[0]["unit"].isna().sum() == 5 and all(p["unit"].notna().all() for p in parts[1:])
     sizes = [len(s) for s in keysets]
     assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 300  # ntile over distinct keys
 
     # each partition bounded on its own counts every unit once (k = 2 rows per unit)
     truth = _merged_counts([whole], k=2)
-    assert truth[0] == 301  # 300 keys and the NULL key, as the single-process bound sees them
+    assert truth[0] == 300
     assert _merged_counts(parts, k=2) == truth
     # negative control: equal row counts over the sorted key cut units in two
     ordered = _sorted(whole)
@@ -130,3 +133,49 @@ def test_bounds_stay_out_of_repr_sql_and_errors(db):
     with pytest.raises(SourceError, match="splits SQL sources"):
         connectors.read_partitions("x.parquet", key="unit", partitions=2)
 
+
+
+@pytest.mark.parametrize("text_keys", [True, False], ids=["text-key", "numeric-key"])
+def test_null_unit_keys_are_refused(db, text_keys):
+    """Rows without a unit key are many people: counted as ONE unit of k rows (what the old
+    code did: 301 units for 300 keys and 5 NULL rows, range 0 holding the NULLs together),
+    one person's rows could change k kept rows. Refused in one line, like the single-process
+    fit (synthkit.table), at every door: key_ranges, read_range (one partition) and the
+    bound itself. Negative control: on the old code (b6d0168) all three returned."""
+    from connectors import sql
+    from synthkit.distributed.stats import bound_block
+    from synthkit.errors import DataValidationError
+    uri, name = db
+    frame = _units(50, text_keys=text_keys, n_null=5)
+    connectors.write(frame, uri, table=name)
+    for partitions in (4, 1):  # 1: no ntile query runs, read_range refuses
+        with pytest.raises(SourceError) as err:
+            list(connectors.read_partitions(uri, table=name, key="unit", partitions=partitions))
+        assert "entity_key column 'unit' has missing values" in str(err.value) and "\n" not in str(err.value)
+    # read_range refuses what key_ranges did not see (a NULL key written after the split)
+    loc = connectors.parse(uri)
+    clean = frame.dropna()
+    connectors.write(clean, uri, table=name, overwrite=True)
+    ranges = sql.key_ranges(loc, table=name, key="unit", partitions=2)
+    assert len(sql.read_range(loc, ranges, 0, table=name)) + len(sql.read_range(loc, ranges, 1, table=name)) \
+        == len(clean)  # the control: no NULL, no refusal
+    connectors.write(frame, uri, table=name, overwrite=True)
+    with pytest.raises(SourceError, match="has missing values"):
+        sql.read_range(loc, ranges, 0, table=name)
+    with pytest.raises(DataValidationError, match="entity_key column 'unit' has missing values"):
+        bound_block(frame, entity_key="unit", k=2, rng=np.random.default_rng(0))
+
+
+def test_the_bound_tells_units_apart_by_value():
+    """7 and "7" (and a text "None") are different units to the database, which may put
+    them in different key ranges; the old bound (b6d0168: astype(str)) merged them into
+    one unit of k rows (here 1 row kept for 2 units: the control), so a unit could be
+    bounded in two partitions and count 2k rows. An integer 7 and a float 7.0 are equal
+    values: one unit (astype(str) made them two)."""
+    from synthkit.distributed.stats import UnitCount, block_partials
+    mixed = pd.DataFrame({"unit": pd.Series([7, 7, "7", "7", "None", "None"], dtype=object), "v": range(6)})
+    got = block_partials(mixed, [UnitCount(entity_key="unit")], entity_key="unit", k=1, rng=np.random.default_rng(0))
+    assert (got[0].n_units, got[0].n_rows) == (3, 3)
+    same = pd.DataFrame({"unit": pd.Series([7, 7.0, 7, 8], dtype=object), "v": range(4)})
+    got = block_partials(same, [UnitCount(entity_key="unit")], entity_key="unit", k=1, rng=np.random.default_rng(0))
+    assert (got[0].n_units, got[0].n_rows) == (2, 2)

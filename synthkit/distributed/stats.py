@@ -44,7 +44,7 @@ import pandas as pd
 
 from synthkit.distributed.partition import rank_of_keys
 from synthkit.distributed.ray_session import LOCAL_NUM_CPUS, init_ray  # Ray itself is imported only when called
-from synthkit.errors import ConfigError, SynthkitError
+from synthkit.errors import ConfigError, DataValidationError, SynthkitError
 from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
     GEOMETRIC_EDGES,
@@ -159,7 +159,7 @@ class UnitCount:
     name: str = "count"
 
     def partial(self, block: pd.DataFrame) -> CountPartial:
-        n_units = int(block[self.entity_key].nunique(dropna=False)) if self.entity_key else len(block)
+        n_units = int(block[self.entity_key].nunique()) if self.entity_key else len(block)  # bounded: no NULL key
         return CountPartial(n_units=n_units, n_rows=len(block))
 
     def release(self, merged: CountPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
@@ -348,14 +348,23 @@ class ScoreMoments:
 # ------------------------------------------------------------------ bound + map
 def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.random.Generator) -> pd.DataFrame:
     """At most `k` rows per unit, uniformly at random (`rng` is a DP stream). The block
-    must hold ALL rows of each of its units (route by key first)."""
+    must hold ALL rows of each of its units (route by key first).
+
+    A missing key is refused, as the single-process fit refuses it (synthkit.table): rows
+    without a key would be many people bounded as ONE unit of k rows, and adding or
+    removing one of them would change up to k kept rows, beyond the sensitivity the plan
+    assumes. Units are told apart by the key's VALUE (pandas equality, as a database's own
+    `=`): a text key "7" and an integer 7, or a text "None", are units of their own, as they
+    are to the SQL key ranges that put them in different partitions; `astype(str)` here
+    would merge them into one unit counted in two partitions."""
     if entity_key is None:
         return block
     if entity_key not in block.columns:
         raise ConfigError(f"the entity key column {entity_key!r} is not in the source; set --entity-key to a column")
+    if block[entity_key].isna().any():
+        raise DataValidationError([f"entity_key column {entity_key!r} has missing values"])
     shuffled = block.iloc[rng.permutation(len(block))]
-    keys = shuffled[entity_key].astype(str)  # 7 and "7" are one unit, as in rank_of_keys
-    return shuffled[keys.groupby(keys.to_numpy(), sort=False).cumcount().to_numpy() < k]
+    return shuffled[shuffled.groupby(entity_key, sort=False).cumcount().to_numpy() < k]
 
 
 def block_partials(block: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
@@ -412,11 +421,13 @@ def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str
     edge: dict[Any, tuple[int, pd.DataFrame]] = {}
     if entity_key is not None and len(batch):
         keys = batch[entity_key]
+        if keys.isna().any():  # refused before the edge split, which would drop them (groupby skips NaN)
+            raise DataValidationError([f"entity_key column {entity_key!r} has missing values"])
         ends = {keys.min(), keys.max()}
         at_edge = keys.isin(ends).to_numpy()
         for key, rows in batch[at_edge].groupby(entity_key, sort=False):
             take = rng.permutation(len(rows))[:k]
-            edge[str(key)] = (len(rows), rows.iloc[take])  # 7 and "7" are one unit, as in bound_block
+            edge[key] = (len(rows), rows.iloc[take])  # by value, as bound_block tells units apart
         batch = batch[~at_edge]
     partials = block_partials(batch, stats, entity_key=entity_key, k=k, rng=rng)
     return {"partials": np.array([pickle.dumps((partials, edge))], dtype=object)}

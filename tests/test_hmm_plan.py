@@ -1,6 +1,7 @@
 """DPHMM's preprocessing plan gives its DP range histograms RANGE_WEIGHT times the ρ of
 another histogram (synthkit.models.hmm.preprocess), and keeps that weight when the noise
-is rescaled to the DP contribution bound."""
+is rescaled to the DP contribution bound. The default weight is 1 (off, see its comment);
+these tests set WEIGHT."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import pytest
 from synthkit import DPHMM, PrivacyBudget, Schema
 from synthkit.ledger import PrivacyLedger
 from synthkit.models.hmm import preprocess
-from synthkit.models.hmm.preprocess import RANGE_WEIGHT, plan_sequence_preprocessing
+from synthkit.models.hmm.preprocess import plan_sequence_preprocessing
 from synthkit.schema import Column
 from synthkit.transforms import DataTransformer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-6)
+WEIGHT = 4.0
 SCHEMA = Schema(columns=(
     Column(name="pid", kind="identifier", nullable=False),
     Column(name="year", kind="integer", nullable=False, bounds=(2000, 2003)),
@@ -45,21 +47,22 @@ def test_range_histograms_get_the_weight_and_the_plan_spends_its_share():
     """Exact: 3 range histograms (two columns, the gaps) at σ_hist/√RANGE_WEIGHT, the rest at
     σ_hist, and the plan's events spend exactly the preprocessing share (0.2·ε). Negative
     control: weight 1 (the plan before) gives the ranges the histograms' σ."""
-    plan, ledger = _plan(RANGE_WEIGHT)
+    plan, ledger = _plan(WEIGHT)
     assert plan.n_bounds == 3
-    assert plan.sigma_range == pytest.approx(plan.sigma_hist / math.sqrt(RANGE_WEIGHT), rel=1e-12)
+    assert plan.sigma_range == pytest.approx(plan.sigma_hist / math.sqrt(WEIGHT), rel=1e-12)
     assert ledger.epsilon_if(plan.events()) == pytest.approx(0.2 * BUDGET.epsilon, rel=1e-6)
     flat, _ = _plan(1.0)
     assert flat.sigma_range == pytest.approx(flat.sigma_hist, rel=1e-12)
     assert plan.sigma_range < flat.sigma_range < plan.sigma_hist
 
 
-def test_a_fit_charges_its_ranges_at_the_weighted_noise():
+def test_a_fit_charges_its_ranges_at_the_weighted_noise(monkeypatch):
     """A private fit with a DP maximum length (the plan is made for k = 2, then rescaled to
-    the DP bound): every `bounds:*` event has σ = σ_hist/√RANGE_WEIGHT of the `histogram:*`
+    the DP bound): every `bounds:*` event has σ = σ_hist/√WEIGHT of the `histogram:*`
     events, at the same sensitivity. Negative control, run once: without rescaling
     sigma_bounds with the bound (only sigma_hist), the ranges were charged at half that σ
     (planned for k = 2, sensitivity 4): less noise than the plan's ρ, a privacy bug."""
+    monkeypatch.setattr(preprocess, "RANGE_WEIGHT", WEIGHT)
     rng = np.random.default_rng(0)
     n, t = 400, 4
     events = pd.DataFrame({
@@ -75,4 +78,4 @@ def test_a_fit_charges_its_ranges_at_the_weighted_noise():
     for column in ("visits", "income"):
         b, h = ev[f"bounds:{column}"], ev[f"histogram:{column}"]
         assert b.sensitivity == h.sensitivity == model.layout_["max_length"]
-        assert b.sigma == pytest.approx(h.sigma / math.sqrt(RANGE_WEIGHT), rel=1e-9)
+        assert b.sigma == pytest.approx(h.sigma / math.sqrt(WEIGHT), rel=1e-9)

@@ -22,6 +22,9 @@ class SchemaError(SynthkitError):
         self.problems = list(problems)
         super().__init__(_join("invalid schema", self.problems))
 
+    def __reduce__(self):  # pickled (a Ray task, a process pool) as its problems, not its message
+        return (type(self), (self.problems,))
+
 
 class DataValidationError(SynthkitError):
     """The data contradicts its schema; carries every problem found, never a value."""
@@ -29,6 +32,9 @@ class DataValidationError(SynthkitError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__(_join("the data does not match its schema", self.problems))
+
+    def __reduce__(self):  # as SchemaError: unpickling called the class with the joined message
+        return (type(self), (self.problems,))
 
 
 class SourceError(SynthkitError):

@@ -235,6 +235,13 @@ class RangeNotLearnedError(BudgetExceededError):
         super().__init__(f"{', '.join(self.whats)}: too few units to learn {its} range under DP at this epsilon; "
                          + self.fix.format(them=them))
 
+    def __reduce__(self):  # pickled as its columns and fix, not its message (see errors.SchemaError)
+        return (_range_not_learned, (self.whats, self.fix))
+
+
+def _range_not_learned(whats: list[str], fix: str) -> RangeNotLearnedError:
+    return RangeNotLearnedError(whats, fix=fix)
+
 
 # Windows of neighbouring grid bins tried, in order, when no single bin of a column's DP
 # range histogram clears the noise (small tables): a window of m bins sums m noisy counts

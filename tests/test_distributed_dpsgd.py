@@ -449,13 +449,16 @@ def test_a_forward_pass_over_an_empty_batch_does_not_break_the_next_step(one_ran
 def _ctgan_one_rank(*, n_units: int, sigma: float, clip: float, steps: int, critic_steps: int
                     ) -> tuple[WorkerConfig, torch.Tensor, torch.Tensor]:
     """A one-rank ctgan plan over `n_units` made-up units (one of them with a single real
-    row), the networks of `_ctgan_config`."""
+    row), the networks of `_ctgan_config`, fake groups as DPCTGAN derives them."""
+    from synthkit.models.ctgan import fake_groups
+
     base = _ctgan_config((n_units, 1), sigma=sigma, seed=np.random.SeedSequence(0))
     shard = base.shards[0]
     mask = shard.mask.clone()
     mask[0, 1] = 0.0
+    batch = base.sampling_rate * n_units
     config = replace(base, shards=(Shard(data=shard.data, mask=mask),), steps=steps, critic_steps=critic_steps,
-                     max_grad_norm=clip, expected_batch_size=base.sampling_rate * n_units)
+                     max_grad_norm=clip, expected_batch_size=batch, fake_groups=fake_groups(batch))
     return config, shard.data, mask
 
 

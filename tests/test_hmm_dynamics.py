@@ -183,3 +183,67 @@ def test_a_year_index_without_bounds_ends_on_the_released_last_year(tmp_path):
     save_bundle(model, tmp_path / "b")
     again = load_bundle(tmp_path / "b")
     pd.testing.assert_frame_equal(again.sample(300, seed=1), model.sample(300, seed=1))
+
+
+def test_staggered_yearly_waves_end_on_the_real_last_year():
+    """Entities start in 2000, 2001 or 2002 and are seen 4 yearly waves each, year without
+    bounds: the last real year is 2005, where a third of the entities end. The end histogram's
+    bins reach the LATEST released start plus the longest sequence's span; they stopped at the
+    earliest start plus that span (2004), so 2005 was clipped into the top bin and became the
+    end, and the sampler pushed every sequence earlier (64% ending in 2004). Negative control:
+    2b868cd gave index_end 2004 (session 8's review reproduced it)."""
+    rng = np.random.default_rng(0)
+    n, t = 1500, 4
+    start = rng.integers(2000, 2003, n)
+    events = pd.DataFrame({"pid": np.repeat([f"P{i:04d}" for i in range(n)], t),
+                           "year": (start[:, None] + np.arange(t)).ravel(),
+                           "flag": (rng.random(n * t) < 0.3).astype(int)})
+    schema = Schema(columns=(
+        Column(name="pid", kind="identifier", nullable=False),
+        Column(name="year", kind="integer", nullable=False),
+        Column(name="flag", kind="integer", nullable=False, bounds=(0, 1)),
+    ), entity_key="pid", sequence_index="year")
+    model = DPHMM(n_states=2, epochs=1, batch_size=128, context_epochs=1, context_batch_size=128, device="cpu",
+                  seed=0).fit(events, schema=schema, budget=BUDGET)
+    assert model.index_end_ == 2005
+    last = model.sample(1500, seed=0).groupby("pid")["year"].max()
+    assert last.max() <= 2005
+    assert (last == 2005).mean() >= 0.2  # real: a third
+
+
+def test_a_year_panel_spends_exactly_its_preprocessing_plan():
+    """The DP preprocessing of a DPHMM fit with a year index without bounds (common starts and
+    the end histogram) spends exactly the plan made from the schema and the budget before the
+    data: the ρ of its Gaussians and its threshold δs. Session 8's review: the `starts:common`
+    Gaussian was charged but not planned before 2b868cd, and no test compared spend with plan."""
+    from synthkit.ledger import GaussianEvent
+    from synthkit.models.hmm import model as hmm_model
+    captured = {}
+    original = hmm_model.plan_sequence_preprocessing
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        captured["plan"] = out[0]
+        return out
+
+    events, schema = _staggered_panel()
+    hmm_model.plan_sequence_preprocessing = spy
+    try:
+        model = DPHMM(n_states=2, epochs=1, batch_size=128, context_epochs=1, context_batch_size=128, device="cpu",
+                      seed=0).fit(events, schema=schema, budget=BUDGET)
+    finally:
+        hmm_model.plan_sequence_preprocessing = original
+    plan = captured["plan"]
+
+    def rho(e) -> float:  # zCDP ρ of a Gaussian event (the plan groups like ones: `count`)
+        return getattr(e, "count", 1) * (e.sensitivity / e.sigma) ** 2 / 2
+
+    planned = [e for e in plan.events() if isinstance(e, GaussianEvent)]
+    spent = [e for e in model.ledger_.events if isinstance(e, GaussianEvent)
+             and not e.name.startswith(("context:", "margin:", "schema-inference"))]
+    assert sum(rho(e) for e in spent) == pytest.approx(sum(rho(e) for e in planned), rel=1e-9)
+    planned_thresholds = [e for e in plan.events() if not isinstance(e, GaussianEvent)]
+    spent_thresholds = [e for e in model.ledger_.events if type(e).__name__ == type(planned_thresholds[0]).__name__
+                        and not e.name.startswith("context:")] if planned_thresholds else []
+    assert len(spent_thresholds) == len(planned_thresholds)
+    assert {"starts:common", "ends:histogram"} <= {e.name for e in spent}  # both releases ran

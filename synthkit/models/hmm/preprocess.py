@@ -267,12 +267,17 @@ def release_common_starts(grouped: GroupedEvents, ctx: FitContext, *, max_values
     return labels
 
 
-def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | None, span: float) -> int | None:
+def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | None, span: float,
+                      last_start: int | None = None) -> int | None:
     """The last index value any synthetic event may take, for an integer index without a
     declared end: the last whole value whose count of entities' LAST kept events clears
     σ·isf(END_FALSE_CLEAR / bins) in a Gaussian histogram with one bin per value from `first` (the
-    earliest released common start) to first + `span` (DP facts: the reach of the longest
-    kept sequence at the widest released gap), ends outside clipped into the end bins.
+    earliest released common start) to `last_start` (the latest, default `first`) + `span` (DP
+    facts: the reach of the longest kept sequence at the widest released gap), ends outside
+    clipped into the end bins. When the top bin (which holds the clipped ends) is the last that
+    clears, the end is not known: None. Bins that stopped at first + span cut off a panel whose
+    entities start in different years (starts 2000-2002, 4 yearly waves: the end came out 2004,
+    the real 2005 holding a third of the ends; session 8's review).
     One value per entity: sensitivity 1 and σ = sigma_hist / k, the ρ of one planned
     histogram (`plan_sequence_preprocessing`); the bins are fixed by DP facts only and the
     choice of the last cleared bin is post-processing. Without it the events had no end: a
@@ -281,7 +286,9 @@ def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | N
     released start or a finite span; None when no bin clears."""
     if first is None or not np.isfinite(span) or span < 0:
         return None
-    width = int(min(math.ceil(span), MAX_END_BINS - 1))
+    reach = span + max(float(last_start if last_start is not None else first) - float(first), 0.0)
+    # one bin per value up to first + reach, and one more that only ends beyond it fall in
+    width = int(min(math.ceil(reach) + 1, MAX_END_BINS - 1))
     last = np.where(grouped.lengths > 0, grouped.offsets + grouped.lengths - 1, -1)
     ticks = grouped.ticks[last[last >= 0]] if len(grouped.ticks) else np.zeros(0)
     cells = np.clip(np.round(ticks).astype(np.int64) - first, 0, width)
@@ -292,7 +299,9 @@ def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | N
     from scipy.stats import norm
     tau = sigma * float(norm.isf(END_FALSE_CLEAR / len(raw)))
     cleared = np.flatnonzero(noisy > tau) if ctx.ledger.private else np.flatnonzero(raw > 0)
-    return int(first + cleared[-1]) if len(cleared) else None
+    if not len(cleared) or cleared[-1] == width:  # nothing cleared, or the clipped top bin: no known end
+        return None
+    return int(first + cleared[-1])
 
 
 def _public_log_gap_bounds(axis: TimeAxis, index_col: Column) -> tuple[float, float]:

@@ -174,7 +174,7 @@ class Decoder:
                  terminal_value: Any, non_decreasing: tuple[str, ...] = (), index_end: int | None = None) -> None:
         self.layout = layout
         # the index's window: its declared (public) bounds, else the DP last value of an
-        # integer index (preprocess.release_common_ends) above the released first values
+        # integer index (preprocess.release_index_end) above the released first values
         bounds = schema.column(layout["sequence_index"]).bounds
         self.window: tuple[float, float] | None = None
         if bounds is not None:

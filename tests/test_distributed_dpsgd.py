@@ -644,3 +644,18 @@ def test_ctgan_local_loop_and_one_rank_worker_give_identical_weights(one_rank_gr
     assert unequal == [], (unequal, _max_diff(state, local_state))
     assert _float_diff(state, config.initial_state, skip=RUNNING_STATS) > 100 * ATOL
     assert _float_diff(worker(34), state, skip=RUNNING_STATS) > 100 * ATOL
+
+
+def test_partition_tells_units_apart_by_value_and_refuses_missing_keys():
+    """`partition_units` bounds units by the key's value, as the single-process fit does: a
+    unit written 7 and 7.0 keeps k rows in all (str grouping kept k for each spelling: 2k), and
+    a missing key is refused (it made every keyless row one unit "nan")."""
+    from synthkit.errors import ConfigError
+    keys = pd.Series([7, 7.0, 7, 7.0, "a", "a"], dtype=object)
+    part = partition_units(keys, n_rows=len(keys), world_size=2, k=2, rng=np.random.default_rng(0))
+    kept = np.concatenate(part.rows)
+    assert sorted(keys.iloc[kept].map(str)).count("7") + sorted(keys.iloc[kept].map(str)).count("7.0") == 2
+    assert sum(part.n_units(r) for r in range(2)) == 2
+    with pytest.raises(ConfigError, match="missing values"):
+        partition_units(pd.Series([1, None, 2], dtype=object), n_rows=3, world_size=2, k=1,
+                        rng=np.random.default_rng(0))

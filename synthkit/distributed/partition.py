@@ -89,16 +89,21 @@ def partition_units(keys: pd.Series | np.ndarray | None, *, n_rows: int, world_s
     keys = pd.Series(keys).reset_index(drop=True)
     if len(keys) != n_rows:
         raise ConfigError("the entity key has not one value per row; pass one key per row")
+    if keys.isna().any():  # many people without a key would be bounded as ONE unit (as table.py refuses)
+        raise ConfigError("the entity key has missing values; every row needs its unit's key (drop those rows "
+                          "or fill the key)")
     rank = rank_of_keys(keys, world_size)
     rows, codes = [], []
     for r in range(world_size):
         mine = np.flatnonzero(rank == r)
         # shuffle, then keep each unit's first k: a uniform subset of k rows per unit
         mine = mine[rng.permutation(len(mine))]
-        local_keys = keys.iloc[mine].astype(str)
-        kept = local_keys.groupby(local_keys.to_numpy(), sort=False).cumcount().to_numpy() < k
+        # units told apart by the key's VALUE (7 and 7.0 one unit, 7 and "7" two), as the
+        # single-process fit's factorize does; routing already put equal keys on one rank
+        local_keys = keys.iloc[mine].reset_index(drop=True)
+        kept = local_keys.groupby(local_keys, sort=False).cumcount().to_numpy() < k
         mine = mine[kept]
-        unit_codes, _ = pd.factorize(keys.iloc[mine].astype(str), sort=False)
+        unit_codes, _ = pd.factorize(keys.iloc[mine], sort=False)
         rows.append(mine)
         codes.append(unit_codes.astype(np.int64))
     return RankPartition(world_size=world_size, k=k, rows=tuple(rows), unit_codes=tuple(codes))

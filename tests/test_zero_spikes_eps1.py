@@ -118,8 +118,10 @@ def test_the_row_total_combines_the_dp_count_with_every_pair_table() -> None:
     """1,500 rows, a DP row count with σ = 63, 18 tree tables of 10 cells (σ = 35 per cell)
     and 30 selection tables of 40 cells (σ = 150), 2,000 seeded draws: the combined total is
     unbiased (within 4 standard errors) and its std falls to about 0.48 of σ, as inverse
-    variance predicts. Control: the DP row count alone (what the share was divided by) keeps
-    std σ. Without a row-count event in the ledger the total is the DP count unchanged."""
+    variance predicts, where the DP row count alone (what the share was divided by) keeps std
+    σ (a check of the simulation, not a control: the negative control of this change is the
+    end-to-end test below, which the code before fails). Without a row-count event in the
+    ledger the total is the DP count unchanged."""
     n, sigma_n, sigma2, sigma1 = 1500, 63.0, 35.0, 150.0
     rng = np.random.default_rng(0)
     base = np.full(10, n / 10)
@@ -135,7 +137,7 @@ def test_the_row_total_combines_the_dp_count_with_every_pair_table() -> None:
     assert abs(np.mean(totals) - n) < 4 * predicted / np.sqrt(2000)
     assert np.std(totals) == pytest.approx(predicted, rel=0.1)
     assert predicted < 0.5 * sigma_n
-    assert np.std(counts) == pytest.approx(sigma_n, rel=0.1)  # the control
+    assert np.std(counts) == pytest.approx(sigma_n, rel=0.1)  # the simulation's own check
     assert _combined_total(1490.0, None, first, sigma1, tables, sigma2) == 1490.0
 
 

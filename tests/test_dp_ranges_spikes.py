@@ -296,3 +296,17 @@ def test_a_far_false_window_does_not_stretch_the_range() -> None:
     z[far] = z[far + 1] = (tau2 + tau_iso) / 4 / sigma  # the window's sum sits between the two
     lo, hi = _bounds(values, FixedNoise(z), sigma=sigma)
     assert 32 <= lo <= 50 <= hi <= 128, (lo, hi)
+
+
+def test_a_zero_spike_two_bins_below_the_range_joins_on_its_own_count() -> None:
+    """A count column whose 0 holds 3.9σ and whose 1 only 0.9σ, the range found from 2 up
+    (AER/CreditCard `active` at ε = 1, 1,319 rows, σ 40): the window 0..1 sums to 4.8σ, under
+    √2·3.72σ, so 0 stayed out (its 16.6% of rows lost); the bin of 0 alone clears 3.72σ, the
+    far rule's test, now applied from 2 bins out. Control: the code before gave a range from 2."""
+    from synthkit.mechanisms import _join_zero
+    zb, sigma = 10, 40.0
+    noisy = np.zeros(30)
+    noisy[zb], noisy[zb + 1] = 3.9 * sigma, 0.9 * sigma
+    assert _join_zero(noisy, zb + 2, 20, sigma=sigma, zero_bin=zb) == (zb, 20)
+    noisy[zb] = 3.5 * sigma  # under 3.72σ alone and 4.4σ in the window: stays out
+    assert _join_zero(noisy, zb + 2, 20, sigma=sigma, zero_bin=zb) == (zb + 2, 20)

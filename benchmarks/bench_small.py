@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--epsilons", default="3,1")
     ap.add_argument("--model", default="dpctgan")
     ap.add_argument("--draws", type=int, default=1, help="fits per cell (each a fresh noise draw)")
+    ap.add_argument("--first-draw", type=int, default=0, help="number of the first draw (to add draws to a label)")
     ap.add_argument("--label", default="", help="kept with each run; runs of other labels stay in the file")
     args = ap.parse_args()
     cls = {"dpctgan": DPCTGAN, "dptvae": DPTVAE}[args.model]
@@ -90,7 +91,8 @@ def main() -> None:
         df, target, positive = load(table)
         train, holdout = split(df)
         trtr = auc(train, holdout, target, positive)
-        for eps, draw in [(e, d) for e in args.epsilons.split(",") for d in range(args.draws)]:
+        for eps, draw in [(e, d) for e in args.epsilons.split(",")
+                           for d in range(args.first_draw, args.first_draw + args.draws)]:
             budget = PrivacyBudget(epsilon=float(eps), delta=1e-6)
             model = cls(device="cpu")  # the defaults: epochs, batch size (adapts), shares
             start = time.perf_counter()

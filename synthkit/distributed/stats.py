@@ -67,6 +67,7 @@ from synthkit.transforms import (
     clear_histogram,
     histogram_edges,
     null_released,
+    zero_bin,
 )
 
 
@@ -276,7 +277,8 @@ class ValueHistogram:
         if ledger.private:
             null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], int(raw[-1]), ctx) else 0.0
             kept = clear_histogram(noisy[:-1], np.diff(self.edges), sigma=plan.sigma_hist, total=n_rows_dp - null,
-                                   total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)))
+                                   total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)),
+                                   zero=zero_bin(self.edges, integer=self.column.kind == "integer"))
             if kept.sum() > 0:
                 cleared = np.concatenate([kept, noisy[-1:]])
         cleared = np.clip(cleared, 0, None)

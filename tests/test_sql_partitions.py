@@ -20,33 +20,13 @@ read_partitions, so every test here failed with AttributeError.
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import connectors
 from synthkit.errors import SourceError
-
-PG_URL = os.environ.get("SYNTHKIT_TEST_POSTGRES_URL")
-needs_pg = pytest.mark.skipif(
-    not PG_URL, reason="PostgreSQL tests need a server: export SYNTHKIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_pg)])
-def db(request, tmp_path: Path):
-    name = f"p_{uuid.uuid4().hex[:10]}"
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'p.db'}", name
-        return
-    yield PG_URL, name
-    import adbc_driver_postgresql.dbapi as pg
-    with pg.connect(PG_URL) as conn, conn.cursor() as cur:
-        cur.execute(f'DROP TABLE IF EXISTS "{name}"')
-        conn.commit()
+from test_connectors_sql import db  # noqa: F401  (db is a fixture: SQLite, and PostgreSQL when a server is given)
 
 
 def _units(n_units: int, *, text_keys: bool, seed: int = 0, n_null: int = 0) -> pd.DataFrame:

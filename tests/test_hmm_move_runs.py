@@ -4,27 +4,51 @@ counts exactly, and keep runs whole where it can."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from synthkit.models.hmm.margins import _move_runs, _targets, rebalance
 
 
-def _loop(codes, surplus, deficit, starts, rng, *, skip_partial=True):
-    """The loop before vectorisation (session 7, 55e2df6), kept as the reference.
-    `skip_partial=False` is it exactly: a run whose tail already moved to one code could
-    then be moved whole to another, overwriting that tail."""
+def _vectorised_runs(codes, starts):
+    """The runs as the loop of 55e2df6 found them (and _move_runs still does): (first row,
+    length, code before the run or -1 at an entity's start, code after it or -1 at its end)."""
     m = len(codes)
     brk = starts.copy()
     brk[0] = True
     brk[1:] |= codes[1:] != codes[:-1]
     run_start = np.flatnonzero(brk)
     run_len = np.diff(np.append(run_start, m))
-    run_code = codes[run_start]
     run_end = run_start + run_len
     left = np.where(starts[run_start], -1, codes[np.maximum(run_start - 1, 0)])
     ends_entity = np.append(starts[1:], True)[run_end - 1]
     right = np.where(ends_entity, -1, codes[np.minimum(run_end, m - 1)])
+    return run_start, run_len, left, right
+
+
+def _groupby_runs(codes, starts):
+    """The same runs found independently, row by row: itertools.groupby over (entity, code)."""
+    entity = np.cumsum(starts | (np.arange(len(codes)) == 0))
+    out = []
+    for _, group in itertools.groupby(range(len(codes)), key=lambda i: (entity[i], codes[i])):
+        rows = list(group)
+        first, last = rows[0], rows[-1]
+        before = -1 if first == 0 or entity[first - 1] != entity[first] else int(codes[first - 1])
+        after = -1 if last == len(codes) - 1 or entity[last + 1] != entity[last] else int(codes[last + 1])
+        out.append((first, len(rows), before, after))
+    return tuple(np.array(col, dtype=np.int64) for col in zip(*out))
+
+
+def _loop(codes, surplus, deficit, starts, rng, *, skip_partial=True, runs=_vectorised_runs):
+    """The loop before vectorisation (session 7, 55e2df6), kept as the reference.
+    `skip_partial=False` is it exactly: a run whose tail already moved to one code could
+    then be moved whole to another, overwriting that tail. `runs=_groupby_runs` finds the
+    runs independently of the code under test (the benchmark times the loop as it was)."""
+    run_start, run_len, left, right = runs(codes, starts)
+    run_code = codes[run_start]
+    run_end = run_start + run_len
     used = np.zeros(len(run_start), dtype=bool)
     left_rows = run_len.copy()
     out = codes.copy()
@@ -87,8 +111,25 @@ def test_vectorised_moves_equal_the_loop(seed):
     codes, surplus, deficit, starts, _ = _panel(seed, n_codes=2 + seed % 5, stay=min(0.5 + 0.0125 * seed, 1.0),
                                                 n_entities=50 + 10 * seed)
     got = _move_runs(codes, surplus, deficit, starts, np.random.default_rng(seed))
-    want = _loop(codes, surplus, deficit, starts, np.random.default_rng(seed))
+    want = _loop(codes, surplus, deficit, starts, np.random.default_rng(seed), runs=_groupby_runs)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", [0, 13, 39])
+def test_runs_are_found_as_groupby_finds_them(seed):
+    """The runs the mover and the benchmark's loop find (vectorised) are those of
+    itertools.groupby over (entity, code), flanks included, on panels and on a hand-made
+    case where one code continues across an entity boundary (two runs, not one). Negative
+    control, run once: without `starts` in the breaks (a run crossing an entity boundary),
+    planted in both margins.py and _vectorised_runs, this test and
+    test_vectorised_moves_equal_the_loop failed (the latter on 40 of 40 panels); the
+    equality test alone, with the loop's own run detection, passed all 40."""
+    codes, _, _, starts, _ = _panel(seed, n_codes=2 + seed % 5, stay=0.9, n_entities=60)
+    hand = (np.array([1, 1, 1, 0, 0, 2]), np.array([True, False, True, False, True, True]))
+    for c, s in ((codes, starts), hand):
+        for a, b in zip(_vectorised_runs(c, s), _groupby_runs(c, s)):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_groupby_runs(*hand)[0], [0, 2, 3, 4, 5])
 
 
 def test_counts_are_exact_where_the_old_loop_fell_short():

@@ -215,8 +215,10 @@ def test_a_year_panel_spends_exactly_its_preprocessing_plan():
     """The DP preprocessing of a DPHMM fit with a year index without bounds (common starts and
     the end histogram) spends exactly the plan made from the schema and the budget before the
     data: the ρ of its Gaussians and its threshold δs. Session 8's review: the `starts:common`
-    Gaussian was charged but not planned before 2b868cd, and no test compared spend with plan."""
-    from synthkit.ledger import GaussianEvent
+    Gaussian was charged but not planned before 2b868cd, and no test compared spend with plan.
+    Control for the δ line, run once: `starts:common` at twice the planned threshold δ kept
+    the number of thresholds and failed on their δ (1.5e-7 spent against 1e-7 planned)."""
+    from synthkit.ledger import GaussianEvent, ThresholdEvent
     from synthkit.models.hmm import model as hmm_model
     captured = {}
     original = hmm_model.plan_sequence_preprocessing
@@ -242,8 +244,10 @@ def test_a_year_panel_spends_exactly_its_preprocessing_plan():
     spent = [e for e in model.ledger_.events if isinstance(e, GaussianEvent)
              and not e.name.startswith(("context:", "margin:", "schema-inference"))]
     assert sum(rho(e) for e in spent) == pytest.approx(sum(rho(e) for e in planned), rel=1e-9)
-    planned_thresholds = [e for e in plan.events() if not isinstance(e, GaussianEvent)]
-    spent_thresholds = [e for e in model.ledger_.events if type(e).__name__ == type(planned_thresholds[0]).__name__
-                        and not e.name.startswith("context:")] if planned_thresholds else []
+    planned_thresholds = [e for e in plan.events() if isinstance(e, ThresholdEvent)]
+    spent_thresholds = [e for e in model.ledger_.events if isinstance(e, ThresholdEvent)
+                        and not e.name.startswith("context:")]
     assert len(spent_thresholds) == len(planned_thresholds)
+    # the δ of the thresholds as planned, not only their number
+    assert sum(e.delta for e in spent_thresholds) == pytest.approx(sum(e.delta for e in planned_thresholds), rel=1e-9)
     assert {"starts:common", "ends:histogram"} <= {e.name for e in spent}  # both releases ran

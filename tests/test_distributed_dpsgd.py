@@ -94,22 +94,30 @@ def _ctgan_config(sizes: tuple[int, int], *, sigma: float, seed: np.random.SeedS
                         cond_columns=CTGAN_COND, optimizer="adam", initial_state=state, collective_timeout_s=180.0)
 
 
+def _nets(config: WorkerConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    from synthkit.models.ctgan import Critic, Generator
+
+    width, cond_width = sum(s.width for s in config.spans), sum(b - a for a, b, _ in config.cond_columns)
+    generator = Generator(config.embedding_dim, cond_width, config.generator_dims, width)
+    critic = Critic(width + cond_width, config.critic_dims)
+    for prefix, net in (("generator.", generator), ("critic.", critic)):
+        net.load_state_dict({k.removeprefix(prefix): v for k, v in config.initial_state.items() if k.startswith(prefix)})
+    return generator, critic
+
+
 def _ctgan_reference(config: WorkerConfig, *, train_generator: bool = True) -> dict[str, torch.Tensor]:
     """`DPCTGAN._train`'s loop in one process: the union of the ranks' batches (each rank's
     real rows conditioned from its own "train" stream, in rank order), the step's fake groups
     and the generator steps from rank 0's "generator" stream, rank 0's noise stream."""
-    from synthkit.models.ctgan import (Critic, Generator, GeneratorParts, Conditioner, critic_optimizer,
-                                       critic_unit_loss, fake_rows, generator_optimizer, generator_step)
+    from synthkit.models.ctgan import (GeneratorParts, Conditioner, critic_optimizer, critic_unit_loss, fake_rows,
+                                       generator_optimizer, generator_step)
 
     data = torch.cat([s.data for s in config.shards])
     mask = torch.cat([s.mask for s in config.shards])
     offsets = np.cumsum([0] + [s.data.shape[0] for s in config.shards])
     cpu = torch.device("cpu")
     cond = Conditioner(config.cond_columns, cpu)
-    generator = Generator(config.embedding_dim, cond.width, config.generator_dims, data.shape[-1])
-    critic = Critic(data.shape[-1] + cond.width, config.critic_dims)
-    for prefix, net in (("generator.", generator), ("critic.", critic)):
-        net.load_state_dict({k.removeprefix(prefix): v for k, v in config.initial_state.items() if k.startswith(prefix)})
+    generator, critic = _nets(config)
     streams = [rank_streams(config.dp_seed, rank=r, world_size=WORLD) for r in range(WORLD)]
     train_gens = [torch_generator(s["train"], cpu) for s in streams]
     gen_gen = torch_generator(streams[0]["generator"], cpu)
@@ -462,17 +470,6 @@ def _ctgan_one_rank(*, n_units: int, sigma: float, clip: float, steps: int, crit
     return config, shard.data, mask
 
 
-def _nets(config: WorkerConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
-    from synthkit.models.ctgan import Critic, Generator
-
-    width, cond_width = sum(s.width for s in config.spans), sum(b - a for a, b, _ in config.cond_columns)
-    generator = Generator(config.embedding_dim, cond_width, config.generator_dims, width)
-    critic = Critic(width + cond_width, config.critic_dims)
-    for prefix, net in (("generator.", generator), ("critic.", critic)):
-        net.load_state_dict({k.removeprefix(prefix): v for k, v in config.initial_state.items() if k.startswith(prefix)})
-    return generator, critic
-
-
 def _direct_fakes(config: WorkerConfig, generator: torch.nn.Module, n: int, g: torch.Generator):
     """CTGAN's fakes written out here, not through `fake_rows`/`Conditioner.for_fake`: a
     discrete column uniformly, its label by the frequencies, noise z, tanh / Gumbel-softmax
@@ -659,3 +656,4 @@ def test_partition_tells_units_apart_by_value_and_refuses_missing_keys():
     with pytest.raises(ConfigError, match="missing values"):
         partition_units(pd.Series([1, None, 2], dtype=object), n_rows=3, world_size=2, k=1,
                         rng=np.random.default_rng(0))
+

@@ -657,3 +657,21 @@ def test_partition_tells_units_apart_by_value_and_refuses_missing_keys():
         partition_units(pd.Series([1, None, 2], dtype=object), n_rows=3, world_size=2, k=1,
                         rng=np.random.default_rng(0))
 
+
+def test_rank_of_keys_gives_one_rank_per_value_whatever_the_column_dtype():
+    """A key routes to one rank whether its block holds it in a float, int, bool or object
+    column (Ray Data blocks of one source can differ in dtype), and text keys take the
+    vectorised path with the per-value rule's hashes. Run once against the code before:
+    whole floats at or above 2**63 got "1e+19" in a float column but the integer's digits in
+    an object column (other ranks), and this test failed."""
+    from synthkit.distributed.partition import _key_text, rank_of_keys
+
+    values = [7.0, -0.0, 123456789012.0, 1e19, -1e19, 2.0**63, 2.5, float("inf")]
+    as_float = rank_of_keys(pd.Series(values, dtype=float), 97)
+    as_object = rank_of_keys(pd.Series(values, dtype=object), 97)
+    assert as_float.tolist() == as_object.tolist()
+    assert rank_of_keys(pd.Series([7, True]), 97).tolist() == rank_of_keys(pd.Series([7.0, 1.0]), 97).tolist()
+    text = pd.Series([f"P{i:05d}" for i in range(500)] + ["7", "a b", ""], dtype=object)
+    per_value = pd.util.hash_array(np.array([_key_text(v) for v in text], dtype=object)) % np.uint64(13)
+    assert rank_of_keys(text, 13).tolist() == per_value.astype(np.int64).tolist()
+    assert len(set(rank_of_keys(text, 13).tolist())) == 13  # the routing spreads keys (not one constant rank)

@@ -46,7 +46,8 @@ def _key_text(value: object) -> str:
     are routed together: harmless, the bound still tells them apart."""
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+    if (isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
+            and abs(value) < 2.0**63):  # the float column's rule in `rank_of_keys`, so both give one text
         return str(int(value))
     if isinstance(value, (np.integer,)):
         return str(int(value))
@@ -67,6 +68,8 @@ def rank_of_keys(keys: pd.Series | np.ndarray, world_size: int) -> np.ndarray:
         whole = np.isfinite(x) & (np.mod(np.where(np.isfinite(x), x, 0.5), 1.0) == 0) & (np.abs(x) < 2.0**63)
         values = series.astype(str).to_numpy(dtype=object)
         values[whole] = x[whole].astype(np.int64).astype(str)
+    elif pd.api.types.infer_dtype(series, skipna=False) == "string":  # text keys: no Python loop over rows
+        values = series.astype(str).to_numpy(dtype=object)
     else:
         values = np.array([_key_text(v) for v in series.to_numpy(dtype=object)], dtype=object)
     return (pd.util.hash_array(values) % np.uint64(world_size)).astype(np.int64)

@@ -400,3 +400,27 @@ def test_keys_equal_by_value_route_to_one_block():
     ints = rank_of_keys(pd.Series(np.arange(200)), 8)
     floats = rank_of_keys(pd.Series(np.arange(200, dtype=float)), 8)
     assert (ints == floats).all() and (ints == r[:, 0]).all()
+
+
+def test_a_source_glob_skips_bookkeeping_names_and_refuses_uncommitted_folders(tmp_path):
+    """Ray Data reads a local glob as the list `expand_paths` gives it, so the glob keeps
+    the rule of connectors' datasets: bookkeeping names (`_SUCCESS`, `.crc`) are skipped,
+    and a glob that reaches into a bookkeeping folder below its literal root (Spark's
+    `_temporary/`: uncommitted parts, rows counted twice) is refused without naming it. A
+    `k=v` folder is kept (Ray's hive partitioning reads its column), and a bookkeeping
+    folder named in the literal root is the user's choice. Control (the code before, run
+    once): the first glob listed _SUCCESS, and the `_temporary` part was read. (Python's glob
+    already skips `.` names unless the pattern starts with one.)"""
+    for name in ("run/part-0.parquet", "run/part-1.parquet", "run/_SUCCESS", "run/.part-1.parquet.crc",
+                 "run/_temporary_Q9/0/part-1.parquet", "hive/year=2020/part-0.parquet", "_staging/part-0.parquet"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    got = st.expand_paths(str(tmp_path / "run" / "*"))
+    assert got == [str(tmp_path / "run" / "part-0.parquet"), str(tmp_path / "run" / "part-1.parquet")]
+    with pytest.raises(st.ConfigError, match="bookkeeping folder") as err:
+        st.expand_paths([str(tmp_path / "hive" / "*" / "*.parquet"), str(tmp_path / "run" / "*" / "*" / "*.parquet")])
+    assert "Q9" not in str(err.value).replace(str(tmp_path), "")  # the folder is not named
+    assert st.expand_paths(str(tmp_path / "hive" / "*" / "*.parquet")) == [str(tmp_path / "hive" / "year=2020" / "part-0.parquet")]
+    assert st.expand_paths(str(tmp_path / "_staging" / "*.parquet")) == [str(tmp_path / "_staging" / "part-0.parquet")]
+    with pytest.raises(st.ConfigError, match="matches no file"):
+        st.expand_paths(str(tmp_path / "run" / "_*"))  # only bookkeeping names: nothing to read

@@ -558,16 +558,32 @@ def _unpickled(cause: SynthkitError) -> SynthkitError:
     return cause
 
 
+def _bookkeeping(name: str) -> bool:
+    """A file or folder name that Spark, pyarrow, Ray and synthkit keep for bookkeeping
+    (`_SUCCESS`, `.crc`, `_temporary/`): never data. The rule of connectors/uri.py's
+    datasets (`_hidden`), written again because synthkit does not import connectors."""
+    return name.startswith(("_", "."))
+
+
 def expand_paths(paths: str | Sequence[str]) -> list[str]:
     """Local globs expanded (sorted); files, folders and URIs kept. A glob that matches
-    nothing is refused in one line naming it."""
+    nothing is refused in one line naming it. As connectors' datasets do, a glob skips
+    bookkeeping file names and refuses to reach, below its literal root, into a
+    bookkeeping folder (Spark's uncommitted `_temporary/` parts: rows counted twice or
+    half written); the folder is not named. `k=v` folders are read: Ray Data's hive
+    partitioning keeps their column."""
     out: list[str] = []
     for path in [paths] if isinstance(paths, (str, os.PathLike)) else list(paths):
         path = os.fspath(path)
         if "://" not in path and glob.has_magic(path):
-            found = sorted(glob.glob(path))
+            found = sorted(p for p in glob.glob(path) if not _bookkeeping(os.path.basename(p)))
             if not found:
                 raise ConfigError(f"the source glob {path!r} matches no file; check the pattern or pass the folder")
+            depth = next(i for i, part in enumerate(path.split(os.sep)) if glob.has_magic(part))
+            if any(_bookkeeping(d) for p in found for d in p.split(os.sep)[depth:-1]):
+                raise ConfigError(f"the source glob {path!r} reaches files inside a bookkeeping folder ('_' or '.', "
+                                  "such as Spark's _temporary, which holds uncommitted parts); narrow the glob to "
+                                  "the committed part files, e.g. 'folder/*.parquet'")
             out.extend(found)
         else:
             out.append(path)

@@ -183,6 +183,21 @@ def test_a_year_index_without_bounds_ends_on_the_released_last_year(tmp_path):
     save_bundle(model, tmp_path / "b")
     again = load_bundle(tmp_path / "b")
     pd.testing.assert_frame_equal(again.sample(300, seed=1), model.sample(300, seed=1))
+    # a hostile bundle (manifest and its digest rewritten together) cannot give the end as
+    # text, a flag, a fraction or a number past float precision. Control, run once: with the
+    # loader taking int(value), all four loaded (as 2006, 1, 2006 and 2**60)
+    import json
+    import shutil
+
+    from synthkit import ArtifactError
+    from synthkit import manifest as mf
+    for bad in ("2006", True, 2006.5, 2**60):
+        shutil.copytree(tmp_path / "b", tmp_path / "hostile", dirs_exist_ok=True)
+        data = json.loads((tmp_path / "hostile" / "manifest.json").read_text(encoding="utf-8"))
+        data["training"]["index_end"] = bad
+        mf.write_manifest(tmp_path / "hostile", data)
+        with pytest.raises(ArtifactError, match="training.index_end"):
+            load_bundle(tmp_path / "hostile")
 
 
 def test_staggered_yearly_waves_end_on_the_real_last_year():

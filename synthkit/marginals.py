@@ -243,7 +243,8 @@ class PairTree:
                 continue
             n_present = len(col.edges) + 1
             point = _point_cells(t, col)
-            one_bin = _one_bin_cells(t, col)
+            bins = _one_bin_index(t, col)  # the histogram bin of each one-bin cell, else -1
+            one_bin = bins >= 0
             # a one-value cell the cleared histogram holds nothing in is measured too (Tobacco
             # nkids2: 96% 0s, 60 rows of 1 cleared to nothing, so the 4% of 1s were lost); it
             # gets a share only where the combined count clears POINT_CELL_SIGMAS of its noise
@@ -274,7 +275,6 @@ class PairTree:
             # raw count, scaled to the DP total where the kept bins overshoot it)
             est = [m[cells] * n_dp]
             var = [np.full(len(cells), sigma_h**2)]
-            bins = _one_bin_index(t, col)
             raw = getattr(t, "hist_noisy_", None)
             if raw is not None and len(raw) == len(t.hist_):
                 est[0] = np.array([raw[bins[c]] if c < n_present and bins[c] >= 0
@@ -699,22 +699,6 @@ def _point_cells(t: NumericTransform, col: _Column) -> np.ndarray:
     return bounds[1:] <= np.nextafter(bounds[:-1], np.inf)
 
 
-def _one_bin_cells(t: NumericTransform, col: _Column) -> np.ndarray:
-    """Which present cells are exactly one bin of the column's DP histogram (so the
-    histogram measured the cell with one noise draw, std σ_hist): an integer cell
-    [v - ½, v + ½) that is a one-value bin, or the exact-spike cell [p, next float) where
-    the histogram has its zero-width bin at p."""
-    lo, hi = t.bounds_
-    e = np.asarray(t.edges_, dtype=float)
-    if t.column.kind == "integer":
-        bounds = np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]])
-        pairs = set(zip(e[:-1].tolist(), e[1:].tolist()))
-        return np.array([(float(a), float(b)) in pairs for a, b in zip(bounds[:-1], bounds[1:])])
-    bounds = np.concatenate([[lo], col.edges, [hi]])
-    spikes = set(e[:-1][np.diff(e) == 0].tolist())
-    return np.array([float(a) in spikes and b <= np.nextafter(a, np.inf) for a, b in zip(bounds[:-1], bounds[1:])])
-
-
 def _count_sigma(ledger: PrivacyLedger, k: int) -> float | None:
     """The noise std of the DP row count the fit used (`count:rows`, or `count:units` when a
     unit is one row), from the ledger's last such event; None when there is none."""
@@ -742,18 +726,21 @@ def _combined_total(n_dp: float, sigma_n: float | None, first: dict[tuple[int, i
 
 
 def _one_bin_index(t: NumericTransform, col: _Column) -> np.ndarray:
-    """For each present cell that is exactly one bin of the column's DP histogram
-    (`_one_bin_cells`), that bin's index; -1 for the others."""
+    """For each present cell that is exactly one bin of the column's DP histogram (so the
+    histogram measured the cell with one noise draw, std σ_hist), that bin's index; -1 for
+    the others. One bin: an integer cell [v - ½, v + ½) that is a one-value bin, or the
+    exact-spike cell [p, next float) where the histogram has its zero-width bin at p."""
     lo, hi = t.bounds_
     e = np.asarray(t.edges_, dtype=float)
-    integer = t.column.kind == "integer"
-    bounds = np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]]) if integer else \
-        np.concatenate([[lo], col.edges, [hi]])
-    where = {(float(a), float(b)): j for j, (a, b) in enumerate(zip(e[:-1], e[1:]))
-             if integer or a == b}
-    one = _one_bin_cells(t, col)
-    return np.array([where.get((float(a), float(a if not integer else b)), -1) if one[c] else -1
-                     for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))], dtype=np.int64)
+    if t.column.kind == "integer":
+        bounds = np.concatenate([[lo - 0.5], col.edges, [hi + 0.5]])
+        where = {(a, b): j for j, (a, b) in enumerate(zip(e[:-1].tolist(), e[1:].tolist()))}
+        return np.array([where.get((float(a), float(b)), -1) for a, b in zip(bounds[:-1], bounds[1:])],
+                        dtype=np.int64)
+    bounds = np.concatenate([[lo], col.edges, [hi]])
+    spikes = {a: j for j, (a, b) in enumerate(zip(e[:-1].tolist(), e[1:].tolist())) if a == b}
+    return np.array([spikes.get(float(a), -1) if b <= np.nextafter(a, np.inf) else -1
+                     for a, b in zip(bounds[:-1], bounds[1:])], dtype=np.int64)
 
 
 def _fit_margins(joint: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -248,9 +248,21 @@ def iter_batches(uri: Uri, *, batch_size: int = 100_000, **options: Any) -> Iter
 
     loc = _file_location(uri, "iter_batches")
     if loc.parts:
-        return (batch for part in loc.parts
-                for batch in files.iter_batches(part, kind=loc.kind, batch_size=batch_size, **options))  # type: ignore[arg-type]
+        return _iter_parts(loc, batch_size=batch_size, **options)
     return files.iter_batches(loc.path, kind=loc.kind, batch_size=batch_size, **options)  # type: ignore[arg-type]
+
+
+def _iter_parts(loc: Location, *, batch_size: int, **options: Any) -> Iterator[pd.DataFrame]:
+    """A dataset's parts streamed one after another; every batch must have the first part's
+    columns, as `read` checks (a part with another header is refused, not streamed)."""
+    from connectors import files
+
+    first: list[str] | None = None
+    for part in loc.parts:
+        for batch in files.iter_batches(part, kind=loc.kind, batch_size=batch_size, **options):  # type: ignore[arg-type]
+            first = list(batch.columns) if first is None else first
+            files.check_part_header(first, list(batch.columns), part=part, where=loc.redacted)
+            yield batch
 
 
 def sample(uri: Uri, *, n_rows: int, seed: int | None = None, **options: Any) -> pd.DataFrame:

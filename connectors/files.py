@@ -94,13 +94,7 @@ def read_parts(paths: Sequence[Path], *, kind: FileKind, where: str, columns: Se
         frame = _read_polars(path, kind=kind, columns=columns, n_rows=left, **options)
         if names is None:
             names = frame.columns
-        elif frame.columns != names:
-            missing = [c for c in names if c not in frame.columns]
-            extra = [c for c in frame.columns if c not in names]
-            detail = (f"missing {missing}" if missing else "") + ("; " if missing and extra else "") + (
-                f"extra {extra}" if extra else "") or "the same columns in another order"
-            raise SourceError(f"{where!r}: part {path.name!r} does not have the first part's columns ({detail}); "
-                              "every part of a dataset must have the same header")
+        check_part_header(names, list(frame.columns), part=path, where=where)
         frames.append(frame)
         if left is not None:
             left -= len(frame)
@@ -111,6 +105,19 @@ def read_parts(paths: Sequence[Path], *, kind: FileKind, where: str, columns: Se
         raise SourceError(f"{where!r}: columns {bad} have types in some parts that fit no common type; type them "
                           "alike in every part (or as text)") from None
     return to_pandas(whole)
+
+
+def check_part_header(first: Sequence[str], names: Sequence[str], *, part: Path, where: str) -> None:
+    """Refuse a part whose column names differ from the first part's (in one line naming the
+    part and the column names, never a value)."""
+    if list(names) == list(first):
+        return
+    missing = [c for c in first if c not in names]
+    extra = [c for c in names if c not in first]
+    detail = (f"missing {missing}" if missing else "") + ("; " if missing and extra else "") + (
+        f"extra {extra}" if extra else "") or "the same columns in another order"
+    raise SourceError(f"{where!r}: part {part.name!r} does not have the first part's columns ({detail}); "
+                      "every part of a dataset must have the same header")
 
 
 def _read_polars(path: Path, *, kind: FileKind, columns: Sequence[str] | None = None, n_rows: int | None = None,

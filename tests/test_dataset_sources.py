@@ -99,6 +99,23 @@ def test_bad_datasets_are_one_line(tmp_path, case, needle):
     assert target in message
 
 
+def test_streaming_a_dataset_refuses_a_part_with_another_header(tmp_path):
+    """`iter_batches` streams the parts one after another, and checks each part's header
+    against the first part's as `read` does. Control (the code before, run once): the
+    second part's batch came out with a column `y` where the first had `x`."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,x\n1,2\n2,3\n")
+    (folder / "b.csv").write_text("id,y\n1,secret-value\n")
+    batches = connectors.iter_batches(str(folder), batch_size=1)
+    assert list(next(batches).columns) == ["id", "x"]  # the first part streams
+    with pytest.raises(SourceError) as err:
+        list(batches)
+    message = str(err.value)
+    assert "part 'b.csv' does not have the first part's columns (missing ['x']; extra ['y'])" in message
+    assert "secret-value" not in message and "\n" not in message and str(folder) in message
+
+
 def test_a_nested_folder_refusal_names_no_partition_value(tmp_path):
     """Only the partition column (the text before '=') is named; a folder of another shape
     (it may be named after a person) is not named at all. Negative control: the old code

@@ -71,12 +71,19 @@ def _moto(env: dict) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_EC2_METADATA_DISABLED="true")
-    for _ in range(600):
+    for _ in range(600):  # waits on the server's state; 60 s only stop a hang
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
             break
         except OSError:
+            if proc.poll() is not None:
+                break
             time.sleep(0.1)
+    else:
+        proc.kill()
+        raise SystemExit("moto's S3 server did not answer in 60 s")
+    if proc.poll() is not None:
+        raise SystemExit("moto's S3 server exited at start (is moto[server] installed?)")
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/synthkit-bench", method="PUT"))
     return proc
 

@@ -303,9 +303,7 @@ class DPHMM(Synthesizer):
                             "declare bounds for the sequence index")
             # the last index an event may take (planned with the starts)
             self.index_end_ = release_index_end(grouped, dataclasses.replace(fctx, rng=rng_gaps.spawn(1)[0]),
-                                                first=min(start_labels) if start_labels else None,
-                                                last_start=max(start_labels) if start_labels else None,
-                                                span=(length - 1) * widest_gap(gap_state))
+                                                starts=start_labels, span=(length - 1) * widest_gap(gap_state))
             if self.index_end_ is None:
                 logger.info("the last index value of the entities could not be released; synthetic events have "
                             "no end; declare bounds for the sequence index to set one")

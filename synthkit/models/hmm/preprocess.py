@@ -267,12 +267,12 @@ def release_common_starts(grouped: GroupedEvents, ctx: FitContext, *, max_values
     return labels
 
 
-def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | None, span: float,
-                      last_start: int | None = None) -> int | None:
+def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, starts: list[int] | None,
+                      span: float) -> int | None:
     """The last index value any synthetic event may take, for an integer index without a
     declared end: the last whole value whose count of entities' LAST kept events clears
-    σ·isf(END_FALSE_CLEAR / bins) in a Gaussian histogram with one bin per value from `first` (the
-    earliest released common start) to `last_start` (the latest, default `first`) + `span` (DP
+    σ·isf(END_FALSE_CLEAR / bins) in a Gaussian histogram with one bin per value from the
+    earliest released common start (`starts`, `release_common_starts`) to the latest + `span` (DP
     facts: the reach of the longest kept sequence at the widest released gap), ends outside
     clipped into the end bins. When the top bin (which holds the clipped ends) is the last that
     clears, the end is not known: None. Bins that stopped at first + span cut off a panel whose
@@ -284,9 +284,10 @@ def release_index_end(grouped: GroupedEvents, ctx: FitContext, *, first: int | N
     drawn gap carried an entity past the panel's last year (years up to 2008 in a panel
     that ends in 2006, tests/test_hmm_dynamics.py). None (and nothing spent) without a
     released start or a finite span; None when no bin clears."""
-    if first is None or not np.isfinite(span) or span < 0:
+    if not starts or not np.isfinite(span) or span < 0:
         return None
-    reach = span + max(float(last_start if last_start is not None else first) - float(first), 0.0)
+    first = min(starts)
+    reach = span + float(max(starts) - first)
     # one bin per value up to first + reach, and one more that only ends beyond it fall in
     width = int(min(math.ceil(reach) + 1, MAX_END_BINS - 1))
     last = np.where(grouped.lengths > 0, grouped.offsets + grouped.lengths - 1, -1)

@@ -149,6 +149,63 @@ def test_two_ray_workers_give_the_single_process_weights(ray_session, monkeypatc
 
 
 # ------------------------------------------------------------------ (b) + (c) the CLI
+def _cli_fits(frame: pd.DataFrame, tmp_path: Path, monkeypatch, *, model: str, k: int, noise_seed: int):
+    """`synthkit fit` of `frame` twice, `--engine local` then `--engine ray --workers 2`, under
+    the same fixed DP noise (the same DP counts, hence the same plan, in both fits); records
+    the plan and shards that `train_on_ray` received. Returns (runner, seen, bundles,
+    manifests), each fit's exit code checked."""
+    from typer.testing import CliRunner
+
+    from synthkit.cli import app
+
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(SCHEMA % ", ".join(sorted(frame["who"].unique())))
+    real = ray_engine.train_on_ray
+    seen = {}
+
+    def record(plan, shards, **kwargs):
+        seen.update(plan=plan, shards=list(shards))
+        return real(plan, shards, **kwargs)
+
+    monkeypatch.setattr(ray_engine, "train_on_ray", record)
+    runner = CliRunner()
+    common = ["--schema", str(schema), "--model", model, "--epsilon", "3", "--delta", "1e-5",
+              "--max-rows-per-entity", str(k), "--epochs", "2", "--batch-size", "10", "--device", "cpu"]
+    bundles = {}
+    for engine in ("local", "ray"):
+        extra = ["--engine", "ray", "--workers", str(WORKERS)] if engine == "ray" else []
+        bundles[engine] = tmp_path / f"model-{engine}"
+        with noise._fixed_for_tests(noise_seed):
+            result = runner.invoke(app, ["fit", str(data), "--out", str(bundles[engine]), *common, *extra])
+        assert result.exit_code == 0, result.output
+    manifests = {e: json.loads((b / "manifest.json").read_text()) for e, b in bundles.items()}
+    return runner, seen, bundles, manifests
+
+
+def _assert_ray_spent_the_local_ledger(manifests: dict[str, dict]) -> None:
+    """(c) the ledger of the Ray fit is the local fit's plan: same events, same epsilon."""
+    ray_m, local_m = manifests["ray"], manifests["local"]
+    assert ray_m["privacy"]["ledger"]["events"] == local_m["privacy"]["ledger"]["events"]
+    assert ray_m["privacy"]["summary"]["epsilon_spent"] == local_m["privacy"]["summary"]["epsilon_spent"]
+    assert 0 < ray_m["privacy"]["summary"]["epsilon_spent"] <= 3.0
+    assert any(e["name"] == "dp-sgd" for e in ray_m["privacy"]["ledger"]["events"])
+    assert (ray_m["training"]["engine"], ray_m["training"]["workers"]) == ("ray", WORKERS)
+    assert (local_m["training"]["engine"], local_m["training"]["workers"]) == ("local", 1)
+
+
+def _assert_bundle_generates(runner, bundle: Path, frame: pd.DataFrame, tmp_path: Path) -> None:
+    from synthkit.cli import app
+
+    out = tmp_path / "synthetic.csv"
+    result = runner.invoke(app, ["generate", str(bundle), "--rows", "50", "--out", str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    synthetic = pd.read_csv(out)
+    assert len(synthetic) == 50 and list(synthetic.columns) == list(frame.columns)
+    assert synthetic["x"].between(0, 10).all() and set(synthetic["y"]) <= {"u", "v"}
+
+
 def _who_of_rows(shard: Shard, start: int, width: int) -> list[list[int]]:
     """Per unit slot of a shard: the `who` label index of each real row."""
     codes = shard.data[..., start:start + width].argmax(dim=-1)
@@ -166,50 +223,14 @@ def _straddling(units_per_worker: list[list[list[int]]]) -> list[int]:
 
 
 def test_cli_fit_on_ray_keeps_units_whole_and_spends_the_local_plan(ray_session, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from synthkit.cli import app
-
     frame = _small_frame()
-    data = tmp_path / "data.csv"
-    frame.to_csv(data, index=False)
-    schema = tmp_path / "schema.yaml"
-    schema.write_text(SCHEMA % ", ".join(sorted(frame["who"].unique())))
-    real = ray_engine.train_on_ray
-    seen = {}
-
-    def record(plan, shards, **kwargs):
-        seen["shards"] = list(shards)
-        return real(plan, shards, **kwargs)
-
-    monkeypatch.setattr(ray_engine, "train_on_ray", record)
-    runner = CliRunner()
-    common = ["--schema", str(schema), "--model", "dptvae", "--epsilon", "3", "--delta", "1e-5",
-              "--max-rows-per-entity", "3", "--epochs", "2", "--batch-size", "10", "--device", "cpu"]
-    bundles = {}
-    for engine in ("local", "ray"):
-        extra = ["--engine", "ray", "--workers", str(WORKERS)] if engine == "ray" else []
-        bundles[engine] = tmp_path / f"model-{engine}"
-        with noise._fixed_for_tests(20261207):  # the same DP counts, hence the same plan, in both fits
-            result = runner.invoke(app, ["fit", str(data), "--out", str(bundles[engine]), *common, *extra])
-        assert result.exit_code == 0, result.output
-    manifests = {e: json.loads((b / "manifest.json").read_text()) for e, b in bundles.items()}
-    ray_m, local_m = manifests["ray"], manifests["local"]
-    # (c) the ledger of the Ray fit is the local fit's plan: same events, same epsilon
-    assert ray_m["privacy"]["ledger"]["events"] == local_m["privacy"]["ledger"]["events"]
-    assert ray_m["privacy"]["summary"]["epsilon_spent"] == local_m["privacy"]["summary"]["epsilon_spent"]
-    assert 0 < ray_m["privacy"]["summary"]["epsilon_spent"] <= 3.0
-    assert any(e["name"] == "dp-sgd" for e in ray_m["privacy"]["ledger"]["events"])
-    assert (ray_m["training"]["engine"], ray_m["training"]["workers"]) == ("ray", WORKERS)
-    assert (local_m["training"]["engine"], local_m["training"]["workers"]) == ("local", 1)
+    runner, seen, bundles, manifests = _cli_fits(frame, tmp_path, monkeypatch, model="dptvae", k=3,
+                                                 noise_seed=20261207)
+    ray_m = manifests["ray"]
+    _assert_ray_spent_the_local_ledger(manifests)
     assert any("Ray Train workers" in n for n in ray_m["privacy"]["ledger"]["notes"])
     assert "engine" not in ray_m["model"]["hyperparameters"]
-    out = tmp_path / "synthetic.csv"
-    result = runner.invoke(app, ["generate", str(bundles["ray"]), "--rows", "50", "--out", str(out), "--seed", "3"])
-    assert result.exit_code == 0, result.output
-    synthetic = pd.read_csv(out)
-    assert len(synthetic) == 50 and list(synthetic.columns) == list(frame.columns)
-    assert synthetic["x"].between(0, 10).all() and set(synthetic["y"]) <= {"u", "v"}
+    _assert_bundle_generates(runner, bundles["ray"], frame, tmp_path)
 
     # (b) one entity's rows never straddle workers: every encoded row names its entity
     from synthkit.models.base import Synthesizer
@@ -246,9 +267,6 @@ def test_cli_dpctgan_fit_on_ray_spends_the_local_plan_and_generates(ray_session,
     failed too: the fit was refused in one line (exit 2, "supports the dptvae model only").
     The same-weights checks of the DPCTGAN worker are in tests/test_distributed_dpsgd.py
     (local launcher and one in-process rank: cheaper than a Ray run)."""
-    from typer.testing import CliRunner
-
-    from synthkit.cli import app
     from synthkit.models.base import Synthesizer
     from synthkit.models.ctgan import DPCTGAN, conditioning_columns, fake_groups
 
@@ -258,35 +276,10 @@ def test_cli_dpctgan_fit_on_ray_spends_the_local_plan_and_generates(ray_session,
     monkeypatch.setattr(DPCTGAN.__init__, "__kwdefaults__", {**DPCTGAN.__init__.__kwdefaults__, **tuned})
 
     frame = _small_frame(40)
-    data = tmp_path / "data.csv"
-    frame.to_csv(data, index=False)
-    schema = tmp_path / "schema.yaml"
-    schema.write_text(SCHEMA % ", ".join(sorted(frame["who"].unique())))
-    real = ray_engine.train_on_ray
-    seen = {}
-
-    def record(plan, shards, **kwargs):
-        seen["plan"] = plan
-        return real(plan, shards, **kwargs)
-
-    monkeypatch.setattr(ray_engine, "train_on_ray", record)
-    runner = CliRunner()
-    common = ["--schema", str(schema), "--model", "dpctgan", "--epsilon", "3", "--delta", "1e-5",
-              "--max-rows-per-entity", "2", "--epochs", "2", "--batch-size", "10", "--device", "cpu"]
-    bundles = {}
-    for engine in ("local", "ray"):
-        extra = ["--engine", "ray", "--workers", str(WORKERS)] if engine == "ray" else []
-        bundles[engine] = tmp_path / f"model-{engine}"
-        with noise._fixed_for_tests(20261208):  # the same DP counts, hence the same plan, in both fits
-            result = runner.invoke(app, ["fit", str(data), "--out", str(bundles[engine]), *common, *extra])
-        assert result.exit_code == 0, result.output
-    manifests = {e: json.loads((b / "manifest.json").read_text()) for e, b in bundles.items()}
-    ray_m, local_m = manifests["ray"], manifests["local"]
-    assert ray_m["privacy"]["ledger"]["events"] == local_m["privacy"]["ledger"]["events"]
-    assert ray_m["privacy"]["summary"]["epsilon_spent"] == local_m["privacy"]["summary"]["epsilon_spent"]
-    assert 0 < ray_m["privacy"]["summary"]["epsilon_spent"] <= 3.0
-    assert any(e["name"] == "dp-sgd" for e in ray_m["privacy"]["ledger"]["events"])
-    assert (ray_m["training"]["engine"], ray_m["training"]["workers"]) == ("ray", WORKERS)
+    runner, seen, bundles, manifests = _cli_fits(frame, tmp_path, monkeypatch, model="dpctgan", k=2,
+                                                 noise_seed=20261208)
+    ray_m = manifests["ray"]
+    _assert_ray_spent_the_local_ledger(manifests)
     assert any("Ray Train workers" in n and "generator" in n for n in ray_m["privacy"]["ledger"]["notes"])
     # the workers ran the driver's plan with the DP frequencies the driver released
     plan, model = seen["plan"], Synthesizer.load(bundles["ray"])
@@ -309,12 +302,7 @@ def test_cli_dpctgan_fit_on_ray_spends_the_local_plan_and_generates(ray_session,
     assert abs(plan.expected_batch_size - q * training["n_units_dp"]) <= q / 2 + 1e-9
     assert plan.fake_groups == fake_groups(plan.expected_batch_size) == round(hp["batch_size"])
     assert {k.split(".")[0] for k in plan.initial_state} == {"generator", "critic"}
-    out = tmp_path / "synthetic.csv"
-    result = runner.invoke(app, ["generate", str(bundles["ray"]), "--rows", "50", "--out", str(out), "--seed", "3"])
-    assert result.exit_code == 0, result.output
-    synthetic = pd.read_csv(out)
-    assert len(synthetic) == 50 and list(synthetic.columns) == list(frame.columns)
-    assert synthetic["x"].between(0, 10).all() and set(synthetic["y"]) <= {"u", "v"}
+    _assert_bundle_generates(runner, bundles["ray"], frame, tmp_path)
 
 
 def test_fit_options_are_refused_before_ray_and_torch_load(tmp_path):

@@ -29,7 +29,7 @@ from torch import nn
 from synthkit._typing import DeviceOption
 from synthkit.dependence import DependenceCalibrator
 from synthkit.marginals import PairTree
-from synthkit.errors import ConfigError, DataValidationError, NotFittedError
+from synthkit.errors import ConfigError, NotFittedError
 from synthkit.ledger import PrivacyBudget, PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
 from synthkit.mechanisms import noisy_count, plan_preprocessing, substreams
 from synthkit.noise import private_seed_sequence
@@ -350,6 +350,26 @@ class Synthesizer:
             self.training_["gpus_per_worker"] = gpus_per_worker
             self.ledger_.notes.append(ray_note)
         return self
+
+    def _train_on_ray(self, data: torch.Tensor, mask: torch.Tensor, *, private: bool,
+                      charge_epoch: Callable[[], None], **plan: Any) -> dict[str, torch.Tensor]:
+        """What every model's `_train_ray` shares (DPTVAE, DPCTGAN): the DP streams' seed
+        sequence (batching, noise and the models' own DP draws) from OS entropy under a
+        budget, never from the fit's seed; the grouped units split whole over the workers
+        (`worker.unit_shards`); every epoch charged before the workers start (the plan was
+        checked against the budget); the workers' weights back. `plan`: the model's
+        `WorkerConfig` fields (the shared DP plan q, steps, σ, clip, expected batch included)."""
+        from synthkit.distributed import WorkerConfig, driver_seed_sequence
+        from synthkit.distributed.ray_engine import train_on_ray
+        from synthkit.distributed.worker import unit_shards
+
+        dp_seed = driver_seed_sequence() if private else np.random.SeedSequence(self.seed).spawn(1)[0]
+        shards = unit_shards(data, mask, world_size=self._engine["workers"], seed=dp_seed)
+        config = WorkerConfig(shards=(), dp_seed=dp_seed, private=private, **plan)
+        for _ in range(self.epochs):
+            charge_epoch()
+        return train_on_ray(config, shards, gpus_per_worker=self._engine["gpus_per_worker"],
+                            address=self._engine["ray_address"])
 
     def _infer_schema_dp(self, frame: pd.DataFrame, *, budget: PrivacyBudget, roles: dict[str, Any],
                          ledger: PrivacyLedger | None) -> PrivacyLedger:

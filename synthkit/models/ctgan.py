@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Self
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -296,13 +295,13 @@ class DPCTGAN(Synthesizer):
                noise_multiplier: float,
                expected_batch_size: float, n_steps_per_epoch: int, charge_epoch: Callable[[], None],
                generators: dict[str, torch.Generator], progress: Progress | None) -> None:
-        # fakes per step: as many rows as a real batch holds, grouped k to a "sample"
-        n_fake_groups = fake_groups(expected_batch_size)
         if getattr(self, "_engine", {}).get("engine") == "ray":
             self._train_ray(data, mask, private=private, noise_multiplier=noise_multiplier,
                             expected_batch_size=expected_batch_size, sampling_rate=sampler.q,
                             n_steps_per_epoch=n_steps_per_epoch, charge_epoch=charge_epoch, progress=progress)
             return
+        # fakes per step: as many rows as a real batch holds, grouped k to a "sample"
+        n_fake_groups = fake_groups(expected_batch_size)
         device = data.device
         k = data.shape[1]
         critic = self._new_critic(device)
@@ -367,28 +366,17 @@ class DPCTGAN(Synthesizer):
         all fake groups (so the per-step sum is the single-process one) and trains the
         generator; its weights are broadcast at the end. Conditional vectors use the DP
         frequencies released on this driver. Every epoch is charged before the workers start."""
-        from synthkit.distributed import WorkerConfig, driver_seed_sequence
-        from synthkit.distributed.worker import unit_shards
-        from synthkit.distributed.ray_engine import train_on_ray
-
-        # DP streams (batching, noise, conditional/fake draws) from OS entropy under a budget
-        dp_seed = driver_seed_sequence() if private else np.random.SeedSequence(self.seed).spawn(1)[0]
-        shards = unit_shards(data, mask, world_size=self._engine["workers"], seed=dp_seed)
         critic = self._new_critic(torch.device("cpu"))
         state = {**{f"generator.{k}": v.detach().cpu().clone() for k, v in self.generator_.state_dict().items()},
                  **{f"critic.{k}": v.detach().cpu().clone() for k, v in critic.state_dict().items()}}
-        plan = WorkerConfig(shards=(), sampling_rate=sampling_rate, steps=self.epochs * n_steps_per_epoch,
-                            noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm,
-                            expected_batch_size=expected_batch_size, dp_seed=dp_seed, private=private,
-                            model="ctgan", spans=tuple(self.spans_), embedding_dim=self.embedding_dim,
-                            generator_dims=tuple(self.generator_dim), critic_dims=tuple(self.critic_dim),
-                            lr=self.critic_lr, generator_lr=self.generator_lr, critic_steps=int(self.critic_steps),
-                            fake_groups=fake_groups(expected_batch_size), cond_columns=self._cond_columns,
-                            optimizer="adam", initial_state=state)
-        for _ in range(self.epochs):
-            charge_epoch()
-        weights = train_on_ray(plan, shards, gpus_per_worker=self._engine["gpus_per_worker"],
-                               address=self._engine["ray_address"])
+        weights = self._train_on_ray(
+            data, mask, private=private, charge_epoch=charge_epoch, sampling_rate=sampling_rate,
+            steps=self.epochs * n_steps_per_epoch, noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm,
+            expected_batch_size=expected_batch_size, model="ctgan", spans=tuple(self.spans_),
+            embedding_dim=self.embedding_dim, generator_dims=tuple(self.generator_dim),
+            critic_dims=tuple(self.critic_dim), lr=self.critic_lr, generator_lr=self.generator_lr,
+            critic_steps=int(self.critic_steps), fake_groups=fake_groups(expected_batch_size),
+            cond_columns=self._cond_columns, optimizer="adam", initial_state=state)
         self.generator_.load_state_dict({k.removeprefix("generator."): v for k, v in weights.items()
                                          if k.startswith("generator.")})
         self.generator_.eval()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Literal, Self
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -185,25 +184,13 @@ class DPTVAE(Synthesizer):
         rank Poisson-samples its own units at rate q from its own stream: the union is
         Poisson(q) over all units, so the accountant is the single-process one. Every epoch
         is charged before the workers start (the plan was checked against the budget)."""
-        from synthkit.distributed import WorkerConfig, driver_seed_sequence
-        from synthkit.distributed.ray_engine import train_on_ray
-        from synthkit.distributed.worker import unit_shards
-
-        # DP streams (batching, noise, reparameterisation) from OS entropy under a budget
-        dp_seed = driver_seed_sequence() if private else np.random.SeedSequence(self.seed).spawn(1)[0]
-        shards = unit_shards(data, mask, world_size=self._engine["workers"], seed=dp_seed)
-        plan = WorkerConfig(shards=(), sampling_rate=sampling_rate, steps=self.epochs * n_steps_per_epoch,
-                            noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm,
-                            expected_batch_size=expected_batch_size, dp_seed=dp_seed, private=private,
-                            model="tvae", spans=tuple(self.spans_), embedding_dim=self.embedding_dim,
-                            loss_factor=self.loss_factor, compress_dims=tuple(self.compress_dims),
-                            decompress_dims=tuple(self.decompress_dims), lr=self.lr, optimizer="adam",
-                            weight_decay=self.l2scale,
-                            initial_state={k: v.detach().cpu().clone() for k, v in self.vae_.state_dict().items()})
-        for _ in range(self.epochs):
-            charge_epoch()
-        state = train_on_ray(plan, shards, gpus_per_worker=self._engine["gpus_per_worker"],
-                             address=self._engine["ray_address"])
+        state = self._train_on_ray(
+            data, mask, private=private, charge_epoch=charge_epoch, sampling_rate=sampling_rate,
+            steps=self.epochs * n_steps_per_epoch, noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm,
+            expected_batch_size=expected_batch_size, model="tvae", spans=tuple(self.spans_),
+            embedding_dim=self.embedding_dim, loss_factor=self.loss_factor, compress_dims=tuple(self.compress_dims),
+            decompress_dims=tuple(self.decompress_dims), lr=self.lr, optimizer="adam", weight_decay=self.l2scale,
+            initial_state={k: v.detach().cpu().clone() for k, v in self.vae_.state_dict().items()})
         self.vae_.load_state_dict(state)
         self.vae_.eval()
         if progress:

@@ -328,14 +328,31 @@ def _check_manifest(manifest: Any) -> bool:
         return False
 
 
-def _read_success_object(uri: str) -> dict[str, Any]:
-    fs, root = object_fs(uri, option="dataset")
-    shown = display_uri(uri)
+def _store(path: str | Path) -> tuple[Any, str, str]:
+    """(pyarrow FileSystem, root, the name errors show) of a sharded dataset: the bucket's
+    for an object-storage URI, the local one for a folder, so that one reader serves both."""
+    import pyarrow.fs as pafs
+    if is_uri(path):
+        fs, root = object_fs(str(path), option="dataset")
+        return fs, root, display_uri(str(path))
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SourceError(f"{str(folder)!r} is not a sharded dataset folder; give the folder that "
+                          "`synthkit generate --shards/--engine ray --out` wrote")
+    return pafs.LocalFileSystem(), str(folder.absolute()), str(folder)
+
+
+def read_success(path: str | Path) -> dict[str, Any]:
+    """The `_SUCCESS` manifest of a complete sharded dataset (a folder or an object-storage
+    URI); one clear error otherwise."""
+    fs, root, shown = _store(path)
     try:
         present = _obj_exists(fs, f"{root}/{SUCCESS}")
         raw = _obj_read(fs, f"{root}/{SUCCESS}") if present else b""
     except Exception as err:
-        raise _obj_error(uri, f"reading {SUCCESS}", err) from None
+        if not is_uri(path):
+            raise
+        raise _obj_error(str(path), f"reading {SUCCESS}", err) from None
     if not present:
         raise SourceError(f"{shown!r} is an incomplete sharded dataset (no {SUCCESS}: its generate run did not "
                           "finish); re-run the same `synthkit generate` command to complete it")
@@ -349,65 +366,23 @@ def _read_success_object(uri: str) -> dict[str, Any]:
     return manifest  # type: ignore[return-value]
 
 
-def _open_dataset_object(uri: str, *, verify: bool) -> Any:
-    import pyarrow.dataset as ds
-    manifest = _read_success_object(uri)
-    fs, root = object_fs(uri, option="dataset")
-    paths = []
-    for f in manifest["files"]:
-        path = f"{root}/{f['name']}"
-        if not _obj_exists(fs, path):
-            raise SourceError(f"{display_uri(uri)!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
-                              "`synthkit generate` with --overwrite")
-        if verify and _obj_sha256(fs, path) != f["sha256"]:
-            raise SourceError(f"{display_uri(uri)!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified "
-                              "or corrupt); re-run `synthkit generate` with --overwrite")
-        paths.append(path)
-    return ds.dataset(paths, format="parquet", filesystem=fs)
-
-
-def read_success(path: str | Path) -> dict[str, Any]:
-    """The `_SUCCESS` manifest of a complete sharded dataset (a folder or an object-storage
-    URI); one clear error otherwise."""
-    if is_uri(path):
-        return _read_success_object(str(path))
-    folder = Path(path)
-    if not folder.is_dir():
-        raise SourceError(f"{str(folder)!r} is not a sharded dataset folder; give the folder that "
-                          "`synthkit generate --shards/--engine ray --out` wrote")
-    marker = folder / SUCCESS
-    if not marker.is_file():
-        raise SourceError(f"{str(folder)!r} is an incomplete sharded dataset (no {SUCCESS}: its generate run did "
-                          "not finish); re-run the same `synthkit generate` command to complete it")
-    try:
-        manifest = json.loads(marker.read_text(encoding="utf-8"))
-    except ValueError:
-        manifest = None
-    if not _check_manifest(manifest):
-        raise SourceError(f"{str(folder)!r}: {SUCCESS} is not a synthkit sharded-dataset manifest (corrupt or "
-                          "from another tool); re-run `synthkit generate` with --overwrite")
-    return manifest
-
-
 def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
     """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
     or a file of another run). `verify`: check every file's SHA-256 first."""
     import pyarrow.dataset as ds
-    if is_uri(path):
-        return _open_dataset_object(str(path), verify=verify)
-    folder = Path(path)
-    manifest = read_success(folder)
+    manifest = read_success(path)
+    fs, root, shown = _store(path)
     paths = []
     for f in manifest["files"]:
-        p = folder / f["name"]
-        if not p.is_file():
-            raise SourceError(f"{str(folder)!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
+        part = f"{root}/{f['name']}"
+        if not _obj_exists(fs, part):
+            raise SourceError(f"{shown!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
                               "`synthkit generate` with --overwrite")
-        if verify and _sha256(p) != f["sha256"]:
-            raise SourceError(f"{str(folder)!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified or "
+        if verify and _obj_sha256(fs, part) != f["sha256"]:
+            raise SourceError(f"{shown!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified or "
                               "corrupt); re-run `synthkit generate` with --overwrite")
-        paths.append(str(p))
-    return ds.dataset(paths, format="parquet")
+        paths.append(part)
+    return ds.dataset(paths, format="parquet", filesystem=fs)
 
 
 def read_dataset(path: str | Path, *, verify: bool = True) -> Any:

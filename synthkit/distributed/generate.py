@@ -301,7 +301,9 @@ def write_shard_object(model: Any, task: ShardTask, uri: str, schema: Any) -> Sh
                        seconds=time.perf_counter() - start, peak_rss_bytes=int(peak))
 
 
-def _obj_kept(fs: Any, root: str, tasks: list[ShardTask]) -> dict[int, ShardResult]:
+def _kept_shards(fs: Any, root: str, tasks: list[ShardTask]) -> dict[int, ShardResult]:
+    """Shards of an earlier run of the same plan that are complete: a record, and a part
+    file with the recorded rows' SHA-256 (read back; a folder's or a bucket's `fs`)."""
     kept: dict[int, ShardResult] = {}
     for task in tasks:
         name = part_name(task.index)
@@ -490,25 +492,6 @@ def _clear(out_dir: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _kept_shards(out_dir: Path, tasks: list[ShardTask]) -> dict[int, ShardResult]:
-    """Shards of an earlier run of the same plan that are complete: a record, and a part
-    file with the recorded rows' SHA-256."""
-    kept: dict[int, ShardResult] = {}
-    for task in tasks:
-        name = part_name(task.index)
-        record, part = out_dir / RECORDS / f"{Path(name).stem}.json", out_dir / name
-        if not (record.is_file() and part.is_file()):
-            continue
-        try:
-            rec = json.loads(record.read_text(encoding="utf-8"))
-        except ValueError:
-            continue
-        if rec.get("rows") == task.rows and rec.get("sha256") == _sha256(part):
-            kept[task.index] = ShardResult(index=task.index, name=name, rows=task.rows, sha256=rec["sha256"],
-                                           kept=True)
-    return kept
-
-
 def check_request(*, rows: Any, shards: Any, engine: Any, chunk_size: Any = MAX_CHUNK) -> None:
     """Argument checks (no import of torch, pyarrow or ray): one line each."""
     for option, value, hi in (("--rows", rows, MAX_ROWS), ("--shards", shards, MAX_SHARDS),
@@ -596,6 +579,7 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
         except OSError as err:  # pyarrow's S3/GCS/Azure errors: one line, the URI shown without secrets
             raise _obj_error(str(out_dir), "writing the dataset", err) from None
 
+    import pyarrow.fs as pafs
     out_dir = Path(out_dir)
     check_out_dir(out_dir, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -604,7 +588,7 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
             _clear(out_dir)
         kept = {}
         if _read_plan(out_dir) == plan:
-            kept = _kept_shards(out_dir, tasks)
+            kept = _kept_shards(pafs.LocalFileSystem(), str(out_dir.absolute()), tasks)
             log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
         else:
             _clear(out_dir)
@@ -634,7 +618,7 @@ def _generate_objects(uri: str, tasks: list[ShardTask], plan: dict[str, Any],
         old = None
     kept: dict[int, ShardResult] = {}
     if old == plan:
-        kept = _obj_kept(fs, root, tasks)
+        kept = _kept_shards(fs, root, tasks)
         log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), len(tasks))
     else:
         _obj_clear(fs, root)

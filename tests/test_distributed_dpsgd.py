@@ -205,6 +205,7 @@ def runs():
         "tvae_sigma1": _tvae_config((10, 10), sigma=1.0, seed=seed),
         "ctgan_sigma0": _ctgan_config((10, 10), sigma=0.0, seed=seed),
         "ctgan_sigma1": _ctgan_config((10, 10), sigma=1.0, seed=seed),
+        "ctgan_empty_rank1": _ctgan_config((10, 4), sigma=1.0, seed=seed),
     }
     states = launch_local(list(configs.values()), world_size=WORLD)
     return {name: (config, per_rank) for (name, config), per_rank in zip(configs.items(), states)}
@@ -310,6 +311,22 @@ def test_ctgan_critic_and_generator_two_ranks_match_one_process(runs):
     frozen = _ctgan_reference(config, train_generator=False)
     critic = tuple(k for k in state if not k.startswith("critic."))  # compare the critic only
     assert _float_diff(state, frozen, skip=critic) > 100 * ATOL
+
+
+def test_ctgan_rank_with_an_empty_batch_takes_the_step_and_matches_one_process(runs):
+    """A rank other than the generator's whose Poisson batch is empty (four units, q = 0.3)
+    skips the critic's forward pass but takes every step and draws nothing from its
+    streams, so the two ranks still equal `DPCTGAN._train`'s loop over the same batches.
+    Run once with the worker's empty branch drawing one number from the rank's "train"
+    stream: rank 1's later conditional vectors changed and this test failed (2.6e-4
+    against 2e-5)."""
+    config, (state, _) = runs["ctgan_empty_rank1"]
+    batches = _replayed_batches(config)
+    sizes = [len(step[1]) for step in batches]  # rank 1's batch per step
+    assert 0 in sizes and any(sizes[sizes.index(0) + 1:])  # an empty step, then rank 1 draws again
+    diff = _float_diff(state, _ctgan_reference(config), skip=PRE_BATCHNORM)
+    assert diff < ATOL, diff
+    assert _float_diff(state, config.initial_state, skip=RUNNING_STATS) > 100 * ATOL
 
 
 def test_ctgan_generator_is_the_same_trained_one_on_every_rank(runs):

@@ -94,22 +94,21 @@ class Conditioner:
     `conditioning_columns` (the driver's, or a distributed worker's copy of them)."""
 
     def __init__(self, columns: tuple[tuple[int, int, tuple[float, ...]], ...], device: torch.device) -> None:
-        disc = [(None, slice(start, stop), freq) for start, stop, freq in columns]
-        self.n_columns = len(disc)
+        self.n_columns = len(columns)
         idx, col_of, freqs, offsets = [], [], [], []
         pos = 0
-        for j, (_, sl, freq) in enumerate(disc):
-            idx.extend(range(sl.start, sl.stop))
-            col_of.extend([j] * (sl.stop - sl.start))
+        for j, (start, stop, freq) in enumerate(columns):
+            idx.extend(range(start, stop))
+            col_of.extend([j] * (stop - start))
             offsets.append(pos)
             freqs.append(torch.tensor(freq, dtype=torch.float32, device=device))
-            pos += sl.stop - sl.start
+            pos += stop - start
         self.width = pos
         self.index = torch.tensor(idx, dtype=torch.long, device=device)
         self.col_of = torch.tensor(col_of, dtype=torch.long, device=device)
         self.offsets = offsets
         self.freqs = freqs
-        self.slices = [sl for _, sl, _ in disc]
+        self.slices = [slice(start, stop) for start, stop, _ in columns]
         self.device = device
 
     def for_real(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -53,7 +53,7 @@ from synthkit.models.hmm.sample import integer_series
 from synthkit.sequence import GroupedEvents
 from synthkit.table import numeric_values
 from synthkit.transforms import (DataTransformer, NumericTransform, bin_index,
-                                 clear_histogram, value_order)
+                                 clear_histogram, value_order, zero_bin)
 
 logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
 
@@ -132,8 +132,10 @@ def release_margins(grouped: GroupedEvents, transformer: DataTransformer, layout
                 noisy[-1] = 0.0
             if ledger.private:
                 present = noisy[:-1]
+                # the bin of 0 kept from 1σ, as the table models' transforms keep it
                 cleared = clear_histogram(present, np.diff(t.edges_), sigma=sigma, total=float(present.sum()),
-                                          total_sigma=sigma * math.sqrt(len(present)))
+                                          total_sigma=sigma * math.sqrt(len(present)),
+                                          zero=zero_bin(t.edges_, integer=t.column.kind == "integer"))
                 if cleared.sum() > 0:
                     noisy = np.concatenate([cleared, noisy[-1:]])
         out[name] = [float(c) for c in np.clip(noisy, 0.0, None)]

@@ -183,36 +183,14 @@ def _dataset(text: str, path: Path) -> Location:
     return Location(kind=kinds.pop(), path=path, redacted=text, parts=tuple(files))  # type: ignore[arg-type]
 
 
-_SHARDED_FORMAT = "synthkit-sharded-parquet"  # synthkit.distributed.generate.FORMAT
-
-
 def _sharded_listing(text: str, folder: Path) -> tuple[Path, ...] | None:
     """A folder written by `synthkit generate --shards` is read as its `_SUCCESS` lists it
-    (never a file of another run), and refused while incomplete: a killed run's complete
-    parts would otherwise read as a plausible but short table. None: not such a folder."""
-    import json
-
-    marker, plan = folder / "_SUCCESS", folder / "_plan.json"
-    if not marker.is_file():
-        if plan.is_file():
-            raise SourceError(f"{text!r} is an incomplete sharded dataset (a synthkit generate run that did not "
-                              "finish: _plan.json and no _SUCCESS); re-run that generate command to complete it")
-        return None
-    try:
-        manifest = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None  # another tool's marker (Spark writes an empty _SUCCESS): the folder's files are read
-    if not isinstance(manifest, dict) or manifest.get("format") != _SHARDED_FORMAT:
-        return None
-    try:
-        names = [str(f["name"]) for f in manifest["files"]]
-    except (KeyError, TypeError):
-        names = []
-    parts = tuple(folder / n for n in names if "/" not in n and not _hidden(n))
-    if not parts or len(parts) != len(names) or not all(p.is_file() for p in parts):
-        raise SourceError(f"{text!r}: its _SUCCESS does not match its part files (corrupt, or a file removed); "
-                          "re-run `synthkit generate` with --overwrite")
-    return parts
+    (never a file of another run), every part's SHA-256 checked, and refused while
+    incomplete, corrupt or tampered with: a killed run's complete parts would otherwise read
+    as a plausible but short table. None: not such a folder. The one reader of that format
+    is synthkit.distributed.generate's (no torch is imported)."""
+    from synthkit.distributed.generate import sharded_parts
+    return sharded_parts(Path(text))
 
 
 def _file(path: Path, *, sink: bool = False) -> Location:

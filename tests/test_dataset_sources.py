@@ -167,12 +167,18 @@ def test_a_synthkit_sharded_folder_is_read_as_its_success_lists_it(parts):
     # the control: the same files without the marker of an unfinished run are read (nothing else refuses them)
     (folder / "_plan.json").unlink()
     assert len(connectors.read(str(folder))) == len(whole)
-    listed = [{"name": f"part-{i:05d}.parquet", "rows": 0, "sha256": ""} for i in range(3)]
-    (folder / "_SUCCESS").write_text(json.dumps({"format": "synthkit-sharded-parquet", "files": listed}))
+    from synthkit.bundle import sha256_file
+
+    def commit(files: list[dict]) -> None:  # a manifest as generate writes it (rows, total, SHA-256)
+        (folder / "_SUCCESS").write_text(json.dumps({"format": "synthkit-sharded-parquet", "files": files,
+                                                     "total_rows": sum(f["rows"] for f in files)}))
+
+    listed = [{"name": f"part-{i:05d}.parquet", "rows": n, "sha256": sha256_file(folder / f"part-{i:05d}.parquet")}
+              for i, n in enumerate((50, 70, 1))]
+    commit(listed)
     assert len(connectors.read(str(folder))) == 50 + 70 + 1  # part-00003 is not in this run's list
-    listed.append({"name": "part-00007.parquet", "rows": 0, "sha256": ""})
-    (folder / "_SUCCESS").write_text(json.dumps({"format": "synthkit-sharded-parquet", "files": listed}))
-    with pytest.raises(SourceError, match="does not match its part files"):
+    commit([*listed, {"name": "part-00007.parquet", "rows": 0, "sha256": ""}])
+    with pytest.raises(SourceError, match="part-00007.parquet listed in _SUCCESS is missing"):
         connectors.read(str(folder))
 
 

@@ -10,13 +10,29 @@
 - `launch`: a local launcher (torch.multiprocessing, "spawn") for tests and one machine.
 - `ray_engine`: the Ray Train launcher (`TorchTrainer`, `--engine ray`); imported only when
   used, so this package never imports Ray.
+- `generate`: sharded generation and the one (SHA-256 verified) reader of its output,
+  which `connectors` uses too.
+
+The names below load on first access (PEP 562), so that importing a light submodule
+(`synthkit.distributed.generate`, imported by `connectors` to read a sharded dataset)
+does not load torch.
 """
 
-from synthkit.distributed.dpsgd import DistributedDPStep
-from synthkit.distributed.partition import RankPartition, partition_units
-from synthkit.distributed.sampling import driver_seed_sequence, rank_sampler, rank_streams
-from synthkit.distributed import stats  # DP preprocessing statistics as map-reduce (Ray imported lazily)
-from synthkit.distributed.worker import Shard, WorkerConfig, train_worker
+from __future__ import annotations
 
-__all__ = ["DistributedDPStep", "RankPartition", "Shard", "WorkerConfig", "driver_seed_sequence", "partition_units",
-           "rank_sampler", "rank_streams", "train_worker"]
+import importlib
+from typing import Any
+
+_LAZY = {"DistributedDPStep": "dpsgd", "RankPartition": "partition", "partition_units": "partition",
+         "driver_seed_sequence": "sampling", "rank_sampler": "sampling", "rank_streams": "sampling",
+         "Shard": "worker", "WorkerConfig": "worker", "train_worker": "worker"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"synthkit.distributed.{_LAZY[name]}"), name)
+    if name in ("stats", "generate", "ray_engine", "launch", "dpsgd", "worker", "sampling", "partition"):
+        return importlib.import_module(f"synthkit.distributed.{name}")
+    raise AttributeError(f"module 'synthkit.distributed' has no attribute {name!r}")

@@ -368,13 +368,13 @@ def read_success(path: str | Path) -> dict[str, Any]:
     return manifest  # type: ignore[return-value]
 
 
-def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
-    """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
-    or a file of another run). `verify`: check every file's SHA-256 first."""
-    import pyarrow.dataset as ds
+def _listed(path: str | Path, *, verify: bool) -> tuple[Any, str, list[str]]:
+    """(filesystem, root, names) of exactly the files `_SUCCESS` lists, each present and,
+    with `verify`, with the SHA-256 `_SUCCESS` records: the one check every reader of a
+    sharded dataset goes through (`open_dataset`, and `connectors` via `sharded_parts`)."""
     manifest = read_success(path)
     fs, root, shown = _store(path)
-    paths = []
+    names = []
     for f in manifest["files"]:
         part = f"{root}/{f['name']}"
         if not _obj_exists(fs, part):
@@ -383,8 +383,37 @@ def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
         if verify and _obj_sha256(fs, part) != f["sha256"]:
             raise SourceError(f"{shown!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified or "
                               "corrupt); re-run `synthkit generate` with --overwrite")
-        paths.append(part)
-    return ds.dataset(paths, format="parquet", filesystem=fs)
+        names.append(str(f["name"]))
+    return fs, root, names
+
+
+def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
+    """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
+    or a file of another run). `verify`: check every file's SHA-256 first."""
+    import pyarrow.dataset as ds
+    fs, root, names = _listed(path, verify=verify)
+    return ds.dataset([f"{root}/{n}" for n in names], format="parquet", filesystem=fs)
+
+
+def sharded_parts(folder: Path) -> tuple[Path, ...] | None:
+    """The part files of a local folder written by `synthkit generate --shards`, as its
+    `_SUCCESS` lists them, every SHA-256 checked; `connectors` reads such a folder through
+    this (`synthkit fit DIR`). None: not such a folder (no `_SUCCESS` and no `_plan.json`,
+    or another tool's marker, e.g. Spark's empty `_SUCCESS`: the caller reads the folder's
+    files). Refused in one line: an incomplete run (a `_plan.json`, no `_SUCCESS`), a
+    corrupt manifest, a listed part missing or whose bytes changed."""
+    marker = folder / SUCCESS
+    if marker.is_file():
+        try:
+            head = json.loads(marker.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            return None
+    elif not (folder / PLAN).is_file():
+        return None
+    _, _, names = _listed(folder, verify=True)
+    return tuple(folder / n for n in names)
 
 
 def read_dataset(path: str | Path, *, verify: bool = True) -> Any:

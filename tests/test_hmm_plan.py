@@ -1,7 +1,7 @@
 """DPHMM's preprocessing plan gives its DP range histograms RANGE_WEIGHT times the ρ of
-another histogram (synthkit.models.hmm.preprocess), and keeps that weight when the noise
-is rescaled to the DP contribution bound. The default weight is 1 (off, see its comment);
-these tests set WEIGHT."""
+another histogram (synthkit.models.hmm.preprocess), the part above 1 on top of the
+preprocessing share (the context's cumulative target rises by it; DP-SGD pays), and keeps
+that weight when the noise is rescaled to the DP contribution bound. These tests set WEIGHT."""
 
 from __future__ import annotations
 
@@ -37,23 +37,35 @@ def _plan(weight: float):
     old = preprocess.RANGE_WEIGHT
     preprocess.RANGE_WEIGHT = weight
     try:
-        return plan_sequence_preprocessing(transformer, budget=BUDGET, ledger=ledger, plan_k=2, max_length=None,
-                                           max_gap=None, epsilon_share=0.2, shares=0.5, inference=[])[0], ledger
+        plan, target = plan_sequence_preprocessing(transformer, budget=BUDGET, ledger=ledger, plan_k=2,
+                                                   max_length=None, max_gap=None, epsilon_share=0.2, shares=0.5,
+                                                   inference=[])
+        return plan, ledger, target
     finally:
         preprocess.RANGE_WEIGHT = old
 
 
-def test_range_histograms_get_the_weight_and_the_plan_spends_its_share():
+def test_range_histograms_get_the_weight_on_top_of_the_share():
     """Exact: 3 range histograms (two columns, the gaps) at σ_hist/√RANGE_WEIGHT, the rest at
-    σ_hist, and the plan's events spend exactly the preprocessing share (0.2·ε). Negative
-    control: weight 1 (the plan before) gives the ranges the histograms' σ."""
-    plan, ledger = _plan(WEIGHT)
+    σ_hist; with the ranges at σ_hist the plan spends exactly the preprocessing share (0.2·ε),
+    so no other preprocessing σ pays for the weight (the same σ_hist as with weight 1); and
+    the context's cumulative target is the (preprocessing + context) share composed with
+    exactly the ranges' extra ρ. Negative control, run once: the plan of session 8 (weight
+    inside the share) gave σ_hist 1.35 times weight 1's and failed the σ_hist equality."""
+    from synthkit.ledger import GaussianEvent, compose_epsilon
+    from synthkit.models.hmm.preprocess import _gaussian_of_epsilon
+    plan, ledger, target = _plan(WEIGHT)
     assert plan.n_bounds == 3
     assert plan.sigma_range == pytest.approx(plan.sigma_hist / math.sqrt(WEIGHT), rel=1e-12)
-    assert ledger.epsilon_if(plan.events()) == pytest.approx(0.2 * BUDGET.epsilon, rel=1e-6)
-    flat, _ = _plan(1.0)
+    flat, _, flat_target = _plan(1.0)
     assert flat.sigma_range == pytest.approx(flat.sigma_hist, rel=1e-12)
-    assert plan.sigma_range < flat.sigma_range < plan.sigma_hist
+    assert plan.sigma_hist == pytest.approx(flat.sigma_hist, rel=1e-12)
+    assert flat_target == pytest.approx(0.5 * BUDGET.epsilon, rel=1e-12)
+    assert ledger.epsilon_if(flat.events()) == pytest.approx(0.2 * BUDGET.epsilon, rel=1e-6)
+    extra = GaussianEvent(name="x", sigma=plan.sigma_hist, sensitivity=float(plan.k), count=int(3 * (WEIGHT - 1)))
+    assert target == pytest.approx(compose_epsilon([extra, _gaussian_of_epsilon(0.5 * BUDGET.epsilon, BUDGET.delta)],
+                                                   BUDGET.delta), rel=1e-9)
+    assert ledger.epsilon_if(plan.events()) <= target
 
 
 def test_a_fit_charges_its_ranges_at_the_weighted_noise(monkeypatch):

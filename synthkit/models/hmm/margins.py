@@ -86,7 +86,8 @@ def column_cells(entry: dict[str, Any], t: Any, s: pd.Series) -> tuple[np.ndarra
     return cells, n_bins + 1
 
 
-def margin_sigma(ledger: PrivacyLedger, *, n_columns: int, sensitivity: float, target: float) -> float:
+def margin_sigma(ledger: PrivacyLedger, *, n_columns: int, sensitivity: float, target: float,
+                 prefix: str = PREFIX) -> float:
     """σ of each of `n_columns` histograms of L2 `sensitivity` such that the ledger, with them,
     spends `target` (cumulative ε; bisection on σ over the ledger's own accountant, a dry
     run that touches no data). Returns inf when the ledger has nothing left for them."""
@@ -95,7 +96,7 @@ def margin_sigma(ledger: PrivacyLedger, *, n_columns: int, sensitivity: float, t
         return math.inf
 
     def spend(sigma: float) -> float:
-        return ledger.epsilon_if([GaussianEvent(name=PREFIX, sigma=sigma, sensitivity=sensitivity)] * n_columns)
+        return ledger.epsilon_if([GaussianEvent(name=prefix, sigma=sigma, sensitivity=sensitivity)] * n_columns)
 
     lo_rho = rho_for_epsilon(max(target - ledger.epsilon_spent(), 1e-6), delta) / n_columns
     hi = sensitivity / math.sqrt(2 * lo_rho)  # ≥ the answer: zCDP composes no tighter than the ledger

@@ -24,6 +24,7 @@ from synthkit.models.hmm.context import (LENGTH, MAX_CONTEXT_CATEGORIES, START, 
                                          fit_in_shared_ledger, lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
 from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels, widest_gap
+from synthkit.models.hmm.dynamics import fit_dynamics, match_to_context
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
@@ -47,7 +48,11 @@ CONTEXT_DIR = "context"
 # 0.589 — there the sensitivity of 8 events per person leaves the margins coarse and its wage and
 # code columns are limited by what preprocessing releases, not by the calibration.
 MARGINS_EPSILON_SHARE = 0.2
-STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema", "margins")  # append only: a
+# The share of epsilon the categorical event columns' DP change rates take from DP-SGD
+# (synthkit.models.hmm.dynamics: the HMM's stay logits are matched to them after training).
+DYNAMICS_EPSILON_SHARE = 0.03
+STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema", "margins", "dynamics",
+           "match")  # append only: a
 # stream's seed is its position in SeedSequence.spawn, so earlier streams never move
 
 
@@ -219,10 +224,18 @@ class DPHMM(Synthesizer):
         self.margins_ = self._fit_margins(grouped, transformer, layout, budget=budget, ledger=ledger,
                                           context_target=context_target,
                                           rng=np.random.default_rng(seqs["margins"]))
+        # ---- 4c. the DP change rates of the categorical event columns (persistence targets)
+        dynamics = fit_dynamics(grouped, transformer, layout, self.margins_, budget=budget, ledger=ledger,
+                                target=min(context_target + (self.margins_epsilon_share + DYNAMICS_EPSILON_SHARE)
+                                           * (budget.epsilon if budget else 0.0), budget.epsilon if budget else 0.0),
+                                rng=np.random.default_rng(seqs["dynamics"]))
 
         # ---- 5. DP-SGD over entities: plan, calibrate against the whole ledger, train
         net, training = self._fit_hmm(steps, c_enc, grouped, layout, n_dp=n_dp, budget=budget,
                                       ledger=ledger, seqs=seqs, device=device, progress=progress)
+        # ---- 5b. the HMM's persistence matched to the DP change rates (post-processing)
+        training["dynamics"] = {"changed": dynamics, "stay_shift": match_to_context(
+            net, layout, self.margins_, dynamics, ctx_model, seq=seqs["match"], device=device)}
         if budget is not None:
             logger.info("privacy spent: epsilon=%.4f of %.4f (delta=%g)", ledger.epsilon_spent(),
                         budget.epsilon, budget.delta)

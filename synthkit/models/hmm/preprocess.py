@@ -42,11 +42,14 @@ END_FALSE_CLEAR = 1e-4  # chance that a bin no entity ends in clears (over all b
 # COUNT/rwm5yr at ε = 3 with the weight 1: docvis's range came out [0, 5] (17% of its events
 # above 5 clipped onto 5), hhninc's [1.41, 5.66] (real 1% and 99% quantiles 0.75 and 8); with 4
 # (2 fits) docvis reached 31 and 11, its mean 3.3 and 2.8 (real 3.1; 1.9 with 1), shapes 0.94/0.93
-# (0.92-0.93 with 1). It stays 1 (off): the weight is planned INSIDE the preprocessing share, so
-# every other preprocessing σ grows with it, and on a 700-patient clinic panel with several
-# numeric columns (tests/test_cli_sequences.py) the DP length histogram then no longer cleared
-# its threshold (with 2 as well). Next: take the ranges' extra ρ from DP-SGD instead.
-RANGE_WEIGHT = 1.0
+# (0.92-0.93 with 1). A clipped tail also costs the lag-1 autocorrelation (real docvis,
+# hospvis and hhninc are outlier-driven) and the pair trends (sdmetrics bins on min..max).
+# The weight's extra ρ, (RANGE_WEIGHT − 1)·ρ of a histogram per range, comes ON TOP of the
+# preprocessing share (the context model's cumulative target rises by exactly it, so DP-SGD,
+# calibrated to what is left, pays): planned inside the share (session 8) every other
+# preprocessing σ grew with it, and on a 700-patient clinic panel with several numeric
+# columns (tests/test_cli_sequences.py) the DP length histogram then no longer cleared.
+RANGE_WEIGHT = 4.0
 
 
 def _gaussian_of_epsilon(epsilon: float, delta: float) -> GaussianEvent:
@@ -79,14 +82,15 @@ def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: Privacy
         return PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0,
                                  k=plan_k, n_histograms=n_hist, n_discovery=0), math.inf
     n_ranges = transformer.n_bounds() + (1 if may_have_gaps and max_gap is None else 0)
-    plan = _weighted_plan(budget=budget, k=plan_k, n_histograms=n_hist, n_ranges=n_ranges, n_discovery=n_disc,
-                          epsilon_share=epsilon_share)
-    # the (preprocessing + context) share, on top of any schema inference (whose
-    # cost the HMM's DP-SGD, calibrated to what the ledger has left, pays)
+    plan, extra = _weighted_plan(budget=budget, k=plan_k, n_histograms=n_hist, n_ranges=n_ranges,
+                                 n_discovery=n_disc, epsilon_share=epsilon_share)
+    # the (preprocessing + context) share, on top of any schema inference and of the range
+    # histograms' extra weight (whose cost the HMM's DP-SGD, calibrated to what the ledger
+    # has left, pays)
     context_target = budget.epsilon * shares
-    if inference:
+    if inference or extra:
         context_target = compose_epsilon(
-            [*inference, _gaussian_of_epsilon(context_target, budget.delta)], budget.delta)
+            [*inference, *extra, _gaussian_of_epsilon(context_target, budget.delta)], budget.delta)
     planned = ledger.epsilon_if(plan.events())
     if planned > context_target * (1 + 1e-9):
         raise BudgetExceededError(
@@ -100,19 +104,18 @@ def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: Privacy
 
 
 def _weighted_plan(*, budget: PrivacyBudget, k: int, n_histograms: int, n_ranges: int, n_discovery: int,
-                   epsilon_share: float) -> PreprocessingPlan:
-    """`plan_preprocessing` with its `n_ranges` DP range histograms at RANGE_WEIGHT times the
-    ρ of another histogram: planned as n_histograms + (RANGE_WEIGHT − 1)·n_ranges equal
-    Gaussians, then the range histograms take σ/√RANGE_WEIGHT. The plan's own events
-    (checked against the share by the caller) compose to the same ρ."""
-    extra = int(round((RANGE_WEIGHT - 1.0) * n_ranges))
-    plan = plan_preprocessing(budget=budget, k=k, n_histograms=n_histograms + extra, n_discovery=n_discovery,
+                   epsilon_share: float) -> tuple[PreprocessingPlan, list[GaussianEvent]]:
+    """(plan, extra): `plan_preprocessing` over the share with every histogram at one ρ, then
+    its `n_ranges` DP range histograms at σ/√RANGE_WEIGHT. `extra` is what the ranges spend
+    beyond the share, (RANGE_WEIGHT − 1)·n_ranges histograms' ρ as one Gaussian of the same
+    sensitivity: the caller raises the context's cumulative target by it (DP-SGD pays)."""
+    plan = plan_preprocessing(budget=budget, k=k, n_histograms=n_histograms, n_discovery=n_discovery,
                               epsilon_share=epsilon_share)
-    if not n_ranges:
-        return dataclasses.replace(plan, n_histograms=n_histograms)
-    weight = 1.0 + extra / n_ranges
-    return dataclasses.replace(plan, n_histograms=n_histograms, n_bounds=n_ranges,
-                               sigma_bounds=plan.sigma_hist / math.sqrt(weight))
+    if not n_ranges or RANGE_WEIGHT <= 1.0:
+        return plan, []
+    extra = GaussianEvent(name="ranges:extra", sigma=plan.sigma_hist / math.sqrt((RANGE_WEIGHT - 1.0) * n_ranges),
+                          sensitivity=float(k))
+    return dataclasses.replace(plan, n_bounds=n_ranges, sigma_bounds=plan.sigma_hist / math.sqrt(RANGE_WEIGHT)), [extra]
 
 
 class Bounded(NamedTuple):

@@ -24,7 +24,7 @@ from synthkit.models.hmm.context import (LENGTH, MAX_CONTEXT_CATEGORIES, START, 
                                          fit_in_shared_ledger, lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
 from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels, widest_gap
-from synthkit.models.hmm.dynamics import fit_dynamics, match_to_context
+from synthkit.models.hmm.dynamics import blend_numbers, fit_dynamics, match_to_context
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
@@ -234,7 +234,7 @@ class DPHMM(Synthesizer):
         net, training = self._fit_hmm(steps, c_enc, grouped, layout, n_dp=n_dp, budget=budget,
                                       ledger=ledger, seqs=seqs, device=device, progress=progress)
         # ---- 5b. the HMM's persistence matched to the DP change rates (post-processing)
-        training["dynamics"] = {"changed": dynamics, "stay_shift": match_to_context(
+        training["dynamics"] = {"changed": dynamics, **match_to_context(
             net, layout, self.margins_, dynamics, ctx_model, seq=seqs["match"], device=device)}
         if budget is not None:
             logger.info("privacy spent: epsilon=%.4f of %.4f (delta=%g)", ledger.epsilon_spent(),
@@ -500,6 +500,7 @@ class DPHMM(Synthesizer):
         with torch.no_grad():
             states, cat_codes, gauss_z = sample_hmm(self.hmm_, lay, torch.from_numpy(c_enc).to(self.device_), lengths,
                                                     g, terminal=dec.terminal)
+        gauss_z = blend_numbers(gauss_z, lay, self.training_.get("dynamics"))  # matched persistence (dynamics.py)
         events, ctx_out = dec.decode(ctx, lengths, start, cat_codes, gauss_z, entity_start, event_start)
         # post-processing; the terminal column has no margin and keeps the HMM's codes: moving
         # rows onto its terminal value could put it before an entity's last event (the rule)

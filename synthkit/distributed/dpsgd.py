@@ -23,39 +23,60 @@ from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
-from opacus.optimizers import DPOptimizerFastGradientClipping
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from torch import nn
 
 from synthkit.models.dpsgd import _NoCapture, discard_captured, ghost_clipped, ghost_clipped_backward, integer_batch_size
+from synthkit.models.hmm.train import HMMDPStep
 
 NOISE_RANK = 0
 
 
-class _AllReduceDPOptimizer(DPOptimizerFastGradientClipping):
-    """Clipped sums → (+ noise on rank 0) → / global B → all-reduce SUM → step."""
+class _NoiseOnceAllReduce:
+    """Clipped sums → (+ noise on rank 0) → / global B → all-reduce SUM → step: what turns an
+    Opacus DP optimizer (ghost clipping's or the per-sample one) into the distributed one."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, rank: int, noise_multiplier: float,
                  max_grad_norm: float, expected_batch_size: float, generator: torch.Generator | None) -> None:
-        super().__init__(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+        super().__init__(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,  # type: ignore[call-arg]
                          expected_batch_size=expected_batch_size, loss_reduction="mean", generator=generator)
         self.rank = rank
 
     def add_noise(self) -> None:
         if self.rank == NOISE_RANK:
-            super().add_noise()
+            super().add_noise()  # type: ignore[misc]
         else:
-            for p in self.params:
+            for p in self.params:  # type: ignore[attr-defined]
                 p.grad = p.summed_grad.view_as(p).clone()
 
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
         if closure is not None:
             with torch.enable_grad():
                 closure()
-        if not self.pre_step():  # accumulate, add_noise (rank 0), scale_grad (÷ global B)
+        if not self.pre_step():  # type: ignore[attr-defined]  # accumulate, add_noise (rank 0), ÷ global B
             return None
-        for p in self.params:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-        return self.original_optimizer.step()
+        _all_reduce_grads(self.params)  # type: ignore[attr-defined]
+        return self.original_optimizer.step()  # type: ignore[attr-defined]
+
+
+def _all_reduce_grads(params: list[torch.Tensor]) -> None:
+    """Σ over ranks of every parameter's gradient, in place. Each gradient is made
+    contiguous first: gloo reduces a tensor's storage in memory order, and the clipped sum of
+    a transposed view's per-sample gradients (DPHMM's `stay_logit[:, :c].t()`) comes out
+    with transposed strides on one rank and, after the noise is added, contiguous on rank 0,
+    so the ranks summed different elements (found by the empty-batch test: 8e-3 apart)."""
+    for p in params:
+        if not p.grad.is_contiguous():
+            p.grad = p.grad.contiguous()
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+
+class _AllReduceDPOptimizer(_NoiseOnceAllReduce, DPOptimizerFastGradientClipping):
+    """Ghost clipping's optimizer (DPTVAE, DPCTGAN's critic), distributed."""
+
+
+class _AllReducePerSampleDPOptimizer(_NoiseOnceAllReduce, DPOptimizer):
+    """The per-sample-gradient optimizer (DPHMM's functorch gradients), distributed."""
 
 
 class DistributedDPStep:
@@ -126,6 +147,32 @@ class DistributedDPStep:
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+
+class DistributedHMMStep(HMMDPStep):
+    """DPHMM's step (`synthkit.models.hmm.train.HMMDPStep`: Opacus' functorch per-entity
+    gradients, each entity clipped to C) on every rank, every step, with the rank's
+    (possibly empty) batch of whole entities: the clipped sums are all-reduced, the noise
+    added once (rank 0) and the divisor is the GLOBAL expected batch size, so the update is
+    the single-process one. Non-private: Σ NLL / B all-reduced (plain SGD on the union)."""
+
+    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, *, private: bool, noise_multiplier: float,
+                 max_grad_norm: float, expected_batch_size: float, generator: torch.Generator | None) -> None:
+        self.rank = dist.get_rank()
+        super().__init__(net, optimizer, private=private, noise_multiplier=noise_multiplier,  # type: ignore[arg-type]
+                         max_grad_norm=max_grad_norm, expected_batch_size=expected_batch_size,
+                         generator=generator if self.rank == NOISE_RANK else None)
+
+    def _dp_optimizer(self, optimizer: torch.optim.Optimizer, *, noise_multiplier: float, max_grad_norm: float,
+                      generator: torch.Generator | None) -> torch.optim.Optimizer:
+        return _AllReducePerSampleDPOptimizer(optimizer, rank=self.rank, noise_multiplier=noise_multiplier,
+                                              max_grad_norm=max_grad_norm,
+                                              expected_batch_size=self.expected_batch_size, generator=generator)
+
+    def _apply(self) -> None:
+        if not self.private:
+            _all_reduce_grads(self.params)
+        super()._apply()
 
 
 def broadcast_parameters(module: nn.Module, *, src: int = 0) -> None:

@@ -55,7 +55,7 @@ class WorkerConfig:
     dp_seed: np.random.SeedSequence = field(repr=False)  # from synthkit.noise on the driver; never recorded
     private: bool = True
     init_seed: int | None = None       # public: network initialisation only
-    model: Literal["mlp", "tvae", "ctgan"] = "mlp"
+    model: Literal["mlp", "tvae", "ctgan", "hmm"] = "mlp"
     hidden: int = 64
     spans: tuple[Span, ...] = ()       # tvae, ctgan: the transformer's public layout of the encoded row
     embedding_dim: int = 16            # tvae: latent width; ctgan: the generator's noise width
@@ -72,6 +72,13 @@ class WorkerConfig:
     critic_steps: int = 1
     fake_groups: int = 1
     cond_columns: tuple[tuple[int, int, tuple[float, ...]], ...] = field(default=(), repr=False)
+    # hmm: the HMMNet's shape (public: the layout's channel counts); the shards hold one entity
+    # per slot ([n, 1 + T, W] as `_Batches.padded` builds them), every slot's mask marking its
+    # context row and real events
+    hmm_states: int = 0
+    hmm_cat_sizes: tuple[int, ...] = ()
+    hmm_gauss: int = 0
+    hmm_context: int = 0
     lr: float = 1e-2
     optimizer: Literal["sgd", "adam"] = "sgd"  # "adam": DPTVAE's Adam(lr, weight_decay)
     weight_decay: float = 0.0
@@ -178,6 +185,8 @@ def train_worker(config: WorkerConfig) -> dict[str, torch.Tensor]:
     train_gen = torch_generator(streams["train"], device)
     sampler = rank_sampler(config.dp_seed, rank=rank, world_size=world, n_local_units=data.shape[0],
                            sampling_rate=config.sampling_rate, device=device)
+    if config.model == "hmm":
+        return _train_hmm(config, data, mask, sampler=sampler, noise_gen=noise_gen)
     if config.model == "ctgan":
         gen_gen = torch_generator(streams["generator"], device) if rank == GENERATOR_RANK else None
         return _train_ctgan(config, data, mask, sampler=sampler, noise_gen=noise_gen, train_gen=train_gen,
@@ -267,6 +276,39 @@ def _train_ctgan(config: WorkerConfig, data: torch.Tensor, mask: torch.Tensor, *
     broadcast_parameters(generator, src=GENERATOR_RANK)  # every rank ends with the trained generator
     return {**{f"generator.{n}": v.detach().cpu().clone() for n, v in generator.state_dict().items()},
             **{f"critic.{n}": v.detach().cpu().clone() for n, v in critic.state_dict().items()}}
+
+
+def _train_hmm(config: WorkerConfig, data: torch.Tensor, mask: torch.Tensor, *, sampler: PoissonSampler,
+               noise_gen: torch.Generator | None) -> dict[str, torch.Tensor]:
+    """DPHMM's loop (`synthkit.models.hmm.train.train`) on this rank: the driver's initial
+    weights (broadcast from rank 0), the plan's optimizer (DPHMM: Adam(lr)), every step a
+    Poisson batch of this rank's whole entities (possibly empty), cut to its longest
+    sequence as one process cuts it, through `DistributedHMMStep` (per-entity functorch
+    gradients clipped here, summed over ranks, noise once on rank 0, ÷ the global expected
+    batch)."""
+    from synthkit.distributed.dpsgd import DistributedHMMStep
+    from synthkit.models.hmm.network import HMMNet
+    from synthkit.models.hmm.train import trim
+
+    if config.initial_state is None or config.hmm_states < 1:
+        raise ConfigError("an hmm plan needs the driver's initial weights and hmm_states >= 1; build it with "
+                          "DPHMM.fit(engine='ray')")
+    net = HMMNet(n_states=config.hmm_states, cat_sizes=list(config.hmm_cat_sizes), n_gauss=config.hmm_gauss,
+                 d_context=config.hmm_context).to(data.device)
+    if data.shape[-1] != net.width:
+        raise ConfigError(f"the shards' events are {data.shape[-1]} wide and the network reads {net.width}; build "
+                          "the shards with _Batches.padded of the same layout")
+    net.load_state_dict(config.initial_state)
+    broadcast_parameters(net, src=0)
+    step = DistributedHMMStep(net, make_optimizer(config, net), private=config.private,
+                              noise_multiplier=config.noise_multiplier, max_grad_norm=config.max_grad_norm,
+                              expected_batch_size=config.expected_batch_size, generator=noise_gen)
+    logger.info("distributed DP-SGD (hmm): rank %d, %d steps", dist.get_rank(), config.steps)
+    for _ in range(config.steps):
+        idx = sampler.draw()
+        step.step(trim(data[idx], mask[idx]))
+    step.close()
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def unit_shards(data: torch.Tensor, mask: torch.Tensor, *, world_size: int,

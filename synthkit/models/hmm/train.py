@@ -20,7 +20,7 @@ from opacus.grad_sample.functorch import ft_compute_per_sample_gradient
 from opacus.optimizers import DPOptimizer
 
 from synthkit.ledger import PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
-from synthkit.models.base import Progress
+from synthkit.models.base import Progress, Synthesizer
 from synthkit.models.dpsgd import PoissonSampler
 from synthkit.models.hmm.network import HMMNet
 
@@ -41,6 +41,17 @@ class _Batches:
         self.width = width
         self.device = device
 
+    def padded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every entity as one slot, for the distributed loop (`synthkit.distributed`): x
+        [n_entities, 1 + T, W] as `gather` builds it over all entities (T: the longest,
+        truncated sequence) and the slot mask [n_entities, 1 + T] (1 for the context row and
+        each real event). One entity is one slot, so routing slots to ranks keeps an entity
+        whole on one rank; `trim` cuts a batch back to the shape `gather` gives it."""
+        idx = torch.arange(len(self.lengths), device=self.device)
+        x = self.gather(idx)
+        present = x[:, 1:, self.steps.shape[1]]  # the "event present" channel
+        return x, torch.cat([torch.ones(len(x), 1, device=self.device), present], dim=1)
+
     def gather(self, idx: torch.Tensor) -> torch.Tensor:
         lens = self.lengths[idx]
         n_steps = int(lens.max()) if len(idx) else 0
@@ -54,6 +65,13 @@ class _Batches:
             x[:, 1:, :f] = self.steps[rows] * mask.unsqueeze(-1)
             x[:, 1:, f] = mask.to(x.dtype)
         return x
+
+
+def trim(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Padded slots (`_Batches.padded`) of one batch cut to the batch's longest sequence:
+    exactly what `_Batches.gather` gives for the same entities."""
+    n_steps = int(mask[:, 1:].sum(dim=1).max()) if len(x) else 0
+    return x[:, : 1 + n_steps]
 
 
 class HMMDPStep:
@@ -70,11 +88,17 @@ class HMMDPStep:
         self.expected_batch_size = max(1, int(round(expected_batch_size)))
         self.params = [p for p in net.parameters() if p.requires_grad]
         if private:
-            self.optimizer: torch.optim.Optimizer = DPOptimizer(
-                optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-                expected_batch_size=self.expected_batch_size, loss_reduction="mean", generator=generator)
+            self.optimizer: torch.optim.Optimizer = self._dp_optimizer(
+                optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, generator=generator)
         else:
             self.optimizer = optimizer
+
+    def _dp_optimizer(self, optimizer: torch.optim.Optimizer, *, noise_multiplier: float, max_grad_norm: float,
+                      generator: torch.Generator | None) -> torch.optim.Optimizer:
+        """Clip each entity to C, add N(0, σ²C²), ÷ the expected batch size (the distributed
+        step overrides this: noise on one rank, all-reduce; synthkit.distributed.dpsgd)."""
+        return DPOptimizer(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                           expected_batch_size=self.expected_batch_size, loss_reduction="mean", generator=generator)
 
     def per_sample_grads(self, x: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
         if len(x) == 0:
@@ -91,6 +115,11 @@ class HMMDPStep:
         else:
             for p in self.params:
                 p.grad = torch.zeros_like(p)
+        self._apply()
+
+    def _apply(self) -> None:
+        """The optimizer step on the gradients just set (the distributed step all-reduces the
+        non-private ones first)."""
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -138,3 +167,23 @@ def train(net: HMMNet, batches: _Batches, *, lr: float, epochs: int, max_grad_no
             if progress:
                 progress("train", epoch * spe + b + 1, total)
     step.close()
+
+
+def train_on_ray(model: Synthesizer, net: HMMNet, batches: _Batches, *, lr: float, max_grad_norm: float,
+                 private: bool, sigma: float, q: float, n_dp: float, steps: int,
+                 charge_epoch: Callable[[], None]) -> None:
+    """`train`'s plan on Ray Train workers (`model._engine`): one entity per slot
+    (`_Batches.padded`), slots routed whole to workers, each worker's own Poisson(q) stream
+    over its entities, per-entity clipping on its rank, the clipped sums all-reduced, the
+    noise added once (rank 0), ÷ the global expected batch q·n_dp (synthkit.distributed:
+    `DistributedHMMStep`). q, the steps and σ are this driver's, from its one DP count; every
+    epoch is charged before the workers start. The workers start from `net`'s weights and
+    `net` ends with theirs."""
+    data, mask = batches.padded()
+    initial = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    state = model._train_on_ray(
+        data, mask, private=private, charge_epoch=charge_epoch, sampling_rate=q, steps=steps,
+        noise_multiplier=sigma, max_grad_norm=max_grad_norm, expected_batch_size=q * n_dp, model="hmm",
+        hmm_states=net.n_states, hmm_cat_sizes=tuple(net.cat_sizes), hmm_gauss=net.n_gauss,
+        hmm_context=net.d_context, lr=lr, optimizer="adam", initial_state=initial)
+    net.load_state_dict(state)

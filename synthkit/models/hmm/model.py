@@ -32,7 +32,7 @@ from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count,
                                             release_index_end, wants_common_starts)
 from synthkit.models.hmm.sample import Decoder, SequenceSample, sample_hmm
 from synthkit.models.hmm.trends import check_non_decreasing
-from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train
+from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train, train_on_ray
 from synthkit.schema import Column, Schema
 from synthkit.sequence import GroupedEvents, TimeAxis
 from synthkit.table import Table
@@ -166,7 +166,8 @@ class DPHMM(Synthesizer):
     def fit(self, table: Table | pd.DataFrame, *, budget: PrivacyBudget | None, schema: Schema | None = None,
             context: Table | pd.DataFrame | None = None, context_schema: Schema | None = None,
             progress: Progress | None = None, ledger: PrivacyLedger | None = None,
-            roles: dict[str, Any] | None = None) -> Self:
+            roles: dict[str, Any] | None = None, engine: str = "local", workers: int = 1,
+            gpus_per_worker: float = 0, ray_address: str | None = None) -> Self:
         """Fit on an events table (one row per event) under `budget` (explicit `None` = no
         formal privacy guarantee). The schema names `entity_key` and `sequence_index`;
         static attributes come either from `schema.context_columns` (constant per entity;
@@ -178,8 +179,19 @@ class DPHMM(Synthesizer):
         targets).
         Under a budget, the kinds of a schema-less events frame and of a schema-less
         `context` frame are then decided under DP in this fit's ledger, before anything
-        else is released (see `_decide_kinds`); without one, they are read from the rows."""
+        else is released (see `_decide_kinds`); without one, they are read from the rows.
+
+        `engine="ray"` runs step 5's DP-SGD on `workers` Ray Train workers, whole entities
+        per worker (synthkit.distributed; the same plan, ledger and guarantee); everything
+        before it stays in this process. Where it runs is not a hyperparameter."""
         self._check_params()
+        from synthkit.jobs import engine_problems  # checked before any data is read, as DPTVAE.fit does
+        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=self.model_name,
+                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
+        if problems:
+            raise ConfigError("; ".join(problems))
+        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                        "ray_address": ray_address}
         device = resolve_device(self.device)
         plan_k = 2 if self.max_length is None else int(self.max_length)
         ledger = self._fit_ledger(budget, ledger, plan_k=plan_k)
@@ -419,12 +431,21 @@ class DPHMM(Synthesizer):
         def charge_epoch() -> None:
             ledger.charge(SampledGaussianEvent(name="dp-sgd:hmm", sampling_rate=q, noise_multiplier=sigma, steps=spe))
 
-        train(net, batches, lr=self.lr, epochs=self.epochs, max_grad_norm=self.max_grad_norm,
-              private=budget is not None, sigma=sigma, q=q, n_dp=n_dp, spe=spe, charge_epoch=charge_epoch, gens=gens,
-              progress=progress)
+        where = {"engine": self._engine["engine"], "workers": self._engine["workers"]}
+        if where["engine"] == "ray":  # the same plan on Ray Train workers (synthkit.distributed)
+            train_on_ray(self, net, batches, lr=self.lr, max_grad_norm=self.max_grad_norm,
+                         private=budget is not None, sigma=sigma, q=q, n_dp=n_dp, steps=total_steps,
+                         charge_epoch=charge_epoch)
+            where["gpus_per_worker"] = self._engine["gpus_per_worker"]
+            ledger.notes.append(f"DP-SGD of the HMM ran on {where['workers']} Ray Train workers (whole entities "
+                                "per worker, Poisson sampling per worker, noise added once per step): the same plan")
+        else:
+            train(net, batches, lr=self.lr, epochs=self.epochs, max_grad_norm=self.max_grad_norm,
+                  private=budget is not None, sigma=sigma, q=q, n_dp=n_dp, spe=spe, charge_epoch=charge_epoch,
+                  gens=gens, progress=progress)
         return net, {"sampling_rate": q, "noise_multiplier": sigma, "steps": total_steps, "steps_per_epoch": spe,
                      "epochs": self.epochs, "device": str(device), "max_length": layout["max_length"],
-                     "n_units_dp": round(n_dp) if budget is not None else None}
+                     "n_units_dp": round(n_dp) if budget is not None else None, **where}
 
     # ------------------------------------------------------------- sample
     def _prepare_sampling(self) -> None:

@@ -118,7 +118,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
               ray_address: str | None = None) -> Any:
     """The plain function behind `synthkit fit` (also used by `demo`).
 
-    `engine="ray"` (dptvae, dpctgan) runs the DP-SGD loop on `workers` Ray Train workers
+    `engine="ray"` (dptvae, dpctgan, dphmm) runs the DP-SGD loop on `workers` Ray Train workers
     (synthkit.distributed.ray_engine); the preprocessing and the DP plan stay here.
 
     `read_opts` (`has_header`, `encoding`: the --header/--no-header and --encoding
@@ -253,7 +253,9 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
                                    terminal_value=terminal_value, holdout_record=holdout_record,
                                    context_epochs=context_epochs, entity_key=entity_key, targets=targets,
                                    max_gap=max_gap, source=connectors.describe(data), source_context=source_context,
-                                   read_opts=read_opts, non_decreasing=non_decreasing)
+                                   read_opts=read_opts, non_decreasing=non_decreasing,
+                                   engine_args=dict(engine="ray", workers=workers, gpus_per_worker=gpus_per_worker,
+                                                    ray_address=ray_address) if engine == "ray" else {})
     params: dict[str, Any] = {"seed": seed, "device": device, "max_rows_per_entity": max_rows_per_entity}
     if epochs is not None:
         params["epochs"] = epochs
@@ -287,7 +289,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
                         source_context: tuple[Any, Any] | None = None, context_epochs: int | None = None,
                         entity_key: str | None = None, targets: tuple[str, ...] = (),
                         read_opts: dict[str, Any] | None = None, max_gap: float | None = None,
-                        non_decreasing: tuple[str, ...] = ()) -> Any:
+                        non_decreasing: tuple[str, ...] = (), engine_args: dict[str, Any] | None = None) -> Any:
     """`schema` None (a private fit without --schema): DPHMM decides the events' kinds under
     DP from the declared roles; a --context table without --context-schema likewise gets
     its kinds under DP in the same ledger (read from the rows only without a budget)."""
@@ -331,7 +333,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
     synth.fit(frame, schema=schema, budget=budget, context=ctx_frame, context_schema=ctx_schema, progress=progress,
-              roles=roles)
+              roles=roles, **(engine_args or {}))
     synth.holdout_ = holdout_record
     synth.source_ = source
     synth.save(out, overwrite=overwrite)
@@ -375,7 +377,7 @@ def fit(
     header: HeaderOption = None,
     encoding: EncodingOption = None,
     threads: ThreadsOption = None,
-    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="dptvae, dpctgan: 'ray' runs DP-SGD on Ray Train workers (pip install 'synthkit[ray]'); same plan and guarantee")] = "local",
+    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="'ray' runs DP-SGD on Ray Train workers (dphmm: whole entities per worker) (pip install 'synthkit[ray]'); same plan and guarantee")] = "local",
     workers: Annotated[int, typer.Option("--workers", help="with --engine ray: the number of Ray Train workers")] = 1,
     gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --engine ray: GPUs per worker (0: CPU workers, gloo)")] = 0,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="with --engine ray: the Ray cluster to use (default: start Ray in this process)")] = None,

@@ -56,7 +56,7 @@ _OUTPUT = {"work_dir", "releases_dir", "format"}
 _ENGINE = {"kind", "workers", "gpus", "address"}
 ENGINE_KINDS = ("local", "ray")
 # models whose DP-SGD loop runs on Ray Train workers (synthkit.distributed); the others run locally
-ENGINE_MODELS = ("dptvae", "dpctgan")  # DPHMM (functorch per-sample gradients) has no Ray fit yet
+ENGINE_MODELS = ("dptvae", "dpctgan", "dphmm")
 # what a job may set through `model.hyperparameters` (the rest has its own key)
 _RESERVED_HYPER = {"seed", "device", "max_rows_per_entity"}
 
@@ -327,7 +327,7 @@ def engine_problems(kind: Any, workers: Any, gpus: Any, address: Any, *, model: 
         used = [n for n, v, d in ((w_name, workers, 1), (g_name, gpus, 0), (a_name, address, None)) if v != d]
         problems.append(f"{', '.join(used)} apply to the ray engine only; set {k_name} ray or leave them out")
     if kind == "ray" and model not in ENGINE_MODELS:
-        problems.append(f"{k_name} ray supports the dptvae and dpctgan models only for now, got {model!r}; use "
+        problems.append(f"{k_name} ray supports the {', '.join(ENGINE_MODELS)} models, got {model!r}; use "
                         f"one of them, or the local engine for {model}")
     return problems
 

@@ -1,4 +1,4 @@
-"""DPTVAE's and DPCTGAN's DP-SGD on Ray Train workers (issue 19): `--engine ray` is the same fit.
+"""DPTVAE's, DPCTGAN's and DPHMM's DP-SGD on Ray Train workers (issue 19): `--engine ray` is the same fit.
 
 Ray starts once, in this process (`ray.init(num_cpus=4)`, module fixture), and every run
 is a `TorchTrainer` with 2 gloo workers: starting its worker processes dominates the cost
@@ -305,6 +305,109 @@ def test_cli_dpctgan_fit_on_ray_spends_the_local_plan_and_generates(ray_session,
     _assert_bundle_generates(runner, bundles["ray"], frame, tmp_path)
 
 
+def _hmm_reference(plan: WorkerConfig, shards: list[Shard]) -> dict[str, torch.Tensor]:
+    """`synthkit.models.hmm.train.train`'s loop in one process over the union of the
+    workers' Poisson batches (replayed from their streams), rank 0's noise stream."""
+    from synthkit.models.hmm.network import HMMNet
+    from synthkit.models.hmm.train import HMMDPStep, trim
+
+    data = torch.cat([s.data for s in shards])
+    mask = torch.cat([s.mask for s in shards])
+    offsets = np.cumsum([0] + [s.data.shape[0] for s in shards])
+    net = HMMNet(n_states=plan.hmm_states, cat_sizes=list(plan.hmm_cat_sizes), n_gauss=plan.hmm_gauss,
+                 d_context=plan.hmm_context)
+    net.load_state_dict(plan.initial_state)
+    cpu = torch.device("cpu")
+    step = HMMDPStep(net, torch.optim.Adam(net.parameters(), lr=plan.lr), private=True,
+                     noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.max_grad_norm,
+                     expected_batch_size=plan.expected_batch_size,
+                     generator=torch_generator(rank_streams(plan.dp_seed, rank=0, world_size=WORKERS)["noise"], cpu))
+    samplers = [rank_sampler(plan.dp_seed, rank=r, world_size=WORKERS, n_local_units=s.data.shape[0],
+                             sampling_rate=plan.sampling_rate) for r, s in enumerate(shards)]
+    for _ in range(plan.steps):
+        idx = torch.cat([s.draw() + int(o) for s, o in zip(samplers, offsets)])
+        step.step(trim(data[idx], mask[idx]))
+    step.close()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_cli_dphmm_fit_on_ray_keeps_entities_whole_matches_one_process_and_generates(ray_session, tmp_path,
+                                                                                     monkeypatch):
+    """`synthkit fit events.csv --model dphmm --entity-key ... --sequence-index ... --engine ray
+    --workers 2` on a small panel (500 patients), then `generate --entities`:
+    - the plan the workers received is the driver's (σ, steps, q of the training record, the
+      expected batch q·n_units_dp, Adam at the model's lr), and the ledger is the local fit's
+      under the same fixed noise;
+    - every entity is one slot on one worker, whole: the slots' event counts are the
+      entities' truncated lengths (in-test control: cutting each slot in two changes them);
+    - the two Ray workers' weights equal the single-process loop over the same batches;
+    - the bundle generates sequences.
+    Negative control run once: the workers stepping without the all-reduce of the clipped
+    sums (rank-local DP-SGD) gave weights 0.54 away from the one-process loop (ATOL 2e-5)."""
+    from typer.testing import CliRunner
+
+    from synthkit.cli import app
+    from test_hmm import clinic
+
+    events, _ = clinic(n=500, seed=3)
+    data = tmp_path / "events.csv"
+    events.to_csv(data, index=False)
+    real, seen = ray_engine.train_on_ray, {}
+
+    def record(plan, shards, **kwargs):
+        seen.update(plan=plan, shards=list(shards))
+        seen["state"] = real(plan, shards, **kwargs)
+        return seen["state"]
+
+    monkeypatch.setattr(ray_engine, "train_on_ray", record)
+    runner = CliRunner()
+    common = ["--model", "dphmm", "--entity-key", "patient_id", "--sequence-index", "visit_date", "--epsilon", "3",
+              "--delta", "1e-6", "--epochs", "2", "--batch-size", "100", "--states", "3", "--max-length", "6",
+              "--context-epochs", "1", "--device", "cpu", "--seed", "0"]
+    bundles = {}
+    for engine in ("local", "ray"):
+        extra = ["--engine", "ray", "--workers", str(WORKERS)] if engine == "ray" else []
+        bundles[engine] = tmp_path / f"model-{engine}"
+        with noise._fixed_for_tests(20261208):
+            result = runner.invoke(app, ["fit", str(data), "--out", str(bundles[engine]), *common, *extra])
+        assert result.exit_code == 0, result.output
+    manifests = {e: json.loads((b / "manifest.json").read_text()) for e, b in bundles.items()}
+    ray_m, local_m = manifests["ray"], manifests["local"]
+    assert ray_m["privacy"]["ledger"]["events"] == local_m["privacy"]["ledger"]["events"]
+    assert ray_m["privacy"]["summary"]["epsilon_spent"] == local_m["privacy"]["summary"]["epsilon_spent"] <= 3.0
+    assert any(e["name"] == "dp-sgd:hmm" for e in ray_m["privacy"]["ledger"]["events"])
+    assert any("Ray Train workers" in n for n in ray_m["privacy"]["ledger"]["notes"])
+    assert (ray_m["training"]["engine"], ray_m["training"]["workers"]) == ("ray", WORKERS)
+    assert (local_m["training"]["engine"], local_m["training"]["workers"]) == ("local", 1)
+
+    plan, shards, training = seen["plan"], seen["shards"], ray_m["training"]
+    assert plan.model == "hmm" and plan.optimizer == "adam" and plan.hmm_states == 3
+    assert (plan.noise_multiplier, plan.steps, plan.sampling_rate) == (
+        training["noise_multiplier"], training["steps"], training["sampling_rate"])
+    assert plan.noise_multiplier > 0 and plan.steps == 2 * training["steps_per_epoch"]
+    q = plan.sampling_rate
+    assert abs(plan.expected_batch_size - q * training["n_units_dp"]) <= q / 2 + 1e-9
+
+    lengths = sorted(int(m[1:].sum()) for s in shards for m in s.mask)  # real events per slot
+    truth = sorted(events.groupby("patient_id").size().clip(upper=6).tolist())
+    assert len(shards) == WORKERS and all(s.data.shape[0] > 0 for s in shards)
+    assert lengths == truth  # one slot per entity, whole (its truncated sequence)
+    halves = sorted(n for t in lengths for n in (t // 2, t - t // 2) if n)  # the control: entities cut in two
+    assert halves != truth
+
+    ref = _hmm_reference(plan, shards)
+    assert _max_diff(seen["state"], ref) < ATOL, _max_diff(seen["state"], ref)
+    assert _max_diff(ref, plan.initial_state) > 100 * ATOL
+
+    out = tmp_path / "syn"
+    result = runner.invoke(app, ["generate", str(bundles["ray"]), "--entities", "40", "--out", str(out),
+                                 "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    synthetic = pd.read_csv(out / "events.csv")
+    assert list(synthetic.columns) == list(events.columns) and 1 <= synthetic["patient_id"].nunique() <= 40
+    assert synthetic.groupby("patient_id").size().max() <= 6
+
+
 def test_fit_options_are_refused_before_ray_and_torch_load(tmp_path):
     import subprocess
     import sys
@@ -316,7 +419,8 @@ def test_fit_options_are_refused_before_ray_and_torch_load(tmp_path):
              "print('LOADED', sorted(m for m in ('torch', 'ray') if m in sys.modules))\nsys.exit(code)")
     cases = {"--engine rai": "--engine must be one of local, ray",
              "--engine ray --workers 0": "--workers must be a whole number >= 1",
-             "--engine ray --model dphmm --workers 2": "supports the dptvae and dpctgan models only",
+             # dphmm runs on Ray now: its own option checks still come before Ray and torch
+             "--engine ray --model dphmm --workers 2": "--model dphmm needs --entity-key",
              "--workers 2": "apply to the ray engine only"}
     for args, expected in cases.items():
         run = subprocess.run([sys.executable, "-c", child, "fit", str(data), "--out", str(tmp_path / "m"),
@@ -342,9 +446,9 @@ def test_job_engine_section_is_validated(tmp_path):
     for needle in ("['nodes']", "engine.kind must be one of local, ray", "engine.workers must be",
                    "engine.gpus must be"):
         assert needle in text, (needle, text)
-    with pytest.raises(JobSpecError) as info:
-        load_job(write_job(tmp_path / "model", model={"name": "dphmm"}, engine={"kind": "ray", "workers": 2}))
-    assert any("supports the dptvae and dpctgan models only" in p for p in info.value.problems)
+    from synthkit.jobs import engine_problems
+    assert engine_problems("ray", 2, 0, None, model="dphmm") == []  # every model runs on Ray
+    assert "supports the dptvae, dpctgan, dphmm models" in engine_problems("ray", 2, 0, None, model="gan")[0]
 
 
 # ------------------------------------------------------------------ (d) no data in errors or logs

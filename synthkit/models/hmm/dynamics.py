@@ -1,40 +1,48 @@
-"""DP persistence of the categorical event columns, and the matching of the HMM's
-persistence to it.
+"""DP persistence of the event columns, and the matching of the HMM's persistence to it.
 
-Why: DP-SGD learns each column's within-entity dynamics (a categorical's "stay" logits)
-from the gradients of the pairs of consecutive events, clipped and noised together with
-everything else, so a rare flag gets almost no signal: on COUNT/rwm5yr at ε = 3 the lag-1
-autocorrelation of `self` (5% self-employed, 0.83 real) came out 0.60 from the HMM and
-0.50 after the margin calibration (one bundle, 20,000 sampled entities; the calibration
-moves whole runs and keeps the HMM's order, so the HMM's own persistence was off).
+Why: DP-SGD learns each column's within-entity dynamics (a categorical's "stay" logits, a
+number's AR coefficients) from the gradients of the pairs of consecutive events, clipped
+and noised together with everything else, so a rare flag gets almost no signal: on
+COUNT/rwm5yr at ε = 3 the lag-1 autocorrelation of `self` (5% self-employed, 0.83 real)
+came out 0.61 from the HMM and 0.50 after the margin calibration, educ 0.98 (real 1.00)
+(one bundle, 20,000 sampled entities; the calibration keeps the HMM's order, so the HMM's
+own persistence was off).
 
 What is released (charged to the fit's ledger, `dynamics:<column>` and
-`dynamics:entities`): per categorical, boolean or small-range integer event column (a
-categorical channel of the HMM) the number of entities whose cell (label, value or null:
-the margin's cells) changes at least once between consecutive kept events; and one count,
-the entities with two or more kept events. The unit is the entity: it moves each count by
-at most 1, so each is a Gaussian of sensitivity 1. The share is count / count
-(post-processing). Why "changes at least once" and not the entity's share of changing
-pairs (also sensitivity 1): a persistent rare flag changes in few pairs, and dividing by
-the pairs shrinks the signal, not the noise. With 1,500 entities of 6 events, a flag on 10%
-of events and lag-1 0.8, at the 3% share of ε=3 (σ = 14) the pair shares summed to 42
-(noise one third of it) and the "changed" entities number about 220 (noise 6%).
+`dynamics:entities`), per event column with a margin, a sum over the entities with two or
+more kept events of a per-entity statistic in [0, 1]:
+- a categorical, boolean or small-range integer column (a categorical channel): whether
+  its cell (label, value or null: the margin's cells) changes at least once between
+  consecutive kept events;
+- a numeric column: the entity's mean over its consecutive pairs of |G(b_t) − G(b_{t−1})|,
+  G the mid-CDF of the bins b of the column's DP margin (released before: public
+  post-processing); 1 where exactly one of the two is null. On ranks, as the calibration
+  (rank for rank onto that margin) leaves them;
+and one count, the entities with two or more kept events. The unit is the entity: it moves
+each sum by at most 1, so each is a Gaussian of sensitivity 1; the statistic is sum /
+count (post-processing). Why "changes at least once" and not the entity's share of
+changing pairs (also sensitivity 1): a persistent rare flag changes in few pairs, and
+dividing by the pairs shrinks the signal, not the noise. With 1,500 entities of 6 events,
+a flag on 10% of events and lag-1 0.8, at the 3% share of ε=3 (σ = 14) the pair shares
+summed to 42 (noise one third of it) and the "changed" entities number about 220 (noise 6%).
 
 The matching (post-processing, free): after DP-SGD the sampler is run on entities drawn
-from the DP context model (never the real ones) and each column's stay logit is shifted by
-one amount in every state, bisected until the sampled share equals the released one.
+from the DP context model (never the real ones); a categorical column's stay logit is
+shifted by one amount in every state, a numeric column's drawn values are smoothed along
+the entity's events with a weight w (`blend`, stored in the bundle and applied at
+sampling), and each knob is bisected until the sampled statistic equals the released one.
 The channels are drawn independently given the states in `sample_hmm`, and the same seeded
 draws are used in every round, so all columns are bisected together in one loop of sampler
-runs. The share is measured on the sampled codes after the same calibration onto the margin that
-sampling applies (`calibrated_shares`), on entities whose lengths come from the DP context
-model like the real ones' do, so no conversion between the two is needed.
+runs. The statistic is measured after the same calibration onto the margin that sampling
+applies (`calibrated_shares`), on entities whose lengths come from the DP context model
+like the real ones' do, so no conversion between the two is needed.
 
-Numeric (Gaussian) channels are left as trained. Matching their rate of change on ranks by a
-shift of the AR coefficients was tried on the same bundle: hhninc's rank dynamics already
-matched (its Pearson lag-1 gap comes from its DP range clipping the tail, see
-preprocess.RANGE_WEIGHT), and educ (nearly constant within a person) ran into the bracket
-with its lag-1 falling from 0.97 to 0.88 (real 0.998): the AR shift is not a monotone knob
-when the states' coefficients are far from 0 (they were −2.5 .. 2.1 there)."""
+The smoothing only adds persistence (w ≥ 0). A shift of the AR coefficients, which could
+go both ways, was tried first on the same bundle: educ (nearly constant within a person)
+ran into the bracket with its lag-1 falling from 0.97 to 0.88 (real 0.998): the AR shift
+is not a monotone knob when the states' coefficients are far from 0 (−2.5 .. 2.1 there).
+hhninc's rank moves already matched while its Pearson lag-1 is too high (0.82 against
+0.70): its gap comes from its DP range clipping the tail (see preprocess.RANGE_WEIGHT)."""
 
 from __future__ import annotations
 

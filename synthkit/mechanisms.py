@@ -51,6 +51,9 @@ class PreprocessingPlan:
     pairs_select_noise: float = 0.0  # noise std / sensitivity of the two-way marginals: all pairs (selection)
     pairs_noise: float = 0.0         # and the selected tree's pairs (synthkit.marginals)
     n_pairs: int = 0                 # 1 when those releases are planned
+    # noise std / sensitivity of the pair tree's counts of exact zeros (one vector release
+    # over the columns whose 0 is a spike, `PairTree.fit`); 0.0 when none is planned
+    pairs_zero_noise: float = 0.0
     # the DP range histograms (geometric_bounds) among the n_histograms, with their own
     # smaller noise (BOUNDS_WEIGHT); 0 / 0.0 when the planner was not told (sigma_hist then)
     n_bounds: int = 0
@@ -81,6 +84,8 @@ class PreprocessingPlan:
         if self.n_pairs:
             out.append(GaussianEvent(name="pair-marginals:select", sigma=self.pairs_select_noise, sensitivity=1.0))
             out.append(GaussianEvent(name="pair-marginals:tree", sigma=self.pairs_noise, sensitivity=1.0))
+            if self.pairs_zero_noise > 0:
+                out.append(GaussianEvent(name="zeros", sigma=self.pairs_zero_noise, sensitivity=1.0))
         return out
 
 
@@ -91,13 +96,15 @@ BOUNDS_WEIGHT = 2.0
 def plan_preprocessing(
     *, budget: PrivacyBudget, k: int, n_histograms: int, n_discovery: int, epsilon_share: float,
     delta_share: float = 0.1, dependence_share: float = 0.0, pairs_share: float = 0.0,
-    pairs_select_share: float = 1 / 3, n_bounds: int = 0,
+    pairs_select_share: float = 1 / 3, n_bounds: int = 0, pairs_zero_share: float = 0.0,
 ) -> PreprocessingPlan:
     """Split `epsilon_share` of ε (in zero-concentrated DP terms) over the Gaussian
     preprocessing mechanisms: `dependence_share` of it to the score-correlation release
     (0 = none planned), the rest evenly over the counts and histograms; `delta_share` of δ
     goes to the thresholds. `pairs_share` of it goes to the two-way marginals (synthkit.marginals), of which
-    `pairs_select_share` to measuring all pairs for the tree selection, the rest to the tree.
+    `pairs_select_share` to measuring all pairs for the tree selection, the rest to the tree;
+    `pairs_zero_share` of it (taken from both in proportion) to the counts of exact zeros of
+    the columns whose 0 is a spike (`PairTree.fit`, 0 = none planned).
     `n_bounds` of the histograms are DP range histograms (`geometric_bounds`): each gets
     BOUNDS_WEIGHT times the ρ of another histogram, because a range that cannot be learned
     loses the whole column, while a noisier value histogram only blurs it. On birthwt (189
@@ -119,6 +126,9 @@ def plan_preprocessing(
         raise BudgetExceededError(
             f"preprocessing gets epsilon={target:.3g} ({epsilon_share:.0%} of {budget.epsilon:g}) but needs at "
             f"least {_epsilon_of_rho(lo, delta_rest):.3g} whatever the noise; raise --epsilon or the preprocessing share")
+    if not 0.0 <= pairs_zero_share < 1.0:
+        raise ValueError("pairs_zero_share must be in [0, 1)")
+    tables_share = pairs_share * (1.0 - pairs_zero_share)  # the pair tables' part of the pairs' ρ
     rho_each = lo * (1.0 - dependence_share - pairs_share) / n_gauss
     sigma_unit = 1.0 / math.sqrt(2 * rho_each)
     return PreprocessingPlan(
@@ -131,9 +141,11 @@ def plan_preprocessing(
         n_discovery=n_discovery,
         dependence_noise=1.0 / math.sqrt(2 * lo * dependence_share) if dependence_share > 0 else 0.0,
         n_dependence=1 if dependence_share > 0 else 0,
-        pairs_select_noise=(1.0 / math.sqrt(2 * lo * pairs_share * pairs_select_share) if pairs_share > 0 else 0.0),
-        pairs_noise=(1.0 / math.sqrt(2 * lo * pairs_share * (1 - pairs_select_share)) if pairs_share > 0 else 0.0),
+        pairs_select_noise=(1.0 / math.sqrt(2 * lo * tables_share * pairs_select_share) if pairs_share > 0 else 0.0),
+        pairs_noise=(1.0 / math.sqrt(2 * lo * tables_share * (1 - pairs_select_share)) if pairs_share > 0 else 0.0),
         n_pairs=1 if pairs_share > 0 else 0,
+        pairs_zero_noise=(1.0 / math.sqrt(2 * lo * pairs_share * pairs_zero_share)
+                          if pairs_share > 0 and pairs_zero_share > 0 else 0.0),
         n_bounds=n_bounds,
         sigma_bounds=k * sigma_unit / math.sqrt(BOUNDS_WEIGHT) if n_bounds else 0.0,
     )

@@ -49,6 +49,10 @@ DEPENDENCE_SHARE = 0.5
 # share of the preprocessing budget (zCDP) for the DP two-way marginals that sampling is
 # calibrated to (synthkit.marginals)
 PAIRS_SHARE = 0.7
+# share of the pairs' budget for the pair tree's counts of exact zeros (synthkit.marginals:
+# one vector release over the columns whose 0 is a spike, combined with every other
+# measurement of the 0 cell); the selection and tree tables share the rest as before
+PAIRS_ZERO_SHARE = 0.25
 # the largest batch a table model picks by itself (the default before it adapted)
 DEFAULT_MAX_BATCH = 500
 
@@ -225,7 +229,8 @@ class Synthesizer:
                                       n_discovery=transformer.n_discovery(), n_bounds=transformer.n_bounds(),
                                       epsilon_share=self.preprocessing_epsilon_share,
                                       dependence_share=DEPENDENCE_SHARE if self.calibrate_dependence else 0.0,
-                                      pairs_share=self._pairs_share() if len(transformer.transforms) >= 2 else 0.0)
+                                      pairs_share=self._pairs_share() if len(transformer.transforms) >= 2 else 0.0,
+                                      pairs_zero_share=PAIRS_ZERO_SHARE)
             ledger.check(plan.events(), what="preprocessing")
             logger.info("preprocessing planned: %d histograms, %d category discoveries, sigma=%.2f",
                         plan.n_histograms, plan.n_discovery, plan.sigma_hist)
@@ -285,7 +290,7 @@ class Synthesizer:
             targets = [t for t in getattr(schema, "targets", ()) if t in transformer.transforms]
             pairs = PairTree(transformer, root=targets[0] if targets else None).fit(
                 frame, select_noise=plan.pairs_select_noise, noise=plan.pairs_noise, k=k, n_rows_dp=n_rows_dp,
-                ledger=ledger, rng=rng_pairs)
+                ledger=ledger, rng=rng_pairs, zero_noise=plan.pairs_zero_noise)
         encoded = transformer.transform(frame, rng_tr)
         data, mask = _group_units(encoded, unit_codes, n_units, k, device)
 

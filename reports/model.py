@@ -59,6 +59,7 @@ METRIC_IDS: dict[str, tuple[Direction, float | None]] = {
     "diversity.duplicate_rate": ("lower_is_better", None),
     # privacy leakage
     "privacy.exact_copies.rate": ("lower_is_better", None),
+    "privacy.exact_copies.excess": ("lower_is_better", None),
     "privacy.dcr.train_closer_share": ("lower_is_better", None),
     "privacy.dcr.distance_ratio": ("higher_is_better", None),
     "privacy.membership_inference.auc": ("lower_is_better", None),

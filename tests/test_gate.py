@@ -32,6 +32,7 @@ GOOD_DP: dict[str, tuple[float | None, tuple[float, float] | None]] = {
     "diversity.mode_coverage": (1.0, None),
     "diversity.duplicate_rate": (0.0, None),
     "privacy.exact_copies.rate": (0.0, None),
+    "privacy.exact_copies.excess": (0.0, (0.0, 0.0)),
     "privacy.dcr.train_closer_share": (0.4999, None),
     "privacy.membership_inference.auc": (0.4906, (0.4636, 0.5176)),
     "privacy.singling_out.risk": (0.0222, (0.0021, 0.0424)),
@@ -52,6 +53,7 @@ COPY: dict[str, tuple[float | None, tuple[float, float] | None]] = {
     "fidelity.detection.auc": (0.0733, None),
     "diversity.duplicate_rate": (0.0, None),
     "privacy.exact_copies.rate": (1.0, None),
+    "privacy.exact_copies.excess": (1.0, (1.0, 1.0)),  # NMES1988's holdout copies no train row (base rate 0)
     "privacy.dcr.train_closer_share": (1.0, None),
     "privacy.membership_inference.auc": (1.0, (1.0, 1.0)),
     "privacy.singling_out.risk": (0.0081, (0.0, 0.025)),
@@ -61,7 +63,7 @@ COPY: dict[str, tuple[float | None, tuple[float, float] | None]] = {
     "bias.afam.representation_gap": (0.0, None),
     "bias.afam.max_fidelity_gap": (0.0, None),
 }
-LEAKAGE_IDS = {"privacy.exact_copies.rate", "privacy.dcr.train_closer_share", "privacy.membership_inference.auc"}
+LEAKAGE_IDS = {"privacy.exact_copies.excess", "privacy.dcr.train_closer_share", "privacy.membership_inference.auc"}
 
 
 def dp_privacy(*, epsilon: float = 2.9999, delta: float = 1e-6, unit: str = "row", target: float = 3.0) -> dict:

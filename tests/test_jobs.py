@@ -239,7 +239,7 @@ def test_end_to_end_tiny_dp_job_then_cli_approval(tmp_path, monkeypatch):
     rows = {c["metric"]: c for c in decision.decision["checks"]}
     assert rows["privacy.differential_privacy"]["passed"] is True
     assert rows["privacy.epsilon"]["observed"] <= 3.0 + 1e-6
-    assert rows["privacy.exact_copies.rate"]["passed"] is True  # a DP model does not copy rows
+    assert rows["privacy.exact_copies.excess"]["passed"] is True  # a DP model does not copy rows
     from reports.model import Report
     report = Report.load(reg.artifacts(result.run_id)["report"])
     assert report.privacy["private"] is True and report.data["n_synthetic"] == 300

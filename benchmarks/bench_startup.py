@@ -8,7 +8,10 @@ Each case runs the CLI in a fresh subprocess (what a user's shell does, with `-X
 and times it from start to exit; the median of `--runs` runs is reported with the range,
 the child's CPU time (user + system: what a loaded machine cannot inflate much), the exit
 code, whether the process imported torch and which of pandas, polars and pyarrow it imported
-(a column-name error on a CSV needs none of them: connectors.csvhead). `--source DIR` puts
+(a column-name error on a CSV needs none of them: connectors.csvhead), and scipy (what the
+bundle manifest's full validation loads through synthkit.transforms). `--bundle DIR` (a
+table bundle) adds generate's --out errors (exists, .xlsx, /proc/nope) and evaluate
+--target nope. `--source DIR` puts
 another checkout first on PYTHONPATH (e.g. `git archive <commit> | tar -x -C DIR`) to
 measure the code before a change on the same machine in the same session; results are
 merged into the JSON under `--label`. `--baseline DIR` runs DIR and this checkout in turn for
@@ -38,7 +41,7 @@ OUT = Path(__file__).parent / "results" / "startup.json"
 ENTRY = "import sys; from synthkit.cli import main; sys.argv[0] = 'synthkit'; main()"
 
 
-def cases(tmp: Path) -> dict[str, list[str]]:
+def cases(tmp: Path, bundle: Path | None = None) -> dict[str, list[str]]:
     data = tmp / "small.csv"
     with data.open("w", newline="") as f:  # public, made-up numbers
         w = csv.writer(f)
@@ -89,13 +92,30 @@ def cases(tmp: Path) -> dict[str, list[str]]:
                                        str(tmp / "aud")],
         "run missing.yaml": ["run", str(tmp / "missing.yaml")],
         "run invalid job": ["run", str(job)],
+        "fit --out /proc/x/m (folder cannot be made)": ["fit", d, "--epsilon", "1", "--out", "/proc/x/m"],
+        **({} if bundle is None else bundle_cases(tmp, bundle, d)),
         "schema infer missing.csv": ["schema", "infer", "missing.csv", "--out", str(tmp / "s.yaml")],
         "schema infer --entity-key unknown": ["schema", "infer", d, "--entity-key", "nope",
                                               "--out", str(tmp / "s.yaml")],
     }
 
 
-HEAVY = ("pandas", "polars", "pyarrow")
+def bundle_cases(tmp: Path, bundle: Path, data: str) -> dict[str, list[str]]:
+    """generate/evaluate errors that need a real bundle (--bundle: any table bundle whose
+    schema has no column 'nope', e.g. one written by `synthkit fit small.csv`)."""
+    existing = tmp / "existing.csv"
+    existing.write_text("x\n1\n")
+    b = str(bundle)
+    return {
+        "generate --out existing.csv": ["generate", b, "--rows", "10", "--out", str(existing)],
+        "generate --out x.xlsx": ["generate", b, "--rows", "10", "--out", str(tmp / "x.xlsx")],
+        "generate --out /proc/nope/x.csv": ["generate", b, "--rows", "10", "--out", "/proc/nope/x.csv"],
+        "evaluate --target nope": ["evaluate", b, "--real", data, "--synthetic", data, "--target", "nope",
+                                   "--out", str(tmp / "rep")],
+    }
+
+
+HEAVY = ("pandas", "polars", "pyarrow", "scipy")
 
 
 def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str, bool, list[str]]:
@@ -122,6 +142,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="run only the cases whose name contains this")
     ap.add_argument("--baseline", type=Path, default=None, help="checkout to interleave with this one")
     ap.add_argument("--baseline-label", default="before", help="label of the --baseline runs")
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="a table model bundle: adds the generate/evaluate --out and --target cases")
     a = ap.parse_args()
     here = Path(__file__).resolve().parents[1]
     trees = ({a.baseline_label: a.baseline.resolve(), a.label: here} if a.baseline is not None
@@ -136,7 +158,7 @@ def main() -> None:
     loads = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        for name, args in cases(tmp).items():
+        for name, args in cases(tmp, a.bundle.resolve() if a.bundle else None).items():
             if a.only and a.only not in name:
                 continue
             times: dict[str, list[float]] = {label: [] for label in trees}

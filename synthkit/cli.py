@@ -441,8 +441,17 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             raise ConfigError(f"{option} {value} is outside 1..{MAX_GENERATE:,} (the most one run generates); "
                               f"give a smaller {option}, and for more, run generate several times with different "
                               "--seed values and --out paths")
-    # the manifest alone (no torch) decides the checks below; `load` then checks everything
-    sequence = "sequence" in read_manifest_only(model_dir)[0]
+    # The raw manifest's keys decide which checks apply; the checks of --out (exists,
+    # writable, a format we write) come before the manifest's validation, which loads
+    # synthkit.transforms (scipy: seconds on a busy machine; issue 17). `read_manifest`
+    # then checks everything (no torch), and `load` again.
+    sequence = _is_sequence_bundle(model_dir)
+    if sequence is None:  # not a readable manifest: read_manifest says what is wrong
+        sequence = "sequence" in read_manifest_only(model_dir)[0]
+    out_path = None if "://" in str(out) else Path(out)
+    if out_path is not None and not overwrite and out_path.exists() and not (out_path.is_dir()
+                                                                              and not any(out_path.iterdir())):
+        _check_new(out_path, overwrite=False, folder=sequence)
     if sequence:
         if rows is not None:
             raise ConfigError("this bundle holds a sequence model: give --entities (the number of entities), not --rows")
@@ -454,6 +463,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
             raise ConfigError(f"--format must be one of {', '.join(SEQUENCE_FORMATS)}, got {fmt!r}")
         check_writable(Path(out), "--out")
         _check_new(Path(out), overwrite=overwrite, folder=True)
+        read_manifest_only(model_dir)
         from synthkit.bundle import load  # torch: after every check above
         synth = load(model_dir)
         parts = synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000))
@@ -471,10 +481,15 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     if rows is None:
         raise ConfigError("give --rows: how many synthetic rows to generate")
     import connectors
-    loc = connectors.parse(out, sink=True)
+    from synthkit.errors import SynthkitError
+    try:
+        loc = connectors.parse(out, sink=True)
+    except SynthkitError as err:  # name the option: '--out x.xlsx: unsupported file type'
+        raise type(err)(f"--out {err}") from None
     if loc.path is not None and not loc.is_sql:
         check_writable(loc.path, "--out")
         _check_new(loc.path, overwrite=overwrite, folder=False)
+    read_manifest_only(model_dir)
     from synthkit.bundle import load  # torch: after every check above
     synth = load(model_dir)
     chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
@@ -492,6 +507,17 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     with announced(progress, f"{rows} rows to {where}"):
         chunks = _counted(chunks, rows, progress, "rows", len, first=first_chunk)
         return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
+
+
+def _is_sequence_bundle(model_dir: Path) -> bool | None:
+    """Whether the bundle's manifest.json, read as plain JSON (not yet validated), holds a
+    sequence model; None when it cannot be read as a JSON object."""
+    import json
+    try:
+        data = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "sequence" in data if isinstance(data, dict) else None
 
 
 def _counted(chunks: Any, total: int, progress: Any, stage: str, size: Any, *, first: Any = None) -> Any:
@@ -521,7 +547,7 @@ def _check_new(out: Path, *, overwrite: bool, folder: bool) -> None:
     from synthkit.errors import SourceError
     taken = out.exists() and (not folder or not out.is_dir() or any(out.iterdir()))
     if taken and not overwrite:
-        raise SourceError(f"output {str(out)!r} already exists; choose another path or pass --overwrite")
+        raise SourceError(f"--out {str(out)!r} already exists; choose another path or pass --overwrite")
 
 
 def _estimate_bytes(frame: Any, kind: str) -> float:
@@ -893,6 +919,43 @@ def main() -> None:
     raise SystemExit(_run_app(sys.argv[1:]))
 
 
+def _plain_metavars(command: Any) -> None:
+    """Help that reads like a Unix tool's (issue 17): `--epsilon EPSILON`, `--out PATH`,
+    `--epochs N` and `synthkit fit [OPTIONS] DATA` instead of typer's `<float>`, `<path>`,
+    `<int range>` and `{data}`. An option's metavar is its long name in capitals (for a
+    long name: N for an integer, X for a number, VALUE otherwise); a path is PATH; a
+    metavar written as `<column>` becomes COLUMN. Flags and choices keep typer's display."""
+    for param in getattr(command, "params", ()):
+        desc = getattr(param, "type_descriptor", None)
+        if getattr(param, "is_flag", False) or getattr(param, "count", False) or desc is None:
+            continue
+        is_argument = not any(o.startswith("-") for o in param.opts)
+        base = desc.annotation
+        base = getattr(base, "__args__", (base,))[0] if desc.is_list else base
+        if param.metavar is not None:
+            if param.metavar.startswith("<") and param.metavar.endswith(">"):
+                param.metavar = param.metavar[1:-1].upper().replace("-", "_").replace(" ", "_")
+        elif is_argument:
+            param.metavar = (param.name or "arg").upper()
+        elif desc.is_choice:
+            continue
+        elif desc.is_path:
+            param.metavar = "PATH"
+        else:
+            longs = [o for o in param.opts if o.startswith("--")]
+            name = (longs[0][2:] if longs else (param.name or "value")).upper().replace("-", "_")
+            if len(name) > 12:
+                name = "N" if base is int else "X" if base is float else "VALUE"
+            param.metavar = name
+        if is_argument:
+            usage = param.metavar if param.required else f"[{param.metavar}]"
+            # typer writes a required argument as {name} in the usage line
+            param._usage_display_name = (lambda u=usage, n=param.nargs: u if n == 1 else f"{u}...")
+            param.display_type_rich = lambda ctx=None: None  # "DATA", not "DATA <str>"
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
 def _run_app(argv: list[str]) -> int:
     """Run the app; a usage error (unknown option, value out of range) is ONE line naming
     the option and where the help is, as every other synthkit error, not click's box."""
@@ -904,7 +967,9 @@ def _run_app(argv: list[str]) -> int:
         from click import exceptions as click_errors
 
     try:
-        result = app(args=argv, prog_name="synthkit", standalone_mode=False)
+        command = typer.main.get_command(app)
+        _plain_metavars(command)
+        result = command.main(args=argv, prog_name="synthkit", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as err:  # `synthkit schema` alone: the help, as before
         err.show()
         return err.exit_code

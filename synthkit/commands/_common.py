@@ -192,9 +192,26 @@ def check_writable(path: Path, option: str = "--out") -> None:
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ConfigError(f"{option} {text!r}: the folder {str(parent)!r} is not writable (permissions or a "
                               f"read-only disk); give an {option} in a folder you can write to")
+        _probe_write(parent, text, option)
     except OSError as err:
         raise ConfigError(f"{option} {text!r}: {err.strerror or type(err).__name__}; give a shorter or plain "
                           f"{option} path") from None
+
+
+def _probe_write(parent: Path, text: str, option: str) -> None:
+    """Create and remove an empty file in `parent`: os.access answers yes for root on a
+    folder no file can be made in (/proc, a read-only bind mount seen as writable), where
+    only a try tells (issue 17: `fit --out /proc/x/m` failed after the budget was spent)."""
+    import tempfile
+
+    from synthkit.errors import ConfigError
+    try:
+        fd, name = tempfile.mkstemp(dir=parent, prefix=".synthkit-probe-")
+    except OSError:
+        raise ConfigError(f"{option} {text!r}: its folder cannot be created or written (no file can be made in "
+                          f"{str(parent)!r}); give an {option} in a folder you can write to") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 # ------------------------------------------------------------------ checks before torch is imported

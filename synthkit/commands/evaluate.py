@@ -51,12 +51,14 @@ def evaluate_to_folder(*, model_dir: Path, real: str, synthetic: str, out: Path,
             check_source_exists(uri, option)
     if out.exists() and any(out.iterdir() if out.is_dir() else [True]) and not overwrite:
         raise ArtifactError(f"output {str(out)!r} already exists; choose another folder or pass --overwrite")
-    read_manifest_only(model_dir)  # not a bundle, or a damaged manifest
     import connectors
     wanted = tuple(t for t in (target, *targets) if t is not None)
     columns = source_columns(real, read_opts=read_opts) if wanted else None
     if columns is not None:  # the header only (public)
         check_columns(columns, {"--target": wanted}, location=connectors.describe(real)["location"])
+    # not a bundle, or a damaged manifest: after the header checks, since validating the
+    # manifest loads synthkit.transforms (scipy, seconds on a busy machine)
+    read_manifest_only(model_dir)
 
     import reports
     from reports.render import render_html

@@ -104,10 +104,21 @@ BOOL_CLASSES: tuple[str, ...] = ("true/false",) + tuple(
 # or any other number
 ZERO_ONE_CLASSES: tuple[str, ...] = ("0", "1", "other")
 ZERO_ONE_START = len(CLASSES) + 1 + len(DATE_CLASSES) + len(BOOL_CLASSES)
-# classes, distinct values, date classes, boolean spellings, zero-one classes (a cell is in
-# at most one of the last three: one row still moves one class, one sub-class and the
-# distinct count)
-N_COUNTS = ZERO_ONE_START + len(ZERO_ONE_CLASSES)
+# a boolean-spelled cell's spelling class is split by its truth value (issue 17): the
+# BOOL_CLASSES slots count the FALSE-spelled cells (f, no, n, false) and these, at the end of
+# the vector, the TRUE-spelled ones of the same spelling, so a cell is still in one sub-class
+TRUE_START = ZERO_ONE_START + len(ZERO_ONE_CLASSES)
+# classes, distinct values, date classes, boolean spellings (false), zero-one classes,
+# boolean spellings (true) (a cell is in at most one of the sub-classes: one row still moves
+# one class, one sub-class and the distinct count)
+ISO_MINUTE = TRUE_START + len(BOOL_CLASSES)
+# last, ISO date-and-time cells whose seconds are 0 BY VALUE (`2020-03-15 10:00`): they count
+# here instead of in `iso_time` (one date sub-class per cell still), so such a column is
+# written back with minutes, not as `2019-12-08T23:09:16` (issue 17)
+N_COUNTS = ISO_MINUTE + 1
+# a boolean (by its words or as a 0/1 indicator) needs BOTH truth values beyond this many
+# noise std (`_both_truths`): f/m is not a t/f column, 1/2/3 is not a 0/1 column
+BOTH_TRUTHS = 2.5
 # a 0/1 indicator's 1s clear ZERO_ONE_ONES noise std and its other numbers are within
 # ZERO_ONE_OTHER noise std of none (`_is_zero_one`)
 ZERO_ONE_ONES = 8.0
@@ -165,7 +176,9 @@ def _counts(s: pd.Series) -> np.ndarray:
     date_counts = dict.fromkeys(DATE_CLASSES, 0)
     iso_only = text.str.match(_ISO_DATE_ONLY).to_numpy(dtype=bool)
     date_counts["iso_date"] = int((is_iso & iso_only).sum())
-    date_counts["iso_time"] = int((is_iso & ~iso_only).sum())
+    whole_minute = text.str.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:00)?$").to_numpy(dtype=bool)
+    iso_minute = int((is_iso & ~iso_only & whole_minute).sum())
+    date_counts["iso_time"] = int((is_iso & ~iso_only).sum()) - iso_minute
     if is_shaped.any():
         keys = (shapes["sep"] + "|" + shapes["time"] + "|" + shapes["evidence"])[is_shaped]
         for key, count in keys.value_counts().items():
@@ -176,16 +189,19 @@ def _counts(s: pd.Series) -> np.ndarray:
     distinct[is_num] = numeric[is_num]
     distinct[is_bool] = text.str.lower().to_numpy(dtype=object)[is_bool]
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
-                     pd.unique(distinct).size, *date_counts.values(), *_bool_spellings(text[is_bool]), *zero_one],
+                     pd.unique(distinct).size, *date_counts.values(), *_bool_spellings(text[is_bool], truth=False),
+                     *zero_one, *_bool_spellings(text[is_bool], truth=True), iso_minute],
                     dtype=float)
 
 
-def _bool_spellings(text: pd.Series) -> list[int]:
-    """Counts of BOOL_CLASSES among boolean-spelled cells."""
+def _bool_spellings(text: pd.Series, *, truth: bool) -> list[int]:
+    """Counts of BOOL_CLASSES among the boolean-spelled cells of one truth value."""
     counts = dict.fromkeys(BOOL_CLASSES, 0)
     for value, count in text.value_counts().items():
         low = value.lower()
         pair = next(p for p in BOOL_PAIRS if low in p)
+        if (low == pair[0]) != truth:
+            continue
         if pair == BOOL_PAIRS[0]:
             counts["true/false"] += int(count)
             continue
@@ -198,8 +214,7 @@ def _bool_spellings(text: pd.Series) -> list[int]:
 def decide_true_false(noisy: np.ndarray) -> tuple[str, str] | None:
     """A boolean column's spellings from its noisy spelling classes (post-processing): the
     pair and case with the largest count; None (written true/false) when that is true/false."""
-    start = len(CLASSES) + 1 + len(DATE_CLASSES)
-    fine = dict(zip(BOOL_CLASSES, np.asarray(noisy, dtype=float)[start:ZERO_ONE_START]))
+    fine = dict(zip(BOOL_CLASSES, _spelling_counts(noisy).sum(axis=0)))
     best = max(fine, key=lambda key: fine[key])  # ties: the first, true/false
     if best == "true/false":
         return None
@@ -209,11 +224,46 @@ def decide_true_false(noisy: np.ndarray) -> tuple[str, str] | None:
     return change(t), change(f)
 
 
+def _spelling_counts(noisy: np.ndarray) -> np.ndarray:
+    """The noisy boolean spelling classes as rows [false-spelled, true-spelled] (not
+    clipped); zeros for a vector without the true-spelled tail."""
+    noisy = np.asarray(noisy, dtype=float)
+    start = len(CLASSES) + 1 + len(DATE_CLASSES)
+    false = noisy[start:ZERO_ONE_START] if len(noisy) >= ZERO_ONE_START else np.zeros(len(BOOL_CLASSES))
+    true = noisy[TRUE_START:ISO_MINUTE] if len(noisy) >= N_COUNTS else np.zeros(len(BOOL_CLASSES))
+    return np.vstack([false, true])
+
+
+def _both_truths(noisy: np.ndarray, sigma: float) -> bool:
+    """Whether a column of boolean WORDS holds both truth values beyond the noise
+    (post-processing): the spelling (pair and case) with the largest noisy count must have its
+    false-spelled and its true-spelled cells each above BOTH_TRUTHS (2.5) std of their noisy
+    estimate (a truth value that is absent passes 6 times in 1,000). survival/pbc's `sex` is f/m, 89% f: every f is a boolean
+    spelling, so the column cleared the 80% cut and came back as a boolean spelled t/f, its
+    m's gone and an invented t; its t-spelled count is 0, under the noise. A real flag whose
+    rarer value is within the noise is then learned as labels (doubt goes to categorical:
+    a wrong boolean invents the opposite word and drops the other one). A vector without the
+    spelling classes (callers that pass the classes alone) is not checked."""
+    noisy = np.asarray(noisy, dtype=float)
+    if len(noisy) < N_COUNTS:
+        return True
+    false, true = _spelling_counts(noisy)
+    best = int(np.argmax(false + true))  # the spelling `decide_true_false` would write
+    # each truth's count twice over, from independent noise: its own class, and the noisy
+    # boolean class less the other truth's class (biased up only by boolean words of other
+    # spellings); pooled by inverse variance (σ² and 2σ²) their std is σ·√(2/3)
+    n_bool = float(noisy[0])
+    false_est = (2.0 * false[best] + (n_bool - true[best])) / 3.0
+    true_est = (2.0 * true[best] + (n_bool - false[best])) / 3.0
+    margin = BOTH_TRUTHS * sigma * math.sqrt(2.0 / 3.0)
+    return bool(false_est > margin and true_est > margin)
+
+
 def _zero_one(noisy: np.ndarray) -> dict[str, float]:
     """The noisy zero-one classes by name (not clipped); all 0 for a shorter vector (the
     classes and distinct count alone, as `decide_kind` is also called)."""
     noisy = np.asarray(noisy, dtype=float)
-    values = noisy[ZERO_ONE_START:N_COUNTS] if len(noisy) >= N_COUNTS else np.zeros(len(ZERO_ONE_CLASSES))
+    values = noisy[ZERO_ONE_START:TRUE_START] if len(noisy) >= TRUE_START else np.zeros(len(ZERO_ONE_CLASSES))
     return dict(zip(ZERO_ONE_CLASSES, (float(v) for v in values)))
 
 
@@ -230,7 +280,8 @@ def _is_zero_one(noisy: np.ndarray, sigma: float) -> bool:
     is large against the noise (3,000 rows, 5 columns, ε = 1: σ ≈ 78, a flag with over ~630
     ones); one short of it stays an integer, written 0 and 1."""
     z = _zero_one(noisy)
-    return z["1"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
+    return (z["1"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
+            and z["0"] > BOTH_TRUTHS * sigma)
 
 
 def decide_spelling(noisy: np.ndarray) -> tuple[str, str] | None:
@@ -260,7 +311,7 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
     if n < 4.0 * sigma * math.sqrt(len(CLASSES)):  # too few cells for the 80% cut-offs: a small table
         return _plurality_kind(name, n_bool, n_date, n_whole, n_frac, n_text, n_distinct, sigma, noisy=noisy)
     distinct = min(n_distinct / n, 1.0)
-    if n_bool >= MAJORITY * n:
+    if n_bool >= MAJORITY * n and _both_truths(noisy, sigma):
         return "boolean"
     if n_date >= MAJORITY * n:
         return "datetime"
@@ -303,7 +354,10 @@ def _only_numbers(n_bool: float, n_date: float, n_whole: float, n_frac: float, n
 def decide_date_format(noisy: np.ndarray, sigma: float) -> tuple[str | None, str | None]:
     """A datetime column's (format, time_unit) from its noisy date classes (post-processing;
     see the module docstring). (None, "second"): ISO date and time in whole seconds."""
-    fine = dict(zip(DATE_CLASSES, np.asarray(noisy, dtype=float)[len(CLASSES) + 1:]))
+    noisy = np.asarray(noisy, dtype=float)
+    fine = dict(zip(DATE_CLASSES, noisy[len(CLASSES) + 1:]))
+    minute = float(noisy[ISO_MINUTE]) if len(noisy) >= N_COUNTS else 0.0
+    fine["iso_time"] += minute  # both precisions are one shape
     totals = {"iso_date": fine["iso_date"], "iso_time": fine["iso_time"]}
     for sep in DATE_SEPARATORS:
         for time in TIME_FORMS:
@@ -312,6 +366,8 @@ def decide_date_format(noisy: np.ndarray, sigma: float) -> tuple[str | None, str
     if shape == "iso_date":
         return "%Y-%m-%d", "day"
     if shape == "iso_time":
+        if minute > fine["iso_time"] - minute:  # most in whole minutes: written without seconds
+            return "%Y-%m-%d %H:%M", None
         return None, "second"  # ISO date and time, written in whole seconds
     sep, time = shape.split("|")
     lead = fine[f"{shape}|day_first"] - fine[f"{shape}|month_first"]
@@ -341,6 +397,8 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
         return "categorical"
     if top in ("boolean", "datetime") and classes[top] - runner_up < 3.0 * sigma:
         return "categorical"
+    if top == "boolean" and noisy is not None and not _both_truths(noisy, sigma):
+        return "categorical"
     if top == "number" and noisy is not None and _is_zero_one(noisy, sigma):
         return "boolean"
     if top == "number":
@@ -349,6 +407,18 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
         distinct = min(n_distinct / max(n_text, 1.0), 1.0)
         return "identifier" if _IDENTIFIER_NAME.search(name) and distinct > 0.5 else "categorical"
     return top
+
+
+def undecided(noisy: np.ndarray, sigma: float) -> bool:
+    """Whether no class of a column cleared the noise (post-processing): too few cells for
+    its kind to be told under this budget, so `decide_kind` fell back to labels. KMsurv/burn
+    (154 rows, 18 columns, ε = 3: σ ≈ 54) has every column's cells under 3 noise std; about
+    4 in 10 of its number columns became labels, which no category could clear (all
+    `__other__`). The fit says so, naming the columns (`dp_infer_schema`)."""
+    noisy = np.asarray(noisy, dtype=float)
+    n = float(np.sum(noisy[: len(CLASSES)]))
+    n_bool, n_date, n_whole, n_frac, n_text = (max(float(x), 0.0) for x in noisy[: len(CLASSES)])
+    return n < 4.0 * sigma * math.sqrt(len(CLASSES)) and max(n_bool, n_date, n_whole + n_frac, n_text) < 3.0 * sigma
 
 
 def decide_index_kind(noisy: np.ndarray) -> str:
@@ -380,21 +450,33 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     kinds: dict[str, str] = {}
     formats: dict[str, tuple[str | None, str | None]] = {}
     spellings: dict[str, tuple[str, str] | None] = {}
+    unclear: list[str] = []  # no class cleared the noise: learned as labels (`undecided`)
     # the zero-one classes (issue 18) take their noise after every other count, so for one
     # noise stream the counts that existed before them get the draws they got then (the
     # noise is i.i.d. either way; this keeps decisions reproducible across the change)
+    # and the true-spelled boolean classes (issue 17) after those
     noise = np.concatenate([rng.normal(0.0, event.sigma, size=(len(decided_cols), ZERO_ONE_START)),
-                            rng.normal(0.0, event.sigma, size=(len(decided_cols), N_COUNTS - ZERO_ONE_START))],
+                            rng.normal(0.0, event.sigma, size=(len(decided_cols), TRUE_START - ZERO_ONE_START)),
+                            rng.normal(0.0, event.sigma, size=(len(decided_cols), ISO_MINUTE - TRUE_START)),
+                            rng.normal(0.0, event.sigma, size=(len(decided_cols), N_COUNTS - ISO_MINUTE))],
                            axis=1)
     for i, name in enumerate(decided_cols):
         noisy = _counts(frame[name]) + noise[i]
         kinds[name] = decide_kind(name, noisy, event.sigma)
+        if kinds[name] == "categorical" and undecided(noisy, event.sigma):
+            unclear.append(name)
         if name == sequence_index and kinds[name] not in ("datetime", "integer", "continuous"):
             kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind
         if kinds[name] == "datetime":
             formats[name] = decide_date_format(noisy, event.sigma)
         if kinds[name] == "boolean":
             spellings[name] = decide_spelling(noisy)
+    if unclear:
+        # one line (issue 17): which columns, why, and the two fixes; names only (public)
+        logger.warning("too few rows to decide the kind of %d column(s) under DP at epsilon=%g: %s; they are "
+                       "learned as labels and may come back as '__other__'; declare their kind (and bounds or "
+                       "categories) in a schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
+                       len(unclear), budget.epsilon, ", ".join(repr(n) for n in unclear))
     columns = []
     for name in names:
         kind = "identifier" if (name in ident or name == entity_key) else kinds[name]

@@ -739,6 +739,11 @@ def propose_formats(frame: pd.DataFrame, schema: Schema, *, datetimes_only: bool
                     and (c.timezone is None or _is_utc(c.timezone)) and (tz is None or not datetimes_only):
                 # dates: written back as dates (ISO, unless the text showed another format)
                 c = replace(c, time_unit="day", format=c.format or "%Y-%m-%d")
+            elif c.time_unit is None and c.format is None and tz is None and len(utc) \
+                    and bool((utc == utc.dt.floor("min")).all()):
+                # whole minutes (`2020-03-15 10:00`): written so, without seconds (issue 17); a
+                # parsed column no longer shows whether it was written with T or a space
+                c = replace(c, format="%Y-%m-%d %H:%M")
             elif c.time_unit is None and len(utc) and bool((utc == utc.dt.floor("s")).all()):
                 c = replace(c, time_unit="second")  # whole seconds: written without a fraction
         columns.append(c)

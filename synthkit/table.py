@@ -279,7 +279,7 @@ def detect_date_format(s: pd.Series) -> tuple[bool, str | None, bool]:
         if not parsed.notna().all():
             return False, None, False
         date_only = bool(text.str.match(ISO_DATE_ONLY).all())
-        return True, ("%Y-%m-%d" if date_only else None), date_only
+        return True, ("%Y-%m-%d" if date_only else _iso_time_pattern(text)), date_only
     shapes = date_shapes(text)
     if shapes["evidence"].isna().any() or shapes["sep"].nunique() != 1 or shapes["time"].nunique() != 1:
         return False, None, False
@@ -292,6 +292,20 @@ def detect_date_format(s: pd.Series) -> tuple[bool, str | None, bool]:
     if not datetime_values(text, fmt).notna().all():  # e.g. 31.04. or an hour of 25
         return False, None, False
     return True, fmt, time_form == ""
+
+
+_ISO_PLAIN_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}(:\d{2})?$")
+
+
+def _iso_time_pattern(text: pd.Series) -> str | None:
+    """The strftime pattern of ISO dates with a time of day when EVERY value is written
+    the same plain way: one separator (T or space), minutes or seconds, no fraction and no
+    offset (issue 17: `2020-03-15 10:00` came back as `2019-12-08T23:09:16`); None (ISO,
+    written with T and whole seconds) otherwise."""
+    m = text.str.extract(_ISO_PLAIN_TIME)
+    if m[0].isna().any() or m[0].nunique() != 1 or m[1].isna().any() != m[1].isna().all():
+        return None
+    return f"%Y-%m-%d{m[0].iloc[0]}%H:%M" + ("" if m[1].isna().all() else ":%S")
 
 
 def boolean_values(s: pd.Series) -> pd.Series:

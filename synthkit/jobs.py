@@ -89,7 +89,7 @@ class JobSpec:
     source_uri: str
     source_table: str | None
     source_query: str | None
-    schema_path: Path
+    schema_path: Path | None  # None: a private fit decides the kinds under DP, as `synthkit fit` does
     model: str
     hyperparameters: dict[str, Any]
     max_rows_per_entity: int
@@ -185,9 +185,12 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
     table, query = _opt_str(source, "table", problems, "source."), _opt_str(source, "query", problems, "source.")
 
     schema_path = None
-    if not isinstance(data.get("schema"), str):
-        problems.append("'schema' is required: the path of a schema.yaml with column kinds and PUBLIC "
-                        "bounds/categories (`synthkit schema infer` writes a draft)")
+    if data.get("schema") is None:
+        pass  # optional, as for `synthkit fit`: without it a private fit decides the kinds under DP
+    elif not isinstance(data.get("schema"), str):
+        problems.append("'schema' must be the path of a schema.yaml with column kinds and PUBLIC "
+                        "bounds/categories (`synthkit schema infer` writes a draft), or left out (kinds "
+                        "decided under DP by the fit)")
     else:
         schema_path = _resolve(data["schema"], base_dir)
         try:
@@ -544,10 +547,10 @@ def _read(spec: JobSpec) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
     from synthkit.schema import Schema
     from synthkit.split import holdout_split
 
-    schema = Schema.load(spec.schema_path)
+    schema = Schema.load(spec.schema_path) if spec.schema_path is not None else None
     frame = connectors.read(spec.source_uri, table=spec.source_table, query=spec.source_query)
     seed = spec.seed if spec.seed is not None else secrets.randbits(63)
-    key = schema.entity_key if schema.entity_key in frame.columns else None
+    key = schema.entity_key if schema is not None and schema.entity_key in frame.columns else None
     train, holdout, _record = holdout_split(frame, fraction=spec.holdout, seed=seed, entity_key=key)
     return train, holdout, schema
 
@@ -566,7 +569,14 @@ def _fit(spec: JobSpec, train: pd.DataFrame, schema: Any, out: Path) -> Path:
     from synthkit.manifest import check_hyperparameters
     check_hyperparameters(synth)
     # the model hands the progress log its own ledger (synthkit.progress.watch_ledger): ε spent, read while it trains
-    synth.fit(train, schema=schema, budget=budget, progress=_progress("fit"), **engine_args)
+    if schema is None and budget is not None:  # no schema: kinds decided under DP and charged, as `synthkit fit`
+        synth.fit(train, schema=None, budget=budget, progress=_progress("fit"),
+                  roles={"entity_key": None, "targets": (spec.target,) if spec.target else ()}, **engine_args)
+    else:
+        if schema is None:  # --no-privacy: no guarantee to keep, the kinds are read from the rows
+            from synthkit.schema import infer_schema
+            schema = infer_schema(train).with_targets((spec.target,) if spec.target else ())
+        synth.fit(train, schema=schema, budget=budget, progress=_progress("fit"), **engine_args)
     synth.save(out)
     logger.info("fitted %s: %s", spec.model, synth.privacy_summary()["guarantee"])
     return out

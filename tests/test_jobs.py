@@ -257,3 +257,20 @@ def test_end_to_end_tiny_dp_job_then_cli_approval(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         r = runner.invoke(app, ["releases", "verify", result.run_id, "--registry", db, "--reviewers", str(reviewers)])
         assert r.exit_code == 0, r.output
+
+
+def test_a_job_without_a_schema_decides_the_kinds_under_dp_as_fit_does(tmp_path):
+    """`schema:` is optional, as for `synthkit fit` (issue 17): the fit decides the kinds
+    under DP (synthkit.dp_schema), charged to the same ledger, and evaluation uses the
+    bundle's schema. Negative control: on db0fc38 load_job refused this spec ("'schema' is
+    required")."""
+    path = write_job(tmp_path, n=400, schema=None)
+    spec = load_job(path)
+    assert spec.schema_path is None
+    db = str(tmp_path / "registry.db")
+    result = run_job(path, registry=db, run_by="alice")
+    assert result.status in ("pending_review", "gate_rejected")
+    from reports.model import Report
+    report = Report.load(Registry(db).artifacts(result.run_id)["report"])
+    assert report.privacy["private"] is True and report.privacy["epsilon_spent"] <= 3.0 + 1e-6
+    assert SECRET not in Path(Registry(db).artifacts(result.run_id)["report"]).read_text()

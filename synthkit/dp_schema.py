@@ -414,11 +414,18 @@ def undecided(noisy: np.ndarray, sigma: float) -> bool:
     its kind to be told under this budget, so `decide_kind` fell back to labels. KMsurv/burn
     (154 rows, 18 columns, ε = 3: σ ≈ 54) has every column's cells under 3 noise std; about
     4 in 10 of its number columns became labels, which no category could clear (all
-    `__other__`). The fit says so, naming the columns (`dp_infer_schema`)."""
+    `__other__`). Also true of labels decided for a column whose largest class is not text.
+    The fit says so, naming the columns (`dp_infer_schema`); call it on a column decided
+    `categorical`."""
     noisy = np.asarray(noisy, dtype=float)
     n = float(np.sum(noisy[: len(CLASSES)]))
     n_bool, n_date, n_whole, n_frac, n_text = (max(float(x), 0.0) for x in noisy[: len(CLASSES)])
-    return n < 4.0 * sigma * math.sqrt(len(CLASSES)) and max(n_bool, n_date, n_whole + n_frac, n_text) < 3.0 * sigma
+    top = max(n_bool, n_date, n_whole + n_frac, n_text)
+    if n < 4.0 * sigma * math.sqrt(len(CLASSES)) and top < 3.0 * sigma:
+        return True
+    # labels although text is not the largest class: numbers, dates or boolean words that
+    # missed a cut-off by the noise (pbc's 0/1 `spiders` at ε = 3, about 2 in 100)
+    return n_text < top
 
 
 def decide_index_kind(noisy: np.ndarray) -> str:
@@ -450,7 +457,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     kinds: dict[str, str] = {}
     formats: dict[str, tuple[str | None, str | None]] = {}
     spellings: dict[str, tuple[str, str] | None] = {}
-    unclear: list[str] = []  # no class cleared the noise: learned as labels (`undecided`)
+    unclear: list[str] = []  # learned as labels where the noise hid the kind (`undecided`)
     # the zero-one classes (issue 18) take their noise after every other count, so for one
     # noise stream the counts that existed before them get the draws they got then (the
     # noise is i.i.d. either way; this keeps decisions reproducible across the change)
@@ -473,9 +480,10 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
             spellings[name] = decide_spelling(noisy)
     if unclear:
         # one line (issue 17): which columns, why, and the two fixes; names only (public)
-        logger.warning("too few rows to decide the kind of %d column(s) under DP at epsilon=%g: %s; they are "
-                       "learned as labels and may come back as '__other__'; declare their kind (and bounds or "
-                       "categories) in a schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
+        logger.warning("%d column(s) learned as labels because the noise at epsilon=%g hid their kind (too few "
+                       "rows, or cells that are mostly numbers, dates or boolean words): %s; a value too rare "
+                       "for the noise comes back as '__other__'; declare their kind (and bounds or categories) "
+                       "in a schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
                        len(unclear), budget.epsilon, ", ".join(repr(n) for n in unclear))
     columns = []
     for name in names:

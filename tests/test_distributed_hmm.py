@@ -72,9 +72,9 @@ def _net(states: int, *, cat_sizes=CAT_SIZES, n_gauss=N_GAUSS, d_context=D_CONTE
 
 def _config(sizes: tuple[int, int], *, sigma: float, seed: np.random.SeedSequence, q: float = 0.3, steps: int = 6,
             states: int = 3, optimizer: str = "adam", lr: float = 0.05, clip: float = 1.0, data_seed: int = 0,
-            layout: dict | None = None) -> WorkerConfig:
+            layout: dict | None = None, max_len: int = 6) -> WorkerConfig:
     layout = layout or {}
-    batches = _batches(sum(sizes), seed=data_seed, **layout)
+    batches = _batches(sum(sizes), seed=data_seed, max_len=max_len, **layout)
     data, mask = batches.padded()
     cuts = np.cumsum([0, *sizes])
     shards = tuple(Shard(data=data[a:b], mask=mask[a:b]) for a, b in zip(cuts[:-1], cuts[1:]))
@@ -138,8 +138,11 @@ def runs():
                             optimizer="sgd", lr=VAR_LR, layout=VAR_LAYOUT, data_seed=5),
         "empty_rank1": _config((10, 3), sigma=0.5, seed=seed, steps=8, data_seed=1),
         "nonprivate": _config((12, 12), sigma=0.0, seed=seed, data_seed=3),
+        # every entity has one event: no transition parameter gets a gradient
+        "nonprivate_one_event": _config((8, 8), sigma=0.0, seed=seed, data_seed=4, max_len=1),
     }
-    configs["nonprivate"] = replace(configs["nonprivate"], private=False)
+    for name in ("nonprivate", "nonprivate_one_event"):
+        configs[name] = replace(configs[name], private=False)
     states = launch_local(list(configs.values()), world_size=WORLD)
     return {name: (config, per_rank) for (name, config), per_rank in zip(configs.items(), states)}
 
@@ -168,6 +171,21 @@ def test_two_ranks_match_one_process_at_sigma_zero_and_with_fixed_noise(runs):
         assert _max_diff(dist0, config0.initial_state) > 100 * ATOL  # and training moved them
     config, (state, _) = runs["nonprivate"]  # the non-private path: plain gradients summed over ranks
     assert _max_diff(state, _reference(config, _data_of(config, data_seed=3))) < ATOL
+
+
+def test_nonprivate_one_event_entities_take_zero_gradients_like_one_process(runs):
+    """(F1 of review R1) Without a budget, a batch where every entity has ONE event leaves the
+    transition parameters without a gradient. The step gives them zeros, so every rank joins the
+    all-reduce and the result is the single process's (whose Adam then steps on the same zeros).
+    Negative control, run once on the code before the fix (grad None kept; this config alone):
+    the launch failed (a rank died on the None gradient in `dpsgd._all_reduce_grads`, its
+    partner's gloo all_reduce lost the peer), so the module fixture errored."""
+    config, (state, _) = runs["nonprivate_one_event"]
+    batches = _data_of(config, data_seed=4, layout={"max_len": 1})
+    assert (batches.lengths == 1).all()
+    ref = _reference(config, batches)
+    assert _max_diff(state, ref) < ATOL, _max_diff(state, ref)
+    assert _max_diff(state, config.initial_state) > 100 * ATOL  # the emission/start parameters moved
 
 
 def test_clipping_binds_in_the_comparison(runs):

@@ -112,6 +112,9 @@ class HMMDPStep:
                 p.grad_sample = grads[p].detach()
         elif len(x):
             (self.net(x).sum() / self.expected_batch_size).backward()
+            for p in self.params:  # a parameter this batch never reaches (every entity one event: no
+                if p.grad is None:  # transitions) steps on zeros, as on a Ray rank that must all-reduce it
+                    p.grad = torch.zeros_like(p)
         else:
             for p in self.params:
                 p.grad = torch.zeros_like(p)

@@ -49,7 +49,12 @@ def column_shape(real: pd.Series, synthetic: pd.Series, *, numeric: bool) -> flo
     if numeric:
         if len(r) == 0 or len(s) == 0:
             return None
-        score = KSComplement.compute(r.astype(float), s.astype(float))
+        with warnings.catch_warnings():
+            # KSComplement reads only the KS statistic; scipy's note that the exact p-value
+            # (unused) fell back to the asymptotic one is noise on the user's terminal
+            warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful",
+                                    category=RuntimeWarning)
+            score = KSComplement.compute(r.astype(float), s.astype(float))
     else:
         score = TVComplement.compute(real.fillna("\x00null").astype(str), synthetic.fillna("\x00null").astype(str))
     return float(score) if np.isfinite(score) else None

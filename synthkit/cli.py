@@ -785,7 +785,13 @@ def inspect(
                                    if not (k == "count" and v == 1))
                 alone = f"{e['epsilon_alone']:.4g}" if e["kind"] != "threshold" else f"delta {e['delta_alone']:.2g}"
                 t.add_row(e["name"], e["kind"], alone, details)
-            console.print(t)
+            # piped to a file or a script: the table at its natural width, so no event name is
+            # cut to "histogram:preOp_ge…" (a terminal keeps its width; issue 17)
+            if console.is_terminal:
+                console.print(t)
+            else:  # rich caps print(width=) at the console's 80 columns: a wide console of its own
+                from rich.console import Console
+                Console(file=console.file, width=10_000, soft_wrap=True).print(t)
             console.print(f"total: epsilon {p['epsilon_spent']:.4f} of target {p['target_epsilon']:g}, "
                           f"delta {p['target_delta']:g} (composed by one RDP accountant, not summed)")
             if p.get("noise_source"):

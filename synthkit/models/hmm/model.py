@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from synthkit._typing import DeviceOption
-from synthkit.errors import ArtifactError, ConfigError
+from synthkit.errors import ArtifactError, BudgetExceededError, ConfigError
 from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, SampledGaussianEvent
 from synthkit.mechanisms import PreprocessingPlan, substreams
 from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
@@ -138,9 +138,10 @@ class DPHMM(Synthesizer):
             problems.append(f"margins_epsilon_share must be in [0, 1) (0: no event margins), got "
                             f"{self.margins_epsilon_share!r}")
         elif not (0 < self.preprocessing_epsilon_share < 1 and 0 < self.context_epsilon_share < 1
-                  and self._shares() + self.margins_epsilon_share < 1):
+                  and self._shares() + self._event_shares() < 1):
             problems.append("preprocessing_epsilon_share and context_epsilon_share must be in (0, 1) with a sum "
-                            "(margins_epsilon_share included) below 1 (the HMM needs the rest), got "
+                            f"(margins_epsilon_share and, with margins, the change rates' {DYNAMICS_EPSILON_SHARE} "
+                            "included) below 1 (the HMM needs the rest), got "
                             f"{self.preprocessing_epsilon_share!r}, {self.context_epsilon_share!r} and "
                             f"{self.margins_epsilon_share!r}")
         if not (self.max_grad_norm > 0):
@@ -216,6 +217,7 @@ class DPHMM(Synthesizer):
             transformer, budget=budget, ledger=ledger, plan_k=plan_k, max_length=self.max_length,
             max_gap=self.max_gap, epsilon_share=self.preprocessing_epsilon_share, shares=self._shares(),
             inference=inference, common_starts=common_starts)
+        self._check_room(context_target, budget)  # before any row is read
         rng_pre = np.random.default_rng(seqs["preprocess"])
         # one stream per mechanism group, split off before any data-dependent draw
         rngs = substreams(rng_pre, 5)
@@ -361,6 +363,28 @@ class DPHMM(Synthesizer):
 
     def _shares(self) -> float:
         return self.preprocessing_epsilon_share + self.context_epsilon_share
+
+    def _event_shares(self) -> float:
+        """What the event margins and (with margins) the change rates add to the context's
+        target (steps 4b, 4c; fit_dynamics releases nothing without margins)."""
+        m = self.margins_epsilon_share
+        return m + DYNAMICS_EPSILON_SHARE if m > 0 else 0.0
+
+    def _check_room(self, context_target: float, budget: PrivacyBudget | None) -> None:
+        """The plan leaves DP-SGD some ε: the context's cumulative target (with the ranges'
+        extra ρ and a DP kinds release) plus the margins' and change rates' shares stays
+        below ε. From the schema and the budget alone, so a refusal comes before any row is
+        read (the margins and change rates are capped at ε and would otherwise leave the HMM
+        nothing, failing only after the rows were read and ε spent)."""
+        if budget is None:
+            return
+        after = context_target + self._event_shares() * budget.epsilon
+        if after >= budget.epsilon * (1 - 1e-9):
+            raise BudgetExceededError(
+                f"the DP preprocessing and context model reach epsilon={context_target:.3f} of {budget.epsilon:g} "
+                f"and the event margins and change rates take {self._event_shares() * budget.epsilon:.3f} more: "
+                "nothing is left for the HMM's DP-SGD; lower preprocessing_epsilon_share, context_epsilon_share "
+                "or margins_epsilon_share, declare public bounds in the schema, or raise --epsilon")
 
     def _decide_kinds(self, table: Table | pd.DataFrame, *, schema: Schema | None,
                       context: Table | pd.DataFrame | None, context_schema: Schema | None,

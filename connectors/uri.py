@@ -148,7 +148,7 @@ def _dataset(text: str, path: Path) -> Location:
     import glob as globmod
 
     if path.is_dir():
-        listed = _sharded_listing(text, path)
+        listed = _sharded_listing(text)
         if listed is not None:
             return Location(kind="parquet", path=path, redacted=text, parts=listed)
         entries = sorted(p for p in path.iterdir() if not _hidden(p.name))
@@ -183,13 +183,13 @@ def _dataset(text: str, path: Path) -> Location:
     return Location(kind=kinds.pop(), path=path, redacted=text, parts=tuple(files))  # type: ignore[arg-type]
 
 
-def _sharded_listing(text: str, folder: Path) -> tuple[Path, ...] | None:
+def _sharded_listing(text: str) -> tuple[Path, ...] | None:
     """A folder written by `synthkit generate --shards` is read as its `_SUCCESS` lists it
     (never a file of another run), every part's SHA-256 checked, and refused while
     incomplete, corrupt or tampered with: a killed run's complete parts would otherwise read
     as a plausible but short table. None: not such a folder. The one reader of that format
-    is synthkit.distributed.generate's (no torch is imported)."""
-    from synthkit.distributed.generate import sharded_parts
+    is synthkit.sharded's, a torch-free core module (DESIGN §3)."""
+    from synthkit.sharded import sharded_parts
     return sharded_parts(Path(text))
 
 

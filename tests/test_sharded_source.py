@@ -1,6 +1,6 @@
 """`synthkit fit DIR` on a folder written by `synthkit generate --shards` (issue 19): the
 source reader (connectors) goes through the one verified reader of that format
-(synthkit.distributed.generate: `_SUCCESS` parsed and checked, every listed part present
+(synthkit.sharded, torch-free: `_SUCCESS` parsed and checked, every listed part present
 with its recorded SHA-256). A killed run, a tampered part or a missing part is refused in
 one line naming the folder, the part and the fix (re-run generate); a complete run reads
 every row once; another tool's folder (Spark's empty `_SUCCESS`) is still read as a folder.
@@ -162,3 +162,23 @@ def test_a_killed_run_is_refused_and_its_rerun_is_read(bundle, tmp_path):
     assert "incomplete sharded dataset" in _one_line_fit(out, tmp_path)
     generate_sharded(bundle, n, 4, out, seed=3, chunk_size=2000)
     assert len(connectors.read(str(out))) == n
+
+
+READ_ONLY = """
+import sys
+import connectors
+frame = connectors.read(sys.argv[1])
+loaded = sorted(m for m in ("torch", "synthkit.distributed", "synthkit.distributed.generate") if m in sys.modules)
+print(len(frame), ",".join(loaded) or "-")
+"""
+
+
+def test_connectors_read_the_format_through_the_core_module_only(complete):
+    """(F3 of review R1; DESIGN §3: connectors import only schema/table types from synthkit.) A
+    fresh interpreter reads the sharded folder with `connectors` and loads neither torch nor
+    synthkit.distributed: the format and its verified reader live in `synthkit.sharded`.
+    Negative control, run once on the code before the move (connectors/uri.py importing
+    synthkit.distributed.generate): it printed 'synthkit.distributed,synthkit.distributed.generate'."""
+    r = subprocess.run([sys.executable, "-c", READ_ONLY, str(complete)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["900", "-"], r.stdout

@@ -10,12 +10,11 @@
 - `launch`: a local launcher (torch.multiprocessing, "spawn") for tests and one machine.
 - `ray_engine`: the Ray Train launcher (`TorchTrainer`, `--engine ray`); imported only when
   used, so this package never imports Ray.
-- `generate`: sharded generation and the one (SHA-256 verified) reader of its output,
-  which `connectors` uses too.
+- `generate`: sharded generation (the format and its one SHA-256 verified reader live in
+  the torch-free `synthkit.sharded`, which `connectors` uses).
 
 The names below load on first access (PEP 562), so that importing a light submodule
-(`synthkit.distributed.generate`, imported by `connectors` to read a sharded dataset)
-does not load torch.
+(`synthkit.distributed.generate`) does not load torch.
 """
 
 from __future__ import annotations

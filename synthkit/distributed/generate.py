@@ -57,7 +57,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import resource
 import shutil
 import time
@@ -69,27 +68,22 @@ from typing import Any, Literal
 import numpy as np
 
 from synthkit.errors import ArtifactError, ConfigError, SourceError
+from synthkit.sharded import (FORMAT, FORMAT_VERSION, PLAN, RECORDS, SUCCESS, _PART, _listed, _obj_error, _obj_exists,
+                              _obj_read, _obj_sha256, display_uri, is_uri, object_fs, part_name, read_success)
+
+__all__ = ["FORMAT", "PLAN", "RECORDS", "SUCCESS", "check_object_out", "check_out_dir", "display_uri",
+           "generate_sharded", "open_dataset", "read_dataset", "read_success", "shard_tasks"]
 
 log = logging.getLogger(__name__)
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = ("local", "ray")
 
-FORMAT = "synthkit-sharded-parquet"
-FORMAT_VERSION = 1
-SUCCESS = "_SUCCESS"
-PLAN = "_plan.json"
-RECORDS = "_shards"
 LOCK = ".synthkit-generate.lock"
 MAX_SHARDS = 99_999  # part-XXXXX: five digits
 MAX_CHUNK = 100_000
 MAX_ROWS = 1_000_000_000  # the most one `synthkit generate` writes (synthkit.cli.MAX_GENERATE)
-_PART = re.compile(r"^part-\d{5}\.parquet$")
 _PROBE_ROWS = 2_000
-
-
-def part_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,93 +135,10 @@ def shard_tasks(rows: int, shards: int, seed: int | None, *, chunk_size: int = M
 
 # ------------------------------------------------------------------ reading
 # ------------------------------------------------------------------ object storage
-OBJECT_SCHEMES: tuple[str, ...] = ("s3", "gs", "gcs", "abfs", "abfss")
-_SECRET_PARAM = re.compile(r"key|secret|token|password|sas|credential|sig", re.IGNORECASE)
-
-
-def is_uri(out: str | Path) -> bool:
-    """Whether `out` names object storage (a scheme and '://') rather than a local folder."""
-    return isinstance(out, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", out) is not None
-
-
-def display_uri(uri: str) -> str:
-    """The form of an object-storage URI that may be shown: scheme, bucket/account and
-    prefix; no user information, no query string."""
-    from urllib.parse import urlsplit
-    try:
-        parts = urlsplit(uri)
-        host = parts.hostname or ""
-    except ValueError:
-        return "<unparseable URI>"
-    user = parts.username if parts.scheme.lower() in ("abfs", "abfss") and parts.username else ""
-    return f"{parts.scheme}://{user + '@' if user else ''}{host}{parts.path}"
-
-
-def check_object_uri(uri: str, *, option: str = "--out") -> None:
-    """One line for a scheme pyarrow.fs cannot write or credentials inside the URI (no
-    import of pyarrow or torch)."""
-    from urllib.parse import parse_qsl, urlsplit
-    shown = display_uri(uri)
-    scheme = uri.split("://", 1)[0].lower()
-    if scheme not in OBJECT_SCHEMES:
-        raise ConfigError(f"{option} {shown!r}: unknown object-storage scheme {scheme!r}; use a local folder or "
-                          f"one of {', '.join(s + '://' for s in OBJECT_SCHEMES)}")
-    try:
-        parts = urlsplit(uri)
-        secret = parts.password is not None or any(_SECRET_PARAM.search(k) for k, _ in parse_qsl(parts.query))
-    except ValueError:
-        raise ConfigError(f"{option} {shown!r}: the URI is malformed; expected {scheme}://bucket/prefix") from None
-    if secret:
-        raise ConfigError(f"{option} {shown!r}: the URI carries a credential; put it in the environment "
-                          "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, "
-                          "AZURE_STORAGE_ACCOUNT_KEY) and give the URI without it")
-    if not (parts.hostname or "").strip() or not parts.path.strip("/"):
-        raise ConfigError(f"{option} {shown!r}: give a bucket and a prefix, {scheme}://bucket/prefix (the dataset's "
-                          "files go under the prefix)")
-
-
-def object_fs(uri: str, *, option: str = "--out") -> tuple[Any, str]:
-    """(pyarrow FileSystem, root path without trailing '/') for an object-storage URI."""
-    import pyarrow.fs as pafs
-    check_object_uri(uri, option=option)
-    try:
-        fs, root = pafs.FileSystem.from_uri(uri)
-    except Exception as err:  # ArrowInvalid, OSError: their text may echo the URI's query
-        raise SourceError(f"{option} {display_uri(uri)!r}: cannot open this object storage "
-                          f"({type(err).__name__}); check the URI and the credentials in the environment") from None
-    return fs, root.rstrip("/")
-
-
-def _obj_error(uri: str, what: str, err: BaseException) -> SourceError:
-    return SourceError(f"{display_uri(uri)!r}: {what} failed ({type(err).__name__}); check the credentials in "
-                       "the environment, that the bucket exists and is writable, and that TMPDIR has room for a shard")
-
-
-def _obj_exists(fs: Any, path: str) -> bool:
-    import pyarrow.fs as pafs
-    return fs.get_file_info(path).type == pafs.FileType.File
-
-
-def _obj_read(fs: Any, path: str) -> bytes:
-    with fs.open_input_stream(path) as f:
-        return f.read()
-
-
 def _obj_put(fs: Any, path: str, data: bytes) -> None:
     """One small object in one PUT: visible whole or not at all."""
     with fs.open_output_stream(path) as f:
         f.write(data)
-
-
-def _obj_sha256(fs: Any, path: str) -> str:
-    h = hashlib.sha256()
-    with fs.open_input_stream(path) as f:
-        while True:
-            block = f.read(8 << 20)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def _obj_listing(fs: Any, root: str) -> list[str]:
@@ -320,100 +231,12 @@ def _kept_shards(fs: Any, root: str, tasks: list[ShardTask]) -> dict[int, ShardR
     return kept
 
 
-def _check_manifest(manifest: Any) -> bool:
-    try:
-        files = manifest["files"]
-        return (manifest.get("format") == FORMAT and isinstance(files, list)
-                and all(_PART.match(str(f["name"])) for f in files)
-                and sum(int(f["rows"]) for f in files) == int(manifest["total_rows"]))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return False
-
-
-def _store(path: str | Path) -> tuple[Any, str, str]:
-    """(pyarrow FileSystem, root, the name errors show) of a sharded dataset: the bucket's
-    for an object-storage URI, the local one for a folder, so that one reader serves both."""
-    import pyarrow.fs as pafs
-    if is_uri(path):
-        fs, root = object_fs(str(path), option="dataset")
-        return fs, root, display_uri(str(path))
-    folder = Path(path)
-    if not folder.is_dir():
-        raise SourceError(f"{str(folder)!r} is not a sharded dataset folder; give the folder that "
-                          "`synthkit generate --shards/--engine ray --out` wrote")
-    return pafs.LocalFileSystem(), str(folder.absolute()), str(folder)
-
-
-def read_success(path: str | Path) -> dict[str, Any]:
-    """The `_SUCCESS` manifest of a complete sharded dataset (a folder or an object-storage
-    URI); one clear error otherwise."""
-    fs, root, shown = _store(path)
-    try:
-        present = _obj_exists(fs, f"{root}/{SUCCESS}")
-        raw = _obj_read(fs, f"{root}/{SUCCESS}") if present else b""
-    except Exception as err:
-        if not is_uri(path):
-            raise
-        raise _obj_error(str(path), f"reading {SUCCESS}", err) from None
-    if not present:
-        raise SourceError(f"{shown!r} is an incomplete sharded dataset (no {SUCCESS}: its generate run did not "
-                          "finish); re-run the same `synthkit generate` command to complete it")
-    try:
-        manifest = json.loads(raw)
-    except ValueError:
-        manifest = None
-    if not _check_manifest(manifest):
-        raise SourceError(f"{shown!r}: {SUCCESS} is not a synthkit sharded-dataset manifest (corrupt or from another "
-                          "tool); re-run `synthkit generate` with --overwrite")
-    return manifest  # type: ignore[return-value]
-
-
-def _listed(path: str | Path, *, verify: bool) -> tuple[Any, str, list[str]]:
-    """(filesystem, root, names) of exactly the files `_SUCCESS` lists, each present and,
-    with `verify`, with the SHA-256 `_SUCCESS` records: the one check every reader of a
-    sharded dataset goes through (`open_dataset`, and `connectors` via `sharded_parts`)."""
-    manifest = read_success(path)
-    fs, root, shown = _store(path)
-    names = []
-    for f in manifest["files"]:
-        part = f"{root}/{f['name']}"
-        if not _obj_exists(fs, part):
-            raise SourceError(f"{shown!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
-                              "`synthkit generate` with --overwrite")
-        if verify and _obj_sha256(fs, part) != f["sha256"]:
-            raise SourceError(f"{shown!r}: {f['name']} does not match its SHA-256 in {SUCCESS} (modified or "
-                              "corrupt); re-run `synthkit generate` with --overwrite")
-        names.append(str(f["name"]))
-    return fs, root, names
-
-
 def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
     """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
     or a file of another run). `verify`: check every file's SHA-256 first."""
     import pyarrow.dataset as ds
     fs, root, names = _listed(path, verify=verify)
     return ds.dataset([f"{root}/{n}" for n in names], format="parquet", filesystem=fs)
-
-
-def sharded_parts(folder: Path) -> tuple[Path, ...] | None:
-    """The part files of a local folder written by `synthkit generate --shards`, as its
-    `_SUCCESS` lists them, every SHA-256 checked; `connectors` reads such a folder through
-    this (`synthkit fit DIR`). None: not such a folder (no `_SUCCESS` and no `_plan.json`,
-    or another tool's marker, e.g. Spark's empty `_SUCCESS`: the caller reads the folder's
-    files). Refused in one line: an incomplete run (a `_plan.json`, no `_SUCCESS`), a
-    corrupt manifest, a listed part missing or whose bytes changed."""
-    marker = folder / SUCCESS
-    if marker.is_file():
-        try:
-            head = json.loads(marker.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
-            return None
-    elif not (folder / PLAN).is_file():
-        return None
-    _, _, names = _listed(folder, verify=True)
-    return tuple(folder / n for n in names)
 
 
 def read_dataset(path: str | Path, *, verify: bool = True) -> Any:

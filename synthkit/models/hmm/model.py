@@ -48,8 +48,9 @@ CONTEXT_DIR = "context"
 # 0.589 — there the sensitivity of 8 events per person leaves the margins coarse and its wage and
 # code columns are limited by what preprocessing releases, not by the calibration.
 MARGINS_EPSILON_SHARE = 0.2
-# The share of epsilon the categorical event columns' DP change rates take from DP-SGD
-# (synthkit.models.hmm.dynamics: the HMM's stay logits are matched to them after training).
+# The share of epsilon the event columns' DP change rates take from DP-SGD (categorical: changed at
+# least once; numeric: the mean step on the DP margin's ranks; synthkit.models.hmm.dynamics: the
+# HMM's stay logits are matched to them after training).
 DYNAMICS_EPSILON_SHARE = 0.03
 STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema", "margins", "dynamics",
            "match")  # append only: a
@@ -238,7 +239,7 @@ class DPHMM(Synthesizer):
         self.margins_ = self._fit_margins(grouped, transformer, layout, budget=budget, ledger=ledger,
                                           context_target=context_target,
                                           rng=np.random.default_rng(seqs["margins"]))
-        # ---- 4c. the DP change rates of the categorical event columns (persistence targets)
+        # ---- 4c. the DP change rates of the event columns (persistence targets)
         dynamics = fit_dynamics(grouped, transformer, layout, self.margins_, budget=budget, ledger=ledger,
                                 target=min(context_target + (self.margins_epsilon_share + DYNAMICS_EPSILON_SHARE)
                                            * (budget.epsilon if budget else 0.0), budget.epsilon if budget else 0.0),

@@ -239,8 +239,11 @@ class RangeNotLearnedError(BudgetExceededError):
     nor windows of neighbouring bins, cleared the noise). Carries the columns' public
     descriptions (`what`) so that a whole table's failures are reported in one message."""
 
-    def __init__(self, whats: list[str], *, fix: str | None = None) -> None:
+    def __init__(self, whats: list[str], *, fix: str | None = None, noisy: np.ndarray | None = None) -> None:
         self.whats = list(whats)
+        # the released noisy counts of the range histogram (DP output, every bin of the finite
+        # grid; private fits only): a caller may post-process them (transforms' best window)
+        self.noisy = noisy
         self.fix = fix or ("declare 'bounds' for {them} in the schema (public knowledge) or raise --epsilon")
         them = "it" if len(self.whats) == 1 else "each"
         its = "its" if len(self.whats) == 1 else "their"
@@ -485,7 +488,7 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
         if len(nonzero):
             first, last = int(nonzero[0]), int(nonzero[-1])
     if first < 0:
-        raise RangeNotLearnedError([what])
+        raise RangeNotLearnedError([what], noisy=noisy if ledger.private else None)
     keep = np.array([first, last])
     edges = np.concatenate([[-np.inf], grid, [np.inf]])
     lo_edge, hi_edge = edges[keep[0]], edges[keep[-1] + 1]

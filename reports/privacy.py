@@ -6,10 +6,10 @@ helps only the first. Train is subsampled to the holdout's size wherever a share
 compared, so that 50% is the ideal whatever the split fraction.
 
 - exact copies: synthetic rows identical to a train row (beside the rate of rows identical
-  to a holdout row, which is what coincidence alone produces), and the excess of that rate
-  over the HOLDOUT's own copy rate (the share of holdout rows identical to a train row:
-  what a fresh draw from the population copies by coincidence, 29% on a table of ten
-  coarse columns, ~0 on a wide one);
+  to a holdout row), and the excess of that rate over the TRAINING set's own leave-one-out
+  copy rate (the share of train rows identical to another train row: what a fresh draw
+  from the population copies by coincidence, 29% on a table of ten coarse columns, ~0 on
+  a wide one; taken from train alone, so a holdout that overlaps train excuses nothing);
 - distance to closest record (DCR): the share of synthetic rows closer to train than to
   holdout (ideal 0.5; a memorising model approaches 1);
 - membership inference: score each train/holdout record by minus its distance to the
@@ -51,28 +51,44 @@ def exact_copy_rates(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
 
 
 def holdout_copy_rate(train: pd.DataFrame, holdout: pd.DataFrame, columns: list[Column]) -> float | None:
-    """Share of HOLDOUT rows identical to some train row: the copy rate of real rows the
-    model never saw, against the same train set. A generator that draws from the
-    population without memorising copies train rows at this rate too, so it is the base
-    rate the synthetic copy rate is judged against (None without a holdout)."""
+    """Share of HOLDOUT rows identical to some train row (None without a holdout). Reported
+    beside the base rate, never used as it: a holdout is whatever the user passed, and one
+    that overlaps the training rows (or is a copy of them) would excuse every copy."""
     if len(holdout) == 0:
         return None
     return float(np.isin(row_keys(holdout, columns), row_keys(train, columns)).mean())
 
 
-def copy_excess(copy_rate: float, base_rate: float | None, *, n_synthetic: int,
-                n_holdout: int) -> tuple[float, tuple[float, float]]:
-    """(synthetic copy rate minus the holdout's base rate, its 95% interval). Under the
-    null "the synthetic rows copy train rows at the coincidence rate b", the difference of
-    the two binomial shares has variance b(1-b)(1/n_holdout + 1/n_synthetic): the interval
-    is that wide, so a 200-row holdout of a coarse table (b ~ 0.4, half-width ~ 0.08) does
-    not reject fresh draws by chance, and a wide table (b = 0) keeps a zero-width interval,
-    every copy counted. Without a holdout the base is taken as 0 (the strict reading)."""
-    b = base_rate or 0.0
-    excess = float(copy_rate - b)
-    if base_rate is None or n_holdout < 1 or n_synthetic < 1:
+def duplicate_share(keys: np.ndarray) -> float:
+    """Share of records whose key occurs at least twice among `keys`: the leave-one-out copy
+    rate of the training records against the others (n - 1 of them). A fresh draw from the
+    population equals one of n training records with probability sum_x p(x)(1 - (1 - p(x))^n),
+    and a training record equals one of the other n - 1 with sum_x p(x)(1 - (1 - p(x))^(n-1)):
+    the same coincidence rate, from the training set alone, so no holdout (and no overlap
+    between a given holdout and train) changes it."""
+    if len(keys) == 0:
+        return 0.0
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return float((counts[inverse] >= 2).mean())
+
+
+def train_copy_base_rate(train: pd.DataFrame, columns: list[Column]) -> float:
+    """The coincidence rate a synthetic row is judged against: `duplicate_share` of the
+    training rows (29% on COUNT/medpar's ten coarse columns, 0 on a wide table)."""
+    return duplicate_share(row_keys(train, columns))
+
+
+def copy_excess(copy_rate: float, base_rate: float, *, n_synthetic: int,
+                n_train: int) -> tuple[float, tuple[float, float]]:
+    """(synthetic copy rate minus the training set's own leave-one-out copy rate b, a 95%
+    interval). The gate reads the VALUE: a model that memorises a share s of rare rows
+    raises it by about s(1 - b), and a lower interval end would hide s up to the sampling
+    error (±0.07 on a coarse 200-row reference), so the interval is information only, the
+    binomial error b(1-b)(1/n_train + 1/n_synthetic) of the two shares."""
+    excess = float(copy_rate - base_rate)
+    if n_train < 2 or n_synthetic < 1:
         return excess, (excess, excess)
-    half = Z95 * math.sqrt(b * (1 - b) * (1 / n_holdout + 1 / n_synthetic))
+    half = Z95 * math.sqrt(base_rate * (1 - base_rate) * (1 / n_train + 1 / n_synthetic))
     return excess, (excess - half, excess + half)
 
 

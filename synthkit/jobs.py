@@ -220,6 +220,11 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         problems.append(f"model.max_rows_per_entity must be a whole number >= 1, got {k!r}")
         k = 1
+    elif k > 1 and data.get("schema") is None:
+        # without a schema no entity key is declared, so the unit would be the row and k
+        # would be dropped silently (review R2 of session 9)
+        problems.append("model.max_rows_per_entity > 1 needs a schema that declares the entity key "
+                        "(add schema: with entity_key, or remove max_rows_per_entity)")
 
     privacy = _section(data, "privacy", _PRIVACY, problems, required=True)
     no_privacy = privacy.get("no_privacy", False)

@@ -274,3 +274,14 @@ def test_a_job_without_a_schema_decides_the_kinds_under_dp_as_fit_does(tmp_path)
     report = Report.load(Registry(db).artifacts(result.run_id)["report"])
     assert report.privacy["private"] is True and report.privacy["epsilon_spent"] <= 3.0 + 1e-6
     assert SECRET not in Path(Registry(db).artifacts(result.run_id)["report"]).read_text()
+
+
+def test_a_job_without_a_schema_refuses_max_rows_per_entity_above_one(tmp_path):
+    """Review R2 (session 9): without a schema no entity key is declared, so the privacy
+    unit is the row and `max_rows_per_entity: 3` was dropped silently (the job fitted with
+    k = 1 per row). Now one line at load, naming the field and the fix. Negative control:
+    on fc6f452 load_job accepted this spec. Bracket: with the schema it loads."""
+    model = {"name": "dptvae", "hyperparameters": {"epochs": 1, "batch_size": 50}, "max_rows_per_entity": 3}
+    with pytest.raises(SynthkitError, match="max_rows_per_entity > 1 needs a schema"):
+        load_job(write_job(tmp_path, n=50, schema=None, model=model))
+    assert load_job(write_job(tmp_path, n=50, model=model)).max_rows_per_entity == 3

@@ -452,6 +452,10 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     if out_path is not None and not overwrite and out_path.exists() and not (out_path.is_dir()
                                                                               and not any(out_path.iterdir())):
         _check_new(out_path, overwrite=False, folder=sequence)
+    if (rows is not None) == sequence or (entities is not None) != sequence:
+        # an option that does not fit the raw kind: validate first, so a forged manifest
+        # (a sequence section removed or added) is refused as such, not as a wrong option
+        read_manifest_only(model_dir)
     if sequence:
         if rows is not None:
             raise ConfigError("this bundle holds a sequence model: give --entities (the number of entities), not --rows")
@@ -515,7 +519,7 @@ def _is_sequence_bundle(model_dir: Path) -> bool | None:
     import json
     try:
         data = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # the full validation refuses it in one line later
         return None
     return "sequence" in data if isinstance(data, dict) else None
 

@@ -628,7 +628,7 @@ def write_sequence_folder(parts: Any, out: Path, *, fmt: str, overwrite: bool) -
 def _sharded_request(*, engine: str, shards: int | None, ray_address: str | None) -> bool:
     """Whether `generate` writes a sharded Parquet dataset (a folder); option errors first."""
     from synthkit.errors import ConfigError
-    if engine not in ("local", "ray"):  # synthkit.distributed.generate.ENGINES (importing it loads torch)
+    if engine not in ("local", "ray"):  # synthkit.distributed.generate.ENGINES (checked here, before any heavy import)
         raise ConfigError(f"--engine must be local or ray, got {engine!r}")
     if shards is not None and not 1 <= shards <= 99_999:  # generate.MAX_SHARDS: part-XXXXX
         raise ConfigError(f"--shards must be in 1..99,999, got {shards}")
@@ -642,7 +642,7 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
                           entities: int | None = None, progress: Any = None) -> Any:
     """The plain function behind `synthkit generate --shards S / --engine ray`: a Parquet
     dataset in the folder `out` (synthkit.distributed.generate). Every check runs before
-    torch or Ray is imported (importing synthkit.distributed loads torch: it comes last)."""
+    torch or Ray is imported (synthkit.distributed.generate, imported last)."""
     from synthkit.errors import ConfigError, SourceError
     from synthkit.manifest import read_manifest as read_manifest_only
     from synthkit.progress import announced
@@ -669,7 +669,7 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
     if "sequence" in read_manifest_only(model_dir)[0]:
         raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
                           "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
-    from synthkit.distributed.generate import (  # loads torch (package __init__)
+    from synthkit.distributed.generate import (  # after every check above
         check_object_out, check_out_dir, display_uri, generate_sharded)
     if remote:  # before the start line: a refusal stays the only line
         check_object_out(out, overwrite=overwrite)

@@ -207,6 +207,12 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
     by_name = {name: cls for cls, name in MODEL_NAMES.items()}
     if model_name not in by_name:
         problems.append(f"model.name must be one of {sorted(by_name)}, got {model_name!r}")
+    elif model_name == "dphmm":
+        # the job runner fits table models; a sequence model needs its context table, entity
+        # key and sequence index, which a job spec has no fields for (it failed at run time)
+        problems.append("model.name dphmm: a job runs the table models (dptvae, dpctgan); fit a sequence model "
+                        "with `synthkit fit EVENTS --model dphmm --entity-key ... --sequence-index ...` and "
+                        "`synthkit generate MODEL --entities N`")
     hyper = model.get("hyperparameters") or {}
     if not isinstance(hyper, dict):
         problems.append("model.hyperparameters must be a mapping")

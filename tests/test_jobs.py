@@ -285,3 +285,14 @@ def test_a_job_without_a_schema_refuses_max_rows_per_entity_above_one(tmp_path):
     with pytest.raises(SynthkitError, match="max_rows_per_entity > 1 needs a schema"):
         load_job(write_job(tmp_path, n=50, schema=None, model=model))
     assert load_job(write_job(tmp_path, n=50, model=model)).max_rows_per_entity == 3
+
+
+def test_a_dphmm_job_is_refused_at_load_not_at_run_time(tmp_path):
+    """A job with `model: {name: dphmm}` passed validation and then failed when it ran
+    (the runner passed max_rows_per_entity to DPHMM; session 9's H4 found it). Now one line
+    at load naming the field and the commands to use. Negative control: on dd0b899 load_job
+    accepted it. Bracket: dptvae and dpctgan still load."""
+    with pytest.raises(SynthkitError, match="model.name dphmm: a job runs the table models"):
+        load_job(write_job(tmp_path, n=50, model={"name": "dphmm"}))
+    for name in ("dptvae", "dpctgan"):
+        assert load_job(write_job(tmp_path, n=50, model={"name": name})).model == name

@@ -424,8 +424,11 @@ class NumericTransform:
             # the null label did not clear the release threshold: no null is generated
             # (a share of exactly 0 marks it in the bundle; `nulls_released`)
             self.null_share_ = 0.0
-        if guessed and null_released(noisy[-1], int(raw[-1]), ctx):
-            self.empty_ = True  # its nulls cleared: the guessed range is not trusted
+        if guessed and (null_released(noisy[-1], int(raw[-1]), ctx) or noisy[-1] > ctx.n_rows_dp / 2):
+            # its nulls cleared, or its noisy null count is over half the DP row count (a
+            # column of nulls on a table too small for the null threshold; review R3): the
+            # guessed range is not trusted and the column stays empty, as before the guess
+            self.empty_ = True
         if self.empty_:
             logger.warning("%s: too few values to learn its range under DP; it is generated empty (all null); "
                            "declare 'bounds' for it to learn its values", what)

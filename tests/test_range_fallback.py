@@ -132,3 +132,21 @@ def test_burn_fits_without_inventing_nulls(burn) -> None:
         assert col.notna().all(), name
         assert ((col >= 0) & (col < 2 ** 12)).all(), name
     assert m.ledger_.epsilon_spent() <= BUDGET.epsilon * (1 + 1e-9)
+
+
+def test_a_column_of_nulls_on_a_tiny_table_stays_empty():
+    """Review R3 (session 9): a nullable column that is ALL null in a 40-row table (its null
+    count, ~40, is far under the null threshold at ε = 3) got the guessed range and no nulls
+    in 40 of 40 draws, inventing values where the data holds none. A noisy null count over
+    half the DP row count now keeps it empty. Negative control: 40/40 non-empty on 8fb30fc;
+    here 33 of 40 draws are empty (σ_hist ≈ 28 against a 20-row margin: the other 7 still get
+    values; a lower cut would empty burn's null-free Z4 in ~9% of draws)."""
+    plan = plan_preprocessing(budget=BUDGET, k=1, n_histograms=18, n_discovery=8, n_bounds=12, epsilon_share=0.4)
+    values = pd.Series([np.nan] * 40, dtype=float)
+    empty = 0
+    for seed in range(DRAWS):
+        t = NumericTransform(Column(name="z", kind="continuous", nullable=True))
+        ledger = PrivacyLedger(budget=BUDGET, unit="row", max_rows_per_unit=1)
+        t.fit(values, FitContext(ledger=ledger, plan=plan, rng=np.random.default_rng(seed), n_rows_dp=40.0))
+        empty += bool(t.empty_)
+    assert empty >= 32, empty

@@ -439,30 +439,35 @@ def _privacy_metrics(schema: Schema, columns: list[Column], train: pd.DataFrame,
                    if c_hold is not None else np.zeros(0, np.uint64))
         copy_train, copy_hold = float(np.isin(syn_keys, tr_keys).mean()), float(np.isin(syn_keys, ho_keys).mean())
         hold_rate = float(np.isin(ho_keys, tr_keys).mean()) if len(ho_keys) else None
-        base = priv.duplicate_share(tr_keys)
+        train_rate = priv.duplicate_share(tr_keys)
+        base = priv.copy_base_rate(train_rate, hold_rate)
     else:
         copy_train, copy_hold = priv.exact_copy_rates(c_train, c_hold if c_hold is not None else c_train.iloc[:0],
                                                       c_syn, columns)
         hold_rate = priv.holdout_copy_rate(c_train, c_hold, columns) if c_hold is not None else None
-        base = priv.train_copy_base_rate(c_train, columns)
+        train_rate = priv.train_copy_base_rate(c_train, columns)
+        base = priv.copy_base_rate(train_rate, hold_rate)
     out.append(_metric("privacy.exact_copies.rate", "privacy", copy_train,
                        f"Share of synthetic {'histories' if is_unit_entity else 'rows'} that are exact copies of a "
                        "training record (should be near the holdout rate, which is what coincidence alone gives).",
                        details={"holdout_copy_rate": copy_hold if c_hold is not None else None, "unit": unit_word,
-                                "holdout_train_copy_rate": hold_rate, "train_base_rate": base}))
+                                "holdout_train_copy_rate": hold_rate, "train_duplicate_rate": train_rate,
+                                "base_rate": base}))
     records = "histories" if is_unit_entity else "rows"
     n_syn_units = len(syn_keys) if is_unit_entity else len(c_syn)
     n_train_units = len(tr_keys) if is_unit_entity else len(c_train)
     excess, excess_ci = priv.copy_excess(copy_train, base, n_synthetic=n_syn_units, n_train=n_train_units)
     out.append(_metric("privacy.exact_copies.excess", "privacy", excess,
                        f"Share of synthetic {records} that copy a training record, minus the share of training "
-                       f"{records} that equal another training record (the leave-one-out copy rate): the copies "
-                       "coincidence alone gives in a table of few, coarse columns. 0 or below: no more copies than "
-                       "a fresh real sample; a copy of the training data scores 1 minus that base rate. The base "
-                       "comes from the training data alone, so a holdout (which may overlap it) changes nothing; "
-                       "the interval is the sampling error of the two shares, for information (the gate reads the "
-                       "value).",
-                       ci=excess_ci, details={"copy_rate": copy_train, "train_base_rate": base,
+                       f"{records} that equal another training record (the leave-one-out copy rate) or, when smaller, "
+                       f"the share of holdout {records} that equal a training record: the copies coincidence alone "
+                       "gives in a table of few, coarse columns. 0 or below: no more copies than a fresh real "
+                       "sample; a copy of the training data scores 1 minus that base rate. Taking the smaller of "
+                       "the two, a holdout that overlaps train and duplicate training records each excuse nothing; "
+                       "without a holdout the base is 0 (every copy counts). The interval is the sampling error "
+                       "of the two shares, for information (the gate reads the value).",
+                       ci=excess_ci, details={"copy_rate": copy_train, "base_rate": base,
+                                              "train_duplicate_rate": train_rate,
                                               "holdout_train_copy_rate": hold_rate, "unit": unit_word}))
 
     # the attack space: rows, or one profile per entity

@@ -8,8 +8,9 @@ the synthetic copy rate minus the training set's leave-one-out copy rate (a fres
 copies by coincidence at that rate), so independent draws pass on a coarse table, a copy of
 the training rows still fails, and a wide table (base 0) stays as strict as before.
 
-The first version (729a598) took the base from the HOLDOUT and gated on the interval's low
-end; review R2 broke it twice: a holdout that overlaps train (or is train) excused a
+The base is the smaller of the training rows' leave-one-out copy rate and the holdout's copy
+rate (0 without a holdout). The first version (729a598) took the base from the HOLDOUT and
+gated on the interval's low end; review R2 broke it twice: a holdout that overlaps train (or is train) excused a
 verbatim copy, and 10-20% memorised rare rows hid inside the interval. The two tests below
 for those cases fail on 729a598..b237151 (run once against fc6f452: both attacks passed
 the default policy's exact-copy row).
@@ -43,11 +44,11 @@ WIDE = Schema.from_dict({"columns": {"x": "continuous", "y": "continuous",
                                      "g": {"kind": "categorical", "categories": ["a", "b", "c"]}}})
 
 
-def coarse(n: int, seed: int) -> pd.DataFrame:
+def coarse(n: int, seed: int, flags: tuple[float, ...] = (0.1, 0.2, 0.85, 0.3)) -> pd.DataFrame:
     """4 skewed flags, a 3-level category and two small integers: a few hundred likely
     cells, so a third or more of fresh rows equal some row of a 600-row sample."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({f"f{i}": rng.random(n) < p for i, p in enumerate((0.1, 0.2, 0.85, 0.3))})
+    frame = pd.DataFrame({f"f{i}": rng.random(n) < p for i, p in enumerate(flags)})
     frame["g"] = rng.choice(["a", "b", "c"], size=n, p=[0.7, 0.2, 0.1])
     frame["k"] = np.minimum(rng.poisson(3, size=n), 20)
     frame["s"] = rng.integers(0, 10, size=n)
@@ -72,7 +73,8 @@ def rates(schema: Schema, train: pd.DataFrame, hold: pd.DataFrame | None, syn: p
     """(synthetic copy rate, (excess, its interval)) as reports.evaluate computes them."""
     cols = evaluated_columns(schema)
     rate, _ = priv.exact_copy_rates(train, hold if hold is not None else train.iloc[:0], syn, cols)
-    base = priv.train_copy_base_rate(train, cols)
+    hold_rate = priv.holdout_copy_rate(train, hold, cols) if hold is not None else None
+    base = priv.copy_base_rate(priv.train_copy_base_rate(train, cols), hold_rate)
     return rate, priv.copy_excess(rate, base, n_synthetic=len(syn), n_train=len(train))
 
 
@@ -81,11 +83,13 @@ def test_independent_draws_of_a_coarse_table_pass_the_copy_check():
     rep = reports.evaluate(real=train, holdout=hold, synthetic=coarse(600, 3), schema=COARSE, seed=0)
     rate = rep.metric("privacy.exact_copies.rate").value
     excess = rep.metric("privacy.exact_copies.excess")
-    base = excess.details["train_base_rate"]
+    base = excess.details["base_rate"]
     # medpar's situation: many synthetic rows equal a train row by coincidence, and so do
-    # as many training rows equal another; the old fixed cap (0.02) rejected this
+    # as many holdout rows (and training rows equal another); the old fixed cap (0.02)
+    # rejected this
     assert rate > 0.3 and base > 0.3
-    assert excess.details["holdout_train_copy_rate"] > 0.3  # the holdout shows the same coincidences
+    assert base == min(excess.details["holdout_train_copy_rate"], priv.train_copy_base_rate(
+        train, evaluated_columns(COARSE)))
     # both rates estimate one probability: the difference lies within 4 standard errors
     # of two binomial shares (600 synthetic, 600 training rows)
     se = math.sqrt(base * (1 - base) / 600 + rate * (1 - rate) / 600)
@@ -94,6 +98,13 @@ def test_independent_draws_of_a_coarse_table_pass_the_copy_check():
     # the interval (information only): half-width 1.96 * sqrt(b(1-b)(1/600 + 1/600))
     half = 1.959964 * math.sqrt(base * (1 - base) * (1 / 600 + 1 / 600))
     assert excess.ci == pytest.approx((excess.value - half, excess.value + half))
+    # The gate on fresh draws of the SAME distribution is a coin flip near the cap: the base
+    # is the smaller of two estimates (R3), so their excess sits a little above 0 (0.025
+    # here). A DP model draws from a smoother distribution and copies less than a fresh real
+    # sample (medpar: 5.4% against 29%): such draws pass.
+    smoother = coarse(600, 3, flags=(0.15, 0.25, 0.8, 0.35))
+    rep = reports.evaluate(real=train, holdout=hold, synthetic=smoother, schema=COARSE, seed=0)
+    assert rep.metric("privacy.exact_copies.rate").value < base
     row = copy_row(evaluate_gate(rep, load_policy("default")))
     assert row.metric == "privacy.exact_copies.excess" and row.passed, row
 
@@ -109,7 +120,7 @@ def test_a_copy_of_the_training_rows_still_fails():
 def test_a_wide_table_stays_strict():
     """Base rate 0 on continuous columns: 5% planted train copies among independent draws
     are 5 points of excess, rejected by the 2-point margin as by the old 2% cap; the base
-    needs no holdout (it comes from train)."""
+    without a holdout is 0 and every copy counts."""
     train, hold = wide(600, 4), wide(200, 5)
     syn = pd.concat([wide(570, 6), train.sample(30, random_state=0)], ignore_index=True)
     assert priv.train_copy_base_rate(train, evaluated_columns(WIDE)) == 0.0
@@ -117,10 +128,25 @@ def test_a_wide_table_stays_strict():
     assert rate == excess[0] == pytest.approx(0.05) and excess[1] == (excess[0], excess[0])  # no width at base 0
     assert not gate_on(excess, "default").passed
     assert gate_on((0.0, (0.0, 0.0)), "default").passed  # bracket: no copies pass
-    train = coarse(400, 7)
-    rate, excess = rates(COARSE, train, None, coarse(400, 8))
-    base = priv.train_copy_base_rate(train, evaluated_columns(COARSE))
-    assert rate > 0.3 and base > 0.3 and excess[0] == pytest.approx(rate - base)
+    rate, excess = rates(COARSE, coarse(400, 7), None, coarse(400, 8))
+    assert rate > 0.3 and excess[0] == pytest.approx(rate)  # no holdout: base 0
+
+
+def test_duplicated_training_records_excuse_no_copy():
+    """Review R3: on a wide table where 15% of the training records occur twice (one person
+    entered twice), the leave-one-out rate alone was 0.26, and a model copying 20% of train
+    verbatim scored -0.06 and passed every policy (the fixed 2% cap rejected it). The base
+    is now the smaller of that and the holdout's copy rate (0 here): rejected. Control: on
+    a66548b this passed."""
+    train = wide(600, 4)
+    train = pd.concat([train, train.sample(90, random_state=1)], ignore_index=True)  # 90 records twice
+    hold = wide(200, 5)
+    syn = pd.concat([wide(552, 6), train.sample(138, random_state=2)], ignore_index=True)  # 20% verbatim
+    rep = reports.evaluate(real=train, holdout=hold, synthetic=syn, schema=WIDE, seed=0)
+    m = rep.metric("privacy.exact_copies.excess")
+    assert m.details["base_rate"] == 0.0 and m.value > 0.15
+    for policy in ("default", "healthcare", "finance"):
+        assert not copy_row(evaluate_gate(rep, load_policy(policy))).passed, policy
 
 
 def test_duplicate_share_is_the_leave_one_out_copy_rate():
@@ -167,5 +193,6 @@ def test_memorised_rare_rows_are_rejected_on_a_coarse_table(share):
     assert rep.metric("privacy.exact_copies.excess").value > 0.02
     for policy in ("default", "healthcare", "finance"):
         assert not copy_row(evaluate_gate(rep, load_policy(policy))).passed, policy
-    fresh = reports.evaluate(real=train, holdout=hold, synthetic=coarse(600, 3), schema=COARSE, seed=0)
+    smoother = coarse(600, 3, flags=(0.15, 0.25, 0.8, 0.35))  # as a DP model draws (see the first test)
+    fresh = reports.evaluate(real=train, holdout=hold, synthetic=smoother, schema=COARSE, seed=0)
     assert copy_row(evaluate_gate(fresh, load_policy("default"))).passed

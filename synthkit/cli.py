@@ -517,8 +517,17 @@ def _is_sequence_bundle(model_dir: Path) -> bool | None:
     """Whether the bundle's manifest.json, read as plain JSON (not yet validated), holds a
     sequence model; None when it cannot be read as a JSON object."""
     import json
+
+    from synthkit.manifest import MAX_MANIFEST_BYTES
+    path = Path(model_dir) / "manifest.json"
     try:
-        data = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
+        if not path.is_file() or path.is_symlink():  # a FIFO would block, /dev/zero never end (review R3)
+            return None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            return None
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError, RecursionError):  # the full validation refuses it in one line later
         return None
     return "sequence" in data if isinstance(data, dict) else None

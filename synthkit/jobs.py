@@ -185,6 +185,7 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
     table, query = _opt_str(source, "table", problems, "source."), _opt_str(source, "query", problems, "source.")
 
     schema_path = None
+    entity_key = None  # the loaded schema's, for the max_rows_per_entity check below
     if data.get("schema") is None:
         pass  # optional, as for `synthkit fit`: without it a private fit decides the kinds under DP
     elif not isinstance(data.get("schema"), str):
@@ -195,7 +196,7 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
         schema_path = _resolve(data["schema"], base_dir)
         try:
             from synthkit.schema import Schema
-            Schema.load(schema_path)
+            entity_key = Schema.load(schema_path).entity_key
         except SynthkitError as err:
             problems.append(f"schema: {err}")
 
@@ -226,11 +227,11 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         problems.append(f"model.max_rows_per_entity must be a whole number >= 1, got {k!r}")
         k = 1
-    elif k > 1 and data.get("schema") is None:
-        # without a schema no entity key is declared, so the unit would be the row and k
-        # would be dropped silently (review R2 of session 9)
+    elif k > 1 and entity_key is None and not any(p.startswith("schema") for p in problems):
+        # no entity key declared (no schema, or one without entity_key): the unit is the row
+        # and k would be dropped silently (reviews R2, R3 of session 9)
         problems.append("model.max_rows_per_entity > 1 needs a schema that declares the entity key "
-                        "(add schema: with entity_key, or remove max_rows_per_entity)")
+                        "(add entity_key to the schema, or remove max_rows_per_entity)")
 
     privacy = _section(data, "privacy", _PRIVACY, problems, required=True)
     no_privacy = privacy.get("no_privacy", False)

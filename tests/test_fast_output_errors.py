@@ -85,3 +85,34 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(results
     assert "--out" in line and ("cannot be created or written" in line or "not writable" in line), line
     assert "bytes free" not in line
     assert "torch" not in r["loaded"] and "pandas" not in r["loaded"], r  # no data read, nothing spent
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_hostile_manifest_file_is_refused_in_one_line_not_read(tmp_path):
+    """Review R3 (session 9): the raw-kind pre-read of `generate` opened manifest.json with no
+    regular-file check and no size cap, before the full validation (which has both): a FIFO
+    blocked generate forever, and a huge manifest was read whole into memory. Now the
+    pre-read skips anything but a regular file of at most MAX_MANIFEST_BYTES, and the full
+    validation refuses it in one line (exit 2). Negative control: on 2df589d the FIFO case
+    blocks (this test's child is killed by the guard below and the test fails)."""
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "manifest.json")
+    big = tmp_path / "big"
+    big.mkdir()
+    from synthkit.manifest import MAX_MANIFEST_BYTES
+    with (big / "manifest.json").open("wb") as f:  # a sparse file: no disk used
+        f.truncate(MAX_MANIFEST_BYTES + 10)
+    cases = {name: ["generate", str(folder), "--rows", "5", "--out", str(tmp_path / f"{name}.csv")]
+             for name, folder in (("fifo", fifo), ("big", big))}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
+               COLUMNS="200")
+    # the guard is a deadlock breaker for the negative control, not a timing assertion
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(list(cases.items()))], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, check=True, timeout=600)
+    results = {r["name"]: r for r in json.loads(proc.stdout.splitlines()[-1])}
+    for name, r in results.items():
+        assert r["code"] == 2, (name, r)
+        line = r["stderr"].strip()
+        assert "\n" not in line and "manifest" in line, (name, line)
+        assert not (tmp_path / f"{name}.csv").exists()

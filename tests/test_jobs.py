@@ -276,15 +276,22 @@ def test_a_job_without_a_schema_decides_the_kinds_under_dp_as_fit_does(tmp_path)
     assert SECRET not in Path(Registry(db).artifacts(result.run_id)["report"]).read_text()
 
 
-def test_a_job_without_a_schema_refuses_max_rows_per_entity_above_one(tmp_path):
-    """Review R2 (session 9): without a schema no entity key is declared, so the privacy
-    unit is the row and `max_rows_per_entity: 3` was dropped silently (the job fitted with
-    k = 1 per row). Now one line at load, naming the field and the fix. Negative control:
-    on fc6f452 load_job accepted this spec. Bracket: with the schema it loads."""
+def test_a_job_without_an_entity_key_refuses_max_rows_per_entity_above_one(tmp_path):
+    """Reviews R2 and R3 (session 9): without a declared entity key (no schema, or a schema
+    without `entity_key`) the privacy unit is the row, and `max_rows_per_entity: 3` was
+    dropped silently (the job fitted with k = 1 per row). Now one line at load, naming the
+    field and the fix. Negative control: fc6f452 accepted both specs (and d0780b7 the one
+    with a schema). Bracket: a schema that declares the entity key loads with k = 3."""
     model = {"name": "dptvae", "hyperparameters": {"epochs": 1, "batch_size": 50}, "max_rows_per_entity": 3}
-    with pytest.raises(SynthkitError, match="max_rows_per_entity > 1 needs a schema"):
+    with pytest.raises(SynthkitError, match="max_rows_per_entity > 1 needs a schema that declares the entity key"):
         load_job(write_job(tmp_path, n=50, schema=None, model=model))
-    assert load_job(write_job(tmp_path, n=50, model=model)).max_rows_per_entity == 3
+    with pytest.raises(SynthkitError, match="max_rows_per_entity > 1 needs a schema that declares the entity key"):
+        load_job(write_job(tmp_path, n=50, model=model))  # SCHEMA declares no entity_key
+    keyed = tmp_path / "keyed"
+    keyed.mkdir()
+    path = write_job(keyed, n=50, model=model)
+    (keyed / "schema.yaml").write_text(yaml.safe_dump({**SCHEMA, "entity_key": "patient_id"}))
+    assert load_job(path).max_rows_per_entity == 3
 
 
 def test_a_dphmm_job_is_refused_at_load_not_at_run_time(tmp_path):

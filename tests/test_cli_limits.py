@@ -390,10 +390,11 @@ def test_demo_refuses_bad_options_before_writing_or_printing_anything(tmp_path, 
 
 @pytest.mark.parametrize("argv, option", [(["generate", "m", "--rows", "0", "--out", "o.csv"], "--rows"),
                                           (["fit", "d.csv", "--epsilon", "abc"], "--epsilon"),
-                                          (["fit"], "data"), (["fitt", "x"], "fitt")])
+                                          (["fit"], "DATA"), (["fitt", "x"], "fitt")])
 def test_usage_errors_of_the_installed_command_are_one_line(tmp_path, argv, option):
     """`synthkit` as installed (main): a usage error is one 'error:' line naming the option
-    and the help, exit 2 (it was click's multi-line usage box)."""
+    and the help, exit 2 (it was click's multi-line usage box). The argument is named by its
+    metavar, DATA (session 9: plain metavars in --help)."""
     r = subprocess.run([sys.executable, "-m", "synthkit.cli", *argv], cwd=tmp_path, capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "200"})
     lines = (r.stdout + r.stderr).strip().splitlines()

@@ -71,10 +71,15 @@ def test_an_abort_is_one_line_and_exit_130(monkeypatch, capsys):
 
     from synthkit import cli
 
-    def aborting(*args, **kwargs):
-        raise typer.Abort()
+    class Aborting:  # the click command `_run_app` builds from the app (session 9: get_command, for plain metavars)
+        params: list = []
+        commands: dict = {}
 
-    monkeypatch.setattr(cli, "app", aborting)
+        def main(self, *args, **kwargs):
+            raise typer.Abort()
+
+    monkeypatch.setattr(cli.typer.main, "get_command", lambda app: Aborting())
+    monkeypatch.setattr(cli, "_plain_metavars", lambda command: None)
     assert cli._run_app(["fit"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("interrupted")

@@ -479,11 +479,9 @@ class PairTree:
         margins = [self.margin(cols[p]) for p in self.parents_[child]]
         if target is None or any(m is None for m in margins) or len(target) != cond.shape[1]:
             return cond
-        if w is not None:
-            pass
-        elif len(margins) == 1:
+        if w is None and len(margins) == 1:
             w = margins[0]
-        else:
+        elif w is None:
             # the two parents' joint: the tree table's parent margin fitted to both DP margins
             seen = _cleared(self.tables_[child], CLEAR_SIGMAS * float(self.noise_std_ or 0.0)).sum(axis=1)
             w = _fit_margins(seen.reshape(len(margins[0]), len(margins[1])), margins[0], margins[1]).ravel()

@@ -323,6 +323,17 @@ def parse_job(data: Any, *, base_dir: Path, where: str = "spec") -> JobSpec:
                    workers=workers, gpus=gpus, ray_address=address, raw=data)
 
 
+def checked_engine(engine: Any, workers: Any, gpus_per_worker: Any, ray_address: Any, *, model: Any) -> dict[str, Any]:
+    """A model's `fit(engine=..., workers=..., gpus_per_worker=..., ray_address=...)` checked
+    (`engine_problems`, named as those arguments; one ConfigError with every problem) and
+    returned as the record the model keeps in `_engine`."""
+    problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=model,
+                               names=("engine", "workers", "gpus_per_worker", "ray_address"))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker, "ray_address": ray_address}
+
+
 def engine_problems(kind: Any, workers: Any, gpus: Any, address: Any, *, model: Any,
                     names: tuple[str, str, str, str] = ("engine.kind", "engine.workers", "engine.gpus",
                                                         "engine.address")) -> list[str]:

@@ -341,13 +341,8 @@ class Synthesizer:
         is read; `_train` reads `_engine` to run on Ray; the bundle's training record and, on
         Ray, the ledger's `ray_note` say where it ran (public). Where the loop runs is not a
         hyperparameter: the bundle loads and samples the same either way."""
-        from synthkit.jobs import engine_problems
-        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=self.model_name,
-                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
-        if problems:
-            raise ConfigError("; ".join(problems))
-        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
-                        "ray_address": ray_address}
+        from synthkit.jobs import checked_engine
+        self._engine = checked_engine(engine, workers, gpus_per_worker, ray_address, model=self.model_name)
         Synthesizer.fit(self, table, budget=budget, **kwargs)
         self.training_["engine"] = engine
         self.training_["workers"] = workers

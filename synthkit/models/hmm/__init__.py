@@ -28,6 +28,9 @@ Privacy (unit = entity)
 - Preprocessing (`preprocessing_epsilon_share`): the core DP mechanisms — DP counts,
   DP category discovery (partition selection), DP bounds and histograms — for the event
   columns and the gaps, planned from the schema and the budget before any data is read.
+  An undeclared categorical event column's labels are released with the ENTITY as the unit
+  instead (each entity's label counts normalised to L2 norm 1: sensitivity 1, not
+  max_length; `discovery`), on top of the share (DP-SGD pays).
 - Context model: a table model fitted on ONE ROW PER ENTITY in the SAME ledger; it may
   spend up to a cumulative (preprocessing + context) share of ε, checked by the ledger.
 - HMM: DP-SGD over Poisson-sampled ENTITIES. One entity's whole (truncated) sequence is one
@@ -49,6 +52,7 @@ Modules
 - `model`: DPHMM — hyperparameters, the fit as named steps, sampling in chunks, the bundle;
 - `kinds`: column kinds (declared, or decided under DP first) and roles (events, context);
 - `preprocess`: the preprocessing plan, the contribution bound, the DP gap model;
+- `discovery`: the labels of undeclared categorical event columns, entity as the unit;
 - `layout`: the emission channels (one loop for a fitted and a loaded layout) and the
   encoding of the events; the standardised space;
 - `context`: the context table (static attributes, length, start) and its model's fit in

@@ -317,6 +317,8 @@ RANGE_FALSE_CLEAR_ZERO = 1e-4
 #   falls outside the < 0.1% bound above: an empty bin of 0 next to the range joins it in
 #   2% of fits.
 RANGE_FALSE_JOIN_ZERO_NEXT = 0.02
+# how many grid bins just outside a range `DPRange` reports on each side (their noisy counts)
+RANGE_OUTSIDE_BINS = 3
 # an integer column's grid (its kind is public): the geometric edges of magnitude >= 2 and
 # bins [-0.5, 0.5) for 0 and [0.5, 2) for 1, so that 0, 1, 2, 3 sit in neighbouring bins (on
 # the full grid 40 bins that no integer can fill lie between 0 and 1, and no window of
@@ -418,11 +420,12 @@ class DPRange:
     # whether the data reach into such a bin's far values (issue 17: pbc `stage` 5)
     lo_bin: tuple[float, float, float] | None = None
     hi_bin: tuple[float, float, float] | None = None
-    # the grid bins just outside the range, likewise (None at the grid's ends): a small
-    # integer value one bin beyond the range that failed its test on this histogram alone
-    # may still show in the value histogram (`transforms.NumericTransform`, padding)
-    below_bin: tuple[float, float, float] | None = None
-    above_bin: tuple[float, float, float] | None = None
+    # the RANGE_OUTSIDE_BINS grid bins just outside the range on each side, likewise,
+    # nearest first (fewer at the grid's ends): small integer values beyond the range that
+    # failed its tests on this histogram alone may still show in the value histogram
+    # (`transforms.padded_range`)
+    below: tuple[tuple[float, float, float], ...] = ()
+    above: tuple[tuple[float, float, float], ...] = ()
 
 
 def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, name: str,
@@ -524,10 +527,10 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
         hi = GEOMETRIC_EDGES[1]
     outer = {"lo_bin": (float(edges[first]), float(edges[first + 1]), float(noisy[first])),
              "hi_bin": (float(edges[last]), float(edges[last + 1]), float(noisy[last])),
-             "below_bin": (float(edges[first - 1]), float(edges[first]), float(noisy[first - 1])) if first > 0
-             else None,
-             "above_bin": (float(edges[last + 1]), float(edges[last + 2]), float(noisy[last + 1]))
-             if last + 1 < len(noisy) else None}
+             "below": tuple((float(edges[j]), float(edges[j + 1]), float(noisy[j]))
+                            for j in range(first - 1, max(first - 1 - RANGE_OUTSIDE_BINS, -1), -1)),
+             "above": tuple((float(edges[j]), float(edges[j + 1]), float(noisy[j]))
+                            for j in range(last + 1, min(last + 1 + RANGE_OUTSIDE_BINS, len(noisy))))}
     if integer:
         # the whole values inside the cleared bins: a bin [a, b) holds ceil(a) .. ceil(b) - 1,
         # so the bin of 1, [0.5, 2), gives 1 and not 2 (a 0/1 flag learned as an integer came

@@ -528,7 +528,9 @@ class NumericTransform:
                                            "declare kind 'identifier' or 'continuous'"])
         pad: tuple[list[int], list[int]] = ([], [])  # values of each padded bin, below / above
         if ctx.ledger.private and dp_range is not None and self.column.kind == "integer":
-            lo, hi, pad = padded_range(lo, hi, dp_range)
+            lo_pad, hi_pad, pad_pad = padded_range(lo, hi, dp_range)
+            if hi_pad - lo_pad + 1 <= MAX_INTEGER_BINS:  # one bin per value: the padding can be tested
+                lo, hi, pad = lo_pad, hi_pad, pad_pad
         edges = histogram_edges(lo, hi, integer=self.column.kind == "integer",
                                 zero_spike=self.column.kind == "continuous")
         n_bins = len(edges) - 1

@@ -149,6 +149,13 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
         raise ConfigError("; ".join(engine_errors))
     check_seed(seed, "--seed")
     check_seed(holdout_seed, "--holdout-seed")
+    if holdout is not None and not (isinstance(holdout, (int, float)) and 0 < float(holdout) < 1):
+        # before the data is read (synthkit.split checks it again, for library callers)
+        raise ConfigError(f"--holdout must be a fraction in (0, 1), got {holdout!r}; 0.2 is typical")
+    for option, path in (("--schema", schema_path), ("--context-schema", context_schema_path)):
+        if path is not None and not Path(path).exists():  # before pandas and the schema module load
+            from synthkit.errors import SchemaError
+            raise SchemaError([f"schema file {str(path)!r} does not exist; check the path given as {option}"])
     read_opts = dict(read_opts or {})
     sequence = model == "dphmm"
     seq_opts = {"--sequence-index": sequence_index, "--context": context, "--context-schema": context_schema_path,
@@ -277,7 +284,22 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     synth.holdout_ = holdout_record
     synth.source_ = connectors.describe(data)
     synth.save(out, overwrite=overwrite)
+    _warn_targets(out)
     return synth
+
+
+def _warn_targets(out: Path) -> None:
+    """One warning line per declared target the bundle cannot generate as one (fewer than 2
+    released classes, a degenerate DP range): read from the written bundle's DP state only."""
+    import logging
+
+    from synthkit.manifest import MANIFEST, target_problems
+    try:
+        manifest = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for line in target_problems(manifest if isinstance(manifest, dict) else {}):
+        logging.getLogger("synthkit.fit").warning("%s", line)
 
 
 def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | None, batch_size: int | None,
@@ -337,6 +359,7 @@ def _fit_sequence_model(*, frame: Any, schema: Any, budget: Any, epochs: int | N
     synth.holdout_ = holdout_record
     synth.source_ = source
     synth.save(out, overwrite=overwrite)
+    _warn_targets(out)
     return synth
 
 
@@ -733,6 +756,7 @@ def inspect_bundle(model_dir: Path) -> dict[str, Any]:
     from synthkit.manifest import read_manifest as read_manifest_only
     read_manifest_only(model_dir)  # not a bundle: refused before torch loads (the full check below)
     from synthkit.bundle import read_manifest
+    from synthkit.manifest import target_problems
     m = read_manifest(model_dir)
     schema = m["schema"]
     info = {
@@ -743,6 +767,7 @@ def inspect_bundle(model_dir: Path) -> dict[str, Any]:
         "schema": {"entity_key": schema.get("entity_key"), "columns": {n: c["kind"] for n, c in schema["columns"].items()}},
         "versions": m["versions"],
         "categories": _category_release(m, schema),
+        "target_problems": target_problems(m),
     }
     if "sequence" in m:
         lay = m["sequence"]["layout"]
@@ -811,6 +836,8 @@ def inspect(
                 console.print(f"noise: {p['noise_source']}")
         for note in p.get("notes", []):  # fallbacks and contribution bounds, stated by the fit
             console.print(f"note: {note}", markup=False)
+        for problem in info["target_problems"]:  # a declared target the bundle cannot generate as one
+            console.print(f"warning: {problem}", markup=False)
         cols = info["schema"]["columns"]
         console.print(f"schema: {len(cols)} columns; entity_key: {info['schema']['entity_key']}")
         found = {n: c for n, c in info["categories"].items() if c["release_threshold"] is not None}

@@ -744,3 +744,46 @@ def resolve_inside(folder: Path, rel: str, *, where: str, field: str) -> Path:
         raise ArtifactError(f"bundle {where!r}: manifest field {field} leads outside the bundle (a symbolic link); "
                             f"{_FIX}")
     return target
+
+
+_LABEL_MARKERS = ("__other__", "__null__")
+
+
+def target_problems(manifest: dict[str, Any]) -> list[str]:
+    """One line per declared target (`schema.targets`) that the bundle cannot generate as a
+    target: a categorical or boolean target with fewer than 2 released classes (the others
+    did not clear the DP noise and come back as '__other__'), or a numeric target whose DP
+    range or histogram holds fewer than 2 values. Read from the bundle's DP state only
+    (released labels and their noisy counts, DP ranges): post-processing, no charge; the
+    lines quote column names and counts of released labels, never a value (issue 17)."""
+    schema = manifest.get("schema") or {}
+    states = manifest.get("transformer") or {}
+    fix = ("declare its classes in the schema (`categories:` are public) or fit more rows or a larger epsilon")
+    out = []
+    for name in schema.get("targets") or ():
+        state = states.get(name)
+        if not isinstance(state, dict):
+            continue
+        if "labels" in state:
+            labels, counts = state.get("labels") or [], state.get("counts")
+            if not isinstance(counts, list) or len(counts) != len(labels):
+                counts = [1.0] * len(labels)
+            kept = [x for x, c in zip(labels, counts) if x not in _LABEL_MARKERS and isinstance(c, (int, float))
+                    and c > 0]
+            if len(kept) < 2:
+                lost = ("none of its classes cleared the DP noise (every row is generated as '__other__')"
+                        if not kept else "only 1 of its classes cleared the DP noise (the others are generated "
+                        "as '__other__')")
+                out.append(f"target column {name!r} lost its classes: {lost}, so the synthetic data cannot "
+                           f"train a classifier for it; {fix}")
+        elif "bounds" in state:
+            bounds = state.get("bounds") or []
+            hist = state.get("histogram")
+            filled = sum(1 for c in hist if isinstance(c, (int, float)) and c > 0) if isinstance(hist, list) else 2
+            flat = (bool(state.get("empty")) or len(bounds) != 2 or not bounds[1] > bounds[0] or filled < 2)
+            if flat:
+                out.append(f"target column {name!r} is degenerate: its DP range holds fewer than 2 distinct "
+                           "values (the rest did not clear the DP noise), so the synthetic data cannot train a "
+                           "model to predict it; declare its 'bounds' in the schema (public) or fit more rows "
+                           "or a larger epsilon")
+    return out

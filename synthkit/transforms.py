@@ -118,9 +118,9 @@ OUTER_MAX_CUT = 3
 # side, each holding at most PAD_MAX_VALUES whole values (0, 1, 2, 3, then pairs and triples
 # up to 11); the value histogram, measured over the padded range, and the range histogram's
 # counts of those bins decide together, outermost first, how far it stays: their combined
-# estimate of the mass from a padded bin outward must clear PAD_KEEP_SIGMAS std
-# (`padding_kept`). Empty padded bins stay with probability about PAD_BINS x 0.13% per side
-# (the one-bin range tests allow about 0.1%).
+# estimate of a padded bin's mass must clear PAD_KEEP_SIGMAS std for it and the padded bins
+# inside it to stay (`padding_kept`). Empty padded bins stay with probability about
+# PAD_BINS x 0.13% per side (the one-bin range tests allow about 0.1%).
 PAD_BINS = 3
 PAD_MAX_VALUES = 4
 PAD_KEEP_SIGMAS = 3.0

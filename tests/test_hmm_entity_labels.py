@@ -89,13 +89,14 @@ def _panel(n: int = 300, t: int = 8, seed: int = 5) -> tuple[pd.DataFrame, Schem
 
 
 def test_small_panel_keeps_its_common_labels():
-    """300 people × 8 years at ε = 3 (fixed noise, 2 fits): the three labels held by 20% or
-    more of the events are released and sampled, and the ledger stays within the budget
-    with the entity-level discovery charged. Negative control: on 70e7e17 (event counts,
-    sensitivity 8, τ about 1,000 of 2,400 events) no label was released and every sampled
-    job was `__other__` (run once from a `git archive` of it: failed here)."""
+    """300 people × 8 years at ε = 3 (fixed noise; seeds 1 and 2 both passed, one is run):
+    the three labels held by 20% or more of the events are released and make up over 60% of
+    the sampled jobs (85% real), and the ledger stays within the budget with the
+    entity-level discovery charged. Negative control: on 70e7e17 (event counts, sensitivity
+    8) no label cleared the threshold, the labels were only `__other__` (run once from a
+    `git archive` of it: failed here)."""
     frame, schema = _panel()
-    for seed in (1, 2):
+    for seed in (1,):
         with _fixed_for_tests(seed):
             model = DPHMM(epochs=2, context_epochs=2, seed=0).fit(frame, budget=BUDGET, schema=schema)
         labels = model.transformer_.transforms["job"].labels_
@@ -109,14 +110,23 @@ def test_small_panel_keeps_its_common_labels():
 
 
 def test_public_categories_and_no_budget_take_the_old_path():
-    """A column with declared categories, or a fit without a budget, releases nothing at the
-    entity level (no `categories-entity:` event; the non-private fit keeps every label)."""
-    frame, schema = _panel(n=200, t=4)
-    declared = schema.with_column(Column(name="job", kind="categorical", nullable=False,
-                                         categories=tuple(SHARES)))
-    with _fixed_for_tests(3):
-        model = DPHMM(epochs=1, context_epochs=1, max_length=4, seed=0).fit(frame, budget=BUDGET, schema=declared)
-    assert not any(e.name.startswith(PREFIX) for e in model.ledger_.events)
-    plain = DPHMM(epochs=1, context_epochs=1, seed=0).fit(frame, budget=None, schema=schema)
-    assert set(SHARES) <= set(plain.transformer_.transforms["job"].labels_)
-    assert not any(e.name.startswith(PREFIX) for e in plain.ledger_.events)
+    """Only undeclared categoricals are discovered at the entity level (declared categories
+    and booleans have a public domain); without a budget nothing is planned, and without a
+    private ledger nothing is released (the transformer keeps every observed label)."""
+    from synthkit.models.hmm.discovery import discover_categories, discovery_columns, plan_discovery
+    from synthkit.transforms import DataTransformer
+    frame, schema = _panel(n=20, t=3)
+    cols = (Column(name="job", kind="categorical", nullable=False),
+            Column(name="site", kind="categorical", nullable=False, categories=("a", "b")),
+            Column(name="flag", kind="boolean", nullable=False),
+            Column(name="hours", kind="continuous", nullable=False, bounds=(0.0, 80.0)))
+    transformer = DataTransformer(Schema(columns=cols))
+    assert discovery_columns(transformer) == ["job"]
+    assert plan_discovery(["job"], None) == []
+    planned = plan_discovery(["job", "x"], BUDGET)
+    assert [e.sensitivity for e in planned] == [1.0, 1.0] and planned[0].sigma == planned[1].sigma
+    public = PrivacyLedger(budget=None, unit="entity", max_rows_per_unit=3)
+    before = transformer.transforms["job"]
+    discover_categories(transformer, _grouped(frame), planned, k=3, threshold_delta=1e-8, ledger=public,
+                        rng=np.random.default_rng(0))
+    assert transformer.transforms["job"] is before and not public.events

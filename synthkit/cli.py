@@ -468,16 +468,21 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     # writable, a format we write) come before the manifest's validation, which loads
     # synthkit.transforms (scipy: seconds on a busy machine; issue 17). `read_manifest`
     # then checks everything (no torch), and `load` again.
+    # The raw pre-read (plain JSON, no pandas/scipy/torch) is trusted for the choice of
+    # checks only when its model class and sequence section agree; otherwise (unreadable,
+    # or a sequence section added or removed by hand) read_manifest validates first and
+    # refuses it as forged (issue 17: a table bundle given --entities failed in 4 s).
     sequence = _is_sequence_bundle(model_dir)
-    if sequence is None:  # not a readable manifest: read_manifest says what is wrong
+    raw_agrees = sequence is not None
+    if sequence is None:  # not a readable or consistent manifest: read_manifest says what is wrong
         sequence = "sequence" in read_manifest_only(model_dir)[0]
     out_path = None if "://" in str(out) else Path(out)
     if out_path is not None and not overwrite and out_path.exists() and not (out_path.is_dir()
                                                                               and not any(out_path.iterdir())):
         _check_new(out_path, overwrite=False, folder=sequence)
-    if (rows is not None) == sequence or (entities is not None) != sequence:
-        # an option that does not fit the raw kind: validate first, so a forged manifest
-        # (a sequence section removed or added) is refused as such, not as a wrong option
+    if not raw_agrees and ((rows is not None) == sequence or (entities is not None) != sequence):
+        # an option that does not fit the kind of an inconsistent manifest: validate first,
+        # so a forged manifest is refused as such, not as a wrong option
         read_manifest_only(model_dir)
     if sequence:
         if rows is not None:
@@ -553,7 +558,13 @@ def _is_sequence_bundle(model_dir: Path) -> bool | None:
         data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError, RecursionError):  # the full validation refuses it in one line later
         return None
-    return "sequence" in data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    model = data.get("model")
+    cls = model.get("class") if isinstance(model, dict) else None
+    if cls not in ("DPTVAE", "DPCTGAN", "DPHMM") or (cls == "DPHMM") != ("sequence" in data):
+        return None  # the model class and the sequence section disagree (forged): validated first
+    return cls == "DPHMM"
 
 
 def _counted(chunks: Any, total: int, progress: Any, stage: str, size: Any, *, first: Any = None) -> Any:

@@ -100,7 +100,47 @@ def cases(tmp_path_factory) -> tuple[Path, list[tuple[str, list[str], tuple[str,
          ("no such file",)),
         ("schema infer --entity-key", ["schema", "infer", d, "--entity-key", "nope", "--out", str(tmp / "s.yaml")],
          ("--entity-key 'nope'",)),
+        *_light_cases(tmp, d, m),
     ]
+
+
+def _light_cases(tmp: Path, d: str, m: str) -> list[tuple[str, list[str], tuple[str, ...]]]:
+    """Refused before pandas too (trial 3 of issue 17: 1.3-4.2 s, growing with the file for
+    --holdout). A table bundle's raw manifest (class and no sequence section agree) is
+    enough to refuse --entities; the full validation is not reached."""
+    table = tmp / "table_bundle"
+    table.mkdir(exist_ok=True)
+    (table / "manifest.json").write_text(json.dumps({"model": {"class": "DPTVAE", "name": "dptvae"}}))
+    fit = ["fit", d, "--out", m, "--epsilon", "1"]
+    return [
+        ("fit --holdout 1.5", fit + ["--holdout", "1.5"], ("--holdout", "(0, 1)", "0.2")),
+        ("fit --schema missing", fit + ["--schema", str(tmp / "missing.yaml")], ("missing.yaml", "--schema")),
+        ("generate table bundle --entities", ["generate", str(table), "--entities", "5", "--out", str(tmp / "g")],
+         ("--entities", "--rows")),
+    ]
+
+
+LIGHT_CHILD = CHILD.replace('("torch", "opacus", "sklearn", "sdmetrics")',
+                            '("torch", "opacus", "sklearn", "sdmetrics", "pandas", "scipy", "polars")')
+
+
+def test_a_bad_holdout_a_missing_schema_and_entities_for_a_table_come_before_pandas(tmp_path):
+    """State, not time: one fresh process runs only these cases and then reads sys.modules.
+    Negative control: on 580db96 --holdout 1.5 loaded pandas and polars (the data was read
+    first) and --schema missing.yaml pandas (the schema module first): failed there. The
+    stand-in manifest here is refused before pandas on 580db96 too (its structure is
+    invalid); the control with a real table bundle is in tests/test_first_hour_target.py."""
+    data = tmp_path / "small.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    todo = _light_cases(tmp_path, str(data), str(tmp_path / "m"))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("SYNTHKIT_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-c", LIGHT_CHILD, json.dumps([(n, a) for n, a, _ in todo])],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for r in json.loads(proc.stdout):
+        assert r["code"] == 2 and r["stderr"].startswith("error:"), r
+        assert r["loaded"] == [], (r["name"], r["loaded"])
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,10 @@ def cases(tmp: Path, bundle: Path | None = None) -> dict[str, list[str]]:
         "fit --out exists": ["fit", d, "--epsilon", "1", "--out", str(taken)],
         "fit --epochs 0": fit + ["--epsilon", "1", "--epochs", "0"],
         "fit --threads 0": fit + ["--epsilon", "1", "--threads", "0"],
+        "fit --holdout 1.5": fit + ["--epsilon", "1", "--holdout", "1.5"],
+        "fit --holdout 1.5 (100k rows, latin-1)": ["fit", str(wide), "--encoding", "latin-1", "--out",
+                                                   str(tmp / "m"), "--epsilon", "1", "--holdout", "1.5"],
+        "fit --schema missing.yaml": fit + ["--epsilon", "1", "--schema", str(tmp / "missing.yaml")],
         "generate missing bundle": ["generate", str(tmp / "nobundle"), "--rows", "10", "--out", str(tmp / "s.csv")],
         "evaluate missing bundle": ["evaluate", str(tmp / "nobundle"), "--real", d, "--synthetic", d,
                                     "--out", str(tmp / "rep")],
@@ -110,6 +114,7 @@ def bundle_cases(tmp: Path, bundle: Path, data: str) -> dict[str, list[str]]:
         "generate --out existing.csv": ["generate", b, "--rows", "10", "--out", str(existing)],
         "generate --out x.xlsx": ["generate", b, "--rows", "10", "--out", str(tmp / "x.xlsx")],
         "generate --out /proc/nope/x.csv": ["generate", b, "--rows", "10", "--out", "/proc/nope/x.csv"],
+        "generate --entities (a table bundle)": ["generate", b, "--entities", "5", "--out", str(tmp / "seq")],
         "evaluate --target nope": ["evaluate", b, "--real", data, "--synthetic", data, "--target", "nope",
                                    "--out", str(tmp / "rep")],
     }

@@ -3,7 +3,7 @@
 Why: an undeclared categorical event column gets its labels from partition selection
 (`synthkit.mechanisms.select_partitions`), which counts events and so has sensitivity k,
 the most events an entity keeps: its threshold τ = k + σ_hist·Φ⁻¹(1 − δ/k) grows with k.
-On plm/Males (272 men × 8 years, ε = 3) σ_hist is 249 events and τ about 1,480 of the
+On plm/Males (272 men × 8 years, ε = 3) σ_hist is 249 events and τ about 1,470 of the
 2,176 events: no label of industry (12), occupation (9) or residence (4) cleared in any
 fit, every synthetic event was `__other__`, and each of the three scored 0 on shape.
 
@@ -48,7 +48,7 @@ logger = logging.getLogger(__package__)  # the package's one logger: log lines k
 
 PREFIX = "categories-entity:"
 # the share of the budget's ρ (zCDP) that the entity-level discoveries take together. plm/Males,
-# ε = 3, three such columns: 0.08 gives σ about 11.6 entity-weights each (τ about 70)
+# ε = 3, three such columns: 0.08 gives σ about 10 entity-weights each (τ about 60)
 DISCOVERY_RHO_SHARE = 0.08
 
 

@@ -546,7 +546,7 @@ def _privacy_metrics(schema: Schema, columns: list[Column], train: pd.DataFrame,
     so = priv.singling_out(a_train.iloc[tr_idx].reset_index(drop=True), a_hold.iloc[ho_idx].reset_index(drop=True),
                            a_syn, acols, rng=rngs["singling_out"])
     out.append(_metric("privacy.singling_out.risk", "privacy", so.value, ids_texts["privacy.singling_out.risk"],
-                       ci=so.ci, details=so.summary(),
+                       ci=so.ci, details={**so.summary(), "informative": so.attack_beats_baseline},
                        note=None if so.attack_beats_baseline else
                        "the attack does not beat random guessing; the risk estimate is not informative"))
 

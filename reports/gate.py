@@ -10,7 +10,9 @@ DP (`privacy["private"]` is not True) fails a policy that requires DP whatever i
 scores, and an entity-level requirement fails unless the ledger's unit is "entity" (a
 row-level guarantee protects one visit, not a patient with forty visits).
 A metric that is absent or could not be computed fails its check unless the policy says
-`if_missing: skip`: "we could not measure the leakage" is not "no leakage".
+`if_missing: skip`: "we could not measure the leakage" is not "no leakage". A metric whose
+details say `informative: False` (an attack that does not beat random guessing) and whose
+value misses the threshold is such a check too: not a measured risk above the limit.
 """
 
 from __future__ import annotations
@@ -192,6 +194,16 @@ def _row(metric: Metric, check: Check, threshold: str) -> CheckResult:
             ok = False
             notes.append(f"further than {check.max_distance:g} from the ideal {target:g}" if target is not None
                          else "the metric has no target value")
+    if not ok and metric.details.get("informative") is False:
+        # An attack that does not beat random guessing measures nothing (the report says
+        # "not informative"): its wide interval is no measured risk above the limit, and no
+        # proof of one below it either. It is a check that could not be measured, so the
+        # policy's if_missing decides (fail unless `skip`); a bound that holds still passes.
+        what = metric.note or "the estimate is not informative"
+        missing = _missing(check, metric.id, threshold,
+                           f"not measured: {what}, so it cannot show {threshold}")
+        return CheckResult(metric=metric.id, observed=value, threshold=threshold, passed=missing.passed,
+                           skipped=missing.skipped, note=missing.note, why=check.why)
     return CheckResult(metric=metric.id, observed=value, threshold=threshold, passed=ok,
                        note="; ".join(notes) or None, why=check.why)
 

@@ -178,8 +178,11 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     if schema_path is not None or context_schema_path is not None:  # pandas loads with a schema file only
         from synthkit.schema import Schema
         declared = Schema.load(schema_path) if schema_path is not None else None  # read before the data
+    if declared is not None and entity_key is not None and declared.entity_key is None:
+        declared = _with_entity_key(declared, entity_key, schema_path)
     if declared is not None and entity_key is not None and entity_key != declared.entity_key:
-        raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+        raise ConfigError(f"--entity-key {entity_key!r} differs from the schema's entity_key "
+                          f"{declared.entity_key!r}; set it in one place")
     if context_schema_path is not None:
         Schema.load(context_schema_path)
     import connectors
@@ -286,6 +289,21 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     synth.save(out, overwrite=overwrite)
     _warn_targets(out)
     return synth
+
+
+def _with_entity_key(schema: Any, entity_key: str, schema_path: Path | None) -> Any:
+    """A schema file that declares no entity_key takes --entity-key (issue 17, trial 3: a
+    `schema infer` output without --entity-key then `fit --entity-key id` was refused as
+    'differs'). The key column is the privacy unit: not learned, and never missing (the
+    data check refuses a missing key whatever the column's nullable says)."""
+    from dataclasses import replace
+
+    from synthkit.errors import ConfigError
+    if entity_key not in schema:
+        raise ConfigError(f"--entity-key {entity_key!r} is not a column of the schema {str(schema_path)!r}; "
+                          f"the schema has {schema.names}")
+    columns = tuple(replace(c, nullable=False) if c.name == entity_key else c for c in schema.columns)
+    return replace(schema, columns=columns, entity_key=entity_key).validate()
 
 
 def _warn_targets(out: Path) -> None:

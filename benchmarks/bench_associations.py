@@ -20,10 +20,11 @@ Tables:
 (table, ε) in a subprocess with one torch thread. Writes benchmarks/results/associations.json
 under --label (other labels are kept).
 
-Session 10 labels (draws 11:16 for nmes, 1:6 for credit): `s10_before_70e7e17`;
-`s10_coarse_everywhere` (the coarse selection also with a declared target: dropped, TSTR on
-credit at ε = 1 0.755 -> 0.708 in every draw); `s10_after_451dcc0` (nmes only: with the
-declared target credit's fit is the code before's, draw 1 checked identical).
+Session 10 labels (draws 11:16 for nmes, 1:6 for credit): `s10_before_66896f7` (nmes) and
+`s10_before_66896f7_credit`, `s10_after_451dcc0` (nmes and credit at ε = 1: with its declared
+target credit's fit is the code before's, identical per draw). Not recorded here (measured with
+the same worker logic on 70e7e17): the coarse selection also with a declared target, dropped:
+credit at ε = 1 kept 133 -> 184 of 264 but TSTR 0.755 -> 0.708, lower in every draw.
 """
 
 from __future__ import annotations

@@ -176,9 +176,9 @@ def test_a_small_scale_keeps_its_end_value(licorice, licorice_plan) -> None:
 
 def test_an_empty_padded_bin_stays_out(plan) -> None:
     """Bracket: values 2..4 only (a scale whose 1 and 5 nobody holds; pbc's counts of 2, 3, 4).
-    The bins of 1 and of 5-7 padded onto its range are empty: neither 1 nor anything above 4
-    comes back at ≥ 0.5% of the rows in more than 1 of 40 draws (each padded side stays with
-    probability ~0.13%, the outer cut misses ~2.3%). On 70e7e17 it fails: 15 of 40 (the 5 of
+    The bin of 1 padded onto its range is empty and 5 shares the grid bin of 4: neither 1 nor
+    anything above 4 comes back at ≥ 0.5% of the rows in more than 1 of 40 draws (a padded
+    bin stays with probability ~0.13%, the outer cut misses ~2.3%). On 70e7e17 it fails: 15 of 40 (the 5 of
     the grid bin [4, 5.66))."""
     values = pd.Series([2.0] * 92 + [3.0] * 155 + [4.0] * 144)
     invented = 0

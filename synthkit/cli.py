@@ -42,6 +42,7 @@ from synthkit.commands._common import check_model_options
 from synthkit.commands._common import privacy_budget as _privacy_budget
 from synthkit.commands._common import source_columns as _source_columns
 from synthkit.commands._common import existing_ancestor as _existing_ancestor
+from synthkit.commands._common import with_entity_key as _with_entity_key
 
 # Plain help (rich_markup_mode=None): at 80 columns rich's boxed panels cut long option
 # names (--max-rows-per-e…) and label flags <bool>; click's layout wraps them whole.
@@ -289,21 +290,6 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     synth.save(out, overwrite=overwrite)
     _warn_targets(out)
     return synth
-
-
-def _with_entity_key(schema: Any, entity_key: str, schema_path: Path | None) -> Any:
-    """A schema file that declares no entity_key takes --entity-key (issue 17, trial 3: a
-    `schema infer` output without --entity-key then `fit --entity-key id` was refused as
-    'differs'). The key column is the privacy unit: not learned, and never missing (the
-    data check refuses a missing key whatever the column's nullable says)."""
-    from dataclasses import replace
-
-    from synthkit.errors import ConfigError
-    if entity_key not in schema:
-        raise ConfigError(f"--entity-key {entity_key!r} is not a column of the schema {str(schema_path)!r}; "
-                          f"the schema has {schema.names}")
-    columns = tuple(replace(c, nullable=False) if c.name == entity_key else c for c in schema.columns)
-    return replace(schema, columns=columns, entity_key=entity_key).validate()
 
 
 def _warn_targets(out: Path) -> None:
@@ -865,7 +851,7 @@ def inspect(
                 console.print(f"noise: {p['noise_source']}")
         for note in p.get("notes", []):  # fallbacks and contribution bounds, stated by the fit
             console.print(f"note: {note}", markup=False)
-        for problem in info["target_problems"]:  # a declared target the bundle cannot generate as one
+        for problem in info.get("target_problems", ()):  # a declared target the bundle cannot generate as one
             console.print(f"warning: {problem}", markup=False)
         cols = info["schema"]["columns"]
         console.print(f"schema: {len(cols)} columns; entity_key: {info['schema']['entity_key']}")

@@ -407,3 +407,18 @@ def sequence_schema(schema: Schema, *, sequence_index: str | None, context_colum
             raise ConfigError("--context-column differs from the schema's context_columns; set them in one place")
         schema = dataclasses.replace(schema, context_columns=tuple(context_columns))
     return schema.validate()
+
+
+def with_entity_key(schema: Any, entity_key: str, schema_path: Path | None) -> Any:
+    """A schema file that declares no entity_key takes --entity-key (issue 17, trial 3: a
+    `schema infer` output without --entity-key then `fit --entity-key id` was refused as
+    'differs'). The key column is the privacy unit: not learned, and never missing (the
+    data check refuses a missing key whatever the column's nullable says)."""
+    from dataclasses import replace
+
+    from synthkit.errors import ConfigError
+    if entity_key not in schema:
+        raise ConfigError(f"--entity-key {entity_key!r} is not a column of the schema {str(schema_path)!r}; "
+                          f"the schema has {schema.names}")
+    columns = tuple(replace(c, nullable=False) if c.name == entity_key else c for c in schema.columns)
+    return replace(schema, columns=columns, entity_key=entity_key).validate()

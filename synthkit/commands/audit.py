@@ -28,6 +28,7 @@ from synthkit.commands._common import (
     setup_logging,
     source_columns,
     use_threads,
+    with_entity_key,
 )
 
 
@@ -68,8 +69,11 @@ def audit_data(*, data: str | Path, schema_path: Path | None, model: str, epsilo
     if schema_path is not None:  # pandas loads with a schema file only, else after the header checks
         from synthkit.schema import Schema
         declared = Schema.load(schema_path)
+    if declared is not None and entity_key is not None and declared.entity_key is None:
+        declared = with_entity_key(declared, entity_key, schema_path)  # a schema without one takes it
     if declared is not None and entity_key is not None and entity_key != declared.entity_key:
-        raise ConfigError("--entity-key differs from the schema's entity_key; set it in one place")
+        raise ConfigError(f"--entity-key {entity_key!r} differs from the schema's entity_key "
+                          f"{declared.entity_key!r}; set it in one place")
     import connectors
     columns = source_columns(data, table=table, query=query)
     if columns is not None:  # the header only (public)

@@ -21,7 +21,8 @@ from synthkit.mechanisms import PreprocessingPlan, substreams
 from synthkit.models.base import Progress, Synthesizer, fit_streams, resolve_device, torch_generator
 from synthkit.models.dpsgd import steps_per_epoch
 from synthkit.models.hmm.context import (LENGTH, MAX_CONTEXT_CATEGORIES, START, _length_start_columns, context_frame,
-                                         fit_in_shared_ledger, lengths_on_margin)
+                                         fit_in_shared_ledger, lengths_on_histogram,
+                                         lengths_on_margin)
 from synthkit.models.hmm.kinds import decide_kinds, split_roles
 from synthkit.models.hmm.layout import build_layout, encode_events, layout_channels, widest_gap
 from synthkit.models.hmm.discovery import discover_categories, discovery_columns, plan_discovery
@@ -341,6 +342,10 @@ class DPHMM(Synthesizer):
         layout = build_layout(roles, transformer, gap_state, axis=axis, length=length,
                               min_length=0 if two_tables else 1, two_tables=two_tables, schema=schema,
                               max_integer_categories=self.max_integer_categories)
+        if bounded.length_margin is not None and not two_tables:
+            # the DP length histogram (length:max, already charged) as the lengths' margin at
+            # sampling; with a context table an entity may have no event, which it does not count
+            layout["length_margin"] = bounded.length_margin
         return grouped, layout, encode_events(grouped, transformer, layout, rng_tr), bounded.n_dp, start_labels
 
     def _fit_margins(self, grouped: GroupedEvents, transformer: DataTransformer, layout: dict[str, Any], *,
@@ -534,8 +539,12 @@ class DPHMM(Synthesizer):
         ctx_seed = int(s_ctx.generate_state(1, dtype=np.uint32)[0])
         rng = np.random.default_rng(s_np)
         ctx = self.context_model_.sample(n, seed=ctx_seed).reset_index(drop=True)
-        ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng,  # before encoding
-                                sigma=self._length_sigma())
+        if lay.get("length_margin"):  # before encoding: the context model then sees the lengths drawn
+            ctx = lengths_on_histogram(ctx, self.context_model_.transformer_.transforms[LENGTH],
+                                       lay["length_margin"], rng)
+        else:
+            ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng,
+                                    sigma=self._length_sigma())
         c_enc = self.context_model_.transformer_.transform(ctx, np.random.default_rng(s_enc))
         lengths = pd.to_numeric(ctx[LENGTH], errors="coerce").fillna(lay["min_length"]).to_numpy(dtype=float)
         lengths = np.clip(np.round(lengths), lay["min_length"], lay["max_length"]).astype(np.int64)

@@ -33,6 +33,13 @@ DEFAULT_MAX_BATCH = 256  # the largest batch of entities the HMM picks by itself
 MAX_LENGTH_CAP = 1024  # public cap of the DP length histogram (longer sequences fall in the last bin)
 MAX_END_BINS = 4096  # public cap of the last index values' histogram (release_index_end)
 END_FALSE_CLEAR = 1e-4  # chance that a bin no entity ends in clears (over all bins; release_index_end)
+# chance that a length no entity has clears the length margin's threshold (over its 1..max_length
+# bins, and again over the bins beyond, which fall on max_length; `length_margin`): a balanced
+# panel keeps every entity at its full length unless a noise draw this unlikely puts a share on
+# an empty length. 1e-3 let a +3.89σ draw on an empty length (fixed noise 11 in
+# tests/test_hmm_length_margin.py) give 18% of a 10-year panel 8 years; the price of a lower
+# one: a length held by fewer than ~4.3σ entities (Males: σ 31) is dropped
+LENGTH_FALSE_CLEAR = 1e-4
 # ρ of a DP range histogram (an event column's, the gaps') relative to any other preprocessing
 # histogram of the sequences. The table models give it mechanisms.BOUNDS_WEIGHT (2); the HMM
 # gives more because its value histograms matter less: every event column's margin is released
@@ -131,6 +138,7 @@ class Bounded(NamedTuple):
     plan: PreprocessingPlan
     n_dp: float
     batch_size: int
+    length_margin: list[float] | None = None
 
 
 def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: TimeAxis, keys: pd.Series | None,
@@ -143,9 +151,11 @@ def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: Time
     grouped = group_events(frame, entity_key=key, axis=axis, index=index, max_length=None, keys=keys)
     n_dp = noisy_count(grouped.n_entities, sigma=plan.sigma_units, sensitivity=1.0, name="count:entities",
                        ledger=ledger, rng=rng_entities)
+    margin = None
     if max_length is None:
-        length = dp_max_length(grouped.full_lengths, quantile=length_quantile, plan=plan, ledger=ledger,
-                               rng=rng_length)
+        length, noisy = dp_max_length(grouped.full_lengths, quantile=length_quantile, plan=plan, ledger=ledger,
+                                      rng=rng_length, with_histogram=True)
+        margin = length_margin(noisy, length, sigma=plan.sigma_units, private=ledger.private)
     else:
         length = int(max_length)
     # unconditional: whether any entity was longer is itself a fact about the data
@@ -163,7 +173,7 @@ def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: Time
     if batch_size is None:
         logger.info("batch size %d chosen from the DP count of entities (post-processing; --batch-size sets it)",
                     chosen)
-    return Bounded(grouped, length, plan, n_dp, chosen)
+    return Bounded(grouped, length, plan, n_dp, chosen, margin)
 
 
 def dp_event_count(bounded: Bounded, *, budget: PrivacyBudget | None, ledger: PrivacyLedger,
@@ -178,15 +188,39 @@ def dp_event_count(bounded: Bounded, *, budget: PrivacyBudget | None, ledger: Pr
                         name="count:events", ledger=ledger, rng=rng) if length > 1 else n_dp)
 
 
+def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool) -> list[float] | None:
+    """The margin of the kept lengths 1..`length` from the DP length histogram `noisy` (the
+    raw noisy counts of `dp_max_length` over 1..MAX_LENGTH_CAP, already charged as
+    `length:max`; everything here is post-processing): a bin below σ·isf(LENGTH_FALSE_CLEAR /
+    length) is cleared to 0 (an empty length clears with probability < LENGTH_FALSE_CLEAR over
+    all of them; a bin beyond `length` below σ·isf(LENGTH_FALSE_CLEAR / its number of bins)), the cleared bins beyond `length` fall on `length` (those entities keep their
+    first `length` events). Sampling draws the entities' lengths onto it (`lengths_on_histogram`):
+    the context model's own counts of `__length__` have about twice this σ (plm/Males: 68
+    against 31) and clipped noise put ~27 men on each length no man has. None when no bin
+    clears. Without privacy (`private` False) the exact counts."""
+    noisy = np.asarray(noisy, dtype=float)
+    if private:  # Bonferroni over the kept lengths, and over the (many) bins beyond them
+        from scipy.stats import norm
+        tau = np.full(len(noisy), sigma * float(norm.isf(LENGTH_FALSE_CLEAR / max(length, 1))))
+        tau[length:] = sigma * float(norm.isf(LENGTH_FALSE_CLEAR / max(len(noisy) - length, 1)))
+        noisy = np.where(noisy > tau, noisy, 0.0)
+    noisy = np.clip(noisy, 0.0, None)
+    out = noisy[:length].copy()
+    out[-1] += float(noisy[length:].sum())
+    return [float(c) for c in out] if out.sum() > 0 else None
+
+
 def dp_max_length(lengths: np.ndarray, *, quantile: float, plan: PreprocessingPlan, ledger: PrivacyLedger,
-                  rng: np.random.Generator) -> int:
+                  rng: np.random.Generator, with_histogram: bool = False) -> Any:
     """DP choice of max_length: a noisy histogram of entity lengths over the public bins
     1..MAX_LENGTH_CAP (one entity = one count: sensitivity 1), bins that do not clear a
-    Bonferroni threshold zeroed (post-processing), then the `quantile` (the model's `length_quantile`)."""
+    Bonferroni threshold zeroed (post-processing), then the `quantile` (the model's `length_quantile`).
+    `with_histogram`: (max_length, the raw noisy histogram) for `length_margin`."""
     counts = np.bincount(np.clip(lengths, 1, MAX_LENGTH_CAP) - 1, minlength=MAX_LENGTH_CAP)[:MAX_LENGTH_CAP]
     counts[0] -= int(np.count_nonzero(lengths == 0))  # entities without events hold no length bin
     noisy = noisy_histogram(counts, sigma=plan.sigma_units, sensitivity=1.0, name="length:max",
                             ledger=ledger, rng=rng)
+    raw_noisy = noisy.copy()
     if ledger.private:
         from scipy.stats import norm
         noisy = np.where(noisy > plan.sigma_units * float(norm.isf(1e-3 / MAX_LENGTH_CAP)), noisy, 0.0)
@@ -197,7 +231,8 @@ def dp_max_length(lengths: np.ndarray, *, quantile: float, plan: PreprocessingPl
     cdf = np.cumsum(noisy) / noisy.sum()
     chosen = int(np.searchsorted(cdf, quantile - 1e-12) + 1)
     logger.info("max_length chosen under DP: %d", chosen)
-    return max(1, min(chosen, MAX_LENGTH_CAP))
+    chosen = max(1, min(chosen, MAX_LENGTH_CAP))
+    return (chosen, raw_noisy) if with_histogram else chosen
 
 def fit_gaps(grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *, index_col: Column,
              max_gap: float | None, max_gap_categories: int) -> dict[str, Any]:

@@ -458,10 +458,11 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     for and where), one at least every interval while it runs, however large a chunk or
     slow the sink, and a final one (synthkit.progress.announced). The start line comes
     after the model is loaded and the free space checked (from the first chunk), so a
-    refusal stays the only line."""
+    refusal stays the only line; while the model loads and the first chunk is generated, a
+    line comes every interval (none sooner: synthkit.progress.waiting)."""
     from synthkit.errors import ConfigError
     from synthkit.manifest import read_manifest as read_manifest_only
-    from synthkit.progress import announced
+    from synthkit.progress import announced, waiting
     check_seed(seed, "--seed")
     for option, value in (("--rows", rows), ("--entities", entities)):
         if value is not None and not 1 <= value <= MAX_GENERATE:
@@ -500,10 +501,12 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         check_writable(Path(out), "--out")
         _check_new(Path(out), overwrite=overwrite, folder=True)
         read_manifest_only(model_dir)
-        from synthkit.bundle import load  # torch: after every check above
-        synth = load(model_dir)
+        with waiting(progress, "loading the model"):  # a line every interval while it loads
+            from synthkit.bundle import load  # torch: after every check above
+            synth = load(model_dir)
         parts = synth.sample_sequences(entities, seed=seed, chunk_size=min(chunk_size, 10_000))
-        first = next(parts, None)
+        with waiting(progress, "generating the first entities (to estimate the output's size)"):
+            first = next(parts, None)
         if first is not None:
             n_first = int(first.context.shape[0]) or 1
             size = (_estimate_bytes(first.events, fmt) + _estimate_bytes(first.context, fmt)) / n_first * entities
@@ -526,13 +529,15 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         check_writable(loc.path, "--out")
         _check_new(loc.path, overwrite=overwrite, folder=False)
     read_manifest_only(model_dir)
-    from synthkit.bundle import load  # torch: after every check above
-    synth = load(model_dir)
+    with waiting(progress, "loading the model"):  # a line every interval while it loads
+        from synthkit.bundle import load  # torch: after every check above
+        synth = load(model_dir)
     chunks = synth.sample_chunks(rows, seed=seed, chunk_size=chunk_size)
     first_chunk = None
     if loc.path is not None and not loc.is_sql:
         from synthkit.partials import remove_stale
-        first_chunk = next(chunks, None)
+        with waiting(progress, "generating the first rows (to estimate the output's size)"):
+            first_chunk = next(chunks, None)
         if first_chunk is not None:
             sample = first_chunk.head(_ESTIMATE_ROWS)
             kind = "tsv" if loc.path.suffix.lower() == ".tsv" else loc.kind

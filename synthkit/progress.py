@@ -81,6 +81,28 @@ def announced(progress: Any, text: str) -> Iterator[None]:
     progress.finish()
 
 
+@contextmanager
+def waiting(progress: Any, stage: str) -> Iterator[None]:
+    """Around a silent step BEFORE a step's start line (generate loading its model: torch,
+    opacus and scipy take seconds, minutes on a busy machine; then its first chunk): a
+    ProgressLog writes `what: stage, elapsed ...` every `interval` seconds while it runs,
+    never at once, so a refusal within the interval stays the only line (issue 17, trial 3:
+    90 s with nothing in a generate's log). Anything else (the terminal's bar, a plain
+    callback, interval 0, where every call already writes) gets nothing."""
+    facts, lock = getattr(progress, "facts", None), getattr(progress, "_lock", None)
+    if not isinstance(progress, ProgressLog) or facts is None or lock is None or progress.interval <= 0:
+        yield
+        return
+    with lock:
+        facts.update(stage, 0, 0)
+    try:
+        with progress.heartbeat():
+            yield
+    finally:
+        with lock:
+            facts.update("", 0, 0)  # the step's own stages follow; no beat names this one again
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     if seconds < 60:

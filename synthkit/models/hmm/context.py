@@ -155,9 +155,9 @@ def lengths_on_margin(ctx: pd.DataFrame, length_transform: Any, rng: np.random.G
 
 
 def lengths_on_histogram(ctx: pd.DataFrame, length_transform: Any, margin: list[float],
-                         rng: np.random.Generator) -> pd.DataFrame:
+                         rng: np.random.Generator, *, min_length: int = 1) -> pd.DataFrame:
     """A sampled context chunk whose `__length__` follows `margin`, the DP length histogram
-    over 1..max_length (`preprocess.length_margin`: released as `length:max` by the fit, bins
+    over min_length..max_length (`preprocess.length_margin`: released as `length:max` by the fit, bins
     below its noise threshold cleared; post-processing, free). The context model's draws are
     moved onto it (the fewest rows move, `rebalance`, so a length stays with the context it
     was drawn with where it can), so a balanced panel comes back balanced and a length no
@@ -172,17 +172,17 @@ def lengths_on_histogram(ctx: pd.DataFrame, length_transform: Any, margin: list[
     out = ctx.copy()
     if isinstance(length_transform, CategoricalTransform):
         t = length_transform
-        p = np.array([m[int(lab) - 1] if str(lab).isdigit() and 1 <= int(lab) <= len(m) else 0.0
+        p = np.array([m[int(lab) - min_length] if str(lab).isdigit() and 0 <= int(lab) - min_length < len(m) else 0.0
                       for lab in t.labels_])
         if p.sum() <= 0:
             return ctx
         out[LENGTH] = t.to_series(rebalance(t.codes(ctx[LENGTH]), p, rng)).to_numpy()
         return out
-    drawn = pd.to_numeric(ctx[LENGTH], errors="coerce").fillna(1.0).to_numpy(dtype=float)
+    drawn = pd.to_numeric(ctx[LENGTH], errors="coerce").fillna(float(min_length)).to_numpy(dtype=float)
     order = np.lexsort((rng.random(len(drawn)), drawn))  # ties in a random order
     cdf = np.cumsum(m) / m.sum()
     levels = (np.arange(len(drawn)) + 0.5) / len(drawn)
     new = np.empty(len(drawn), dtype=np.int64)
-    new[order] = np.minimum(np.searchsorted(cdf, levels), len(m) - 1) + 1
+    new[order] = np.minimum(np.searchsorted(cdf, levels), len(m) - 1) + min_length
     out[LENGTH] = new
     return out

@@ -342,9 +342,9 @@ class DPHMM(Synthesizer):
         layout = build_layout(roles, transformer, gap_state, axis=axis, length=length,
                               min_length=0 if two_tables else 1, two_tables=two_tables, schema=schema,
                               max_integer_categories=self.max_integer_categories)
-        if bounded.length_margin is not None and not two_tables:
+        if bounded.length_margin is not None:
             # the DP length histogram (length:max, already charged) as the lengths' margin at
-            # sampling; with a context table an entity may have no event, which it does not count
+            # sampling, over min_length..max_length (with a context table from 0: preprocess.length_margin)
             layout["length_margin"] = bounded.length_margin
         return grouped, layout, encode_events(grouped, transformer, layout, rng_tr), bounded.n_dp, start_labels
 
@@ -541,7 +541,7 @@ class DPHMM(Synthesizer):
         ctx = self.context_model_.sample(n, seed=ctx_seed).reset_index(drop=True)
         if lay.get("length_margin"):  # before encoding: the context model then sees the lengths drawn
             ctx = lengths_on_histogram(ctx, self.context_model_.transformer_.transforms[LENGTH],
-                                       lay["length_margin"], rng)
+                                       lay["length_margin"], rng, min_length=lay["min_length"])
         else:
             ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng,
                                     sigma=self._length_sigma())

@@ -155,7 +155,8 @@ def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: Time
     if max_length is None:
         length, noisy = dp_max_length(grouped.full_lengths, quantile=length_quantile, plan=plan, ledger=ledger,
                                       rng=rng_length, with_histogram=True)
-        margin = length_margin(noisy, length, sigma=plan.sigma_units, private=ledger.private)
+        margin = length_margin(noisy, length, sigma=plan.sigma_units, private=ledger.private,
+                               n_entities=n_dp if keys is not None else None)
     else:
         length = int(max_length)
     # unconditional: whether any entity was longer is itself a fact about the data
@@ -188,7 +189,8 @@ def dp_event_count(bounded: Bounded, *, budget: PrivacyBudget | None, ledger: Pr
                         name="count:events", ledger=ledger, rng=rng) if length > 1 else n_dp)
 
 
-def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool) -> list[float] | None:
+def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool,
+                  n_entities: float | None = None) -> list[float] | None:
     """The margin of the kept lengths 1..`length` from the DP length histogram `noisy` (the
     raw noisy counts of `dp_max_length` over 1..MAX_LENGTH_CAP, already charged as
     `length:max`; everything here is post-processing): a bin below σ·isf(LENGTH_FALSE_CLEAR /
@@ -197,7 +199,11 @@ def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool
     first `length` events). Sampling draws the entities' lengths onto it (`lengths_on_histogram`):
     the context model's own counts of `__length__` have about twice this σ (plm/Males: 68
     against 31) and clipped noise put ~27 men on each length no man has. None when no bin
-    clears. Without privacy (`private` False) the exact counts."""
+    clears. Without privacy (`private` False) the exact counts.
+    `n_entities` (a context table, whose entities may have no event; the DP count of
+    entities): the margin runs over 0..`length`, its first bin the entities the length bins
+    leave over, n_entities − their sum, cleared below σ·√(1 + cleared bins)·isf(LENGTH_FALSE_CLEAR)
+    (the noise of that difference): plm/Males, every man 8 events, got 0 there."""
     noisy = np.asarray(noisy, dtype=float)
     if private:  # Bonferroni over the kept lengths, and over the (many) bins beyond them
         from scipy.stats import norm
@@ -207,7 +213,16 @@ def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool
     noisy = np.clip(noisy, 0.0, None)
     out = noisy[:length].copy()
     out[-1] += float(noisy[length:].sum())
-    return [float(c) for c in out] if out.sum() > 0 else None
+    if out.sum() <= 0:
+        return None
+    if n_entities is not None:
+        rest = float(n_entities) - float(noisy.sum())
+        if private:
+            from scipy.stats import norm
+            n_cleared = int(np.count_nonzero(noisy))
+            rest = rest if rest > sigma * math.sqrt(1 + n_cleared) * float(norm.isf(LENGTH_FALSE_CLEAR)) else 0.0
+        out = np.concatenate([[max(rest, 0.0)], out])
+    return [float(c) for c in out]
 
 
 def dp_max_length(lengths: np.ndarray, *, quantile: float, plan: PreprocessingPlan, ledger: PrivacyLedger,

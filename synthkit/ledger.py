@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Union
@@ -28,11 +29,35 @@ from synthkit.noise import SOURCE as NOISE_SOURCE
 logger = logging.getLogger(__name__)
 
 
+_RDP_MODULE: Any = None
+
+
 def _opacus_rdp():  # type: ignore[no-untyped-def]
-    """Opacus' RDP analysis, imported on first use: importing opacus loads torch, which
-    `reports` and the dashboard (readers of ledgers) must not pay for."""
-    from opacus.accountants.analysis import rdp
-    return rdp
+    """Opacus' RDP analysis (opacus/accountants/analysis/rdp.py), loaded on first use from its
+    own file: that module needs only numpy and scipy, but `import opacus.accountants...` runs
+    opacus/__init__, which imports torch and every grad-sampler (about 5 s cold). `reports`,
+    the dashboard and `synthkit generate` read ledgers and must not pay for that (session 10's
+    trial: 2.5 s of every generate). Should the file not load on its own (another Opacus
+    layout), the package import is the fallback: same code, slower."""
+    global _RDP_MODULE
+    if _RDP_MODULE is None:
+        import importlib.util
+        module = None
+        try:
+            spec = importlib.util.find_spec("opacus")
+            roots = list(spec.submodule_search_locations or []) if spec is not None else []
+            path = os.path.join(roots[0], "accountants", "analysis", "rdp.py") if roots else ""
+            if path and os.path.isfile(path):
+                file_spec = importlib.util.spec_from_file_location("synthkit._opacus_rdp", path)
+                if file_spec is not None and file_spec.loader is not None:
+                    module = importlib.util.module_from_spec(file_spec)
+                    file_spec.loader.exec_module(module)
+        except ImportError:
+            module = None
+        if module is None or not hasattr(module, "compute_rdp") or not hasattr(module, "get_privacy_spent"):
+            from opacus.accountants.analysis import rdp as module
+        _RDP_MODULE = module
+    return _RDP_MODULE
 
 # Rényi orders: dense near 1 for large epsilons, long tail for small ones.
 ORDERS: tuple[float, ...] = tuple([1 + x / 20.0 for x in range(1, 80)] + list(range(5, 64)) + [80, 100, 128, 160, 200, 256, 512, 1024])

@@ -19,10 +19,11 @@ import math
 import warnings
 
 import torch
-from opacus.grad_sample import GradSampleModuleFastGradientClipping
-from opacus.optimizers import DPOptimizerFastGradientClipping
-from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
+
+# Opacus is imported where a private step is built (`ghost_clipped`, `DPStep`), not here:
+# loading a bundle to generate (synthkit.models.base imports this module) needs none of it,
+# and it cost about 2.5 s of every `synthkit generate` (session 10's trial, finding 8)
 
 
 class PoissonSampler:
@@ -46,6 +47,7 @@ def integer_batch_size(expected_batch_size: float) -> int:
 
 def ghost_clipped(module: nn.Module, max_grad_norm: float) -> nn.Module:
     """`module` wrapped for ghost clipping in Opacus' "mean" mode (norms, no per-sample grads)."""
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
     return GradSampleModuleFastGradientClipping(module, max_grad_norm=max_grad_norm, use_ghost_clipping=True,
                                                 loss_reduction="mean")
 
@@ -56,6 +58,7 @@ def ghost_clipped_backward(module: nn.Module, optimizer: torch.optim.Optimizer, 
         # inputs never require grad here, so torch warns that the full backward hook fires on
         # module outputs: that is exactly what ghost clipping needs
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
         DPTensorFastGradientClipping(module, optimizer, per_sample_loss, "mean").backward()
 
 
@@ -78,6 +81,7 @@ class DPStep:
         self.max_grad_norm = max_grad_norm
         self.generator = generator
         if private:
+            from opacus.optimizers import DPOptimizerFastGradientClipping
             self.module: nn.Module = ghost_clipped(module, max_grad_norm)
             self.optimizer = DPOptimizerFastGradientClipping(
                 optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,

@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-from opacus.grad_sample.functorch import ft_compute_per_sample_gradient
-from opacus.optimizers import DPOptimizer
+# Opacus is imported where a step needs it (`_dp_optimizer`, `per_sample_grads`): sampling a
+# saved bundle imports this module through synthkit.models and needs none of it (session 10)
 
 from synthkit.ledger import PrivacyLedger, SampledGaussianEvent, calibrate_noise_multiplier
 from synthkit.models.base import Progress, Synthesizer
@@ -97,12 +97,14 @@ class HMMDPStep:
                       generator: torch.Generator | None) -> torch.optim.Optimizer:
         """Clip each entity to C, add N(0, σ²C²), ÷ the expected batch size (the distributed
         step overrides this: noise on one rank, all-reduce; synthkit.distributed.dpsgd)."""
+        from opacus.optimizers import DPOptimizer
         return DPOptimizer(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                            expected_batch_size=self.expected_batch_size, loss_reduction="mean", generator=generator)
 
     def per_sample_grads(self, x: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
         if len(x) == 0:
             return {p: torch.zeros(0, *p.shape, device=p.device) for p in self.params}
+        from opacus.grad_sample.functorch import ft_compute_per_sample_gradient
         return ft_compute_per_sample_gradient(self.net, [x], torch.ones(len(x), device=x.device))
 
     def step(self, x: torch.Tensor) -> None:

@@ -74,13 +74,14 @@ def main() -> None:
     rng = np.random.default_rng(12345)
     for sigma in (6.9, 34.0):
         values = rng.uniform(10, 20, 1000)
-        bad, noted = 0, 0
+        far, beyond, noted = 0, 0, 0
         for s in range(a.control_draws):
             r, notes = _one(values, False, sigma, 10_000 + s)
-            bad += (r.lo <= 5.66) or (r.hi >= 32)  # two or more grid bins beyond the data's bins
+            far += (r.lo <= 4.0) or (r.hi >= 40.0)  # toward 0 or 40: two or more bins past the data's
+            beyond += (r.lo < 8.0) or (r.hi > 22.7)  # any bin past the data's bins [8, 22.6)
             noted += any("clipped" in n for n in notes)
-        row = {"sigma": sigma, "draws": a.control_draws, "extended_share": bad / a.control_draws,
-               "clip_note_share": noted / a.control_draws}
+        row = {"sigma": sigma, "draws": a.control_draws, "reached_4_or_40_share": far / a.control_draws,
+               "any_empty_bin_share": beyond / a.control_draws, "clip_note_share": noted / a.control_draws}
         out["columns"][f"control uniform[10,20] sigma {sigma}"] = row
         print("control", json.dumps(row), flush=True)
     if a.out:

@@ -324,15 +324,18 @@ RANGE_FALSE_JOIN_ZERO_NEXT = 0.02
 #   clears. A tail whose units are spread thin over many bins, each below the one-bin tests,
 #   then joins by its sum (Titanic `age` at ε = 3, σ ≈ 6.9: 64 children under 8 over 8 bins,
 #   3.3σ as one window of 8, at most 1.7σ per bin). For an empty tail next to the extent the
-#   first round's 8 tests (4 per side) add at most RANGE_FALSE_CLEAR_TAIL (Bonferroni; the
-#   nested windows are positively correlated, Monte Carlo of 2·10^6 draws: 4.9e-4 per side for
-#   the 5e-4 allotted), so the bound above becomes about 2.1e-3 on the integer grid: 0.2%, not
-#   0.1%. A later round runs only beyond a window that cleared (its own 1e-3 for the empty
-#   bins beyond a real tail). A window of m bins that clears may hold up to m/2 empty bins
-#   beyond the data (the window of m/2 failed): the range then ends up to a factor √2^(m/2)
-#   wide on that side, and those values get rows only where the value histogram's bins clear.
+#   first round's 8 tests (4 per side, each at 1e-4: isf = 3.72σ, the level of the window of
+#   0 above) add at most RANGE_FALSE_CLEAR_TAIL (Bonferroni; the nested windows are positively
+#   correlated, so a little less), so the bound above becomes about 1.9e-3 on the integer
+#   grid: 0.2%, not 0.1%. A later round runs only beyond a window that cleared (its own 8e-4
+#   for the empty bins beyond a real tail). A window of m bins that clears may hold empty bins
+#   beyond the data (the window of m/2 failed); its outermost bins whose noisy count is not
+#   positive are left out again (post-processing: an empty bin is not positive half the time,
+#   a filled one less often), and the rest get rows only where the value histogram's bins
+#   clear. Measured (benchmarks/bench_range_tails.py, 2,000 draws per noise level): see
+#   benchmarks/results/range_tails.json.
 RANGE_TAIL_WINDOWS = (1, 2, 4, 8)
-RANGE_FALSE_CLEAR_TAIL = 1e-3
+RANGE_FALSE_CLEAR_TAIL = 8e-4
 # - and when, after all that, a window of RANGE_TAIL_WINDOWS just outside the final range
 #   still clears σ√m·isf(RANGE_CLIP_NOTE_FALSE / len(RANGE_TAIL_WINDOWS)) (3.0σ: about 0.5% of
 #   empty sides say so falsely), a log line and a ledger note name the column and the side:
@@ -446,8 +449,12 @@ def _extend_by_windows(noisy: np.ndarray, first: int, last: int, *, sigma: float
     bound on a false extension is derived next to RANGE_FALSE_CLEAR_TAIL). Post-processing."""
     alpha = RANGE_FALSE_CLEAR_TAIL / 2
     while (m := _tail_window(noisy, first, last, sigma=sigma, side=-1, alpha=alpha)):
+        while m > 1 and noisy[first - m] <= 0:  # the window's outermost bins that show nothing
+            m -= 1
         first -= m
     while (m := _tail_window(noisy, first, last, sigma=sigma, side=+1, alpha=alpha)):
+        while m > 1 and noisy[last + m] <= 0:
+            m -= 1
         last += m
     return first, last
 

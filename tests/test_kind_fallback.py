@@ -37,12 +37,13 @@ def _kinds(column: pd.Series, name: str, draws: int = 3000) -> dict[str, int]:
 
 def test_a_code_column_is_rarely_learned_as_labels() -> None:
     """NEGATIVE CONTROL (fails on 580db96: labels in 146 of the 3,000 draws, 4.9%). Codes 1-7 on 481 rows
-    (σ ≈ 105: the numbers are 4.6σ), 3,000 seeded noise draws: labels in under 2.5% of them
-    (measured 41, 1.4%: what remains is draws where the empty text, date and boolean classes sum
-    past 2 std), a number kind in the rest."""
+    (σ ≈ 105: the numbers are 4.6σ), 3,000 seeded noise draws: labels in under 3% of them
+    (measured 71, 2.4%: what remains is draws where the empty text, date and boolean classes sum
+    past 2 std, or the numbers fall to 2.5 std, where test_dp_schema keeps labels), a number
+    kind in the rest."""
     codes = pd.Series(np.random.default_rng(1).integers(1, 8, 481))
     kinds = _kinds(codes, "occupation")
-    assert kinds.get("categorical", 0) < 0.025 * 3000, kinds
+    assert kinds.get("categorical", 0) < 0.03 * 3000, kinds
     assert kinds.get("integer", 0) > 0.95 * 3000, kinds
 
 

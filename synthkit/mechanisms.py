@@ -521,8 +521,11 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
     bins just outside the cleared extent are then tested outward with a threshold corrected
     only for those few tests (RANGE_FALSE_CLEAR_NEIGHBOURS): an empty bin beyond the data
     still ends up in the range with probability about 0.1% (the bound is derived next to the
-    constants). Tail bins with few units are left out: their values are clipped, as DP
-    requires.
+    constants). Last, windows of 1-8 bins just outside the range join it while one clears
+    (`_extend_by_windows`: a tail spread thin over many bins), and a side whose noisy mass just
+    outside still clears its own noise is named in a log line and a ledger note
+    (`_note_clipped`, issue 17). Tail bins with fewer units than that are left out: their
+    values are clipped, as DP requires.
 
     When no single bin clears (a small table: the units spread over bins each too small
     against the noise), windows of 2, 4, then 8 neighbouring bins are tried in turn, each

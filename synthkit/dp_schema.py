@@ -323,7 +323,33 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
         return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
     if distinct > 0.9 and n > 50:
         return "identifier"
-    return "categorical"
+    return _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy) or "categorical"
+
+
+# issue 17 (third trial): a column whose numbers are the largest class beyond this many noise
+# std, with no other class beyond the noise, falls back to a number kind (`_numbers_fallback`);
+# at 2.5 std or fewer it stays labels (test_dp_schema: 150 numbers at σ = 60)
+NUMBER_FALLBACK_SIGMAS = 2.5
+
+
+def _numbers_fallback(n_bool: float, n_date: float, n_whole: float, n_frac: float, n_text: float,
+                      sigma: float, noisy: np.ndarray | None = None) -> str | None:
+    """The number kind of a column that missed the cut-offs (post-processing of the same
+    noisy counts), or None: its numbers are the largest class and clear
+    NUMBER_FALLBACK_SIGMAS (2.5) noise std, and the boolean words, dates and text together stay
+    within 2 noise std of their sum (as `_only_numbers`). Before, such a column fell back to
+    labels, and at a small ε no label cleared: AER Affairs `occupation` (codes 1-7, 481 rows,
+    ε = 1, σ ≈ 105) came back 100% '__other__' (about 4 fits in 100 per number column there),
+    a DPHMM `kids` (0-6) 68%. A wrong number kind for a column of a few words reads them as
+    missing (`table.conform_to_decided`); labels would have released none of them either."""
+    numbers = n_whole + n_frac
+    if numbers <= NUMBER_FALLBACK_SIGMAS * sigma or numbers <= max(n_bool, n_date, n_text):
+        return None
+    if n_bool + n_date + n_text > 2.0 * sigma * math.sqrt(3):
+        return None
+    if noisy is not None and _is_zero_one(noisy, sigma):
+        return "boolean"
+    return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
 
 
 def _has_fractions(n_whole: float, n_frac: float, sigma: float, noisy: np.ndarray | None = None) -> bool:
@@ -393,8 +419,8 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
     classes = {"boolean": n_bool, "datetime": n_date, "number": n_whole + n_frac, "text": n_text}
     top = max(classes, key=classes.__getitem__)
     runner_up = max(v for c, v in classes.items() if c != top)
-    if classes[top] < 3.0 * sigma:  # nothing clears the noise: learn labels
-        return "categorical"
+    if classes[top] < 3.0 * sigma:  # nothing clears the noise: labels, unless numbers lead (issue 17)
+        return _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy) or "categorical"
     if top in ("boolean", "datetime") and classes[top] - runner_up < 3.0 * sigma:
         return "categorical"
     if top == "boolean" and noisy is not None and not _both_truths(noisy, sigma):
@@ -480,11 +506,14 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
             spellings[name] = decide_spelling(noisy)
     if unclear:
         # one line (issue 17): which columns, why, and the two fixes; names only (public)
-        logger.warning("%d column(s) learned as labels because the noise at epsilon=%g hid their kind (too few "
-                       "rows, or cells that are mostly numbers, dates or boolean words): %s; a value too rare "
-                       "for the noise comes back as '__other__'; declare their kind (and bounds or categories) "
-                       "in a schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
-                       len(unclear), budget.epsilon, ", ".join(repr(n) for n in unclear))
+        # "at this ε and row count", not a number: `budget` may be a share of the user's ε (DPHMM
+        # decides its event and context columns on halves of it), which read as a wrong ε (issue 17)
+        logger.warning("%d column(s) learned as labels because the noise at this epsilon and row count hid their "
+                       "kind (too few rows, or cells that are mostly numbers, dates or boolean words): %s; a value "
+                       "too rare for the noise comes back as '__other__' (a column none of whose values clears "
+                       "comes back as '__other__' only); declare their kind (and bounds or categories) in a "
+                       "schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
+                       len(unclear), ", ".join(repr(n) for n in unclear))
     columns = []
     for name in names:
         kind = "identifier" if (name in ident or name == entity_key) else kinds[name]

@@ -5,6 +5,9 @@ so a balanced panel (every entity all years) came back with 1..9-event entities
 (Ecdat LaborSupply, 426 men x 10 years: 189 shorter; plm/Males length TVD ~0.4)."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,6 +66,10 @@ def _sampled_lengths(lengths: np.ndarray, noise: int, *, context: bool = False) 
         model = DPHMM(epochs=2, context_epochs=2, seed=0).fit(frame, budget=BUDGET, schema=schema, **kw)
     assert model.ledger_.epsilon_spent() <= BUDGET.epsilon * (1 + 1e-6)
     assert model.layout_["max_length"] == lengths.max()
+    with tempfile.TemporaryDirectory() as folder:  # the margin travels in the bundle
+        model.save(Path(folder) / "m")
+        model = DPHMM.load(Path(folder) / "m")
+    assert len(model.length_margin_) == lengths.max() + (1 if context else 0)
     out = model.sample_tables(400, seed=0)
     got = out.events.groupby("pid").size()
     return got.reindex(out.context["pid"]).fillna(0).to_numpy() if context else got.to_numpy()

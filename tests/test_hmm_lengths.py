@@ -150,8 +150,9 @@ def test_sampled_lengths_follow_the_released_length_margin():
     """The context model's draw of `__length__` can drift off the DP counts it released for
     it (rwm5yr: 8% length 0 in one fit). A context model made to drift (half its rows put
     on the length of least released share; every real entity has 5 events) gives lengths
-    whose shares are within two noise standard deviations of the released counts (the
-    ledger's sigma for them); before, the drift went straight into the output."""
+    whose shares are those of the fit's DP length histogram (`length_margin_`); without it,
+    within two noise standard deviations of the released counts (the ledger's sigma for
+    them); before, the drift went straight into the output."""
     from synthkit import PrivacyBudget
     from synthkit.models.hmm import LENGTH
     from test_hmm_dynamics import _panel
@@ -177,6 +178,14 @@ def test_sampled_lengths_follow_the_released_length_margin():
 
     model.context_model_.sample = drifting
     n = 1200
+    # the fit's own DP length histogram (length:max, test_hmm_length_margin.py): the shares are its own
+    margin = pd.Series(model.length_margin_, index=[str(v) for v in range(1, len(model.length_margin_) + 1)])
+    margin = margin[margin > 0] / margin.sum()
+    out = model.sample(n, seed=0)
+    shares = out.groupby("pid").size().astype(str).value_counts(normalize=True)
+    gap = shares.sub(margin, fill_value=0.0).abs()
+    assert (gap <= 2.0 / n).all(), gap.round(3).to_dict()
+    model.length_margin_ = None  # without it (a public max_length, older bundles): the band
     out = model.sample(n, seed=0)
     shares = out.groupby("pid").size().astype(str).value_counts(normalize=True)
     gap = shares.sub(released, fill_value=0.0).abs()

@@ -6,6 +6,7 @@ the package docstring (synthkit.models.hmm) tells the whole story."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Self
@@ -259,7 +260,8 @@ class DPHMM(Synthesizer):
         self.schema_, self.context_schema_, self.transformer_ = schema, roles["context_schema"], transformer
         self.layout_, self.ledger_, self.context_model_ = layout, ledger, ctx_model
         self.hmm_, self.device_ = net.eval(), device
-        self.training_ = {**training, "margins": self.margins_, "index_end": self.index_end_}
+        self.training_ = {**training, "margins": self.margins_, "index_end": self.index_end_,
+                          "length_margin": self.length_margin_}
         self._prepare_sampling()
         return self
 
@@ -342,10 +344,9 @@ class DPHMM(Synthesizer):
         layout = build_layout(roles, transformer, gap_state, axis=axis, length=length,
                               min_length=0 if two_tables else 1, two_tables=two_tables, schema=schema,
                               max_integer_categories=self.max_integer_categories)
-        if bounded.length_margin is not None:
-            # the DP length histogram (length:max, already charged) as the lengths' margin at
-            # sampling, over min_length..max_length (with a context table from 0: preprocess.length_margin)
-            layout["length_margin"] = bounded.length_margin
+        # the DP length histogram (length:max, already charged) as the lengths' margin at sampling,
+        # over min_length..max_length (with a context table from 0: preprocess.length_margin)
+        self.length_margin_ = bounded.length_margin
         return grouped, layout, encode_events(grouped, transformer, layout, rng_tr), bounded.n_dp, start_labels
 
     def _fit_margins(self, grouped: GroupedEvents, transformer: DataTransformer, layout: dict[str, Any], *,
@@ -539,9 +540,9 @@ class DPHMM(Synthesizer):
         ctx_seed = int(s_ctx.generate_state(1, dtype=np.uint32)[0])
         rng = np.random.default_rng(s_np)
         ctx = self.context_model_.sample(n, seed=ctx_seed).reset_index(drop=True)
-        if lay.get("length_margin"):  # before encoding: the context model then sees the lengths drawn
+        if getattr(self, "length_margin_", None):  # before encoding: the context model then sees the lengths drawn
             ctx = lengths_on_histogram(ctx, self.context_model_.transformer_.transforms[LENGTH],
-                                       lay["length_margin"], rng, min_length=lay["min_length"])
+                                       self.length_margin_, rng, min_length=lay["min_length"])
         else:
             ctx = lengths_on_margin(ctx, self.context_model_.transformer_.transforms[LENGTH], rng,
                                     sigma=self._length_sigma())
@@ -647,6 +648,7 @@ class DPHMM(Synthesizer):
             self.training_ = manifest.get("training", {})
             self.margins_ = dict(self.training_.get("margins") or {})  # bundles before them: none
             self.index_end_ = _index_end(self.training_.get("index_end"), where)  # bundles before it: none
+            self.length_margin_ = _length_margin(self.training_.get("length_margin"), layout, where)
             self.device_ = device
             self._prepare_sampling()
 
@@ -690,6 +692,22 @@ class DPHMM(Synthesizer):
             raise ArtifactError(f"bundle {where!r}: manifest field sequence.layout.d_context does not fit the context "
                                 f"bundle; {mf._FIX}")
         return ctx_model
+
+
+def _length_margin(value: Any, layout: dict[str, Any], where: str) -> list[float] | None:
+    """A bundle's DP length margin (`training.length_margin`, one count per length from the
+    layout's min_length to its max_length): absent (bundles before it) or that many finite
+    counts >= 0."""
+    from synthkit import manifest as mf
+    if value is None:
+        return None
+    n = int(layout["max_length"]) - int(layout["min_length"]) + 1
+    if not (isinstance(value, list) and len(value) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                    for v in value)):
+        raise ArtifactError(f"bundle {where!r}: manifest field training.length_margin must be {n} finite counts "
+                            f">= 0 (one per length); {mf._FIX}")
+    return [float(v) for v in value]
 
 
 def _index_end(value: Any, where: str) -> int | None:

@@ -7,6 +7,9 @@ Generative story for one entity
 1. context row: the static attributes (sex, birth year, account type), the sequence length
    `__length__` (1..max_length) and the time of the first event `__start__`, drawn jointly
    by a DP table model (DPTVAE by default) — so length and start stay related to context;
+   the drawn lengths are then moved (fewest rows) onto the fit's DP length histogram
+   (`length:max`, already charged; `preprocess.length_margin`, `context.lengths_on_histogram`),
+   whose σ is about half the context model's counts': a balanced panel stays balanced;
 2. hidden states s_1..s_T: s_1 ~ softmax(b_π + W_π c), s_t | s_{t−1} = i ~ softmax(B_i + W_A c),
    where c is the context row in the table model's DP encoding (the context shifts the
    start logits and the logit of every destination state);

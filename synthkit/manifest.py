@@ -502,18 +502,12 @@ class LayoutModel(_Strict):
     context_columns: Annotated[list[Name], Field(max_length=10_000)]
     event_ids: Annotated[list[Name], Field(max_length=10_000)]
     context_ids: Annotated[list[Name], Field(max_length=10_000)] = []
-    # the DP length histogram sampling draws lengths onto (models/hmm/preprocess.length_margin),
-    # one count per length min_length..max_length; absent in bundles from before session 10
-    length_margin: Annotated[list[Annotated[float, Field(ge=0, allow_inf_nan=False)]],
-                             Field(max_length=MAX_LENGTH + 1)] | None = None
 
     @model_validator(mode="after")
     def _indices(self) -> LayoutModel:
         n_cat = len(self.cat_sizes)
         if self.min_length > self.max_length:
             raise ValueError("min_length is above max_length")
-        if self.length_margin is not None and len(self.length_margin) != self.max_length - self.min_length + 1:
-            raise ValueError("length_margin does not have one count per length min_length..max_length")
         for e in self.columns:
             if e.mode in ("categorical", "integer") and (e.cat is None or e.cat >= n_cat):
                 raise ValueError(f"column {_clean(e.name)!r}: its categorical channel is out of range")

@@ -2,6 +2,7 @@
 --max-length) saves, loads and generates through the CLI, with and without a context table;
 a forged margin (wrong size, negative, non-finite) is refused as a corrupt manifest.
 
+The margin lives in the bundle's training record (12734bb), validated on load.
 Negative control: at 35cf74e (the margin written into the layout, the manifest schema not
 told of it) both round trips fail at `generate` with "manifest field
 sequence.layout.length_margin: Extra inputs are not permitted" (session 10's review R1).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +73,10 @@ class FitContext:
 # ten columns. Thresholding a bin of a Gaussian histogram is post-processing, so this
 # costs no privacy; it only sets how rarely a column without nulls is given some.
 NULL_RELEASE_DELTA = 1e-8
+# the folded remainder of a discovered column (`CategoricalTransform.fit`) keeps an OTHER
+# label only when it clears this many of its noise std: a column that folds nothing gets
+# one in 2.3% of fits (post-processing of the row count and the released label counts)
+OTHER_CLEAR_SIGMAS = 2.0
 
 
 def null_release_threshold(plan: PreprocessingPlan) -> float:
@@ -357,8 +362,18 @@ class CategoricalTransform:
                                                               threshold_delta=ctx.plan.threshold_delta)
             labels = sorted(kept)
             counts = [kept[c] for c in labels]
-            # the folded remainder from the DP row count: post-processing of DP values
+            # the folded remainder from the DP row count: post-processing of DP values. It is
+            # a difference of noisy counts, so it is positive whenever the noise pulls the
+            # released counts under the row count, and it gave columns that fold nothing an
+            # invented OTHER label (session 10's trial: Titanic `sex` 4.2% `__other__` with both
+            # labels released). It stays only when it clears OTHER_CLEAR_SIGMAS of its own noise
+            # (the row count's and every released count's, independent Gaussians)
             other_count = max(0.0, ctx.n_rows_dp - (null_count or 0.0) - sum(counts))
+            if ctx.ledger.private:
+                other_sd = math.sqrt(ctx.plan.sigma_rows ** 2
+                                     + (len(counts) + (null_count is not None)) * ctx.plan.sigma_hist ** 2)
+                if other_count <= OTHER_CLEAR_SIGMAS * other_sd:
+                    other_count = 0.0
         if domain is None:
             labels.append(OTHER)
             counts.append(other_count if other_count is not None else 0.0)

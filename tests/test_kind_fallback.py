@@ -81,3 +81,27 @@ def test_the_warning_does_not_quote_an_internal_share_of_epsilon(caplog) -> None
         assert "epsilon=" not in line and "0.5" not in line
         assert "this epsilon and row count" in line
         assert "'__other__' only" in line
+
+
+def test_the_declared_sequence_index_is_never_named_as_learned_as_labels(caplog) -> None:
+    """NEGATIVE CONTROL (fails on 1aeb3c2: the index was put on the warning's list before it
+    was switched to an ordered kind; session 10's trial saw a US-date --sequence-index named
+    "learned as labels"). The same 30-row column, declared the sequence index, gets an
+    ordered kind and is never in the warning; as a plain column it is (the bracket)."""
+    frame = pd.DataFrame({"t": ["x"] * 15 + ["1"] * 15, "b": np.arange(30.0)})
+    named_as_index, named_as_column = 0, 0
+    for s in range(20):
+        for index in ("t", None):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="synthkit.dp_schema"):
+                schema = dp_infer_schema(frame, ledger=PrivacyLedger(budget=PrivacyBudget(epsilon=100.0, delta=1e-6)),
+                                         budget=PrivacyBudget(epsilon=0.5, delta=1e-6), k=1,
+                                         rng=np.random.default_rng(s), sequence_index=index)
+            named = any("learned as labels" in r.getMessage() and "'t'" in r.getMessage() for r in caplog.records)
+            if index == "t":
+                named_as_index += named
+                assert schema.column("t").kind in ("datetime", "integer", "continuous")
+            else:
+                named_as_column += named
+    assert named_as_index == 0
+    assert named_as_column >= 5, named_as_column

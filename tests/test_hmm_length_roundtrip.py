@@ -1,6 +1,7 @@
 """A DPHMM bundle that carries the DP length margin (77ebef9, 35cf74e: fits without
 --max-length) saves, loads and generates through the CLI, with and without a context table;
-a forged margin (wrong size, negative, non-finite) is refused as a corrupt manifest.
+a forged margin (wrong size, negative, non-finite, above 2**53, all 0) is refused as a corrupt
+manifest.
 
 The margin lives in the bundle's training record (12734bb), validated on load.
 Negative control: at 35cf74e (the margin written into the layout, the manifest schema not
@@ -91,3 +92,5 @@ def test_length_margin_bundle_round_trip(panel: Path, tmp_path: Path, with_conte
     assert "length_margin" in forge(margin + [1.0])
     assert "length_margin" in forge([-1.0] + margin[1:])
     forge(["nan"] * len(margin))
+    assert "length_margin" in forge([1e308] * len(margin))  # overflowed sampling before (R2)
+    assert "length_margin" in forge([0.0] * len(margin))  # a fit never writes an empty margin

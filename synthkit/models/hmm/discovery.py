@@ -42,7 +42,7 @@ from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger, Thresho
 from synthkit.mechanisms import keyed_normal, noisy_histogram, rho_for_epsilon
 from synthkit.schema import Column
 from synthkit.sequence import GroupedEvents
-from synthkit.transforms import NULL, OTHER, CategoricalTransform, DataTransformer, FitContext
+from synthkit.transforms import NULL, OTHER, OTHER_CLEAR_SIGMAS, CategoricalTransform, DataTransformer, FitContext
 
 logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
 
@@ -116,6 +116,9 @@ class EntityLabelsTransform(CategoricalTransform):
         noisy = noisy_histogram(raw, sigma=ctx.plan.sigma_hist, sensitivity=ctx.plan.k,
                                 name=f"categories:{self.column.name}", ledger=ctx.ledger, rng=ctx.rng)
         labels, counts = [*self.released, OTHER], [float(c) for c in noisy[:-1]]
+        if (ctx.ledger.private and counts[-1] <= OTHER_CLEAR_SIGMAS * ctx.plan.sigma_hist
+                and sum(max(c, 0.0) for c in counts[:-1]) > 0):
+            counts[-1] = 0.0  # no invented `__other__`: the remainder must clear its own noise (R2)
         if self.column.nullable and self.null_released:
             labels.append(NULL)
             counts.append(float(noisy[-1]))

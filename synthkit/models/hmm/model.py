@@ -703,10 +703,12 @@ def _length_margin(value: Any, layout: dict[str, Any], where: str) -> list[float
         return None
     n = int(layout["max_length"]) - int(layout["min_length"]) + 1
     if not (isinstance(value, list) and len(value) == n
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-                    for v in value)):
-        raise ArtifactError(f"bundle {where!r}: manifest field training.length_margin must be {n} finite counts "
-                            f">= 0 (one per length); {mf._FIX}")
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 2**53
+                    for v in value) and sum(value) > 0):
+        # a fit writes counts of entities (at most 2**53, like `_index_end`) and a margin with
+        # some mass, or none at all; anything else is forged (R2: 1e308 overflowed sampling)
+        raise ArtifactError(f"bundle {where!r}: manifest field training.length_margin must be {n} counts "
+                            f"from 0 to 2**53, not all 0 (one per length); {mf._FIX}")
     return [float(v) for v in value]
 
 

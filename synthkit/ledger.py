@@ -29,9 +29,7 @@ from synthkit.noise import SOURCE as NOISE_SOURCE
 logger = logging.getLogger(__name__)
 
 
-_RDP_MODULE: Any = None
-
-
+@functools.cache
 def _opacus_rdp():  # type: ignore[no-untyped-def]
     """Opacus' RDP analysis (opacus/accountants/analysis/rdp.py), loaded on first use from its
     own file: that module needs only numpy and scipy, but `import opacus.accountants...` runs
@@ -39,25 +37,22 @@ def _opacus_rdp():  # type: ignore[no-untyped-def]
     the dashboard and `synthkit generate` read ledgers and must not pay for that (session 10's
     trial: 2.5 s of every generate). Should the file not load on its own (another Opacus
     layout), the package import is the fallback: same code, slower."""
-    global _RDP_MODULE
-    if _RDP_MODULE is None:
-        import importlib.util
-        module = None
+    import importlib.util
+    spec = importlib.util.find_spec("opacus")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = os.path.join(roots[0], "accountants", "analysis", "rdp.py") if roots else ""
+    file_spec = importlib.util.spec_from_file_location("synthkit._opacus_rdp", path) if os.path.isfile(path) else None
+    if file_spec is not None and file_spec.loader is not None:
+        module = importlib.util.module_from_spec(file_spec)
         try:
-            spec = importlib.util.find_spec("opacus")
-            roots = list(spec.submodule_search_locations or []) if spec is not None else []
-            path = os.path.join(roots[0], "accountants", "analysis", "rdp.py") if roots else ""
-            if path and os.path.isfile(path):
-                file_spec = importlib.util.spec_from_file_location("synthkit._opacus_rdp", path)
-                if file_spec is not None and file_spec.loader is not None:
-                    module = importlib.util.module_from_spec(file_spec)
-                    file_spec.loader.exec_module(module)
-        except ImportError:
+            file_spec.loader.exec_module(module)
+        except ImportError:  # the file imports more than numpy/scipy in this Opacus
             module = None
-        if module is None or not hasattr(module, "compute_rdp") or not hasattr(module, "get_privacy_spent"):
-            from opacus.accountants.analysis import rdp as module
-        _RDP_MODULE = module
-    return _RDP_MODULE
+        if module is not None and hasattr(module, "compute_rdp") and hasattr(module, "get_privacy_spent"):
+            return module
+    from opacus.accountants.analysis import rdp
+    return rdp
+
 
 # Rényi orders: dense near 1 for large epsilons, long tail for small ones.
 ORDERS: tuple[float, ...] = tuple([1 + x / 20.0 for x in range(1, 80)] + list(range(5, 64)) + [80, 100, 128, 160, 200, 256, 512, 1024])

@@ -130,7 +130,7 @@ OUTER_CUT_MAX_VALUES = 16
 # alone (small scores, stages, short stays). Bins of 2-4 values (4-5 ... 12-15) were padded
 # too at first; on NMES1988 at ε = 1 (1,500 rows, fixed draws 17-22) that widened `visits`
 # from 0-5 to 0-15 in one draw and its released zero share then missed by 4.5 pp (mean gap
-# over 71 column-draws unchanged, 1.07 pp; tests/test_zero_spikes_eps1 caps the worst at 4).
+# over 71 column-draws unchanged, 1.07 pp; tests/test_zero_spikes_eps1 then capped the worst at 4).
 # The value histogram, measured over the padded range, and the range histogram's
 # counts of those bins decide together, outermost first, how far it stays: their combined
 # estimate of a padded bin's mass must clear PAD_KEEP_SIGMAS std for it and the padded bins
@@ -182,7 +182,6 @@ def padding_kept(noisy: np.ndarray, pad: tuple[list[int], list[int]], *, dp_rang
     together with the empty bins beyond it diluted the test: licorice's Mallampati class 1
     came back in 24 of 40 seeded draws instead of 36.)
     Post-processing of the two noisy histograms."""
-    import dataclasses as _dc
     values = np.asarray(noisy[:-1], dtype=float)
     outer = dp_range
 
@@ -197,14 +196,14 @@ def padding_kept(noisy: np.ndarray, pad: tuple[list[int], list[int]], *, dp_rang
         start = n - sum(above[j - 1:])
         if clears([dp_range.above[j - 1][2]], values[start:start + above[j - 1]]):
             last = start + above[j - 1] - 1
-            outer = _dc.replace(outer, hi_bin=dp_range.above[j - 1])
+            outer = dataclasses.replace(outer, hi_bin=dp_range.above[j - 1])
             break
     first = sum(below)
     for j in range(len(below), 0, -1):
         stop = sum(below[j - 1:])
         if clears([dp_range.below[j - 1][2]], values[stop - below[j - 1]:stop]):
             first = stop - below[j - 1]
-            outer = _dc.replace(outer, lo_bin=dp_range.below[j - 1])
+            outer = dataclasses.replace(outer, lo_bin=dp_range.below[j - 1])
             break
     return (first, last), outer
 
@@ -567,21 +566,20 @@ class NumericTransform:
                 and n_bins == hi - lo + 1):
             keep, outer = padding_kept(noisy, pad, dp_range=dp_range, sigma_hist=ctx.plan.sigma_hist,
                                        sigma_range=ctx.plan.sigma_range)
+            def cut(a: int, b: int) -> None:  # keep value bins a..b (and the null cell)
+                nonlocal edges, lo, hi, noisy, raw, n_bins
+                edges, lo, hi = edges[a:b + 2], lo + a, lo + b
+                noisy = np.concatenate([noisy[a:b + 1], noisy[-1:]])
+                raw = np.concatenate([raw[a:b + 1], raw[-1:]])
+                n_bins = len(edges) - 1
+
             if keep != (0, n_bins - 1):  # a padded bin the two histograms do not fill: out again
-                a, b = keep
-                edges, lo, hi = edges[a:b + 2], lo + a, lo + b
-                noisy = np.concatenate([noisy[a:b + 1], noisy[-1:]])
-                raw = np.concatenate([raw[a:b + 1], raw[-1:]])
-                n_bins = len(edges) - 1
-            keep = outer_values_kept(noisy, lo=lo, dp_range=outer, sigma_hist=ctx.plan.sigma_hist,
-                                     sigma_range=ctx.plan.sigma_range) \
-                if n_bins <= OUTER_CUT_MAX_VALUES else (0, n_bins - 1)
-            if keep != (0, n_bins - 1):
-                a, b = keep  # post-processing: the value bins beyond the data are left out
-                edges, lo, hi = edges[a:b + 2], lo + a, lo + b
-                noisy = np.concatenate([noisy[a:b + 1], noisy[-1:]])
-                raw = np.concatenate([raw[a:b + 1], raw[-1:]])
-                n_bins = len(edges) - 1
+                cut(*keep)
+            if n_bins <= OUTER_CUT_MAX_VALUES:  # post-processing: the value bins beyond the data
+                keep = outer_values_kept(noisy, lo=lo, dp_range=outer, sigma_hist=ctx.plan.sigma_hist,
+                                         sigma_range=ctx.plan.sigma_range)
+                if keep != (0, n_bins - 1):
+                    cut(*keep)
         noisy_raw = noisy
         if ctx.ledger.private:
             # post-processing (`clear_histogram`): bins that clear 3σ keep their count, the

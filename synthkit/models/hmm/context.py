@@ -153,7 +153,6 @@ def lengths_on_margin(ctx: pd.DataFrame, length_transform: Any, rng: np.random.G
     return out
 
 
-
 def lengths_on_histogram(ctx: pd.DataFrame, length_transform: Any, margin: list[float],
                          rng: np.random.Generator, *, min_length: int = 1) -> pd.DataFrame:
     """A sampled context chunk whose `__length__` follows `margin`, the DP length histogram

@@ -204,9 +204,9 @@ def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool
     entities): the margin runs over 0..`length`, its first bin the entities the length bins
     leave over, n_entities − their sum, cleared below σ·√(1 + cleared bins)·isf(LENGTH_FALSE_CLEAR)
     (the noise of that difference): plm/Males, every man 8 events, got 0 there."""
+    from scipy.stats import norm
     noisy = np.asarray(noisy, dtype=float)
     if private:  # Bonferroni over the kept lengths, and over the (many) bins beyond them
-        from scipy.stats import norm
         tau = np.full(len(noisy), sigma * float(norm.isf(LENGTH_FALSE_CLEAR / max(length, 1))))
         tau[length:] = sigma * float(norm.isf(LENGTH_FALSE_CLEAR / max(len(noisy) - length, 1)))
         noisy = np.where(noisy > tau, noisy, 0.0)
@@ -218,7 +218,6 @@ def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool
     if n_entities is not None:
         rest = float(n_entities) - float(noisy.sum())
         if private:
-            from scipy.stats import norm
             n_cleared = int(np.count_nonzero(noisy))
             rest = rest if rest > sigma * math.sqrt(1 + n_cleared) * float(norm.isf(LENGTH_FALSE_CLEAR)) else 0.0
         out = np.concatenate([[max(rest, 0.0)], out])

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_utility import auc, split  # noqa: E402  (the same split and classifier as bench_utility)
+from bench_utility import auc, split, write_results  # noqa: E402  (the same split and classifier as bench_utility)
 
 from synthkit import DPCTGAN, DPTVAE, PrivacyBudget, infer_schema  # noqa: E402
 
@@ -130,11 +128,7 @@ def main() -> None:
             runs = [r for r in runs if any(r.get(k, "" if k == "label" else 0) != run[k]
                                            for k in ("table", "model", "epsilon", "label", "draw"))]
             runs.append(run)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            tmp = RESULTS.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
-                                       "measured": time.strftime("%Y-%m-%d"), "runs": runs}, indent=1))
-            tmp.replace(RESULTS)
+            write_results(RESULTS, runs, machine_note=" (shared)")
 
 
 if __name__ == "__main__":

@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_utility import write_results  # noqa: E402  (the results file, written whole)
 
 RESULTS = Path(__file__).parent / "results" / "small_ranges.json"
 TABLES = {
@@ -146,11 +147,7 @@ def main() -> None:
                                             key=lambda b: -sum(str(r["bounds"]) == b for r in num))[:3]}
                 print(json.dumps(run), flush=True)
                 runs.append(run)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            tmp = RESULTS.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
-                                       "measured": time.strftime("%Y-%m-%d"), "runs": runs}, indent=1))
-            tmp.replace(RESULTS)
+            write_results(RESULTS, runs, machine_note=" (shared)")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,16 @@ def load(name: str) -> tuple[pd.DataFrame, str, str]:
     raise SystemExit(f"unknown table {name!r}; use credit, churn, gss, tv16, fertility or flights")
 
 
+def write_results(path: Path, runs: list, *, machine_note: str = "") -> None:
+    """The results file, written whole or not at all (a temporary file, then a rename): the
+    machine, the date and the runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores{machine_note}",
+                               "measured": time.strftime("%Y-%m-%d"), "runs": runs}, indent=1))
+    tmp.replace(path)
+
+
 def split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     order = np.random.default_rng(0).permutation(len(df))
     cut = int(0.2 * len(df))
@@ -151,11 +161,7 @@ def main() -> None:
                     runs = [r for r in runs if any(r.get(k) != run[k] for k in
                                                    ("table", "model", "epsilon", "target_declared", "epochs"))]
                     runs.append(run)
-                    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = RESULTS.with_suffix(".tmp")
-                    tmp.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                               "measured": time.strftime("%Y-%m-%d"), "runs": runs}, indent=1))
-                    tmp.replace(RESULTS)
+                    write_results(RESULTS, runs)
 
 
 if __name__ == "__main__":

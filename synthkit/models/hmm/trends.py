@@ -1,11 +1,26 @@
 """Columns that move with time within an entity (age, experience, tenure, a cumulative
-count): declared non-decreasing, and made so at sampling (post-processing, free).
+count): declared non-decreasing, or found so by a DP test, and made so at sampling
+(post-processing, free).
 
-Which columns are non-decreasing is PUBLIC knowledge the user declares
-(`DPHMM(non_decreasing=("age",))`): it is never read from the rows, so it costs no budget
-and tells nothing about any one person. (A DP test per column, the share of entities whose
-column never falls released with the entity as unit, would be the alternative for a user
-who cannot say; it would spend budget on a fact users of a panel nearly always know.)
+Declared (`DPHMM(non_decreasing=("age",))`, `--non-decreasing age`): PUBLIC knowledge, never
+read from the rows, no budget; a declared column skips the test.
+
+Found (issue 18, no declaration needed; `release_trends`, ledger events `trends:*`): for
+each other integer or continuous event column, two counts over the entities with two or
+more kept events, and that count of entities itself, each a Gaussian of sensitivity 1 (the
+unit is the entity: one person is in or out of each count, whatever their length):
+- `never_falls`: the entities whose (non-missing, at least two) values never fall;
+- `clock` (a numeric index only: year, wave, day number; not a datetime, whose ticks are in
+  a time unit the column need not share): the entities whose value minus the index is the
+  same at every non-missing event, a column that rises BY THE GAP (age by the years,
+  experience by the years worked in a balanced panel).
+A column is treated as clock-like when its noisy clock share (count / entities, post-
+processing) is at least TREND_BAR and its count clears CLEAR_SIGMAS of its noise, else as
+non-decreasing on the same rule for `never_falls`. The shares and the decisions are kept
+in the bundle (`training.trends`, shown by `synthkit inspect`), charged to the ledger.
+At sampling a clock-like column keeps its value at each entity's first non-missing event
+(drawn by the HMM, then mapped onto the column's DP margin like every other) and the later
+ones are that value plus the index gap; a non-decreasing one is projected as below.
 
 The HMM draws each event's value given its state and the previous value (AR emission), so
 a drawn age may dip by a year where the real never does. The fix projects each entity's
@@ -19,14 +34,24 @@ the entity's own draws, hence inside the column's DP or public bounds.
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from synthkit.errors import ConfigError
+from synthkit.errors import ArtifactError, ConfigError
+from synthkit.ledger import PrivacyBudget, PrivacyLedger
+from synthkit.mechanisms import noisy_count
+from synthkit.sequence import GroupedEvents
+
+logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
 
 TREND_KINDS = ("integer", "continuous")
+PREFIX = "trends:"
+TREND_BAR = 0.95  # the noisy share of entities a column must reach to be treated as rising
+CLEAR_SIGMAS = 3.0  # and its noisy count must clear this many std of its noise
 
 
 def check_non_decreasing(names: Iterable[str], event_columns: Iterable[Any]) -> tuple[str, ...]:
@@ -52,27 +77,155 @@ def project_non_decreasing(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), np.nan, 0.5 * (up + down))
 
 
+def _entity_matrix(events: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(entity code, position) of each row of a decoded chunk (each entity's events
+    together, in time order) and the [n, T] shape that holds them."""
+    ent, _ = pd.factorize(events[key], sort=False)
+    step = pd.Series(ent).groupby(ent).cumcount().to_numpy()
+    return ent, step, (int(ent.max()) + 1, int(step.max()) + 1)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _put(out: pd.DataFrame, name: str, y: np.ndarray, integer: bool) -> None:
+    """Column `name` of `out` set to `y` (NaN: missing) in the column's dtype (Int64 with
+    its nulls, int64, float64); whole numbers rounded half to even (monotone, no upward
+    pull on the .5s)."""
+    if integer:
+        y = np.round(y)
+    if isinstance(out[name].dtype, pd.api.extensions.ExtensionDtype):
+        out[name] = pd.array(np.where(np.isnan(y), 0, y).astype("int64") if integer else y, dtype=out[name].dtype)
+        out.loc[np.isnan(y), name] = pd.NA
+    else:
+        out[name] = y.astype(out[name].dtype)
+
+
 def non_decreasing_events(events: pd.DataFrame, *, key: str, columns: dict[str, bool]) -> pd.DataFrame:
     """A decoded chunk (each entity's events together, in time order, as the decoder writes
     them) with each column of `columns` (name → integer?) made non-decreasing within each
     entity; the column keeps its dtype (Int64 with its nulls, int64, float64)."""
     if not columns or events.empty:
         return events
-    ent, _ = pd.factorize(events[key], sort=False)
-    step = pd.Series(ent).groupby(ent).cumcount().to_numpy()
-    mask = np.zeros((int(ent.max()) + 1, int(step.max()) + 1), dtype=bool)
-    mask[ent, step] = True
+    ent, step, shape = _entity_matrix(events, key)
     out = events.copy()
     for name, integer in columns.items():
-        x = np.full(mask.shape, np.nan)
-        x[ent, step] = pd.to_numeric(out[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        y = project_non_decreasing(x)[ent, step]
-        if integer:
-            y = np.round(y)  # half to even: monotone too, and no upward pull on the .5s
-        if isinstance(out[name].dtype, pd.api.extensions.ExtensionDtype):
-            out[name] = pd.array(np.where(np.isnan(y), 0, y).astype("int64") if integer else y,
-                                 dtype=out[name].dtype)
-            out.loc[np.isnan(y), name] = pd.NA
-        else:
-            out[name] = y.astype(out[name].dtype)
+        x = np.full(shape, np.nan)
+        x[ent, step] = _numbers(out[name])
+        _put(out, name, project_non_decreasing(x)[ent, step], integer)
+    return out
+
+
+def clock_events(events: pd.DataFrame, *, key: str, index: str, columns: dict[str, bool]) -> pd.DataFrame:
+    """A decoded chunk with each column of `columns` (name → integer?) made to rise by the
+    index gap within each entity: its value at the entity's first non-missing event is
+    kept, each later non-missing one is that value plus (index − the index there). A
+    missing value stays missing; an entity without any keeps its nulls."""
+    if not columns or events.empty:
+        return events
+    ent, step, shape = _entity_matrix(events, key)
+    t = np.full(shape, np.nan)
+    t[ent, step] = _numbers(events[index])
+    out = events.copy()
+    for name, integer in columns.items():
+        x = np.full(shape, np.nan)
+        x[ent, step] = _numbers(out[name])
+        present = ~np.isnan(x)
+        first = np.argmax(present, axis=1)  # the first non-missing event (0 where none: all NaN below)
+        rows = np.arange(shape[0])
+        y = x[rows, first][:, None] + (t - t[rows, first][:, None])
+        _put(out, name, np.where(present, y, np.nan)[ent, step], integer)
+    return out
+
+
+# ====================================================================== the DP test
+def entity_trends(x: np.ndarray, ticks: np.ndarray | None, entity: np.ndarray,
+                  n_entities: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per entity (rows in entity order, time order within one): (never falls, rises by the
+    gap), each over its non-missing values and False with fewer than two of them. `ticks`
+    None: no clock test (all False)."""
+    keep = np.flatnonzero(~np.isnan(x))
+    e, v = entity[keep], x[keep]
+    enough = np.bincount(e, minlength=n_entities) >= 2
+    pair = np.flatnonzero(e[1:] == e[:-1]) + 1  # kept rows with a kept predecessor in their entity
+    falls = np.bincount(e[pair][v[pair] < v[pair - 1]], minlength=n_entities) > 0
+    if ticks is None:
+        return enough & ~falls, np.zeros(n_entities, dtype=bool)
+    d = v - ticks[keep]
+    off = ~np.isclose(d[pair], d[pair - 1], rtol=1e-9, atol=1e-9)
+    return enough & ~falls, enough & ~(np.bincount(e[pair][off], minlength=n_entities) > 0)
+
+
+def n_trend_releases(columns: list[str], clock: bool) -> int:
+    """The Gaussians `release_trends` charges: the entities, and one or two per column."""
+    return 1 + len(columns) * (2 if clock else 1) if columns else 0
+
+
+def release_trends(grouped: GroupedEvents, columns: list[str], *, clock: bool, sigma: float,
+                   ledger: PrivacyLedger, rng: np.random.Generator) -> dict[str, Any]:
+    """The DP test of the module docstring: {"released": {column: {"never_falls": share,
+    "clock": share}}, "non_decreasing": [...], "clock": [...]} (shares: noisy count / noisy
+    count of entities with two or more kept events, post-processing; each count a Gaussian
+    of sensitivity 1 and std `sigma`, 0 without a budget). Decisions on TREND_BAR and
+    CLEAR_SIGMAS."""
+    multi = grouped.lengths >= 2
+    n_dp = noisy_count(int(multi.sum()), sigma=sigma, sensitivity=1.0, name=f"{PREFIX}entities",
+                       ledger=ledger, rng=rng)
+    ticks = np.asarray(grouped.ticks, dtype=float) if clock else None
+    bar = CLEAR_SIGMAS * sigma if ledger.private else 0.0
+    out: dict[str, Any] = {"released": {}, "non_decreasing": [], "clock": []}
+    for name in columns:
+        never, rises = entity_trends(_numbers(grouped.events[name]), ticks, grouped.entity, grouped.n_entities)
+        counts = {"never_falls": noisy_count(int(never.sum()), sigma=sigma, sensitivity=1.0,
+                                             name=f"{PREFIX}{name}:never_falls", ledger=ledger, rng=rng)}
+        if clock:
+            counts["clock"] = noisy_count(int(rises.sum()), sigma=sigma, sensitivity=1.0,
+                                          name=f"{PREFIX}{name}:clock", ledger=ledger, rng=rng)
+        shares = {k: float(np.clip(c / max(n_dp, 1.0), 0.0, 1.0)) for k, c in counts.items()}
+        out["released"][name] = {k: round(v, 4) for k, v in shares.items()}
+        passed = [k for k, c in counts.items() if n_dp >= 1 and shares[k] >= TREND_BAR and c >= max(bar, 1.0)]
+        if "clock" in passed:
+            out["clock"].append(name)
+        elif "never_falls" in passed:
+            out["non_decreasing"].append(name)
+    return out
+
+
+def fit_trends(grouped: GroupedEvents, columns: list[str], *, clock: bool, budget: PrivacyBudget | None,
+               ledger: PrivacyLedger, target: float, rng: np.random.Generator) -> dict[str, Any]:
+    """Step 4d of DPHMM.fit: `release_trends` with σ such that the ledger's cumulative ε
+    reaches `target` (a dry run on the ledger's accountant, before the rows are read).
+    Empty without candidate columns or without room."""
+    from synthkit.models.hmm.margins import margin_sigma
+    n = n_trend_releases(columns, clock)
+    if n == 0:
+        return {}
+    sigma = 0.0
+    if budget is not None:
+        sigma = margin_sigma(ledger, n_columns=n, sensitivity=1.0, target=target, prefix=PREFIX)
+        if not math.isfinite(sigma):
+            logger.warning("no budget left for the DP test of rising columns; only declared ones are enforced")
+            return {}
+    out = release_trends(grouped, columns, clock=clock, sigma=sigma, ledger=ledger, rng=rng)
+    logger.info("rising event columns (DP test, %d counts, sigma=%.3f): clock-like %s, non-decreasing %s",
+                n, sigma, out["clock"], out["non_decreasing"])
+    if out["clock"] or out["non_decreasing"]:
+        ledger.notes.append(f"rising event columns found by a DP test ({PREFIX}*, the entity as unit): rising by the "
+                            f"index gap {out['clock']}, non-decreasing {out['non_decreasing']}; made so at sampling")
+    return out
+
+
+def restored_trends(value: Any, numeric: Iterable[str], where: str) -> dict[str, list[str]]:
+    """A bundle's `training.trends` decisions: absent (bundles before it) or lists of
+    integer or continuous event columns (`numeric`), no column in both."""
+    if value is None:
+        return {"non_decreasing": [], "clock": []}
+    numeric = set(numeric)
+    out = {k: (value.get(k) if isinstance(value, dict) else None) for k in ("non_decreasing", "clock")}
+    if not all(isinstance(v, list) and all(isinstance(n, str) and n in numeric for n in v) for v in out.values()) \
+            or set(out["non_decreasing"]) & set(out["clock"]):
+        raise ArtifactError(f"bundle {where!r}: manifest field training.trends must list integer or continuous event "
+                            "columns under non_decreasing and clock, none in both; re-fit the model or restore "
+                            "the bundle from its source")
     return out

@@ -70,14 +70,23 @@ def plan_discovery(columns: list[str], budget: PrivacyBudget | None) -> list[Gau
 
 
 def entity_weights(grouped: GroupedEvents, column: str) -> dict[str, float]:
-    """Per label the sum over entities of c_e(v)/‖c_e‖₂ (null as the label NULL)."""
+    """Per label the sum over entities of c_e(v)/‖c_e‖₂ (null as the label NULL). A value
+    that is the text NULL itself ("__null__" in the data) is a value, not a null: it counts
+    in its entity's norm under its own key and is left out of the result, as the table
+    models' discovery leaves it out (transforms.CategoricalTransform.fit: never released,
+    it folds into `__other__`); dropping a component only lowers an entity's norm, so the
+    sensitivity stays 1. Before, it was counted as null and could release the null cell
+    for a column without nulls."""
     s = grouped.events[column]
-    labels = pd.Series(np.where(s.isna().to_numpy(), NULL, s.astype(str).to_numpy(dtype=object)), dtype=object)
-    frame = pd.DataFrame({"e": grouped.entity, "v": labels.to_numpy()})
-    counts = frame.groupby(["e", "v"], sort=False).size().astype(float)
+    missing = s.isna().to_numpy()
+    text = s.astype(str).to_numpy(dtype=object)
+    literal = ~missing & (text == NULL)
+    keys = np.where(missing, "n", np.where(literal, "l", "v"))  # null, literal NULL, value: never equal
+    frame = pd.DataFrame({"e": grouped.entity, "k": keys, "v": np.where(missing | literal, "", text)})
+    counts = frame.groupby(["e", "k", "v"], sort=False).size().astype(float)
     norms = np.sqrt((counts ** 2).groupby(level="e").sum())
-    w = counts / norms.reindex(counts.index.get_level_values("e")).to_numpy()
-    return {str(k): float(v) for k, v in w.groupby(level="v").sum().items()}
+    w = (counts / norms.reindex(counts.index.get_level_values("e")).to_numpy()).groupby(level=["k", "v"]).sum()
+    return {(NULL if k == "n" else str(v)): float(x) for (k, v), x in w.items() if k != "l"}
 
 
 def release_labels(weights: dict[str, float], *, sigma: float, k: int, threshold_delta: float, name: str,

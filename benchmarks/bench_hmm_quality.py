@@ -44,7 +44,9 @@ on train vs holdout gives real-vs-real (what a perfect model could reach on this
 - nondecreasing: per numeric event column that is non-decreasing in >= 95% of the holdout's
   multi-event entities AND rises in at least half of them (age, experience: a constant
   column such as schooling is not "age-like"), the share of multi-event entities in which
-  it is non-decreasing;
+  it is non-decreasing; rises_by_gap: for the same columns, the share of multi-event
+  entities whose value minus the (numeric) index is constant (age rises by the gap; NaN
+  where the real share is below 0.95: that column does not);
 - transition_tvd: per categorical/boolean event column (non-numeric, or at most 10
   distinct values), the TVD between the next-value distributions given each current value,
   averaged with the holdout's row weights;
@@ -235,6 +237,19 @@ def nondecreasing_share(df: pd.DataFrame, key: str, index: str, col: str) -> tup
         g.apply(lambda s: bool((s.dropna() > 0).any())).mean())
 
 
+def rises_by_gap_share(df: pd.DataFrame, key: str, index: str, col: str) -> float:
+    """Among entities with 2+ events: the share whose value minus the index is one number at
+    every event (a missing value or a non-numeric index breaks it)."""
+    d = _ordered(df, key, index)
+    off = pd.to_numeric(d[col], errors="coerce") - pd.to_numeric(d[index], errors="coerce")
+    g = off.groupby(d[key], sort=False)
+    multi = g.size() > 1
+    if not multi.any():
+        return float("nan")
+    same = g.apply(lambda s: bool(s.notna().all() and np.allclose(s, s.iloc[0], rtol=0, atol=1e-6)))
+    return float(same[multi].mean())
+
+
 def _labels(values) -> pd.Series:
     """Values as labels; numbers by value (a column read back as float because it holds a
     null writes 1 as "1.0": the same state as the real "1")."""
@@ -382,6 +397,9 @@ def score(real_ev: pd.DataFrame, real_ctx: pd.DataFrame, syn_ev: pd.DataFrame, s
             share_r, rises_r = nondecreasing_share(real_ev, key, index, c)
             if share_r >= 0.95 and rises_r >= 0.5:
                 nondec[c] = {"real": round(share_r, 4), "syn": round(nondecreasing_share(syn_num, key, index, c)[0], 4)}
+                gap_r = rises_by_gap_share(real_ev, key, index, c)
+                if gap_r >= 0.95:
+                    nondec[c].update(gap_real=round(gap_r, 4), gap_syn=round(rises_by_gap_share(syn_num, key, index, c), 4))
         if _categorical(real_ev[c]):
             t = transition_tvd(real_ev, syn_num, key, index, c)
             if t is not None:
@@ -390,6 +408,8 @@ def score(real_ev: pd.DataFrame, real_ctx: pd.DataFrame, syn_ev: pd.DataFrame, s
     out["lag1"] = lags
     out["nondecreasing"] = round(float(np.mean([v["syn"] for v in nondec.values()])), 4) if nondec else None
     out["nondecreasing_columns"] = nondec
+    gaps = [v["gap_syn"] for v in nondec.values() if "gap_syn" in v]
+    out["rises_by_gap"] = round(float(np.mean(gaps)), 4) if gaps else None
     out["transition_tvd"] = round(float(np.mean(list(trans.values()))), 4) if trans else None
     out["transition_tvd_columns"] = trans
     out["columns"] = {c: {"shape": round(float(shapes.get(c, np.nan)), 3), "sdtype": meta["columns"][c]["sdtype"],
@@ -426,7 +446,7 @@ def _summary(entry: dict) -> dict:
     keys = ("panel", "source", "epsilon", "error", "event_shapes", "event_pairs", "event_pairs_default",
             "event_pairs_real_edges", "event_pairs_real_margins",
             "context_shapes", "length_tvd", "mean_length", "mean_length_real", "entities_past_real_end",
-            "index_range", "lag1_mad", "nondecreasing",
+            "index_range", "lag1_mad", "nondecreasing", "rises_by_gap",
             "transition_tvd", "fit_s", "fit_cpu_s", "generate_s")
     return {k: entry[k] for k in keys if k in entry}
 

@@ -454,6 +454,35 @@ def undecided(noisy: np.ndarray, sigma: float) -> bool:
     return n_text < top
 
 
+# a column looks like a repeated key (`repeated_key`) when its noisy distinct count is within
+# REPEATED_KEY_SIGMAS noise std of n/k for a whole k in 2..REPEATED_KEY_MAX_K
+REPEATED_KEY_SIGMAS = 2.0
+REPEATED_KEY_MAX_K = 10
+_CAMEL_ID = re.compile(r"[a-z0-9](ID|Id)$")
+
+
+def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
+    """Whether a column looks like an entity key repeated over a few rows per unit
+    (post-processing of its released counts; issue 17, session 11): an identifier-like NAME
+    (public), a non-null count clear of the noise, and a noisy distinct count close to n/k for
+    a small whole k >= 2 (survival/colon: `id`, 929 patients over 1,858 rows, two per patient).
+    The test: |d − n/k| <= REPEATED_KEY_SIGMAS · σ·√(1 + 5/k²) (d has noise σ, n is the sum of
+    the 5 noisy classes), and d itself clears 3σ so that the ratio means something. A fit
+    without --entity-key then protects each ROW, while a patient's rows together may say more;
+    the fit names such a column once (`dp_infer_schema`), never a value."""
+    if not (_IDENTIFIER_NAME.search(name) or _CAMEL_ID.search(name)):
+        return False
+    noisy = np.asarray(noisy, dtype=float)
+    n = float(np.sum(noisy[: len(CLASSES)]))
+    d = float(noisy[len(CLASSES)])
+    if n <= 0 or d <= 3.0 * sigma or d >= n:
+        return False
+    k = round(n / d)
+    if not 2 <= k <= REPEATED_KEY_MAX_K:
+        return False
+    return abs(d - n / k) <= REPEATED_KEY_SIGMAS * sigma * math.sqrt(1.0 + 5.0 / k**2)
+
+
 def decide_index_kind(noisy: np.ndarray) -> str:
     """The kind of a declared sequence index, from the same noisy counts: it must be ordered,
     so where `decide_kind` found no clear kind (too few cells, mixed classes) the larger of
@@ -484,6 +513,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     formats: dict[str, tuple[str | None, str | None]] = {}
     spellings: dict[str, tuple[str, str] | None] = {}
     unclear: list[str] = []  # learned as labels where the noise hid the kind (`undecided`)
+    repeated: list[str] = []  # identifier-like columns with about k rows per value (`repeated_key`)
     # the zero-one classes (issue 18) take their noise after every other count, so for one
     # noise stream the counts that existed before them get the draws they got then (the
     # noise is i.i.d. either way; this keeps decisions reproducible across the change)
@@ -496,6 +526,8 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     for i, name in enumerate(decided_cols):
         noisy = _counts(frame[name]) + noise[i]
         kinds[name] = decide_kind(name, noisy, event.sigma)
+        if entity_key is None and name not in ident and repeated_key(name, noisy, event.sigma):
+            repeated.append(name)
         if kinds[name] == "categorical" and undecided(noisy, event.sigma) and name != sequence_index:
             # the declared index always gets an ordered kind just below, so it is never
             # "learned as labels" (session 10's trial: the warning named a date index)
@@ -516,6 +548,13 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
                        "comes back as '__other__' only); declare their kind (and bounds or categories) in a "
                        "schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
                        len(unclear), ", ".join(repr(n) for n in unclear))
+    if repeated:
+        # one line (issue 17, session 11): names only (public); the counts it reads are the ones
+        # released above (no new budget)
+        logger.warning("column(s) %s look like a key repeated over a few rows each (from the noisy counts); if one "
+                       "names a person or an account, pass --entity-key %s so that all of its rows are protected "
+                       "together (without it, each row is the privacy unit)",
+                       ", ".join(repr(n) for n in repeated), repeated[0])
     columns = []
     for name in names:
         kind = "identifier" if (name in ident or name == entity_key) else kinds[name]

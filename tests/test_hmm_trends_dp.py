@@ -123,3 +123,20 @@ def test_neighbouring_panels_move_each_count_by_at_most_one(monkeypatch):
             if after[k] != before[k]:
                 moved.add(k)
     assert {"trends:age:clock", "trends:age:never_falls", "trends:entities"} <= moved  # the bound is tight
+
+
+def test_the_bar_follows_the_noise():
+    """The share bar is 0.95 on a large panel and lower, down to 0.8, where the noisy share
+    is noisy (plm/Males: about 270 entities with 2+ events, sigma about 21); a column whose
+    true share is 0.95 or more then passes in about 95% of fits, one under 0.8 in none."""
+    from synthkit.models.hmm.trends import TREND_FLOOR, share_bar
+    assert share_bar(21.0, 1e6) == pytest.approx(0.95, abs=1e-4)
+    assert share_bar(0.0, 270) == 0.95  # no noise (no budget): the bar itself
+    assert share_bar(21.0, 270) == TREND_FLOOR
+    rng = np.random.default_rng(0)
+    n, sigma = 3000, 21.0
+    for true, lo, hi in ((1.0, 0.97, 1.0), (0.95, 0.93, 0.98), (0.75, 0.0, 0.0)):
+        e1, e2 = rng.normal(0, sigma, 20000), rng.normal(0, sigma, 20000)
+        nd = n + e2
+        passed = ((true * n + e1) / nd >= np.array([share_bar(sigma, x) for x in nd])).mean()
+        assert lo <= passed <= hi, (true, passed)

@@ -459,7 +459,8 @@ def _csv_diagnosis(path: Path, text_path: Path, sep: str, quote_char: str | None
                     bad_utf8.append(number)
     if n_bad_utf8:
         return (f"{where!r}: {n_bad_utf8} lines are not valid UTF-8 (lines {_lines(bad_utf8, n_bad_utf8)}); "
-                "pass the file's encoding (e.g. encoding='latin-1' or 'cp1252')")
+                "pass the file's encoding: --encoding latin-1 (or cp1252) on the command line, "
+                "encoding='latin-1' in Python")
     try:
         width, n_ragged, ragged = _ragged_rows(text_path, sep, quote_char)
     except csv.Error:

@@ -103,8 +103,9 @@ def test_sample_is_uniform_without_replacement_and_reproducible(tmp_path: Path) 
 def test_csv_dialects_separator_encoding_quoting(tmp_path: Path) -> None:
     path = tmp_path / "semi.csv"
     path.write_bytes("name;city;amount\nA;Köln;1,5\n\"B;x\";Münster;2\n".encode("latin-1"))
-    with pytest.raises(SourceError, match=r"not valid UTF-8 \(lines 2, 3\).*encoding"):
+    with pytest.raises(SourceError, match=r"not valid UTF-8 \(lines 2, 3\).*encoding") as err:
         connectors.read(path)
+    assert "--encoding latin-1" in str(err.value)  # the CLI option, not only Python's keyword (trial, session 11)
     frame = connectors.read(path, encoding="latin-1")
     assert frame.columns.tolist() == ["name", "city", "amount"]
     assert frame["city"].tolist() == ["Köln", "Münster"]

@@ -261,11 +261,46 @@ class ProgressLog:
             if self.facts.stage and tick != self._last_tick:
                 self._line(self.clock(), tick)
 
+    def alive(self) -> None:
+        """The command's watchdog (`watchdog`): a line when `interval` seconds have passed
+        since the last one, whatever the command is doing. Reading the data, the DP
+        preprocessing, the work after the last epoch and the validation write no progress
+        of their own (session 11's trial: 48-168 s before a fit's first line, 73 s after
+        its training, 75 s in an evaluation's validation). Within a stage, its facts line;
+        after a stage is done, or before any, `what: working[ after STAGE],
+        elapsed ...` (names and times only, nothing from the data)."""
+        with self._lock:
+            now = self.clock()
+            if now - self._last_at < self.interval:
+                return
+            facts = self.facts
+            finished = facts.total > 0 and facts.done >= facts.total
+            if facts.stage and not finished:
+                self._line(now, facts.tick())
+                return
+            after = f" after {facts.stage}" if facts.stage else ""
+            self._last_at = now
+            self.emit(f"{self.facts.what}: working{after}, elapsed {_duration(now - self.facts.started)}")
+
+    @contextmanager
+    def watchdog(self) -> Iterator[None]:
+        """`alive` every `interval` seconds from a daemon thread while the command runs
+        (the CLI's progress off a terminal); stopped and joined when it ends. Its first line
+        comes `interval` seconds after the start, so a command that fails sooner prints
+        only its error. Interval 0 needs none."""
+        with self._every_interval(self.alive):
+            yield
+
     @contextmanager
     def heartbeat(self) -> Iterator[None]:
         """`beat` every `interval` seconds from a daemon thread while the body runs; the
         thread is stopped and joined when it ends (normally or not). Interval 0 needs none:
         every call already writes its line."""
+        with self._every_interval(self.beat):
+            yield
+
+    @contextmanager
+    def _every_interval(self, call: Callable[[], None]) -> Iterator[None]:
         if self.interval <= 0:
             yield
             return
@@ -273,7 +308,7 @@ class ProgressLog:
 
         def run() -> None:
             while not stop.wait(self.interval):
-                self.beat()
+                call()
 
         thread = threading.Thread(target=run, name="synthkit-progress-heartbeat", daemon=True)
         thread.start()

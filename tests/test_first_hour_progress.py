@@ -101,3 +101,45 @@ def test_generate_says_it_is_loading_the_model(bundle, tmp_path, monkeypatch):
     start = next(i for i, ln in enumerate(lines) if ln.startswith("generating: 50 rows to "))
     assert all("loading the model" not in ln for ln in lines[start:]), lines  # not named after the start line
     assert len(pd.read_csv(out)) == 50
+
+
+def test_the_watchdog_writes_where_no_step_reports():
+    """Session 11's trial: 48-168 s before a fit's first line (reading, DP preprocessing),
+    73 s after its training and 75 s in an evaluation's validation with nothing in the log.
+    The CLI's ProgressLog runs a watchdog for the whole command: a line every interval,
+    before any stage (`working`), within one (its facts) and after one (`working after
+    STAGE`). Negative control: on df40585 there is no watchdog (AttributeError)."""
+    from synthkit.progress import ProgressLog
+    lines: list[str] = []
+    said = threading.Event()
+
+    def emit(text: str) -> None:
+        lines.append(text)
+        said.set()
+
+    log = ProgressLog("fitting", emit=emit, interval=0.05)
+    with log.watchdog():
+        assert said.wait(GUARD_S)  # nothing reported yet: the command is alive
+        said.clear()
+        assert lines[0].startswith("fitting: working, elapsed "), lines
+        log("train", 1, 4)  # within a stage whose next unit takes long
+        n = len(lines)
+        while len(lines) == n or "train" not in lines[-1]:
+            assert said.wait(GUARD_S)
+            said.clear()
+        assert lines[-1].startswith("fitting: train 1/4"), lines[-1]
+        log("train", 4, 4)  # done; then the bundle is written, with no unit to report
+        n = len(lines)
+        while not any(line.startswith("fitting: working after train, elapsed ") for line in lines[n:]):
+            assert said.wait(GUARD_S)
+            said.clear()
+
+
+def test_the_watchdog_says_nothing_within_the_interval_or_at_interval_zero():
+    from synthkit.progress import ProgressLog
+    for interval in (3600.0, 0.0):
+        lines: list[str] = []
+        log = ProgressLog("fitting", emit=lines.append, interval=interval)
+        with log.watchdog():
+            pass
+        assert lines == []

@@ -71,7 +71,9 @@ def progress_bar(description: str) -> Iterator[Any]:
     epoch elsewhere (a script, a scheduler, a log file; see synthkit.progress)."""
     from synthkit.progress import ProgressFacts, ProgressLog, interval_from_env
     if not err_console.is_terminal:
-        yield ProgressLog(description, emit=_progress_line, interval=interval_from_env())
+        log = ProgressLog(description, emit=_progress_line, interval=interval_from_env())
+        with log.watchdog():  # a line every interval even where no step reports (ProgressLog.alive)
+            yield log
         return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[extras]}"), TimeRemainingColumn(), console=err_console,

@@ -205,9 +205,10 @@ def test_privacy_unit_is_the_entity_and_sensitivities_follow(fitted):
         if not isinstance(e, GaussianEvent) or e.name.startswith("context:"):
             continue
         # the dynamics statistics are per-entity means / indicators (models/hmm/dynamics.py);
-        # an undeclared categorical's labels are per-entity vectors of L2 norm 1 (discovery.py)
+        # an undeclared categorical's labels are per-entity vectors of L2 norm 1 (discovery.py);
+        # the rising-column test counts entities (trends.py)
         per_entity = e.name in ("count:entities", "length:max") or e.name.startswith(("dynamics:",
-                                                                                      "categories-entity:"))
+                                                                                      "categories-entity:", "trends:"))
         assert e.sensitivity == (1.0 if per_entity else float(length)), e.name
     # the context model sees one row per entity: its histograms have sensitivity 1, its
     # pair tables (one cell per table per row) the square root of the number of tables

@@ -140,3 +140,17 @@ def test_the_bar_follows_the_noise():
         nd = n + e2
         passed = ((true * n + e1) / nd >= np.array([share_bar(sigma, x) for x in nd])).mean()
         assert lo <= passed <= hi, (true, passed)
+
+
+def test_a_bundle_s_trends_are_checked():
+    """training.trends from a bundle: absent (older bundles) is nothing found; lists of
+    numeric event columns pass; a forged name, a non-list or a column in both is refused."""
+    from synthkit.errors import ArtifactError
+    from synthkit.models.hmm.trends import restored_trends
+    assert restored_trends(None, ["age"], "b") == {"non_decreasing": [], "clock": []}
+    ok = {"released": {}, "non_decreasing": ["visits"], "clock": ["age"]}
+    assert restored_trends(ok, ["age", "visits"], "b") == {"non_decreasing": ["visits"], "clock": ["age"]}
+    for bad in ({"non_decreasing": [], "clock": ["pid"]}, {"non_decreasing": "age", "clock": []},
+                {"non_decreasing": ["age"], "clock": ["age"]}, ["age"]):
+        with pytest.raises(ArtifactError, match="training.trends"):
+            restored_trends(bad, ["age", "visits"], "b")

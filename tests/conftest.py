@@ -18,6 +18,10 @@ import pytest
 from synthkit import noise
 
 os.environ["SYNTHKIT_HOME"] = tempfile.mkdtemp(prefix="synthkit-home-")
+# Progress lines come on time, and a loaded CI machine can stretch any command past the
+# default 10 s: a test that counts a command's lines must not see them. Tests of progress
+# set their own interval (monkeypatch); subprocesses inherit this default.
+os.environ.setdefault("SYNTHKIT_PROGRESS_INTERVAL", "3600")
 noise._fixed[:] = [20261206, 0]  # module-scoped fixtures fit before any per-test fixture
 
 

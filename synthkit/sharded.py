@@ -225,6 +225,19 @@ def _ours_marker(folder: Path) -> str | None:
     return "running" if (folder / PLAN).is_file() else None
 
 
+def _sequence_root(folder: Path) -> bool:
+    """Whether `folder` holds our `_SUCCESS` or `_plan.json` of a SEQUENCE dataset (a folder
+    named events/context beside a table dataset's marker is a plain folder)."""
+    state = _ours_marker(folder)
+    if state is None:
+        return False
+    try:
+        head = json.loads((folder / (SUCCESS if state == "done" else PLAN)).read_bytes())
+    except (OSError, ValueError):
+        return state == "running"  # a plan being replaced: the reader refuses the run as incomplete
+    return isinstance(head, dict) and head.get("kind") == "sequence"
+
+
 def sharded_parts(folder: Path) -> tuple[Path, ...] | None:
     """The part files of a local folder written by `synthkit generate --shards`, as its
     `_SUCCESS` lists them, every SHA-256 checked; `connectors` reads such a folder through
@@ -237,7 +250,7 @@ def sharded_parts(folder: Path) -> tuple[Path, ...] | None:
     folder = Path(folder)
     table = None
     if _ours_marker(folder) is None:
-        if folder.name not in SEQUENCE_TABLES or _ours_marker(folder.parent) is None:
+        if folder.name not in SEQUENCE_TABLES or not _sequence_root(folder.parent):
             return None
         folder, table = folder.parent, folder.name
     manifest = read_success(folder)

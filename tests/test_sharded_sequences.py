@@ -277,3 +277,17 @@ def test_same_seed_same_bytes_local_and_ray(bundle, tmp_path, ray_local):
     assert not digests & {f["sha256"] for t in ("events", "context") for f in other["tables"][t]["files"]}
     ev, cx = _tables(tmp_path / "ray")
     assert len(cx) == 1001 and cx["patient_id"].is_unique and ev["visit_id"].is_unique
+
+
+def test_an_events_folder_beside_a_table_dataset_is_a_plain_folder(tmp_path):
+    """Only a SEQUENCE dataset's marker makes connectors read DIR/events through DIR/_SUCCESS;
+    a folder that happens to be called events beside a table dataset's marker is read as it is
+    (control 2d990b6: ConfigError "is a table dataset: drop table='events'")."""
+    import connectors
+    from synthkit.sharded import FORMAT
+
+    (tmp_path / "events").mkdir()
+    pd.DataFrame({"a": [1, 2, 3]}).to_parquet(tmp_path / "events" / "x.parquet", index=False)
+    (tmp_path / "_SUCCESS").write_text(json.dumps({"format": FORMAT, "format_version": 1, "shards": 0,
+                                                   "total_rows": 0, "files": []}))
+    assert connectors.read(str(tmp_path / "events"))["a"].tolist() == [1, 2, 3]

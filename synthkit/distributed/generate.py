@@ -85,9 +85,9 @@ from typing import Any, Literal
 import numpy as np
 
 from synthkit.errors import ArtifactError, ConfigError, SourceError
-from synthkit.sharded import (FORMAT, FORMAT_VERSION, PLAN, RECORDS, SEQUENCE_TABLES, SUCCESS, _PART, _SEQ_PART, _listed,
-                              _obj_error, _obj_exists, _obj_read, _obj_sha256, display_uri, is_uri, object_fs, part_name,
-                              read_success)
+from synthkit.sharded import (FORMAT, FORMAT_VERSION, PLAN, RECORDS, SEQUENCE_TABLES, SUCCESS, _PART, _SEQ_PART,
+                              _listed, _obj_error, _obj_exists, _obj_read, _obj_sha256, display_uri, is_uri, object_fs,
+                              part_name, read_success)
 
 __all__ = ["FORMAT", "PLAN", "RECORDS", "SUCCESS", "check_object_out", "check_out_dir", "display_uri",
            "generate_sharded", "open_dataset", "read_dataset", "read_success", "shard_tasks"]

@@ -693,34 +693,39 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
                           engine: str, shards: int, ray_address: str | None = None, table: str | None = None,
                           entities: int | None = None, progress: Any = None) -> Any:
     """The plain function behind `synthkit generate --shards S / --engine ray`: a Parquet
-    dataset in the folder `out` (synthkit.distributed.generate). Every check runs before
-    torch or Ray is imported (synthkit.distributed.generate, imported last)."""
+    dataset in the folder `out` (synthkit.distributed.generate); a sequence bundle (--entities)
+    writes its events/ and context/ part files. Every check runs before torch or Ray is
+    imported (synthkit.distributed.generate, imported last)."""
     from synthkit.errors import ConfigError, SourceError
     from synthkit.manifest import read_manifest as read_manifest_only
     from synthkit.progress import announced
     check_seed(seed, "--seed")
-    if entities is not None:
-        raise ConfigError("--entities (sequence models) cannot be sharded; drop --shards/--engine ray and generate "
-                          "the entities in one process")
     if table is not None:
         raise ConfigError("--table applies to SQL sinks; --shards/--engine ray write a folder of Parquet files")
-    if rows is None:
-        raise ConfigError("give --rows: how many synthetic rows to generate")
+    sequence = _is_sequence_bundle(model_dir)
+    if sequence is None:  # unreadable or inconsistent: the full validation says what is wrong
+        sequence = "sequence" in read_manifest_only(model_dir)[0]
+    option, unit = ("--entities", "entity") if sequence else ("--rows", "row")
+    if sequence and rows is not None:
+        raise ConfigError("this bundle holds a sequence model: give --entities (the number of entities), not --rows")
+    if not sequence and entities is not None:
+        raise ConfigError("--entities applies to sequence models (dphmm); this bundle holds a table model: use --rows")
+    count = entities if sequence else rows
+    if count is None:
+        raise ConfigError(f"give {option}: how many synthetic {'entities' if sequence else 'rows'} to generate")
     remote = "://" in out  # object storage (s3://, gs://, abfs://): checked by generate.check_object_uri
-    if not 1 <= rows <= MAX_GENERATE:
-        raise ConfigError(f"--rows {rows} is outside 1..{MAX_GENERATE:,} (the most one run generates); give a "
-                          "smaller --rows, and for more, run generate several times with different --seed values "
+    if not 1 <= count <= MAX_GENERATE:
+        raise ConfigError(f"{option} {count} is outside 1..{MAX_GENERATE:,} (the most one run generates); give a "
+                          f"smaller {option}, and for more, run generate several times with different --seed values "
                           "and --out folders")
-    if shards > rows:
-        raise ConfigError(f"--shards {shards} is more than --rows {rows}; give at most one shard per row")
+    if shards > count:
+        raise ConfigError(f"--shards {shards} is more than {option} {count}; give at most one shard per {unit}")
     if not remote and Path(out).exists() and not Path(out).is_dir():
         raise SourceError(f"--out {out!r} is an existing file; --shards/--engine ray write a folder of Parquet "
                           "files: give a new or empty folder")
     if not remote:
         check_writable(Path(out), "--out")
-    if "sequence" in read_manifest_only(model_dir)[0]:
-        raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
-                          "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
+    read_manifest_only(model_dir)
     from synthkit.distributed.generate import (  # after every check above
         check_object_out, check_out_dir, display_uri, generate_sharded)
     if remote:  # before the start line: a refusal stays the only line
@@ -728,8 +733,9 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
     else:
         check_out_dir(Path(out), overwrite=overwrite)
     where = f"the object-storage prefix {display_uri(out)}" if remote else f"the folder {out}"
-    with announced(progress, f"{rows} rows in {shards} Parquet files to {where}"):
-        return generate_sharded(model_dir, rows, shards, out, seed, engine=engine,  # type: ignore[arg-type]
+    what = f"{count} entities in {shards} shards (events/, context/)" if sequence else f"{count} rows in {shards}"
+    with announced(progress, f"{what} Parquet files to {where}"):
+        return generate_sharded(model_dir, count, shards, out, seed, engine=engine,  # type: ignore[arg-type]
                                 ray_address=ray_address, overwrite=overwrite, progress=progress)
 
 
@@ -744,8 +750,8 @@ def generate(
     seed: Annotated[Optional[int], typer.Option(help="seed for reproducible output")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
     threads: ThreadsOption = None,
-    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="tables: 'ray' runs one Ray task per shard; --out is then a folder")] = "local",
-    shards: Annotated[Optional[int], typer.Option("--shards", help="tables: write a Parquet dataset of this many part files into the folder --out, committed by a _SUCCESS file written last")] = None,
+    engine: Annotated[str, typer.Option("--engine", metavar="[local|ray]", help="'ray' runs one Ray task per shard; --out is then a folder")] = "local",
+    shards: Annotated[Optional[int], typer.Option("--shards", help="write a Parquet dataset of this many part files (sequences: under events/ and context/) into the folder --out, committed by a _SUCCESS file written last")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="with --engine ray: the Ray cluster to use (default: start Ray in this process)")] = None,
 ) -> None:
     """Generate synthetic rows (tables) or entities with their events (sequences) from a bundle."""
@@ -758,7 +764,9 @@ def generate(
                                   entities=entities, progress=bar)
             from synthkit.distributed.generate import display_uri  # already loaded by the run
             shown = display_uri(out) if "://" in out else out
-            console.print(f"wrote {rows} synthetic rows in {shards or 1} Parquet files (committed by _SUCCESS) to "
+            what = (f"{rows} synthetic rows in {shards or 1} Parquet files" if entities is None else
+                    f"{entities} synthetic entities in {shards or 1} shards (events/, context/ Parquet files)")
+            console.print(f"wrote {what} (committed by _SUCCESS) to "
                           f"{shown} in {time.perf_counter() - start:.1f}s")
             return
         generate_data(model_dir=model_dir, rows=rows, out=out, seed=seed, overwrite=overwrite, table=table,

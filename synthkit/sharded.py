@@ -7,6 +7,11 @@ A dataset is a folder or an object-storage prefix of `part-XXXXX.parquet` files 
 `_SUCCESS` (JSON: format, the files with their rows and SHA-256, the total), written last;
 `_plan.json` and `_shards/` are a run's bookkeeping. Readers take exactly what `_SUCCESS`
 lists, each part present and (when verified) with its recorded SHA-256.
+
+A sequence bundle's (DPHMM) dataset holds two tables of S parts each,
+`events/part-XXXXX.parquet` and `context/part-XXXXX.parquet` (shard i's entities: their
+context rows and all their events), and one `_SUCCESS` at the top with `"kind": "sequence"`
+and, per table, its files and total rows; readers take `table="events"` or `"context"`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ SUCCESS = "_SUCCESS"
 PLAN = "_plan.json"
 RECORDS = "_shards"
 _PART = re.compile(r"^part-\d{5}\.parquet$")
+SEQUENCE_TABLES: tuple[str, ...] = ("events", "context")  # a sequence dataset's two sub-folders
+_SEQ_PART = re.compile(r"^(events|context)/part-\d{5}\.parquet$")
 
 
 def part_name(index: int) -> str:
@@ -116,12 +123,35 @@ def _obj_sha256(fs: Any, path: str) -> str:
 
 def _check_manifest(manifest: Any) -> bool:
     try:
+        if manifest.get("format") != FORMAT:
+            return False
+        if manifest.get("kind") == "sequence":
+            tables = manifest["tables"]
+            ok = set(tables) == set(SEQUENCE_TABLES)
+            for name in SEQUENCE_TABLES:
+                files = tables[name]["files"]
+                ok = ok and isinstance(files, list) and all(
+                    _SEQ_PART.match(str(f["name"])) and str(f["name"]).startswith(f"{name}/") for f in files)
+                ok = ok and sum(int(f["rows"]) for f in files) == int(tables[name]["total_rows"])
+            return ok and int(tables["context"]["total_rows"]) == int(manifest["total_entities"])
         files = manifest["files"]
-        return (manifest.get("format") == FORMAT and isinstance(files, list)
-                and all(_PART.match(str(f["name"])) for f in files)
+        return (isinstance(files, list) and all(_PART.match(str(f["name"])) for f in files)
                 and sum(int(f["rows"]) for f in files) == int(manifest["total_rows"]))
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
+
+
+def manifest_files(manifest: dict[str, Any], table: str | None, shown: str) -> list[dict[str, Any]]:
+    """The files one table of a checked `_SUCCESS` manifest lists: a table dataset's (table
+    None) or a sequence dataset's `events`/`context`; one line when `table` does not fit."""
+    if manifest.get("kind") == "sequence":
+        if table not in SEQUENCE_TABLES:
+            raise ConfigError(f"{shown!r} is a sequence dataset (events and context tables): pass "
+                              f"table='events' or table='context', got {table!r}")
+        return list(manifest["tables"][table]["files"])
+    if table is not None:
+        raise ConfigError(f"{shown!r} is a table dataset (one table of part files): drop table={table!r}")
+    return list(manifest["files"])
 
 
 def _store(path: str | Path) -> tuple[Any, str, str]:
@@ -162,14 +192,15 @@ def read_success(path: str | Path) -> dict[str, Any]:
     return manifest  # type: ignore[return-value]
 
 
-def _listed(path: str | Path, *, verify: bool) -> tuple[Any, str, list[str]]:
-    """(filesystem, root, names) of exactly the files `_SUCCESS` lists, each present and,
-    with `verify`, with the SHA-256 `_SUCCESS` records: the one check every reader of a
-    sharded dataset goes through (`open_dataset`, and `connectors` via `sharded_parts`)."""
+def _listed(path: str | Path, *, verify: bool, table: str | None = None) -> tuple[Any, str, list[str]]:
+    """(filesystem, root, names) of exactly the files `_SUCCESS` lists (of `table`, for a
+    sequence dataset), each present and, with `verify`, with the SHA-256 `_SUCCESS` records:
+    the one check every reader of a sharded dataset goes through (`open_dataset`, and
+    `connectors` via `sharded_parts`)."""
     manifest = read_success(path)
     fs, root, shown = _store(path)
     names = []
-    for f in manifest["files"]:
+    for f in manifest_files(manifest, table, shown):
         part = f"{root}/{f['name']}"
         if not _obj_exists(fs, part):
             raise SourceError(f"{shown!r}: {f['name']} listed in {SUCCESS} is missing; re-run "
@@ -181,22 +212,50 @@ def _listed(path: str | Path, *, verify: bool) -> tuple[Any, str, list[str]]:
     return fs, root, names
 
 
-def sharded_parts(folder: Path) -> tuple[Path, ...] | None:
-    """The part files of a local folder written by `synthkit generate --shards`, as its
-    `_SUCCESS` lists them, every SHA-256 checked; `connectors` reads such a folder through
-    this (`synthkit fit DIR`). None: not such a folder (no `_SUCCESS` and no `_plan.json`,
-    or another tool's marker, e.g. Spark's empty `_SUCCESS`: the caller reads the folder's
-    files). Refused in one line: an incomplete run (a `_plan.json`, no `_SUCCESS`), a
-    corrupt manifest, a listed part missing or whose bytes changed."""
+def _ours_marker(folder: Path) -> str | None:
+    """'done': `folder` holds our `_SUCCESS`; 'running': only our `_plan.json` (a run not
+    finished); None: neither (another tool's marker, e.g. Spark's empty `_SUCCESS`, or none)."""
     marker = folder / SUCCESS
     if marker.is_file():
         try:
             head = json.loads(marker.read_bytes())
         except (OSError, ValueError):
             return None
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
+        return "done" if isinstance(head, dict) and head.get("format") == FORMAT else None
+    return "running" if (folder / PLAN).is_file() else None
+
+
+def _sequence_root(folder: Path) -> bool:
+    """Whether `folder` holds our `_SUCCESS` or `_plan.json` of a SEQUENCE dataset (a folder
+    named events/context beside a table dataset's marker is a plain folder)."""
+    state = _ours_marker(folder)
+    if state is None:
+        return False
+    try:
+        head = json.loads((folder / (SUCCESS if state == "done" else PLAN)).read_bytes())
+    except (OSError, ValueError):
+        return state == "running"  # a plan being replaced: the reader refuses the run as incomplete
+    return isinstance(head, dict) and head.get("kind") == "sequence"
+
+
+def sharded_parts(folder: Path) -> tuple[Path, ...] | None:
+    """The part files of a local folder written by `synthkit generate --shards`, as its
+    `_SUCCESS` lists them, every SHA-256 checked; `connectors` reads such a folder through
+    this (`synthkit fit DIR`). A sequence dataset's `DIR/events` or `DIR/context` is read
+    the same way, through `DIR/_SUCCESS` (`synthkit fit DIR/events --context DIR/context`);
+    `DIR` itself is refused in one line naming them. None: not such a folder (no `_SUCCESS`
+    and no `_plan.json`, or another tool's marker: the caller reads the folder's files).
+    Refused in one line: an incomplete run (a `_plan.json`, no `_SUCCESS`), a corrupt
+    manifest, a listed part missing or whose bytes changed."""
+    folder = Path(folder)
+    table = None
+    if _ours_marker(folder) is None:
+        if folder.name not in SEQUENCE_TABLES or not _sequence_root(folder.parent):
             return None
-    elif not (folder / PLAN).is_file():
-        return None
-    _, _, names = _listed(folder, verify=True)
+        folder, table = folder.parent, folder.name
+    manifest = read_success(folder)
+    if manifest.get("kind") == "sequence" and table is None:
+        raise SourceError(f"{str(folder)!r} is a sharded sequence dataset: read its events as "
+                          f"{str(folder / 'events')!r} with --context {str(folder / 'context')!r}")
+    _, _, names = _listed(folder, verify=True, table=table)
     return tuple(folder / n for n in names)

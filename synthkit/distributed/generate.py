@@ -47,8 +47,25 @@ Why each piece:
   into task listings. Two runs writing to one prefix at once are not detected (no lock on
   object storage).
 
-Sequence bundles (DPHMM) are refused: their event identifiers are numbered by the events of
-the entities before them, which a shard cannot know before the earlier shards ran.
+Sequence bundles (DPHMM), the same contract with entities in place of rows:
+
+    events/part-XXXXX.parquet    shard i's entities' events (all of them: an entity never
+                                 straddles shards)
+    context/part-XXXXX.parquet   shard i's entities' context rows, one each
+    _SUCCESS                     kind "sequence": per table its files (rows, SHA-256) and total
+
+- Entities split by `split_rows`; chunks of at most 10,000 entities (the one-process
+  default) stream into the two writers, so memory is one chunk of entities and their events.
+- Entity keys and context identifiers are numbered by GLOBAL entity index (shard i starts
+  after the entities of shards 0..i-1), as one process numbers them. Event identifiers
+  cannot be numbered by global event (a shard does not know how many events the shards
+  before it drew): shard i numbers them from `key_start * max_length` (each entity draws at
+  most the model's max_length events), so they are unique across shards and increase with
+  the entity order, with a gap between shards; with one shard they are 1..E as one process.
+- A shard's two files and its record are one unit: both are written as locked partials,
+  renamed, then recorded; a shard without a record (killed between the renames) is rewritten
+  whole on resume. Readers: `open_dataset(DIR, table="events")` / `read_dataset(DIR,
+  table="context")`; `synthkit fit DIR/events --context DIR/context` reads through `_SUCCESS`.
 """
 
 from __future__ import annotations
@@ -68,8 +85,9 @@ from typing import Any, Literal
 import numpy as np
 
 from synthkit.errors import ArtifactError, ConfigError, SourceError
-from synthkit.sharded import (FORMAT, FORMAT_VERSION, PLAN, RECORDS, SUCCESS, _PART, _listed, _obj_error, _obj_exists,
-                              _obj_read, _obj_sha256, display_uri, is_uri, object_fs, part_name, read_success)
+from synthkit.sharded import (FORMAT, FORMAT_VERSION, PLAN, RECORDS, SEQUENCE_TABLES, SUCCESS, _PART, _SEQ_PART,
+                              _listed, _obj_error, _obj_exists, _obj_read, _obj_sha256, display_uri, is_uri, object_fs,
+                              part_name, read_success)
 
 __all__ = ["FORMAT", "PLAN", "RECORDS", "SUCCESS", "check_object_out", "check_out_dir", "display_uri",
            "generate_sharded", "open_dataset", "read_dataset", "read_success", "shard_tasks"]
@@ -82,8 +100,10 @@ ENGINES: tuple[str, ...] = ("local", "ray")
 LOCK = ".synthkit-generate.lock"
 MAX_SHARDS = 99_999  # part-XXXXX: five digits
 MAX_CHUNK = 100_000
+SEQUENCE_CHUNK = 10_000  # entities per chunk of a sequence shard (generate_data's one-process chunk)
 MAX_ROWS = 1_000_000_000  # the most one `synthkit generate` writes (synthkit.cli.MAX_GENERATE)
 _PROBE_ROWS = 2_000
+_PROBE_ENTITIES = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,15 +119,40 @@ class ShardTask:
         return f"ShardTask(index={self.index}, rows={self.rows}, key_start={self.key_start})"
 
 
+@dataclass(frozen=True, slots=True)
+class SequenceSchemas:
+    """The Arrow schemas of a sequence dataset's two tables (what a table shard's one
+    `pa.Schema` is for a table dataset); its type tells the writers which kind to write."""
+    events: Any
+    context: Any
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShardResult:
     index: int
-    name: str
-    rows: int
-    sha256: str
+    name: str  # part-XXXXX.parquet (a sequence shard's two files have it under events/ and context/)
+    rows: int  # rows (tables) or entities (sequences)
+    sha256: str  # the (first) file's
     kept: bool  # True: a complete shard of an earlier run of the same plan, not rewritten
     seconds: float = 0.0
     peak_rss_bytes: int = 0  # the worker process's peak resident memory (getrusage)
+    files: tuple[tuple[str, int, str], ...] = ()  # (name under the root, rows, SHA-256) of each file
+
+
+def shard_files(index: int, schema: Any) -> dict[str, str]:
+    """The shard's file names under the root, by table ('' for a table dataset's one file)."""
+    if isinstance(schema, SequenceSchemas):
+        return {t: f"{t}/{part_name(index)}" for t in SEQUENCE_TABLES}
+    return {"": part_name(index)}
+
+
+def _record(task: ShardTask, files: tuple[tuple[str, int, str], ...], schema: Any) -> dict[str, Any]:
+    """What `_shards/part-XXXXX.json` says of a complete shard (a table shard's keeps its
+    one-file form)."""
+    if isinstance(schema, SequenceSchemas):
+        return {"entities": task.rows, "files": [{"name": n, "rows": r, "sha256": h} for n, r, h in files]}
+    name, rows, digest = files[0]
+    return {"name": name, "rows": rows, "sha256": digest}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +195,8 @@ def _obj_listing(fs: Any, root: str) -> list[str]:
 
 def _obj_ours(name: str) -> bool:
     top = name.split("/", 1)[0]
-    return bool(_PART.match(name)) or name in (SUCCESS, PLAN) or (top == RECORDS and "/" in name)
+    return (bool(_PART.match(name) or _SEQ_PART.match(name)) or name in (SUCCESS, PLAN)
+            or (top == RECORDS and "/" in name))
 
 
 def check_object_out(uri: str, *, overwrite: bool, option: str = "--out") -> None:
@@ -195,53 +241,64 @@ def write_shard_object(model: Any, task: ShardTask, uri: str, schema: Any) -> Sh
 
     start = time.perf_counter()
     fs, root = object_fs(uri)
-    name = part_name(task.index)
+    names = shard_files(task.index, schema)
     with tempfile.TemporaryDirectory(prefix=".synthkit-shard-") as tmpdir:
-        tmp = Path(tmpdir) / name
-        _write_parquet(model, task, tmp, schema)
-        digest = _sha256(tmp)
-        try:
-            pafs.copy_files(str(tmp), f"{root}/{name}", source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=fs)
-        except Exception as err:
-            raise _obj_error(uri, f"uploading shard {task.index}", err) from None
-    record = json.dumps({"name": name, "rows": task.rows, "sha256": digest}, indent=1, sort_keys=True)
-    _obj_put(fs, f"{root}/{RECORDS}/{Path(name).stem}.json", record.encode())
+        tmps = {k: Path(tmpdir) / f"{k or 'table'}-{part_name(task.index)}" for k in names}
+        rows = _fill(model, task, tmps, schema)
+        files = tuple((names[k], rows[k], _sha256(tmps[k])) for k in names)
+        for k in names:
+            try:
+                pafs.copy_files(str(tmps[k]), f"{root}/{names[k]}", source_filesystem=pafs.LocalFileSystem(),
+                                destination_filesystem=fs)
+            except Exception as err:
+                raise _obj_error(uri, f"uploading shard {task.index}", err) from None
+    record = json.dumps(_record(task, files, schema), indent=1, sort_keys=True)
+    _obj_put(fs, f"{root}/{RECORDS}/{Path(part_name(task.index)).stem}.json", record.encode())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return ShardResult(index=task.index, name=name, rows=task.rows, sha256=digest, kept=False,
-                       seconds=time.perf_counter() - start, peak_rss_bytes=int(peak))
+    return ShardResult(index=task.index, name=part_name(task.index), rows=task.rows, sha256=files[0][2], kept=False,
+                       seconds=time.perf_counter() - start, peak_rss_bytes=int(peak), files=files)
 
 
-def _kept_shards(fs: Any, root: str, tasks: list[ShardTask]) -> dict[int, ShardResult]:
-    """Shards of an earlier run of the same plan that are complete: a record, and a part
-    file with the recorded rows' SHA-256 (read back; a folder's or a bucket's `fs`)."""
+def _kept_shards(fs: Any, root: str, tasks: list[ShardTask], *, sequence: bool = False) -> dict[int, ShardResult]:
+    """Shards of an earlier run of the same plan that are complete: a record, and each of
+    its part files (a sequence shard's two) with the recorded SHA-256 (read back; a folder's
+    or a bucket's `fs`)."""
     kept: dict[int, ShardResult] = {}
     for task in tasks:
         name = part_name(task.index)
-        record, part = f"{root}/{RECORDS}/{Path(name).stem}.json", f"{root}/{name}"
-        if not (_obj_exists(fs, record) and _obj_exists(fs, part)):
+        record = f"{root}/{RECORDS}/{Path(name).stem}.json"
+        if not _obj_exists(fs, record):
             continue
         try:
             rec = json.loads(_obj_read(fs, record))
-        except ValueError:
+            if sequence:
+                ok = rec.get("entities") == task.rows
+                listed = [(str(f["name"]), int(f["rows"]), str(f["sha256"])) for f in rec["files"]]
+                ok = ok and [n for n, _, _ in listed] == [f"{t}/{name}" for t in SEQUENCE_TABLES]
+            else:
+                listed = [(name, int(rec["rows"]), str(rec["sha256"]))]
+                ok = listed[0][1] == task.rows
+        except (ValueError, KeyError, TypeError):
             continue
-        if rec.get("rows") == task.rows and rec.get("sha256") == _obj_sha256(fs, part):
-            kept[task.index] = ShardResult(index=task.index, name=name, rows=task.rows, sha256=rec["sha256"],
-                                           kept=True)
+        if ok and all(_obj_exists(fs, f"{root}/{n}") and _obj_sha256(fs, f"{root}/{n}") == h for n, _, h in listed):
+            kept[task.index] = ShardResult(index=task.index, name=name, rows=task.rows, sha256=listed[0][2],
+                                           kept=True, files=tuple(listed))
     return kept
 
 
-def open_dataset(path: str | Path, *, verify: bool = False) -> Any:
+def open_dataset(path: str | Path, *, verify: bool = False, table: str | None = None) -> Any:
     """A `pyarrow.dataset.Dataset` over exactly the files `_SUCCESS` lists (never a partial
-    or a file of another run). `verify`: check every file's SHA-256 first."""
+    or a file of another run). `verify`: check every file's SHA-256 first. `table`: a
+    sequence dataset's "events" or "context" (None for a table dataset)."""
     import pyarrow.dataset as ds
-    fs, root, names = _listed(path, verify=verify)
+    fs, root, names = _listed(path, verify=verify, table=table)
     return ds.dataset([f"{root}/{n}" for n in names], format="parquet", filesystem=fs)
 
 
-def read_dataset(path: str | Path, *, verify: bool = True) -> Any:
-    """The whole dataset as a pandas DataFrame (small outputs; stream with `open_dataset`)."""
-    return open_dataset(path, verify=verify).to_table().to_pandas()
+def read_dataset(path: str | Path, *, verify: bool = True, table: str | None = None) -> Any:
+    """The whole dataset (or a sequence dataset's `table`) as a pandas DataFrame (small
+    outputs; stream with `open_dataset`)."""
+    return open_dataset(path, verify=verify, table=table).to_table().to_pandas()
 
 
 # ------------------------------------------------------------------ writing
@@ -257,23 +314,86 @@ def _write_json_atomic(dest: Path, data: dict[str, Any]) -> None:
 
 
 def write_shard(model: Any, task: ShardTask, out_dir: Path, schema: Any) -> ShardResult:
-    """Generate one shard into a locked partial, chunk by chunk, then rename it into place
-    and record its rows and SHA-256. A killed writer leaves only its partial, which the next
-    write of the same shard removes (its lock is free). Memory: one chunk."""
+    """Generate one shard into locked partials (a sequence shard: events and context),
+    chunk by chunk, then rename them into place and record their rows and SHA-256. A killed
+    writer leaves only partials (or a renamed file without a record), which the next write
+    of the same shard replaces. Memory: one chunk."""
+    from contextlib import ExitStack
+
     from synthkit.partials import locked_partial
 
     start = time.perf_counter()
-    dest = out_dir / part_name(task.index)
-    with locked_partial(dest, folder=False) as tmp:
-        n = _write_parquet(model, task, tmp, schema)
-        with open(tmp, "rb") as f:  # the data is on disk before the name points at it
-            os.fsync(f.fileno())
-        digest = _sha256(tmp)
-        os.replace(tmp, dest)
-    _write_json_atomic(out_dir / RECORDS / f"{dest.stem}.json", {"name": dest.name, "rows": n, "sha256": digest})
+    names = shard_files(task.index, schema)
+    with ExitStack() as stack:
+        tmps = {k: stack.enter_context(locked_partial(out_dir / n, folder=False)) for k, n in names.items()}
+        rows = _fill(model, task, tmps, schema)
+        files = []
+        for k, n in names.items():
+            with open(tmps[k], "rb") as f:  # the data is on disk before the name points at it
+                os.fsync(f.fileno())
+            files.append((n, rows[k], _sha256(tmps[k])))
+        for k, n in names.items():
+            os.replace(tmps[k], out_dir / n)
+    stem = Path(part_name(task.index)).stem
+    _write_json_atomic(out_dir / RECORDS / f"{stem}.json", _record(task, tuple(files), schema))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    return ShardResult(index=task.index, name=dest.name, rows=n, sha256=digest, kept=False,
-                       seconds=time.perf_counter() - start, peak_rss_bytes=int(peak))
+    return ShardResult(index=task.index, name=part_name(task.index), rows=task.rows, sha256=files[0][2], kept=False,
+                       seconds=time.perf_counter() - start, peak_rss_bytes=int(peak), files=tuple(files))
+
+
+def _fill(model: Any, task: ShardTask, paths: dict[str, Path], schema: Any) -> dict[str, int]:
+    """Write the shard's data into `paths` (keys of `shard_files`); the rows of each file."""
+    if isinstance(schema, SequenceSchemas):
+        return _write_sequences(model, task, paths["events"], paths["context"], schema)
+    return {"": _write_parquet(model, task, paths[""], schema)}
+
+
+def _sequence_chunks(model: Any, task: ShardTask) -> Any:
+    """The shard's (events, context) chunks of at most `chunk_size` entities, drawn as
+    `sample_sequences(task.rows, seed=task.seed)` draws them (one child SeedSequence per
+    chunk), with the entities numbered from the shard's first GLOBAL entity and the event
+    identifiers from `key_start * max_length` (module docstring).
+    Calls the model's per-chunk sampler: sample_sequences has no offsets (a hook
+    `sample_sequences(..., entity_start=, event_start=)` in synthkit.models.hmm would
+    replace this loop)."""
+    root = np.random.SeedSequence(task.seed)
+    event_base = task.key_start * int(model.layout_["max_length"])
+    done = n_events = 0
+    while done < task.rows:
+        want = int(min(task.chunk_size, task.rows - done))
+        part = model._sample_chunk(want, root.spawn(1)[0], entity_start=task.key_start + done,
+                                   event_start=event_base + n_events)
+        done += want
+        n_events += len(part.events)
+        yield part
+
+
+def _write_sequences(model: Any, task: ShardTask, events_path: Path, context_path: Path,
+                     schemas: SequenceSchemas) -> dict[str, int]:
+    """The shard's entities, chunk by chunk, into two Parquet files (one row group per
+    chunk each): every entity's context row and all its events in this shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    n = n_events = 0
+    cap = task.rows * int(model.layout_["max_length"])
+    with pq.ParquetWriter(events_path, schemas.events) as ev, pq.ParquetWriter(context_path, schemas.context) as cx:
+        for part in _sequence_chunks(model, task):
+            ev.write_table(_conform(pa.Table.from_pandas(part.events, preserve_index=False), schemas.events,
+                                    task.index))
+            cx.write_table(_conform(pa.Table.from_pandas(part.context, preserve_index=False), schemas.context,
+                                    task.index))
+            n += len(part.context)
+            n_events += len(part.events)
+        if n_events == 0:
+            ev.write_table(schemas.events.empty_table())
+        if n == 0:
+            cx.write_table(schemas.context.empty_table())
+    if n != task.rows:
+        raise ArtifactError(f"shard {task.index} generated {n} entities, {task.rows} were planned")
+    if n_events > cap:  # the event identifiers' numbering assumes at most max_length events per entity
+        raise ArtifactError(f"shard {task.index} drew more events than its entities' max_length allows; report this "
+                            "as a bug")
+    return {"events": n_events, "context": n}
 
 
 def _write_parquet(model: Any, task: ShardTask, path: Path, schema: Any) -> int:
@@ -311,13 +431,21 @@ def _shard_in_worker(bundle: str, task: ShardTask, out_dir: str, schema: Any) ->
     return write_shard(load(bundle), task, Path(out_dir), schema)
 
 
-def _probe_schema(model: Any, rows: int, seed_seq: np.random.SeedSequence) -> Any:
+def _probe_schema(model: Any, rows: int, seed_seq: np.random.SeedSequence, *, sequence: bool = False) -> Any:
     """The Arrow schema every part file is written with, from a small draw on the driver
     (its own stream, not a shard's), so that the part files agree: a column that is all
-    null in the probe is written as text."""
-    import pyarrow as pa
+    null in the probe is written as text. A sequence model: `SequenceSchemas` of a draw of
+    at most 500 entities."""
     seed = int(seed_seq.generate_state(1, dtype=np.uint64)[0])
-    frame = next(model.sample_chunks(min(rows, _PROBE_ROWS), seed=seed, chunk_size=_PROBE_ROWS), None)
+    if sequence:
+        n = min(rows, _PROBE_ENTITIES)
+        part = next(model.sample_sequences(n, seed=seed, chunk_size=n))
+        return SequenceSchemas(_arrow_schema(part.events), _arrow_schema(part.context))
+    return _arrow_schema(next(model.sample_chunks(min(rows, _PROBE_ROWS), seed=seed, chunk_size=_PROBE_ROWS)))
+
+
+def _arrow_schema(frame: Any) -> Any:
+    import pyarrow as pa
     schema = pa.Table.from_pandas(frame, preserve_index=False).schema
     for i, field in enumerate(schema):
         if pa.types.is_null(field.type):
@@ -326,6 +454,9 @@ def _probe_schema(model: Any, rows: int, seed_seq: np.random.SeedSequence) -> An
 
 
 def _ours(p: Path) -> bool:
+    if p.name in SEQUENCE_TABLES and p.is_dir() and not p.is_symlink():  # a sequence dataset's, if it holds only parts
+        return all(_PART.match(c.name) or (c.name.startswith(".part-") and c.name.endswith(".partial"))
+                   for c in p.iterdir())
     return (bool(_PART.match(p.name)) or p.name in (SUCCESS, PLAN, RECORDS, LOCK)
             or (p.name.startswith(".part-") and p.name.endswith(".partial"))
             or (p.name.startswith(f".{SUCCESS}.") or p.name.startswith(f".{PLAN}.")))
@@ -344,14 +475,16 @@ def _clear(out_dir: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def check_request(*, rows: Any, shards: Any, engine: Any, chunk_size: Any = MAX_CHUNK) -> None:
-    """Argument checks (no import of torch, pyarrow or ray): one line each."""
-    for option, value, hi in (("--rows", rows, MAX_ROWS), ("--shards", shards, MAX_SHARDS),
-                              ("chunk_size", chunk_size, MAX_CHUNK)):
+def check_request(*, rows: Any, shards: Any, engine: Any, chunk_size: Any = MAX_CHUNK, option: str = "--rows") -> None:
+    """Argument checks (no import of torch, pyarrow or ray): one line each. `option`:
+    --entities for a sequence bundle."""
+    for opt, value, hi in ((option, rows, MAX_ROWS), ("--shards", shards, MAX_SHARDS),
+                           ("chunk_size", chunk_size, MAX_CHUNK)):
         if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= hi):
-            raise ConfigError(f"{option} must be an integer in 1..{hi:,}, got {value!r}")
+            raise ConfigError(f"{opt} must be an integer in 1..{hi:,}, got {value!r}")
     if shards > rows:
-        raise ConfigError(f"--shards {shards} is more than --rows {rows}; give at most one shard per row")
+        unit = "entity" if option == "--entities" else "row"
+        raise ConfigError(f"--shards {shards} is more than {option} {rows}; give at most one shard per {unit}")
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
@@ -375,22 +508,26 @@ def check_out_dir(out_dir: Path, *, overwrite: bool, option: str = "--out") -> N
 
 def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | Path, seed: int | None = None, *,
                      engine: Engine = "local", ray_address: str | None = None, overwrite: bool = False,
-                     chunk_size: int = MAX_CHUNK,
+                     chunk_size: int | None = None,
                      progress: Callable[[str, int, int], Any] | None = None) -> ShardedOutput:
-    """Write `rows` synthetic rows of a table bundle as `shards` Parquet files under
-    `out_dir` (a folder, or an object-storage URI given as a str), committed by `_SUCCESS`
-    (module docstring). `progress(stage, done, total)` hears the rows of the shards
-    finished so far (kept shards of an earlier run count)."""
+    """Write `rows` synthetic rows of a table bundle (for a sequence bundle, DPHMM: `rows`
+    ENTITIES with their events) as `shards` Parquet files (a sequence bundle: `shards` under
+    events/ and under context/) under `out_dir` (a folder, or an object-storage URI given as
+    a str), committed by `_SUCCESS` (module docstring). `chunk_size`: rows (default 100,000)
+    or entities (default 10,000) per chunk. `progress(stage, done, total)` hears the rows
+    (entities) of the shards finished so far (kept shards of an earlier run count)."""
     from synthkit.manifest import read_manifest
 
-    check_request(rows=rows, shards=shards, engine=engine, chunk_size=chunk_size)
-    if ray_address is not None and engine != "ray":
-        raise ConfigError("--ray-address applies to --engine ray; add --engine ray or drop --ray-address")
     bundle = Path(bundle)
     manifest, bundle_digest = read_manifest(bundle)
-    if "sequence" in manifest:
-        raise ConfigError("sharded generation (--shards > 1 or --engine ray) supports table bundles only; for a "
-                          "sequence model (dphmm) drop --shards/--engine and use --entities with one process")
+    sequence = "sequence" in manifest
+    unit = "entities" if sequence else "rows"
+    if chunk_size is None:
+        chunk_size = SEQUENCE_CHUNK if sequence else MAX_CHUNK
+    check_request(rows=rows, shards=shards, engine=engine, chunk_size=chunk_size,
+                  option="--entities" if sequence else "--rows")
+    if ray_address is not None and engine != "ray":
+        raise ConfigError("--ray-address applies to --engine ray; add --engine ray or drop --ray-address")
     tasks = shard_tasks(rows, shards, seed, chunk_size=chunk_size)
     plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "total_rows": rows, "shards": shards,
             "rows_per_shard": [t.rows for t in tasks], "chunk_size": chunk_size,
@@ -398,6 +535,8 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
             # a fingerprint, not the seed: equal plans resume; None (OS entropy) always does,
             # since shards drawn from fresh entropy are independent draws of the same model
             "seed": None if seed is None else hashlib.sha256(f"synthkit-seed:{seed}".encode()).hexdigest()}
+    if sequence:  # an entity count, and a plan no table run equals
+        plan = {**plan, "kind": "sequence"}
 
     def run(kept: dict[int, ShardResult], write: Callable[[Any, ShardTask], ShardResult], target: str
             ) -> tuple[ShardResult, ...]:
@@ -406,28 +545,37 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
         if todo:
             from synthkit.bundle import load  # torch: after every check above
             model = load(bundle)
-            schema = _probe_schema(model, rows, np.random.SeedSequence(seed).spawn(shards + 1)[shards])
+            schema = _probe_schema(model, rows, np.random.SeedSequence(seed).spawn(shards + 1)[shards],
+                                   sequence=sequence)
             done_rows = sum(r.rows for r in kept.values())
             if engine == "local":
                 for task in todo:
                     results[task.index] = write(model, task, schema)
                     done_rows += task.rows
                     if progress is not None:
-                        progress("rows", done_rows, rows)
+                        progress(unit, done_rows, rows)
             else:
                 del model
-                for res in _run_ray(bundle, todo, target, schema, ray_address, progress, done_rows, rows):
+                for res in _run_ray(bundle, todo, target, schema, ray_address, progress, done_rows, rows, unit=unit):
                     results[res.index] = res
         return tuple(results[i] for i in range(shards))
 
     def success(ordered: tuple[ShardResult, ...]) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": shards, "total_rows": rows,
-                "rows_per_shard": [r.rows for r in ordered], "bundle_manifest_sha256": bundle_digest,
-                "files": [{"name": r.name, "rows": r.rows, "sha256": r.sha256} for r in ordered]}
+        head = {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": shards,
+                "bundle_manifest_sha256": bundle_digest}
+        if not sequence:
+            return {**head, "total_rows": rows, "rows_per_shard": [r.rows for r in ordered],
+                    "files": [{"name": r.name, "rows": r.rows, "sha256": r.sha256} for r in ordered]}
+        tables = {}
+        for i, table in enumerate(SEQUENCE_TABLES):
+            files = [{"name": r.files[i][0], "rows": r.files[i][1], "sha256": r.files[i][2]} for r in ordered]
+            tables[table] = {"total_rows": sum(f["rows"] for f in files), "files": files}
+        return {**head, "kind": "sequence", "total_entities": rows, "entities_per_shard": [r.rows for r in ordered],
+                "tables": tables}
 
     if is_uri(out_dir):
         try:
-            return _generate_objects(str(out_dir), tasks, plan, run, success, overwrite=overwrite)
+            return _generate_objects(str(out_dir), tasks, plan, run, success, overwrite=overwrite, sequence=sequence)
         except OSError as err:  # pyarrow's S3/GCS/Azure errors: one line, the URI shown without secrets
             raise _obj_error(str(out_dir), "writing the dataset", err) from None
 
@@ -440,7 +588,7 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
             _clear(out_dir)
         kept = {}
         if _read_plan(out_dir) == plan:
-            kept = _kept_shards(pafs.LocalFileSystem(), str(out_dir.absolute()), tasks)
+            kept = _kept_shards(pafs.LocalFileSystem(), str(out_dir.absolute()), tasks, sequence=sequence)
             log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), shards)
         else:
             _clear(out_dir)
@@ -457,7 +605,7 @@ def generate_sharded(bundle: str | Path, rows: int, shards: int, out_dir: str | 
 
 def _generate_objects(uri: str, tasks: list[ShardTask], plan: dict[str, Any],
                       run: Callable[..., tuple[ShardResult, ...]], success: Callable[..., dict[str, Any]], *,
-                      overwrite: bool) -> ShardedOutput:
+                      overwrite: bool, sequence: bool = False) -> ShardedOutput:
     """generate_sharded's object-storage branch: the plan PUT first, parts uploaded under
     their final names, `_SUCCESS` PUT last, then the bookkeeping deleted."""
     check_object_out(uri, overwrite=overwrite)
@@ -470,7 +618,7 @@ def _generate_objects(uri: str, tasks: list[ShardTask], plan: dict[str, Any],
         old = None
     kept: dict[int, ShardResult] = {}
     if old == plan:
-        kept = _kept_shards(fs, root, tasks)
+        kept = _kept_shards(fs, root, tasks, sequence=sequence)
         log.info("resuming a sharded generation: %d of %d shards complete are kept", len(kept), len(tasks))
     else:
         _obj_clear(fs, root)
@@ -521,7 +669,8 @@ class _folder_lock:
 
 
 def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: str | Path, schema: Any, address: str | None,
-             progress: Callable[[str, int, int], Any] | None, done_rows: int, total: int) -> list[ShardResult]:
+             progress: Callable[[str, int, int], Any] | None, done_rows: int, total: int, *,
+             unit: str = "rows") -> list[ShardResult]:
     """One Ray task per shard (num_cpus=1). Ray is started in this process (4 CPUs, no
     dashboard, usage stats off) when no cluster is connected and no address given, and shut
     down again at the end; a task's failure is one line naming the shard and the cure."""
@@ -550,7 +699,7 @@ def _run_ray(bundle: Path, tasks: list[ShardTask], out_dir: str | Path, schema: 
             results.append(res)
             done_rows += res.rows
             if progress is not None:
-                progress("rows", done_rows, total)
+                progress(unit, done_rows, total)
         return results
     finally:
         if started:

@@ -54,6 +54,8 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str, str]:
 
 def classes_kept(model, target: str) -> int:
     t = model.transformer_.transforms[target]
+    if not hasattr(t, "labels_"):  # decided a number kind (the kind noise at a small ε): no class
+        return 0
     if t.column.kind == "boolean":  # public domain: both truth values, each with at least the floor
         return 2
     return sum(1 for label in t.labels_ if label not in ("__other__", "__null__"))
@@ -65,6 +67,7 @@ def main() -> None:
     ap.add_argument("--epsilons", default="3,1")
     ap.add_argument("--model", default="dpctgan")
     ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--first-draw", type=int, default=0, help="number of the first draw (to add draws to a label)")
     ap.add_argument("--label", required=True, help="kept with each run; runs of other labels stay in the file")
     args = ap.parse_args()
     cls = {"dpctgan": DPCTGAN, "dptvae": DPTVAE}[args.model]
@@ -73,13 +76,15 @@ def main() -> None:
         train, holdout, target, positive, rare = load(table)
         trtr = auc(train, holdout, target, positive)
         for eps in (float(e) for e in args.epsilons.split(",")):
-            for draw in range(args.draws):
+            for draw in range(args.first_draw, args.first_draw + args.draws):
                 model = cls(device="cpu")
                 start = time.perf_counter()
                 model.fit(train, budget=PrivacyBudget(epsilon=eps, delta=1e-6), roles={"targets": [target]})
                 syn = model.sample(len(train), seed=draw)
                 # a boolean-decided target is written in its decided spelling (Yes/No here)
                 y = syn[target].astype(str)
+                if not hasattr(model.transformer_.transforms[target], "labels_"):
+                    y = pd.Series([""] * len(syn))
                 run = {"table": table, "model": args.model, "epsilon": eps, "draw": draw, "label": args.label,
                        "kind": next(c.kind for c in model.schema_.columns if c.name == target),
                        "classes_kept": classes_kept(model, target),

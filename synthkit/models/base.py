@@ -224,14 +224,17 @@ class Synthesizer:
 
         # 1. the preprocessing plan, from the schema and the budget alone
         plan = None
-        if budget is not None:
-            plan = plan_preprocessing(budget=budget, k=k, n_histograms=transformer.n_histograms(),
+        def make_plan(target_rows: float | None = None) -> Any:
+            return plan_preprocessing(budget=budget, k=k, n_histograms=transformer.n_histograms(),
                                       n_discovery=transformer.n_discovery(), n_bounds=transformer.n_bounds(),
-                                      n_targets=transformer.n_targets(),
+                                      n_targets=transformer.n_targets(), target_rows=target_rows,
                                       epsilon_share=self.preprocessing_epsilon_share,
                                       dependence_share=DEPENDENCE_SHARE if self.calibrate_dependence else 0.0,
                                       pairs_share=self._pairs_share() if len(transformer.transforms) >= 2 else 0.0,
                                       pairs_zero_share=PAIRS_ZERO_SHARE)
+
+        if budget is not None:
+            plan = make_plan()
             ledger.check(plan.events(), what="preprocessing")
             logger.info("preprocessing planned: %d histograms, %d category discoveries, sigma=%.2f",
                         plan.n_histograms, plan.n_discovery, plan.sigma_hist)
@@ -281,6 +284,10 @@ class Synthesizer:
             raise ConfigError(
                 f"delta={budget.delta:g} is not below 1/(number of {ledger.unit}s); such a delta allows "
                 "releasing a whole record; use a delta well below 1/(number of units), e.g. 1e-8 for a million")
+        if budget is not None and plan.n_targets:
+            # the targets' weight from the DP row count (post-processing; the same total ρ as the
+            # plan checked above: their extra ρ only moves between them and the pair marginals)
+            plan = make_plan(target_rows=n_rows_dp)
         transformer.fit(frame, FitContext(ledger=ledger, plan=plan, rng=rng_columns, n_rows_dp=n_rows_dp))
         dependence = None
         if plan.n_dependence:

@@ -553,7 +553,8 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
         # released above (no new budget)
         logger.warning("column(s) %s look like a key repeated over a few rows each (from the noisy counts); if one "
                        "names a person or an account, pass --entity-key %s so that all of its rows are protected "
-                       "together (without it, each row is the privacy unit)",
+                       "together (without it, each row is the privacy unit; a second fit spends a new budget "
+                       "on the same data, so discard this bundle rather than release both)",
                        ", ".join(repr(n) for n in repeated), repeated[0])
     columns = []
     for name in names:

@@ -178,3 +178,23 @@ def test_a_persistent_flag_is_not_made_monotone():
                          rng=np.random.default_rng(0))
     assert out["clock"] == ["age"]
     assert "flag" not in out["non_decreasing"]
+
+
+def test_a_clock_column_stays_inside_its_range():
+    """Session 11's review R: a clock-like column's later values are its first value plus
+    the index gap, with no bound (an age of 88 in 2000 became 99 in 2011 against bounds
+    (15, 90)). The first value now moves down so the last one stays inside; the entity
+    still rises by the gap. Negative control: without `bounds` (the code before) the last
+    age is 99."""
+    import pandas as pd
+
+    from synthkit.models.hmm.trends import clock_events
+    events = pd.DataFrame({"id": [1] * 4 + [2] * 3, "year": [2000, 2003, 2007, 2011, 2001, 2002, 2003],
+                           "age": [88, 70, 71, 72, 30, 10, 50]})
+    free = clock_events(events, key="id", index="year", columns={"age": True})
+    assert free["age"].tolist()[3] == 99  # the control: out of range
+    kept = clock_events(events, key="id", index="year", columns={"age": True}, bounds={"age": (15.0, 90.0)})
+    ages = kept["age"].tolist()
+    assert ages[:4] == [79, 82, 86, 90], ages  # rises by the gap, last at the top
+    assert ages[4:] == [30, 31, 32], ages  # an entity inside the range keeps its first value
+    assert kept["age"].dtype == events["age"].dtype

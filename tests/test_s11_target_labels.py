@@ -87,16 +87,21 @@ def test_pima_target_keeps_both_classes_at_epsilon_3(pima):
     fit), with noisy counts within 5 noise std of the truth, and the ledger spends at most ε."""
     from synthkit import DPTVAE
 
-    for _ in range(3):
+    checked = 0
+    for _ in range(8):  # until 3 fits decided `type` categorical (review R: a boolean fit asserts nothing)
+        if checked == 3:
+            break
         model = DPTVAE(epochs=1, device="cpu").fit(pima, budget=PrivacyBudget(epsilon=3.0, delta=1e-6),
                                                    roles={"targets": ["type"]})
         t = model.transformer_.transforms["type"]
         assert t.column.kind in ("categorical", "boolean")
         if t.column.kind == "boolean":  # public domain: both truth values by construction
             continue
+        checked += 1
         released = {label: count for label, count in zip(t.labels_, t.counts_) if label not in ("__other__", "__null__")}
         assert sorted(released) == ["No", "Yes"], sorted(released)
         sigma = model.ledger_.events[[e.name for e in model.ledger_.events].index("categories:type")].sigma
         assert sigma < 10.0  # the target's own, smaller noise (17.7 before)
         assert abs(released["Yes"] - 68) < 5 * sigma and abs(released["No"] - 132) < 5 * sigma
         assert model.ledger_.epsilon_spent() <= 3.0 + 1e-9
+    assert checked >= 2, checked  # the main assertion ran

@@ -210,7 +210,10 @@ class Decoder:
         and the non-decreasing ones (declared or found) non-decreasing within each entity
         (post-processing; the last step, so no later map undoes it)."""
         key = self.layout["entity_key"]
-        events = clock_events(events, key=key, index=self.layout["sequence_index"], columns=self.clock)
+        bounds = {name: self.transformer.transforms[name].bounds_ for name in self.clock
+                  if getattr(self.transformer.transforms.get(name), "bounds_", None) is not None}
+        events = clock_events(events, key=key, index=self.layout["sequence_index"], columns=self.clock,
+                              bounds=bounds)
         return non_decreasing_events(events, key=key, columns=self.non_decreasing)
 
     def draw_start(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -137,11 +137,17 @@ def non_decreasing_events(events: pd.DataFrame, *, key: str, columns: dict[str, 
     return out
 
 
-def clock_events(events: pd.DataFrame, *, key: str, index: str, columns: dict[str, bool]) -> pd.DataFrame:
+def clock_events(events: pd.DataFrame, *, key: str, index: str, columns: dict[str, bool],
+                 bounds: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """A decoded chunk with each column of `columns` (name → integer?) made to rise by the
     index gap within each entity: its value at the entity's first non-missing event is
     kept, each later non-missing one is that value plus (index − the index there). A
-    missing value stays missing; an entity without any keeps its nulls."""
+    missing value stays missing; an entity without any keeps its nulls.
+
+    `bounds` (name → the column's released or declared (lo, hi)): the first value is
+    moved down to hi − the entity's index span, so its last value stays inside (an age of
+    88 in 2000 would be 99 in 2011 against bounds (15, 90): session 11's review R); where
+    the span is wider than the range, the values are clipped at hi."""
     if not columns or events.empty:
         return events
     ent, step, shape = _entity_matrix(events, key)
@@ -154,7 +160,17 @@ def clock_events(events: pd.DataFrame, *, key: str, index: str, columns: dict[st
         present = ~np.isnan(x)
         first = np.argmax(present, axis=1)  # the first non-missing event (0 where none: all NaN below)
         rows = np.arange(shape[0])
-        y = x[rows, first][:, None] + (t - t[rows, first][:, None])
+        start, gap = x[rows, first], t - t[rows, first][:, None]
+        lo_hi = (bounds or {}).get(name)
+        if lo_hi is not None:
+            lo, hi = float(lo_hi[0]), float(lo_hi[1])
+            span = np.nanmax(np.where(present, gap, np.nan), axis=1, initial=0.0)
+            start = np.maximum(np.minimum(start, hi - span), lo)
+            if integer:
+                start = np.floor(start)
+        y = start[:, None] + gap
+        if lo_hi is not None:
+            y = np.clip(y, lo, hi)
         _put(out, name, np.where(present, y, np.nan)[ent, step], integer)
     return out
 

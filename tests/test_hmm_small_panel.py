@@ -9,7 +9,7 @@ finite, whole, strictly increasing per entity and inside the reach of the releas
 and gaps.
 
 Negative control: df40585 (before the fix) stops the default fit with "too few entities to
-choose the number of events kept per entity" (rc 1) and, with --max-length 20, writes
+choose the number of events kept per entity" (rc 2) and, with --max-length 20, writes
 `day` at ±9.2e18 and flags at -16,480 (trial T); the main test fails there. The panel's
 brackets (test_panel_is_shaped_like_pbcseq) pass on both."""
 

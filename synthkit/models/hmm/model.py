@@ -276,7 +276,8 @@ class DPHMM(Synthesizer):
         self.hmm_, self.device_ = net.eval(), device
         self.training_ = {**training, "margins": self.margins_, "index_end": self.index_end_,
                           "length_margin": self.length_margin_, "trends": self.trends_ or None,
-                          "unlearned_context": list(getattr(self, "unlearned_context_", []))}
+                          "unlearned_context": list(getattr(self, "unlearned_context_", [])),
+                          "gap_range_public": bool(layout.get("gap") is not None and getattr(self, "gap_range_public_", False))}
         self._prepare_sampling()
         return self
 
@@ -346,6 +347,7 @@ class DPHMM(Synthesizer):
         gap_state = (fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps), index_col=index_col,
                               max_gap=self.max_gap, max_gap_categories=self.max_gap_categories)
                      if length > 1 else None)
+        self.gap_range_public_ = bool(gap_state is not None and gap_state.get("range_public"))
         start_labels = None
         self.index_end_ = None
         if common_starts:
@@ -523,7 +525,8 @@ class DPHMM(Synthesizer):
                                 start_transform=self.context_model_.transformer_.transforms[START],
                                 terminal_column=self.terminal_column, terminal_value=self.terminal_value,
                                 non_decreasing=(*self.non_decreasing, *self.trends_.get("non_decreasing", ())),
-                                clock=tuple(self.trends_.get("clock", ())), index_end=self.index_end_)
+                                clock=tuple(self.trends_.get("clock", ())), index_end=self.index_end_,
+                                gap_range_public=bool(self.training_.get("gap_range_public", False)))
 
     def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
                chunk_size: int = 10_000) -> pd.DataFrame:

@@ -313,12 +313,16 @@ def fit_gaps(grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *, index_c
         # release; the ledger is the same either way)
         logger.warning("the range of the gaps between events could not be learned under DP at this epsilon; a "
                        "public range is used; set --max-gap (the widest gap, in the unit of the sequence index) "
-                       "or declare bounds for the sequence index to narrow it")
+                       "or declare bounds for the sequence index to narrow it (the sampled gaps are the released "
+                       "common gaps, if any)")
         ctx.ledger.notes.append("the range of the gaps between events could not be learned under DP; a public "
                                 "range was used (set --max-gap to give it)")
         log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=public))
         log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
         log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+        # the other gaps' values are then noise over up to e^41.6 ticks (pbcseq: days at 2**53):
+        # sampling draws released common gaps in their place where any was released
+        return {"labels": labels, "transform": log_t, "range_public": True}
     return {"labels": labels, "transform": log_t}
 
 

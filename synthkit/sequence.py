@@ -97,6 +97,9 @@ class TimeAxis:
     def from_ticks(self, ticks: np.ndarray) -> pd.Series:
         """Ticks → a Series in the index's type: int64, float64 or datetime64[ns] (tz kept)."""
         ticks = np.asarray(ticks, dtype=float)
+        if not np.isfinite(ticks).all():  # never a NaN -> int cast (it writes -2**63, issue 18)
+            raise ValueError(f"{int((~np.isfinite(ticks)).sum())} generated index values are not finite numbers; "
+                             "this is a bug in the sampler, please report it")
         if self.kind == "integer":
             return pd.Series(np.round(ticks).astype("int64"))
         if self.kind == "continuous":

@@ -5,6 +5,7 @@ context or identifiers."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from synthkit.models.hmm.context import LENGTH, START
 from synthkit.models.hmm.preprocess import _gaussian_of_epsilon
 from synthkit.schema import Column, Schema, SchemaError, infer_schema
 from synthkit.table import Table
+
+logger = logging.getLogger(__package__)  # the package's one logger
 
 ROLES = {"entity_key", "sequence_index", "context_columns", "sensitive", "identifiers", "targets"}
 
@@ -87,8 +90,8 @@ def _context_roles(schema: Schema, context: Table | pd.DataFrame | None, context
 # ====================================================================== kinds
 def decide_kinds(table: Table | pd.DataFrame, *, schema: Schema | None, context: Table | pd.DataFrame | None,
                  context_schema: Schema | None, roles: dict[str, Any] | None, budget: PrivacyBudget | None,
-                 ledger: PrivacyLedger, rng: np.random.Generator,
-                 shares: float) -> tuple[Schema | None, Schema | None, list[GaussianEvent]]:
+                 ledger: PrivacyLedger, rng: np.random.Generator, shares: float,
+                 non_decreasing: tuple[str, ...] = ()) -> tuple[Schema | None, Schema | None, list[GaussianEvent]]:
     """The events and context schemas, and the DP events this charged.
 
     Under a budget, a DataFrame without its schema gets its kinds from synthkit.dp_schema:
@@ -114,7 +117,11 @@ def decide_kinds(table: Table | pd.DataFrame, *, schema: Schema | None, context:
 
     The roles are the user's declarations, never read from the rows; the sequence index
     gets an ordered kind (datetime, integer or continuous) from the same noisy counts.
-    Without a budget (a development run) the kinds are read from the rows (`infer_schema`)."""
+    Without a budget (a development run) the kinds are read from the rows (`infer_schema`).
+
+    `non_decreasing` (public, --non-decreasing): a column declared to rise with time is a
+    number, so an inferred kind other than integer or continuous becomes continuous
+    (`declared_numeric`): on a small panel the noise decided a rising age was labels."""
     roles = dict(roles or {})
     if set(roles) - ROLES:
         raise ConfigError(f"unknown roles {sorted(set(roles) - ROLES)}; use {sorted(ROLES)}")
@@ -144,7 +151,24 @@ def decide_kinds(table: Table | pd.DataFrame, *, schema: Schema | None, context:
         table, context, schema=schema, context_schema=context_schema, roles=roles, key=key, index=index, ident=ident,
         context_columns=context_columns, share=share, ledger=ledger, rng=rng, infer_events=infer_events,
         infer_context=infer_context)
+    if infer_events:
+        schema = declared_numeric(schema, non_decreasing)
     return schema, context_schema, planned
+
+
+def declared_numeric(schema: Schema, names: tuple[str, ...] | list[str]) -> Schema:
+    """`schema` with every named column (declared non-decreasing: public) that was inferred
+    as neither integer nor continuous made continuous, nullable as inferred. Names that are
+    not columns, or are the key or the index, are left to `check_non_decreasing`."""
+    fixed = [n for n in names if n in schema.names and n not in (schema.entity_key, schema.sequence_index)
+             and schema.column(n).kind not in ("integer", "continuous")]
+    if not fixed:
+        return schema
+    logger.info("declared non-decreasing (--non-decreasing), so modelled as continuous numbers: %s",
+                ", ".join(repr(n) for n in fixed))
+    cols = tuple(Column(name=c.name, kind="continuous", nullable=c.nullable) if c.name in fixed else c
+                 for c in schema.columns)
+    return dataclasses.replace(schema, columns=cols).validate()
 
 
 def _check_declared(key: str | None, index: str | None, *, names: list[str], ctx_names: list[str],

@@ -30,6 +30,7 @@ from synthkit.models.hmm.discovery import discover_categories, discovery_columns
 from synthkit.models.hmm.dynamics import blend_numbers, fit_dynamics, match_to_context
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
+from synthkit.models.hmm.ranges import drop_unlearned_ranges, within_released
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
                                             plan_sequence_preprocessing, release_common_starts,
                                             release_index_end, wants_common_starts)
@@ -243,7 +244,7 @@ class DPHMM(Synthesizer):
         ctx_model, c_enc = self._fit_context(grouped, roles, context_table, index_col, axis=axis, layout=layout,
                                              seq=seqs["context"], budget=budget, ledger=ledger,
                                              context_target=context_target, rng=rng_tr, progress=progress,
-                                             start_labels=start_labels)
+                                             start_labels=start_labels, n_dp=n_dp)
         layout["d_context"] = int(c_enc.shape[1])
         # ---- 4b. the DP margins of the event columns (calibration targets at sampling)
         self.margins_ = self._fit_margins(grouped, transformer, layout, budget=budget, ledger=ledger,
@@ -275,7 +276,9 @@ class DPHMM(Synthesizer):
         self.layout_, self.ledger_, self.context_model_ = layout, ledger, ctx_model
         self.hmm_, self.device_ = net.eval(), device
         self.training_ = {**training, "margins": self.margins_, "index_end": self.index_end_,
-                          "length_margin": self.length_margin_, "trends": self.trends_ or None}
+                          "length_margin": self.length_margin_, "trends": self.trends_ or None,
+                          "unlearned_context": list(getattr(self, "unlearned_context_", [])),
+                          "gap_range_public": bool(layout.get("gap") is not None and getattr(self, "gap_range_public_", False))}
         self._prepare_sampling()
         return self
 
@@ -329,7 +332,8 @@ class DPHMM(Synthesizer):
         bounded = bound_contributions(
             frame, key=key, index=index_col.name, axis=axis, keys=context_table.frame[key] if two_tables else None,
             budget=budget, ledger=ledger, plan=plan, max_length=self.max_length,
-            length_quantile=self.length_quantile, batch_size=self.batch_size, rngs=(rng_entities, rng_length))
+            length_quantile=self.length_quantile, batch_size=self.batch_size, rngs=(rng_entities, rng_length),
+            index_col=index_col)
         self.batch_size_ = bounded.batch_size
         n_events_dp = dp_event_count(bounded, budget=budget, ledger=ledger, rng=rng_events)
         grouped, length = bounded.grouped, bounded.length
@@ -338,9 +342,13 @@ class DPHMM(Synthesizer):
         discover_categories(transformer, grouped, discovery[0], k=length, threshold_delta=plan.threshold_delta,
                             ledger=ledger, rng=discovery[1])
         transformer.fit(grouped.events, fctx)
+        # a range guessed from noise alone is not kept: the column is generated empty (ranges.py)
+        for name in drop_unlearned_ranges(transformer, n_rows_dp=n_events_dp, ledger=ledger):
+            grouped.events[name] = np.nan
         gap_state = (fit_gaps(grouped, axis, dataclasses.replace(fctx, rng=rng_gaps), index_col=index_col,
                               max_gap=self.max_gap, max_gap_categories=self.max_gap_categories)
                      if length > 1 else None)
+        self.gap_range_public_ = bool(gap_state is not None and gap_state.get("range_public"))
         start_labels = None
         self.index_end_ = None
         if common_starts:
@@ -425,13 +433,14 @@ class DPHMM(Synthesizer):
         `synthkit.models.hmm.kinds.decide_kinds`: one release per schema-less frame, one
         row per entity, on top of the (preprocessing + context) shares)."""
         return decide_kinds(table, schema=schema, context=context, context_schema=context_schema, roles=roles,
-                            budget=budget, ledger=ledger, rng=rng, shares=self._shares())
+                            budget=budget, ledger=ledger, rng=rng, shares=self._shares(),
+                            non_decreasing=tuple(self.non_decreasing))
 
     def _fit_context(self, grouped: GroupedEvents, roles: dict[str, Any], context_table: Table | None,
                      index_col: Column, *, axis: TimeAxis, layout: dict[str, Any], seq: np.random.SeedSequence,
                      budget: PrivacyBudget | None, ledger: PrivacyLedger, context_target: float,
                      rng: np.random.Generator, progress: Progress | None,
-                     start_labels: list[int] | None = None) -> tuple[Synthesizer, np.ndarray]:
+                     start_labels: list[int] | None = None, n_dp: float = 0.0) -> tuple[Synthesizer, np.ndarray]:
         """Step 4: the context model on one row per entity, in the same ledger up to its
         cumulative share; returns it and the rows' encoding (c in HMMNet)."""
         numeric_context = any(c.kind in ("continuous", "integer", "datetime") for c in roles["context"])
@@ -445,6 +454,13 @@ class DPHMM(Synthesizer):
         ctx_model = self._make_context_model(seq)
         fit_in_shared_ledger(ctx_model, ctx_frame, ctx_schema, budget=budget, ledger=ledger,
                              context_target=context_target, progress=progress)
+        # a context range guessed from noise alone is not kept (ranges.py; `n_dp`: the DP count of entities)
+        # (the context model's state is left as fitted, its pair model reads it; sampling empties them)
+        dropped = drop_unlearned_ranges(ctx_model.transformer_, n_rows_dp=n_dp, ledger=ledger, prefix="context:",
+                                        skip=(LENGTH, START), table="context", mark=False)
+        self.unlearned_context_ = dropped
+        if dropped:
+            ctx_frame = ctx_frame.assign(**{name: np.nan for name in dropped})
         return ctx_model, ctx_model.transformer_.transform(ctx_frame, rng)
 
     def _make_context_model(self, seq: np.random.SeedSequence) -> Synthesizer:
@@ -510,7 +526,8 @@ class DPHMM(Synthesizer):
                                 start_transform=self.context_model_.transformer_.transforms[START],
                                 terminal_column=self.terminal_column, terminal_value=self.terminal_value,
                                 non_decreasing=(*self.non_decreasing, *self.trends_.get("non_decreasing", ())),
-                                clock=tuple(self.trends_.get("clock", ())), index_end=self.index_end_)
+                                clock=tuple(self.trends_.get("clock", ())), index_end=self.index_end_,
+                                gap_range_public=bool(self.training_.get("gap_range_public", False)))
 
     def sample(self, n_rows: int, *, seed: int | None = None, conditions: dict[str, Any] | None = None,
                chunk_size: int = 10_000) -> pd.DataFrame:
@@ -587,6 +604,10 @@ class DPHMM(Synthesizer):
         # rows onto its terminal value could put it before an entity's last event (the rule)
         events = calibrate_events(events, self.margins_, lay, self.transformer_, rng)
         events = dec.trends(events)  # rising columns (declared or DP-found); last: calibration cannot undo it
+        # the last guard: every number inside its released range, empty columns all null (ranges.py)
+        events = within_released(events, self.transformer_)
+        ctx_out = within_released(ctx_out, self.context_model_.transformer_,
+                                  empty=tuple(self.training_.get("unlearned_context") or ()))
         return SequenceSample(events, ctx_out)
 
     def _length_sigma(self) -> float | None:

@@ -40,6 +40,12 @@ END_FALSE_CLEAR = 1e-4  # chance that a bin no entity ends in clears (over all b
 # tests/test_hmm_length_margin.py) give 18% of a 10-year panel 8 years; the price of a lower
 # one: a length held by fewer than ~4.3σ entities (Males: σ 31) is dropped
 LENGTH_FALSE_CLEAR = 1e-4
+# The number of events kept per entity when no bin of the DP length histogram clears (a
+# small panel: pbcseq's 312 patients at eps = 3 gave σ 41 against counts of ~30 per length):
+# a fixed, data-independent cap (the trial's --max-length 20, over pbcseq's 16 visits), or an
+# integer index's declared span + 1 when shorter (an entity cannot have more distinct times).
+# Before, the fit stopped and asked for --max-length (issue 18, session 11)
+FALLBACK_MAX_LENGTH = 20
 # ρ of a DP range histogram (an event column's, the gaps') relative to any other preprocessing
 # histogram of the sequences. The table models give it mechanisms.BOUNDS_WEIGHT (2); the HMM
 # gives more because its value histograms matter less: every event column's margin is released
@@ -141,12 +147,24 @@ class Bounded(NamedTuple):
     length_margin: list[float] | None = None
 
 
+def fallback_max_length(axis: TimeAxis, index_col: Column | None) -> int:
+    """FALLBACK_MAX_LENGTH, or fewer where the index's declared bounds (public) hold fewer
+    whole ticks (an integer index, or dates counted in days)."""
+    if index_col is not None and index_col.bounds is not None and axis.discrete and axis.unit != "second":
+        ends = axis.bound_ticks(index_col.bounds)
+        span = float(ends[1] - ends[0])
+        if np.isfinite(span) and span >= 0:
+            return int(max(1, min(FALLBACK_MAX_LENGTH, math.floor(span) + 1)))
+    return FALLBACK_MAX_LENGTH
+
+
 def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: TimeAxis, keys: pd.Series | None,
                         budget: PrivacyBudget | None, ledger: PrivacyLedger, plan: PreprocessingPlan,
                         max_length: int | None, length_quantile: float, batch_size: int | None,
-                        rngs: tuple[np.random.Generator, ...]) -> Bounded:
-    """Group per entity; DP entity count; DP maximum length; truncate; the batch size from
-    the DP count (post-processing)."""
+                        rngs: tuple[np.random.Generator, ...], index_col: Column | None = None) -> Bounded:
+    """Group per entity; DP entity count; DP maximum length (FALLBACK_MAX_LENGTH, or the
+    declared index's span, where no length clears); truncate; the batch size from the DP
+    count (post-processing). `index_col`: the index's declared column (its public bounds)."""
     rng_entities, rng_length = rngs
     grouped = group_events(frame, entity_key=key, axis=axis, index=index, max_length=None, keys=keys)
     n_dp = noisy_count(grouped.n_entities, sigma=plan.sigma_units, sensitivity=1.0, name="count:entities",
@@ -154,7 +172,7 @@ def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: Time
     margin = None
     if max_length is None:
         length, noisy = dp_max_length(grouped.full_lengths, quantile=length_quantile, plan=plan, ledger=ledger,
-                                      rng=rng_length, with_histogram=True)
+                                      rng=rng_length, with_histogram=True, fallback=fallback_max_length(axis, index_col))
         margin = length_margin(noisy, length, sigma=plan.sigma_units, private=ledger.private,
                                n_entities=n_dp if keys is not None else None)
     else:
@@ -225,10 +243,11 @@ def length_margin(noisy: np.ndarray, length: int, *, sigma: float, private: bool
 
 
 def dp_max_length(lengths: np.ndarray, *, quantile: float, plan: PreprocessingPlan, ledger: PrivacyLedger,
-                  rng: np.random.Generator, with_histogram: bool = False) -> Any:
+                  rng: np.random.Generator, with_histogram: bool = False, fallback: int | None = None) -> Any:
     """DP choice of max_length: a noisy histogram of entity lengths over the public bins
     1..MAX_LENGTH_CAP (one entity = one count: sensitivity 1), bins that do not clear a
     Bonferroni threshold zeroed (post-processing), then the `quantile` (the model's `length_quantile`).
+    `fallback` (public): the length used when no bin clears (else the fit stops).
     `with_histogram`: (max_length, the raw noisy histogram) for `length_margin`."""
     counts = np.bincount(np.clip(lengths, 1, MAX_LENGTH_CAP) - 1, minlength=MAX_LENGTH_CAP)[:MAX_LENGTH_CAP]
     counts[0] -= int(np.count_nonzero(lengths == 0))  # entities without events hold no length bin
@@ -239,6 +258,13 @@ def dp_max_length(lengths: np.ndarray, *, quantile: float, plan: PreprocessingPl
         from scipy.stats import norm
         noisy = np.where(noisy > plan.sigma_units * float(norm.isf(1e-3 / MAX_LENGTH_CAP)), noisy, 0.0)
     noisy = np.clip(noisy, 0, None)
+    if noisy.sum() <= 0 and fallback is not None:
+        # post-processing of the same release: a public cap instead of a refusal
+        logger.warning("too few entities to choose the number of events kept per entity under DP at this epsilon; "
+                       "the first %d events of each entity are used (a fixed public cap); set --max-length to "
+                       "choose it", fallback)
+        ledger.notes.append(f"max_length: no length cleared the DP histogram; the public cap {fallback} was used")
+        return (fallback, raw_noisy) if with_histogram else fallback
     if noisy.sum() <= 0:
         raise BudgetExceededError("too few entities to choose the number of events kept per entity under DP at "
                                   "this epsilon; set --max-length (public) or raise --epsilon")
@@ -287,12 +313,16 @@ def fit_gaps(grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *, index_c
         # release; the ledger is the same either way)
         logger.warning("the range of the gaps between events could not be learned under DP at this epsilon; a "
                        "public range is used; set --max-gap (the widest gap, in the unit of the sequence index) "
-                       "or declare bounds for the sequence index to narrow it")
+                       "or declare bounds for the sequence index to narrow it (the sampled gaps are the released "
+                       "common gaps, if any)")
         ctx.ledger.notes.append("the range of the gaps between events could not be learned under DP; a public "
                                 "range was used (set --max-gap to give it)")
         log_t = NumericTransform(Column(name=GAP, kind="continuous", nullable=False, bounds=public))
         log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
         log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
+        # the other gaps' values are then noise over up to e^41.6 ticks (pbcseq: days at 2**53):
+        # sampling draws released common gaps in their place where any was released
+        return {"labels": labels, "transform": log_t, "range_public": True}
     return {"labels": labels, "transform": log_t}
 
 

@@ -172,8 +172,10 @@ class Decoder:
     def __init__(self, *, layout: dict[str, Any], transformer: DataTransformer, schema: Schema,
                  context_schema: Schema, start_transform: Any, terminal_column: str | None,
                  terminal_value: Any, non_decreasing: tuple[str, ...] = (), clock: tuple[str, ...] = (),
-                 index_end: int | None = None) -> None:
+                 index_end: int | None = None, gap_range_public: bool = False) -> None:
         self.layout = layout
+        # the other gaps' range was not learned (preprocess.fit_gaps): draw released common gaps instead
+        self.gap_range_public = bool(gap_range_public)
         # the index's window: its declared (public) bounds, else the DP last value of an
         # integer index (preprocess.release_index_end) above the released first values
         bounds = schema.column(layout["sequence_index"]).bounds
@@ -182,6 +184,9 @@ class Decoder:
             self.window = tuple(float(b) for b in TimeAxis.from_dict(layout["axis"]).bound_ticks(bounds))
         elif index_end is not None:
             self.window = (_first_start(start_transform), float(index_end))
+        else:  # the reach of the released starts and gaps (issue 18: gaps of 1e18 days overflowed int64)
+            self.window = released_reach(start_transform, layout, TimeAxis.from_dict(layout["axis"]),
+                                         common_only=self.gap_range_public)
         # columns that rise with time, declared (public) or found by the DP test: name → integer?
         # (see trends.py); a clock-like column rises by the index gap
         self.non_decreasing = {name: schema.column(name).kind == "integer" for name in non_decreasing}
@@ -292,8 +297,15 @@ class Decoder:
             other = code >= len(labels)
             gaps = labels[np.minimum(code, len(labels) - 1)] if len(labels) else np.zeros(code.shape)
             gaps = np.where(other, 0.0, gaps)
-            if other.any():
+            if other.any() and self.gap_range_public and len(labels):
+                # the other gaps' range was not learned (their values would be noise up to the
+                # public e^41.6 ticks): a released common gap, picked by the drawn score's quantile
+                from scipy.stats import norm
+                q = norm.cdf(np.nan_to_num(z[:, :, gap["gauss"]][other]))
+                gaps[other] = labels[np.minimum((q * len(labels)).astype(np.int64), len(labels) - 1)]
+            elif other.any():
                 gaps[other] = np.exp(self.gap_score.inverse(z[:, :, gap["gauss"]][other]))
+        gaps = np.nan_to_num(gaps, nan=0.0, posinf=0.0, neginf=0.0)  # a gap is never NaN (no NaN -> int cast)
         if self.axis.discrete:
             gaps = np.maximum(np.round(gaps), 1.0)
         else:
@@ -343,6 +355,66 @@ def integer_series(codes: np.ndarray, entry: dict[str, Any]) -> pd.Series:
         arr[null] = pd.NA
         return pd.Series(arr)
     return pd.Series(vals)
+
+
+def tick_limit(axis: TimeAxis) -> float:
+    """The largest |tick| an index value may take (public): 2**52 for a number, so that every
+    whole tick up to it and one beyond is exact in a float (at 2**53, 2**53 + 1 rounded back
+    onto the bound and made a tie); within datetime64[ns] (about the years 1700-2240) for dates."""
+    if axis.kind == "datetime":
+        return float(2**33) / (86_400.0 if axis.unit == "day" else 1.0)
+    return float(2**52)
+
+
+def released_reach(start_transform: Any, layout: dict[str, Any], axis: TimeAxis, *,
+                   common_only: bool = False) -> tuple[float, float]:
+    """The index's window where nothing declares it (DP state only): from the earliest
+    released start to the latest plus (max_length - 1) times the widest released gap, inside
+    ±`tick_limit`. Without it a gap range that could not be learned (a public range up to
+    e^41.6 ticks) carried 20 events past int64 (pbcseq: `day` at ±9.2e18 in 31% of rows)."""
+    limit = tick_limit(axis)
+    lo, hi = _first_start(start_transform), _last_start(start_transform, axis)
+    if axis.kind == "datetime" and getattr(start_transform, "labels_", None) is None and np.isfinite(lo):
+        lo = float(axis.to_ticks(_floats_to_series(np.array([lo]), start_transform.column,
+                                                   tz=start_transform.tz_))[0])  # seconds -> ticks
+    widest = 1.0
+    gap = layout.get("gap")
+    if gap is not None and common_only and gap.get("labels"):
+        widest = max(float(v) for v in gap["labels"])  # sampling draws only these (Decoder._ticks)
+    elif gap is not None:
+        labels = [float(v) for v in gap.get("labels", [])]
+        try:
+            g_hi = float(gap_transform(gap["transform"]).bounds_[1])
+            widest = max([*labels, float(np.exp(min(g_hi, 700.0))), 1.0])
+        except (KeyError, TypeError, AttributeError):
+            widest = max([*labels, limit])
+    reach = hi + max(int(layout.get("max_length", 1)) - 1, 0) * widest
+    lo = lo if np.isfinite(lo) else -limit
+    reach = reach if np.isfinite(reach) else limit
+    return max(lo, -limit), min(max(reach, lo), limit)
+
+
+def _last_start(start_transform: Any, axis: TimeAxis) -> float:
+    """The latest start the context model can draw (DP state only), in ticks: its largest
+    whole label when categorical, its upper bound when numeric; inf when unknown."""
+    labels = getattr(start_transform, "labels_", None)
+    if labels is not None:
+        whole = []
+        for v in labels:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(x):
+                whole.append(x)
+        return max(whole) if whole else np.inf
+    bounds = getattr(start_transform, "bounds_", None)
+    if bounds is None:
+        return np.inf
+    if axis.kind == "datetime":
+        x = np.array([float(bounds[1])])
+        return float(axis.to_ticks(_floats_to_series(x, start_transform.column, tz=start_transform.tz_))[0])
+    return float(bounds[1])
 
 
 def _first_start(start_transform: Any) -> float:

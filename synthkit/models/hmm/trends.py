@@ -82,7 +82,7 @@ def check_non_decreasing(names: Iterable[str], event_columns: Iterable[Any]) -> 
     problems = [f"{n!r} is not an event column" if n not in kinds else
                 f"{n!r} is {kinds[n]}, not a number" for n in names if kinds.get(n) not in TREND_KINDS]
     if problems:
-        raise ConfigError("non_decreasing names columns that cannot rise with time: " + "; ".join(problems)
+        raise ConfigError("--non-decreasing (non_decreasing) names columns that cannot rise with time: " + "; ".join(problems)
                           + f"; name integer or continuous event columns (allowed: {sorted(k for k, v in kinds.items() if v in TREND_KINDS)})")
     return names
 

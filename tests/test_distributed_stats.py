@@ -161,6 +161,20 @@ def test_thin_category_over_many_blocks_is_selected_on_global_counts():
     assert "thin" not in per_block_labels and "common" in per_block_labels
 
 
+def test_a_literal_other_value_folds_as_the_transform_folds_it():
+    """Parity with CategoricalTransform.fit (session 11): a literal `__other__` in the data is
+    not released as a label of its own (review R: the map-reduce release kept it).
+    Negative control: on 61006c6 `__other__` is among the released labels."""
+    from synthkit.transforms import OTHER
+    plan = _plan()
+    frame = pd.DataFrame({"health": ["common"] * 3000 + [OTHER] * 2000})
+    spec = st.CategoryCounts(column=HEALTH)
+    merged = st.merge_all(st.partials_of_frame(frame, [spec], entity_key=None, k=1, n_blocks=4,
+                                               rng=np.random.default_rng(0)))[0]
+    rel = spec.release(merged, plan, PrivacyLedger(budget=BUDGET), np.random.default_rng(3), n_rows_dp=len(frame))
+    assert rel.labels == ("common",), rel.labels
+
+
 # ------------------------------------------------------------------ (c) contribution bound over blocks
 def _units_frame(n_units: int = 300, rows: int = 2, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

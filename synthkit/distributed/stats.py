@@ -60,6 +60,7 @@ from synthkit.mechanisms import (
 from synthkit.schema import Column
 from synthkit.transforms import (
     NULL,
+    OTHER,
     CategoricalTransform,
     FitContext,
     NumericTransform,
@@ -216,7 +217,7 @@ class CategoryCounts:
             null = float(noisy[-1]) if null_released(noisy[-1], merged.n_null, ctx) else None
             return CategoryRelease(labels=tuple(domain), counts=tuple(float(c) for c in noisy[:-1]),
                                    null_count=null, threshold=None)
-        raw = {k: v for k, v in merged.counts.items() if k != NULL}
+        raw = {k: v for k, v in merged.counts.items() if k not in (NULL, OTHER)}  # as the transform folds them
         if merged.n_null:
             raw[NULL] = merged.n_null
         kept = select_partitions(raw, sigma=plan.sigma_hist, k=plan.k, threshold_delta=plan.threshold_delta,

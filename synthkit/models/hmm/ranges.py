@@ -76,7 +76,8 @@ def drop_unlearned_ranges(transformer: DataTransformer, *, n_rows_dp: float, led
             t.null_share_ = 1.0
         dropped.append(name)
         logger.warning("%s column %r: its range cannot be learned under DP at this epsilon and size (its values "
-                       "would be a guess from noise), so it is generated empty (all null); declare 'bounds' for it "
+                       "would be a guess from noise: the coarse guess logged for it is set aside), so it is generated "
+                       "empty (all null); declare 'bounds' for it "
                        "in a schema (--schema) or raise --epsilon", table, name)
         ledger.notes.append(f"{table} column {name!r}: range not learned under DP; generated empty (all null)")
     return dropped

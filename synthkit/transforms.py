@@ -139,6 +139,7 @@ OUTER_CUT_MAX_VALUES = 16
 PAD_BINS = 3
 PAD_MAX_VALUES = 1
 PAD_KEEP_SIGMAS = 3.0
+FORCED_TOP_KEEP_SIGMAS = 1.0  # the value after a one-value range (`_forced_top_clears`)
 
 
 def _whole_values(left: float, right: float) -> tuple[float, float]:
@@ -168,6 +169,27 @@ def padded_range(lo: float, hi: float, dp_range: Any) -> tuple[float, float, tup
             sides[side].append(int(b - a + 1))
             lo, hi = (a, hi) if side == 0 else (lo, b)
     return lo, hi, sides
+
+
+def _forced_top_clears(count: float, value: float, dp_range: Any, *, sigma_hist: float, sigma_range: float) -> bool:
+    """Whether the value after a one-value DP range stays. It was added for the histogram's
+    sake (two bins), not from the data, so it must clear FORCED_TOP_KEEP_SIGMAS std of its
+    value histogram count, combined (inverse variance) with the range histogram's count of
+    the grid bin just above the range when that bin holds this value alone. Session 11's
+    trial: ICU's 0/1 `Survive` got the range [1, 1] at 140 rows and came back with 2s from
+    noise. The bar is one std, not the padding's three: the top bin also holds every value
+    clipped beyond the range, so cutting it wrongly moves all of that mass onto the one value
+    (NMES1988 `novisits` at ε = 1, range [0, 0]: 3 std cut its 17% of nonzero rows in one of
+    six fixed draws, a 16.5 pp zero-share miss), while keeping an empty one wrongly gives it
+    only noise-level mass. Post-processing of the two noisy histograms."""
+    w = 1.0 / sigma_hist**2
+    total = float(count) * w
+    above = getattr(dp_range, "above", ())
+    if above and np.isfinite(above[0][0]) and np.isfinite(above[0][1]) \
+            and _whole_values(above[0][0], above[0][1]) == (value, value):
+        total += float(above[0][2]) / sigma_range**2
+        w += 1.0 / sigma_range**2
+    return total / w > FORCED_TOP_KEEP_SIGMAS / np.sqrt(w)
 
 
 def padding_kept(noisy: np.ndarray, pad: tuple[list[int], list[int]], *, dp_range: Any, sigma_hist: float,
@@ -552,12 +574,13 @@ class NumericTransform:
                     self.empty_ = True
                     bounds = (0.0, DAY) if self.column.kind == "datetime" else (0.0, 1.0)
         lo, hi = bounds
+        forced_top = False
         if self.column.kind == "integer":
             # the smallest whole value inside the range: a DP range starting at the grid edge
             # -0.5 (the bin of 0) holds no -1, which floor() let a count column produce
             lo, hi = float(np.ceil(lo)) + 0.0, float(np.ceil(hi)) + 0.0  # + 0.0: no -0.0
-            if hi <= lo:
-                hi = lo + 1
+            if hi <= lo:  # one value: a second bin for the histogram, kept only if it clears (below)
+                hi, forced_top = lo + 1, True
             if not hi > lo:  # beyond 2**53 a float cannot tell lo from lo + 1 (table validation refuses such data)
                 raise DataValidationError([f"{what}: its range lies beyond ±2**53, where integers are not exact; "
                                            "declare kind 'identifier' or 'continuous'"])
@@ -584,6 +607,10 @@ class NumericTransform:
                 raw = np.concatenate([raw[a:b + 1], raw[-1:]])
                 n_bins = len(edges) - 1
 
+            if forced_top and not pad[1] and keep[1] == n_bins - 1 > keep[0] \
+                    and not _forced_top_clears(noisy[n_bins - 1], float(hi), dp_range, sigma_hist=ctx.plan.sigma_hist,
+                                               sigma_range=ctx.plan.sigma_range):
+                keep = (keep[0], keep[1] - 1)
             if keep != (0, n_bins - 1):  # a padded bin the two histograms do not fill: out again
                 cut(*keep)
             if n_bins <= OUTER_CUT_MAX_VALUES:  # post-processing: the value bins beyond the data

@@ -399,15 +399,8 @@ def _last_start(start_transform: Any, axis: TimeAxis) -> float:
     whole label when categorical, its upper bound when numeric; inf when unknown."""
     labels = getattr(start_transform, "labels_", None)
     if labels is not None:
-        whole = []
-        for v in labels:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue
-            if np.isfinite(x):
-                whole.append(x)
-        return max(whole) if whole else np.inf
+        finite = _numeric_labels(labels, whole=False)
+        return max(finite) if finite else np.inf
     bounds = getattr(start_transform, "bounds_", None)
     if bounds is None:
         return np.inf
@@ -422,14 +415,21 @@ def _first_start(start_transform: Any) -> float:
     label when categorical (the released common starts), its lower bound when numeric."""
     labels = getattr(start_transform, "labels_", None)
     if labels is not None:
-        whole = []
-        for v in labels:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue  # OTHER, NULL
-            if np.isfinite(x) and x == np.round(x):
-                whole.append(x)
+        whole = _numeric_labels(labels, whole=True)
         return min(whole) if whole else -np.inf
     bounds = getattr(start_transform, "bounds_", None)
     return float(bounds[0]) if bounds is not None else -np.inf
+
+
+def _numeric_labels(labels: list[Any], *, whole: bool) -> list[float]:
+    """The released start labels that read as finite numbers (whole ones only if `whole`);
+    OTHER and NULL are skipped."""
+    out = []
+    for v in labels:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue  # OTHER, NULL
+        if np.isfinite(x) and (not whole or x == np.round(x)):
+            out.append(x)
+    return out

@@ -47,7 +47,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Collection, Iterator, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -611,9 +611,15 @@ class Registry:
         with self._engine.connect() as conn:
             return self._status(conn, run_id)
 
-    def _status(self, conn: Connection, run_id: str) -> str:
-        row = conn.execute(sa.select(T_EVENTS.c.status).where(T_EVENTS.c.run_id == run_id)
-                           .where(T_EVENTS.c.status.is_not(None)).order_by(T_EVENTS.c.seq.desc()).limit(1)).first()
+    def _status(self, conn: Connection, run_id: str, ignore: Collection[int] = ()) -> str:
+        """The run's recorded status: the latest status event, leaving out the events
+        `ignore` names (events reports/release.py found forged: a release row that does
+        not verify must not make the genuine run look released)."""
+        query = (sa.select(T_EVENTS.c.status).where(T_EVENTS.c.run_id == run_id)
+                 .where(T_EVENTS.c.status.is_not(None)).order_by(T_EVENTS.c.seq.desc()).limit(1))
+        if ignore:
+            query = query.where(T_EVENTS.c.seq.not_in([int(s) for s in ignore]))
+        row = conn.execute(query).first()
         if row is None:
             self.run(run_id)  # raises a clear error when the run does not exist
             return "running"
@@ -713,16 +719,39 @@ class Registry:
 
     # ------------------------------------------------------------------ releases
     def add_release(self, run_id: str, *, path: str, manifest_sha256: str, files: dict[str, str],
-                    released_by: str) -> ReleaseRecord:
-        """Record a written release bundle (the run must be approved; one release per run)."""
+                    released_by: str, ignore_events: Collection[int] = ()) -> ReleaseRecord:
+        """Record a written release bundle (the run must be approved; one release per run).
+
+        `ignore_events`: events the caller (reports/release.py `publish`) found forged. They
+        do not count for the status check, and when the release table already holds a row
+        for the run that only such an event vouches for (a forged release row: the table is
+        append-only, so it stays), the genuine release is recorded whole in its chained
+        event instead (record "release_event"), which `release()` prefers."""
         rec = ReleaseRecord(run_id=run_id, at=now_utc(), path=path, manifest_sha256=manifest_sha256,
                             files=dict(files), released_by=released_by)
+        ignore = {int(s) for s in ignore_events}
         with self._tx(lock_run=run_id) as conn:
-            current = self._status(conn, run_id)
+            current = self._status(conn, run_id, ignore)
             if current != "approved":
                 raise RegistryError(f"run {run_id!r} is {current!r}; only an approved run can be released")
             row = dict(run_id=run_id, at=rec.at, path=path, manifest_sha256=manifest_sha256, files=_dumps(files),
                        released_by=released_by)
+            existing = conn.execute(sa.select(sa.func.count()).select_from(T_RELEASES)
+                                    .where(T_RELEASES.c.run_id == run_id)).scalar_one()
+            if existing:
+                vouching = [int(e["seq"]) for e in conn.execute(
+                    sa.select(T_EVENTS.c.seq, T_EVENTS.c.details).where(T_EVENTS.c.run_id == run_id)
+                    .where(T_EVENTS.c.step == "release")).mappings()
+                    if json.loads(e["details"]).get("record") == "release"]
+                if not vouching or not set(vouching) <= ignore:
+                    raise RegistryError(f"run {run_id!r} has already been released")
+                self._insert_event(conn, run_id, status="released", step="release",
+                                   message=f"released to {path} (the release table's row for this run is "
+                                           f"forged: event(s) {', '.join(f'#{s}' for s in sorted(vouching))})",
+                                   details={"manifest_sha256": manifest_sha256, "record": "release_event",
+                                            "release": json.loads(_dumps({**row, "files": dict(files)})),
+                                            "supersedes_events": sorted(vouching)})
+                return rec
             try:
                 conn.execute(T_RELEASES.insert().values(**row))
             except sa.exc.IntegrityError:
@@ -732,12 +761,33 @@ class Registry:
         return rec
 
     def release(self, run_id: str) -> ReleaseRecord | None:
+        """The run's release: the latest one recorded in a chained event (written when a
+        forged row occupied the release table), else the release table's row."""
+        records = self.releases(run_id)
+        return records[-1][1] if records else None
+
+    def releases(self, run_id: str) -> list[tuple[int | None, ReleaseRecord]]:
+        """Every release recorded for the run with the event that records it (None when no
+        event vouches for the table row): the table's row first, then event-held ones."""
         with self._engine.connect() as conn:
             r = conn.execute(sa.select(T_RELEASES).where(T_RELEASES.c.run_id == run_id)).mappings().first()
-        if r is None:
-            return None
-        return ReleaseRecord(run_id=r["run_id"], at=r["at"], path=r["path"], manifest_sha256=r["manifest_sha256"],
-                             files=json.loads(r["files"]), released_by=r["released_by"])
+        out: list[tuple[int | None, ReleaseRecord]] = []
+        events = [e for e in self.events(run_id) if e.step == "release"]
+        if r is not None:
+            seq = next((e.seq for e in events if e.details.get("record") == "release"), None)
+            out.append((seq, ReleaseRecord(run_id=r["run_id"], at=r["at"], path=r["path"],
+                                           manifest_sha256=r["manifest_sha256"], files=json.loads(r["files"]),
+                                           released_by=r["released_by"])))
+        for e in events:
+            held = e.details.get("release")
+            if e.details.get("record") == "release_event" and isinstance(held, dict):
+                try:
+                    out.append((e.seq, ReleaseRecord(run_id=run_id, at=str(held["at"]), path=str(held["path"]),
+                                                     manifest_sha256=str(held["manifest_sha256"]),
+                                                     files=dict(held["files"]), released_by=str(held["released_by"]))))
+                except (KeyError, TypeError, ValueError):
+                    continue  # malformed: audit in reports/release.py reports the event
+        return out
 
 
     # ------------------------------------------------------------------ audit

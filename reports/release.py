@@ -256,8 +256,8 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
             continue
         if e.step in ("review", "auto_release"):
             judged = True
-        if e.step == "release" and e.status == "released" and e.details.get("record") == "release":
-            continue
+        if e.step == "release" and e.status == "released" and e.details.get("record") in ("release", "release_event"):
+            continue  # a release, not a verdict: `trail_check` and `verify` check release records
         if not (e.step in ("review", "auto_release") or e.status in ("approved", "rejected", "released")):
             continue
         where = f"event #{e.seq}"
@@ -344,6 +344,155 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     if len(distinct) < needed:
         return None, [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
     return Authority(kind="review", approvals=tuple(approvals), staged=staged, decision_sha256=decision_sha), []
+
+
+# ---------------------------------------------------------------------------- verified status
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrailCheck:
+    """Each run's status as its VERIFIED events give it, and the events that do not verify.
+
+    A chained event proves only that it was written before the next one, not who wrote it:
+    whoever can write the database can append an "approved" or "released" event with a
+    correct hash. So the status every command shows is replayed from the events, counting a
+    verdict only when it is a signed verdict that matches its event and review row (and,
+    with a reviewers file, whose signature verifies against that reviewer's public key,
+    by an eligible reviewer), and a release only when its release folder's manifest.json
+    still hashes to the recorded SHA-256 after a verified approval. Everything else is
+    listed in `forged` (event number and why; never a data value) and changes nothing.
+    `signatures_checked` is False when no reviewers file was given: then the signatures'
+    presence and form were checked but not their keys."""
+    statuses: dict[str, str]
+    forged: dict[str, list[tuple[int, str]]]
+    signatures_checked: bool
+
+
+def trail_check(registry: Registry, config: ReviewerConfig | None, *, run_id: str | None = None) -> TrailCheck:
+    """`TrailCheck` of every run (or of `run_id`): see the class."""
+    checked = config is not None and config.configured
+    by_run: dict[str, list[Any]] = {}
+    for e in registry.events(run_id):
+        by_run.setdefault(e.run_id, []).append(e)
+    statuses: dict[str, str] = {}
+    forged: dict[str, list[tuple[int, str]]] = {}
+    for rid, events in by_run.items():
+        statuses[rid], bad = _replay(registry, rid, events, config if checked else None)
+        if bad:
+            forged[rid] = bad
+    return TrailCheck(statuses=statuses, forged=forged, signatures_checked=checked)
+
+
+def release_record_findings(registry: Registry, run_id: str) -> list[tuple[int | None, Any, str | None]]:
+    """Every release recorded for the run, with its recording event and why it does not
+    verify (None: its folder's manifest.json hashes to the recorded SHA-256 and names the
+    run). `verify` is the full check; this is what decides whether a run counts as
+    released, so a forged release row neither reads as released nor blocks the real one."""
+    out: list[tuple[int | None, Any, str | None]] = []
+    for seq, rec in registry.releases(run_id):
+        folder = Path(rec.path)
+        mf = folder / MANIFEST
+        problem: str | None = None
+        if seq is None:
+            problem = "no chained event records it"
+        elif folder.is_symlink() or not folder.is_dir():
+            problem = "its release folder is missing"
+        elif not mf.is_file() or mf.is_symlink():
+            problem = "its release folder has no manifest.json"
+        elif sha256_file(mf) != rec.manifest_sha256:
+            problem = "its manifest.json does not hash to the recorded SHA-256"
+        else:
+            manifest = _read_json(mf)
+            if not isinstance(manifest, dict) or manifest.get("run_id") != run_id:
+                problem = "its manifest.json is not this run's"
+        out.append((seq, rec, problem))
+    return out
+
+
+def _replay(registry: Registry, run_id: str, events: list[Any],
+            config: ReviewerConfig | None) -> tuple[str, list[tuple[int, str]]]:
+    decision = registry.decision(run_id)
+    needed = int(decision.decision.get("reviewers_required", 1)) if decision else 1
+    releases = {seq: problem for seq, _rec, problem in release_record_findings(registry, run_id) if seq is not None}
+    status, approvers, bad = "running", set(), []
+    context: dict[str, Any] = {}
+    for e in events:
+        if e.step == "release" and e.status == "released":
+            if e.seq not in releases:
+                bad.append((e.seq, "sets the run released without a release record"))
+            elif releases[e.seq] is not None:
+                bad.append((e.seq, f"records a release that does not verify: {releases[e.seq]}"))
+            elif status != "approved":
+                bad.append((e.seq, f"records a release of a run that is {status} by its verified events"))
+            else:
+                status = "released"
+            continue
+        if e.step in ("review", "auto_release") or e.status in ("approved", "rejected", "released"):
+            problem, kind, who = _verdict_problem(registry, run_id, e, config, decision, context)
+            if problem is not None:
+                bad.append((e.seq, problem))
+            elif kind == "reject":
+                status = "rejected" if status in ("pending_review", "approved") else status
+            elif status == "pending_review":
+                approvers.add(who)
+                if kind == "auto" or len(approvers) >= needed:
+                    status = "approved"
+            continue
+        if e.status is not None:
+            status = e.status
+    return status, bad
+
+
+def _verdict_problem(registry: Registry, run_id: str, e: Any, config: ReviewerConfig | None,
+                     decision: Any, context: dict[str, Any]) -> tuple[str | None, str, str]:
+    """(why the verdict event `e` does not verify or None, "approve" | "reject" | "auto",
+    who: the approver's public key, or their name when no reviewers file is given)."""
+    decision_sha = sha256_json(decision.decision) if decision is not None else None
+    if e.step == "auto_release":
+        if not (e.status == "approved" and decision is not None and decision.decision.get("auto_release") is True
+                and e.details.get("decision_sha256") == decision_sha):
+            return "claims an auto-release that the run's policy does not allow", "auto", ""
+        if config is not None and decision.policy_sha256 not in config.auto_release_policies:
+            return ("auto-releases under a policy the reviewers file does not list under auto_release_policies",
+                    "auto", "")
+        return None, "auto", AUTO_REVIEWER
+    payload, signature = e.details.get("payload"), e.details.get("signature")
+    if e.step != "review" or not isinstance(payload, dict) or not isinstance(signature, str) or not signature:
+        return f"sets the run {e.status or 'reviewed'} without a signed verdict (written by hand?)", "", ""
+    name, verdict = str(payload.get("reviewer")), payload.get("verdict")
+    status_ok = e.status == "rejected" if verdict == "reject" else e.status in (None, "approved")
+    if payload.get("run_id") != run_id or payload.get("prev_hash") != e.prev_hash or not status_ok or \
+            verdict not in ("approve", "reject"):
+        return "the signed verdict does not match the event it is stored in", "", ""
+    if "reviews" not in context:
+        context["reviews"] = {(r.reviewer, r.at): r for r in registry.reviews(run_id)}
+    row = context["reviews"].get((name, payload.get("at")))
+    if row is None or row.verdict != verdict or sha256_text(row.reason) != payload.get("reason_sha256"):
+        return f"the review row of {name} differs from the verdict the event holds", "", ""
+    if config is None:
+        return None, str(verdict), identity_key(name)
+    reviewer = config.find(name)
+    if reviewer is None or not reviewer.public_key:
+        return f"{name} is not a reviewer with a public key in the reviewers file", "", ""
+    if not signature_valid(reviewer.public_key, payload, signature):
+        return f"the signature of {name}'s verdict does not verify against {name}'s public key", "", ""
+    if verdict == "reject":
+        return None, "reject", str(reviewer.public_key)
+    if "run" not in context:
+        context["run"] = registry.run(run_id)
+        context["display"] = runner_display(registry, run_id)
+        context["staged"] = registry.artifacts(run_id)
+    blocked = four_eyes_problem(context["run"], reviewer, runner_display=context["display"])
+    role = decision.decision.get("reviewer_role") if decision is not None else None
+    attest = payload.get("attest") or {}
+    if blocked:
+        return f"{name} may not approve this run: {blocked}", "", ""
+    if role and role not in reviewer.roles:
+        return f"{name} lacks the role {role!r} the policy requires", "", ""
+    staged = context["staged"]
+    if (attest.get("report_sha256") != staged.get("report_sha256")
+            or attest.get("synthetic_sha256") != staged.get("synthetic_sha256")
+            or attest.get("decision_sha256") != decision_sha):
+        return f"{name} signed other report, data or gate decision hashes than the run's", "", ""
+    return None, "approve", str(reviewer.public_key)
 
 
 def gate_problems(registry: Registry, run_id: str) -> list[str]:
@@ -434,12 +583,18 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
     verdicts, or the policy's recorded auto-release). The manifest carries those
     approvals with their signatures and the chain head, so a recipient holding the
     reviewers' public keys can check them without the registry."""
-    status = registry.status(run_id)
-    if status == "released":
-        raise RegistryError(f"run {run_id!r} has already been released")
-    if status != "approved":
-        raise AccessDenied(f"run {run_id!r} is {status!r}; only an approved run is released")
+    found = release_record_findings(registry, run_id)
+    genuine = [(seq, rec) for seq, rec, problem in found if problem is None]
+    if genuine:
+        raise RegistryError(f"run {run_id!r} has already been released to {genuine[-1][1].path} (event "
+                            f"#{genuine[-1][0]}; its manifest matches the release record)")
+    # the status is not read from the registry: `release_authority` replays the verdicts, and
+    # events that do not verify (a forged approval, a forged release row) count for nothing
     authority = release_authority(registry, run_id, config)
+    forged_releases = {seq for seq, _rec, _problem in found if seq is not None}
+    for seq, _rec, problem in found:
+        logger.info("run %s: the release recorded at event #%s does not verify (%s); it does not count as a "
+                       "release and the genuine one is recorded next to it", run_id, seq, problem)
     run = registry.run(run_id)
     _check_staged(registry, run_id, staged=authority.staged)
     staged = authority.staged  # what was judged, not a later re-read of the registry
@@ -490,7 +645,8 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
         tmp.rename(final)  # fails, never replaces, if a release folder appeared meanwhile
     try:
         registry.add_release(run_id, path=str(final), manifest_sha256=manifest_sha, files=files,
-                             released_by=released_by)
+                             released_by=released_by,
+                             ignore_events=forged_releases)
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)  # ours: written just above, never recorded
         raise
@@ -596,10 +752,14 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
     if extra:
         problems.append(f"files not in the release: {extra}")
     problems += _content_problems(registry, run_id, folder, rec.files, authority, manifest)
-    problems += _manifest_problems(registry, run_id, rec.files, manifest)
+    problems += _manifest_problems(registry, run_id, rec.files, manifest, manifest_sha256=rec.manifest_sha256)
+    others = [(seq, why) for seq, other, why in release_record_findings(registry, run_id)
+              if other != rec and why is not None]
+    notes = tuple(f"event #{seq} records another release of this run that does not verify ({why}); it is "
+                  "forged or broken and was not counted" for seq, why in others)
     internal = sorted(set(rec.files) & set(INTERNAL_FILES))
-    notes = ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
-              f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())
+    notes += ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
+               f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())
     return VerifyResult(run_id=run_id, path=rec.path, ok=not problems, problems=tuple(problems),
                         n_files=len(rec.files) + 1, notes=notes)
 
@@ -627,7 +787,8 @@ def _name_problems(files: dict[str, str], staged: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _manifest_problems(registry: Registry, run_id: str, files: dict[str, str], manifest: dict[str, Any]) -> list[str]:
+def _manifest_problems(registry: Registry, run_id: str, files: dict[str, str], manifest: dict[str, Any], *,
+                       manifest_sha256: str | None = None) -> list[str]:
     """The manifest travels with the data: its file list must be the registry's record,
     and its `registry_head` (the chain head when the release was written) must be an event
     of this registry between the run's last verdict and its release event. A recipient who
@@ -642,8 +803,10 @@ def _manifest_problems(registry: Registry, run_id: str, files: dict[str, str], m
     chain = registry.events()
     position = {e.hash: i for i, e in enumerate(chain)}
     head = manifest.get("registry_head")
-    released = next((i for i, e in enumerate(chain) if e.run_id == run_id and e.step == "release"
-                     and e.status == "released"), None)
+    releases = [i for i, e in enumerate(chain) if e.run_id == run_id and e.step == "release"
+                and e.status == "released"]
+    mine = [i for i in releases if manifest_sha256 is None or chain[i].details.get("manifest_sha256") == manifest_sha256]
+    released = (mine or releases or [None])[0]
     verdicts = [i for i, e in enumerate(chain) if e.run_id == run_id and e.step in ("review", "auto_release")]
     if head not in position or (released is not None and position[head] >= released) or \
             (verdicts and position[head] < max(verdicts)):

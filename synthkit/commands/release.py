@@ -218,29 +218,55 @@ def releases_list(
     registry: RegistryOpt = None,
     status: Annotated[Optional[str], typer.Option(help="only runs with this status (e.g. pending_review)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    reviewers: ReviewersOpt = None,
 ) -> None:
-    """What is pending, approved, rejected and released."""
+    """What is pending, approved, rejected and released: each status as the run's VERIFIED
+    events give it (reports.release.trail_check); an event that does not verify is shown
+    and not counted. Signatures are checked against the reviewers file (--reviewers, else
+    $SYNTHKIT_REVIEWERS, as `publish` finds it); without one the list says so."""
     with cli_errors():
         from reports.registry import RUN_STATUSES
+        from reports.release import trail_check
+        from reports.review import ReviewerConfig
         from synthkit.errors import ConfigError
         if status is not None and status not in RUN_STATUSES:
             raise ConfigError(f"unknown status {status!r}; choose one of {list(RUN_STATUSES)}")
         reg = open_registry(registry, existing=True)
-        rows = reg.runs(status=status)
+        trail = trail_check(reg, ReviewerConfig.load(reviewers))
+        rows = [(r, trail.statuses.get(r.run.run_id, r.status), trail.forged.get(r.run.run_id, []))
+                for r in reg.runs()]
+        if status is not None:
+            rows = [x for x in rows if x[1] == status]
         if as_json:
-            typer.echo(json.dumps([{"run_id": r.run.run_id, "job": r.run.job_name, "status": r.status,
+            typer.echo(json.dumps([{"run_id": r.run.run_id, "job": r.run.job_name, "status": st,
+                                    "recorded_status": r.status, "signatures_checked": trail.signatures_checked,
+                                    "unverified_events": [{"event": q, "problem": why} for q, why in bad],
                                     "run_by": r.run.run_by, "created_at": r.run.created_at,
-                                    "updated_at": r.updated_at} for r in rows], indent=2))
+                                    "updated_at": r.updated_at} for r, st, bad in rows], indent=2))
             return
+
+        def shown(st: str, bad: list[tuple[int, str]]) -> str:
+            if bad:
+                return f"{st} (FORGED/unverified event(s) {', '.join(f'#{q}' for q, _ in bad)} not counted)"
+            if not trail.signatures_checked and st in ("approved", "rejected", "released"):
+                return f"{st} (signatures not checked)"
+            return st
         print_table(("run", "job", "status", "run by", "created (UTC)", "updated (UTC)"),
-                    [(r.run.run_id, r.run.job_name, r.status, r.run.run_by, r.run.created_at[:19], r.updated_at[:19])
-                     for r in rows])
+                    [(r.run.run_id, r.run.job_name, shown(st, bad), r.run.run_by, r.run.created_at[:19],
+                      r.updated_at[:19]) for r, st, bad in rows])
         console.print(f"{len(rows)} run(s) in the registry {registry_location(reg)}", highlight=False,
                       soft_wrap=True)
+        if not trail.signatures_checked:
+            console.print("signatures not checked (pass --reviewers FILE)", highlight=False)
+        for r, _st, bad in rows:
+            for q, why in bad:
+                err_console.print(f"[bold red]forged/unverified:[/] run {r.run.run_id} event #{q} {why}",
+                                  highlight=False, soft_wrap=True)
         broken = reg.audit()
-        if broken:  # a status above may come from a forged or edited row
-            err_console.print(f"[bold red]warning:[/] the registry's trail does not verify ({len(broken)} problem(s)); "
-                              "run `synthkit releases audit`", highlight=False)
+        if broken or trail.forged:  # a status above may come from a forged or edited row
+            n = len(broken) + sum(len(b) for b in trail.forged.values())
+            err_console.print(f"[bold red]warning:[/] the registry's trail does not verify ({n} problem(s)); "
+                              "run `synthkit releases audit --reviewers FILE`", highlight=False)
 
 
 def releases_show(
@@ -354,20 +380,35 @@ def releases_audit(
     expect_head: Annotated[Optional[str], typer.Option(
         "--expect-head", help="A head hash printed by an earlier audit (kept where the runner cannot write): "
                               "fail if the chain no longer holds it, i.e. its newest events were cut.")] = None,
+    reviewers: ReviewersOpt = None,
 ) -> None:
-    """Re-check the registry's whole hash chain, its triggers and every row the chain
-    vouches for (exit 4 on any break). The chain has no secret: whoever can write the
-    database can cut its newest events. Keep the printed head outside the registry and
-    pass it back with --expect-head to detect that."""
+    """Re-check the registry's whole hash chain, its triggers, every row the chain vouches
+    for, and every verdict and release event (exit 4 on any break): a verdict counts only
+    as a signed verdict matching its event and review row, whose signature verifies
+    against the reviewers file (--reviewers, else $SYNTHKIT_REVIEWERS); a release only
+    when its folder's manifest hashes to the recorded SHA-256. Without a reviewers file the
+    signatures' keys are not checked, and the audit says so. The chain has no secret:
+    whoever can write the database can cut its newest events. Keep the printed head
+    outside the registry and pass it back with --expect-head to detect that."""
     with cli_errors():
+        from reports.release import trail_check
+        from reports.review import ReviewerConfig
         reg = open_registry(registry, existing=True)
         problems = reg.audit()
+        trail = trail_check(reg, ReviewerConfig.load(reviewers))
         events = reg.events()
+    for run_id, bad in trail.forged.items():
+        problems += [f"run {run_id} event #{q} does not verify (forged?): {why}" for q, why in bad]
     if expect_head is not None and expect_head.strip().lower() not in {e.hash for e in events}:
         problems.append(f"the chain no longer holds the expected head {expect_head.strip()[:16]}…: events after an "
                         "earlier audit were removed (or the registry was replaced)")
     if not problems:
         head = events[-1].hash if events else "none"
+        if trail.signatures_checked:
+            console.print("registry: every verdict's signature verifies against the reviewers file",
+                          highlight=False)
+        else:
+            console.print("registry: signatures not checked (pass --reviewers FILE)", highlight=False)
         console.print(f"registry: OK, {len(events)} events chained, head {head}", highlight=False)
         return
     for p in problems:
@@ -466,7 +507,13 @@ def release_publish(
         from synthkit.jobs import runner_account
         reg = open_registry(registry, existing=True)
         run_id = resolve_run_id(reg, run_id)
-        path = publish(reg, run_id, released_by=runner_account(), config=ReviewerConfig.load(reviewers))
+        from reports.release import release_record_findings
+        config = ReviewerConfig.load(reviewers)
+        found = [(q, why) for q, _rec, why in release_record_findings(reg, run_id) if why is not None]
+        path = publish(reg, run_id, released_by=runner_account(), config=config)
+        for q, why in found:  # published past a release record that does not verify: say what it was
+            err_console.print(f"[bold yellow]warning:[/] the release recorded at event #{q} does not verify ({why}); "
+                              "it was not counted, and this release is recorded next to it", highlight=False)
         console.print(f"{run_id}: released to {path}", highlight=False)
 
 

@@ -1,0 +1,211 @@
+"""Forged registry rows never read as approved or released (session 12, task F).
+
+A trial forged a demo registry three ways with correct SHA-256 chain hashes (the chain has
+no secret) but without a reviewer's private key: (1) an "approved" event with no
+signature plus the review row it vouches for; (2) a release row and its "released" event
+after a genuine signed approval; (3) an approval in alice's name signed with another
+reviewer's key. Before the fix `releases list` showed "approved"/"released", `releases
+audit` printed OK (exit 0) and the forged release row made the genuine `publish` answer
+"has already been released".
+
+Here the status every command shows is replayed from verified events only
+(`reports.release.trail_check`): a forged event is listed (run and event number), not
+counted; `audit` exits 4 naming the run and the event and never quoting a reason; a
+forged release row does not block the genuine publish, which says what it found; and
+without a reviewers file list/audit say "signatures not checked (pass --reviewers FILE)".
+
+Negative control: this file run against a21f993 (the code before the fix, `git archive
+a21f993 ...` with PYTHONPATH pointing at it) fails in every forgery test (audit exits 0,
+list says approved/released, publish answers "has already been released").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from typer.testing import CliRunner
+
+from reports import release as release_mod
+from reports.registry import Registry, _dumps, _record, event_hash, now_utc
+from reports.review import AccessDenied
+from reports.signing import key_id, public_key_line, sign
+from synthkit.cli import app
+from test_release import CONFIG, KEYS, REVIEWERS, approve, publish, stage_run, verify
+
+runner = CliRunner()
+FORGED_REASON = "forged-reason-marker-7f3a"  # must never appear in any output
+
+
+@pytest.fixture
+def reg(tmp_path) -> Registry:
+    r = Registry(tmp_path / "registry.db")
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def reviewers_file(tmp_path) -> Path:
+    path = tmp_path / "reviewers.yaml"
+    path.write_text(yaml.safe_dump(REVIEWERS))
+    return path
+
+
+def _insert_event(reg: Registry, run_id: str, *, status: str, step: str, message: str, details: dict) -> int:
+    """What the trial's forge.py does: an event whose chain hash is correct."""
+    prev = reg.head()
+    at = now_utc()
+    details = json.loads(_dumps(details))
+    digest = event_hash(run_id=run_id, at=at, status=status, step=step, message=message, details=details,
+                        prev_hash=prev)
+    with reg._engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO synthkit_events (run_id, at, status, step, message, details, prev_hash, "
+                             "hash) VALUES (:r, :at, :s, :st, :m, :d, :p, :h)"),
+                     {"r": run_id, "at": at, "s": status, "st": step, "m": message, "d": _dumps(details),
+                      "p": prev, "h": digest})
+    return reg.events(run_id)[-1].seq
+
+
+def _forge_chained_approval(reg: Registry, run_id: str) -> int:
+    """forge.py 'chained': a review row by mallory and an unsigned 'approved' event vouching for it."""
+    row = dict(run_id=run_id, at=now_utc(), reviewer="mallory", verdict="approve", reason=FORGED_REASON)
+    with reg._engine.begin() as conn:
+        seq = conn.execute(sa.text("INSERT INTO synthkit_reviews (run_id, at, reviewer, verdict, reason) "
+                                   "VALUES (:run_id, :at, :reviewer, :verdict, :reason)"), row).lastrowid
+    return _insert_event(reg, run_id, status="approved", step="review", message="approved by mallory (1 of 1 approvals)",
+                         details=_record("review", seq, {"seq": seq, **row}))
+
+
+def _forge_release_row(reg: Registry, run_id: str, tmp_path: Path) -> int:
+    """forge.py 'release': a release row pointing at a folder that holds no release, chained."""
+    row = dict(run_id=run_id, at=now_utc(), path=str(tmp_path / "fake_release"), manifest_sha256="0" * 64,
+               files=_dumps({}), released_by="mallory")
+    with reg._engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO synthkit_releases (run_id, at, path, manifest_sha256, files, released_by) "
+                             "VALUES (:run_id, :at, :path, :manifest_sha256, :files, :released_by)"), row)
+    return _insert_event(reg, run_id, status="released", step="release", message=f"released to {row['path']}",
+                         details={"manifest_sha256": "0" * 64, **_record("release", run_id, row)})
+
+
+def _signed_approval_without_publish(reg: Registry, run_id: str, name: str, *, key_of: str) -> str:
+    """A verdict in `name`'s name signed with `key_of`'s key, recorded without publishing
+    (as when the release write failed, or as forge_sig.py does with key_of != name)."""
+    listed = public_key_line(KEYS[name])
+    return reg.add_review(run_id, reviewer=name, verdict="approve", reason="fidelity and leakage within policy",
+                          attest=release_mod.attestation(reg, run_id),
+                          sign=lambda p: {"signature": sign(KEYS[key_of], p), "key_id": key_id(listed)})
+
+
+def _cli(reg: Registry, *args: str):
+    return runner.invoke(app, [*args, "--registry", reg.url])
+
+
+def _listed(reg: Registry, run_id: str, *extra: str) -> dict:
+    r = _cli(reg, "releases", "list", "--json", *extra)
+    assert r.exit_code == 0, r.output
+    return next(x for x in json.loads(r.output) if x["run_id"] == run_id)
+
+
+def _said(result) -> str:
+    return " ".join(result.output.split())  # rich wraps long lines
+
+
+# ---------------------------------------------------------------------------- (1) chained, unsigned approval
+def test_a_chained_unsigned_approval_is_listed_as_forged_and_fails_the_audit(reg, tmp_path, reviewers_file):
+    run_id = stage_run(reg, tmp_path)
+    seq = _forge_chained_approval(reg, run_id)
+    assert reg.audit() == []  # the chain and the row binding are consistent: only signatures tell
+    for extra in ((), ("--reviewers", str(reviewers_file))):  # no key is needed to see a missing signature
+        got = _listed(reg, run_id, *extra)
+        assert got["status"] == "pending_review" and got["recorded_status"] == "approved"
+        assert [u["event"] for u in got["unverified_events"]] == [seq]
+    table = _said(_cli(reg, "releases", "list", "--reviewers", str(reviewers_file)))
+    assert "FORGED" in table and f"#{seq}" in table
+    audit = _cli(reg, "releases", "audit", "--reviewers", str(reviewers_file))
+    out = _said(audit)
+    assert audit.exit_code == 4 and run_id in out and f"event #{seq}" in out and "without a signed verdict" in out
+    assert FORGED_REASON not in audit.output and "OK" not in out
+    with pytest.raises(AccessDenied, match="cannot be released"):
+        publish(reg, run_id, released_by="bob")
+    assert not (tmp_path / "releases").exists()
+    # the genuine reviewer still decides: bob's signed approval counts, mallory's does not
+    trail = release_mod.trail_check(reg, CONFIG, run_id=run_id)
+    assert trail.statuses[run_id] == "pending_review" and [q for q, _ in trail.forged[run_id]] == [seq]
+
+
+# ---------------------------------------------------------------------------- (3) alice's name, mallory's key
+def test_c_verdict_signed_with_another_reviewers_key_is_not_approved(reg, tmp_path, reviewers_file, monkeypatch):
+    run_id = stage_run(reg, tmp_path)
+    assert _signed_approval_without_publish(reg, run_id, "bob", key_of="carol") == "approved"
+    seq = reg.events(run_id)[-1].seq
+    monkeypatch.setenv("SYNTHKIT_REVIEWERS", str(reviewers_file))  # found the way publish finds it
+    got = _listed(reg, run_id)
+    assert got["status"] == "pending_review" and got["signatures_checked"] is True
+    assert [u["event"] for u in got["unverified_events"]] == [seq]
+    audit = _cli(reg, "releases", "audit")
+    assert audit.exit_code == 4 and f"event #{seq}" in _said(audit) and "does not verify" in _said(audit)
+    # without the public keys the form is fine, and the commands say the keys were not checked
+    monkeypatch.delenv("SYNTHKIT_REVIEWERS")
+    unchecked = _listed(reg, run_id)
+    assert unchecked["status"] == "approved" and unchecked["signatures_checked"] is False
+    table = _said(_cli(reg, "releases", "list"))
+    assert "approved (signatures not checked)" in table and "signatures not checked (pass --reviewers FILE)" in table
+    plain = _cli(reg, "releases", "audit")
+    assert plain.exit_code == 0 and "signatures not checked (pass --reviewers FILE)" in _said(plain)
+    with pytest.raises(AccessDenied, match="does not verify"):
+        publish(reg, run_id, released_by="bob")
+
+
+# ---------------------------------------------------------------------------- (2) forged release row
+def test_b_forged_release_row_neither_reads_as_released_nor_blocks_the_genuine_publish(reg, tmp_path,
+                                                                                       reviewers_file):
+    run_id = stage_run(reg, tmp_path)
+    assert _signed_approval_without_publish(reg, run_id, "bob", key_of="bob") == "approved"
+    seq = _forge_release_row(reg, run_id, tmp_path)
+    assert reg.status(run_id) == "released" and reg.audit() == []  # what the raw trail says
+    copy = Registry(tmp_path / "before-publish.db")
+    with reg._engine.connect() as src, copy._engine.connect() as dst:
+        src.connection.driver_connection.backup(dst.connection.driver_connection)
+    # the genuine publish goes through and says what it found
+    r = _cli(reg, "release", "publish", run_id, "--reviewers", str(reviewers_file))
+    out = _said(r)
+    assert r.exit_code == 0 and "released to" in out, r.output
+    assert f"event #{seq} does not verify" in out and "release folder is missing" in out
+    # before the genuine publish: listed as approved with the forged event, and the audit fails
+    got = _listed(copy, run_id, "--reviewers", str(reviewers_file))
+    assert got["status"] == "approved" and [u["event"] for u in got["unverified_events"]] == [seq]
+    audit = _cli(copy, "releases", "audit", "--reviewers", str(reviewers_file))
+    assert audit.exit_code == 4 and run_id in _said(audit) and f"event #{seq}" in _said(audit)
+    copy.close()
+    folder = tmp_path / "releases" / run_id
+    assert (folder / "manifest.json").is_file() and reg.release(run_id).path == str(folder)
+    result = verify(reg, run_id)
+    assert result.ok, result.problems
+    assert any(f"event #{seq}" in n for n in result.notes)
+    got = _listed(reg, run_id, "--reviewers", str(reviewers_file))
+    assert got["status"] == "released" and [u["event"] for u in got["unverified_events"]] == [seq]
+    # once genuinely released, a second publish is refused and names the verified release
+    r = _cli(reg, "release", "publish", run_id, "--reviewers", str(reviewers_file))
+    assert r.exit_code != 0 and "already been released" in _said(r) and str(folder) in _said(r)
+    assert FORGED_REASON not in r.output
+
+
+# ---------------------------------------------------------------------------- the genuine path
+def test_genuine_signed_release_verifies_and_audits_clean(reg, tmp_path, reviewers_file):
+    run_id = stage_run(reg, tmp_path)
+    approve(reg, run_id, reviewer=CONFIG.find("bob"), reason="fidelity and leakage within policy")
+    trail = release_mod.trail_check(reg, CONFIG)
+    assert trail.statuses[run_id] == "released" and trail.forged == {} and trail.signatures_checked
+    got = _listed(reg, run_id, "--reviewers", str(reviewers_file))
+    assert got["status"] == "released" and got["unverified_events"] == []
+    table = _said(_cli(reg, "releases", "list", "--reviewers", str(reviewers_file)))
+    assert "not checked" not in table and "FORGED" not in table and "released" in table
+    audit = _cli(reg, "releases", "audit", "--reviewers", str(reviewers_file))
+    assert audit.exit_code == 0 and "every verdict's signature verifies" in _said(audit)
+    assert audit.output.strip().split("head ")[-1] == reg.head()
+    assert verify(reg, run_id).ok
+    with pytest.raises(Exception, match="already been released"):
+        publish(reg, run_id, released_by="bob")

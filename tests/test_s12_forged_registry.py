@@ -124,6 +124,8 @@ def test_a_chained_unsigned_approval_is_listed_as_forged_and_fails_the_audit(reg
         assert [u["event"] for u in got["unverified_events"]] == [seq]
     table = _said(_cli(reg, "releases", "list", "--reviewers", str(reviewers_file)))
     assert "FORGED" in table and f"#{seq}" in table
+    shown = json.loads(_cli(reg, "releases", "show", run_id, "--json").output)
+    assert shown["status"] == "pending_review" and [u["event"] for u in shown["unverified_events"]] == [seq]
     audit = _cli(reg, "releases", "audit", "--reviewers", str(reviewers_file))
     out = _said(audit)
     assert audit.exit_code == 4 and run_id in out and f"event #{seq}" in out and "without a signed verdict" in out

@@ -273,16 +273,29 @@ def releases_show(
     run_id: Annotated[str, typer.Argument(help="run / release id")],
     registry: RegistryOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    reviewers: ReviewersOpt = None,
 ) -> None:
-    """One run: status, gate decision (one row per check), reviews, release and history."""
+    """One run: status (from its verified events, as `releases list`), gate decision (one row
+    per check), reviews, release and history."""
     with cli_errors():
+        from reports.release import trail_check
+        from reports.review import ReviewerConfig
         reg = open_registry(registry, existing=True)
         run_id = resolve_run_id(reg, run_id)
         info = show_release(reg, run_id)
+        trail = trail_check(reg, ReviewerConfig.load(reviewers), run_id=run_id)
+        bad = trail.forged.get(run_id, [])
+        info.update(recorded_status=info["status"], status=trail.statuses.get(run_id, info["status"]),
+                    signatures_checked=trail.signatures_checked,
+                    unverified_events=[{"event": q, "problem": why} for q, why in bad])
         if as_json:
             typer.echo(json.dumps(info, indent=2, default=str))
             return
-        console.print(f"[bold]{run_id}[/]  job {info['job']}  status [bold]{info['status']}[/]", highlight=False)
+        note = "" if trail.signatures_checked or info["status"] not in ("approved", "rejected", "released") else \
+            " (signatures not checked: pass --reviewers FILE)"
+        console.print(f"[bold]{run_id}[/]  job {info['job']}  status [bold]{info['status']}[/]{note}", highlight=False)
+        for q, why in bad:
+            err_console.print(f"[bold red]forged/unverified:[/] event #{q} {why} (not counted)", highlight=False)
         console.print(f"run by {info['run_by']}; owner {info['owner']}; created {info['created_at']}", highlight=False)
         d = info["decision"]
         if d:

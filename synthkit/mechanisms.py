@@ -257,6 +257,31 @@ def noisy_histogram(counts: np.ndarray, *, sigma: float, sensitivity: float, nam
     return counts + rng.normal(0.0, sigma, size=counts.shape)
 
 
+def charge_two_looks(*, sigma: float, sensitivity: float, share: float, name: str,
+                     ledger: PrivacyLedger) -> tuple[float, float]:
+    """Charge ONE Gaussian event at `sigma` for a measurement taken in two looks, and return the
+    noise std of each: sigma/√(1 − share) and sigma/√share. Two Gaussians of the same
+    sensitivity Δ compose in Rényi DP to αΔ²/2·(1/σ1² + 1/σ2²) = αΔ²/(2σ²) at every order α
+    (zCDP: ρ1 + ρ2 = ρ), so the one event charged is exactly what the two looks spend, also
+    when the second look's bins are chosen from the first look's output (adaptive
+    composition). The ledger then lists the same events whatever the data (a column whose
+    second look zooms and one whose does not). Draw the looks with `uncharged_look`."""
+    if not 0.0 < share < 1.0:
+        raise ValueError("share must be in (0, 1)")
+    ledger.charge(GaussianEvent(name=name, sigma=sigma, sensitivity=sensitivity))
+    return sigma / math.sqrt(1.0 - share), sigma / math.sqrt(share)
+
+
+def uncharged_look(counts: np.ndarray, *, sigma: float, ledger: PrivacyLedger,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise on every bin, charging nothing: ONLY for a look whose cost an earlier
+    `charge_two_looks` charged."""
+    counts = np.asarray(counts, dtype=float)
+    if not ledger.private:
+        return counts
+    return counts + rng.normal(0.0, sigma, size=counts.shape)
+
+
 def partition_threshold(*, sigma: float, k: int, threshold_delta: float) -> float:
     """τ of `select_partitions`: a category is released when its noisy count clears it
     (public: a function of the plan); one with a true count of τ is released half the time."""
@@ -542,6 +567,39 @@ def _note_clipped(noisy: np.ndarray, first: int, last: int, *, sigma: float, wha
                            what, word)
             ledger.notes.append(f"{what}: values {word} its DP range may have been clipped (noisy mass just "
                                 "outside it); declare 'bounds'")
+
+
+def cleared_extent(noisy: np.ndarray, *, sigma: float) -> tuple[int, int] | None:
+    """The first and last bins of a noisy histogram (Gaussian, std `sigma` per bin, bins on
+    edges fixed before it was measured) that hold data by the same tests as
+    `geometric_range`: single bins, then windows of RANGE_WINDOWS bins, each level at its
+    Bonferroni threshold over the bins (RANGE_FALSE_CLEAR), far isolated clears dropped
+    (`_drop_isolated`), then the outward neighbour walk and the tail windows
+    (`_extend_to_neighbours`, `_extend_by_windows`). None when nothing clears. An empty bin
+    beyond the data ends inside the extent with probability about 0.2% (the bound derived next
+    to RANGE_FALSE_CLEAR_TAIL, without its terms for the bin of 0). Post-processing only: no
+    charge, no log line (issue 17, session 12: `transforms` narrows a DP range far from 0 to
+    this extent of its value histogram)."""
+    noisy = np.asarray(noisy, dtype=float)
+    first = last = -1
+    for m in RANGE_WINDOWS:
+        if m > len(noisy):
+            break
+        sums = np.convolve(noisy, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
+        alpha = RANGE_FALSE_CLEAR if m == 1 else RANGE_FALSE_CLEAR_WINDOWS
+        tau = sigma * math.sqrt(m) * float(norm.isf(alpha / len(sums)))
+        cleared = np.flatnonzero(sums > tau)
+        cleared = _drop_isolated(cleared, sums, sigma=sigma, zero_bin=-1, m=m,
+                                 extent=(first, last) if first >= 0 else None)
+        if len(cleared):
+            lo_m, hi_m = int(cleared[0]), int(cleared[-1]) + m - 1
+            first, last = (lo_m, hi_m) if first < 0 else (min(first, lo_m), max(last, hi_m))
+        if last > first:
+            break
+    if first < 0:
+        return None
+    first, last = _extend_to_neighbours(noisy, first, last, sigma=sigma)
+    return _extend_by_windows(noisy, first, last, sigma=sigma)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

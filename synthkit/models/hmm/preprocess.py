@@ -305,7 +305,7 @@ def fit_gaps(grouped: GroupedEvents, axis: TimeAxis, ctx: FitContext, *, index_c
         log_t.what, log_t.event_label = GAP_WHAT, GAP_EVENT
         log_t.fit(pd.Series(np.log(positive)), dataclasses.replace(ctx, rng=rng_log))
         return {"labels": labels, "transform": log_t}
-    # the log-gaps' DP range counts entities (sensitivity 1, the planned ρ; ranges.EntityRangeTransform):
+    # the log-gaps' DP range counts entities (norm 1 each, at the planned ρ; ranges.EntityRangeTransform):
     # an entity's up to k − 1 gaps counted as events gave pbcseq σ 818 against 1,633 gaps, and no range
     gap_column = Column(name=GAP, kind="continuous", nullable=False)
     log_t = (EntityRangeTransform(gap_column, entity=owner) if ctx.ledger.private else NumericTransform(gap_column))

@@ -22,11 +22,14 @@ each entity gives each grid bin its kept values touch the weight 1/√(bins it t
 nothing else. Its vector has L2 norm exactly 1, so adding or removing an entity moves the
 histogram by at most 1 in L2: a Gaussian of sensitivity 1 on the fixed (data-independent)
 grid, at σ_range/k, the planned ρ k²/(2σ_range²) of the event-level histogram it replaces
-(the same arithmetic as discovery.py's labels and preprocess.release_common_starts). The
-noise falls k times against a mass that falls by at most the same factor (an entity whose
-values sit in one bin weighs 1 where it counted up to k events) and that usually falls
-less (values spread over m bins weigh 1/√m each): pbcseq (312 patients, k = 20, ε = 3)
-had σ 818 against 1,945 visits, it now has σ about 41 against up to 312 patient-weights.
+(the same arithmetic as discovery.py's labels and preprocess.release_common_starts). It is
+run and charged in the plan's own units: weights k/√m (norm k), sensitivity k, σ_range,
+the same mechanism scaled by k (every threshold of `geometric_range` is a multiple of σ),
+so the ledger's `bounds:*` events keep the plan's σ and sensitivity (tests/test_hmm_plan.py).
+The noise falls k times against a mass that falls by at most the same factor (an entity
+whose values sit in one bin weighs 1 where it counted up to k events) and that usually
+falls less (values spread over m bins weigh 1/√m each): pbcseq (312 patients, k = 20,
+ε = 3) had σ 818 against 1,945 visits, it now has σ about 41 against up to 312 patient-weights.
 The entity average that margins.py rejects for margins (short sequences weigh more per
 event) does not matter here: only which bins hold anyone is used. A range that does not
 clear even so is not guessed: the column is generated empty (`drop_unlearned_ranges`)."""
@@ -87,8 +90,8 @@ def presence_weights(values: np.ndarray, entity: np.ndarray, *, integer: bool) -
 
 class EntityRangeTransform(NumericTransform):
     """A numeric transform whose DP range histogram has the entity as the unit (see the
-    module docstring): `presence_weights` over `geometric_range`'s grid, sensitivity 1,
-    σ = σ_range/k, charged under the same name `bounds:<label>`. The range then stands for
+    module docstring): k·`presence_weights` over `geometric_range`'s grid, sensitivity k,
+    σ_range (sensitivity 1 at σ_range/k, scaled by k), under the same name `bounds:<label>`. The range then stands for
     the column's bounds in the ordinary fit (its value histogram, σ_hist, sensitivity k, as
     planned), so what the transform saves and samples is a plain NumericTransform's.
     Not carried over from the event-level path (whose counts were events): the integer
@@ -118,9 +121,10 @@ class EntityRangeTransform(NumericTransform):
         what = getattr(self, "what", None) or f"column {self.column.name!r}"
         label = getattr(self, "event_label", None) or self.column.name
         try:
-            r = geometric_range(values, weights=presence_weights(values, entity, integer=integer),
-                                sigma=ctx.plan.sigma_range / max(ctx.plan.k, 1), sensitivity=1.0,
-                                name=f"bounds:{label}", ledger=ctx.ledger, rng=ctx.rng, what=what, integer=integer)
+            k = max(ctx.plan.k, 1)  # each entity's weights have L2 norm k: the plan's sensitivity
+            r = geometric_range(values, weights=k * presence_weights(values, entity, integer=integer),
+                                sigma=ctx.plan.sigma_range, sensitivity=k, name=f"bounds:{label}", ledger=ctx.ledger,
+                                rng=ctx.rng, what=what, integer=integer)
             self._range, self.entity_range_ = (float(r.lo), float(r.hi)), "learned"
         except RangeNotLearnedError:
             if not self.column.nullable:

@@ -119,3 +119,20 @@ def test_index_without_a_gap_range_or_common_gap_numbers_the_events():
     from synthkit.models.hmm.layout import widest_gap
     assert widest_gap({"labels": [], "transform": None, "range_public": True}) == 1.0
     assert widest_gap({"labels": [30.0, 365.0], "transform": None, "range_public": True}) == 365.0
+
+
+def test_sampled_index_without_a_gap_range_or_common_gap_is_ordinal():
+    """The decoder's gaps in that case: one tick each, so the index counts the events from
+    their released start; the drawn log-gap scores (here +5 std, which on the public range
+    meant about e^41.6 ticks) are not read. Control a21f993: it reads them through the gap
+    model's standardiser (None here: the test fails there)."""
+    from types import SimpleNamespace
+
+    from synthkit.models.hmm.sample import Decoder
+    fake = SimpleNamespace(layout={"gap": {"labels": [], "cat": 0, "gauss": 0}}, gap_range_public=True,
+                           gap_score=None, axis=SimpleNamespace(discrete=True), window=None)
+    lengths, start = np.array([1, 3, 4]), np.array([10.0, 20.0, 30.0])
+    cat, z = np.zeros((3, 4, 1), dtype=np.int64), np.full((3, 4, 1), 5.0)
+    ticks, mask, out = Decoder._ticks(fake, lengths, start, cat, z)
+    assert out.tolist() == [1, 3, 4]
+    assert ticks[mask].tolist() == [10, 20, 21, 22, 30, 31, 32, 33]

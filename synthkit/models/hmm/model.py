@@ -341,7 +341,7 @@ class DPHMM(Synthesizer):
         fctx = FitContext(ledger=ledger, plan=bounded.plan, rng=rng_columns, n_rows_dp=n_events_dp)
         discover_categories(transformer, grouped, discovery[0], k=length, threshold_delta=plan.threshold_delta,
                             ledger=ledger, rng=discovery[1])
-        # the event columns' DP ranges with the entity as the unit (sensitivity 1; ranges.py)
+        # the event columns' DP ranges with the entity as the unit (each entity's weights have L2 norm 1; ranges.py)
         entity_ranges(transformer, grouped.entity, ledger=ledger)
         transformer.fit(grouped.events, fctx)
         # a range guessed from noise alone is not kept: the column is generated empty (ranges.py)

@@ -639,7 +639,7 @@ def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, na
 
 def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, name: str,
                     ledger: PrivacyLedger, rng: np.random.Generator, what: str,
-                    integer: bool = False) -> DPRange:
+                    integer: bool = False, weights: np.ndarray | None = None) -> DPRange:
     """DP range of a column with no public bounds: a noisy histogram on the signed
     geometric grid, then the outermost bins whose noisy count clears a Bonferroni
     threshold over the whole grid. A cleared bin far from every other cleared bin
@@ -663,11 +663,12 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
     a second family of tests changes is only the chance of a false clear, which the bound
     above counts (union over both families).
     `integer` (a public kind) uses INTEGER_EDGES and returns the whole values the cleared
-    bins hold, both ends included (post-processing of the same edges)."""
+    bins hold, both ends included (post-processing of the same edges). `weights`: each
+    value's weight in its bin (None: 1); `sensitivity` must bound the weights' L2 change."""
     grid = INTEGER_EDGES if integer else GEOMETRIC_EDGES
     n_bins = len(grid) + 1
     idx = np.searchsorted(grid, values, side="right")
-    counts = np.bincount(idx, minlength=n_bins)
+    counts = np.bincount(idx, weights=weights, minlength=n_bins)
     noisy = noisy_histogram(counts, sigma=sigma, sensitivity=sensitivity, name=name, ledger=ledger, rng=rng)
     first = last = -1
     zero_bin = int(np.searchsorted(grid, 0.0, side="right"))

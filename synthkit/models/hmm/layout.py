@@ -221,6 +221,8 @@ def widest_gap(gap_state: dict[str, Any] | None) -> float:
     if gap_state is None:
         return 0.0
     labels = [float(v) for v in gap_state.get("labels", [])]
+    if gap_state.get("range_public"):  # the sampler draws only the common gaps, else one tick
+        return max(labels, default=1.0)
     t = gap_state.get("transform")
     top = float(t.bounds_[1]) if t is not None and t.bounds_ is not None else -np.inf
     with np.errstate(over="ignore"):

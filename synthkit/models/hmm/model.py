@@ -30,7 +30,7 @@ from synthkit.models.hmm.discovery import discover_categories, discovery_columns
 from synthkit.models.hmm.dynamics import blend_numbers, fit_dynamics, match_to_context
 from synthkit.models.hmm.margins import calibrate_events, margin_sigma, release_margins, sensitivity_of
 from synthkit.models.hmm.network import HMMNet
-from synthkit.models.hmm.ranges import drop_unlearned_ranges, within_released
+from synthkit.models.hmm.ranges import drop_unlearned_ranges, entity_ranges, within_released
 from synthkit.models.hmm.preprocess import (bound_contributions, dp_event_count, fit_gaps,
                                             plan_sequence_preprocessing, release_common_starts,
                                             release_index_end, wants_common_starts)
@@ -341,6 +341,8 @@ class DPHMM(Synthesizer):
         fctx = FitContext(ledger=ledger, plan=bounded.plan, rng=rng_columns, n_rows_dp=n_events_dp)
         discover_categories(transformer, grouped, discovery[0], k=length, threshold_delta=plan.threshold_delta,
                             ledger=ledger, rng=discovery[1])
+        # the event columns' DP ranges with the entity as the unit (each entity's weights have L2 norm 1; ranges.py)
+        entity_ranges(transformer, grouped.entity, ledger=ledger)
         transformer.fit(grouped.events, fctx)
         # a range guessed from noise alone is not kept: the column is generated empty (ranges.py)
         for name in drop_unlearned_ranges(transformer, n_rows_dp=n_events_dp, ledger=ledger):

@@ -303,6 +303,12 @@ class Decoder:
                 from scipy.stats import norm
                 q = norm.cdf(np.nan_to_num(z[:, :, gap["gauss"]][other]))
                 gaps[other] = labels[np.minimum((q * len(labels)).astype(np.int64), len(labels) - 1)]
+            elif other.any() and self.gap_range_public:
+                # nor was any common gap released: one tick, so the index numbers the events
+                # from their released start (0, 1, 2, ... after it) instead of spreading them
+                # over noise up to e^41.6 ticks (pbcseq, session 11: `day` at 4.5e15 in 40% of
+                # rows); fit_gaps logged the fix (--max-gap)
+                gaps[other] = 1.0
             elif other.any():
                 gaps[other] = np.exp(self.gap_score.inverse(z[:, :, gap["gauss"]][other]))
         gaps = np.nan_to_num(gaps, nan=0.0, posinf=0.0, neginf=0.0)  # a gap is never NaN (no NaN -> int cast)
@@ -379,8 +385,9 @@ def released_reach(start_transform: Any, layout: dict[str, Any], axis: TimeAxis,
                                                    tz=start_transform.tz_))[0])  # seconds -> ticks
     widest = 1.0
     gap = layout.get("gap")
-    if gap is not None and common_only and gap.get("labels"):
-        widest = max(float(v) for v in gap["labels"])  # sampling draws only these (Decoder._ticks)
+    if gap is not None and common_only:
+        # sampling draws only these, or one tick where none was released (Decoder._ticks)
+        widest = max([float(v) for v in gap.get("labels", [])], default=1.0)
     elif gap is not None:
         labels = [float(v) for v in gap.get("labels", [])]
         try:

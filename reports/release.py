@@ -119,7 +119,8 @@ def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str,
                            "before approving")
     needed = int(decision.decision.get("reviewers_required", 1))
     status = registry.add_review(run_id, reviewer=reviewer.name, verdict="approve", reason=reason,
-                                 approvals_needed=needed, attest=attest, sign=signer)
+                                 approvals_needed=needed, attest=attest, sign=signer,
+                                 ignore_events=forged_events(registry, run_id, config))
     logger.info("run %s approved by %s (%d approval(s) needed)", run_id, reviewer.name, needed)
     if status != "approved":
         return status
@@ -132,9 +133,11 @@ def reject(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str, 
     """Record a SIGNED rejection; the run is final (a new run is needed). Any configured
     reviewer with a key may reject, including the job's owner withdrawing their own candidate."""
     reason = _check_reason(reason)
-    signer = _signer(_config(config), reviewer, key)
+    config = _config(config)
+    signer = _signer(config, reviewer, key)
     status = registry.add_review(run_id, reviewer=reviewer.name, verdict="reject", reason=reason,
-                                 attest=attestation(registry, run_id, check_files=False), sign=signer)
+                                 attest=attestation(registry, run_id, check_files=False), sign=signer,
+                                 ignore_events=forged_events(registry, run_id, config))
     logger.info("run %s rejected by %s", run_id, reviewer.name)
     return status
 
@@ -154,6 +157,12 @@ def auto_release(registry: Registry, run_id: str, *, policy_name: str) -> str:
                                 "decision_sha256": sha256_json(decision.decision)})
     publish(registry, run_id, released_by=AUTO_REVIEWER)
     return "released"
+
+
+def forged_events(registry: Registry, run_id: str, config: ReviewerConfig | None) -> set[int]:
+    """The run's events that `trail_check` finds forged: a review does not see them (a forged
+    "approved" or "released" event must not stop the genuine verdict), and they stay flagged."""
+    return {seq for seq, _why in trail_check(registry, config, run_id=run_id).forged.get(run_id, [])}
 
 
 def _config(config: ReviewerConfig | None) -> ReviewerConfig:
@@ -246,6 +255,12 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     staged = registry.artifacts(run_id)
     decision_sha = sha256_json(decision.decision)
     cfg: ReviewerConfig | None = None
+    # verdict events `trail_check` finds forged count for nothing and, like a forged release
+    # row, do not block the genuine authority; they are named only when it is lacking
+    checked = config if config is not None else _config(None)
+    forged = dict(trail_check(registry, checked, run_id=run_id).forged.get(run_id, [])) \
+        if checked.configured else {}
+    passed_over: list[str] = []
     verdicts: list[tuple[str, dict[str, Any]]] = []   # ("approve" | "reject" | "auto", approval entry)
     signers: set[str] = set()   # public keys of the approvals: one person listed twice is one approval
     judged = False
@@ -253,6 +268,9 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
         if e.step == "staged" and judged:
             problems.append(f"event #{e.seq} stages files after a verdict was given; a verdict judges what was "
                             "staged before it (re-staged data needs a new run)")
+            continue
+        if e.seq in forged:
+            passed_over.append(f"event #{e.seq} {forged[e.seq]}")
             continue
         if e.step in ("review", "auto_release"):
             judged = True
@@ -340,9 +358,11 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     if len(signers) < len(distinct):
         distinct = signers
     if not approvals:
-        return None, ["it has no signed approval by an eligible reviewer"]
+        return None, passed_over + ["it has no signed approval by an eligible reviewer"]
     if len(distinct) < needed:
-        return None, [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
+        return None, passed_over + [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
+    for line in passed_over:
+        logger.info("run %s: %s; it counts for nothing and the verified approvals stand", run_id, line)
     return Authority(kind="review", approvals=tuple(approvals), staged=staged, decision_sha256=decision_sha), []
 
 

@@ -326,6 +326,7 @@ def test_f2_forged_approval_and_release_do_not_stop_the_genuine_approval(any_reg
     assert reg.release(run_id).path == str(folder)
     result = verify(reg, run_id)
     assert result.ok, result.problems
+    assert any(f"event #{a}" in n and "forged" in n for n in result.notes)  # flagged, not counted
     manifest = json.loads((folder / "manifest.json").read_text())
     assert [x["reviewer"] for x in manifest["approvals"]] == ["alice"]  # mallory's forged verdict counts for nothing
     trail = release_mod.trail_check(reg, CONFIG, run_id=run_id)

@@ -17,6 +17,8 @@ without a reviewers file list/audit say "signatures not checked (pass --reviewer
 Negative control: this file run against a21f993 (the code before the fix, `git archive
 a21f993 ...` with PYTHONPATH pointing at it) fails in every forgery test (audit exits 0,
 list says approved/released, publish answers "has already been released").
+The task F2 tests (the dashboard, jobs and the genuine review after a forgery; section at
+the end) were run against a83a8d2 the same way: all five fail there.
 """
 
 from __future__ import annotations

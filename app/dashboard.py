@@ -20,7 +20,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import views
+from app import trail, views
 from reports.gate import GateDecision
 from reports.model import Report
 from reports.registry import Registry, display_url
@@ -55,7 +55,7 @@ def main() -> None:
     flash = st.session_state.pop("flash", None)
     if flash:
         st.success(flash)
-    run_id = views.queue_ui(registry.runs())
+    run_id = views.queue_ui(trail.run_statuses(registry, config))  # verified statuses, never the raw ones
     if run_id is None:
         st.info("Nothing to review. Pending releases appear here when `synthkit run` finishes a job.")
         return
@@ -70,12 +70,16 @@ def _registry(url: str | None) -> Registry:
 
 def release_page(registry: Registry, run_id: str, reviewer: object, config: ReviewerConfig) -> None:
     run = registry.run(run_id)
-    status = registry.status(run_id)
+    # the status replayed from verified events (app/trail.py): a forged "approved" or
+    # "released" event neither shows nor acts as one, and does not hide the decision form
+    checked = trail.run_status(registry, config, run_id)
+    status = checked.status
     display = runner_display(registry, run_id)
     st.header(f"{run.job_name}")
     st.caption(f"run {run_id} · status **{status.replace('_', ' ')}** · run by {run.run_by}"
                + (f" ({display})" if display else "")
                + (f" · owner {run.owner}" if run.owner else "") + f" · created {run.created_at[:19]} UTC")
+    views.unverified_ui(checked)
 
     record = registry.decision(run_id)
     decision = GateDecision.from_dict(record.decision) if record else None
@@ -104,6 +108,7 @@ def release_page(registry: Registry, run_id: str, reviewer: object, config: Revi
             st.error("the report cannot be read; run the job again")
     st.session_state[seen_key] = shown_sha
     if report is not None:
+        reviews = trail.verified_reviews(registry, run_id, checked.unverified)
         tabs = st.tabs(["Fidelity", "Diversity", "Privacy", "Bias", "Sequence", "Privacy ledger", "Data card",
                         "History"])
         with tabs[0]:
@@ -121,11 +126,11 @@ def release_page(registry: Registry, run_id: str, reviewer: object, config: Revi
         with tabs[6]:
             if decision is not None:
                 approvals = [{"reviewer": r.reviewer, "at": r.at, "reason": r.reason}
-                             for r in registry.reviews(run_id) if r.verdict == "approve"]
+                             for r, ok in reviews if ok and r.verdict == "approve"]
                 views.data_card_ui(data_card(report=report, decision=decision, run=run, staged=staged,
                                              approvals=approvals))
         with tabs[7]:
-            views.history_ui(registry.events(run_id), registry.reviews(run_id))
+            views.history_ui(registry.events(run_id), reviews, unverified=checked.unverified)
 
     blocked = four_eyes_problem(run, reviewer, runner_display=display)  # type: ignore[arg-type]
     if blocked is None and (decision is None or not decision.passed):

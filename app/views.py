@@ -222,12 +222,37 @@ def data_card_ui(card: dict[str, Any]) -> None:
     st.markdown(data_card_markdown(card))
 
 
-def history_ui(events: list[Any], reviews: list[Any]) -> None:
-    st.dataframe(pd.DataFrame([{"at (UTC)": e.at[:19], "step": e.step or "", "status": e.status or "",
-                                "message": e.message or ""} for e in events]), hide_index=True,
+def history_ui(events: list[Any], reviews: list[tuple[Any, bool]], *,
+               unverified: tuple[tuple[int, str], ...] = ()) -> None:
+    """The run's events (those that do not verify marked, their message not shown: whoever
+    forged the event wrote it) and its reviews (a reason only where a verified event vouches
+    for the review, app/trail.py `verified_reviews`)."""
+    bad = dict(unverified)
+    st.dataframe(pd.DataFrame([{"event": e.seq, "at (UTC)": e.at[:19], "step": e.step or "",
+                                "status": e.status or "",
+                                "verified": "FORGED / unverified" if e.seq in bad else "yes",
+                                "message": "(not shown: the event does not verify)" if e.seq in bad
+                                else (e.message or "")} for e in events]), hide_index=True,
                  use_container_width=True)
-    for r in reviews:
-        st.markdown(f"- **{r.verdict}** by {r.reviewer} at {r.at[:19]}: {r.reason}")
+    for r, vouched in reviews:
+        if vouched:
+            st.markdown(f"- **{r.verdict}** by {r.reviewer} at {r.at[:19]}: {r.reason}")
+        else:
+            st.markdown(f"- **{r.verdict}** recorded as by {r.reviewer} at {r.at[:19]}: no verified signed verdict "
+                        "vouches for this review (reason not shown)")
+
+
+def unverified_ui(checked: Any) -> None:
+    """Events of this run that do not verify (app/trail.py): listed by number and why, never
+    by their content; they count for nothing and the review below goes on."""
+    if checked.unverified:
+        lines = "\n".join(f"- event #{seq}: {why}" for seq, why in checked.unverified)
+        st.error(f"{len(checked.unverified)} event(s) of this run do not verify and count for nothing (the registry "
+                 f"records it as {checked.recorded_status.replace('_', ' ')}; its verified status is "
+                 f"{checked.status.replace('_', ' ')}). Tell an administrator; your review is not affected.\n\n"
+                 + lines)
+    if not checked.signatures_checked:
+        st.warning("signatures not checked: no reviewers file with public keys (set $SYNTHKIT_REVIEWERS)")
 
 
 # ---------------------------------------------------------------------------- decision

@@ -661,7 +661,8 @@ class Registry:
     # ------------------------------------------------------------------ reviews
     def add_review(self, run_id: str, *, reviewer: str, verdict: Verdict, reason: str,
                    approvals_needed: int = 1, attest: dict[str, Any] | None = None,
-                   sign: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> str:
+                   sign: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+                   ignore_events: Collection[int] = ()) -> str:
         """Record a review and return the run's new status. The run must be pending review
         (checked under the run's lock); a reviewer reviews a run once; one rejection is
         final; the run becomes "approved" when `approvals_needed` distinct reviewers have
@@ -672,15 +673,34 @@ class Registry:
         verdict, reviewer, time, SHA-256 of the reason, the `attest` hashes of what was
         judged, and the hash of the event it follows) is built under the lock and its
         signature stored in the review event. An unsigned review is stored as such and
-        counts for nothing when publishing (reports/release.py)."""
+        counts for nothing when publishing (reports/release.py).
+
+        `ignore_events`: events the caller (reports/release.py `approve`/`reject`, from
+        `trail_check`) found forged. They do not count for the status check, and the review
+        rows they vouch for count neither as approvals nor as the reviewer's one review: a
+        forged "approved"/"released" event or a forged review row must not stop the
+        genuine review (the forged events stay in the trail and stay flagged)."""
         if verdict not in ("approve", "reject"):
             raise ConfigError(f"verdict must be 'approve' or 'reject', got {verdict!r}")
+        ignore = {int(s) for s in ignore_events}
         with self._tx(lock_run=run_id) as conn:
-            current = self._status(conn, run_id)
+            current = self._status(conn, run_id, ignore)
             if current != "pending_review":
                 raise RegistryError(f"run {run_id!r} is {current!r}; only a run pending review can be reviewed")
+            forged_rows: list[int] = []
+            if ignore:
+                for e in conn.execute(sa.select(T_EVENTS.c.seq, T_EVENTS.c.details)
+                                      .where(T_EVENTS.c.run_id == run_id).where(T_EVENTS.c.step == "review")
+                                      .where(T_EVENTS.c.seq.in_(sorted(ignore)))).mappings():
+                    held = json.loads(e["details"]) if e["details"] else {}
+                    if isinstance(held, dict) and held.get("record") == "review":
+                        try:
+                            forged_rows.append(int(held.get("record_key")))
+                        except (TypeError, ValueError):
+                            continue
             seen = conn.execute(sa.select(sa.func.count()).select_from(T_REVIEWS)
                                 .where(T_REVIEWS.c.run_id == run_id)
+                                .where(T_REVIEWS.c.seq.not_in(forged_rows or [-1]))
                                 .where(sa.func.lower(T_REVIEWS.c.reviewer) == reviewer.lower())).scalar_one()
             if seen:
                 raise RegistryError(f"{reviewer!r} has already reviewed run {run_id!r}")
@@ -702,6 +722,7 @@ class Registry:
             else:
                 n = conn.execute(sa.select(sa.func.count(sa.distinct(sa.func.lower(T_REVIEWS.c.reviewer))))
                                  .where(T_REVIEWS.c.run_id == run_id)
+                                 .where(T_REVIEWS.c.seq.not_in(forged_rows or [-1]))
                                  .where(T_REVIEWS.c.verdict == "approve")).scalar_one()
                 new_status = "approved" if n >= approvals_needed else "pending_review"
                 message = f"approved by {reviewer} ({n} of {approvals_needed} approvals)"

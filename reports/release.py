@@ -119,7 +119,8 @@ def approve(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str,
                            "before approving")
     needed = int(decision.decision.get("reviewers_required", 1))
     status = registry.add_review(run_id, reviewer=reviewer.name, verdict="approve", reason=reason,
-                                 approvals_needed=needed, attest=attest, sign=signer)
+                                 approvals_needed=needed, attest=attest, sign=signer,
+                                 ignore_events=forged_events(registry, run_id, config))
     logger.info("run %s approved by %s (%d approval(s) needed)", run_id, reviewer.name, needed)
     if status != "approved":
         return status
@@ -132,9 +133,11 @@ def reject(registry: Registry, run_id: str, *, reviewer: Reviewer, reason: str, 
     """Record a SIGNED rejection; the run is final (a new run is needed). Any configured
     reviewer with a key may reject, including the job's owner withdrawing their own candidate."""
     reason = _check_reason(reason)
-    signer = _signer(_config(config), reviewer, key)
+    config = _config(config)
+    signer = _signer(config, reviewer, key)
     status = registry.add_review(run_id, reviewer=reviewer.name, verdict="reject", reason=reason,
-                                 attest=attestation(registry, run_id, check_files=False), sign=signer)
+                                 attest=attestation(registry, run_id, check_files=False), sign=signer,
+                                 ignore_events=forged_events(registry, run_id, config))
     logger.info("run %s rejected by %s", run_id, reviewer.name)
     return status
 
@@ -154,6 +157,34 @@ def auto_release(registry: Registry, run_id: str, *, policy_name: str) -> str:
                                 "decision_sha256": sha256_json(decision.decision)})
     publish(registry, run_id, released_by=AUTO_REVIEWER)
     return "released"
+
+
+def forged_events(registry: Registry, run_id: str, config: ReviewerConfig | None) -> dict[int, str]:
+    """The run's events that `trail_check` finds forged and that no reviewer's key vouches
+    for (event number -> why): a review and `publish` pass over them (a forged "approved" or
+    "released" event must not stop the genuine verdict), and `releases audit` and `verify`
+    keep flagging them. A verdict whose signature verifies against the named reviewer's
+    listed key and that sits where it was signed (run and previous hash) is a genuine
+    verdict, however stale or ineligible: it is not passed over, and it blocks as before
+    (fail closed; e.g. an approval of data re-staged since)."""
+    flagged = trail_check(registry, config, run_id=run_id).forged.get(run_id, [])
+    if not flagged:
+        return {}
+    events = {e.seq: e for e in registry.events(run_id)}
+    out: dict[int, str] = {}
+    for seq, why in flagged:
+        e = events.get(seq)
+        payload = e.details.get("payload") if e is not None else None
+        signature = e.details.get("signature") if e is not None else None
+        reviewer = config.find(str(payload.get("reviewer"))) if (
+            config is not None and config.configured and isinstance(payload, dict)) else None
+        genuine = (e is not None and e.step == "review" and isinstance(payload, dict) and isinstance(signature, str)
+                   and payload.get("run_id") == run_id and payload.get("prev_hash") == e.prev_hash
+                   and reviewer is not None and bool(reviewer.public_key)
+                   and signature_valid(reviewer.public_key, payload, signature))
+        if not genuine:
+            out[seq] = why
+    return out
 
 
 def _config(config: ReviewerConfig | None) -> ReviewerConfig:
@@ -246,6 +277,11 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     staged = registry.artifacts(run_id)
     decision_sha = sha256_json(decision.decision)
     cfg: ReviewerConfig | None = None
+    # verdict events `trail_check` finds forged count for nothing and, like a forged release
+    # row, do not block the genuine authority; they are named only when it is lacking
+    checked = config if config is not None else _config(None)
+    forged = forged_events(registry, run_id, checked) if checked.configured and not released else {}
+    passed_over: list[str] = []
     verdicts: list[tuple[str, dict[str, Any]]] = []   # ("approve" | "reject" | "auto", approval entry)
     signers: set[str] = set()   # public keys of the approvals: one person listed twice is one approval
     judged = False
@@ -253,6 +289,9 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
         if e.step == "staged" and judged:
             problems.append(f"event #{e.seq} stages files after a verdict was given; a verdict judges what was "
                             "staged before it (re-staged data needs a new run)")
+            continue
+        if e.seq in forged:
+            passed_over.append(f"event #{e.seq} {forged[e.seq]}")
             continue
         if e.step in ("review", "auto_release"):
             judged = True
@@ -330,7 +369,7 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
         who = next(entry["reviewer"] for kind, entry in verdicts if kind == "reject")
         problems.append(f"it was rejected by {who} (a signed rejection is final)")
     if problems:
-        return None, problems
+        return None, problems + passed_over
     autos = [entry for kind, entry in verdicts if kind == "auto"]
     approvals = [entry for kind, entry in verdicts if kind == "approve"]
     if autos and not approvals:
@@ -340,9 +379,11 @@ def _authority(registry: Registry, run_id: str, config: ReviewerConfig | None,
     if len(signers) < len(distinct):
         distinct = signers
     if not approvals:
-        return None, ["it has no signed approval by an eligible reviewer"]
+        return None, passed_over + ["it has no signed approval by an eligible reviewer"]
     if len(distinct) < needed:
-        return None, [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
+        return None, passed_over + [f"it has {len(distinct)} signed approval(s) of the {needed} its policy requires"]
+    for line in passed_over:
+        logger.info("run %s: %s; it counts for nothing and the verified approvals stand", run_id, line)
     return Authority(kind="review", approvals=tuple(approvals), staged=staged, decision_sha256=decision_sha), []
 
 
@@ -757,6 +798,12 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
               if other != rec and why is not None]
     notes = tuple(f"event #{seq} records another release of this run that does not verify ({why}); it is "
                   "forged or broken and was not counted" for seq, why in others)
+    if authority is not None:  # verdict events passed over by the release's authority: forged, flagged here
+        cfg = config if config is not None else _config(None)
+        seen = {seq for seq, _why in others}
+        notes += tuple(f"event #{seq} {why}; it is forged and was not counted (run `synthkit releases audit`)"
+                       for seq, why in (forged_events(registry, run_id, cfg) if cfg.configured else {}).items()
+                       if seq not in seen and not why.startswith("records a release"))
     internal = sorted(set(rec.files) & set(INTERNAL_FILES))
     notes += ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
                f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())

@@ -398,8 +398,12 @@ class JobResult:
     status: str                 # pending_review | gate_rejected | released | ... (see reports.registry)
     created: bool               # False: an earlier run with the same key already settled (nothing was done)
     gate_summary: str | None
-    release_path: str | None
+    release_path: str | None    # only a release whose folder's manifest matches its record
     registry: str               # the registry URL, password hidden
+    # events of the run that do not verify (reports.release.trail_check: a forged "approved"
+    # or "released" event, a release row without its release): numbers only; `status`
+    # leaves them out
+    unverified_events: tuple[int, ...] = ()
 
 
 def runner_account() -> str:
@@ -451,7 +455,7 @@ def run_job(spec: JobSpec | str | os.PathLike[str], *, registry: Any = None, run
     run, created = reg.claim_run(job_name=spec.name, idempotency_key=key, run_by=run_by, owner=spec.owner,
                                  spec=spec.redacted(), run_by_display=display)
     if not created:
-        status = reg.status(run.run_id)
+        status = _verified(reg, run.run_id)[0]
         if status == "running":
             raise ConfigError(f"job {spec.name!r} is already running as {run.run_id} (started by {run.run_by}); "
                               "wait for it, or use another --run-key")
@@ -540,16 +544,40 @@ def _stage(progress: Any, step: str) -> None:
         progress(step, JOB_STAGES.index(step), len(JOB_STAGES))
 
 
+def _verified(reg: Any, run_id: str) -> tuple[str, tuple[int, ...]]:
+    """The run's status replayed from its verified events and the events that do not verify
+    (reports.release.trail_check). Not `Registry.status`: whoever can write the database can
+    chain an "approved" or "released" event, and a job must not report or act on it. The
+    reviewers file ($SYNTHKIT_REVIEWERS) is used when there is one to check the signatures'
+    keys; without it their presence and form are still checked."""
+    from reports.release import trail_check
+    from reports.review import ReviewerConfig
+    try:
+        config: Any = ReviewerConfig.load()
+    except SynthkitError as err:  # an unreadable reviewers file: check the form only, and say so
+        logger.warning("run %s: reviewers file not usable (%s); signatures' keys not checked", run_id, err)
+        config = None
+    trail = trail_check(reg, config, run_id=run_id)
+    bad = tuple(seq for seq, _why in trail.forged.get(run_id, ()))
+    for seq, why in trail.forged.get(run_id, ()):
+        logger.warning("run %s: event #%d %s; it counts for nothing (run `synthkit releases audit`)",
+                       run_id, seq, why)
+    return trail.statuses.get(run_id, "running"), bad
+
+
 def _result(reg: Any, run_id: str, *, created: bool) -> JobResult:
     from reports.registry import display_url
+    from reports.release import release_record_findings
     decision = reg.decision(run_id)
-    rel = reg.release(run_id)
+    genuine = [rec for _seq, rec, problem in release_record_findings(reg, run_id) if problem is None]
     summary = None
     if decision is not None:
         from reports.gate import GateDecision
         summary = GateDecision.from_dict(decision.decision).summary()
-    return JobResult(run_id=run_id, status=reg.status(run_id), created=created, gate_summary=summary,
-                     release_path=rel.path if rel else None, registry=display_url(reg.url))
+    status, bad = _verified(reg, run_id)
+    return JobResult(run_id=run_id, status=status, created=created, gate_summary=summary,
+                     release_path=genuine[-1].path if genuine and status == "released" else None,
+                     registry=display_url(reg.url), unverified_events=bad)
 
 
 def _mkdir(p: Path) -> Path:

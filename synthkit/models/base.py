@@ -389,7 +389,7 @@ class Synthesizer:
                          ledger: PrivacyLedger | None) -> PrivacyLedger:
         """Column kinds from noisy counts (synthkit.dp_schema), checked against the budget
         before a row is read and charged to the fit's ledger; sets `inferred_schema_`."""
-        from synthkit.dp_schema import dp_infer_schema, inference_event
+        from synthkit.dp_schema import dp_infer_schema, inference_event, inference_targets, target_kind_event
         from synthkit.schema import SchemaError
         known = {"entity_key", "sequence_index", "sensitive", "identifiers", "targets"}
         if set(roles) - known:
@@ -403,14 +403,20 @@ class Synthesizer:
         if ledger is None:
             ledger = PrivacyLedger(budget=budget, unit="entity" if key else "row", max_rows_per_unit=k)
         decided = [n for n in names if n != key and n not in set(roles.get("identifiers", ()))]
-        ledger.check([inference_event(budget, k=k, n_columns=len(decided))], what="schema inference")
+        # a declared target's kind gets its own release (dp_schema.decide_target_kind, issue 17)
+        targets = inference_targets(decided, roles.get("targets", ()), sequence_index=roles.get("sequence_index"))
+        planned = [inference_event(budget, k=k, n_columns=len(decided))]
+        if targets:
+            planned.append(target_kind_event(budget, k=k, n_targets=len(targets)))
+        ledger.check(planned, what="schema inference")
         rng = np.random.default_rng(private_seed_sequence())
         bounded = frame
         if key:  # the counts see at most k rows per entity, as every other mechanism does
             order = rng.permutation(len(frame))
             shuffled = frame.iloc[order]
             bounded = shuffled[shuffled.groupby(key, sort=False).cumcount().to_numpy() < k]
-        self.inferred_schema_ = dp_infer_schema(bounded, ledger=ledger, budget=budget, k=k, rng=rng, **roles)
+        self.inferred_schema_ = dp_infer_schema(bounded, ledger=ledger, budget=budget, k=k, rng=rng,
+                                                decide_targets=True, **roles)
         return ledger
 
     def _pairs_share(self) -> float:

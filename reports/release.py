@@ -182,7 +182,12 @@ def forged_events(registry: Registry, run_id: str, config: ReviewerConfig | None
                    and payload.get("run_id") == run_id and payload.get("prev_hash") == e.prev_hash
                    and reviewer is not None and bool(reviewer.public_key)
                    and signature_valid(reviewer.public_key, payload, signature))
-        if not genuine:
+        # a rejection, forged or not, is never passed over: it can only block a release (the
+        # safe side), while passing over a genuine one whose reviewer has since left the
+        # reviewers file or rotated their key would release a rejected run (review R, s12)
+        rejects = e is not None and (e.status == "rejected" or (
+            isinstance(payload, dict) and str(payload.get("verdict", "")).lower().startswith("reject")))
+        if not genuine and not rejects:
             out[seq] = why
     return out
 

@@ -353,3 +353,26 @@ def test_f2_forged_events_do_not_count_as_approvals_of_a_two_reviewer_policy(any
     assert approve(reg, run_id, reviewer=CONFIG.find("bob"), reason="fidelity and leakage within policy") \
         == "released"
     assert [q for q, _ in release_mod.trail_check(reg, CONFIG, run_id=run_id).forged[run_id]] == [a]
+
+
+def test_r_a_signed_rejection_stays_final_after_its_reviewer_leaves_the_reviewers_file(tmp_path):
+    """Review R (session 12): `forged_events` passed over any verdict whose reviewer was no
+    longer listed with a key, so a run rejected by bob, after bob left the reviewers file,
+    was approved by alice and released. A rejection is never passed over (it can only
+    block). Control: the code of bdd780a (before the mend) releases the run here."""
+    from reports.review import ReviewerConfig
+    from test_release import reject
+    reg = Registry(tmp_path / "registry.db")
+    try:
+        run_id = stage_run(reg, tmp_path, run_by="ravi")
+        names = [r["name"] for r in REVIEWERS["reviewers"]]
+        rejecter = [n for n in names if n not in ("alice", "ravi", "olivia")][0]
+        reject(reg, run_id, reviewer=CONFIG.find(rejecter), reason="leakage too high for this data")
+        without = ReviewerConfig.from_dict({"reviewers": [r for r in REVIEWERS["reviewers"] if r["name"] != rejecter]})
+        with pytest.raises(Exception, match="rejected"):
+            approve(reg, run_id, reviewer=without.find("alice"), reason="fidelity and leakage within policy",
+                    config=without)
+        assert not (tmp_path / "releases" / run_id).exists()
+        assert reg.status(run_id) == "rejected"
+    finally:
+        reg.close()

@@ -114,7 +114,23 @@ class EntityRangeTransform(NumericTransform):
         if self.column.bounds is not None or self._entity is None:
             super().fit(s, ctx)
             return self
+        try:
+            self._fit_entity_range(s, ctx)
+        except BaseException:
+            self._entity, self._range = None, None
+            raise
+        try:
+            super().fit(s, ctx)
+        finally:
+            self._entity, self._range = None, None
+        self.range_zero_ = None  # the range histogram's bin of 0 counts entities, not events
+        return self
+
+    def _fit_entity_range(self, s: pd.Series, ctx: FitContext) -> None:
+        """The entity-level DP range (sets `_range`); the caller clears the entity array."""
         x = self.floats(s)
+        if len(x) != len(self._entity):  # no lengths in the message: they are kept-event counts
+            raise ValueError("EntityRangeTransform: the entity array does not match the column's rows")
         present = ~np.isnan(x)
         values, entity = x[present], self._entity[present]
         integer = self.column.kind == "integer"
@@ -132,12 +148,6 @@ class EntityRangeTransform(NumericTransform):
             # a placeholder for the (planned) value histogram; the column is generated empty
             self._range = (0.0, DAY) if self.column.kind == "datetime" else (0.0, 1.0)
             self.entity_range_ = "unlearned"
-        try:
-            super().fit(s, ctx)
-        finally:
-            self._entity, self._range = None, None
-        self.range_zero_ = None  # the range histogram's bin of 0 counts entities, not events
-        return self
 
 
 def entity_ranges(transformer: DataTransformer, entity: np.ndarray, *, ledger: PrivacyLedger) -> list[str]:

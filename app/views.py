@@ -9,6 +9,7 @@ the real data, and none shows synthetic rows either.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import altair as alt
@@ -238,17 +239,28 @@ def history_ui(events: list[Any], reviews: list[tuple[Any, bool]], *,
         if vouched:
             st.markdown(f"- **{r.verdict}** by {r.reviewer} at {r.at[:19]}: {r.reason}")
         else:
-            st.markdown(f"- **{r.verdict}** recorded as by {r.reviewer} at {r.at[:19]}: no verified signed verdict "
+            st.markdown(f"- **{_plain(r.verdict)}** recorded as by {_plain(r.reviewer)} at {_plain(r.at[:19])}: "
+                        "no verified signed verdict "
                         "vouches for this review (reason not shown)")
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def _plain(text: Any) -> str:
+    """Text a forger may have written (names, statuses, reasons of unverified events) shown
+    as literal text: markdown's control characters escaped (review R, s12: a forged event
+    could put links and formatting on a reviewer's page)."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def unverified_ui(checked: Any) -> None:
     """Events of this run that do not verify (app/trail.py): listed by number and why, never
     by their content; they count for nothing and the review below goes on."""
     if checked.unverified:
-        lines = "\n".join(f"- event #{seq}: {why}" for seq, why in checked.unverified)
+        lines = "\n".join(f"- event #{seq}: {_plain(why)}" for seq, why in checked.unverified)
         st.error(f"{len(checked.unverified)} event(s) of this run do not verify and count for nothing (the registry "
-                 f"records it as {checked.recorded_status.replace('_', ' ')}; its verified status is "
+                 f"records it as {_plain(checked.recorded_status.replace('_', ' '))}; its verified status is "
                  f"{checked.status.replace('_', ' ')}). Tell an administrator; your review is not affected.\n\n"
                  + lines)
     if not checked.signatures_checked:

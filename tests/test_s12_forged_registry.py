@@ -376,3 +376,13 @@ def test_r_a_signed_rejection_stays_final_after_its_reviewer_leaves_the_reviewer
         assert reg.status(run_id) == "rejected"
     finally:
         reg.close()
+
+
+def test_r_text_a_forger_wrote_is_shown_literally_on_the_dashboard():
+    """Review R (session 12) F3: names, statuses and reasons of unverified events reached
+    st.markdown/st.error unescaped (links and formatting injectable). Control: bdd780a has
+    no escaping (`_plain` absent)."""
+    from app.views import _plain
+    shown = _plain("[approve here](http://evil.example) **urgent** `x` <b>")
+    assert "](" not in shown.replace("\\]\\(", "") and "**" not in shown.replace("\\*\\*", "")
+    assert shown.replace("\\", "") == "[approve here](http://evil.example) **urgent** `x` <b>"

@@ -25,17 +25,12 @@ import numpy as np
 import pandas as pd
 
 from synthkit.ledger import PrivacyLedger
+from synthkit.mechanisms import GUESS_MIN_SIGMAS, guess_kept  # noqa: F401 (re-exported)
 from synthkit.transforms import DataTransformer, NumericTransform
 
 logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
 
-# The data's whole mass (the DP count of rows) must reach this many noise stds of a range
-# histogram for its best-window guess to be kept. With every row in one window of m <= 16
-# bins, the data's window outscores the best pure-noise window (about (3.5 + 2)·σ·√m over
-# the ~10^2-10^3 windows within 2^30) only when the mass is about 5.5σ (m = 1) to 22σ
-# (m = 16); 8σ keeps the concentrated columns of a table (burn: 154 units, σ 14: 11σ) and
-# drops the trial's event columns (1,945 events, σ 818: 2.4σ) and its context (312, σ 62: 5σ)
-GUESS_MIN_SIGMAS = 8.0
+# the rule and its derivation are shared with the table models (mechanisms.GUESS_MIN_SIGMAS)
 
 
 def _range_sigma(ledger: PrivacyLedger, name: str) -> float | None:
@@ -51,7 +46,8 @@ def guessed_range(t: Any, ledger: PrivacyLedger) -> bool:
     no declared bounds, not already empty, and no DP range learned (`range_zero_` is set
     only when the range histogram cleared). Fit time only (`range_zero_` is not saved)."""
     return (ledger.private and isinstance(t, NumericTransform) and t.column.bounds is None
-            and not t.empty_ and getattr(t, "range_zero_", None) is None and t.bounds_ is not None)
+            and (not t.empty_ or getattr(t, "guess_set_aside_", False))
+            and getattr(t, "range_zero_", None) is None and t.bounds_ is not None)
 
 
 def drop_unlearned_ranges(transformer: DataTransformer, *, n_rows_dp: float, ledger: PrivacyLedger,
@@ -67,8 +63,11 @@ def drop_unlearned_ranges(transformer: DataTransformer, *, n_rows_dp: float, led
     for name, t in transformer.transforms.items():
         if name in skip or not guessed_range(t, ledger):
             continue
+        if getattr(t, "guess_set_aside_", False):  # the transform's fit applied the same rule and warned
+            dropped.append(name)
+            continue
         sigma = _range_sigma(ledger, f"{prefix}bounds:{name}")
-        if sigma is None or float(n_rows_dp) >= GUESS_MIN_SIGMAS * sigma:
+        if sigma is None or guess_kept(n_rows_dp, sigma):
             continue
         if mark:
             t.empty_ = True

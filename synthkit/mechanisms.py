@@ -448,8 +448,9 @@ RANGE_CLIP_NOTE_FALSE = 5e-3
 #   clears that std times isf(RANGE_CLIP_NOTE_FALSE) (2.58), one log line and a ledger note
 #   name the column: its values beyond the range were clipped (`clipped_mass_clears`). A
 #   column whose range holds all its values says so falsely in 0.5% of fits; re74's 87
-#   clipped values (4σ) are named in about 92%. A wider window search for WHERE the mass is
-#   would not help at this noise: a window of 16 bins holding all 87 sums to 1.7 of its σ√16.
+#   clipped values are ~3.1 of this std (σ_rows = σ_hist = 17.5, σ = 12.4) and are named in
+#   59-63% of draws (re78: 80%; 200 seeded draws, session 12). A wider window search for WHERE
+#   the mass is would not help at this noise: 16 bins holding all 87 sum to 1.7 of their σ√16.
 # A range guessed from a range histogram that cleared nothing (`transforms.best_window_range`)
 # is kept only when the DP count of the rows it was guessed from is at least GUESS_MIN_SIGMAS
 # noise stds of that histogram (`guess_kept`; both DP, so the decision is post-processing).
@@ -457,8 +458,10 @@ RANGE_CLIP_NOTE_FALSE = 5e-3
 # pure-noise window (about (3.5 + 2)·σ·√m over the ~10^2-10^3 windows within 2^30) only when
 # the mass is about 5.5σ (m = 1) to 22σ (m = 16); 8σ keeps the concentrated columns of a table
 # (KMsurv burn: 154 units, σ 14: 11σ) and drops a sequence fit's event columns (pbcseq: 1,945
-# events, σ 818: 2.4σ), its context (312, σ 62: 5σ) and a 60-row table's columns (σ ≈ 13 at
-# ε = 3: 4.6σ; session 12's all_null.csv got ages of -14,049 to -1,451 from such a guess).
+# events, σ 818: 2.4σ) and its context (312, σ 62: 5σ). A 60-row table at ε = 3 (session 12's
+# all_null.csv: σ 7.84, 7.65σ; ages of -14,049 to -1,451 from such a guess) sits at the edge:
+# the noisy DP row count (σ 11) falls under 8σ in ~60% of fits; 400 seeded draws: values
+# outside ±10x the data in 63 before, 32 now (31 of them kept guesses at a DP count >= 8σ).
 # Shared by the table models (`transforms.NumericTransform.fit`) and DPHMM (models/hmm/ranges.py).
 GUESS_MIN_SIGMAS = 8.0
 

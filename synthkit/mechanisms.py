@@ -437,6 +437,54 @@ RANGE_FALSE_CLEAR_TAIL = 8e-4
 #   empty sides say so falsely), a log line and a ledger note name the column and the side:
 #   values there may have been clipped (no value is quoted). Post-processing, no charge.
 RANGE_CLIP_NOTE_FALSE = 5e-3
+# - (session 12, issue 17: DAAG nsw74psid3 at ε = 3, 219 rows, σ ≈ 12) a zero-heavy earnings
+#   column (60% exact 0s, the other ~87 values spread over 11 grid bins from 18 to 29,389,
+#   at most 17 per bin) clears only its bin of 0: no window of the rest clears, and the tail
+#   windows and the clipping note above look only next to the range, ~13 bins from the
+#   data, so the range was {0} (an integer column generated as 0/1) without a word. A
+#   second post-processing test: the DP row count, less the value histogram's noisy null
+#   count and the range histogram's noisy counts inside the range, estimates the mass the
+#   range leaves out (noise std √(σ_rows² + σ_hist² + m·σ²) for m range bins); when it
+#   clears that std times isf(RANGE_CLIP_NOTE_FALSE) (2.58), one log line and a ledger note
+#   name the column: its values beyond the range were clipped (`clipped_mass_clears`). A
+#   column whose range holds all its values says so falsely in 0.5% of fits; re74's 87
+#   clipped values are ~3.1 of this std (σ_rows = σ_hist = 17.5, σ = 12.4) and are named in
+#   59-63% of draws (re78: 80%; 200 seeded draws, session 12). A wider window search for WHERE
+#   the mass is would not help at this noise: 16 bins holding all 87 sum to 1.7 of their σ√16.
+# A range guessed from a range histogram that cleared nothing (`transforms.best_window_range`)
+# is kept only when the DP count of the rows it was guessed from is at least GUESS_MIN_SIGMAS
+# noise stds of that histogram (`guess_kept`; both DP, so the decision is post-processing).
+# With every row in one window of m <= 16 bins, the data's window outscores the best
+# pure-noise window (about (3.5 + 2)·σ·√m over the ~10^2-10^3 windows within 2^30) only when
+# the mass is about 5.5σ (m = 1) to 22σ (m = 16); 8σ keeps the concentrated columns of a table
+# (KMsurv burn: 154 units, σ 14: 11σ) and drops a sequence fit's event columns (pbcseq: 1,945
+# events, σ 818: 2.4σ) and its context (312, σ 62: 5σ). A 60-row table at ε = 3 (session 12's
+# all_null.csv: σ 7.84, 7.65σ; ages of -14,049 to -1,451 from such a guess) sits at the edge:
+# the noisy DP row count (σ 11) falls under 8σ in ~60% of fits; 400 seeded draws: values
+# outside ±10x the data in 63 before, 32 now (31 of them kept guesses at a DP count >= 8σ).
+# Shared by the table models (`transforms.NumericTransform.fit`) and DPHMM (models/hmm/ranges.py).
+GUESS_MIN_SIGMAS = 8.0
+
+
+def clipped_mass_clears(*, n_rows_dp: float, sigma_rows: float, null_count: float, sigma_null: float,
+                        inside: tuple[float, int], sigma_range: float) -> bool:
+    """Whether the mass a DP range leaves out, estimated as the DP row count less the noisy
+    null count less the range histogram's noisy counts inside the range, clears its noise
+    std times isf(RANGE_CLIP_NOTE_FALSE) (derivation next to RANGE_CLIP_NOTE_FALSE, session 12).
+    Post-processing of DP outputs: no charge."""
+    inside_count, m = inside
+    std = math.sqrt(sigma_rows ** 2 + sigma_null ** 2 + m * sigma_range ** 2)
+    missing = float(n_rows_dp) - max(float(null_count), 0.0) - float(inside_count)
+    return missing > std * float(norm.isf(RANGE_CLIP_NOTE_FALSE))
+
+
+def guess_kept(n_rows_dp: float, sigma_range: float) -> bool:
+    """Whether a best-window range guess stands out of the noise it was guessed from: the DP
+    row count `n_rows_dp` is at least GUESS_MIN_SIGMAS noise stds `sigma_range` of the range
+    histogram. Post-processing of DP outputs (no charge); never read `len(rows)` here."""
+    return float(n_rows_dp) >= GUESS_MIN_SIGMAS * float(sigma_range)
+
+
 # how many grid bins just outside a range `DPRange` reports on each side (their noisy counts)
 RANGE_OUTSIDE_BINS = 3
 # an integer column's grid (its kind is public): the geometric edges of magnitude >= 2 and
@@ -626,6 +674,10 @@ class DPRange:
     # (`transforms.padded_range`)
     below: tuple[tuple[float, float, float], ...] = ()
     above: tuple[tuple[float, float, float], ...] = ()
+    # the noisy counts of the range's grid bins summed, and how many bins (DP output of the same
+    # histogram; None without privacy): against the DP row count, a test of the mass the range
+    # leaves out (`clipped_mass_clears`, issue 17, session 12)
+    inside: tuple[float, int] | None = None
 
 
 def geometric_bounds(values: np.ndarray, *, sigma: float, sensitivity: float, name: str,
@@ -736,7 +788,8 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
              "below": tuple((float(edges[j]), float(edges[j + 1]), float(noisy[j]))
                             for j in range(first - 1, max(first - 1 - RANGE_OUTSIDE_BINS, -1), -1)),
              "above": tuple((float(edges[j]), float(edges[j + 1]), float(noisy[j]))
-                            for j in range(last + 1, min(last + 1 + RANGE_OUTSIDE_BINS, len(noisy))))}
+                            for j in range(last + 1, min(last + 1 + RANGE_OUTSIDE_BINS, len(noisy)))),
+             "inside": (float(noisy[first:last + 1].sum()), int(last - first + 1))}
     if integer:
         # the whole values inside the cleared bins: a bin [a, b) holds ceil(a) .. ceil(b) - 1,
         # so the bin of 1, [0.5, 2), gives 1 and not 2 (a 0/1 flag learned as an integer came

@@ -35,8 +35,10 @@ from synthkit.mechanisms import (
     PreprocessingPlan,
     charge_two_looks,
     cleared_extent,
+    clipped_mass_clears,
     fit_mixture_to_histogram,
     geometric_range,
+    guess_kept,
     noisy_histogram,
     partition_threshold,
     select_partitions,
@@ -108,6 +110,10 @@ FALLBACK_MAX_WINDOW = 16
 FALLBACK_PENALTY = 2.0
 FALLBACK_MAX_ABS = 2.0 ** 30
 FALLBACK_MAX_ABS_DATETIME = 2.0 ** 34  # UTC seconds: up to the year 2514
+# internal columns a model needs with a range, even a guessed one (DPHMM's context start,
+# models/hmm/context.START; ranges.drop_unlearned_ranges skips it too): `guess_kept` is not
+# applied to them
+GUESS_GUARD_EXEMPT = frozenset({"__start__"})
 
 
 # A value bin of an integer column inside its DP range's outermost grid bin, beyond the
@@ -652,6 +658,7 @@ class NumericTransform:
         label = getattr(self, "event_label", None) or self.column.name  # its ledger events' suffix
         self.empty_ = False
         self.range_zero_ = None
+        self.guess_set_aside_ = False  # fit time only (not saved): the guessed range was noise (`guess_kept`)
         guessed = False  # the range is `best_window_range`'s guess (no bin or window cleared)
         dp_range = None  # the DP range (with its outermost grid bins) when learned here
         if bounds is None:
@@ -681,6 +688,13 @@ class NumericTransform:
                                                max_abs=FALLBACK_MAX_ABS_DATETIME if self.column.kind == "datetime"
                                                else FALLBACK_MAX_ABS)
                     guessed = True
+                    if (ctx.ledger.private and self.column.name not in GUESS_GUARD_EXEMPT
+                            and not guess_kept(ctx.n_rows_dp, ctx.plan.sigma_range)):
+                        # session 12: on a small table (60 rows, σ ≈ 13) the best window is a
+                        # window of pure noise (ages of -14,049 to -1,451); the DP row count
+                        # (already released) is under GUESS_MIN_SIGMAS noise stds, so the guess
+                        # says nothing about the column: it is generated empty (post-processing)
+                        self.empty_ = self.guess_set_aside_ = True
                 else:
                     self.empty_ = True
                     bounds = (0.0, DAY) if self.column.kind == "datetime" else (0.0, 1.0)
@@ -744,6 +758,19 @@ class NumericTransform:
                 if keep != (0, n_bins - 1):
                     cut(*keep)
         noisy_raw = noisy
+        if (ctx.ledger.private and dp_range is not None and dp_range.inside is not None
+                and not any(n.startswith(f"{what}: values ") for n in ctx.ledger.notes)  # `_note_clipped` said it
+                and clipped_mass_clears(n_rows_dp=ctx.n_rows_dp, sigma_rows=ctx.plan.sigma_rows,
+                                        null_count=float(noisy_raw[-1]), sigma_null=sigma_bins,
+                                        inside=dp_range.inside, sigma_range=dp_range.sigma)):
+            # session 12 (nsw74psid3 `re74`: range {0}, 40% of its values far above it, unsaid):
+            # the DP row count exceeds what the range and the null cell hold by more than the
+            # noise (post-processing; derivation next to mechanisms.RANGE_CLIP_NOTE_FALSE)
+            logger.warning("%s: part of its values lie beyond its DP range and were clipped onto it (too few per grid "
+                           "bin to clear the noise); declare 'bounds' for it in a schema (--schema), or fit with a "
+                           "larger epsilon or more rows", what)
+            ctx.ledger.notes.append(f"{what}: values beyond its DP range were clipped (the DP row count exceeds the "
+                                    "range's noisy count); declare 'bounds', or a larger epsilon or more rows")
         if ctx.ledger.private:
             # post-processing (`clear_histogram`): bins that clear 3σ keep their count, the
             # rest of the DP row count goes where aggregated bins clear the noise, so noise
@@ -780,7 +807,15 @@ class NumericTransform:
             # column of nulls on a table too small for the null threshold; review R3): the
             # guessed range is not trusted and the column stays empty, as before the guess
             self.empty_ = True
-        if self.empty_:
+        if self.guess_set_aside_:
+            logger.warning("%s: its range cannot be learned under DP at this epsilon and row count (a guess would "
+                           "come from noise alone), so it is generated empty (all null); declare 'bounds' for it in "
+                           "a schema (--schema), or fit with a larger epsilon or more rows", what)
+            ctx.ledger.notes.append(f"{what}: range not learned under DP (a guess from noise set aside); generated "
+                                    "empty (all null); declare 'bounds', or a larger epsilon or more rows")
+            self.hist_ = np.zeros_like(self.hist_)
+            self.null_share_ = 1.0
+        elif self.empty_:
             logger.warning("%s: too few values to learn its range under DP; it is generated empty (all null); "
                            "declare 'bounds' for it to learn its values", what)
             ctx.ledger.notes.append(f"{what}: too few values to learn its range under DP; generated empty "

@@ -43,19 +43,14 @@ import numpy as np
 import pandas as pd
 
 from synthkit.ledger import PrivacyLedger
-from synthkit.mechanisms import GEOMETRIC_EDGES, INTEGER_EDGES, RangeNotLearnedError, geometric_range
+from synthkit.mechanisms import (GEOMETRIC_EDGES, GUESS_MIN_SIGMAS, INTEGER_EDGES, RangeNotLearnedError,  # noqa: F401
+                                 geometric_range, guess_kept)  # GUESS_MIN_SIGMAS re-exported
 from synthkit.schema import Column
 from synthkit.transforms import DAY, DataTransformer, FitContext, NumericTransform
 
 logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
 
-# The data's whole mass (the DP count of rows) must reach this many noise stds of a range
-# histogram for its best-window guess to be kept. With every row in one window of m <= 16
-# bins, the data's window outscores the best pure-noise window (about (3.5 + 2)·σ·√m over
-# the ~10^2-10^3 windows within 2^30) only when the mass is about 5.5σ (m = 1) to 22σ
-# (m = 16); 8σ keeps the concentrated columns of a table (burn: 154 units, σ 14: 11σ) and
-# drops the trial's event columns (1,945 events, σ 818: 2.4σ) and its context (312, σ 62: 5σ)
-GUESS_MIN_SIGMAS = 8.0
+# the rule and its derivation are shared with the table models (mechanisms.GUESS_MIN_SIGMAS)
 
 
 def _range_sigma(ledger: PrivacyLedger, name: str) -> float | None:
@@ -72,7 +67,8 @@ def guessed_range(t: Any, ledger: PrivacyLedger) -> bool:
     only when the range histogram cleared). Fit time only (`range_zero_` is not saved)."""
     return (ledger.private and isinstance(t, NumericTransform) and t.column.bounds is None
             and getattr(t, "entity_range_", None) is None
-            and not t.empty_ and getattr(t, "range_zero_", None) is None and t.bounds_ is not None)
+            and (not t.empty_ or getattr(t, "guess_set_aside_", False))
+            and getattr(t, "range_zero_", None) is None and t.bounds_ is not None)
 
 
 def presence_weights(values: np.ndarray, entity: np.ndarray, *, integer: bool) -> np.ndarray:
@@ -177,8 +173,11 @@ def drop_unlearned_ranges(transformer: DataTransformer, *, n_rows_dp: float, led
         unlearned = getattr(t, "entity_range_", None) == "unlearned"  # nothing guessed: always dropped
         if name in skip or not (unlearned or guessed_range(t, ledger)):
             continue
+        if getattr(t, "guess_set_aside_", False):  # the transform's fit applied the same rule and warned
+            dropped.append(name)
+            continue
         sigma = _range_sigma(ledger, f"{prefix}bounds:{name}")
-        if not unlearned and (sigma is None or float(n_rows_dp) >= GUESS_MIN_SIGMAS * sigma):
+        if not unlearned and (sigma is None or guess_kept(n_rows_dp, sigma)):
             continue
         if mark:
             t.empty_ = True

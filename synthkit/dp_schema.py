@@ -131,6 +131,12 @@ ZERO_ONE_OTHER = 2.5
 # a number column is continuous only when its cells with a fraction clear this many noise
 # std (`_has_fractions`)
 FRACTION_SIGMAS = 2.5
+# a column of ONE boolean pair (`_one_pair`, issue 17, session 12): its dominant spelling (pair
+# and case, both truths) clears ONE_PAIR_SIGMAS noise std, so that the ZERO_ONE_OTHER std of
+# other cells the noise may hide is at most 1/8 of it; a single-letter pair (t/f, y/n) also
+# needs its text within ONE_LETTER_TEXT noise std of none (f/m: the m's are text)
+ONE_PAIR_SIGMAS = 20.0
+ONE_LETTER_TEXT = 1.0
 _BOOL = {"true", "false", "yes", "no", "t", "f", "y", "n"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -382,6 +388,34 @@ def _both_truths(noisy: np.ndarray, sigma: float) -> bool:
     return bool(false_est > margin and true_est > margin)
 
 
+def _one_pair(noisy: np.ndarray, sigma: float) -> bool:
+    """Whether a column of boolean WORDS is (beyond the noise) all spellings of ONE pair in
+    one case (post-processing), though one truth value may be within the noise (issue 17,
+    session 12: AER/HMDA's `insurance`, 36 "yes" of 1,666, was learned as labels and its
+    "yes" came back as `__other__` or not at all). The pair and case are then public
+    vocabulary, so the column is a boolean and the model's own DP release decides how many
+    rows of the rare value come back. The dominant spelling's two classes must clear
+    ONE_PAIR_SIGMAS noise std, and the text, dates, numbers and other boolean spellings must
+    each be within ZERO_ONE_OTHER noise std of none (its std: √2 for the numbers' two
+    classes, √3 for the other spellings, the noisy boolean class less two); a single-letter
+    pair's text within ONE_LETTER_TEXT noise std, since f/m, y/n/u are codes whose other
+    letter is text (the guard of `_both_truths`). A pure column passes about 98 times in
+    100; a vector without the spelling classes is not checked (False)."""
+    noisy = np.asarray(noisy, dtype=float)
+    if len(noisy) < N_COUNTS:
+        return False
+    n_bool, n_date, n_whole, n_frac, n_text = (float(x) for x in noisy[: len(CLASSES)])
+    false, true = _spelling_counts(noisy)
+    best = int(np.argmax(false + true))
+    pair = float(false[best] + true[best])
+    single_letter = BOOL_CLASSES[best].split("|")[0] in ("t/f", "y/n")
+    text_limit = (ONE_LETTER_TEXT if single_letter else ZERO_ONE_OTHER) * sigma
+    return bool(pair >= ONE_PAIR_SIGMAS * sigma * math.sqrt(2.0)
+                and n_text <= text_limit and n_date <= ZERO_ONE_OTHER * sigma
+                and n_whole + n_frac <= ZERO_ONE_OTHER * sigma * math.sqrt(2.0)
+                and n_bool - pair <= ZERO_ONE_OTHER * sigma * math.sqrt(3.0))
+
+
 def _zero_one(noisy: np.ndarray) -> dict[str, float]:
     """The noisy zero-one classes by name (not clipped); all 0 for a shorter vector (the
     classes and distinct count alone, as `decide_kind` is also called)."""
@@ -434,7 +468,7 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
     if n < 4.0 * sigma * math.sqrt(len(CLASSES)):  # too few cells for the 80% cut-offs: a small table
         return _plurality_kind(name, n_bool, n_date, n_whole, n_frac, n_text, n_distinct, sigma, noisy=noisy)
     distinct = min(n_distinct / n, 1.0)
-    if n_bool >= MAJORITY * n and _both_truths(noisy, sigma):
+    if n_bool >= MAJORITY * n and (_both_truths(noisy, sigma) or _one_pair(noisy, sigma)):
         return "boolean"
     if n_date >= MAJORITY * n:
         return "datetime"
@@ -546,7 +580,7 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
         return _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy) or "categorical"
     if top in ("boolean", "datetime") and classes[top] - runner_up < 3.0 * sigma:
         return "categorical"
-    if top == "boolean" and noisy is not None and not _both_truths(noisy, sigma):
+    if top == "boolean" and noisy is not None and not (_both_truths(noisy, sigma) or _one_pair(noisy, sigma)):
         return "categorical"
     if top == "number" and noisy is not None and _is_zero_one(noisy, sigma):
         return "boolean"

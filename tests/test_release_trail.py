@@ -43,7 +43,13 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
 
 @pytest.fixture(params=BACKENDS)
 def reg(request, tmp_path):
-    if request.param == "sqlite":
+    yield from registry_on(request.param, tmp_path)
+
+
+def registry_on(backend: str, tmp_path):
+    """A registry on `backend` for one test (SQLite file, or a fresh PostgreSQL schema dropped
+    after it); a generator for fixtures to `yield from`."""
+    if backend == "sqlite":
         r = Registry(tmp_path / "registry.db")
         yield r
         r.close()

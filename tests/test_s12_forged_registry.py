@@ -225,27 +225,14 @@ def test_genuine_signed_release_verifies_and_audits_clean(reg, tmp_path, reviewe
 # dashboard queue has no pending run and quotes the forged reason, the job reports
 # "released" with the forged folder, and alice's approval is refused ("is 'released'").
 from test_app import _app, _sign_in, _texts, env  # noqa: E402,F401 - the dashboard's fixture and helpers
-from test_release_trail import BACKENDS, PG_URL  # noqa: E402 - SQLite, and PostgreSQL with its URL set
+from test_release_trail import BACKENDS, registry_on  # noqa: E402 - SQLite, and PostgreSQL with its URL set
 
 
 @pytest.fixture(params=BACKENDS)
 def any_reg(request, tmp_path):
     """The registry on each backend: add_review/add_release's forged-event paths run on
     PostgreSQL too (export SYNTHKIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh))."""
-    if request.param == "sqlite":
-        r = Registry(tmp_path / "registry.db")
-        yield r
-        r.close()
-        return
-    import secrets
-    schema = f"t_{secrets.token_hex(4)}"
-    r = Registry(PG_URL, pg_schema=schema)
-    yield r
-    r.close()
-    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
+    yield from registry_on(request.param, tmp_path)
 
 
 def _forge_approval_and_release(reg: Registry, run_id: str, tmp_path: Path) -> tuple[int, int]:

@@ -483,8 +483,23 @@ def _replay(registry: Registry, run_id: str, events: list[Any],
                     status = "approved"
             continue
         if e.status is not None:
-            status = e.status
+            if status in _STEPS_FROM.get(e.status, ()):
+                status = e.status
+            else:  # review R (s12) F4: a forged `pending_review` after a rejection reopened the review form
+                bad.append((e.seq, f"sets the run {e.status} while it is {status}: a step the pipeline never takes"))
     return status, bad
+
+
+# what a non-verdict event may move a run to, from which verified status: the claim starts it
+# running, the gate moves a running run on, and a failure can stop any run not yet released
+# (failing closed). Anything else (a run reopened for review after its rejection, or set
+# running again) is listed as not verifying and counts for nothing.
+_STEPS_FROM: dict[str, tuple[str, ...]] = {
+    "running": ("running",),
+    "pending_review": ("running",),
+    "gate_rejected": ("running",),
+    "failed": ("running", "pending_review", "gate_rejected", "approved", "rejected", "failed"),
+}
 
 
 def _verdict_problem(registry: Registry, run_id: str, e: Any, config: ReviewerConfig | None,

@@ -373,3 +373,21 @@ def test_r_text_a_forger_wrote_is_shown_literally_on_the_dashboard():
     shown = _plain("[approve here](http://evil.example) **urgent** `x` <b>")
     assert "](" not in shown.replace("\\]\\(", "") and "**" not in shown.replace("\\*\\*", "")
     assert shown.replace("\\", "") == "[approve here](http://evil.example) **urgent** `x` <b>"
+
+
+def test_r_a_forged_pending_review_after_a_rejection_is_flagged_and_reopens_nothing(reg, tmp_path):
+    """Review R (session 12) F4: any non-verdict event with a status set the replayed status,
+    so a chained `pending_review` event after a signed rejection reopened the dashboard's
+    review form and was not listed as forged. Now only the pipeline's own steps move a run
+    (claim → running, gate → pending_review/gate_rejected, failure → failed). Control:
+    the code before the mend (6a07819) replays it as pending_review with nothing flagged."""
+    from test_release import reject
+    run_id = stage_run(reg, tmp_path, run_by="ravi")
+    assert reject(reg, run_id, reviewer=CONFIG.find("carol"), reason="pair trends too weak") == "rejected"
+    seq = _insert_event(reg, run_id, status="pending_review", step="gate", message="gate passed again",
+                        details={})
+    checked = release_mod.trail_check(reg, CONFIG, run_id=run_id)
+    assert checked.statuses[run_id] == "rejected"
+    assert seq in [s for s, _why in checked.forged.get(run_id, [])]
+    with pytest.raises(Exception, match="rejected|pending review"):
+        approve(reg, run_id, reviewer=CONFIG.find("alice"), reason="fidelity and leakage within policy")

@@ -37,7 +37,7 @@ from reports.review import AccessDenied
 from reports.signing import key_id, public_key_line, sign
 from synthkit.cli import app
 from test_release import CONFIG, KEYS, REVIEWERS, approve, publish, stage_run, verify
-from test_release_trail import _table  # the PostgreSQL schema's qualified table name
+from test_release_trail import _table, reviewers_file  # noqa: F401 - the schema's table name; the reviewers file fixture
 
 runner = CliRunner()
 FORGED_REASON = "forged-reason-marker-7f3a"  # must never appear in any output
@@ -48,13 +48,6 @@ def reg(tmp_path) -> Registry:
     r = Registry(tmp_path / "registry.db")
     yield r
     r.close()
-
-
-@pytest.fixture
-def reviewers_file(tmp_path) -> Path:
-    path = tmp_path / "reviewers.yaml"
-    path.write_text(yaml.safe_dump(REVIEWERS))
-    return path
 
 
 def _insert_event(reg: Registry, run_id: str, *, status: str, step: str, message: str, details: dict) -> int:

@@ -42,6 +42,7 @@ must be the one the report evaluated.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -427,23 +428,36 @@ def trail_check(registry: Registry, config: ReviewerConfig | None, *, run_id: st
     return TrailCheck(statuses=statuses, forged=forged, signatures_checked=checked)
 
 
-def release_record_findings(registry: Registry, run_id: str) -> list[tuple[int | None, Any, str | None]]:
+def release_record_findings(registry: Registry, run_id: str, *,
+                            hashes: FileHashes | None = None) -> list[tuple[int | None, Any, str | None]]:
     """Every release recorded for the run, with its recording event and why it does not
     verify (None: its folder's manifest.json hashes to the recorded SHA-256 and names the
     run). `verify` is the full check; this is what decides whether a run counts as
-    released, so a forged release row neither reads as released nor blocks the real one."""
+    released, so a forged release row neither reads as released nor blocks the real one.
+
+    A release is its content, not its path: when the recorded folder is gone, a folder
+    beside it or in the run's releases directory whose manifest.json hashes to the
+    recorded SHA-256 (and names the run) IS the release, moved or renamed; the record is
+    returned with that path (`relocated_release`). A manifest's hash covers every file's
+    SHA-256, so `verify` still checks every byte there."""
+    hashes = hashes if hashes is not None else FileHashes()
     out: list[tuple[int | None, Any, str | None]] = []
     for seq, rec in registry.releases(run_id):
         folder = Path(rec.path)
-        mf = folder / MANIFEST
         problem: str | None = None
+        if seq is not None and (folder.is_symlink() or not folder.is_dir()):
+            moved = relocated_release(registry, run_id, rec, hashes=hashes)
+            if moved is not None:
+                rec, folder = dataclasses.replace(rec, path=str(moved)), moved
+        mf = folder / MANIFEST
         if seq is None:
             problem = "no chained event records it"
         elif folder.is_symlink() or not folder.is_dir():
-            problem = "its release folder is missing"
+            problem = (f"its release folder is missing from {rec.path} and no folder beside it holds its manifest "
+                       "(moved elsewhere or deleted?)")
         elif not mf.is_file() or mf.is_symlink():
             problem = "its release folder has no manifest.json"
-        elif sha256_file(mf) != rec.manifest_sha256:
+        elif hashes(mf) != rec.manifest_sha256:
             problem = "its manifest.json does not hash to the recorded SHA-256"
         else:
             manifest = _read_json(mf)
@@ -451,6 +465,70 @@ def release_record_findings(registry: Registry, run_id: str) -> list[tuple[int |
                 problem = "its manifest.json is not this run's"
         out.append((seq, rec, problem))
     return out
+
+
+def relocated_release(registry: Registry, run_id: str, rec: Any, *, hashes: FileHashes | None = None) -> Path | None:
+    """Where the release `rec` lives now that its recorded folder is gone: the one folder,
+    among the folders beside the recorded path and in the run's releases directory (one
+    level, no symbolic links), whose manifest.json hashes to the recorded SHA-256 and
+    names the run; None when there is none. Only a missing folder is looked for: a folder
+    still at the recorded path is judged there, so an edited release cannot hide behind an
+    intact copy elsewhere."""
+    hashes = hashes if hashes is not None else FileHashes()
+    roots: list[Path] = [Path(rec.path).parent]
+    where = registry.artifacts(run_id).get("releases_dir")
+    if where and Path(str(where)) not in roots:
+        roots.append(Path(str(where)))
+    for root in roots:
+        try:
+            children = sorted(root.iterdir()) if root.is_dir() and not root.is_symlink() else []
+        except OSError:
+            continue
+        for child in children:
+            mf = child / MANIFEST
+            if child.is_symlink() or not child.is_dir() or mf.is_symlink() or not mf.is_file():
+                continue
+            if hashes(mf) == rec.manifest_sha256:
+                manifest = _read_json(mf)
+                if isinstance(manifest, dict) and manifest.get("run_id") == run_id:
+                    return child
+    return None
+
+
+def same_release_elsewhere(registry: Registry, run_id: str,
+                           found: list[tuple[int | None, Any, str | None]]) -> tuple[int, Any] | None:
+    """A chained release of the run whose folder cannot be found but whose recorded files
+    hold the synthetic data this run would release now (the SHA-256 the job staged and
+    the approvers signed): the same release, moved where synthkit does not look or
+    deleted. Publishing again would release the reviewed data a second time under a new
+    manifest, as if new; `publish` refuses instead. A forged row that does not name that
+    content (the forgeries of test_s12_forged_registry) still blocks nothing; one that
+    copies it can only stop a publish (fail closed)."""
+    want = registry.artifacts(run_id).get("synthetic_sha256")
+    for seq, rec, problem in found:
+        if seq is None or problem is None or not want:
+            continue
+        if any(name.startswith("synthetic") and digest == want for name, digest in rec.files.items()):
+            return seq, rec
+    return None
+
+
+class FileHashes:
+    """SHA-256 of files, each file read once for the lifetime of this object: one command
+    (`releases list`, `releases audit`) that meets a file again (a manifest judged for the
+    status and again for the audit) does not re-read it. Scoped to one command on
+    purpose: a longer-lived cache would answer for a file edited since."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+        self.reads = 0   # files actually read (benchmarks/bench_releases_list.py counts them)
+
+    def __call__(self, path: Path) -> str:
+        key = str(path)
+        if key not in self._seen:
+            self._seen[key] = sha256_file(path)
+            self.reads += 1
+        return self._seen[key]
 
 
 def _replay(registry: Registry, run_id: str, events: list[Any],
@@ -649,6 +727,14 @@ def publish(registry: Registry, run_id: str, *, released_by: str, config: Review
     if genuine:
         raise RegistryError(f"run {run_id!r} has already been released to {genuine[-1][1].path} (event "
                             f"#{genuine[-1][0]}; its manifest matches the release record)")
+    same = same_release_elsewhere(registry, run_id, found)
+    if same is not None:
+        seq, rec = same
+        raise RegistryError(f"run {run_id!r} has already been released (event #{seq}): that release holds the data "
+                            f"this run would release (SHA-256 {registry.artifacts(run_id)['synthetic_sha256'][:12]}…), "
+                            f"but its folder is no longer at {rec.path} nor beside it; a release is its content, so it "
+                            f"is not published again: check a moved folder with `synthkit releases verify {run_id} "
+                            "--folder PATH`, or run the job again for a new release")
     # the status is not read from the registry: `release_authority` replays the verdicts, and
     # events that do not verify (a forged approval, a forged release row) count for nothing
     authority = release_authority(registry, run_id, config)
@@ -763,24 +849,43 @@ def release_ledger(privacy: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None) -> VerifyResult:
+def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None, *,
+           folder: str | Path | None = None) -> VerifyResult:
     """Re-check a release end to end: the release folder against its manifest AND the
     registry's record; the registry's whole hash chain and every row it vouches for; every
     verdict's signature against the reviewers file (`config`, else $SYNTHKIT_REVIEWERS);
     the released synthetic data against the hash the approvers signed; the ledger against
-    the staged report; and the gate decision recomputed from the report and the policy."""
+    the staged report; and the gate decision recomputed from the report and the policy.
+
+    A release is its content: `folder` checks the release where it was moved to (every
+    file against the recorded hashes, as at the recorded path); without it, a release
+    whose recorded folder is gone is looked for beside it (`relocated_release`)."""
     rec = registry.release(run_id)
     if rec is None:
         raise RegistryError(f"run {run_id!r} has no release (status {registry.status(run_id)!r})")
-    folder = Path(rec.path)
+    moved: tuple[str, ...] = ()
+    if folder is not None:
+        folder = Path(folder)
+        if folder.absolute() != Path(rec.path).absolute():
+            moved = (f"checked at {folder}, not at the recorded {rec.path}: the release is identified by its "
+                     "manifest's and files' SHA-256, not by its path",)
+    else:
+        folder = Path(rec.path)
+        if folder.is_symlink() or not folder.is_dir():
+            found = relocated_release(registry, run_id, rec)
+            if found is not None:
+                folder = found
+                moved = (f"the release folder was moved from {rec.path} to {found}; it is recognised by its "
+                         "manifest's SHA-256",)
     problems: list[str] = []
     authority, trail = _authority(registry, run_id, config)
     problems += trail
     if folder.is_symlink():
         problems.append("the release folder is a symbolic link; a release is a real folder")
     if not folder.is_dir():
-        return VerifyResult(run_id=run_id, path=rec.path, ok=False,
-                            problems=tuple(["the release folder is missing", *problems]), n_files=0)
+        return VerifyResult(run_id=run_id, path=str(folder), ok=False,
+                            problems=tuple(["the release folder is missing (moved elsewhere? check it there with "
+                                            "--folder PATH)", *problems]), n_files=0, notes=moved)
     mf = folder / MANIFEST
     manifest: dict[str, Any] = {}
     if not mf.is_file():
@@ -827,8 +932,8 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
     internal = sorted(set(rec.files) & set(INTERNAL_FILES))
     notes += ((f"this release, written by an earlier synthkit, holds internal files with non-DP statistics of the "
                f"real data: {internal}; consider withdrawing it and releasing again",) if internal else ())
-    return VerifyResult(run_id=run_id, path=rec.path, ok=not problems, problems=tuple(problems),
-                        n_files=len(rec.files) + 1, notes=notes)
+    return VerifyResult(run_id=run_id, path=str(folder), ok=not problems, problems=tuple(problems),
+                        n_files=len(rec.files) + 1, notes=moved + notes)
 
 
 def _plain_name(name: str) -> bool:

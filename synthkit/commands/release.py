@@ -366,16 +366,21 @@ def releases_verify(
     run_id: Annotated[str, typer.Argument(help="run / release id")],
     registry: RegistryOpt = None,
     reviewers: ReviewersOpt = None,
+    folder: Annotated[Optional[Path], typer.Option(
+        "--folder", help="check the release in this folder (where it was moved to): a release is identified by "
+                         "its files' SHA-256, not by its path")] = None,
 ) -> None:
     """Re-check a release: its files against the manifest and the registry, the registry's
     hash chain, every verdict's signature (against the reviewers file), the released data
-    against what was signed, and the gate recomputed (exit 4 on any break)."""
+    against what was signed, and the gate recomputed (exit 4 on any break). A release
+    folder that was renamed or moved beside the others is found by its manifest's SHA-256;
+    one moved elsewhere is checked with --folder."""
     with cli_errors():
         from reports.release import verify
         from reports.review import ReviewerConfig
         reg = open_registry(registry, existing=True)
         run_id = resolve_run_id(reg, run_id)
-        result = verify(reg, run_id, ReviewerConfig.load(reviewers))
+        result = verify(reg, run_id, ReviewerConfig.load(reviewers), folder=folder)
     for note in result.notes:
         err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False)
     if result.ok:

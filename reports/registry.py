@@ -552,12 +552,35 @@ class Registry:
             for row in conn.execute(sa.select(T_EVENTS.c.run_id, T_EVENTS.c.status, T_EVENTS.c.at)
                                     .where(T_EVENTS.c.status.is_not(None)).order_by(T_EVENTS.c.seq)):
                 latest[row.run_id] = (row.status, row.at)
-        out = []
-        for r in runs:
-            st, at = latest.get(r.run_id, ("running", r.created_at))
-            if (status is None or st == status) and (job_name is None or r.job_name == job_name):
-                out.append(RunSummary(run=r, status=st, updated_at=at))
-        return out
+        return _summaries(runs, latest, status=status, job_name=job_name)
+
+    def snapshot(self, run_id: str | None = None) -> RegistrySnapshot:
+        """Every row of the registry (or of one run), read at once in one read transaction:
+        the read side of this class (`events`, `run`, `runs`, `decision`, `reviews`,
+        `releases`, `artifacts`, `status`, `audit`) answered from memory. A command that
+        looks at every run (`releases list`, `releases audit`, the dashboard's queue)
+        reads the registry with a handful of queries instead of several per run, and
+        sees one consistent state (a writer appending meanwhile is not half-seen)."""
+        with self._engine.connect() as conn:
+            if self.backend == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                def rows(table: sa.Table, *order: Any) -> list[dict[str, Any]]:
+                    query = sa.select(table).order_by(*order)
+                    if run_id is not None:
+                        query = query.where(table.c.run_id == run_id)
+                    return [dict(r) for r in conn.execute(query).mappings()]
+                runs = rows(T_RUNS)  # as stored: the order `audit` reports problems in
+                order = sa.select(T_RUNS.c.run_id).order_by(T_RUNS.c.created_at.desc())  # as `runs()` lists them
+                newest_first = list(conn.execute(order if run_id is None else order.where(T_RUNS.c.run_id == run_id))
+                                    .scalars())
+                events = rows(T_EVENTS, T_EVENTS.c.seq)
+                decisions = rows(T_DECISIONS, T_DECISIONS.c.seq)
+                reviews = rows(T_REVIEWS, T_REVIEWS.c.seq)
+                releases = rows(T_RELEASES)
+                triggers = self._found_triggers(conn) if run_id is None else None
+        return RegistrySnapshot(registry=self, run_id=run_id, runs=runs, newest_first=newest_first, events=events,
+                                decisions=decisions, reviews=reviews, releases=releases, triggers=triggers)
 
     # ------------------------------------------------------------------ events
     def add_event(self, run_id: str, *, status: str | None = None, step: str | None = None,
@@ -792,24 +815,7 @@ class Registry:
         event vouches for the table row): the table's row first, then event-held ones."""
         with self._engine.connect() as conn:
             r = conn.execute(sa.select(T_RELEASES).where(T_RELEASES.c.run_id == run_id)).mappings().first()
-        out: list[tuple[int | None, ReleaseRecord]] = []
-        events = [e for e in self.events(run_id) if e.step == "release"]
-        if r is not None:
-            seq = next((e.seq for e in events if e.details.get("record") == "release"), None)
-            out.append((seq, ReleaseRecord(run_id=r["run_id"], at=r["at"], path=r["path"],
-                                           manifest_sha256=r["manifest_sha256"], files=json.loads(r["files"]),
-                                           released_by=r["released_by"])))
-        for e in events:
-            held = e.details.get("release")
-            if e.details.get("record") == "release_event" and isinstance(held, dict):
-                try:
-                    out.append((e.seq, ReleaseRecord(run_id=run_id, at=str(held["at"]), path=str(held["path"]),
-                                                     manifest_sha256=str(held["manifest_sha256"]),
-                                                     files=dict(held["files"]), released_by=str(held["released_by"]))))
-                except (KeyError, TypeError, ValueError):
-                    continue  # malformed: audit in reports/release.py reports the event
-        return out
-
+        return _releases_of(run_id, r, self.events(run_id))
 
     # ------------------------------------------------------------------ audit
     def audit(self) -> list[str]:
@@ -819,19 +825,152 @@ class Registry:
         review or release row that no chained event vouches for or that differs from
         what its event recorded. Signatures are checked by reports/release.py, which
         holds the reviewers' public keys."""
+        return self.snapshot().audit()
+
+
+def _summaries(runs: list[RunRecord], latest: dict[str, tuple[str, str]], *, status: str | None,
+               job_name: str | None) -> list[RunSummary]:
+    out = []
+    for r in runs:
+        st, at = latest.get(r.run_id, ("running", r.created_at))
+        if (status is None or st == status) and (job_name is None or r.job_name == job_name):
+            out.append(RunSummary(run=r, status=st, updated_at=at))
+    return out
+
+
+def _releases_of(run_id: str, r: Any, run_events: list[EventRecord]) -> list[tuple[int | None, ReleaseRecord]]:
+    """`Registry.releases` from the release table's row of the run (or None) and its events."""
+    out: list[tuple[int | None, ReleaseRecord]] = []
+    events = [e for e in run_events if e.step == "release"]
+    if r is not None:
+        seq = next((e.seq for e in events if e.details.get("record") == "release"), None)
+        out.append((seq, ReleaseRecord(run_id=r["run_id"], at=r["at"], path=r["path"],
+                                       manifest_sha256=r["manifest_sha256"], files=json.loads(r["files"]),
+                                       released_by=r["released_by"])))
+    for e in events:
+        held = e.details.get("release")
+        if e.details.get("record") == "release_event" and isinstance(held, dict):
+            try:
+                out.append((e.seq, ReleaseRecord(run_id=run_id, at=str(held["at"]), path=str(held["path"]),
+                                                 manifest_sha256=str(held["manifest_sha256"]),
+                                                 files=dict(held["files"]), released_by=str(held["released_by"]))))
+            except (KeyError, TypeError, ValueError):
+                continue  # malformed: audit in reports/release.py reports the event
+    return out
+
+
+class RegistrySnapshot:
+    """The registry's rows read at once (`Registry.snapshot`), with the read side of
+    `Registry` answered from memory: what `trail_check` replays for every run of `releases
+    list` / `releases audit` without going back to the database per run. Read-only; a
+    snapshot of one run (`run_id`) answers only for that run and cannot `audit` (the
+    chain is the whole registry)."""
+
+    def __init__(self, *, registry: Registry, run_id: str | None, runs: list[dict[str, Any]], newest_first: list[str],
+                 events: list[dict[str, Any]], decisions: list[dict[str, Any]], reviews: list[dict[str, Any]],
+                 releases: list[dict[str, Any]], triggers: set[str] | None) -> None:
+        self.url = registry.url
+        self.backend = registry.backend
+        self._registry = registry
+        self._only = run_id
+        self._rows = {"run": runs, "decision": decisions, "review": reviews, "release": releases}
+        self._triggers = triggers
+        self._runs = {r["run_id"]: _run_from_row(r) for r in runs}
+        self._order = newest_first
+        self._events = [_event_from_row(r) for r in events]
+        self._by_run: dict[str, list[EventRecord]] = {}
+        for e in self._events:
+            self._by_run.setdefault(e.run_id, []).append(e)
+        self._decision: dict[str, dict[str, Any]] = {}
+        for r in decisions:  # ordered by seq: the latest wins, as Registry.decision
+            self._decision[r["run_id"]] = r
+        self._reviews: dict[str, list[ReviewRecord]] = {}
+        for r in reviews:
+            self._reviews.setdefault(r["run_id"], []).append(
+                ReviewRecord(run_id=r["run_id"], at=r["at"], reviewer=r["reviewer"], verdict=r["verdict"],
+                             reason=r["reason"]))
+        self._release_rows = {r["run_id"]: r for r in releases}
+
+    def __repr__(self) -> str:
+        return f"RegistrySnapshot({display_url(self.url)!r})"
+
+    def _check(self, run_id: str) -> None:
+        if self._only is not None and run_id != self._only:
+            raise RegistryError(f"this snapshot holds run {self._only!r} only, not {run_id!r}")
+
+    def run(self, run_id: str) -> RunRecord:
+        self._check(run_id)
+        if run_id not in self._runs:
+            raise RegistryError(f"no run {run_id!r} in the registry {display_url(self.url)}; "
+                                "list them with `synthkit releases list`")
+        return self._runs[run_id]
+
+    def runs(self, *, status: str | None = None, job_name: str | None = None) -> list[RunSummary]:
+        latest: dict[str, tuple[str, str]] = {}
+        for e in self._events:
+            if e.status is not None:
+                latest[e.run_id] = (e.status, e.at)
+        return _summaries([self._runs[i] for i in self._order], latest, status=status, job_name=job_name)
+
+    def events(self, run_id: str | None = None) -> list[EventRecord]:
+        if run_id is None:
+            return list(self._events)
+        self._check(run_id)
+        return list(self._by_run.get(run_id, []))
+
+    def head(self) -> str:
+        if self._only is not None:
+            raise RegistryError("a snapshot of one run has no chain head; take a snapshot of the whole registry")
+        return self._events[-1].hash if self._events else GENESIS
+
+    def status(self, run_id: str) -> str:
+        self.run(run_id)
+        st = [e.status for e in self._by_run.get(run_id, []) if e.status is not None]
+        return st[-1] if st else "running"
+
+    def artifacts(self, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for e in self.events(run_id):
+            if e.step == "staged":
+                out.update(e.details)
+        return out
+
+    def decision(self, run_id: str) -> DecisionRecord | None:
+        self._check(run_id)
+        r = self._decision.get(run_id)
+        if r is None:
+            return None
+        return DecisionRecord(run_id=r["run_id"], at=r["at"], policy_name=r["policy_name"],
+                              policy_sha256=r["policy_sha256"], passed=bool(r["passed"]),
+                              decision=json.loads(r["decision"]))
+
+    def reviews(self, run_id: str) -> list[ReviewRecord]:
+        self._check(run_id)
+        return list(self._reviews.get(run_id, []))
+
+    def release(self, run_id: str) -> ReleaseRecord | None:
+        records = self.releases(run_id)
+        return records[-1][1] if records else None
+
+    def releases(self, run_id: str) -> list[tuple[int | None, ReleaseRecord]]:
+        self._check(run_id)
+        return _releases_of(run_id, self._release_rows.get(run_id), self._by_run.get(run_id, []))
+
+    def audit(self) -> list[str]:
+        """`Registry.audit` over the rows read (see there)."""
+        if self._only is not None or self._triggers is None:
+            raise RegistryError("a snapshot of one run cannot audit the chain; take a snapshot of the whole registry")
         problems: list[str] = []
-        missing = sorted(self._expected_triggers() - self._found_triggers())
+        missing = sorted(self._registry._expected_triggers() - self._triggers)
         if missing:
             problems.append(f"append-only trigger(s) missing: {', '.join(missing)} (dropped by hand?)")
-        with self._engine.connect() as conn:
-            events = [_event_from_row(r) for r in conn.execute(sa.select(T_EVENTS).order_by(T_EVENTS.c.seq))
-                      .mappings()]
-            tables = {
-                "run": {r["run_id"]: dict(r) for r in conn.execute(sa.select(T_RUNS)).mappings()},
-                "decision": {int(r["seq"]): dict(r) for r in conn.execute(sa.select(T_DECISIONS)).mappings()},
-                "review": {int(r["seq"]): dict(r) for r in conn.execute(sa.select(T_REVIEWS)).mappings()},
-                "release": {r["run_id"]: dict(r) for r in conn.execute(sa.select(T_RELEASES)).mappings()},
-            }
+        events = self._events
+        tables = {
+            "run": {r["run_id"]: dict(r) for r in self._rows["run"]},
+            "decision": {int(r["seq"]): dict(r) for r in self._rows["decision"]},
+            "review": {int(r["seq"]): dict(r) for r in self._rows["review"]},
+            "release": {r["run_id"]: dict(r) for r in self._rows["release"]},
+        }
         prev, prev_seq = GENESIS, None
         vouched: dict[tuple[str, Any], str] = {}
         for e in events:
@@ -858,6 +997,7 @@ class Registry:
         for (kind, key) in vouched:
             problems.append(f"the {kind} {key!r} recorded in the hash chain is missing from its table (deleted?)")
         return problems
+
 
 def verdict_payload(*, run_id: str, verdict: str, reviewer: str, at: str, reason: str, attest: dict[str, Any],
                     prev_hash: str) -> dict[str, Any]:

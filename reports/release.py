@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from reports.gate import GateDecision
 from reports.model import Report
-from reports.registry import Registry, RegistryError, RunRecord, now_utc
+from reports.registry import Registry, RegistryError, RegistrySnapshot, RunRecord, now_utc
 from reports.review import AccessDenied, Reviewer, ReviewerConfig, four_eyes_problem, identity_key
 from reports.signing import key_id, public_key_line, sha256_json, sha256_text, sign, signature_valid
 from synthkit.errors import ArtifactError, SynthkitError
@@ -219,7 +219,7 @@ def _check_role(reviewer: Reviewer, decision: dict[str, Any]) -> None:
                            f"{list(reviewer.roles) or 'none'}")
 
 
-def runner_display(registry: Registry, run_id: str) -> str | None:
+def runner_display(registry: Registry | RegistrySnapshot, run_id: str) -> str | None:
     """The display name the runner gave (SYNTHKIT_USER); a label, never an identity."""
     claim = next((e for e in registry.events(run_id) if e.step == "claim" and e.details.get("record") == "run"),
                  None)
@@ -413,22 +413,27 @@ class TrailCheck:
     signatures_checked: bool
 
 
-def trail_check(registry: Registry, config: ReviewerConfig | None, *, run_id: str | None = None) -> TrailCheck:
-    """`TrailCheck` of every run (or of `run_id`): see the class."""
+def trail_check(registry: Registry | RegistrySnapshot, config: ReviewerConfig | None, *, run_id: str | None = None,
+                hashes: FileHashes | None = None) -> TrailCheck:
+    """`TrailCheck` of every run (or of `run_id`): see the class. The rows are read once
+    (`Registry.snapshot`, unless a snapshot is given) and each release manifest is hashed
+    once (`hashes`), however many runs there are."""
     checked = config is not None and config.configured
+    view = registry.snapshot(run_id) if isinstance(registry, Registry) else registry
+    hashes = hashes if hashes is not None else FileHashes()
     by_run: dict[str, list[Any]] = {}
-    for e in registry.events(run_id):
+    for e in view.events(run_id):
         by_run.setdefault(e.run_id, []).append(e)
     statuses: dict[str, str] = {}
     forged: dict[str, list[tuple[int, str]]] = {}
     for rid, events in by_run.items():
-        statuses[rid], bad = _replay(registry, rid, events, config if checked else None)
+        statuses[rid], bad = _replay(view, rid, events, config if checked else None, hashes)
         if bad:
             forged[rid] = bad
     return TrailCheck(statuses=statuses, forged=forged, signatures_checked=checked)
 
 
-def release_record_findings(registry: Registry, run_id: str, *,
+def release_record_findings(registry: Registry | RegistrySnapshot, run_id: str, *,
                             hashes: FileHashes | None = None) -> list[tuple[int | None, Any, str | None]]:
     """Every release recorded for the run, with its recording event and why it does not
     verify (None: its folder's manifest.json hashes to the recorded SHA-256 and names the
@@ -467,7 +472,8 @@ def release_record_findings(registry: Registry, run_id: str, *,
     return out
 
 
-def relocated_release(registry: Registry, run_id: str, rec: Any, *, hashes: FileHashes | None = None) -> Path | None:
+def relocated_release(registry: Registry | RegistrySnapshot, run_id: str, rec: Any, *,
+                      hashes: FileHashes | None = None) -> Path | None:
     """Where the release `rec` lives now that its recorded folder is gone: the one folder,
     among the folders beside the recorded path and in the run's releases directory (one
     level, no symbolic links), whose manifest.json hashes to the recorded SHA-256 and
@@ -531,11 +537,12 @@ class FileHashes:
         return self._seen[key]
 
 
-def _replay(registry: Registry, run_id: str, events: list[Any],
-            config: ReviewerConfig | None) -> tuple[str, list[tuple[int, str]]]:
+def _replay(registry: Registry | RegistrySnapshot, run_id: str, events: list[Any],
+            config: ReviewerConfig | None, hashes: FileHashes) -> tuple[str, list[tuple[int, str]]]:
     decision = registry.decision(run_id)
     needed = int(decision.decision.get("reviewers_required", 1)) if decision else 1
-    releases = {seq: problem for seq, _rec, problem in release_record_findings(registry, run_id) if seq is not None}
+    releases = {seq: problem for seq, _rec, problem in release_record_findings(registry, run_id, hashes=hashes)
+                if seq is not None}
     status, approvers, bad = "running", set(), []
     context: dict[str, Any] = {}
     for e in events:
@@ -580,7 +587,7 @@ _STEPS_FROM: dict[str, tuple[str, ...]] = {
 }
 
 
-def _verdict_problem(registry: Registry, run_id: str, e: Any, config: ReviewerConfig | None,
+def _verdict_problem(registry: Registry | RegistrySnapshot, run_id: str, e: Any, config: ReviewerConfig | None,
                      decision: Any, context: dict[str, Any]) -> tuple[str | None, str, str]:
     """(why the verdict event `e` does not verify or None, "approve" | "reject" | "auto",
     who: the approver's public key, or their name when no reviewers file is given)."""

@@ -232,9 +232,10 @@ def releases_list(
         if status is not None and status not in RUN_STATUSES:
             raise ConfigError(f"unknown status {status!r}; choose one of {list(RUN_STATUSES)}")
         reg = open_registry(registry, existing=True)
-        trail = trail_check(reg, ReviewerConfig.load(reviewers))
+        snap = reg.snapshot()  # every row read at once: a handful of queries, not several per run
+        trail = trail_check(snap, ReviewerConfig.load(reviewers))
         rows = [(r, trail.statuses.get(r.run.run_id, r.status), trail.forged.get(r.run.run_id, []))
-                for r in reg.runs()]
+                for r in snap.runs()]
         if status is not None:
             rows = [x for x in rows if x[1] == status]
         if as_json:
@@ -262,7 +263,7 @@ def releases_list(
             for q, why in bad:
                 err_console.print(f"[bold red]forged/unverified:[/] run {r.run.run_id} event #{q} {why}",
                                   highlight=False, soft_wrap=True)
-        broken = reg.audit()
+        broken = snap.audit()
         if broken or trail.forged:  # a status above may come from a forged or edited row
             n = len(broken) + sum(len(b) for b in trail.forged.values())
             err_console.print(f"[bold red]warning:[/] the registry's trail does not verify ({n} problem(s)); "
@@ -412,9 +413,10 @@ def releases_audit(
         from reports.release import trail_check
         from reports.review import ReviewerConfig
         reg = open_registry(registry, existing=True)
-        problems = reg.audit()
-        trail = trail_check(reg, ReviewerConfig.load(reviewers))
-        events = reg.events()
+        snap = reg.snapshot()  # one consistent read of every row; the audit and the replay share it
+        problems = snap.audit()
+        trail = trail_check(snap, ReviewerConfig.load(reviewers))
+        events = snap.events()
     for run_id, bad in trail.forged.items():
         problems += [f"run {run_id} event #{q} does not verify (forged?): {why}" for q, why in bad]
     if expect_head is not None and expect_head.strip().lower() not in {e.hash for e in events}:

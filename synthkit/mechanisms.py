@@ -16,6 +16,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.stats import norm
@@ -617,7 +618,8 @@ def _note_clipped(noisy: np.ndarray, first: int, last: int, *, sigma: float, wha
                                 "outside it); declare 'bounds'")
 
 
-def cleared_extent(noisy: np.ndarray, *, sigma: float) -> tuple[int, int] | None:
+def cleared_extent(noisy: np.ndarray, *, sigma: float, zero_bin: int = -1, spike_aside: bool = False,
+                   on_windows: Callable[[int], None] | None = None) -> tuple[int, int] | None:
     """The first and last bins of a noisy histogram (Gaussian, std `sigma` per bin, bins on
     edges fixed before it was measured) that hold data by the same tests as
     `geometric_range`: single bins, then windows of RANGE_WINDOWS bins, each level at its
@@ -627,26 +629,41 @@ def cleared_extent(noisy: np.ndarray, *, sigma: float) -> tuple[int, int] | None
     beyond the data ends inside the extent with probability about 0.2% (the bound derived next
     to RANGE_FALSE_CLEAR_TAIL, without its terms for the bin of 0). Post-processing only: no
     charge, no log line (issue 17, session 12: `transforms` narrows a DP range far from 0 to
-    this extent of its value histogram)."""
+    this extent of its value histogram).
+
+    `geometric_range` runs the same tests with three more facts of its grid: `zero_bin`,
+    the bin of 0 (spared by the isolation rule, given its own neighbour threshold, joined
+    by `_join_zero`; -1: no such bin); `spike_aside`, a single bin that clears alone is set
+    aside (its count zeroed) while the windows look for the rest beside it (issue 17:
+    wt.loss came back as only 0); and `on_windows(m)`, called when windows of m > 1 bins
+    widened the extent (it states the coarser range)."""
     noisy = np.asarray(noisy, dtype=float)
     first = last = -1
+    residual = noisy
     for m in RANGE_WINDOWS:
         if m > len(noisy):
             break
-        sums = np.convolve(noisy, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
+        sums = np.convolve(residual, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
         alpha = RANGE_FALSE_CLEAR if m == 1 else RANGE_FALSE_CLEAR_WINDOWS
         tau = sigma * math.sqrt(m) * float(norm.isf(alpha / len(sums)))
         cleared = np.flatnonzero(sums > tau)
-        cleared = _drop_isolated(cleared, sums, sigma=sigma, zero_bin=-1, m=m,
+        cleared = _drop_isolated(cleared, sums, sigma=sigma, zero_bin=zero_bin, m=m,
                                  extent=(first, last) if first >= 0 else None)
         if len(cleared):
             lo_m, hi_m = int(cleared[0]), int(cleared[-1]) + m - 1
+            widened = first < 0 or lo_m < first or hi_m > last
             first, last = (lo_m, hi_m) if first < 0 else (min(first, lo_m), max(last, hi_m))
+            if m > 1 and widened and on_windows is not None:
+                on_windows(m)
         if last > first:
             break
+        if spike_aside and first >= 0 and m == 1:
+            residual = np.where(np.arange(len(noisy)) == first, 0.0, noisy)
     if first < 0:
         return None
-    first, last = _extend_to_neighbours(noisy, first, last, sigma=sigma)
+    first, last = _extend_to_neighbours(noisy, first, last, sigma=sigma, zero_bin=zero_bin if zero_bin >= 0 else None)
+    if zero_bin >= 0:
+        first, last = _join_zero(noisy, first, last, sigma=sigma, zero_bin=zero_bin)
     return _extend_by_windows(noisy, first, last, sigma=sigma)
 
 
@@ -726,35 +743,18 @@ def geometric_range(values: np.ndarray, *, sigma: float, sensitivity: float, nam
     zero_bin = int(np.searchsorted(grid, 0.0, side="right"))
     zero_count, zero_sigma = float(noisy[zero_bin]), (float(sigma) if ledger.private else 0.0)
     if ledger.private:
-        residual = noisy
-        for m in RANGE_WINDOWS:
-            sums = np.convolve(residual, np.ones(m), mode="valid")  # window i: bins i .. i + m - 1
-            alpha = RANGE_FALSE_CLEAR if m == 1 else RANGE_FALSE_CLEAR_WINDOWS
-            tau = sigma * math.sqrt(m) * float(norm.isf(alpha / len(sums)))
-            cleared = np.flatnonzero(sums > tau)
-            cleared = _drop_isolated(cleared, sums, sigma=sigma, zero_bin=zero_bin, m=m,
-                                     extent=(first, last) if first >= 0 else None)
-            if len(cleared):
-                lo_m, hi_m = int(cleared[0]), int(cleared[-1]) + m - 1
-                widened = first < 0 or lo_m < first or hi_m > last
-                first, last = (lo_m, hi_m) if first < 0 else (min(first, lo_m), max(last, hi_m))
-                if m > 1 and widened:
-                    logger.warning("%s: no single bin of its DP range histogram cleared the noise; its range was "
-                                   "learned on windows of %d neighbouring bins (coarser); declare 'bounds' for it to "
-                                   "set it", what, m)
-                    ledger.notes.append(f"{what}: DP range learned on windows of {m} neighbouring bins of the "
-                                        "geometric grid (too few units per bin); declare 'bounds' to set it")
-            if last > first:
-                break
-            if first >= 0 and m == 1:
-                # one grid bin alone cleared (a spike such as 0 in a small clinical column,
-                # the rest spread too thin per bin): no range; the windows look for the rest
-                # beside it, without that bin's count (issue 17: wt.loss came back as only 0)
-                residual = np.where(np.arange(len(noisy)) == first, 0.0, noisy)
-        if first >= 0:
-            first, last = _extend_to_neighbours(noisy, first, last, sigma=sigma, zero_bin=zero_bin)
-            first, last = _join_zero(noisy, first, last, sigma=sigma, zero_bin=zero_bin)
-            first, last = _extend_by_windows(noisy, first, last, sigma=sigma)
+        def coarser(m: int) -> None:
+            logger.warning("%s: no single bin of its DP range histogram cleared the noise; its range was "
+                           "learned on windows of %d neighbouring bins (coarser); declare 'bounds' for it to "
+                           "set it", what, m)
+            ledger.notes.append(f"{what}: DP range learned on windows of {m} neighbouring bins of the "
+                                "geometric grid (too few units per bin); declare 'bounds' to set it")
+        # the tests of `cleared_extent`, with the bin of 0 and a lone spike set aside (one grid
+        # bin alone cleared, such as 0 in a small clinical column, the rest spread too thin
+        # per bin: the windows look for the rest beside it, without that bin's count)
+        extent = cleared_extent(noisy, sigma=sigma, zero_bin=zero_bin, spike_aside=True, on_windows=coarser)
+        if extent is not None:
+            first, last = extent
             _note_clipped(noisy, first, last, sigma=sigma, what=what, ledger=ledger)
     else:
         nonzero = np.flatnonzero(counts > 0)

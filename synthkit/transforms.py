@@ -363,7 +363,10 @@ def zoomed_histogram(values: np.ndarray, n_null: int, lo: float, hi: float, dp_r
     def measure(edges: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
         idx = bin_index(edges, np.clip(values, edges[0], edges[-1]))
         raw = np.concatenate([np.bincount(idx, minlength=len(edges) - 1), [n_null]]).astype(float)
-        return raw, uncharged_look(raw, sigma=s, ledger=ctx.ledger, rng=ctx.rng)
+        return raw, look(raw, s)
+
+    def look(raw: np.ndarray, s: float) -> np.ndarray:
+        return uncharged_look(raw, sigma=s, ledger=ctx.ledger, rng=ctx.rng)
 
     def average(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
         return (a / s1**2 + b / s2**2) / (1.0 / s1**2 + 1.0 / s2**2)
@@ -379,7 +382,7 @@ def zoomed_histogram(values: np.ndarray, n_null: int, lo: float, hi: float, dp_r
         noisy = np.concatenate([second[:-1], [average(first[-1], second[-1])]])
         s_bins, tail = s2, 0.0
     else:
-        _, second = measure(edges, s2)
+        second = look(raw, s2)  # the same edges: the counts binned for the first look
         noisy, s_bins, tail = average(first, second), sigma, ZOOM_TAIL_MARGIN
         if integer and len(edges) - 1 == hi - lo + 1:  # one bin per value: not narrowed (see ZOOM_TAIL_MARGIN)
             return edges, raw, noisy, s_bins

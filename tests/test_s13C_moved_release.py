@@ -74,6 +74,8 @@ def test_a_renamed_release_is_recognised_and_never_published_again(reg, tmp_path
     assert listed["status"] == "released" and listed["unverified_events"] == []
     audit = _cli(reg, "releases", "audit", "--reviewers", str(reviewers_file))
     assert audit.exit_code == 0 and "OK" in audit.output, audit.output
+    shown = _cli(reg, "releases", "show", run_id, "--reviewers", str(reviewers_file))
+    assert f"released to {renamed} (recorded at {folder})" in _said(shown), shown.output
     result = verify(reg, run_id)
     assert result.ok and result.path == str(renamed), result.problems
     assert any("moved" in n for n in result.notes)

@@ -305,7 +305,10 @@ def releases_show(
         for r in info["reviews"]:
             console.print(f"{r['verdict']} by {r['reviewer']} at {r['at']}: {r['reason']}", highlight=False)
         if info["release"]:
-            console.print(f"released to {info['release']['path']} at {info['release']['at']}", highlight=False)
+            where = info["release"].get("located_at")
+            moved = f" (recorded at {info['release']['path']})" if where and where != info["release"]["path"] else ""
+            console.print(f"released to {where or info['release']['path']}{moved} at {info['release']['at']}",
+                          highlight=False)
         for e in info["events"]:
             console.print(f"  {e['at'][:19]}  {e['step'] or '':10} {e['status'] or '':15} {e['message'] or ''}",
                           highlight=False)
@@ -346,9 +349,14 @@ def print_checks(checks: list[dict[str, Any]], *, notes: bool = False) -> None:
 def show_release(reg: Any, run_id: str) -> dict[str, Any]:
     """Everything the registry knows about one run, as plain data."""
     from reports.gate import GateDecision
+    from reports.release import release_record_findings
     run = reg.run(run_id)
     dec = reg.decision(run_id)
     rel = reg.release(run_id)
+    # a release is its content: a folder renamed or moved beside the others is found by its
+    # manifest's SHA-256 (reports.release.relocated_release); None when it is nowhere
+    located = next((found.path for _seq, found, why in release_record_findings(reg, run_id)
+                    if why is None and rel is not None and found.manifest_sha256 == rel.manifest_sha256), None)
     return {
         "run_id": run.run_id, "job": run.job_name, "status": reg.status(run_id), "run_by": run.run_by,
         "owner": run.owner, "created_at": run.created_at, "attempt": run.attempt,
@@ -357,7 +365,8 @@ def show_release(reg: Any, run_id: str) -> dict[str, Any]:
         "reviews": [{"reviewer": r.reviewer, "verdict": r.verdict, "reason": r.reason, "at": r.at}
                     for r in reg.reviews(run_id)],
         "release": None if rel is None else {"path": rel.path, "at": rel.at, "manifest_sha256": rel.manifest_sha256,
-                                             "files": rel.files, "released_by": rel.released_by},
+                                             "files": rel.files, "released_by": rel.released_by,
+                                             "located_at": located},
         "events": [{"at": e.at, "step": e.step, "status": e.status, "message": e.message}
                    for e in reg.events(run_id)],
     }

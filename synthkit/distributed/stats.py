@@ -33,6 +33,7 @@ The Ray driver (`ray_partials`) imports Ray lazily: `import synthkit` never impo
 from __future__ import annotations
 
 import glob
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
@@ -49,26 +50,39 @@ from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
     GEOMETRIC_EDGES,
     INTEGER_EDGES,
+    DPRange,
     PreprocessingPlan,
-    geometric_bounds,
+    RangeNotLearnedError,
+    charge_two_looks,
+    cleared_extent,
+    geometric_range,
     noisy_count,
     noisy_histogram,
     partition_threshold,
     select_partitions,
     substreams,
+    uncharged_look,
 )
 from synthkit.schema import Column
 from synthkit.transforms import (
+    MAX_INTEGER_BINS,
     NULL,
     OTHER,
+    ZOOM_MIN_ROWS_SIGMAS,
+    ZOOM_NARROW_BINS,
+    ZOOM_SHARE,
+    ZOOM_TAIL_MARGIN,
     CategoricalTransform,
     FitContext,
     NumericTransform,
+    _narrowed,
     bin_index,
     clear_histogram,
     histogram_edges,
     null_released,
+    padded_range,
     zero_bin,
+    zoom_eligible,
 )
 
 
@@ -233,12 +247,37 @@ class CategoryCounts:
 class HistogramRelease:
     """A numeric column's DP histogram: the edges, the noisy counts (the measurement), the
     noisy null cell, and `cleared`, the counts after `NumericTransform.fit`'s post-processing
-    (what the transform keeps as `hist_`)."""
+    (what the transform keeps as `hist_`). `sigma`: the noise std of a value bin (the
+    transform's `hist_sigma_`; a zoomed column's second look has its own)."""
 
     edges: np.ndarray
     noisy: np.ndarray
     null: float
     cleared: np.ndarray
+    sigma: float = 0.0
+    bounds: tuple[float, float] | None = None  # the transform's final (lo, hi), `bounds_`
+
+
+def _post_processed(noisy: np.ndarray, edges: np.ndarray, *, n_null: int, sigma_bins: float, integer: bool,
+                    plan: PreprocessingPlan, ledger: PrivacyLedger, rng: np.random.Generator,
+                    n_rows_dp: float) -> HistogramRelease:
+    """`NumericTransform.fit`'s post-processing of a value histogram (null cell last):
+    `clear_histogram` at the value bins' noise std, the null cell's release threshold.
+    Free: no new charge, no draw."""
+    ctx = FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=n_rows_dp)
+    cleared = noisy
+    if ledger.private:
+        null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], n_null, ctx) else 0.0
+        kept = clear_histogram(noisy[:-1], np.diff(edges), sigma=sigma_bins, total=n_rows_dp - null,
+                               total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)),
+                               zero=zero_bin(edges, integer=integer))
+        if kept.sum() > 0:
+            cleared = np.concatenate([kept, noisy[-1:]])
+    cleared = np.clip(cleared, 0, None)
+    lo, hi = float(edges[0]), float(edges[-1])
+    return HistogramRelease(edges=edges, noisy=noisy[:-1], null=float(noisy[-1]), cleared=cleared[:-1],
+                            sigma=float(sigma_bins) if ledger.private else 0.0,
+                            bounds=(lo + 0.5, hi - 0.5) if integer else (lo, hi))  # integer edges: half-integers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,17 +312,34 @@ class ValueHistogram:
         raw = merged.counts.astype(float)
         noisy = noisy_histogram(raw, sigma=plan.sigma_hist, sensitivity=plan.k,
                                 name=f"histogram:{label or self.column.name}", ledger=ledger, rng=rng)
-        ctx = FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=n_rows_dp)
-        cleared = noisy
-        if ledger.private:
-            null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], int(raw[-1]), ctx) else 0.0
-            kept = clear_histogram(noisy[:-1], np.diff(self.edges), sigma=plan.sigma_hist, total=n_rows_dp - null,
-                                   total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)),
-                                   zero=zero_bin(self.edges, integer=self.column.kind == "integer"))
-            if kept.sum() > 0:
-                cleared = np.concatenate([kept, noisy[-1:]])
-        cleared = np.clip(cleared, 0, None)
-        return HistogramRelease(edges=self.edges, noisy=noisy[:-1], null=float(noisy[-1]), cleared=cleared[:-1])
+        return _post_processed(noisy, self.edges, n_null=int(raw[-1]), sigma_bins=plan.sigma_hist,
+                               integer=self.column.kind == "integer", plan=plan, ledger=ledger, rng=rng,
+                               n_rows_dp=n_rows_dp)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeHistogram:
+    """Rows per bin on explicit edges (a tuple, chosen on the driver from DP output: a look
+    of the two-look zoom, `release_numeric`), the values clipped onto [edges[0], edges[-1]]
+    as `transforms.zoomed_histogram` clips them; the last cell counts the nulls."""
+
+    column: Column
+    edges: tuple[float, ...]
+    name: str = ""
+
+    def partial(self, block: pd.DataFrame) -> HistogramPartial:
+        x = NumericTransform(self.column).floats(block[self.column.name])
+        present = ~np.isnan(x)
+        edges = np.asarray(self.edges, dtype=float)
+        idx = bin_index(edges, np.clip(x[present], edges[0], edges[-1]))
+        counts = np.concatenate([np.bincount(idx, minlength=len(edges) - 1), [np.count_nonzero(~present)]])
+        return HistogramPartial(column=self.column.name, counts=counts.astype(np.int64))
+
+
+def _grid_representatives(grid: np.ndarray) -> np.ndarray:
+    """One value per bin of `np.searchsorted(grid, x, side="right")`: bin j holds [grid[j-1],
+    grid[j]), bin 0 lies below grid[0]."""
+    return np.concatenate([[grid[0] - 1.0], grid])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,19 +362,198 @@ class RangeHistogram:
 
     def release(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
                 rng: np.random.Generator, *, label: str | None = None) -> tuple[float, float]:
-        """The DP range by `geometric_bounds` itself (so the post-processing is the
-        single-process one). It takes values, not counts, so the merged counts are turned
-        back into one representative value per row (each bin's left edge, or the finite
-        grid end): the driver holds 8 bytes per row for this call. Under DP it reads only
-        the bin counts, so the range is the same; without a budget it returns the range of
-        the representatives (bin edges), not the exact one. A counts entry point in
-        `synthkit.mechanisms` would remove that copy."""
-        grid = self.grid
-        reps = np.concatenate([[grid[0] - 1.0], grid])  # bin j holds [grid[j-1], grid[j]); bin 0 lies below grid[0]
-        values = np.repeat(reps, merged.counts)
-        return geometric_bounds(values, sigma=plan.sigma_range, sensitivity=plan.k,
-                                name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
-                                what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+        """The (lo, hi) of `dp_range`."""
+        r = self.dp_range(merged, plan, ledger, rng, label=label)
+        return r.lo, r.hi
+
+    def dp_range(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                 rng: np.random.Generator, *, label: str | None = None) -> DPRange:
+        """The DP range by `geometric_range` itself (so the post-processing is the
+        single-process one, its outermost bins included, which the zoom reads). Under DP it
+        reads only the bin counts: one representative value per bin, weighted by the merged
+        count (no copy per row). Without a budget it returns the exact range of its values,
+        so it gets one representative value per row (each bin's left edge, or the finite
+        grid end): the range of those, not the exact one."""
+        reps = _grid_representatives(self.grid)
+        values, weights = (reps, merged.counts.astype(float)) if ledger.private else (np.repeat(reps, merged.counts),
+                                                                                      None)
+        return geometric_range(values, weights=weights, sigma=plan.sigma_range, sensitivity=plan.k,
+                               name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
+                               what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityRangeHistogram:
+    """DPHMM's entity-weighted DP range histogram (`models.hmm.ranges.EntityRangeTransform`):
+    each entity gives each grid bin its kept values touch the weight k/√(bins it touches)
+    (`presence_weights` times k: L2 norm k per entity), released at sensitivity k and the
+    plan's σ_range under the same name `bounds:<label>`. A block must hold whole, bounded
+    entities (the drivers route by `entity_key` first), so the weights are the
+    single-process ones and the merge is their sum (up to float summation order). `k` is
+    the plan's k (the weights are taken in the block, before the plan reaches the driver's
+    release, which checks it). Private fits only, as in DPHMM."""
+
+    column: Column
+    entity_key: str
+    k: int
+    name: str = ""
+
+    @property
+    def grid(self) -> np.ndarray:
+        return INTEGER_EDGES if self.column.kind == "integer" else GEOMETRIC_EDGES
+
+    def partial(self, block: pd.DataFrame) -> HistogramPartial:
+        from synthkit.models.hmm.ranges import presence_weights  # numpy/pandas only: no torch
+
+        x = NumericTransform(self.column).floats(block[self.column.name])
+        present = ~np.isnan(x)
+        values, entity = x[present], block[self.entity_key].to_numpy()[present]
+        w = max(self.k, 1) * presence_weights(values, entity, integer=self.column.kind == "integer")
+        counts = np.bincount(np.searchsorted(self.grid, values, side="right"), weights=w, minlength=len(self.grid) + 1)
+        return HistogramPartial(column=self.column.name, counts=counts.astype(float))
+
+    def release(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator, *, label: str | None = None) -> DPRange | None:
+        """`geometric_range` on the merged weights, as `EntityRangeTransform` calls it. None
+        when no bin cleared and the column is nullable (DPHMM generates it empty); a
+        non-nullable column raises RangeNotLearnedError, as the transform does."""
+        if not ledger.private:
+            raise ConfigError("entity-weighted ranges are released only under a privacy budget (DPHMM releases the "
+                              "exact range without one); use RangeHistogram, or fit with --epsilon")
+        if max(plan.k, 1) != max(self.k, 1):
+            raise ConfigError(f"the entity range histogram of column {self.column.name!r} was weighted for k = "
+                              f"{self.k} but the plan has k = {plan.k}; build the statistic with the plan's k")
+        k = max(plan.k, 1)
+        try:
+            return geometric_range(_grid_representatives(self.grid), weights=merged.counts, sigma=plan.sigma_range,
+                                   sensitivity=k, name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
+                                   what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+        except RangeNotLearnedError:
+            if not self.column.nullable:
+                raise
+            return None
+
+
+# ------------------------------------------------------------------ numeric release over passes
+Count = Callable[[Sequence["Statistic"]], list[Partial]]
+
+
+def _value_range(column: Column, dp_range: DPRange, plan: PreprocessingPlan, ledger: PrivacyLedger, *,
+                 n_rows_dp: float) -> tuple[float, float, bool]:
+    """(lo, hi, zoomed) of the value histogram from a learned DP range: `NumericTransform.fit`'s
+    decision (whole values for an integer column, the padded integer range, the zoom's
+    conditions). Post-processing of DP output only."""
+    integer = column.kind == "integer"
+    lo, hi = dp_range.lo, dp_range.hi
+    forced_top = False
+    if integer:
+        lo, hi = float(np.ceil(lo)) + 0.0, float(np.ceil(hi)) + 0.0
+        if hi <= lo:
+            hi, forced_top = lo + 1, True
+    pad: tuple[list[int], list[int]] = ([], [])
+    if ledger.private and integer:
+        lo_pad, hi_pad, pad_pad = padded_range(lo, hi, dp_range)
+        if hi_pad - lo_pad + 1 <= MAX_INTEGER_BINS:
+            lo, hi, pad = lo_pad, hi_pad, pad_pad
+    if pad != ([], []) or forced_top:
+        raise ConfigError(f"column {column.name!r}: its DP range is padded by neighbouring integer values, which "
+                          "the map-reduce release does not mirror yet; declare 'bounds' for it, or fit in one process")
+    zoomed = (ledger.private and zoom_eligible(lo, hi, kind=column.kind)
+              and n_rows_dp >= ZOOM_MIN_ROWS_SIGMAS * plan.sigma_hist)
+    return lo, hi, zoomed
+
+
+def _zoomed_looks(column: Column, lo: float, hi: float, dp_range: DPRange, count: Count, plan: PreprocessingPlan,
+                  ledger: PrivacyLedger, rng: np.random.Generator, *,
+                  label: str) -> tuple[np.ndarray, int, np.ndarray, float]:
+    """`transforms.zoomed_histogram` with its data passes as map-reduce passes (`count`):
+    one charge (`charge_two_looks`), the first look on the usual edges, the second on the
+    edges chosen from the first look's DP output (a second pass over the source) or on the
+    same edges (no new pass: the same counts, a second draw), the range narrowed by the
+    same post-processing. Returns (edges, null count, noisy counts with the null cell last,
+    value-bin noise std). Kept step for step with zoomed_histogram, which
+    tests/test_s13B_zoom_entity_stats.py checks number for number."""
+    integer = column.kind == "integer"
+    sigma = float(plan.sigma_hist)
+    s1, s2 = charge_two_looks(sigma=sigma, sensitivity=plan.k, share=ZOOM_SHARE, name=f"histogram:{label}",
+                              ledger=ledger)
+
+    def measure(edges: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+        raw = count([EdgeHistogram(column=column, edges=tuple(float(e) for e in edges))])[0].counts.astype(float)
+        return raw, uncharged_look(raw, sigma=s, ledger=ledger, rng=rng)
+
+    def average(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+        return (a / s1**2 + b / s2**2) / (1.0 / s1**2 + 1.0 / s2**2)
+
+    edges = histogram_edges(lo, hi, integer=integer)
+    raw, first = measure(edges, s1)
+    n_null = int(raw[-1])
+    extent = cleared_extent(first[:-1], sigma=s1)
+    if extent is not None and extent[1] - extent[0] + 1 <= ZOOM_NARROW_BINS:
+        a, b = max(extent[0] - 1, 0), min(extent[1] + 1, len(edges) - 2)
+        w_lo, w_hi = (edges[a] + 0.5, edges[b + 1] - 0.5) if integer else (edges[a], edges[b + 1])
+        edges = histogram_edges(w_lo, w_hi, integer=integer)
+        _, second = measure(edges, s2)
+        noisy = np.concatenate([second[:-1], [average(first[-1], second[-1])]])
+        s_bins, tail = s2, 0.0
+    else:
+        second = uncharged_look(raw, sigma=s2, ledger=ledger, rng=rng)  # the same edges: the same counts
+        noisy, s_bins, tail = average(first, second), sigma, ZOOM_TAIL_MARGIN
+        if integer and len(edges) - 1 == hi - lo + 1:
+            return edges, n_null, noisy, s_bins
+    extent = cleared_extent(noisy[:-1], sigma=s_bins)
+    if extent is not None:
+        margin = math.ceil(tail * (extent[1] - extent[0] + 1))
+        extent = (max(extent[0] - margin, 0), min(extent[1] + margin, len(edges) - 2))
+        c, d = _narrowed(edges, extent, dp_range, integer=integer)
+        edges = edges[c:d + 2]
+        noisy = np.concatenate([noisy[c:d + 1], noisy[-1:]])
+    return edges, n_null, noisy, s_bins
+
+
+def release_numeric(column: Column, merged_range: HistogramPartial, count: Count, plan: PreprocessingPlan,
+                    ledger: PrivacyLedger, rng: np.random.Generator, *, n_rows_dp: float,
+                    label: str | None = None) -> HistogramRelease:
+    """A numeric column without public bounds, released as `NumericTransform.fit` releases
+    it, over as many passes as it needs: the DP range from the merged `RangeHistogram` of
+    the first pass, then the value histogram through `count` (one pass of the source per
+    call: `frame_counter` in process, `ray_counter` on Ray Data). A column whose DP range is
+    a narrow band far from 0 (`transforms.zoom_eligible`: years 1995-2003 whose range is
+    [1449, 2047]) takes two looks, charged as ONE event `histogram:<label>`: the first look
+    is a pass on the usual edges; the second, a pass on finer edges around the bins the
+    first look's noisy counts cleared (chosen on the driver from DP output). `rng` draws the
+    range's noise and then the histogram's, in the single-process order. Not mirrored yet
+    (refused in one line): an integer range padded by neighbouring values
+    (`transforms.padded_range`, ranges of at most 256 whole values) and a range that did not
+    clear (RangeNotLearnedError, as for a non-nullable column in one process).
+    (DPHMM's entity ranges, `EntityRangeHistogram`, stand for public bounds instead: their
+    value histogram is `ValueHistogram(bounds=(r.lo, r.hi))`, with no zoom.)"""
+    label = label or column.name
+    dp_range = RangeHistogram(column=column).dp_range(merged_range, plan, ledger, rng, label=label)
+    lo, hi, zoomed = _value_range(column, dp_range, plan, ledger, n_rows_dp=n_rows_dp)
+    if not zoomed:
+        spec = ValueHistogram(column=column, bounds=(lo, hi))
+        return spec.release(count([spec])[0], plan, ledger, rng, n_rows_dp=n_rows_dp, label=label)
+    edges, n_null, noisy, s_bins = _zoomed_looks(column, lo, hi, dp_range, count, plan, ledger, rng, label=label)
+    return _post_processed(noisy, edges, n_null=n_null, sigma_bins=s_bins, integer=column.kind == "integer",
+                           plan=plan, ledger=ledger, rng=rng, n_rows_dp=n_rows_dp)
+
+
+def frame_counter(frame: pd.DataFrame, *, entity_key: str | None, k: int, n_blocks: int,
+                  rng: np.random.Generator) -> Count:
+    """A `count` for `release_numeric` over an in-process frame: one `partials_of_frame`
+    pass per call, merged. The bound draws from `rng` (a DP stream), one pass after another."""
+    return lambda stats: merge_all(partials_of_frame(frame, stats, entity_key=entity_key, k=k, n_blocks=n_blocks,
+                                                     rng=rng))
+
+
+def ray_counter(paths: str | Sequence[str], *, entity_key: str | None = None, k: int = 1, **kwargs: Any) -> Count:
+    """A `count` for `release_numeric` over a Parquet/CSV dataset: one `ray_partials` pass per
+    call (the same keyword arguments). Every pass bounds each unit again, from the workers'
+    OS entropy: with k > 1, a unit with more than k rows may keep other rows in another pass.
+    Each pass is bounded (sensitivity k), so the accounting holds; the passes are then not
+    the single process's one bounded table, only distributed as it is."""
+    return lambda stats: ray_partials(paths, stats, entity_key=entity_key, k=k, **kwargs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

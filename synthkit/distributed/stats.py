@@ -27,6 +27,12 @@ Private values never reach a repr, a log line or an error: partials hide their s
 the statistic and the exception type only (`from None`: the original message, which may
 quote a cell, is not chained into Ray's task error).
 
+A numeric column without public bounds needs more than one pass: the DP range first, then
+its value histogram on edges that depend on it, and, for a narrow band far from 0, a second
+look on edges chosen from the first look's DP output (`release_numeric`, with a `count` per
+pass: `frame_counter`, `ray_counter`). DPHMM's entity-weighted range histogram is
+`EntityRangeHistogram`.
+
 The Ray driver (`ray_partials`) imports Ray lazily: `import synthkit` never imports it.
 """
 
@@ -66,6 +72,7 @@ from synthkit.mechanisms import (
 from synthkit.schema import Column
 from synthkit.transforms import (
     MAX_INTEGER_BINS,
+    OUTER_CUT_MAX_VALUES,
     NULL,
     OTHER,
     ZOOM_MIN_ROWS_SIGMAS,
@@ -75,12 +82,15 @@ from synthkit.transforms import (
     CategoricalTransform,
     FitContext,
     NumericTransform,
+    _forced_top_clears,
     _narrowed,
     bin_index,
     clear_histogram,
     histogram_edges,
     null_released,
+    outer_values_kept,
     padded_range,
+    padding_kept,
     zero_bin,
     zoom_eligible,
 )
@@ -439,10 +449,11 @@ Count = Callable[[Sequence["Statistic"]], list[Partial]]
 
 
 def _value_range(column: Column, dp_range: DPRange, plan: PreprocessingPlan, ledger: PrivacyLedger, *,
-                 n_rows_dp: float) -> tuple[float, float, bool]:
-    """(lo, hi, zoomed) of the value histogram from a learned DP range: `NumericTransform.fit`'s
-    decision (whole values for an integer column, the padded integer range, the zoom's
-    conditions). Post-processing of DP output only."""
+                 n_rows_dp: float) -> tuple[float, float, tuple[list[int], list[int]], bool, bool]:
+    """(lo, hi, pad, forced_top, zoomed) of the value histogram from a learned DP range:
+    `NumericTransform.fit`'s decision (whole values for an integer column, a second value
+    after a one-value range, the padded integer range, the zoom's conditions).
+    Post-processing of DP output only."""
     integer = column.kind == "integer"
     lo, hi = dp_range.lo, dp_range.hi
     forced_top = False
@@ -455,12 +466,41 @@ def _value_range(column: Column, dp_range: DPRange, plan: PreprocessingPlan, led
         lo_pad, hi_pad, pad_pad = padded_range(lo, hi, dp_range)
         if hi_pad - lo_pad + 1 <= MAX_INTEGER_BINS:
             lo, hi, pad = lo_pad, hi_pad, pad_pad
-    if pad != ([], []) or forced_top:
-        raise ConfigError(f"column {column.name!r}: its DP range is padded by neighbouring integer values, which "
-                          "the map-reduce release does not mirror yet; declare 'bounds' for it, or fit in one process")
-    zoomed = (ledger.private and zoom_eligible(lo, hi, kind=column.kind)
+    zoomed = (ledger.private and not forced_top and pad == ([], []) and zoom_eligible(lo, hi, kind=column.kind)
               and n_rows_dp >= ZOOM_MIN_ROWS_SIGMAS * plan.sigma_hist)
-    return lo, hi, zoomed
+    return lo, hi, pad, forced_top, zoomed
+
+
+def _integer_values_kept(noisy: np.ndarray, edges: np.ndarray, *, lo: float, hi: float,
+                         pad: tuple[list[int], list[int]], forced_top: bool, dp_range: DPRange,
+                         plan: PreprocessingPlan) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, noisy) of a one-bin-per-value integer histogram after `NumericTransform.fit`'s
+    cuts: the padded values the two histograms do not fill (`padding_kept`), the value after
+    a one-value range that does not clear (`_forced_top_clears`), the outer values of the
+    range's grid bins beyond the data (`outer_values_kept`). Post-processing of the two
+    noisy histograms; kept step for step with the transform (tests/test_s13B_*)."""
+    n_bins = len(edges) - 1
+
+    def cut(a: int, b: int) -> None:
+        nonlocal edges, lo, hi, noisy, n_bins
+        edges, lo, hi = edges[a:b + 2], lo + a, lo + b
+        noisy = np.concatenate([noisy[a:b + 1], noisy[-1:]])
+        n_bins = len(edges) - 1
+
+    keep, outer = padding_kept(noisy, pad, dp_range=dp_range, sigma_hist=plan.sigma_hist,
+                               sigma_range=plan.sigma_range)
+    if forced_top and not pad[1] and keep[1] == n_bins - 1 > keep[0] \
+            and not _forced_top_clears(noisy[n_bins - 1], float(hi), dp_range, sigma_hist=plan.sigma_hist,
+                                       sigma_range=plan.sigma_range):
+        keep = (keep[0], keep[1] - 1)
+    if keep != (0, n_bins - 1):
+        cut(*keep)
+    if n_bins <= OUTER_CUT_MAX_VALUES:
+        keep = outer_values_kept(noisy, lo=lo, dp_range=outer, sigma_hist=plan.sigma_hist,
+                                 sigma_range=plan.sigma_range)
+        if keep != (0, n_bins - 1):
+            cut(*keep)
+    return edges, noisy
 
 
 def _zoomed_looks(column: Column, lo: float, hi: float, dp_range: DPRange, count: Count, plan: PreprocessingPlan,
@@ -521,21 +561,31 @@ def release_numeric(column: Column, merged_range: HistogramPartial, count: Count
     a narrow band far from 0 (`transforms.zoom_eligible`: years 1995-2003 whose range is
     [1449, 2047]) takes two looks, charged as ONE event `histogram:<label>`: the first look
     is a pass on the usual edges; the second, a pass on finer edges around the bins the
-    first look's noisy counts cleared (chosen on the driver from DP output). `rng` draws the
-    range's noise and then the histogram's, in the single-process order. Not mirrored yet
-    (refused in one line): an integer range padded by neighbouring values
-    (`transforms.padded_range`, ranges of at most 256 whole values) and a range that did not
-    clear (RangeNotLearnedError, as for a non-nullable column in one process).
+    first look's noisy counts cleared (chosen on the driver from DP output). An integer
+    range of at most 256 values gets the transform's padding and cuts of its outer values
+    (post-processing). `rng` draws the range's noise and then the histogram's, in the
+    single-process order. Not mirrored: a range that does not clear raises
+    RangeNotLearnedError (the single process does so for a non-nullable column; for a
+    nullable one it guesses a range from the noisy counts, `best_window_range`), and the
+    ledger note of a clipped mass (`clipped_mass_clears`, a note, no event).
     (DPHMM's entity ranges, `EntityRangeHistogram`, stand for public bounds instead: their
     value histogram is `ValueHistogram(bounds=(r.lo, r.hi))`, with no zoom.)"""
     label = label or column.name
+    integer = column.kind == "integer"
     dp_range = RangeHistogram(column=column).dp_range(merged_range, plan, ledger, rng, label=label)
-    lo, hi, zoomed = _value_range(column, dp_range, plan, ledger, n_rows_dp=n_rows_dp)
-    if not zoomed:
+    lo, hi, pad, forced_top, zoomed = _value_range(column, dp_range, plan, ledger, n_rows_dp=n_rows_dp)
+    if zoomed:
+        edges, n_null, noisy, s_bins = _zoomed_looks(column, lo, hi, dp_range, count, plan, ledger, rng, label=label)
+    else:
         spec = ValueHistogram(column=column, bounds=(lo, hi))
-        return spec.release(count([spec])[0], plan, ledger, rng, n_rows_dp=n_rows_dp, label=label)
-    edges, n_null, noisy, s_bins = _zoomed_looks(column, lo, hi, dp_range, count, plan, ledger, rng, label=label)
-    return _post_processed(noisy, edges, n_null=n_null, sigma_bins=s_bins, integer=column.kind == "integer",
+        raw = count([spec])[0].counts.astype(float)
+        edges, n_null, s_bins = spec.edges, int(raw[-1]), float(plan.sigma_hist)
+        noisy = noisy_histogram(raw, sigma=plan.sigma_hist, sensitivity=plan.k, name=f"histogram:{label}",
+                                ledger=ledger, rng=rng)
+        if ledger.private and integer and len(edges) - 1 == hi - lo + 1:
+            edges, noisy = _integer_values_kept(noisy, edges, lo=lo, hi=hi, pad=pad, forced_top=forced_top,
+                                                dp_range=dp_range, plan=plan)
+    return _post_processed(noisy, edges, n_null=n_null, sigma_bins=s_bins, integer=integer,
                            plan=plan, ledger=ledger, rng=rng, n_rows_dp=n_rows_dp)
 
 

@@ -230,6 +230,76 @@ def test_entity_range_refuses_a_plan_with_another_k():
         spec.release(merged, plan, PrivacyLedger(budget=BUDGET), np.random.default_rng(0))
 
 
+# ------------------------------------------------------------------ (b') DPHMM's bound: the first k events
+def _long_events(n_entities: int = 300, seed: int = 2) -> pd.DataFrame:
+    """Entities with 1-14 events (k = 6 keeps the first 6 by date), dates as ISO text,
+    rows scattered over the source."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 15, n_entities)
+    codes = np.repeat(np.arange(n_entities), lengths)
+    day = np.concatenate([np.sort(rng.choice(3000, n, replace=False)) for n in lengths])
+    lab = np.exp(rng.normal(3.0, 1.5, len(codes)) + 0.002 * day)  # later events larger: the bound matters
+    frame = pd.DataFrame({"pid": [f"p{c}" for c in codes], "lab": lab,
+                          "day": (pd.Timestamp("2010-01-01") + pd.to_timedelta(day, unit="D")).strftime("%Y-%m-%d")})
+    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+def _dphmm_reference(frame, plan, seed):
+    from synthkit.models.hmm.ranges import EntityRangeTransform
+    from synthkit.sequence import TimeAxis, group_events
+
+    axis = TimeAxis(kind="datetime", unit="day", format="%Y-%m-%d")
+    grouped = group_events(frame, entity_key="pid", axis=axis, index="day", max_length=MAX_LEN)
+    ledger = PrivacyLedger(budget=BUDGET, unit="entity", max_rows_per_unit=MAX_LEN)
+    nt = EntityRangeTransform(LAB, entity=grouped.entity).fit(
+        grouped.events["lab"], FitContext(ledger=ledger, plan=plan, rng=np.random.default_rng(seed),
+                                          n_rows_dp=float(len(grouped.events))))
+    return nt, ledger, grouped, st.SequenceOrder(index="day", axis=axis)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 4])
+def test_first_k_events_bound_gives_dphmms_entity_range(n_blocks):
+    """Sequences longer than k: DPHMM keeps each entity's FIRST k events by the index
+    (`group_events`). With `first_by=SequenceOrder(...)` the map-reduce bound keeps the same
+    rows, so the entity weights, the range and the value histogram are DPHMM's. Control: the
+    uniform k-row bound (without `first_by`) keeps other events and other weights."""
+    plan, frame = _plan(k=MAX_LEN), _long_events()
+    nt, sp, grouped, order = _dphmm_reference(frame, plan, 3)
+    spec = st.EntityRangeHistogram(column=LAB, entity_key="pid", k=MAX_LEN)
+    merged = st.merge_all(st.partials_of_frame(frame, [spec], entity_key="pid", k=MAX_LEN, n_blocks=n_blocks,
+                                               rng=np.random.default_rng(0), first_by=order))[0]
+    ref = spec.partial(grouped.events)  # one block: DPHMM's kept events
+    np.testing.assert_allclose(merged.counts, ref.counts, rtol=1e-12, atol=1e-9)
+    mr = PrivacyLedger(budget=BUDGET, unit="entity", max_rows_per_unit=MAX_LEN)
+    rng = np.random.default_rng(3)
+    r = spec.release(merged, plan, mr, rng)
+    hist = st.ValueHistogram(column=LAB, bounds=(r.lo, r.hi))
+    count = st.frame_counter(frame, entity_key="pid", k=MAX_LEN, n_blocks=n_blocks, rng=np.random.default_rng(1),
+                             first_by=order)
+    rel = hist.release(count([hist])[0], plan, mr, rng, n_rows_dp=float(len(grouped.events)))
+    assert (r.lo, r.hi) == nt.bounds_ and mr.events == sp.events
+    np.testing.assert_array_equal(rel.cleared, nt.hist_)
+
+    uniform = st.merge_all(st.partials_of_frame(frame, [spec], entity_key="pid", k=MAX_LEN, n_blocks=n_blocks,
+                                                rng=np.random.default_rng(0)))[0]
+    assert np.abs(uniform.counts - ref.counts).sum() > 0.05 * ref.counts.sum()
+
+
+@pytest.mark.parametrize("n_slices", [3, 9])
+def test_first_k_events_of_an_entity_cut_between_sorted_blocks(n_slices):
+    """Ray's sorted blocks can cut an entity: each block sends its first k events of the edge
+    entities and the driver keeps the first k of their union, DPHMM's first k."""
+    plan, frame = _plan(k=MAX_LEN), _long_events(n_entities=60)
+    _, _, grouped, order = _dphmm_reference(frame, plan, 0)
+    spec = [st.UnitCount(entity_key="pid"), st.EntityRangeHistogram(column=LAB, entity_key="pid", k=MAX_LEN)]
+    ordered = frame.sort_values("pid", kind="stable").reset_index(drop=True)
+    blobs = [st._ray_map(ordered.iloc[idx], stats=spec, entity_key="pid", k=MAX_LEN, first_by=order)["partials"][0]
+             for idx in np.array_split(np.arange(len(ordered)), n_slices)]
+    got = st.merge_mapped(blobs, spec, entity_key="pid", k=MAX_LEN, first_by=order)
+    assert (got[0].n_units, got[0].n_rows) == (60, len(grouped.events))
+    np.testing.assert_allclose(got[1].counts, spec[1].partial(grouped.events).counts, rtol=1e-12, atol=1e-9)
+
+
 # ------------------------------------------------------------------ on Ray Data
 @pytest.fixture(scope="module")
 def ray_session():
@@ -249,7 +319,9 @@ def _write(frame: pd.DataFrame, folder, n_files: int) -> None:
 def test_ray_zoom_and_entity_ranges_equal_single_process(ray_session, tmp_path):
     """(a) over a 4-file Parquet dataset with ray_partials: pass 1 (unit count, range
     histogram), then the two looks as two more Ray Data passes; (b) the entity-weighted range
-    over a 3-file dataset sorted by entity key on Ray. Both equal the single-process release."""
+    over a 3-file dataset of sequences longer than k, sorted by entity key on Ray and bounded
+    to each entity's first k events (`SequenceOrder` pickled to the workers). Both equal the
+    single-process release (NumericTransform.fit; DPHMM's group_events + EntityRangeTransform)."""
     plan, frame = _plan(), _years()
     _write(frame, tmp_path / "years", 4)
     count_p, range_p = st.ray_partials(str(tmp_path / "years"), [st.UnitCount(), st.RangeHistogram(column=YEAR)])
@@ -265,15 +337,14 @@ def test_ray_zoom_and_entity_ranges_equal_single_process(ray_session, tmp_path):
     _assert_same_release(rel, nt)
     assert mr.events == sp.events and len(calls) == 2 and len(rel.edges) - 1 <= 9
 
-    from synthkit.models.hmm.ranges import EntityRangeTransform
-
     plan6 = _plan(k=MAX_LEN)
-    events, codes = _events()
+    events = _long_events()
+    nt6, sp6, grouped, order = _dphmm_reference(events, plan6, 9)
     _write(events, tmp_path / "events", 3)
     spec = st.EntityRangeHistogram(column=LAB, entity_key="pid", k=MAX_LEN)
-    merged = st.ray_partials(str(tmp_path / "events"), [spec], entity_key="pid", k=MAX_LEN, partitions=2)[0]
-    mr6, sp6 = PrivacyLedger(budget=BUDGET), PrivacyLedger(budget=BUDGET)
+    merged = st.ray_partials(str(tmp_path / "events"), [spec], entity_key="pid", k=MAX_LEN, partitions=2,
+                             first_by=order)[0]
+    np.testing.assert_allclose(merged.counts, spec.partial(grouped.events).counts, rtol=1e-12, atol=1e-9)
+    mr6 = PrivacyLedger(budget=BUDGET, unit="entity", max_rows_per_unit=MAX_LEN)
     r = spec.release(merged, plan6, mr6, np.random.default_rng(9))
-    nt6 = EntityRangeTransform(LAB, entity=codes).fit(
-        events["lab"], FitContext(ledger=sp6, plan=plan6, rng=np.random.default_rng(9), n_rows_dp=float(len(events))))
     assert (r.lo, r.hi) == nt6.bounds_ and mr6.events[0] == sp6.events[0]

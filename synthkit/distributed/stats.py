@@ -590,11 +590,11 @@ def release_numeric(column: Column, merged_range: HistogramPartial, count: Count
 
 
 def frame_counter(frame: pd.DataFrame, *, entity_key: str | None, k: int, n_blocks: int,
-                  rng: np.random.Generator) -> Count:
+                  rng: np.random.Generator, first_by: SequenceOrder | None = None) -> Count:
     """A `count` for `release_numeric` over an in-process frame: one `partials_of_frame`
     pass per call, merged. The bound draws from `rng` (a DP stream), one pass after another."""
     return lambda stats: merge_all(partials_of_frame(frame, stats, entity_key=entity_key, k=k, n_blocks=n_blocks,
-                                                     rng=rng))
+                                                     rng=rng, first_by=first_by))
 
 
 def ray_counter(paths: str | Sequence[str], *, entity_key: str | None = None, k: int = 1, **kwargs: Any) -> Count:
@@ -602,7 +602,8 @@ def ray_counter(paths: str | Sequence[str], *, entity_key: str | None = None, k:
     call (the same keyword arguments). Every pass bounds each unit again, from the workers'
     OS entropy: with k > 1, a unit with more than k rows may keep other rows in another pass.
     Each pass is bounded (sensitivity k), so the accounting holds; the passes are then not
-    the single process's one bounded table, only distributed as it is."""
+    the single process's one bounded table, only distributed as it is. With `first_by`
+    (DPHMM's bound: each entity's first k events) every pass keeps the same rows."""
     return lambda stats: ray_partials(paths, stats, entity_key=entity_key, k=k, **kwargs)
 
 
@@ -634,9 +635,37 @@ class ScoreMoments:
 
 
 # ------------------------------------------------------------------ bound + map
-def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.random.Generator) -> pd.DataFrame:
-    """At most `k` rows per unit, uniformly at random (`rng` is a DP stream). The block
-    must hold ALL rows of each of its units (route by key first).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceOrder:
+    """DPHMM's contribution bound (`sequence.group_events`): an entity keeps its FIRST k
+    events by the sequence index (ticks of `axis`, ties in the rows' order), not a uniform
+    sample. Given to the drivers as `first_by`, every pass keeps the same rows, those DPHMM
+    keeps. Picklable (it travels to Ray tasks)."""
+
+    index: str
+    axis: Any  # synthkit.sequence.TimeAxis (a plain dataclass; imported lazily)
+
+    def ticks(self, block: pd.DataFrame) -> np.ndarray:
+        if self.index not in block.columns:
+            raise ConfigError(f"the sequence index column {self.index!r} is not in the source; set --sequence-index "
+                              "to a column")
+        ticks = self.axis.to_ticks(block[self.index])
+        if np.isnan(ticks).any():  # no count in the message: it is a fact about the rows
+            raise DataValidationError([f"sequence_index {self.index!r} has missing or unreadable values; every "
+                                       "event needs a time"])
+        return ticks
+
+    def first(self, rows: pd.DataFrame, entity_key: str, k: int) -> pd.DataFrame:
+        """Each entity's first k rows by ticks (a stable sort: ties keep the rows' order)."""
+        ordered = rows.iloc[np.argsort(self.ticks(rows), kind="stable")]
+        return ordered[ordered.groupby(entity_key, sort=False).cumcount().to_numpy() < k]
+
+
+def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.random.Generator,
+                first_by: SequenceOrder | None = None) -> pd.DataFrame:
+    """At most `k` rows per unit, uniformly at random (`rng` is a DP stream), or, with
+    `first_by`, each unit's first k rows by its sequence index. The block must hold ALL
+    rows of each of its units (route by key first).
 
     A missing key is refused, as the single-process fit refuses it (synthkit.table): rows
     without a key would be many people bounded as ONE unit of k rows, and adding or
@@ -651,15 +680,17 @@ def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.
         raise ConfigError(f"the entity key column {entity_key!r} is not in the source; set --entity-key to a column")
     if block[entity_key].isna().any():
         raise DataValidationError([f"entity_key column {entity_key!r} has missing values"])
+    if first_by is not None:
+        return first_by.first(block, entity_key, k)
     shuffled = block.iloc[rng.permutation(len(block))]
     return shuffled[shuffled.groupby(entity_key, sort=False).cumcount().to_numpy() < k]
 
 
 def block_partials(block: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
-                   rng: np.random.Generator) -> list[Partial]:
+                   rng: np.random.Generator, first_by: SequenceOrder | None = None) -> list[Partial]:
     """Bound a block of whole units, then every statistic's partial sum. A failure names
     the statistic and the exception type, never the message (it may quote a cell)."""
-    bounded = bound_block(block, entity_key=entity_key, k=k, rng=rng)
+    bounded = bound_block(block, entity_key=entity_key, k=k, rng=rng, first_by=first_by)
     out = []
     for stat in stats:
         try:
@@ -678,7 +709,8 @@ def _describe(stat: Statistic) -> str:
 
 
 def partials_of_frame(frame: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
-                      n_blocks: int, rng: np.random.Generator) -> list[list[Partial]]:
+                      n_blocks: int, rng: np.random.Generator,
+                      first_by: SequenceOrder | None = None) -> list[list[Partial]]:
     """The engine-neutral map: route rows to `n_blocks` blocks by unit key (the rows
     themselves when there is no key), then bound and take the partial sums of each."""
     if n_blocks < 1:
@@ -688,12 +720,13 @@ def partials_of_frame(frame: pd.DataFrame, stats: Sequence[Statistic], *, entity
     else:
         which = np.arange(len(frame)) % n_blocks
     rngs = substreams(rng, n_blocks)  # one bounding stream per block
-    return [block_partials(frame[which == b], stats, entity_key=entity_key, k=k, rng=r)
+    return [block_partials(frame[which == b], stats, entity_key=entity_key, k=k, rng=r, first_by=first_by)
             for b, r in zip(range(n_blocks), rngs)]
 
 
 # ------------------------------------------------------------------ Ray Data driver
-def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str | None, k: int) -> dict[str, Any]:
+def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str | None, k: int,
+             first_by: SequenceOrder | None = None) -> dict[str, Any]:
     """The function each Ray task runs on one whole block: bound, partial sums, and one
     output row carrying them. The bound's subsample draws from OS entropy in the worker
     (synthkit.noise: a DP stream, never seeded by the user).
@@ -702,7 +735,9 @@ def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str
     its largest unit can have rows in another block too (Ray Data slices a sorted
     partition into blocks of ~128 MiB). Those two units are left out of the block's sums:
     the block sends each one's row count and a uniform sample of at most k of its rows, and
-    the driver bounds and adds every such unit once (`merge_boundary_units`)."""
+    the driver bounds and adds every such unit once (`merge_boundary_units`). With
+    `first_by`, the sample is the unit's first k rows in the block by sequence index, and
+    the driver keeps the first k of their union: the unit's first k rows."""
     from synthkit.noise import private_seed_sequence
 
     rng = np.random.default_rng(private_seed_sequence())
@@ -714,22 +749,32 @@ def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str
         ends = {keys.min(), keys.max()}
         at_edge = keys.isin(ends).to_numpy()
         for key, rows in batch[at_edge].groupby(entity_key, sort=False):
-            take = rng.permutation(len(rows))[:k]
-            edge[key] = (len(rows), rows.iloc[take])  # by value, as bound_block tells units apart
+            kept = (first_by.first(rows, entity_key, k) if first_by is not None
+                    else rows.iloc[rng.permutation(len(rows))[:k]])
+            edge[key] = (len(rows), kept)  # by value, as bound_block tells units apart
         batch = batch[~at_edge]
-    partials = block_partials(batch, stats, entity_key=entity_key, k=k, rng=rng)
+    partials = block_partials(batch, stats, entity_key=entity_key, k=k, rng=rng, first_by=first_by)
     return {"partials": np.array([pickle.dumps((partials, edge))], dtype=object)}
 
 
 def merge_boundary_units(pieces: dict[Any, list[tuple[int, pd.DataFrame]]], *, k: int,
-                         rng: np.random.Generator) -> pd.DataFrame:
+                         rng: np.random.Generator, first_by: SequenceOrder | None = None,
+                         entity_key: str | None = None) -> pd.DataFrame:
     """One uniform sample of at most k rows per unit from its pieces in several blocks.
 
     Each piece is (its row count n_i, a uniform sample of min(k, n_i) of its rows). How many
     of the unit's k kept rows come from each piece is multivariate hypergeometric in the
     n_i; taking that many from each piece's own uniform sample makes the union a uniform
-    sample of min(k, Σ n_i) of the unit's rows: the single-process bound, applied once."""
+    sample of min(k, Σ n_i) of the unit's rows: the single-process bound, applied once.
+    With `first_by` each piece holds its first k rows by sequence index, so the first k of
+    their union are the unit's first k (ties across pieces in the pieces' order)."""
     out = []
+    if first_by is not None:
+        if entity_key is None:
+            raise ConfigError("a bound by sequence index needs the entity key; set --entity-key")
+        for parts in pieces.values():
+            out.append(first_by.first(pd.concat([rows for _, rows in parts], ignore_index=True), entity_key, k))
+        return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
     for parts in pieces.values():
         sizes = np.array([n for n, _ in parts], dtype=np.int64)
         take = rng.multivariate_hypergeometric(sizes, min(k, int(sizes.sum())))
@@ -738,7 +783,7 @@ def merge_boundary_units(pieces: dict[Any, list[tuple[int, pd.DataFrame]]], *, k
 
 
 def merge_mapped(blobs: Iterable[bytes], stats: Sequence[Statistic], *, entity_key: str | None,
-                 k: int) -> list[Partial]:
+                 k: int, first_by: SequenceOrder | None = None) -> list[Partial]:
     """The driver's reduce over `_ray_map`'s outputs, as they stream in: the blocks' partial
     sums merged, then every unit seen at a block's edge bounded once over all its blocks
     and added (memory: one merged partial per statistic plus ≤ k rows per edge unit)."""
@@ -754,14 +799,14 @@ def merge_mapped(blobs: Iterable[bytes], stats: Sequence[Statistic], *, entity_k
     if pieces:
         from synthkit.noise import private_seed_sequence
         rng = np.random.default_rng(private_seed_sequence())
-        rows = merge_boundary_units(pieces, k=k, rng=rng)
-        edge_sums = block_partials(rows, stats, entity_key=entity_key, k=k, rng=rng)
+        rows = merge_boundary_units(pieces, k=k, rng=rng, first_by=first_by, entity_key=entity_key)
+        edge_sums = block_partials(rows, stats, entity_key=entity_key, k=k, rng=rng, first_by=first_by)
         merged = [merge(a, b) for a, b in zip(merged, edge_sums, strict=True)]
     return merged
 
 
 def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: Sequence[Statistic], *,
-                         entity_key: str | None, k: int) -> bytes:
+                         entity_key: str | None, k: int, first_by: SequenceOrder | None = None) -> bytes:
     """One Ray task of `ray_block_partials`: read a block of WHOLE units, bound it, partial
     sums. A synthkit error (value-free by rule: a redacted source, a column name) passes;
     any other exception is replaced here, in the worker, so its message (which may quote a
@@ -770,7 +815,7 @@ def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: 
     try:
         block = reader()
         rng = np.random.default_rng(private_seed_sequence())
-        return pickle.dumps(block_partials(block, stats, entity_key=entity_key, k=k, rng=rng))
+        return pickle.dumps(block_partials(block, stats, entity_key=entity_key, k=k, rng=rng, first_by=first_by))
     except SynthkitError:
         raise
     except Exception as err:  # noqa: BLE001 - any driver or library error may carry a value
@@ -780,7 +825,7 @@ def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: 
 
 def ray_block_partials(readers: Sequence[Callable[[], pd.DataFrame]], stats: Sequence[Statistic], *,
                        entity_key: str | None = None, k: int = 1, address: str | None = None,
-                       num_cpus: int = LOCAL_NUM_CPUS) -> list[Partial]:
+                       num_cpus: int = LOCAL_NUM_CPUS, first_by: SequenceOrder | None = None) -> list[Partial]:
     """The partial sums of blocks that each hold WHOLE units, one Ray task per block, merged
     on the driver as they finish. A block comes from a picklable `reader` that the task
     calls, e.g. `functools.partial(connectors.sql.read_range, loc, ranges, i, table=...)`:
@@ -803,16 +848,17 @@ def ray_block_partials(readers: Sequence[Callable[[], pd.DataFrame]], stats: Seq
     ray = import_ray()
     started = init_ray(address=address, num_cpus=num_cpus)
     try:
-        return _gather_blocks(ray, readers, stats, entity_key=entity_key, k=k)
+        return _gather_blocks(ray, readers, stats, entity_key=entity_key, k=k, first_by=first_by)
     finally:
         if started:  # a Ray session found running is left running (as generate does)
             ray.shutdown()
 
 
 def _gather_blocks(ray: Any, readers: Sequence[Callable[[], pd.DataFrame]], stats: Sequence[Statistic], *,
-                   entity_key: str | None, k: int) -> list[Partial]:
+                   entity_key: str | None, k: int, first_by: SequenceOrder | None = None) -> list[Partial]:
     task = ray.remote(num_cpus=1, max_retries=1)(_read_block_partials)
-    pending = [task.remote(i, reader, list(stats), entity_key=entity_key, k=k) for i, reader in enumerate(readers)]
+    pending = [task.remote(i, reader, list(stats), entity_key=entity_key, k=k, first_by=first_by)
+               for i, reader in enumerate(readers)]
     merged: list[Partial] | None = None
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
@@ -894,7 +940,8 @@ def read_source(paths: str | Sequence[str], *, fmt: str = "parquet") -> Any:
 
 def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, entity_key: str | None = None,
                  k: int = 1, fmt: str = "parquet", partitions: int | None = None,
-                 address: str | None = None, num_cpus: int = LOCAL_NUM_CPUS, columns: Iterable[str] | None = None) -> list[Partial]:
+                 address: str | None = None, num_cpus: int = LOCAL_NUM_CPUS, columns: Iterable[str] | None = None,
+                 first_by: SequenceOrder | None = None) -> list[Partial]:
     """Read the source with Ray Data, map every block to its partial sums, and merge them on
     the driver as they stream in (memory on the driver: one merged partial per statistic).
 
@@ -907,7 +954,10 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     blocks (ranges) first. The sort runs on Ray tasks; the hash shuffle
     (`repartition(keys=...)`) gives the same routing but runs on actors, which crashed on
     teardown (SIGSEGV in Ray's metrics thread) on this 2-core machine. Without a key, the
-    row is the unit, nothing needs routing, and blocks stream through in any batch size."""
+    row is the unit, nothing needs routing, and blocks stream through in any batch size.
+    `first_by` (with a key): DPHMM's bound, each entity's first k rows by sequence index."""
+    if first_by is not None and entity_key is None:
+        raise ConfigError("a bound by sequence index needs the entity key; set --entity-key")
     if k < 1:
         raise ConfigError(f"max rows per entity must be at least 1, got {k}; use --max-rows-per-entity 1 or more")
     if entity_key is None and k != 1:
@@ -916,8 +966,11 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
 
     ds = read_source(paths, fmt=fmt)
     if columns is not None:
-        ds = ds.select_columns(list(columns))
-    fn_kwargs = {"stats": list(stats), "entity_key": entity_key, "k": k}
+        columns = list(columns)
+        if first_by is not None and first_by.index not in columns:
+            columns.append(first_by.index)  # the bound reads it
+        ds = ds.select_columns(columns)
+    fn_kwargs = {"stats": list(stats), "entity_key": entity_key, "k": k, "first_by": first_by}
     if entity_key is not None:
         if partitions:
             ds = ds.repartition(partitions)  # how many sorted ranges (blocks) the sort below makes
@@ -925,4 +978,4 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     else:
         ds = ds.map_batches(_ray_map, batch_format="pandas", fn_kwargs=fn_kwargs)
     blobs = (blob for batch in ds.iter_batches(batch_size=None, batch_format="pandas") for blob in batch["partials"])
-    return merge_mapped(blobs, stats, entity_key=entity_key, k=k)
+    return merge_mapped(blobs, stats, entity_key=entity_key, k=k, first_by=first_by)

@@ -27,12 +27,19 @@ Private values never reach a repr, a log line or an error: partials hide their s
 the statistic and the exception type only (`from None`: the original message, which may
 quote a cell, is not chained into Ray's task error).
 
+A numeric column without public bounds needs more than one pass: the DP range first, then
+its value histogram on edges that depend on it, and, for a narrow band far from 0, a second
+look on edges chosen from the first look's DP output (`release_numeric`, with a `count` per
+pass: `frame_counter`, `ray_counter`). DPHMM's entity-weighted range histogram is
+`EntityRangeHistogram`.
+
 The Ray driver (`ray_partials`) imports Ray lazily: `import synthkit` never imports it.
 """
 
 from __future__ import annotations
 
 import glob
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
@@ -49,26 +56,43 @@ from synthkit.ledger import PrivacyLedger
 from synthkit.mechanisms import (
     GEOMETRIC_EDGES,
     INTEGER_EDGES,
+    DPRange,
     PreprocessingPlan,
-    geometric_bounds,
+    RangeNotLearnedError,
+    charge_two_looks,
+    cleared_extent,
+    geometric_range,
     noisy_count,
     noisy_histogram,
     partition_threshold,
     select_partitions,
     substreams,
+    uncharged_look,
 )
 from synthkit.schema import Column
 from synthkit.transforms import (
+    MAX_INTEGER_BINS,
+    OUTER_CUT_MAX_VALUES,
     NULL,
     OTHER,
+    ZOOM_MIN_ROWS_SIGMAS,
+    ZOOM_NARROW_BINS,
+    ZOOM_SHARE,
+    ZOOM_TAIL_MARGIN,
     CategoricalTransform,
     FitContext,
     NumericTransform,
+    _forced_top_clears,
+    _narrowed,
     bin_index,
     clear_histogram,
     histogram_edges,
     null_released,
+    outer_values_kept,
+    padded_range,
+    padding_kept,
     zero_bin,
+    zoom_eligible,
 )
 
 
@@ -233,12 +257,37 @@ class CategoryCounts:
 class HistogramRelease:
     """A numeric column's DP histogram: the edges, the noisy counts (the measurement), the
     noisy null cell, and `cleared`, the counts after `NumericTransform.fit`'s post-processing
-    (what the transform keeps as `hist_`)."""
+    (what the transform keeps as `hist_`). `sigma`: the noise std of a value bin (the
+    transform's `hist_sigma_`; a zoomed column's second look has its own)."""
 
     edges: np.ndarray
     noisy: np.ndarray
     null: float
     cleared: np.ndarray
+    sigma: float = 0.0
+    bounds: tuple[float, float] | None = None  # the transform's final (lo, hi), `bounds_`
+
+
+def _post_processed(noisy: np.ndarray, edges: np.ndarray, *, n_null: int, sigma_bins: float, integer: bool,
+                    plan: PreprocessingPlan, ledger: PrivacyLedger, rng: np.random.Generator,
+                    n_rows_dp: float) -> HistogramRelease:
+    """`NumericTransform.fit`'s post-processing of a value histogram (null cell last):
+    `clear_histogram` at the value bins' noise std, the null cell's release threshold.
+    Free: no new charge, no draw."""
+    ctx = FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=n_rows_dp)
+    cleared = noisy
+    if ledger.private:
+        null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], n_null, ctx) else 0.0
+        kept = clear_histogram(noisy[:-1], np.diff(edges), sigma=sigma_bins, total=n_rows_dp - null,
+                               total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)),
+                               zero=zero_bin(edges, integer=integer))
+        if kept.sum() > 0:
+            cleared = np.concatenate([kept, noisy[-1:]])
+    cleared = np.clip(cleared, 0, None)
+    lo, hi = float(edges[0]), float(edges[-1])
+    return HistogramRelease(edges=edges, noisy=noisy[:-1], null=float(noisy[-1]), cleared=cleared[:-1],
+                            sigma=float(sigma_bins) if ledger.private else 0.0,
+                            bounds=(lo + 0.5, hi - 0.5) if integer else (lo, hi))  # integer edges: half-integers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,17 +322,34 @@ class ValueHistogram:
         raw = merged.counts.astype(float)
         noisy = noisy_histogram(raw, sigma=plan.sigma_hist, sensitivity=plan.k,
                                 name=f"histogram:{label or self.column.name}", ledger=ledger, rng=rng)
-        ctx = FitContext(ledger=ledger, plan=plan, rng=rng, n_rows_dp=n_rows_dp)
-        cleared = noisy
-        if ledger.private:
-            null = max(float(noisy[-1]), 0.0) if null_released(noisy[-1], int(raw[-1]), ctx) else 0.0
-            kept = clear_histogram(noisy[:-1], np.diff(self.edges), sigma=plan.sigma_hist, total=n_rows_dp - null,
-                                   total_sigma=float(np.hypot(plan.sigma_rows, plan.sigma_hist)),
-                                   zero=zero_bin(self.edges, integer=self.column.kind == "integer"))
-            if kept.sum() > 0:
-                cleared = np.concatenate([kept, noisy[-1:]])
-        cleared = np.clip(cleared, 0, None)
-        return HistogramRelease(edges=self.edges, noisy=noisy[:-1], null=float(noisy[-1]), cleared=cleared[:-1])
+        return _post_processed(noisy, self.edges, n_null=int(raw[-1]), sigma_bins=plan.sigma_hist,
+                               integer=self.column.kind == "integer", plan=plan, ledger=ledger, rng=rng,
+                               n_rows_dp=n_rows_dp)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeHistogram:
+    """Rows per bin on explicit edges (a tuple, chosen on the driver from DP output: a look
+    of the two-look zoom, `release_numeric`), the values clipped onto [edges[0], edges[-1]]
+    as `transforms.zoomed_histogram` clips them; the last cell counts the nulls."""
+
+    column: Column
+    edges: tuple[float, ...]
+    name: str = ""
+
+    def partial(self, block: pd.DataFrame) -> HistogramPartial:
+        x = NumericTransform(self.column).floats(block[self.column.name])
+        present = ~np.isnan(x)
+        edges = np.asarray(self.edges, dtype=float)
+        idx = bin_index(edges, np.clip(x[present], edges[0], edges[-1]))
+        counts = np.concatenate([np.bincount(idx, minlength=len(edges) - 1), [np.count_nonzero(~present)]])
+        return HistogramPartial(column=self.column.name, counts=counts.astype(np.int64))
+
+
+def _grid_representatives(grid: np.ndarray) -> np.ndarray:
+    """One value per bin of `np.searchsorted(grid, x, side="right")`: bin j holds [grid[j-1],
+    grid[j]), bin 0 lies below grid[0]."""
+    return np.concatenate([[grid[0] - 1.0], grid])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,19 +372,239 @@ class RangeHistogram:
 
     def release(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
                 rng: np.random.Generator, *, label: str | None = None) -> tuple[float, float]:
-        """The DP range by `geometric_bounds` itself (so the post-processing is the
-        single-process one). It takes values, not counts, so the merged counts are turned
-        back into one representative value per row (each bin's left edge, or the finite
-        grid end): the driver holds 8 bytes per row for this call. Under DP it reads only
-        the bin counts, so the range is the same; without a budget it returns the range of
-        the representatives (bin edges), not the exact one. A counts entry point in
-        `synthkit.mechanisms` would remove that copy."""
-        grid = self.grid
-        reps = np.concatenate([[grid[0] - 1.0], grid])  # bin j holds [grid[j-1], grid[j]); bin 0 lies below grid[0]
-        values = np.repeat(reps, merged.counts)
-        return geometric_bounds(values, sigma=plan.sigma_range, sensitivity=plan.k,
-                                name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
-                                what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+        """The (lo, hi) of `dp_range`."""
+        r = self.dp_range(merged, plan, ledger, rng, label=label)
+        return r.lo, r.hi
+
+    def dp_range(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                 rng: np.random.Generator, *, label: str | None = None) -> DPRange:
+        """The DP range by `geometric_range` itself (so the post-processing is the
+        single-process one, its outermost bins included, which the zoom reads). Under DP it
+        reads only the bin counts: one representative value per bin, weighted by the merged
+        count (no copy per row). Without a budget it returns the exact range of its values,
+        so it gets one representative value per row (each bin's left edge, or the finite
+        grid end): the range of those, not the exact one."""
+        reps = _grid_representatives(self.grid)
+        values, weights = (reps, merged.counts.astype(float)) if ledger.private else (np.repeat(reps, merged.counts),
+                                                                                      None)
+        return geometric_range(values, weights=weights, sigma=plan.sigma_range, sensitivity=plan.k,
+                               name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
+                               what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityRangeHistogram:
+    """DPHMM's entity-weighted DP range histogram (`models.hmm.ranges.EntityRangeTransform`):
+    each entity gives each grid bin its kept values touch the weight k/√(bins it touches)
+    (`presence_weights` times k: L2 norm k per entity), released at sensitivity k and the
+    plan's σ_range under the same name `bounds:<label>`. A block must hold whole, bounded
+    entities (the drivers route by `entity_key` first), so the weights are the
+    single-process ones and the merge is their sum (up to float summation order). `k` is
+    the plan's k (the weights are taken in the block, before the plan reaches the driver's
+    release, which checks it). Private fits only, as in DPHMM."""
+
+    column: Column
+    entity_key: str
+    k: int
+    name: str = ""
+
+    @property
+    def grid(self) -> np.ndarray:
+        return INTEGER_EDGES if self.column.kind == "integer" else GEOMETRIC_EDGES
+
+    def partial(self, block: pd.DataFrame) -> HistogramPartial:
+        from synthkit.models.hmm.ranges import presence_weights  # numpy/pandas only: no torch
+
+        x = NumericTransform(self.column).floats(block[self.column.name])
+        present = ~np.isnan(x)
+        values, entity = x[present], block[self.entity_key].to_numpy()[present]
+        w = max(self.k, 1) * presence_weights(values, entity, integer=self.column.kind == "integer")
+        counts = np.bincount(np.searchsorted(self.grid, values, side="right"), weights=w, minlength=len(self.grid) + 1)
+        return HistogramPartial(column=self.column.name, counts=counts.astype(float))
+
+    def release(self, merged: HistogramPartial, plan: PreprocessingPlan, ledger: PrivacyLedger,
+                rng: np.random.Generator, *, label: str | None = None) -> DPRange | None:
+        """`geometric_range` on the merged weights, as `EntityRangeTransform` calls it. None
+        when no bin cleared and the column is nullable (DPHMM generates it empty); a
+        non-nullable column raises RangeNotLearnedError, as the transform does."""
+        if not ledger.private:
+            raise ConfigError("entity-weighted ranges are released only under a privacy budget (DPHMM releases the "
+                              "exact range without one); use RangeHistogram, or fit with --epsilon")
+        if max(plan.k, 1) != max(self.k, 1):
+            raise ConfigError(f"the entity range histogram of column {self.column.name!r} was weighted for k = "
+                              f"{self.k} but the plan has k = {plan.k}; build the statistic with the plan's k")
+        k = max(plan.k, 1)
+        try:
+            return geometric_range(_grid_representatives(self.grid), weights=merged.counts, sigma=plan.sigma_range,
+                                   sensitivity=k, name=f"bounds:{label or self.column.name}", ledger=ledger, rng=rng,
+                                   what=f"column {self.column.name!r}", integer=self.column.kind == "integer")
+        except RangeNotLearnedError:
+            if not self.column.nullable:
+                raise
+            return None
+
+
+# ------------------------------------------------------------------ numeric release over passes
+Count = Callable[[Sequence["Statistic"]], list[Partial]]
+
+
+def _value_range(column: Column, dp_range: DPRange, plan: PreprocessingPlan, ledger: PrivacyLedger, *,
+                 n_rows_dp: float) -> tuple[float, float, tuple[list[int], list[int]], bool, bool]:
+    """(lo, hi, pad, forced_top, zoomed) of the value histogram from a learned DP range:
+    `NumericTransform.fit`'s decision (whole values for an integer column, a second value
+    after a one-value range, the padded integer range, the zoom's conditions).
+    Post-processing of DP output only."""
+    integer = column.kind == "integer"
+    lo, hi = dp_range.lo, dp_range.hi
+    forced_top = False
+    if integer:
+        lo, hi = float(np.ceil(lo)) + 0.0, float(np.ceil(hi)) + 0.0
+        if hi <= lo:
+            hi, forced_top = lo + 1, True
+    pad: tuple[list[int], list[int]] = ([], [])
+    if ledger.private and integer:
+        lo_pad, hi_pad, pad_pad = padded_range(lo, hi, dp_range)
+        if hi_pad - lo_pad + 1 <= MAX_INTEGER_BINS:
+            lo, hi, pad = lo_pad, hi_pad, pad_pad
+    zoomed = (ledger.private and not forced_top and pad == ([], []) and zoom_eligible(lo, hi, kind=column.kind)
+              and n_rows_dp >= ZOOM_MIN_ROWS_SIGMAS * plan.sigma_hist)
+    return lo, hi, pad, forced_top, zoomed
+
+
+def _integer_values_kept(noisy: np.ndarray, edges: np.ndarray, *, lo: float, hi: float,
+                         pad: tuple[list[int], list[int]], forced_top: bool, dp_range: DPRange,
+                         plan: PreprocessingPlan) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, noisy) of a one-bin-per-value integer histogram after `NumericTransform.fit`'s
+    cuts: the padded values the two histograms do not fill (`padding_kept`), the value after
+    a one-value range that does not clear (`_forced_top_clears`), the outer values of the
+    range's grid bins beyond the data (`outer_values_kept`). Post-processing of the two
+    noisy histograms; kept step for step with the transform (tests/test_s13B_*)."""
+    n_bins = len(edges) - 1
+
+    def cut(a: int, b: int) -> None:
+        nonlocal edges, lo, hi, noisy, n_bins
+        edges, lo, hi = edges[a:b + 2], lo + a, lo + b
+        noisy = np.concatenate([noisy[a:b + 1], noisy[-1:]])
+        n_bins = len(edges) - 1
+
+    keep, outer = padding_kept(noisy, pad, dp_range=dp_range, sigma_hist=plan.sigma_hist,
+                               sigma_range=plan.sigma_range)
+    if forced_top and not pad[1] and keep[1] == n_bins - 1 > keep[0] \
+            and not _forced_top_clears(noisy[n_bins - 1], float(hi), dp_range, sigma_hist=plan.sigma_hist,
+                                       sigma_range=plan.sigma_range):
+        keep = (keep[0], keep[1] - 1)
+    if keep != (0, n_bins - 1):
+        cut(*keep)
+    if n_bins <= OUTER_CUT_MAX_VALUES:
+        keep = outer_values_kept(noisy, lo=lo, dp_range=outer, sigma_hist=plan.sigma_hist,
+                                 sigma_range=plan.sigma_range)
+        if keep != (0, n_bins - 1):
+            cut(*keep)
+    return edges, noisy
+
+
+def _zoomed_looks(column: Column, lo: float, hi: float, dp_range: DPRange, count: Count, plan: PreprocessingPlan,
+                  ledger: PrivacyLedger, rng: np.random.Generator, *,
+                  label: str) -> tuple[np.ndarray, int, np.ndarray, float]:
+    """`transforms.zoomed_histogram` with its data passes as map-reduce passes (`count`):
+    one charge (`charge_two_looks`), the first look on the usual edges, the second on the
+    edges chosen from the first look's DP output (a second pass over the source) or on the
+    same edges (no new pass: the same counts, a second draw), the range narrowed by the
+    same post-processing. Returns (edges, null count, noisy counts with the null cell last,
+    value-bin noise std). Kept step for step with zoomed_histogram, which
+    tests/test_s13B_zoom_entity_stats.py checks number for number."""
+    integer = column.kind == "integer"
+    sigma = float(plan.sigma_hist)
+    s1, s2 = charge_two_looks(sigma=sigma, sensitivity=plan.k, share=ZOOM_SHARE, name=f"histogram:{label}",
+                              ledger=ledger)
+
+    def measure(edges: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+        raw = count([EdgeHistogram(column=column, edges=tuple(float(e) for e in edges))])[0].counts.astype(float)
+        return raw, uncharged_look(raw, sigma=s, ledger=ledger, rng=rng)
+
+    def average(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+        return (a / s1**2 + b / s2**2) / (1.0 / s1**2 + 1.0 / s2**2)
+
+    edges = histogram_edges(lo, hi, integer=integer)
+    raw, first = measure(edges, s1)
+    n_null = int(raw[-1])
+    extent = cleared_extent(first[:-1], sigma=s1)
+    if extent is not None and extent[1] - extent[0] + 1 <= ZOOM_NARROW_BINS:
+        a, b = max(extent[0] - 1, 0), min(extent[1] + 1, len(edges) - 2)
+        w_lo, w_hi = (edges[a] + 0.5, edges[b + 1] - 0.5) if integer else (edges[a], edges[b + 1])
+        edges = histogram_edges(w_lo, w_hi, integer=integer)
+        _, second = measure(edges, s2)
+        noisy = np.concatenate([second[:-1], [average(first[-1], second[-1])]])
+        s_bins, tail = s2, 0.0
+    else:
+        second = uncharged_look(raw, sigma=s2, ledger=ledger, rng=rng)  # the same edges: the same counts
+        noisy, s_bins, tail = average(first, second), sigma, ZOOM_TAIL_MARGIN
+        if integer and len(edges) - 1 == hi - lo + 1:
+            return edges, n_null, noisy, s_bins
+    extent = cleared_extent(noisy[:-1], sigma=s_bins)
+    if extent is not None:
+        margin = math.ceil(tail * (extent[1] - extent[0] + 1))
+        extent = (max(extent[0] - margin, 0), min(extent[1] + margin, len(edges) - 2))
+        c, d = _narrowed(edges, extent, dp_range, integer=integer)
+        edges = edges[c:d + 2]
+        noisy = np.concatenate([noisy[c:d + 1], noisy[-1:]])
+    return edges, n_null, noisy, s_bins
+
+
+def release_numeric(column: Column, merged_range: HistogramPartial, count: Count, plan: PreprocessingPlan,
+                    ledger: PrivacyLedger, rng: np.random.Generator, *, n_rows_dp: float,
+                    label: str | None = None) -> HistogramRelease:
+    """A numeric column without public bounds, released as `NumericTransform.fit` releases
+    it, over as many passes as it needs: the DP range from the merged `RangeHistogram` of
+    the first pass, then the value histogram through `count` (one pass of the source per
+    call: `frame_counter` in process, `ray_counter` on Ray Data). A column whose DP range is
+    a narrow band far from 0 (`transforms.zoom_eligible`: years 1995-2003 whose range is
+    [1449, 2047]) takes two looks, charged as ONE event `histogram:<label>`: the first look
+    is a pass on the usual edges; the second, a pass on finer edges around the bins the
+    first look's noisy counts cleared (chosen on the driver from DP output). An integer
+    range of at most 256 values gets the transform's padding and cuts of its outer values
+    (post-processing). `rng` draws the range's noise and then the histogram's, in the
+    single-process order. Not mirrored: a range that does not clear raises
+    RangeNotLearnedError (the single process does so for a non-nullable column; for a
+    nullable one it guesses a range from the noisy counts, `best_window_range`), and the
+    ledger note of a clipped mass (`clipped_mass_clears`, a note, no event).
+    (DPHMM's entity ranges, `EntityRangeHistogram`, stand for public bounds instead: their
+    value histogram is `ValueHistogram(bounds=(r.lo, r.hi))`, with no zoom.)"""
+    label = label or column.name
+    integer = column.kind == "integer"
+    dp_range = RangeHistogram(column=column).dp_range(merged_range, plan, ledger, rng, label=label)
+    lo, hi, pad, forced_top, zoomed = _value_range(column, dp_range, plan, ledger, n_rows_dp=n_rows_dp)
+    if zoomed:
+        edges, n_null, noisy, s_bins = _zoomed_looks(column, lo, hi, dp_range, count, plan, ledger, rng, label=label)
+    else:
+        spec = ValueHistogram(column=column, bounds=(lo, hi))
+        raw = count([spec])[0].counts.astype(float)
+        edges, n_null, s_bins = spec.edges, int(raw[-1]), float(plan.sigma_hist)
+        noisy = noisy_histogram(raw, sigma=plan.sigma_hist, sensitivity=plan.k, name=f"histogram:{label}",
+                                ledger=ledger, rng=rng)
+        if ledger.private and integer and len(edges) - 1 == hi - lo + 1:
+            edges, noisy = _integer_values_kept(noisy, edges, lo=lo, hi=hi, pad=pad, forced_top=forced_top,
+                                                dp_range=dp_range, plan=plan)
+    return _post_processed(noisy, edges, n_null=n_null, sigma_bins=s_bins, integer=integer,
+                           plan=plan, ledger=ledger, rng=rng, n_rows_dp=n_rows_dp)
+
+
+def frame_counter(frame: pd.DataFrame, *, entity_key: str | None, k: int, n_blocks: int,
+                  rng: np.random.Generator, first_by: SequenceOrder | None = None) -> Count:
+    """A `count` for `release_numeric` over an in-process frame: one `partials_of_frame`
+    pass per call, merged. The bound draws from `rng` (a DP stream), one pass after another."""
+    return lambda stats: merge_all(partials_of_frame(frame, stats, entity_key=entity_key, k=k, n_blocks=n_blocks,
+                                                     rng=rng, first_by=first_by))
+
+
+def ray_counter(paths: str | Sequence[str], *, entity_key: str | None = None, k: int = 1, **kwargs: Any) -> Count:
+    """A `count` for `release_numeric` over a Parquet/CSV dataset: one `ray_partials` pass per
+    call (the same keyword arguments). Every pass bounds each unit again, from the workers'
+    OS entropy: with k > 1, a unit with more than k rows may keep other rows in another pass.
+    Each pass is bounded (sensitivity k), so the accounting holds; the passes are then not
+    the single process's one bounded table, only distributed as it is. With `first_by`
+    (DPHMM's bound: each entity's first k events) every pass keeps the same rows."""
+    return lambda stats: ray_partials(paths, stats, entity_key=entity_key, k=k, **kwargs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,9 +635,37 @@ class ScoreMoments:
 
 
 # ------------------------------------------------------------------ bound + map
-def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.random.Generator) -> pd.DataFrame:
-    """At most `k` rows per unit, uniformly at random (`rng` is a DP stream). The block
-    must hold ALL rows of each of its units (route by key first).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceOrder:
+    """DPHMM's contribution bound (`sequence.group_events`): an entity keeps its FIRST k
+    events by the sequence index (ticks of `axis`, ties in the rows' order), not a uniform
+    sample. Given to the drivers as `first_by`, every pass keeps the same rows, those DPHMM
+    keeps. Picklable (it travels to Ray tasks)."""
+
+    index: str
+    axis: Any  # synthkit.sequence.TimeAxis (a plain dataclass; imported lazily)
+
+    def ticks(self, block: pd.DataFrame) -> np.ndarray:
+        if self.index not in block.columns:
+            raise ConfigError(f"the sequence index column {self.index!r} is not in the source; set --sequence-index "
+                              "to a column")
+        ticks = self.axis.to_ticks(block[self.index])
+        if np.isnan(ticks).any():  # no count in the message: it is a fact about the rows
+            raise DataValidationError([f"sequence_index {self.index!r} has missing or unreadable values; every "
+                                       "event needs a time"])
+        return ticks
+
+    def first(self, rows: pd.DataFrame, entity_key: str, k: int) -> pd.DataFrame:
+        """Each entity's first k rows by ticks (a stable sort: ties keep the rows' order)."""
+        ordered = rows.iloc[np.argsort(self.ticks(rows), kind="stable")]
+        return ordered[ordered.groupby(entity_key, sort=False).cumcount().to_numpy() < k]
+
+
+def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.random.Generator,
+                first_by: SequenceOrder | None = None) -> pd.DataFrame:
+    """At most `k` rows per unit, uniformly at random (`rng` is a DP stream), or, with
+    `first_by`, each unit's first k rows by its sequence index. The block must hold ALL
+    rows of each of its units (route by key first).
 
     A missing key is refused, as the single-process fit refuses it (synthkit.table): rows
     without a key would be many people bounded as ONE unit of k rows, and adding or
@@ -366,15 +680,17 @@ def bound_block(block: pd.DataFrame, *, entity_key: str | None, k: int, rng: np.
         raise ConfigError(f"the entity key column {entity_key!r} is not in the source; set --entity-key to a column")
     if block[entity_key].isna().any():
         raise DataValidationError([f"entity_key column {entity_key!r} has missing values"])
+    if first_by is not None:
+        return first_by.first(block, entity_key, k)
     shuffled = block.iloc[rng.permutation(len(block))]
     return shuffled[shuffled.groupby(entity_key, sort=False).cumcount().to_numpy() < k]
 
 
 def block_partials(block: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
-                   rng: np.random.Generator) -> list[Partial]:
+                   rng: np.random.Generator, first_by: SequenceOrder | None = None) -> list[Partial]:
     """Bound a block of whole units, then every statistic's partial sum. A failure names
     the statistic and the exception type, never the message (it may quote a cell)."""
-    bounded = bound_block(block, entity_key=entity_key, k=k, rng=rng)
+    bounded = bound_block(block, entity_key=entity_key, k=k, rng=rng, first_by=first_by)
     out = []
     for stat in stats:
         try:
@@ -393,7 +709,8 @@ def _describe(stat: Statistic) -> str:
 
 
 def partials_of_frame(frame: pd.DataFrame, stats: Sequence[Statistic], *, entity_key: str | None, k: int,
-                      n_blocks: int, rng: np.random.Generator) -> list[list[Partial]]:
+                      n_blocks: int, rng: np.random.Generator,
+                      first_by: SequenceOrder | None = None) -> list[list[Partial]]:
     """The engine-neutral map: route rows to `n_blocks` blocks by unit key (the rows
     themselves when there is no key), then bound and take the partial sums of each."""
     if n_blocks < 1:
@@ -403,12 +720,13 @@ def partials_of_frame(frame: pd.DataFrame, stats: Sequence[Statistic], *, entity
     else:
         which = np.arange(len(frame)) % n_blocks
     rngs = substreams(rng, n_blocks)  # one bounding stream per block
-    return [block_partials(frame[which == b], stats, entity_key=entity_key, k=k, rng=r)
+    return [block_partials(frame[which == b], stats, entity_key=entity_key, k=k, rng=r, first_by=first_by)
             for b, r in zip(range(n_blocks), rngs)]
 
 
 # ------------------------------------------------------------------ Ray Data driver
-def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str | None, k: int) -> dict[str, Any]:
+def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str | None, k: int,
+             first_by: SequenceOrder | None = None) -> dict[str, Any]:
     """The function each Ray task runs on one whole block: bound, partial sums, and one
     output row carrying them. The bound's subsample draws from OS entropy in the worker
     (synthkit.noise: a DP stream, never seeded by the user).
@@ -417,7 +735,9 @@ def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str
     its largest unit can have rows in another block too (Ray Data slices a sorted
     partition into blocks of ~128 MiB). Those two units are left out of the block's sums:
     the block sends each one's row count and a uniform sample of at most k of its rows, and
-    the driver bounds and adds every such unit once (`merge_boundary_units`)."""
+    the driver bounds and adds every such unit once (`merge_boundary_units`). With
+    `first_by`, the sample is the unit's first k rows in the block by sequence index, and
+    the driver keeps the first k of their union: the unit's first k rows."""
     from synthkit.noise import private_seed_sequence
 
     rng = np.random.default_rng(private_seed_sequence())
@@ -429,22 +749,32 @@ def _ray_map(batch: pd.DataFrame, *, stats: Sequence[Statistic], entity_key: str
         ends = {keys.min(), keys.max()}
         at_edge = keys.isin(ends).to_numpy()
         for key, rows in batch[at_edge].groupby(entity_key, sort=False):
-            take = rng.permutation(len(rows))[:k]
-            edge[key] = (len(rows), rows.iloc[take])  # by value, as bound_block tells units apart
+            kept = (first_by.first(rows, entity_key, k) if first_by is not None
+                    else rows.iloc[rng.permutation(len(rows))[:k]])
+            edge[key] = (len(rows), kept)  # by value, as bound_block tells units apart
         batch = batch[~at_edge]
-    partials = block_partials(batch, stats, entity_key=entity_key, k=k, rng=rng)
+    partials = block_partials(batch, stats, entity_key=entity_key, k=k, rng=rng, first_by=first_by)
     return {"partials": np.array([pickle.dumps((partials, edge))], dtype=object)}
 
 
 def merge_boundary_units(pieces: dict[Any, list[tuple[int, pd.DataFrame]]], *, k: int,
-                         rng: np.random.Generator) -> pd.DataFrame:
+                         rng: np.random.Generator, first_by: SequenceOrder | None = None,
+                         entity_key: str | None = None) -> pd.DataFrame:
     """One uniform sample of at most k rows per unit from its pieces in several blocks.
 
     Each piece is (its row count n_i, a uniform sample of min(k, n_i) of its rows). How many
     of the unit's k kept rows come from each piece is multivariate hypergeometric in the
     n_i; taking that many from each piece's own uniform sample makes the union a uniform
-    sample of min(k, Σ n_i) of the unit's rows: the single-process bound, applied once."""
+    sample of min(k, Σ n_i) of the unit's rows: the single-process bound, applied once.
+    With `first_by` each piece holds its first k rows by sequence index, so the first k of
+    their union are the unit's first k (ties across pieces in the pieces' order)."""
     out = []
+    if first_by is not None:
+        if entity_key is None:
+            raise ConfigError("a bound by sequence index needs the entity key; set --entity-key")
+        for parts in pieces.values():
+            out.append(first_by.first(pd.concat([rows for _, rows in parts], ignore_index=True), entity_key, k))
+        return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
     for parts in pieces.values():
         sizes = np.array([n for n, _ in parts], dtype=np.int64)
         take = rng.multivariate_hypergeometric(sizes, min(k, int(sizes.sum())))
@@ -453,7 +783,7 @@ def merge_boundary_units(pieces: dict[Any, list[tuple[int, pd.DataFrame]]], *, k
 
 
 def merge_mapped(blobs: Iterable[bytes], stats: Sequence[Statistic], *, entity_key: str | None,
-                 k: int) -> list[Partial]:
+                 k: int, first_by: SequenceOrder | None = None) -> list[Partial]:
     """The driver's reduce over `_ray_map`'s outputs, as they stream in: the blocks' partial
     sums merged, then every unit seen at a block's edge bounded once over all its blocks
     and added (memory: one merged partial per statistic plus ≤ k rows per edge unit)."""
@@ -469,14 +799,14 @@ def merge_mapped(blobs: Iterable[bytes], stats: Sequence[Statistic], *, entity_k
     if pieces:
         from synthkit.noise import private_seed_sequence
         rng = np.random.default_rng(private_seed_sequence())
-        rows = merge_boundary_units(pieces, k=k, rng=rng)
-        edge_sums = block_partials(rows, stats, entity_key=entity_key, k=k, rng=rng)
+        rows = merge_boundary_units(pieces, k=k, rng=rng, first_by=first_by, entity_key=entity_key)
+        edge_sums = block_partials(rows, stats, entity_key=entity_key, k=k, rng=rng, first_by=first_by)
         merged = [merge(a, b) for a, b in zip(merged, edge_sums, strict=True)]
     return merged
 
 
 def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: Sequence[Statistic], *,
-                         entity_key: str | None, k: int) -> bytes:
+                         entity_key: str | None, k: int, first_by: SequenceOrder | None = None) -> bytes:
     """One Ray task of `ray_block_partials`: read a block of WHOLE units, bound it, partial
     sums. A synthkit error (value-free by rule: a redacted source, a column name) passes;
     any other exception is replaced here, in the worker, so its message (which may quote a
@@ -485,7 +815,7 @@ def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: 
     try:
         block = reader()
         rng = np.random.default_rng(private_seed_sequence())
-        return pickle.dumps(block_partials(block, stats, entity_key=entity_key, k=k, rng=rng))
+        return pickle.dumps(block_partials(block, stats, entity_key=entity_key, k=k, rng=rng, first_by=first_by))
     except SynthkitError:
         raise
     except Exception as err:  # noqa: BLE001 - any driver or library error may carry a value
@@ -495,7 +825,7 @@ def _read_block_partials(index: int, reader: Callable[[], pd.DataFrame], stats: 
 
 def ray_block_partials(readers: Sequence[Callable[[], pd.DataFrame]], stats: Sequence[Statistic], *,
                        entity_key: str | None = None, k: int = 1, address: str | None = None,
-                       num_cpus: int = LOCAL_NUM_CPUS) -> list[Partial]:
+                       num_cpus: int = LOCAL_NUM_CPUS, first_by: SequenceOrder | None = None) -> list[Partial]:
     """The partial sums of blocks that each hold WHOLE units, one Ray task per block, merged
     on the driver as they finish. A block comes from a picklable `reader` that the task
     calls, e.g. `functools.partial(connectors.sql.read_range, loc, ranges, i, table=...)`:
@@ -518,16 +848,17 @@ def ray_block_partials(readers: Sequence[Callable[[], pd.DataFrame]], stats: Seq
     ray = import_ray()
     started = init_ray(address=address, num_cpus=num_cpus)
     try:
-        return _gather_blocks(ray, readers, stats, entity_key=entity_key, k=k)
+        return _gather_blocks(ray, readers, stats, entity_key=entity_key, k=k, first_by=first_by)
     finally:
         if started:  # a Ray session found running is left running (as generate does)
             ray.shutdown()
 
 
 def _gather_blocks(ray: Any, readers: Sequence[Callable[[], pd.DataFrame]], stats: Sequence[Statistic], *,
-                   entity_key: str | None, k: int) -> list[Partial]:
+                   entity_key: str | None, k: int, first_by: SequenceOrder | None = None) -> list[Partial]:
     task = ray.remote(num_cpus=1, max_retries=1)(_read_block_partials)
-    pending = [task.remote(i, reader, list(stats), entity_key=entity_key, k=k) for i, reader in enumerate(readers)]
+    pending = [task.remote(i, reader, list(stats), entity_key=entity_key, k=k, first_by=first_by)
+               for i, reader in enumerate(readers)]
     merged: list[Partial] | None = None
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
@@ -609,7 +940,8 @@ def read_source(paths: str | Sequence[str], *, fmt: str = "parquet") -> Any:
 
 def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, entity_key: str | None = None,
                  k: int = 1, fmt: str = "parquet", partitions: int | None = None,
-                 address: str | None = None, num_cpus: int = LOCAL_NUM_CPUS, columns: Iterable[str] | None = None) -> list[Partial]:
+                 address: str | None = None, num_cpus: int = LOCAL_NUM_CPUS, columns: Iterable[str] | None = None,
+                 first_by: SequenceOrder | None = None) -> list[Partial]:
     """Read the source with Ray Data, map every block to its partial sums, and merge them on
     the driver as they stream in (memory on the driver: one merged partial per statistic).
 
@@ -622,7 +954,10 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     blocks (ranges) first. The sort runs on Ray tasks; the hash shuffle
     (`repartition(keys=...)`) gives the same routing but runs on actors, which crashed on
     teardown (SIGSEGV in Ray's metrics thread) on this 2-core machine. Without a key, the
-    row is the unit, nothing needs routing, and blocks stream through in any batch size."""
+    row is the unit, nothing needs routing, and blocks stream through in any batch size.
+    `first_by` (with a key): DPHMM's bound, each entity's first k rows by sequence index."""
+    if first_by is not None and entity_key is None:
+        raise ConfigError("a bound by sequence index needs the entity key; set --entity-key")
     if k < 1:
         raise ConfigError(f"max rows per entity must be at least 1, got {k}; use --max-rows-per-entity 1 or more")
     if entity_key is None and k != 1:
@@ -631,8 +966,11 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
 
     ds = read_source(paths, fmt=fmt)
     if columns is not None:
-        ds = ds.select_columns(list(columns))
-    fn_kwargs = {"stats": list(stats), "entity_key": entity_key, "k": k}
+        columns = list(columns)
+        if first_by is not None and first_by.index not in columns:
+            columns.append(first_by.index)  # the bound reads it
+        ds = ds.select_columns(columns)
+    fn_kwargs = {"stats": list(stats), "entity_key": entity_key, "k": k, "first_by": first_by}
     if entity_key is not None:
         if partitions:
             ds = ds.repartition(partitions)  # how many sorted ranges (blocks) the sort below makes
@@ -640,4 +978,4 @@ def ray_partials(paths: str | Sequence[str], stats: Sequence[Statistic], *, enti
     else:
         ds = ds.map_batches(_ray_map, batch_format="pandas", fn_kwargs=fn_kwargs)
     blobs = (blob for batch in ds.iter_batches(batch_size=None, batch_format="pandas") for blob in batch["partials"])
-    return merge_mapped(blobs, stats, entity_key=entity_key, k=k)
+    return merge_mapped(blobs, stats, entity_key=entity_key, k=k, first_by=first_by)

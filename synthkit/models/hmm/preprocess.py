@@ -77,7 +77,11 @@ FALLBACK_MAX_LENGTH = 20
 # totadm (91% zeros, to 8) [0, 1], mdvis [0, 11] (real to 77) and the 18 plan codes [6, 22]
 # (codes 1-5, 11% of the people, piled on 6): an entity-level tail of 20-80 people per
 # half-octave bin against σ 36 (the Bonferroni threshold 4.5σ ≈ 160). At σ/2 the tail
-# windows of `geometric_range` clear (bench_hmm_quality.py --panels randhie).
+# windows of `geometric_range` clear (bench_hmm_quality.py --panels randhie, 3 fits each with
+# the clock fix of trends.py, mean:
+# event shapes 0.967 -> 0.978, plan 0.925 -> 0.977, notmdvis 0.967 -> 0.981, mdvis 12 -> 16-23
+# values; lag-1 MAD 0.068 -> 0.082, within its spread of 0.05-0.10 per fit; DP-SGD's noise
+# multiplier 4.53 -> 5.06 pays for it; COUNT/rwm5yr shapes 0.943 -> 0.940, lag-1 0.047 -> 0.052).
 RANGE_WEIGHT = 4.0
 # whether the gaps' DP range gets RANGE_WEIGHT too (see above: it does not)
 GAP_RANGE_WEIGHTED = False

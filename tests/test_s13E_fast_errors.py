@@ -2,7 +2,7 @@
 are imported (state, not timing: which modules `sys.modules` holds when the command exits).
 
 NEGATIVE CONTROL: on 1d3f1f8 (before this change) `test_error_path_imports_nothing_heavy`
-fails for all five cases (typer converted every value through pydantic, synthkit.ledger
+fails for all six cases (typer converted every value through pydantic, synthkit.ledger
 imported numpy, the model check imported synthkit.manifest). The two equivalence tests hold
 the standard-library shortcuts equal to what they stand in for; they skip on 1d3f1f8,
 which has no shortcut.
@@ -38,6 +38,7 @@ CASES = {
     "misspelled model": ["fit", "x.csv", "--epsilon", "1", "--model", "dpctgam", "--out", "m"],
     "unknown option": ["fit", "x.csv", "--epsilon", "1", "--bogus"],
     "entity key not a column": ["fit", "x.csv", "--epsilon", "1", "--entity-key", "nope", "--out", "m"],
+    "generate: not a bundle": ["generate", "nob", "--rows", "10", "--out", "m"],
 }
 MESSAGES = {
     "missing data file": "'missing.csv': no such file; check the path given as DATA (the first argument)",
@@ -46,6 +47,7 @@ MESSAGES = {
                         "['dpctgan', 'dphmm', 'dptvae'] with --model",
     "unknown option": "No such option: --bogus",
     "entity key not a column": "--entity-key 'nope' is not a column of 'x.csv'",
+    "generate: not a bundle": "'nob' is not a synthkit model bundle (no manifest.json)",
 }
 
 
@@ -136,3 +138,21 @@ def test_fast_conversion_equals_typers() -> None:
             if is_list:
                 assert [type(x) for x in got] == [type(x) for x in expected]
     assert fast_seen > 500  # the shortcut is taken for the ordinary values
+
+
+def test_missing_manifest_line_equals_read_manifests(tmp_path: Path) -> None:
+    """cli._read_manifest refuses a folder without manifest.json in read_manifest's words."""
+    import synthkit.cli as cli
+    if not hasattr(cli, "_read_manifest"):
+        pytest.skip("code before the shortcut")
+    from synthkit.errors import ArtifactError
+    from synthkit.manifest import read_manifest
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    for given in (tmp_path / "nope", tmp_path / "empty", tmp_path / "file", str(tmp_path / "a\nb"),
+                  str(tmp_path / "/".join(["x" * 50] * 8)), "relative/bundle"):
+        with pytest.raises(ArtifactError) as slow:
+            read_manifest(given)
+        with pytest.raises(ArtifactError) as fast:
+            cli._read_manifest(given)
+        assert str(fast.value) == str(slow.value)

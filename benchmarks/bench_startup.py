@@ -8,7 +8,9 @@ Each case runs the CLI in a fresh subprocess (what a user's shell does, with `-X
 and times it from start to exit; the median of `--runs` runs is reported with the range,
 the child's CPU time (user + system: what a loaded machine cannot inflate much), the exit
 code, whether the process imported torch and which of pandas, polars and pyarrow it imported
-(a column-name error on a CSV needs none of them: connectors.csvhead), and scipy (what the
+(a column-name error on a CSV needs none of them: connectors.csvhead), numpy and pydantic
+(typer converts values through pydantic unless synthkit.cli's standard-library conversion
+does), and scipy (what the
 bundle manifest's full validation loads through synthkit.transforms). `--bundle DIR` (a
 table bundle) adds generate's --out errors (exists, .xlsx, /proc/nope) and evaluate
 --target nope. `--source DIR` puts
@@ -71,6 +73,7 @@ def cases(tmp: Path, bundle: Path | None = None) -> dict[str, list[str]]:
         "fit --epsilon 0": fit + ["--epsilon", "0"],
         "fit --delta 2": fit + ["--epsilon", "1", "--delta", "2"],
         "fit --model misspelled": fit + ["--epsilon", "1", "--model", "dpctgn"],
+        "fit unknown option": fit + ["--epsilon", "1", "--bogus"],
         "fit --entity-key unknown": fit + ["--epsilon", "1", "--entity-key", "nope"],
         "fit --target unknown": fit + ["--epsilon", "1", "--target", "nope"],
         "fit --target unknown (100k rows, latin-1)": ["fit", str(wide), "--encoding", "latin-1", "--out",
@@ -120,7 +123,7 @@ def bundle_cases(tmp: Path, bundle: Path, data: str) -> dict[str, list[str]]:
     }
 
 
-HEAVY = ("pandas", "polars", "pyarrow", "scipy")
+HEAVY = ("numpy", "pandas", "polars", "pyarrow", "pydantic", "scipy")
 
 
 def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str, bool, list[str]]:

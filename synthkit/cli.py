@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -102,6 +104,32 @@ def schema_check(path: Annotated[Path, typer.Argument(help="schema.yaml or .json
 
 
 # ------------------------------------------------------------------ fit
+# The model names of synthkit.manifest.MODEL_NAMES, and option values every model accepts
+# (fit's defaults), known here so that the usual command line is checked without pydantic
+# and synthkit.manifest (0.3 s of CPU, issue 17); tests/test_s13E_fast_errors.py holds both
+# equal to the manifest's.
+_MODEL_CHOICES = ("dptvae", "dpctgan", "dphmm")
+_ALWAYS_ALLOWED = {"max_rows_per_entity": 1, "device": "auto"}
+
+
+def _check_model_options(model: str, options: dict[str, tuple[str, Any]], *, command: str) -> None:
+    """`check_model_options` for the common case without its imports: an unknown --model
+    is refused here with the same line; the option values are left to it (pydantic, the
+    manifest's bounds) only when one is given other than a default every model accepts."""
+    if model not in _MODEL_CHOICES:
+        import difflib
+
+        from synthkit.errors import ConfigError
+        close = difflib.get_close_matches(str(model).lower(), list(_MODEL_CHOICES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model {model!r}{hint}; choose one of {sorted(_MODEL_CHOICES)} with --model")
+    given = {name: (option, value) for name, (option, value) in options.items()
+             if value is not None and not (name in _ALWAYS_ALLOWED and value == _ALWAYS_ALLOWED[name]
+                                           and type(value) is type(_ALWAYS_ALLOWED[name]))}
+    if given:
+        check_model_options(model, given, command=command)
+
+
 MULTI_TABLE_KINDS = ("fhir", "camt053", "banktx")  # sources with an entity table and event tables
 
 def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon: float | None, delta: float,
@@ -138,7 +166,7 @@ def fit_model(*, data: str | Path, schema_path: Path | None, model: str, epsilon
     _check_source_exists(data, "DATA (the first argument)")
     if context is not None:
         _check_source_exists(context, "--context")
-    check_model_options(model, {"epochs": ("--epochs", epochs), "batch_size": ("--batch-size", batch_size),
+    _check_model_options(model, {"epochs": ("--epochs", epochs), "batch_size": ("--batch-size", batch_size),
                                 "max_rows_per_entity": ("--max-rows-per-entity", max_rows_per_entity),
                                 "device": ("--device", device), "n_states": ("--states", n_states),
                                 "max_length": ("--max-length", max_length), "max_gap": ("--max-gap", max_gap),
@@ -461,7 +489,7 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
     refusal stays the only line; while the model loads and the first chunk is generated, a
     line comes every interval (none sooner: synthkit.progress.waiting)."""
     from synthkit.errors import ConfigError
-    from synthkit.manifest import read_manifest as read_manifest_only
+    read_manifest_only = _read_manifest
     from synthkit.progress import announced, waiting
     check_seed(seed, "--seed")
     for option, value in (("--rows", rows), ("--entities", entities)):
@@ -550,16 +578,30 @@ def generate_data(*, model_dir: Path, rows: int | None = None, out: str | Path, 
         return connectors.write_chunks(chunks, out, overwrite=overwrite, table=table)
 
 
+def _read_manifest(model_dir: str | Path) -> tuple[dict[str, Any], str]:
+    """`synthkit.manifest.read_manifest`, after the one check that needs neither pydantic nor
+    the manifest's models (0.3-0.5 s of CPU, issue 17): a folder without manifest.json is
+    refused with read_manifest's own line (tests/test_s13E_fast_errors.py compares them)."""
+    from synthkit.errors import ArtifactError
+    if not (Path(model_dir) / "manifest.json").is_file():
+        where = "".join(ch if ch.isprintable() else "?" for ch in str(model_dir))  # as manifest._where
+        where = where if len(where) <= 300 else where[:297] + "..."
+        raise ArtifactError(f"{where!r} is not a synthkit model bundle (no manifest.json); give the folder that "
+                            "`synthkit fit --out` wrote")
+    from synthkit.manifest import read_manifest
+    return read_manifest(model_dir)
+
+
 def _is_sequence_bundle(model_dir: Path) -> bool | None:
     """Whether the bundle's manifest.json, read as plain JSON (not yet validated), holds a
     sequence model; None when it cannot be read as a JSON object."""
     import json
 
-    from synthkit.manifest import MAX_MANIFEST_BYTES
     path = Path(model_dir) / "manifest.json"
     try:
         if not path.is_file() or path.is_symlink():  # a FIFO would block, /dev/zero never end (review R3)
             return None
+        from synthkit.manifest import MAX_MANIFEST_BYTES  # pydantic: only for a folder that has a manifest
         with path.open("rb") as handle:
             raw = handle.read(MAX_MANIFEST_BYTES + 1)
         if len(raw) > MAX_MANIFEST_BYTES:
@@ -697,7 +739,7 @@ def generate_sharded_data(*, model_dir: Path, rows: int | None, out: str, seed: 
     writes its events/ and context/ part files. Every check runs before torch or Ray is
     imported (synthkit.distributed.generate, imported last)."""
     from synthkit.errors import ConfigError, SourceError
-    from synthkit.manifest import read_manifest as read_manifest_only
+    read_manifest_only = _read_manifest
     from synthkit.progress import announced
     check_seed(seed, "--seed")
     if table is not None:
@@ -781,7 +823,7 @@ def generate(
 
 # ------------------------------------------------------------------ inspect
 def inspect_bundle(model_dir: Path) -> dict[str, Any]:
-    from synthkit.manifest import read_manifest as read_manifest_only
+    read_manifest_only = _read_manifest
     read_manifest_only(model_dir)  # not a bundle: refused before torch loads (the full check below)
     from synthkit.bundle import read_manifest
     from synthkit.manifest import target_problems
@@ -1030,6 +1072,99 @@ def _plain_metavars(command: Any) -> None:
         _plain_metavars(sub)
 
 
+# ------------------------------------------------------------------ coercion without pydantic
+# typer (>= 0.27) turns every command-line value into its Python type through a pydantic
+# TypeAdapter, built on first use: importing pydantic and building ~10 adapters costs
+# 0.2-0.4 s of CPU before a command can refuse its first bad argument (issue 17). The
+# values synthkit's commands take are plain (str, int, float, Path, bool, lists of them),
+# so they are converted here with the standard library when the conversion is
+# unambiguous: digits for an int (inside its range), a decimal for a float, any text for
+# a str, a path as typer makes it. Anything else (a value typer would refuse, a range
+# violated, a kind not listed) goes to typer's own pydantic conversion, so every value
+# typer accepts converts to the same object and every refusal keeps typer's message.
+_FAST_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})\Z")
+_FAST_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?(?:[eE][+-]?[0-9]{1,2})?\Z")
+_NOT_FAST = object()
+
+
+def _fast_leaf(annotation: Any, info: Any, value: Any) -> Any:
+    """The value typer's pydantic adapter would return, or _NOT_FAST where unsure."""
+    if info.parser is not None or getattr(info, "clamp", False):
+        return _NOT_FAST
+    if annotation is str:
+        return value if type(value) is str else _NOT_FAST
+    if annotation is bool:
+        return value if type(value) is bool else _NOT_FAST
+    if annotation is int or annotation is float:
+        if type(value) is annotation:
+            number = value
+        elif annotation is float and type(value) is int and abs(value) < 2**53:  # a default written as 0
+            number = float(value)
+        elif type(value) is str and (_FAST_INT if annotation is int else _FAST_FLOAT).match(value):
+            number = annotation(value)
+        else:
+            return _NOT_FAST
+        if annotation is float and not math.isfinite(number):
+            return _NOT_FAST
+        if (info.min is not None and not number >= info.min) or (info.max is not None and not number <= info.max):
+            return _NOT_FAST  # out of range: typer says so, in its words
+        return number
+    if annotation is Path and not (info.exists or info.resolve_path or info.allow_dash or info.writable
+                                   or info.path_type is not None or not info.file_okay or not info.dir_okay):
+        if type(value) is not str or not value or "\x00" in value:
+            return _NOT_FAST
+        try:  # typer refuses an existing path that cannot be read (`readable`, its default)
+            if os.path.lexists(value) and info.readable and not os.access(value, os.R_OK):
+                return _NOT_FAST
+        except (OSError, ValueError):
+            return _NOT_FAST
+        return Path(value)
+    return _NOT_FAST
+
+
+def _install_fast_coercion() -> None:
+    """Give typer's parameters the standard-library conversion above; typer's own (pydantic)
+    stays the fallback. A typer without this layout (older: click types) is left as it is."""
+    try:
+        from dataclasses import dataclass
+        from typing import get_args, get_origin
+
+        from typer import core as typer_core
+        from typer._coercion import RuntimeParam
+    except ImportError:  # pragma: no cover - typer before 0.27 converts with click, no pydantic
+        return
+    typer_build = getattr(typer_core, "build_runtime_param", None)
+    if typer_build is None or getattr(typer_build, "synthkit_fast", False):
+        return
+
+    @dataclass(frozen=True)
+    class _FastParam(RuntimeParam):  # type: ignore[misc]
+        descriptor: Any = None
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            info = self.parameter_info
+            if get_origin(self.annotation) is list:
+                (item_type,) = get_args(self.annotation) or (None,)
+                items = list(value) if isinstance(value, (list, tuple)) else [value]
+                done = [_fast_leaf(item_type, info, item) for item in items]
+                if all(item is not _NOT_FAST for item in done):
+                    return done
+            else:
+                done = _fast_leaf(self.annotation, info, value)
+                if done is not _NOT_FAST:
+                    return done
+            return typer_build(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    def build(descriptor: Any) -> Any:
+        if descriptor.file_annotation is not None:
+            return typer_build(descriptor)
+        return _FastParam(annotation=descriptor.annotation, parameter_info=descriptor.parameter_info,
+                          descriptor=descriptor)
+
+    build.synthkit_fast = True  # type: ignore[attr-defined]
+    typer_core.build_runtime_param = build
+
+
 def _run_app(argv: list[str]) -> int:
     """Run the app; a usage error (unknown option, value out of range) is ONE line naming
     the option and where the help is, as every other synthkit error, not click's box."""
@@ -1040,6 +1175,7 @@ def _run_app(argv: list[str]) -> int:
     except ImportError:  # pragma: no cover - older typer on click
         from click import exceptions as click_errors
 
+    _install_fast_coercion()
     try:
         command = typer.main.get_command(app)
         _plain_metavars(command)

@@ -18,13 +18,17 @@ import math
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Iterable, Union
 
 from synthkit._typing import PrivacyUnit
 from synthkit.errors import BudgetExceededError, ConfigError
-from synthkit.noise import SOURCE as NOISE_SOURCE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy (and synthkit.noise, which needs it) is imported where an RDP curve is computed, not
+# here: the CLI builds a PrivacyBudget from --epsilon/--delta to refuse a bad one before
+# numpy, pandas or torch load (issue 17).
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,8 @@ class SampledGaussianEvent:
     kind: str = "sampled_gaussian"
 
     def rdp(self, orders: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         if self.steps == 0:
             return np.zeros_like(orders)
         if self.noise_multiplier == 0:
@@ -123,6 +129,8 @@ class ThresholdEvent:
     kind: str = "threshold"
 
     def rdp(self, orders: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.zeros_like(orders)
 
 
@@ -142,11 +150,15 @@ def _event_rdp(event: DPEvent) -> tuple[float, ...]:
     """RDP curve of one (frozen, hashable) event at ORDERS, cached: a fit charges the same
     DP-SGD event once per epoch, and recomputing the sampled-Gaussian RDP of every past
     epoch at every charge made accounting quadratic in the number of epochs."""
+    import numpy as np
+
     return tuple(float(v) for v in event.rdp(np.asarray(ORDERS, dtype=float)))
 
 
 def compose_epsilon(events: Iterable[DPEvent], delta: float) -> float:
     """(ε at `delta`) of the composition of `events`; +inf if δ is used up by thresholds."""
+    import numpy as np
+
     events = list(events)
     orders = np.asarray(ORDERS, dtype=float)
     rdp = np.zeros_like(orders)
@@ -241,7 +253,7 @@ class PrivacyLedger:
             "unit": self.unit,
             "max_rows_per_unit": self.max_rows_per_unit,
             "accountant": "RDP (Opacus analysis), Balle et al. 2020 conversion; thresholds add to delta",
-            "noise_source": NOISE_SOURCE,
+            "noise_source": _noise_source(),
             "events": rows,
             "notes": list(self.notes),
         }
@@ -280,6 +292,11 @@ def _merge(events: list[DPEvent]) -> list[DPEvent]:
         else:
             out.append(e)
     return out
+
+
+def _noise_source() -> str:
+    from synthkit.noise import SOURCE
+    return SOURCE
 
 
 def calibrate_noise_multiplier(

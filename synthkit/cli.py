@@ -1137,29 +1137,35 @@ def _install_fast_coercion() -> None:
     if typer_build is None or getattr(typer_build, "synthkit_fast", False):
         return
 
-    @dataclass(frozen=True)
-    class _FastParam(RuntimeParam):  # type: ignore[misc]
-        descriptor: Any = None
+    try:  # typer's private layout may change between releases: then its own conversion stays
+        @dataclass(frozen=True)
+        class _FastParam(RuntimeParam):  # type: ignore[misc]
+            descriptor: Any = None
 
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            info = self.parameter_info
-            if get_origin(self.annotation) is list:
-                (item_type,) = get_args(self.annotation) or (None,)
-                items = list(value) if isinstance(value, (list, tuple)) else [value]
-                done = [_fast_leaf(item_type, info, item) for item in items]
-                if all(item is not _NOT_FAST for item in done):
-                    return done
-            else:
-                done = _fast_leaf(self.annotation, info, value)
-                if done is not _NOT_FAST:
-                    return done
-            return typer_build(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                info = self.parameter_info
+                if get_origin(self.annotation) is list:
+                    (item_type,) = get_args(self.annotation) or (None,)
+                    items = list(value) if isinstance(value, (list, tuple)) else [value]
+                    done = [_fast_leaf(item_type, info, item) for item in items]
+                    if all(item is not _NOT_FAST for item in done):
+                        return done
+                else:
+                    done = _fast_leaf(self.annotation, info, value)
+                    if done is not _NOT_FAST:
+                        return done
+                return typer_build(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+    except Exception:  # pragma: no cover - a typer whose RuntimeParam is not a frozen dataclass
+        return
 
     def build(descriptor: Any) -> Any:
-        if descriptor.file_annotation is not None:
+        if getattr(descriptor, "file_annotation", None) is not None:
             return typer_build(descriptor)
-        return _FastParam(annotation=descriptor.annotation, parameter_info=descriptor.parameter_info,
-                          descriptor=descriptor)
+        try:
+            return _FastParam(annotation=descriptor.annotation, parameter_info=descriptor.parameter_info,
+                              descriptor=descriptor)
+        except Exception:  # pragma: no cover - another typer layout: its own conversion
+            return typer_build(descriptor)
 
     build.synthkit_fast = True  # type: ignore[attr-defined]
     typer_core.build_runtime_param = build

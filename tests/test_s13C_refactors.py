@@ -145,13 +145,32 @@ def test_cleared_extent_is_unchanged():
         assert cleared_extent(noisy, sigma=sigma) == old_cleared_extent(noisy, sigma=sigma), trial
 
 
-def _zoom_ctx(*, seed: int, private: bool, sigma: float) -> FitContext:
-    return FitContext(ledger=_Ledger(private=private), plan=SimpleNamespace(sigma_hist=sigma, k=1),
-                      rng=np.random.default_rng(seed), n_rows_dp=1e4)
+def _zoom_ctx(*, seed: int, private: bool, sigma: float, n_rows: int) -> FitContext:
+    # session 13 (task F): the zoom reads the DP row count and its noise std (`outside_mass_clears`);
+    # here the exact row count (values and the 17 nulls), so that the rule keeps every narrowing
+    return FitContext(ledger=_Ledger(private=private), plan=SimpleNamespace(sigma_hist=sigma, k=1, sigma_rows=sigma),
+                      rng=np.random.default_rng(seed), n_rows_dp=float(n_rows))
 
 
 @pytest.mark.parametrize("private", [True, False])
-def test_zoomed_histogram_is_unchanged(private):
+def test_zoomed_histogram_is_unchanged(private, monkeypatch):
+    """Session 13, task F: zoomed_histogram now narrows (the zoom window, the final extent) only
+    where `outside_mass_clears` finds no data outside the bins kept (issue 17, acs12
+    `hrs_work`). Where that rule kept every narrowing (each of its calls returned False), the
+    comparison with the 3e68075 copy still pins C's refactor bit for bit; those calls cover
+    both branches and most of the inputs. Where it refused one (the bell N(1000, 3) at sigma =
+    15: the extent on the zoom's finer bins, without a tail margin, cut its tails, ~5% of the
+    rows), the new edges hold the old ones. The rule itself: tests/test_s13F_zoom_outside_mass.py."""
+    import synthkit.transforms as transforms
+
+    verdicts: list[bool] = []
+    real_rule = transforms.outside_mass_clears
+
+    def spy(*args, **kwargs) -> bool:
+        verdicts.append(real_rule(*args, **kwargs))
+        return verdicts[-1]
+
+    monkeypatch.setattr(transforms, "outside_mass_clears", spy)
     rng = np.random.default_rng(31)
     columns = {  # far from 0: what `zoom_eligible` sends here
         "narrow_band": (rng.normal(1000, 3, 5000), False),
@@ -160,27 +179,34 @@ def test_zoomed_histogram_is_unchanged(private):
         "one_bin_per_value": (rng.integers(50, 61, 3000).astype(float), True),
         "wide_integer": (rng.integers(200, 90000, 4000).astype(float), True),
     }
-    branches = set()
+    branches, pinned, touched = set(), 0, 0
     for name, (values, integer) in columns.items():
         dp_range = geometric_range(values, sigma=2.0, sensitivity=1.0, name="bounds:x", ledger=StubLedger(),
                                    rng=np.random.default_rng(5), what="column 'x'", integer=integer)
         for seed in range(4):
             for sigma in (2.0, 15.0):
                 kw = dict(label="x", integer=integer)
-                new_ctx = _zoom_ctx(seed=seed, private=private, sigma=sigma)
-                old_ctx = _zoom_ctx(seed=seed, private=private, sigma=sigma)
+                new_ctx = _zoom_ctx(seed=seed, private=private, sigma=sigma, n_rows=len(values) + 17)
+                old_ctx = _zoom_ctx(seed=seed, private=private, sigma=sigma, n_rows=len(values) + 17)
+                verdicts.clear()
                 new = zoomed_histogram(values, 17, dp_range.lo, dp_range.hi, dp_range, new_ctx, **kw)
                 old = old_zoomed_histogram(values, 17, dp_range.lo, dp_range.hi, dp_range, old_ctx, **kw)
+                assert [repr(e) for e in new_ctx.ledger.charged] == [repr(e) for e in old_ctx.ledger.charged]
+                if any(verdicts):  # the session-13 rule kept wider edges: not a refactor input
+                    touched += 1
+                    assert new[0][0] <= old[0][0] and new[0][-1] >= old[0][-1], (name, seed, sigma)
+                    continue
+                pinned += 1
                 for x, y in zip(new[:3], old[:3]):
                     assert x.dtype == y.dtype and np.array_equal(x, y), (name, seed, sigma)
                 assert new[3] == old[3], (name, seed, sigma)
-                assert [repr(e) for e in new_ctx.ledger.charged] == [repr(e) for e in old_ctx.ledger.charged]
                 # the generators drew the same numbers: their next draw agrees
                 assert new_ctx.rng.random() == old_ctx.rng.random()
                 full = histogram_edges(dp_range.lo, dp_range.hi, integer=integer)
                 branches.add("averaged" if new[3] == sigma else "zoomed")
                 branches.add("narrowed" if len(new[0]) < len(full) else "kept")
-    assert {"averaged", "zoomed"} <= branches, branches
+    assert {"averaged", "zoomed", "narrowed"} <= branches, branches
+    assert pinned >= 3 * touched, (pinned, touched)
 
 
 # ---------------------------------------------------------------------------- as of 3e68075

@@ -89,6 +89,7 @@ from synthkit.transforms import (
     histogram_edges,
     null_released,
     outer_values_kept,
+    outside_mass_clears,
     padded_range,
     padding_kept,
     zero_bin,
@@ -504,7 +505,7 @@ def _integer_values_kept(noisy: np.ndarray, edges: np.ndarray, *, lo: float, hi:
 
 
 def _zoomed_looks(column: Column, lo: float, hi: float, dp_range: DPRange, count: Count, plan: PreprocessingPlan,
-                  ledger: PrivacyLedger, rng: np.random.Generator, *,
+                  ledger: PrivacyLedger, rng: np.random.Generator, *, n_rows_dp: float,
                   label: str) -> tuple[np.ndarray, int, np.ndarray, float]:
     """`transforms.zoomed_histogram` with its data passes as map-reduce passes (`count`):
     one charge (`charge_two_looks`), the first look on the usual edges, the second on the
@@ -528,9 +529,15 @@ def _zoomed_looks(column: Column, lo: float, hi: float, dp_range: DPRange, count
     edges = histogram_edges(lo, hi, integer=integer)
     raw, first = measure(edges, s1)
     n_null = int(raw[-1])
+    rows = dict(n_rows_dp=n_rows_dp, sigma_rows=float(plan.sigma_rows))
     extent = cleared_extent(first[:-1], sigma=s1)
+    window = None
     if extent is not None and extent[1] - extent[0] + 1 <= ZOOM_NARROW_BINS:
-        a, b = max(extent[0] - 1, 0), min(extent[1] + 1, len(edges) - 2)
+        window = max(extent[0] - 1, 0), min(extent[1] + 1, len(edges) - 2)
+        if outside_mass_clears(first, window, sigma=s1, sigma_null=s1, **rows):
+            window = None
+    if window is not None:
+        a, b = window
         w_lo, w_hi = (edges[a] + 0.5, edges[b + 1] - 0.5) if integer else (edges[a], edges[b + 1])
         edges = histogram_edges(w_lo, w_hi, integer=integer)
         _, second = measure(edges, s2)
@@ -546,6 +553,8 @@ def _zoomed_looks(column: Column, lo: float, hi: float, dp_range: DPRange, count
         margin = math.ceil(tail * (extent[1] - extent[0] + 1))
         extent = (max(extent[0] - margin, 0), min(extent[1] + margin, len(edges) - 2))
         c, d = _narrowed(edges, extent, dp_range, integer=integer)
+        if outside_mass_clears(noisy, (c, d), sigma=s_bins, sigma_null=sigma, **rows):
+            return edges, n_null, noisy, s_bins
         edges = edges[c:d + 2]
         noisy = np.concatenate([noisy[c:d + 1], noisy[-1:]])
     return edges, n_null, noisy, s_bins
@@ -575,7 +584,8 @@ def release_numeric(column: Column, merged_range: HistogramPartial, count: Count
     dp_range = RangeHistogram(column=column).dp_range(merged_range, plan, ledger, rng, label=label)
     lo, hi, pad, forced_top, zoomed = _value_range(column, dp_range, plan, ledger, n_rows_dp=n_rows_dp)
     if zoomed:
-        edges, n_null, noisy, s_bins = _zoomed_looks(column, lo, hi, dp_range, count, plan, ledger, rng, label=label)
+        edges, n_null, noisy, s_bins = _zoomed_looks(column, lo, hi, dp_range, count, plan, ledger, rng,
+                                                      n_rows_dp=n_rows_dp, label=label)
     else:
         spec = ValueHistogram(column=column, bounds=(lo, hi))
         raw = count([spec])[0].counts.astype(float)

@@ -37,6 +37,13 @@ infer`, a separate step whose output the user reviews) may suggest what the data
   to the pattern's finest field (a pattern without %S gives whole minutes) and written
   with it. `schema infer` proposes it from the rows (reviewed); a private fit without a
   schema decides it from noisy counts (synthkit.dp_schema).
+- `format` (continuous, integer): how numbers are written, for columns exported as banks
+  and spreadsheets write them (issue 17, s13): an Excel-style pattern, `'#,##0'`
+  (`1,234`), `'#,##0.00'` (`1,234,567.50`), `'$#,##0.00'` (`$1,234.50`, `-$12.00`), `'0.00'`,
+  `'€#,##0.##'` (at most two decimals). Input cells in these shapes are read whatever the
+  format (each by its own text: `table.number_shapes`); synthetic values are written with
+  it (text). Default: none, numbers written as numbers. `schema infer` proposes it from the
+  rows (reviewed); a private fit without a schema decides it from noisy counts.
 """
 
 from __future__ import annotations
@@ -530,9 +537,16 @@ def _format_problems(c: Column) -> list[str]:
         elif c.time_unit == "day" and _known_timezone(c.timezone) and not _is_utc(str(c.timezone)):
             out.append(f"{where}: time_unit 'day' counts UTC days, which do not fit timezone {c.timezone!r}; "
                        "dates have no time zone: remove timezone (or use 'UTC'), or use time_unit 'second'")
-    if c.format is not None:
+    if c.format is not None and c.kind in ("continuous", "integer"):
+        from synthkit.table import is_number_format  # lazy: table imports this module
+        if not is_number_format(c.format):
+            out.append(f"{where}: format {c.format!r} is not a number pattern; use one such as '#,##0', "
+                       "'#,##0.00' or '$#,##0.00' (a currency symbol $, € or £, '#,##0' for thousands "
+                       "separators or '0' for none, then '.00' for fixed decimals or '.##' for at most that many)")
+    elif c.format is not None:
         if c.kind != "datetime":
-            out.append(f"{where}: format is only allowed on kind 'datetime' (got kind {c.kind!r}); remove it")
+            out.append(f"{where}: format is only allowed on kinds 'datetime', 'continuous' and 'integer' (got kind "
+                       f"{c.kind!r}); remove it")
         elif not _readable_format(c.format):
             out.append(f"{where}: format {c.format!r} cannot write and read back a date; use 'iso', 'excel' or a "
                        "strftime pattern with year, month and day, such as '%d.%m.%Y' or '%m/%d/%Y %H:%M'")
@@ -646,6 +660,10 @@ def infer_schema(
                 # text dates: the format is what makes them readable at all (rows-based, as
                 # the kind itself; a private fit decides both under DP instead)
                 _, date_format, date_only = _detect_date_format(s)
+        if kind in ("continuous", "integer") and (s.dtype == object or pd.api.types.is_string_dtype(s)):
+            # numbers written with thousands separators or a currency symbol: written back so
+            # (rows-based, as the kind; a private fit decides it from noisy counts)
+            date_format = _detect_number_format(s)
         nullable = not (name == entity_key)
         # a 0/1 indicator is written back as the numbers it held, in its dtype (rows-based, as
         # the kind itself; a private fit decides both from noisy counts: synthkit.dp_schema)
@@ -758,6 +776,11 @@ def _same_style(word: str, like: str) -> str:
     return word
 
 
+def _detect_number_format(s: pd.Series) -> str | None:
+    from synthkit.table import detect_number_format  # lazy: table imports this module
+    return detect_number_format(s)
+
+
 def _detect_date_format(s: pd.Series) -> tuple[bool, str | None, bool]:
     from synthkit.table import detect_date_format  # lazy: table imports this module
     return detect_date_format(s)
@@ -836,7 +859,8 @@ def _infer_value_kind(s: pd.Series, non_null: pd.Series, distinct_share: float) 
         lowered = set(values.str.lower().unique()[:10])
         if lowered and lowered <= {"true", "false", "yes", "no", "t", "f", "y", "n"} and len(lowered) <= 2:
             return "boolean"
-        numeric = pd.to_numeric(values, errors="coerce")
+        from synthkit.table import numeric_values  # lazy: table imports this module
+        numeric = numeric_values(values)  # '1,234' and '$1,234.50' too (table.number_shapes)
         if len(values) and numeric.notna().all():
             return "integer" if np.all(np.mod(numeric.to_numpy(dtype=float), 1.0) == 0) and numeric.nunique() > 20 else (
                 "continuous" if numeric.nunique() > 20 else "categorical")

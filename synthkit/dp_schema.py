@@ -16,6 +16,11 @@ released. Per column, one Gaussian release of a histogram and a count:
   18) BY ITS VALUE: '0', '1' (0, 1, 0.0, 1.00, 1e0, ... whatever the dtype or spelling),
   or 'other' (any other number). A cell is in at most one of the date classes, the boolean
   spellings and these (a number is never a date or a boolean word);
+- a number written as banks and spreadsheets write it ('1,234', '$1,234.50': read by its own
+  text, `table.number_shapes`) whose value is not 0 or 1 falls in one NUMBER SHAPE class
+  (currency symbol, thousands groups, decimals 0/2/other) instead of 'other' (issue 17, s13),
+  so it is still in one sub-class; a number column's `format` is decided from them
+  (`decide_number_format`) and its synthetic values are written so;
 - the number of distinct non-null values.
 
 One row moves one class, one sub-class (date, boolean spelling or zero-one) and the
@@ -29,8 +34,11 @@ datetime, integer, continuous, identifier, categorical) wide enough for the nois
   8 noise std and its other numbers are within 2.5 noise std of none (`_is_zero_one`),
   else continuous when the numbers with a fraction clear 2.5 noise std and are at least 10%
   of the numbers (`_has_fractions`), else integer;
-- a name that looks like an identifier and > 50% distinct values, or text with > 90%
-  distinct values: identifier (never learned);
+- a name that looks like an identifier (`schema.looks_like_identifier`: also `caseid`,
+  `caseID`) and > 50% distinct values, or text with > 90% distinct values, or text with such
+  a name and > 25% distinct values (a key repeated over a few rows, `_repeats_like_a_key`):
+  identifier (never learned); other labels with > 20% distinct values are named in one
+  warning line (`high_cardinality`: they mostly come back as '__other__');
 - otherwise categorical; also when the noisy non-null count is too small to tell.
 
 A 0/1 indicator's `true_false` is ['1', '0'] (written as integers; floats with NaN where
@@ -86,8 +94,8 @@ import pandas as pd
 
 from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger
 from synthkit.mechanisms import rho_for_epsilon
-from synthkit.schema import (_IDENTIFIER_NAME, ZERO_ONE_INT, Column, Schema,
-                             is_row_index_name)
+from synthkit.schema import (HIGH_CARDINALITY_SHARE, KEY_SHARE, ZERO_ONE_INT, Column, Schema, is_row_index_name,
+                             looks_like_identifier)
 from synthkit.table import (CURRENCY_SYMBOLS, DATE_SEPARATORS, DEFAULT_DAY_FIRST, TIME_FORMS, date_pattern,
                             date_shapes, number_pattern, number_shapes, numeric_values)
 
@@ -231,9 +239,10 @@ def _cell_text(s: pd.Series) -> pd.Series:
     return text
 
 
-def _counts(s: pd.Series) -> np.ndarray:
+def _counts(s: pd.Series, *, with_shapes: bool = False) -> np.ndarray:
     """One column's class histogram, distinct count and date classes (exact; noised by
-    the caller)."""
+    the caller): N_COUNTS values, or N_ALL with the NUMBER_SHAPE_CLASSES (`with_shapes`, as the
+    inference releases them; shaped cells are never in the zero-one 'other' class)."""
     text = _cell_text(s)
     is_bool = text.str.lower().isin(_BOOL).to_numpy()
     shapes = date_shapes(text)
@@ -250,12 +259,12 @@ def _counts(s: pd.Series) -> np.ndarray:
     maybe = is_num & ~zero & ~one & ~pd.to_numeric(text, errors="coerce").notna().to_numpy()
     if maybe.any():  # written with a currency symbol or thousands groups: counted by shape
         pos = np.flatnonzero(maybe)
-        shapes = number_shapes(text.iloc[pos].reset_index(drop=True))
-        ok = shapes["value"].notna().to_numpy()
+        numbers = number_shapes(text.iloc[pos].reset_index(drop=True))
+        ok = numbers["value"].notna().to_numpy()
         shaped[pos[ok]] = True
-        shapes = shapes[ok]
-        dec = np.where(shapes["decimals"] == 0, "0", np.where(shapes["decimals"] == 2, "2", "other"))
-        keys = (shapes["symbol"] + "|" + np.where(shapes["grouped"], "grouped", "plain") + "|" + dec)
+        numbers = numbers[ok]
+        dec = np.where(numbers["decimals"] == 0, "0", np.where(numbers["decimals"] == 2, "2", "other"))
+        keys = (numbers["symbol"] + "|" + np.where(numbers["grouped"], "grouped", "plain") + "|" + dec)
         for key, count in keys.value_counts().items():
             shape_counts[key] += int(count)
     zero_one = [zero.sum(), one.sum(), (is_num & ~zero & ~one & ~shaped).sum()]
@@ -277,8 +286,8 @@ def _counts(s: pd.Series) -> np.ndarray:
     distinct[is_bool] = text.str.lower().to_numpy(dtype=object)[is_bool]
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
                      pd.unique(distinct).size, *date_counts.values(), *_bool_spellings(text[is_bool], truth=False),
-                     *zero_one, *_bool_spellings(text[is_bool], truth=True), iso_minute, *shape_counts.values()],
-                    dtype=float)
+                     *zero_one, *_bool_spellings(text[is_bool], truth=True), iso_minute,
+                     *(shape_counts.values() if with_shapes else ())], dtype=float)
 
 
 def _value_keys(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -542,7 +551,7 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
         return "boolean"
     if n_date >= MAJORITY * n:
         return "datetime"
-    if _IDENTIFIER_NAME.search(name) and distinct > 0.5:
+    if looks_like_identifier(name) and distinct > 0.5:
         return "identifier"
     if n_whole + n_frac >= MAJORITY * n or _only_numbers(n_bool, n_date, n_whole, n_frac, n_text, sigma):
         if _is_zero_one(noisy, sigma):
@@ -550,7 +559,21 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
         return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
     if distinct > 0.9 and n > 50:
         return "identifier"
-    return _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy) or "categorical"
+    fallback = _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy)
+    if fallback is None and _repeats_like_a_key(name, n, n_distinct, n_text, sigma):
+        return "identifier"
+    return fallback or "categorical"
+
+
+def _repeats_like_a_key(name: str, n: float, n_distinct: float, n_text: float, sigma: float) -> bool:
+    """A text column with a key's NAME (`schema.looks_like_identifier`, public) whose noisy
+    distinct count clears 3 noise std and is over KEY_SHARE of its noisy cells (values that
+    repeat fewer than 4 times each: a case's key over its rows, as DAAG nassCDS `caseid`,
+    9,409 values on 26,217 rows), its text the largest class: an identifier (post-processing).
+    Learned as labels none of its values cleared the DP threshold and it came back as
+    '__other__' only, silently (issue 17, s13)."""
+    return (looks_like_identifier(name) and n_distinct > 3.0 * sigma and n > 0
+            and n_distinct / n > KEY_SHARE and n_text >= 0.5 * n)
 
 
 # issue 17 (third trial): a column whose numbers are the largest class beyond this many noise
@@ -658,7 +681,8 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
         return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
     if top == "text":
         distinct = min(n_distinct / max(n_text, 1.0), 1.0)
-        return "identifier" if _IDENTIFIER_NAME.search(name) and distinct > 0.5 else "categorical"
+        return "identifier" if looks_like_identifier(name) and (
+            distinct > 0.5 or _repeats_like_a_key(name, n_text, n_distinct, n_text, sigma)) else "categorical"
     return top
 
 
@@ -685,7 +709,6 @@ def undecided(noisy: np.ndarray, sigma: float) -> bool:
 # REPEATED_KEY_SIGMAS noise std of n/k for a whole k in 2..REPEATED_KEY_MAX_K
 REPEATED_KEY_SIGMAS = 2.0
 REPEATED_KEY_MAX_K = 10
-_CAMEL_ID = re.compile(r"[a-z0-9](ID|Id)$")
 
 
 def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
@@ -697,7 +720,7 @@ def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
     the 5 noisy classes), and d itself clears 3σ so that the ratio means something. A fit
     without --entity-key then protects each ROW, while a patient's rows together may say more;
     the fit names such a column once (`dp_infer_schema`), never a value."""
-    if not (_IDENTIFIER_NAME.search(name) or _CAMEL_ID.search(name)):
+    if not looks_like_identifier(name):
         return False
     noisy = np.asarray(noisy, dtype=float)
     n = float(np.sum(noisy[: len(CLASSES)]))
@@ -708,6 +731,17 @@ def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
     if not 2 <= k <= REPEATED_KEY_MAX_K:
         return False
     return abs(d - n / k) <= REPEATED_KEY_SIGMAS * sigma * math.sqrt(1.0 + 5.0 / k**2)
+
+
+def high_cardinality(noisy: np.ndarray, sigma: float) -> bool:
+    """Whether a column's noisy distinct count clears 3 noise std and is over
+    HIGH_CARDINALITY_SHARE (1/5) of its noisy cells (post-processing): learned as labels, its
+    values repeat fewer than 5 times each on average, and most of them cannot clear the DP
+    threshold of category discovery (tens of rows at the usual ε)."""
+    noisy = np.asarray(noisy, dtype=float)
+    n = float(np.sum(noisy[: len(CLASSES)]))
+    d = float(noisy[len(CLASSES)])
+    return n > 0 and d > 3.0 * sigma and d / n > HIGH_CARDINALITY_SHARE
 
 
 def decide_index_kind(noisy: np.ndarray) -> str:
@@ -754,6 +788,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     spellings: dict[str, tuple[str, str] | None] = {}
     unclear: list[str] = []  # learned as labels where the noise hid the kind (`undecided`)
     repeated: list[str] = []  # identifier-like columns with about k rows per value (`repeated_key`)
+    many: list[str] = []  # labels whose values repeat fewer than 5 times each (`high_cardinality`)
     # the zero-one classes (issue 18) take their noise after every other count, so for one
     # noise stream the counts that existed before them get the draws they got then (the
     # noise is i.i.d. either way; this keeps decisions reproducible across the change)
@@ -774,7 +809,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     as_labels: list[str] = []  # declared targets whose number kind became labels (`decide_target_kind`)
     as_numbers: list[str] = []  # declared targets learned as numbers
     for i, name in enumerate(decided_cols):
-        noisy = _counts(frame[name]) + noise[i]
+        noisy = _counts(frame[name], with_shapes=True) + noise[i]
         kinds[name] = decide_kind(name, noisy, event.sigma)
         if name in covers:
             was = kinds[name]
@@ -791,6 +826,8 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
             # "learned as labels" (session 10's trial: the warning named a date index); a
             # declared target's kind was decided by its own release (`decide_target_kind`)
             unclear.append(name)
+        elif kinds[name] == "categorical" and name not in covers and high_cardinality(noisy, event.sigma):
+            many.append(name)
         if name == sequence_index and kinds[name] not in ("datetime", "integer", "continuous"):
             kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind
         if kinds[name] == "datetime":
@@ -812,6 +849,13 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
                        "comes back as '__other__' only); declare their kind (and bounds or categories) in a "
                        "schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
                        len(unclear), ", ".join(repr(n) for n in unclear))
+    if many:
+        # one line (issue 17, s13): names only (public), from the counts released above (no new budget)
+        logger.warning("column(s) %s learned as labels, but their values repeat fewer than %d times each on average "
+                       "(from the noisy counts): most will not clear the DP threshold and come back as '__other__'; "
+                       "if one is a code or a key, declare `kind: identifier` in a schema (surrogate keys; `synthkit "
+                       "schema infer`, review, --schema), or pass --entity-key if it names the privacy unit",
+                       ", ".join(repr(n) for n in many), round(1 / HIGH_CARDINALITY_SHARE))
     if as_labels:
         logger.info("declared target(s) %s learned as classes: their %d most frequent values cover over 2/3 of "
                     "their cells (a DP count, event %r); the classes are released under DP, and one too rare for the "

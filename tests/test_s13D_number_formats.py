@@ -92,3 +92,19 @@ def test_fit_and_generate_write_the_input_format(tmp_path: Path) -> None:
     # the values are learned: the synthetic median within a factor 2 of the real one
     real_median = float(numeric_values(frame["balance"]).median())
     assert 0.5 < float(numeric_values(balance).median()) / real_median < 2.0
+
+
+def test_one_row_still_moves_the_release_by_at_most_sqrt_3() -> None:
+    """The number-shape classes are a cell's sub-class INSTEAD of the zero-one 'other' class,
+    so one added or removed row (any spelling: '$0.00' counts as 0, '1,234' in a shape class)
+    moves one class, one sub-class and the distinct count: L2 <= √3, the sensitivity the
+    inference event is sized with."""
+    from synthkit.dp_schema import _counts
+    base = pd.Series(["1,234", "$5.00", "$1,234.50", "0", "1", "12", "yes", "03/15/2020", "2020-01-01", "word",
+                      "$0.00", "$1.00", "1,000,000.5", None, "€3", "-$7.25"] * 3)
+    before = _counts(base, with_shapes=True)
+    moved = [_counts(pd.concat([base, pd.Series([cell])], ignore_index=True), with_shapes=True) - before
+             for cell in ["1,234", "$1,234.50", "$0.00", "$1.00", "£1,000", "9,999.999", "no", "x", "1,000,000.5"]]
+    moved += [_counts(base.drop(index=i), with_shapes=True) - before for i in range(16)]
+    assert max(float(np.sqrt((m ** 2).sum())) for m in moved) <= np.sqrt(3) + 1e-9
+    assert _counts(pd.Series(["1,234"] * 5), with_shapes=True)[2] == 5  # whole numbers, not text

@@ -443,17 +443,26 @@ def fit(
     with _cli_errors(), _progress_bar("fitting") as bar:
         _use_threads(threads)  # before numpy, polars and torch load
         start = time.perf_counter()
-        synth = fit_model(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
-                          no_privacy=no_privacy, epochs=epochs, batch_size=batch_size, entity_key=entity_key,
-                          max_rows_per_entity=max_rows_per_entity, device=device, seed=seed, out=out,
-                          overwrite=overwrite, table=table, query=query, progress=bar,
-                          sequence_index=sequence_index, context=context, context_schema_path=context_schema,
-                          context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
-                          terminal_column=terminal_column, terminal_value=terminal_value, max_gap=max_gap,
-                          holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
-                          targets=tuple(target or ()), read_opts=read_options(header, encoding),
-                          non_decreasing=tuple(non_decreasing or ()), engine=engine, workers=workers,
-                          gpus_per_worker=gpus_per_worker, ray_address=ray_address)
+        try:
+            synth = fit_model(data=data, schema_path=schema, model=model, epsilon=epsilon, delta=delta,
+                              no_privacy=no_privacy, epochs=epochs, batch_size=batch_size, entity_key=entity_key,
+                              max_rows_per_entity=max_rows_per_entity, device=device, seed=seed, out=out,
+                              overwrite=overwrite, table=table, query=query, progress=bar,
+                              sequence_index=sequence_index, context=context, context_schema_path=context_schema,
+                              context_columns=tuple(context_column or ()), max_length=max_length, n_states=states,
+                              terminal_column=terminal_column, terminal_value=terminal_value, max_gap=max_gap,
+                              holdout=holdout, holdout_seed=holdout_seed, context_epochs=context_epochs,
+                              targets=tuple(target or ()), read_opts=read_options(header, encoding),
+                              non_decreasing=tuple(non_decreasing or ()), engine=engine, workers=workers,
+                              gpus_per_worker=gpus_per_worker, ray_address=ray_address)
+        except Exception as err:
+            # a table too small for DP (the fit left no bundle: synthkit.partials): name the input
+            # read (issue 17, s13); dpsgd is loaded once a fit ran, so no torch import on other errors
+            dpsgd = sys.modules.get("synthkit.models.dpsgd")
+            if dpsgd is not None and isinstance(err, dpsgd.TooFewUnitsError):
+                import connectors
+                raise dpsgd.TooFewUnitsError(f"{connectors.describe(data)['location']!r}: {err}") from None
+            raise
         summary = synth.privacy_summary()
         console.print(f"wrote model bundle {out} in {time.perf_counter() - start:.1f}s; {summary['guarantee']}")
 

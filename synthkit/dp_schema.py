@@ -16,6 +16,11 @@ released. Per column, one Gaussian release of a histogram and a count:
   18) BY ITS VALUE: '0', '1' (0, 1, 0.0, 1.00, 1e0, ... whatever the dtype or spelling),
   or 'other' (any other number). A cell is in at most one of the date classes, the boolean
   spellings and these (a number is never a date or a boolean word);
+- a number written as banks and spreadsheets write it ('1,234', '$1,234.50': read by its own
+  text, `table.number_shapes`) whose value is not 0 or 1 falls in one NUMBER SHAPE class
+  (currency symbol, thousands groups, decimals 0/2/other) instead of 'other' (issue 17, s13),
+  so it is still in one sub-class; a number column's `format` is decided from them
+  (`decide_number_format`) and its synthetic values are written so;
 - the number of distinct non-null values.
 
 One row moves one class, one sub-class (date, boolean spelling or zero-one) and the
@@ -29,8 +34,11 @@ datetime, integer, continuous, identifier, categorical) wide enough for the nois
   8 noise std and its other numbers are within 2.5 noise std of none (`_is_zero_one`),
   else continuous when the numbers with a fraction clear 2.5 noise std and are at least 10%
   of the numbers (`_has_fractions`), else integer;
-- a name that looks like an identifier and > 50% distinct values, or text with > 90%
-  distinct values: identifier (never learned);
+- a name that looks like an identifier (`schema.looks_like_identifier`: also `caseid`,
+  `caseID`) and > 50% distinct values, or text with > 90% distinct values, or text with such
+  a name and > 25% distinct values (a key repeated over a few rows, `_repeats_like_a_key`):
+  identifier (never learned); other labels with > 20% distinct values are named in one
+  warning line (`high_cardinality`: they mostly come back as '__other__');
 - otherwise categorical; also when the noisy non-null count is too small to tell.
 
 A 0/1 indicator's `true_false` is ['1', '0'] (written as integers; floats with NaN where
@@ -86,9 +94,10 @@ import pandas as pd
 
 from synthkit.ledger import GaussianEvent, PrivacyBudget, PrivacyLedger
 from synthkit.mechanisms import rho_for_epsilon
-from synthkit.schema import (_IDENTIFIER_NAME, ZERO_ONE_INT, Column, Schema,
-                             is_row_index_name)
-from synthkit.table import DATE_SEPARATORS, DEFAULT_DAY_FIRST, TIME_FORMS, date_pattern, date_shapes
+from synthkit.schema import (HIGH_CARDINALITY_SHARE, KEY_SHARE, ZERO_ONE_INT, Column, Schema, is_row_index_name,
+                             looks_like_identifier)
+from synthkit.table import (CURRENCY_SYMBOLS, DATE_SEPARATORS, DEFAULT_DAY_FIRST, TIME_FORMS, date_pattern,
+                            date_shapes, number_pattern, number_shapes, numeric_values)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +130,25 @@ ISO_MINUTE = TRUE_START + len(BOOL_CLASSES)
 # here instead of in `iso_time` (one date sub-class per cell still), so such a column is
 # written back with minutes, not as `2019-12-08T23:09:16` (issue 17)
 N_COUNTS = ISO_MINUTE + 1
+# after those (issue 17, s13): number cells written as banks and spreadsheets write them
+# ('1,234', '$1,234.50': `table.number_shapes`) whose value is not 0 or 1 count in one of
+# these classes INSTEAD of the zero-one class 'other' (one sub-class per cell still), by
+# their shape: currency symbol, thousands groups, decimals (0, 2, any other). A column's
+# number `format` is decided from them (`decide_number_format`); `_zero_one` adds back
+# those that clear the noise to 'other'. N_COUNTS stays the length without them (callers
+# that build shorter vectors are unchanged); N_ALL is the full length.
+NUMBER_SHAPE_START = N_COUNTS
+NUMBER_SHAPES: tuple[tuple[str, bool], ...] = tuple(
+    (sym, grouped) for sym in ("",) + CURRENCY_SYMBOLS for grouped in (True, False) if sym or grouped)
+NUMBER_DECIMALS: tuple[str, ...] = ("0", "2", "other")
+NUMBER_SHAPE_CLASSES: tuple[str, ...] = tuple(
+    f"{sym}|{'grouped' if grouped else 'plain'}|{dec}" for sym, grouped in NUMBER_SHAPES for dec in NUMBER_DECIMALS)
+N_ALL = NUMBER_SHAPE_START + len(NUMBER_SHAPE_CLASSES)
+# a shape class counts (toward a column's format, and back into 'other') only when it clears
+# this many noise std: 21 classes of pure noise on a plain column pass all together about 7
+# times in 10,000
+NUMBER_SHAPE_SIGMAS = 4.0
+NUMBER_GROUP_SIGMAS = 2.5
 # a boolean (by its words or as a 0/1 indicator) needs BOTH truth values beyond this many
 # noise std (`_both_truths`): f/m is not a t/f column, 1/2/3 is not a 0/1 column
 BOTH_TRUTHS = 2.5
@@ -211,21 +239,35 @@ def _cell_text(s: pd.Series) -> pd.Series:
     return text
 
 
-def _counts(s: pd.Series) -> np.ndarray:
+def _counts(s: pd.Series, *, with_shapes: bool = False) -> np.ndarray:
     """One column's class histogram, distinct count and date classes (exact; noised by
-    the caller)."""
+    the caller): N_COUNTS values, or N_ALL with the NUMBER_SHAPE_CLASSES (`with_shapes`, as the
+    inference releases them; shaped cells are never in the zero-one 'other' class)."""
     text = _cell_text(s)
     is_bool = text.str.lower().isin(_BOOL).to_numpy()
     shapes = date_shapes(text)
     is_iso = text.str.match(_ISO_DATE).to_numpy(dtype=bool) & ~is_bool
     is_shaped = shapes["evidence"].notna().to_numpy() & ~is_bool & ~is_iso
     is_date = is_iso | is_shaped
-    numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    numeric = numeric_values(text).to_numpy(dtype=float, na_value=np.nan)  # '1,234', '$1.50' too
     is_num = np.isfinite(numeric) & ~is_bool & ~is_date
     is_whole = is_num & (np.mod(np.where(is_num, numeric, 0.5), 1.0) == 0)
     # by value only: a cell's dtype and spelling (1 or 1.0) are facts of the whole column
     zero, one = is_num & (numeric == 0.0), is_num & (numeric == 1.0)
-    zero_one = [zero.sum(), one.sum(), (is_num & ~zero & ~one).sum()]
+    shape_counts = dict.fromkeys(NUMBER_SHAPE_CLASSES, 0)
+    shaped = np.zeros(len(text), dtype=bool)
+    maybe = is_num & ~zero & ~one & ~pd.to_numeric(text, errors="coerce").notna().to_numpy()
+    if maybe.any():  # written with a currency symbol or thousands groups: counted by shape
+        pos = np.flatnonzero(maybe)
+        numbers = number_shapes(text.iloc[pos].reset_index(drop=True))
+        ok = numbers["value"].notna().to_numpy()
+        shaped[pos[ok]] = True
+        numbers = numbers[ok]
+        dec = np.where(numbers["decimals"] == 0, "0", np.where(numbers["decimals"] == 2, "2", "other"))
+        keys = (numbers["symbol"] + "|" + np.where(numbers["grouped"], "grouped", "plain") + "|" + dec)
+        for key, count in keys.value_counts().items():
+            shape_counts[key] += int(count)
+    zero_one = [zero.sum(), one.sum(), (is_num & ~zero & ~one & ~shaped).sum()]
     n_text = len(text) - int(is_bool.sum() + is_date.sum() + is_num.sum())
     date_counts = dict.fromkeys(DATE_CLASSES, 0)
     iso_only = text.str.match(_ISO_DATE_ONLY).to_numpy(dtype=bool)
@@ -244,8 +286,8 @@ def _counts(s: pd.Series) -> np.ndarray:
     distinct[is_bool] = text.str.lower().to_numpy(dtype=object)[is_bool]
     return np.array([is_bool.sum(), is_date.sum(), is_whole.sum(), (is_num & ~is_whole).sum(), n_text,
                      pd.unique(distinct).size, *date_counts.values(), *_bool_spellings(text[is_bool], truth=False),
-                     *zero_one, *_bool_spellings(text[is_bool], truth=True), iso_minute],
-                    dtype=float)
+                     *zero_one, *_bool_spellings(text[is_bool], truth=True), iso_minute,
+                     *(shape_counts.values() if with_shapes else ())], dtype=float)
 
 
 def _value_keys(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -254,7 +296,7 @@ def _value_keys(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     numbers."""
     low = text.str.lower()
     is_bool = low.isin(_BOOL).to_numpy()
-    numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    numeric = numeric_values(text).to_numpy(dtype=float, na_value=np.nan)  # "$1,234" too
     is_num = np.isfinite(numeric) & ~is_bool
     keys = text.to_numpy(dtype=object).copy()
     keys[is_num] = numeric[is_num]
@@ -416,12 +458,49 @@ def _one_pair(noisy: np.ndarray, sigma: float) -> bool:
                 and n_bool - pair <= ZERO_ONE_OTHER * sigma * math.sqrt(3.0))
 
 
-def _zero_one(noisy: np.ndarray) -> dict[str, float]:
+def _zero_one(noisy: np.ndarray, sigma: float | None = None) -> dict[str, float]:
     """The noisy zero-one classes by name (not clipped); all 0 for a shorter vector (the
-    classes and distinct count alone, as `decide_kind` is also called)."""
+    classes and distinct count alone, as `decide_kind` is also called). With `sigma`, 'other'
+    also holds the number-shape classes (`NUMBER_SHAPE_CLASSES`: '$1,234.50' is another
+    number) that clear NUMBER_SHAPE_SIGMAS noise std."""
     noisy = np.asarray(noisy, dtype=float)
     values = noisy[ZERO_ONE_START:TRUE_START] if len(noisy) >= TRUE_START else np.zeros(len(ZERO_ONE_CLASSES))
-    return dict(zip(ZERO_ONE_CLASSES, (float(v) for v in values)))
+    out = dict(zip(ZERO_ONE_CLASSES, (float(v) for v in values)))
+    if sigma is not None:
+        shapes = _number_shape_counts(noisy)
+        out["other"] += float(shapes[shapes > NUMBER_SHAPE_SIGMAS * sigma].sum())
+    return out
+
+
+def _number_shape_counts(noisy: np.ndarray) -> np.ndarray:
+    """The noisy NUMBER_SHAPE_CLASSES (zeros for a shorter vector)."""
+    noisy = np.asarray(noisy, dtype=float)
+    return noisy[NUMBER_SHAPE_START:N_ALL] if len(noisy) >= N_ALL else np.zeros(len(NUMBER_SHAPE_CLASSES))
+
+
+def decide_number_format(kind: str, noisy: np.ndarray, sigma: float) -> str | None:
+    """A number column's `format` (post-processing of its noisy NUMBER_SHAPE_CLASSES), or None
+    (written as plain numbers): where some shape clears NUMBER_SHAPE_SIGMAS noise std, the
+    currency symbol of the shape with the largest count, thousands groups where a grouped
+    shape of that symbol clears NUMBER_GROUP_SIGMAS (cells under 1,000 show none: a '$'
+    column of amounts mostly under 1,000 has its grouped cells few; a wrong guess either way
+    only writes or drops the ','), and for a continuous
+    column 2 decimals where those lead the symbol's decimal classes (else up to 6, trailing
+    zeros dropped); an integer column has none. Plain cells ('999.00') are compatible with
+    any pattern, so they do not vote."""
+    counts = dict(zip(NUMBER_SHAPE_CLASSES, _number_shape_counts(noisy)))
+    cut = NUMBER_SHAPE_SIGMAS * sigma
+    clear = {key: v for key, v in counts.items() if v > cut}
+    if not clear:
+        return None
+    symbol = max(clear, key=clear.__getitem__).split("|")[0]
+    # cells under 1,000 show no group: a grouped class of the symbol needs only NUMBER_GROUP_SIGMAS
+    grouped = any(v > NUMBER_GROUP_SIGMAS * sigma for key, v in counts.items() if key.startswith(f"{symbol}|grouped|"))
+    if kind == "integer":
+        return number_pattern(symbol, grouped, 0)
+    by_dec = {dec: sum(v for key, v in counts.items() if key.startswith(f"{symbol}|") and key.endswith(f"|{dec}"))
+              for dec in NUMBER_DECIMALS}
+    return number_pattern(symbol, grouped, 2 if max(by_dec, key=by_dec.__getitem__) == "2" else None)
 
 
 def _is_zero_one(noisy: np.ndarray, sigma: float) -> bool:
@@ -436,7 +515,7 @@ def _is_zero_one(noisy: np.ndarray, sigma: float) -> bool:
     that column is still a boolean about 15 times in 100). A flag passes only where the table
     is large against the noise (3,000 rows, 5 columns, ε = 1: σ ≈ 78, a flag with over ~630
     ones); one short of it stays an integer, written 0 and 1."""
-    z = _zero_one(noisy)
+    z = _zero_one(noisy, sigma)
     return (z["1"] >= ZERO_ONE_ONES * sigma and z["other"] <= ZERO_ONE_OTHER * sigma
             and z["0"] > BOTH_TRUTHS * sigma)
 
@@ -472,7 +551,7 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
         return "boolean"
     if n_date >= MAJORITY * n:
         return "datetime"
-    if _IDENTIFIER_NAME.search(name) and distinct > 0.5:
+    if looks_like_identifier(name) and distinct > 0.5:
         return "identifier"
     if n_whole + n_frac >= MAJORITY * n or _only_numbers(n_bool, n_date, n_whole, n_frac, n_text, sigma):
         if _is_zero_one(noisy, sigma):
@@ -480,7 +559,21 @@ def decide_kind(name: str, noisy: np.ndarray, sigma: float) -> str:
         return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
     if distinct > 0.9 and n > 50:
         return "identifier"
-    return _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy) or "categorical"
+    fallback = _numbers_fallback(n_bool, n_date, n_whole, n_frac, n_text, sigma, noisy)
+    if fallback is None and _repeats_like_a_key(name, n, n_distinct, n_text, sigma):
+        return "identifier"
+    return fallback or "categorical"
+
+
+def _repeats_like_a_key(name: str, n: float, n_distinct: float, n_text: float, sigma: float) -> bool:
+    """A text column with a key's NAME (`schema.looks_like_identifier`, public) whose noisy
+    distinct count clears 3 noise std and is over KEY_SHARE of its noisy cells (values that
+    repeat fewer than 4 times each: a case's key over its rows, as DAAG nassCDS `caseid`,
+    9,409 values on 26,217 rows), its text the largest class: an identifier (post-processing).
+    Learned as labels none of its values cleared the DP threshold and it came back as
+    '__other__' only, silently (issue 17, s13)."""
+    return (looks_like_identifier(name) and n_distinct > 3.0 * sigma and n > 0
+            and n_distinct / n > KEY_SHARE and n_text >= 0.5 * n)
 
 
 # issue 17 (third trial): a column whose numbers are the largest class beyond this many noise
@@ -520,7 +613,7 @@ def _has_fractions(n_whole: float, n_frac: float, sigma: float, noisy: np.ndarra
     noise std) was enough: an all-integer column was continuous about 3 times in 100. A
     column whose numbers other than 0 and 1 are within ZERO_ONE_OTHER noise std of none (a
     flag too small for `_is_zero_one`) is never continuous."""
-    if noisy is not None and len(noisy) >= N_COUNTS and _zero_one(noisy)["other"] <= ZERO_ONE_OTHER * sigma:
+    if noisy is not None and len(noisy) >= N_COUNTS and _zero_one(noisy, sigma)["other"] <= ZERO_ONE_OTHER * sigma:
         return False
     return n_frac > FRACTION_SIGMAS * sigma and n_frac >= 0.1 * (n_whole + n_frac)
 
@@ -588,7 +681,8 @@ def _plurality_kind(name: str, n_bool: float, n_date: float, n_whole: float, n_f
         return "continuous" if _has_fractions(n_whole, n_frac, sigma, noisy) else "integer"
     if top == "text":
         distinct = min(n_distinct / max(n_text, 1.0), 1.0)
-        return "identifier" if _IDENTIFIER_NAME.search(name) and distinct > 0.5 else "categorical"
+        return "identifier" if looks_like_identifier(name) and (
+            distinct > 0.5 or _repeats_like_a_key(name, n_text, n_distinct, n_text, sigma)) else "categorical"
     return top
 
 
@@ -615,7 +709,6 @@ def undecided(noisy: np.ndarray, sigma: float) -> bool:
 # REPEATED_KEY_SIGMAS noise std of n/k for a whole k in 2..REPEATED_KEY_MAX_K
 REPEATED_KEY_SIGMAS = 2.0
 REPEATED_KEY_MAX_K = 10
-_CAMEL_ID = re.compile(r"[a-z0-9](ID|Id)$")
 
 
 def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
@@ -627,7 +720,7 @@ def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
     the 5 noisy classes), and d itself clears 3σ so that the ratio means something. A fit
     without --entity-key then protects each ROW, while a patient's rows together may say more;
     the fit names such a column once (`dp_infer_schema`), never a value."""
-    if not (_IDENTIFIER_NAME.search(name) or _CAMEL_ID.search(name)):
+    if not looks_like_identifier(name):
         return False
     noisy = np.asarray(noisy, dtype=float)
     n = float(np.sum(noisy[: len(CLASSES)]))
@@ -638,6 +731,17 @@ def repeated_key(name: str, noisy: np.ndarray, sigma: float) -> bool:
     if not 2 <= k <= REPEATED_KEY_MAX_K:
         return False
     return abs(d - n / k) <= REPEATED_KEY_SIGMAS * sigma * math.sqrt(1.0 + 5.0 / k**2)
+
+
+def high_cardinality(noisy: np.ndarray, sigma: float) -> bool:
+    """Whether a column's noisy distinct count clears 3 noise std and is over
+    HIGH_CARDINALITY_SHARE (1/5) of its noisy cells (post-processing): learned as labels, its
+    values repeat fewer than 5 times each on average, and most of them cannot clear the DP
+    threshold of category discovery (tens of rows at the usual ε)."""
+    noisy = np.asarray(noisy, dtype=float)
+    n = float(np.sum(noisy[: len(CLASSES)]))
+    d = float(noisy[len(CLASSES)])
+    return n > 0 and d > 3.0 * sigma and d / n > HIGH_CARDINALITY_SHARE
 
 
 def decide_index_kind(noisy: np.ndarray) -> str:
@@ -684,6 +788,7 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
     spellings: dict[str, tuple[str, str] | None] = {}
     unclear: list[str] = []  # learned as labels where the noise hid the kind (`undecided`)
     repeated: list[str] = []  # identifier-like columns with about k rows per value (`repeated_key`)
+    many: list[str] = []  # labels whose values repeat fewer than 5 times each (`high_cardinality`)
     # the zero-one classes (issue 18) take their noise after every other count, so for one
     # noise stream the counts that existed before them get the draws they got then (the
     # noise is i.i.d. either way; this keeps decisions reproducible across the change)
@@ -699,10 +804,12 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
         ledger.charge(target_event)
         target_noise = rng.normal(0.0, target_event.sigma, size=(len(tgt), 5))
         covers = {name: target_counts(frame[name]) + z for name, z in zip(tgt, target_noise)}
+    # the number-shape classes (issue 17, s13) last of all: every draw above is the one it was
+    noise = np.concatenate([noise, rng.normal(0.0, event.sigma, size=(len(decided_cols), N_ALL - N_COUNTS))], axis=1)
     as_labels: list[str] = []  # declared targets whose number kind became labels (`decide_target_kind`)
     as_numbers: list[str] = []  # declared targets learned as numbers
     for i, name in enumerate(decided_cols):
-        noisy = _counts(frame[name]) + noise[i]
+        noisy = _counts(frame[name], with_shapes=True) + noise[i]
         kinds[name] = decide_kind(name, noisy, event.sigma)
         if name in covers:
             was = kinds[name]
@@ -719,10 +826,16 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
             # "learned as labels" (session 10's trial: the warning named a date index); a
             # declared target's kind was decided by its own release (`decide_target_kind`)
             unclear.append(name)
+        elif kinds[name] == "categorical" and name not in covers and high_cardinality(noisy, event.sigma):
+            many.append(name)
         if name == sequence_index and kinds[name] not in ("datetime", "integer", "continuous"):
             kinds[name] = decide_index_kind(noisy)  # a declared order needs an ordered kind
         if kinds[name] == "datetime":
             formats[name] = decide_date_format(noisy, event.sigma)
+        if kinds[name] in ("integer", "continuous") and name != sequence_index:
+            number_format = decide_number_format(kinds[name], noisy, event.sigma)
+            if number_format is not None:  # '1,234', '$1,234.50': written back so
+                formats[name] = (number_format, None)
         if kinds[name] == "boolean":
             # a 0/1 target decided by its own release is written as its numbers
             spellings[name] = ZERO_ONE_INT if name in as_labels else decide_spelling(noisy)
@@ -736,6 +849,13 @@ def dp_infer_schema(frame: pd.DataFrame, *, ledger: PrivacyLedger, budget: Priva
                        "comes back as '__other__' only); declare their kind (and bounds or categories) in a "
                        "schema (`synthkit schema infer`, review, --schema) or raise --epsilon",
                        len(unclear), ", ".join(repr(n) for n in unclear))
+    if many:
+        # one line (issue 17, s13): names only (public), from the counts released above (no new budget)
+        logger.warning("column(s) %s learned as labels, but their values repeat fewer than %d times each on average "
+                       "(from the noisy counts): most will not clear the DP threshold and come back as '__other__'; "
+                       "if one is a code or a key, declare `kind: identifier` in a schema (surrogate keys; `synthkit "
+                       "schema infer`, review, --schema), or pass --entity-key if it names the privacy unit",
+                       ", ".join(repr(n) for n in many), round(1 / HIGH_CARDINALITY_SHARE))
     if as_labels:
         logger.info("declared target(s) %s learned as classes: their %d most frequent values cover over 2/3 of "
                     "their cells (a DP count, event %r); the classes are released under DP, and one too rare for the "

@@ -37,6 +37,13 @@ infer`, a separate step whose output the user reviews) may suggest what the data
   to the pattern's finest field (a pattern without %S gives whole minutes) and written
   with it. `schema infer` proposes it from the rows (reviewed); a private fit without a
   schema decides it from noisy counts (synthkit.dp_schema).
+- `format` (continuous, integer): how numbers are written, for columns exported as banks
+  and spreadsheets write them (issue 17, s13): an Excel-style pattern, `'#,##0'`
+  (`1,234`), `'#,##0.00'` (`1,234,567.50`), `'$#,##0.00'` (`$1,234.50`, `-$12.00`), `'0.00'`,
+  `'€#,##0.##'` (at most two decimals). Input cells in these shapes are read whatever the
+  format (each by its own text: `table.number_shapes`); synthetic values are written with
+  it (text). Default: none, numbers written as numbers. `schema infer` proposes it from the
+  rows (reviewed); a private fit without a schema decides it from noisy counts.
 """
 
 from __future__ import annotations
@@ -80,6 +87,30 @@ _ROW_INDEX_NAME = re.compile(r"^(rownames|row\.names|row_names|unnamed: ?0|unnam
 
 def is_row_index_name(name: str) -> bool:
     return bool(_ROW_INDEX_NAME.match(name.strip()))
+
+
+# Key names written as one word (issue 17, s13: DAAG nassCDS `caseid`, one value per crash
+# over its 2-3 occupants' rows) or in camel case (`caseID`, `patientId`); public (the header).
+_CAMEL_ID = re.compile(r"[a-z0-9](ID|Id)$")
+_COMPOUND_ID = re.compile(r"^(case|patient|person|subject|record|customer|client|member|user|visit|encounter|"
+                          r"claim|order|household|family|hh|pid|cust|acct|account|txn|transaction|trans|"
+                          r"study|sample|specimen|hosp|provider|doctor|employee|emp|student|school|firm|"
+                          r"company|loan|card|policy|contract|invoice|session|event|unit|obs|row|line|item)"
+                          r"_?(id|no|nr)$", re.IGNORECASE)
+# A text column whose name looks like a key and whose values repeat fewer than 1/KEY_SHARE
+# (4) times each on average is an identifier: learned as labels, no value of it clears the
+# DP threshold and it comes back as '__other__' only (both inference paths apply it; the
+# distinct share over half is the older rule for any kind)
+KEY_SHARE = 0.25
+# a column learned as labels whose values repeat fewer than 1/HIGH_CARDINALITY_SHARE (5)
+# times each on average is named in one warning (its values mostly come back as '__other__')
+HIGH_CARDINALITY_SHARE = 0.2
+
+
+def looks_like_identifier(name: str) -> bool:
+    """Whether a column NAME (public) looks like a key's: id, ssn, account, email, ... as a
+    word (`_IDENTIFIER_NAME`), camel case (`caseID`), or one word ending in id/no (`caseid`)."""
+    return bool(_IDENTIFIER_NAME.search(name) or _CAMEL_ID.search(name) or _COMPOUND_ID.match(name.strip()))
 
 
 # A numeric column whose values are all 0 or 1 (a 0/1 indicator, often floats with NaN as
@@ -530,9 +561,19 @@ def _format_problems(c: Column) -> list[str]:
         elif c.time_unit == "day" and _known_timezone(c.timezone) and not _is_utc(str(c.timezone)):
             out.append(f"{where}: time_unit 'day' counts UTC days, which do not fit timezone {c.timezone!r}; "
                        "dates have no time zone: remove timezone (or use 'UTC'), or use time_unit 'second'")
-    if c.format is not None:
+    if c.format is not None and c.kind in ("continuous", "integer"):
+        from synthkit.table import is_number_format  # lazy: table imports this module
+        if isinstance(c.format, str) and "%" in c.format or c.format in DATE_FORMATS:
+            out.append(f"{where}: format {c.format!r} is a date format, and a date format is only allowed on kind "
+                       "'datetime'; declare the column's kind datetime, or give a number pattern such as '#,##0.00'")
+        elif not is_number_format(c.format):
+            out.append(f"{where}: format {c.format!r} is not a number pattern; use one such as '#,##0', "
+                       "'#,##0.00' or '$#,##0.00' (a currency symbol $, € or £, '#,##0' for thousands "
+                       "separators or '0' for none, then '.00' for fixed decimals or '.##' for at most that many)")
+    elif c.format is not None:
         if c.kind != "datetime":
-            out.append(f"{where}: format is only allowed on kind 'datetime' (got kind {c.kind!r}); remove it")
+            out.append(f"{where}: format is only allowed on kinds 'datetime', 'continuous' and 'integer' (got kind "
+                       f"{c.kind!r}); remove it")
         elif not _readable_format(c.format):
             out.append(f"{where}: format {c.format!r} cannot write and read back a date; use 'iso', 'excel' or a "
                        "strftime pattern with year, month and day, such as '%d.%m.%Y' or '%m/%d/%Y %H:%M'")
@@ -646,6 +687,10 @@ def infer_schema(
                 # text dates: the format is what makes them readable at all (rows-based, as
                 # the kind itself; a private fit decides both under DP instead)
                 _, date_format, date_only = _detect_date_format(s)
+        if kind in ("continuous", "integer") and (s.dtype == object or pd.api.types.is_string_dtype(s)):
+            # numbers written with thousands separators or a currency symbol: written back so
+            # (rows-based, as the kind; a private fit decides it from noisy counts)
+            date_format = _detect_number_format(s)
         nullable = not (name == entity_key)
         # a 0/1 indicator is written back as the numbers it held, in its dtype (rows-based, as
         # the kind itself; a private fit decides both from noisy counts: synthkit.dp_schema)
@@ -653,6 +698,12 @@ def infer_schema(
         columns.append(Column(name=str(name), kind=kind, nullable=nullable, format=date_format,
                               time_unit="day" if date_only else None, true_false=spelling))
     if formats:  # the reviewed path: say why each column will not be learned
+        many = [c.name for c in columns if c.kind == "categorical" and _distinct_share(frame[c.name]) > HIGH_CARDINALITY_SHARE]
+        if many:
+            logger.warning("column(s) %s become labels, but their values repeat fewer than %d times each on average: "
+                           "under DP most of them will not clear the threshold and come back as '__other__'; if one "
+                           "is a code or key, change its kind to identifier (surrogate keys)",
+                           ", ".join(repr(n) for n in many), round(1 / HIGH_CARDINALITY_SHARE))
         for name, reason in reasons.items():
             logger.warning("column %r becomes an identifier (not learned; synthetic output gets surrogate keys): "
                            "%s; review it in the schema file (change its kind to learn it)", name, reason)
@@ -665,6 +716,11 @@ def infer_schema(
     )
     schema = schema.validate()
     return propose_formats(frame, schema, datetimes_only=not formats)
+
+
+def _distinct_share(s: pd.Series) -> float:
+    non_null = s.dropna()
+    return non_null.astype(str).nunique() / max(len(non_null), 1)
 
 
 def _holds_nested(s: pd.Series) -> bool:
@@ -758,6 +814,11 @@ def _same_style(word: str, like: str) -> str:
     return word
 
 
+def _detect_number_format(s: pd.Series) -> str | None:
+    from synthkit.table import detect_number_format  # lazy: table imports this module
+    return detect_number_format(s)
+
+
 def _detect_date_format(s: pd.Series) -> tuple[bool, str | None, bool]:
     from synthkit.table import detect_date_format  # lazy: table imports this module
     return detect_date_format(s)
@@ -788,7 +849,7 @@ def _infer_kind_why(name: str, s: pd.Series) -> tuple[ColumnKind, str | None]:
         return "datetime", None
     if is_row_index_name(name):
         return "identifier", "its name is that of a row index (rownames, Unnamed: 0, index, ...1)"
-    looks_like_id = bool(_IDENTIFIER_NAME.search(name))
+    looks_like_id = looks_like_identifier(name)
     distinct_share = non_null.nunique() / max(len(non_null), 1)
     if looks_like_id and distinct_share > 0.5:
         return "identifier", ("its name looks like an identifier's (id, name, account, email, ...) and more than "
@@ -796,6 +857,10 @@ def _infer_kind_why(name: str, s: pd.Series) -> tuple[ColumnKind, str | None]:
     if _is_row_sequence(s):
         return "identifier", "its values are the row numbers 1..n in order (a row index)"
     kind = _infer_value_kind(s, non_null, distinct_share)
+    if kind == "categorical" and looks_like_id and distinct_share > KEY_SHARE:
+        return "identifier", (f"its name looks like a key's and its values repeat fewer than {1 / KEY_SHARE:.0f} "
+                              "times each on average (a key of a case or person: as labels none would clear the "
+                              "DP threshold); if it names the privacy unit, pass --entity-key")
     return kind, ("it is text with more than 90% distinct values (free text or codes), and not dates"
                   if kind == "identifier" else None)
 
@@ -836,7 +901,8 @@ def _infer_value_kind(s: pd.Series, non_null: pd.Series, distinct_share: float) 
         lowered = set(values.str.lower().unique()[:10])
         if lowered and lowered <= {"true", "false", "yes", "no", "t", "f", "y", "n"} and len(lowered) <= 2:
             return "boolean"
-        numeric = pd.to_numeric(values, errors="coerce")
+        from synthkit.table import numeric_values  # lazy: table imports this module
+        numeric = numeric_values(values)  # '1,234' and '$1,234.50' too (table.number_shapes)
         if len(values) and numeric.notna().all():
             return "integer" if np.all(np.mod(numeric.to_numpy(dtype=float), 1.0) == 0) and numeric.nunique() > 20 else (
                 "continuous" if numeric.nunique() > 20 else "categorical")

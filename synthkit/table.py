@@ -150,11 +150,106 @@ def _outside_bounds(col: Column, where: str, finite: np.ndarray) -> list[str]:
 
 
 def numeric_values(s: pd.Series) -> pd.Series:
+    """Numbers of a column. Text cells are read each on its own by a fixed rule (never one
+    read from the column): a plain number, or one written as banks and spreadsheets export
+    it (`number_shapes`: '1,234', '1,234,567.50', '$1,234.50', '-€12.00')."""
     if pd.api.types.is_bool_dtype(s):
         return s.astype(float)
     if pd.api.types.is_numeric_dtype(s):
         return s.astype("float64")
-    return pd.to_numeric(s.astype("string").str.strip(), errors="coerce").astype("float64")
+    text = s.astype("string").str.strip()
+    out = pd.to_numeric(text, errors="coerce").astype("float64")
+    rest = out.isna() & text.notna()
+    if bool(rest.any()):
+        shaped = number_shapes(text[rest])
+        out[shaped.index] = shaped["value"].to_numpy(dtype=float)
+    return out
+
+
+# ---------------------------------------------------------------- number formats
+# How banks and spreadsheets write numbers (issue 17, s13): thousands grouped with ',' and
+# a currency symbol in front ('1,234', '1,234,567.50', '$1,234.50', '-$12.00', '$-12.00').
+# Each cell is read by its own text (`number_shapes`, used by `numeric_values`), so no
+# column-level guess is needed to read them; how a COLUMN is written back is its public
+# `format` (schema.py: an Excel-style number pattern such as '#,##0', '#,##0.00' or
+# '$#,##0.00'), declared, proposed by `schema infer` from the rows (`detect_number_format`),
+# or decided under DP from noisy counts of these shapes (synthkit.dp_schema). A ',' decimal
+# mark ('1.234,50') is not read (a '1,500' is read as fifteen hundred).
+CURRENCY_SYMBOLS: tuple[str, ...] = ("$", "€", "£")
+_NUMBER_SHAPE = re.compile(r"^(-)?([$€£])?(-)?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$")
+_NUMBER_FORMAT = re.compile(r"^([$€£]?)(#,##0|0)(?:\.(0+|#+))?$")
+
+
+def number_shapes(text: pd.Series) -> pd.DataFrame:
+    """Per cell (text): `value` (float; NaN when the cell has no number shape with a
+    currency symbol or thousands groups), `symbol` ('' or one of CURRENCY_SYMBOLS),
+    `grouped` (thousands written with ',') and `decimals` (digits after the '.').
+    Vectorised; plain numbers ('1234.5') are not shaped (NaN): `pd.to_numeric` reads them."""
+    m = text.astype("string").str.strip().str.extract(_NUMBER_SHAPE)
+    symbol = m[1].fillna("")
+    grouped = m[3].str.contains(",", regex=False).fillna(False).astype(bool)
+    shaped = m[3].notna() & ~(m[0].notna() & m[2].notna()) & ((symbol != "") | grouped)
+    digits = m[3].str.replace(",", "", regex=False) + ("." + m[4].fillna("0"))
+    value = pd.to_numeric(digits.where(shaped), errors="coerce").astype("float64")
+    value = value.where(~(m[0].notna() | m[2].notna()), -value)
+    return pd.DataFrame({"value": value.where(shaped), "symbol": symbol.where(shaped, "").astype(object),
+                         "grouped": grouped & shaped, "decimals": m[4].str.len().fillna(0).astype(int)},
+                        index=text.index)
+
+
+def number_pattern(symbol: str, grouped: bool, decimals: int | None) -> str:
+    """The Excel-style pattern of a number shape: decimals None writes up to 6 decimals
+    (trailing zeros dropped)."""
+    body = "#,##0" if grouped else "0"
+    tail = "" if decimals == 0 else (".######" if decimals is None else "." + "0" * decimals)
+    return f"{symbol}{body}{tail}"
+
+
+def is_number_format(fmt: object) -> bool:
+    return isinstance(fmt, str) and bool(_NUMBER_FORMAT.match(fmt))
+
+
+def render_numbers(values: pd.Series, fmt: str | None) -> pd.Series:
+    """Numbers written in a column's number `format` (post-processing of synthetic values):
+    text such as '$1,234.50' ('-$1,234.50' below zero), None where missing; the values
+    unchanged without a format."""
+    m = _NUMBER_FORMAT.match(fmt) if isinstance(fmt, str) else None
+    if m is None:
+        return values
+    symbol, body, tail = m.group(1), m.group(2), m.group(3) or ""
+    x = numeric_values(values)
+    sep = "," if body == "#,##0" else ""
+    if tail.startswith("#"):
+        def one(v: float) -> str:
+            return f"{abs(v):{sep}.{len(tail)}f}".rstrip("0").rstrip(".")
+    else:
+        def one(v: float) -> str:
+            return f"{abs(v):{sep}.{len(tail)}f}"
+    out = [None if not np.isfinite(v) else ("-" if v < 0 and float(one(v).replace(",", "")) != 0 else "")
+           + symbol + one(v) for v in x.to_numpy(dtype=float)]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def detect_number_format(s: pd.Series) -> str | None:
+    """The number `format` of a text column read from EVERY value (the rows-based proposal
+    of `schema infer`, reviewed before a private fit): None when no value is shaped (plain
+    numbers); else the symbol most values carry, grouped when any value is, and the number
+    of decimals when every value has the same (None: up to 6). Every value must be a number."""
+    text = s.dropna().astype("string").str.strip()
+    if not len(text) or pd.api.types.is_numeric_dtype(s):
+        return None
+    shapes = number_shapes(text)
+    is_shaped = shapes["value"].notna()
+    if not bool(is_shaped.any()):
+        return None
+    plain = pd.to_numeric(text[~is_shaped], errors="coerce")
+    if bool(plain.isna().any()):
+        return None
+    symbols = shapes.loc[is_shaped, "symbol"].value_counts()
+    decimals = pd.concat([shapes.loc[is_shaped, "decimals"],
+                          text[~is_shaped].str.extract(r"\.(\d+)$")[0].str.len().fillna(0).astype(int)])
+    n_dec = int(decimals.iloc[0]) if decimals.nunique() == 1 else None
+    return number_pattern(str(symbols.index[0]), bool(shapes["grouped"].any()), n_dec)
 
 
 def datetime_values(s: pd.Series, fmt: str | None = None) -> pd.Series:

@@ -154,14 +154,17 @@ def test_rownames_is_an_identifier_and_the_other_columns_are_unaffected(tmp_path
     with_index, _ = _fit_generate(tmp_path, "with", frame, ["--no-privacy"])
     without, _ = _fit_generate(tmp_path, "without", frame.drop(columns=["rownames"]), ["--no-privacy"])
     pd.testing.assert_frame_equal(with_index.drop(columns=["rownames"]), without)
-    # and under DP the name alone decides it (public); a 1..n column under another name is
-    # only caught by the reviewed `schema infer`
-    seq = frame.rename(columns={"rownames": "row_no"})
-    assert infer_schema(seq).column("row_no").kind == "identifier"
+    # and under DP the name alone decides it (public): a row index's name, or a key's
+    # (`row_no`, s13: schema.looks_like_identifier) with most values distinct; a 1..n column
+    # under another name is only caught by the reviewed `schema infer`
+    seq = frame.rename(columns={"rownames": "counter"})
+    assert infer_schema(seq).column("counter").kind == "identifier"
     model = DPTVAE(epochs=1, batch_size=100, device="cpu")
-    model._infer_schema_dp(frame.assign(row_no=frame["rownames"]), budget=BUDGET, roles={}, ledger=None)
+    model._infer_schema_dp(frame.assign(row_no=frame["rownames"], counter=frame["rownames"]), budget=BUDGET,
+                           roles={}, ledger=None)
     assert model.inferred_schema_.column("rownames").kind == "identifier"
-    assert model.inferred_schema_.column("row_no").kind != "identifier"
+    assert model.inferred_schema_.column("row_no").kind == "identifier"
+    assert model.inferred_schema_.column("counter").kind != "identifier"
 
 
 def test_schema_infer_warns_about_every_identifier_column_and_says_why(tmp_path: Path, caplog) -> None:

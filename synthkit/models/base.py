@@ -38,7 +38,7 @@ from synthkit.noise import private_seed_sequence
 from synthkit.models.dpsgd import PoissonSampler, choose_batch_size, steps_per_epoch
 from synthkit.models.sampling import SpanSampler
 from synthkit.schema import Schema
-from synthkit.table import Table
+from synthkit.table import Table, render_numbers
 from synthkit.transforms import DataTransformer, FitContext
 
 logger = logging.getLogger(__name__)
@@ -278,7 +278,8 @@ class Synthesizer:
                                  ledger=ledger, rng=rng_counts)
         n_rows_dp = (noisy_count(len(frame), sigma=plan.sigma_rows, sensitivity=float(k), name="count:rows",
                                  ledger=ledger, rng=rng_counts) if k > 1 else n_units_dp)
-        batch_size = choose_batch_size(self.batch_size, n_units_dp, unit=ledger.unit, cap=DEFAULT_MAX_BATCH)
+        batch_size = choose_batch_size(self.batch_size, n_units_dp, unit=ledger.unit, cap=DEFAULT_MAX_BATCH,
+                                       sigma=plan.sigma_units)
         if self.batch_size is None:
             logger.info("batch size %d chosen from the DP count of %ss (post-processing; --batch-size sets it)",
                         batch_size, ledger.unit)
@@ -493,6 +494,9 @@ class Synthesizer:
                 if attempts > 200 and produced + len(frame) < n_rows:
                     raise ConfigError("the conditions are too rare in the model to sample the requested rows")
             frame = self._add_identifiers(frame, start=key_start + produced)
+            for col in self.schema_.columns:  # numbers written as the input was ('$1,234.50': a number format)
+                if col.format is not None and col.kind in ("continuous", "integer") and col.name in frame.columns:
+                    frame[col.name] = render_numbers(frame[col.name], col.format)
             produced += len(frame)
             if len(frame):
                 yield frame

@@ -21,6 +21,8 @@ import warnings
 import torch
 from torch import nn
 
+from synthkit.errors import ConfigError
+
 # Opacus is imported where a private step is built (`ghost_clipped`, `DPStep`), not here:
 # loading a bundle to generate (synthkit.models.base imports this module) needs none of it,
 # and it cost about 2.5 s of every `synthkit generate` (session 10's trial, finding 8)
@@ -175,19 +177,43 @@ def steps_per_epoch(n_units_dp: float, batch_size: int) -> int:
 # alone, so it is post-processing of a release already in the ledger: it reads no data.
 AUTO_BATCH_FRACTION = 0.25
 MIN_BATCH = 2
+# A table whose DP count of units does not clear MIN_UNIT_SIGMAS noise std of that count (and
+# 2 × 2 × MIN_BATCH) is refused (issue 17, s13): on a 1- or 2-row file the count's noise (σ ≈ 8
+# at ε = 3 on two columns, ≈ 50 at ε = 1 on thirty) cleared the fixed cut of 8 in about one fit
+# in five, which then trained and exited 0. At 4 std a 2-unit table passes about 3 times in
+# 100,000; a 150-unit table is refused only where σ is over ~35 (ε = 1 and many columns), where
+# its count is within 4 of its own noise. The cut is a function of the plan (public) and the
+# noisy count: post-processing.
+MIN_UNIT_SIGMAS = 4.0
 
 
-def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, cap: int) -> int:
-    """The expected Poisson batch size for `n_units_dp` (a DP count) privacy units.
+class TooFewUnitsError(ConfigError):
+    """The table has too few privacy units to train on under DP (judged on a DP count); the
+    CLI names the input it read."""
+
+
+def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, cap: int,
+                      sigma: float = 0.0) -> int:
+    """The expected Poisson batch size for `n_units_dp` (a DP count, of noise std `sigma`)
+    privacy units.
 
     `requested` (the user's --batch-size) is honoured as given; it must leave at least two
     batches' worth of units, else the sampling rate q = batch/n would be over 1/2 and an
     epoch under two steps. Without it the batch adapts to the table (AUTO_BATCH_FRACTION).
     The accountant needs nothing more: q = batch/n_units_dp and the step count
     epochs × ceil(n_units_dp/batch) are then computed from it as for a given batch, and the
-    noise multiplier is calibrated to them."""
-    from synthkit.errors import ConfigError
+    noise multiplier is calibrated to them. A count under max(8, MIN_UNIT_SIGMAS·σ) is
+    refused whatever the batch (`TooFewUnitsError`)."""
     units = "entities" if unit == "entity" else f"{unit}s"
+    floor = max(2 * 2 * MIN_BATCH, MIN_UNIT_SIGMAS * sigma)
+    if n_units_dp < floor:
+        # the floor is from the budget and the column count (public), never from the count
+        raise TooFewUnitsError(
+            f"the table has too few {units} to train on under DP: its DP count does not clear {floor:.0f} "
+            f"({MIN_UNIT_SIGMAS:g} noise std of that count at this epsilon and column count; a 1- or 2-row file "
+            f"cannot); DP synthesis needs at least about 150 {units} for a useful model: give more {units}, "
+            "raise --epsilon, or declare a schema with public bounds and categories (--schema) so that fewer "
+            "statistics share the budget")
     if requested is not None:
         if n_units_dp < 2 * requested:
             # no number derived from the count: a refused fit records no ledger, so a size
@@ -198,8 +224,4 @@ def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, ca
                 f"--batch-size {requested} needs at least {2 * requested} {units} (2 x batch size) and the table "
                 f"has fewer (judged on a DP count); {hint}")
         return int(requested)
-    if n_units_dp < 2 * 2 * MIN_BATCH:
-        raise ConfigError(
-            f"the table has too few {units} to train on under DP (fewer than {4 * MIN_BATCH}, judged on a DP "
-            "count); DP synthesis needs at least about 150 for a useful model")
     return int(min(cap, max(MIN_BATCH, math.floor(AUTO_BATCH_FRACTION * n_units_dp))))

@@ -279,7 +279,7 @@ class Synthesizer:
         n_rows_dp = (noisy_count(len(frame), sigma=plan.sigma_rows, sensitivity=float(k), name="count:rows",
                                  ledger=ledger, rng=rng_counts) if k > 1 else n_units_dp)
         batch_size = choose_batch_size(self.batch_size, n_units_dp, unit=ledger.unit, cap=DEFAULT_MAX_BATCH,
-                                       sigma=plan.sigma_units)
+                                       sigma=plan.sigma_units if ledger.private else 0.0)
         if self.batch_size is None:
             logger.info("batch size %d chosen from the DP count of %ss (post-processing; --batch-size sets it)",
                         batch_size, ledger.unit)

@@ -205,7 +205,9 @@ def choose_batch_size(requested: int | None, n_units_dp: float, *, unit: str, ca
     noise multiplier is calibrated to them. A count under max(8, MIN_UNIT_SIGMAS·σ) is
     refused whatever the batch (`TooFewUnitsError`)."""
     units = "entities" if unit == "entity" else f"{unit}s"
-    floor = max(2 * 2 * MIN_BATCH, MIN_UNIT_SIGMAS * sigma)
+    # a private count: refused under max(8, 4 sigma) whatever the batch; without privacy (sigma 0)
+    # only the automatic batch needs 8 units (a requested one needs 2 x batch, as before s13)
+    floor = max(2 * 2 * MIN_BATCH, MIN_UNIT_SIGMAS * sigma) if (sigma > 0 or requested is None) else 0.0
     if n_units_dp < floor:
         # the floor is from the budget and the column count (public), never from the count
         raise TooFewUnitsError(

@@ -205,7 +205,8 @@ def bound_contributions(frame: pd.DataFrame, *, key: str, index: str, axis: Time
     plan = dataclasses.replace(plan, k=length, sigma_rows=length * plan.sigma_units,
                                sigma_hist=length * plan.sigma_units,
                                sigma_bounds=ratio * length * plan.sigma_units)
-    chosen = choose_batch_size(batch_size, n_dp, unit="entity", cap=DEFAULT_MAX_BATCH, sigma=plan.sigma_units)
+    chosen = choose_batch_size(batch_size, n_dp, unit="entity", cap=DEFAULT_MAX_BATCH,
+                               sigma=plan.sigma_units if ledger.private else 0.0)  # a non-private plan's sigma is a placeholder
     if batch_size is None:
         logger.info("batch size %d chosen from the DP count of entities (post-processing; --batch-size sets it)",
                     chosen)

@@ -39,3 +39,20 @@ def test_a_column_that_does_not_rise_by_the_gap_still_fails():
     age, years, entity, n = _panel(jitter=0.01)
     _, _, clock = entity_trends(age, years, entity, n)
     assert int(clock.sum()) == 0
+
+
+def test_large_values_with_a_delay_are_not_clock_like():
+    """Review R (s13): values near 1.6e9 (epoch seconds) = the index + a 0-15 min delay. At
+    CLOCK_RTOL of the values alone the tolerance was ~1,600 s and all 200 entities "rose by
+    the gap" (their delay's spread lost at sampling); the tolerance is now capped at
+    CLOCK_GAP_SHARE of the index gap (86,400 s: 86 s). Negative control: on 3c2b862 the clock
+    count is 200 of 200."""
+    rng = np.random.default_rng(0)
+    n, k = 200, 6
+    entity = np.repeat(np.arange(n), k)
+    ticks = np.tile(np.arange(k) * 86400.0, n) + np.repeat(rng.integers(1.6e9, 1.7e9, n), k).astype(float)
+    x = ticks + rng.uniform(0, 900, n * k)
+    _, _, clock = entity_trends(x, ticks, entity, n)
+    assert clock.mean() < 0.05
+    exact = ticks + np.repeat(rng.uniform(0, 900, n), k)  # a fixed offset per entity: a clock
+    assert entity_trends(exact, ticks, entity, n)[2].all()

@@ -58,6 +58,7 @@ logger = logging.getLogger(__package__)  # the package's one logger: log lines k
 TREND_KINDS = ("integer", "continuous")
 # relative tolerance of the clock test (`entity_trends`): 8 float32 ulps (2^-23 ≈ 1.2e-7 each)
 CLOCK_RTOL = 1e-6
+CLOCK_GAP_SHARE = 1e-3  # the clock tolerance's cap, a share of the index gap (see entity_trends)
 PREFIX = "trends:"
 TREND_BAR = 0.95  # the share of entities a column must reach to be treated as rising ...
 BAR_SIGMAS = 1.64  # ... less this many std of the noisy share (one-sided 5%), ...
@@ -197,8 +198,14 @@ def entity_trends(x: np.ndarray, ticks: np.ndarray | None, entity: np.ndarray,
     # differs by up to ~4e-6 from one year to the next (sampleSelection/RandHIE's xage: 16%
     # of its people were "not rising by the gap" at rtol 1e-9, its DP clock share 0.80, so
     # it was only kept non-decreasing; 97% are at CLOCK_RTOL)
+    # ... but never more than CLOCK_GAP_SHARE of the pair's own index gap (review R, s13: at
+    # 1e-6 of values near 1.6e9, epoch seconds, the tolerance was ~1,600 s, and a booking time
+    # = index + a 0-15 min delay "rose by the gap" in every entity); per pair, so one entity's
+    # rows move only its own count (sensitivity 1 as before)
     scale = np.maximum(np.maximum(np.abs(v[pair]), np.abs(v[pair - 1])), 1.0)
-    off = np.abs(d[pair] - d[pair - 1]) > CLOCK_RTOL * scale
+    step = np.abs(ticks[keep][pair] - ticks[keep][pair - 1])
+    tol = np.maximum(1e-9 * scale, np.minimum(CLOCK_RTOL * scale, CLOCK_GAP_SHARE * step))
+    off = np.abs(d[pair] - d[pair - 1]) > tol
     return changes, changes & ~falls, enough & ~(np.bincount(e[pair][off], minlength=n_entities) > 0)
 
 

@@ -108,3 +108,23 @@ def test_one_row_still_moves_the_release_by_at_most_sqrt_3() -> None:
     moved += [_counts(base.drop(index=i), with_shapes=True) - before for i in range(16)]
     assert max(float(np.sqrt((m ** 2).sum())) for m in moved) <= np.sqrt(3) + 1e-9
     assert _counts(pd.Series(["1,234"] * 5), with_shapes=True)[2] == 5  # whole numbers, not text
+
+
+def test_dphmm_writes_event_numbers_in_their_format() -> None:
+    """Review R (s13) F2: DPHMM decided `$#,##0.00` for an event column of amounts but wrote
+    plain floats (624.2655768311486). Now its events are written as the table models write
+    them. Negative control: on 9a145b2 the sampled values are floats."""
+    from synthkit.ledger import PrivacyBudget
+    from synthkit.models.hmm import DPHMM
+    from synthkit.table import numeric_values
+    rng = np.random.default_rng(0)
+    n, k = 1500, 4
+    amt = rng.lognormal(7, 1, n * k)
+    df = pd.DataFrame({"acct": np.repeat(np.arange(n), k), "t": np.tile(np.arange(k), n),
+                       "amount": [f"${a:,.2f}" for a in amt]})
+    m = DPHMM(n_states=2, epochs=1, context_epochs=1, device="cpu").fit(
+        df, budget=PrivacyBudget(epsilon=3, delta=1e-6), roles={"entity_key": "acct", "sequence_index": "t"})
+    assert m.schema_.column("amount").format == "$#,##0.00"
+    out = m.sample(50, seed=1)["amount"].dropna()
+    assert len(out) > 0 and all(isinstance(v, str) and v.lstrip("-").startswith("$") for v in out)
+    assert numeric_values(out).notna().all()

@@ -610,7 +610,9 @@ class DPHMM(Synthesizer):
         events = within_released(events, self.transformer_)
         ctx_out = within_released(ctx_out, self.context_model_.transformer_,
                                   empty=tuple(self.training_.get("unlearned_context") or ()))
-        return SequenceSample(events, ctx_out)
+        # numbers written as the input was ('$1,234.50': a public number format), as the table
+        # models write them (review R, s13: DPHMM wrote plain floats)
+        return SequenceSample(_formatted(events, self.schema_), _formatted(ctx_out, self.context_schema_))
 
     def _length_sigma(self) -> float | None:
         """The noise std of the context model's DP counts of `__length__` (its ledger event;
@@ -767,3 +769,12 @@ def _index_end(value: Any, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
         raise ArtifactError(f"bundle {where!r}: manifest field training.index_end must be a whole number; {mf._FIX}")
     return int(value)
+
+
+def _formatted(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """`frame` with its number columns that have a `format` written in it (`table.render_numbers`)."""
+    from synthkit.table import render_numbers
+    for col in schema.columns:
+        if col.format is not None and col.kind in ("continuous", "integer") and col.name in frame.columns:
+            frame[col.name] = render_numbers(frame[col.name], col.format)
+    return frame

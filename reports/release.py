@@ -871,6 +871,7 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
     if rec is None:
         raise RegistryError(f"run {run_id!r} has no release (status {registry.status(run_id)!r})")
     moved: tuple[str, ...] = ()
+    given = folder is not None
     if folder is not None:
         folder = Path(folder)
         if folder.absolute() != Path(rec.path).absolute():
@@ -891,7 +892,9 @@ def verify(registry: Registry, run_id: str, config: ReviewerConfig | None = None
         problems.append("the release folder is a symbolic link; a release is a real folder")
     if not folder.is_dir():
         return VerifyResult(run_id=run_id, path=str(folder), ok=False,
-                            problems=tuple(["the release folder is missing (moved elsewhere? check it there with "
+                            problems=tuple([f"no release folder at {folder} (--folder): give the folder the release "
+                                            "was moved to" if given else
+                                            "the release folder is missing (moved elsewhere? check it there with "
                                             "--folder PATH)", *problems]), n_files=0, notes=moved)
     mf = folder / MANIFEST
     manifest: dict[str, Any] = {}

@@ -108,6 +108,9 @@ def test_b_a_release_moved_elsewhere_is_refused_with_one_line_and_verifies_there
     (archive / "ledger.json").write_text("{}")
     v = _cli(reg, "releases", "verify", run_id, "--reviewers", str(reviewers_file), "--folder", str(archive))
     assert v.exit_code == 4 and "ledger.json was modified" in _said(v)
+    # a --folder that holds nothing: says so, not "moved elsewhere? use --folder" (review R, s13 F3)
+    v = _cli(reg, "releases", "verify", run_id, "--reviewers", str(reviewers_file), "--folder", str(tmp_path / "nope"))
+    assert v.exit_code == 4 and "no release folder at" in _said(v) and "moved elsewhere" not in _said(v)
 
 
 def test_c_a_folder_at_its_recorded_path_is_judged_there_not_by_an_intact_copy(reg, tmp_path):

@@ -103,10 +103,10 @@ def decide_kinds(table: Table | pd.DataFrame, *, schema: Schema | None, context:
       contribution bound, k = 1, fixed before the data is read: max_length may be
       chosen under DP later, and a kind is a share over the population, which one event
       per entity estimates as well as k events under k times the noise). So one entity
-      moves each of the d columns' class and distinct counts by at most 1: L2
-      sensitivity sqrt(2d);
+      moves each of the d columns' class, one sub-class and the distinct count by at most 1: L2
+      sensitivity sqrt(3d), as `dp_schema.inference_event` charges;
     - context: one row per entity (a repeated key keeps one row at random): sensitivity
-      sqrt(2d) likewise.
+      sqrt(3d) likewise.
 
     Each release takes dp_schema.INFERENCE_SHARE of the zCDP ρ that the (preprocessing +
     context) share of ε (`shares`) allows. It comes ON TOP of those shares (the later checks allow

@@ -436,7 +436,7 @@ def fit(
     workers: Annotated[int, typer.Option("--workers", help="with --engine ray: the number of Ray Train workers")] = 1,
     gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", help="with --engine ray: GPUs per worker (0: CPU workers, gloo)")] = 0,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="with --engine ray: the Ray cluster to use (default: start Ray in this process)")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' INFO lines too.")] = False,
 ) -> None:
     """Fit a DP synthesizer and write a model bundle (manifest.json + safetensors)."""
     _setup_logging(verbose)

@@ -71,3 +71,17 @@ def test_inspect_piped_keeps_every_event_name_whole(monkeypatch, capsys):
         pass
     out = capsys.readouterr().out
     assert name in out and "…" not in out.split("total:")[0]
+
+
+def test_top_level_help_cuts_no_command_description():
+    """Session 13 trial: `synthkit --help` cut `run`, `review` and `gate` with '...' (click's
+    45-character short help) and `-v, --verbose` had no help text. Negative control: on
+    df12964 the '...' lines are there."""
+    r = _cli("--help")
+    assert r.returncode == 0, r.stderr
+    commands = r.stdout.split("Commands:")[1]
+    assert "..." not in commands and "…" not in commands, commands
+    for name in ("run", "review", "gate"):
+        assert any(line.split()[:1] == [name] and len(line.split()) > 2 for line in commands.splitlines()), name
+    fit = _cli("fit", "--help").stdout
+    assert "--verbose" in fit and "INFO lines" in fit

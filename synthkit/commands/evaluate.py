@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         header: HeaderOption = None,
         encoding: EncodingOption = None,
         threads: ThreadsOption = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' INFO lines too.")] = False,
     ) -> None:
         """Evaluate synthetic data: fidelity, diversity, privacy leakage, bias, sequences, validation."""
         setup_logging(verbose)

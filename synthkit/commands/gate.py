@@ -52,7 +52,7 @@ def gate_report(report: Path, policy: str) -> Any:
 def register(app: typer.Typer) -> None:
     """Add `synthkit gate` to `app`."""
 
-    @app.command("gate")
+    @app.command("gate", short_help="Apply a release policy to an evaluation report.")
     def gate(
         report: Annotated[Path, typer.Argument(help="an evaluate output folder, or its report.json")],
         policy: Annotated[str, typer.Option(

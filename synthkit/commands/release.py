@@ -48,8 +48,8 @@ ReviewersOpt = Annotated[Optional[Path], typer.Option(
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to `app`."""
-    app.command("run")(run)
-    app.command("review")(review)
+    app.command("run", short_help="Run a job: source, fit, generate, evaluate, gate, release.")(run)
+    app.command("review", short_help="Open the review dashboard (Streamlit) on 127.0.0.1.")(review)
     releases_app = typer.Typer(no_args_is_help=True, help="List, show and verify release candidates and releases.")
     releases_app.command("list")(releases_list)
     releases_app.command("show")(releases_show)
@@ -134,7 +134,7 @@ def run(
         "--run-key", help="what makes this run distinct from earlier runs of the same spec, e.g. the date "
                           "a nightly job is for; re-running with the same key does nothing")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' INFO lines too.")] = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Run a job: source -> fit -> generate -> evaluate -> gate -> pending review (or released).

@@ -999,8 +999,14 @@ def demo(
         reg = open_registry(registry)  # the default one, so `synthkit releases list` sees this run
         start = time.perf_counter()
         console.print("running: hold out 20% -> fit (DP) -> generate -> evaluate -> gate ... (a few minutes)")
-        result = run_job(spec, registry=reg, run_key=time.strftime("%Y%m%dT%H%M%S"),
-                         run_by="demo", progress=stages)
+        from contextlib import nullcontext
+
+        from synthkit.commands._common import err_console
+        # off a terminal (a log file), a line at least every interval also inside a long stage
+        # (s13 trial: the demo's log was silent 77 s while it evaluated)
+        with nullcontext() if err_console.is_terminal else stages.watchdog():
+            result = run_job(spec, registry=reg, run_key=time.strftime("%Y%m%dT%H%M%S"),
+                             run_by="demo", progress=stages)
         stages.finish()
         run_dir = out / "work" / result.run_id
         privacy = read_manifest(run_dir / "model")["privacy"]["summary"]

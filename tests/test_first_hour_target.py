@@ -23,7 +23,7 @@ import pytest
 LABELS = ("Yesterday", "Nowadays")  # made-up public labels; must never appear in a warning
 
 
-def _table(path: Path, n: int = 60) -> Path:
+def _table(path: Path, n: int = 150) -> Path:
     rng = np.random.default_rng(4)
     y = np.where(rng.random(n) < 0.5, LABELS[0], LABELS[1])
     pd.DataFrame({"x": rng.normal(50, 10, n).round(1), "y": y}).to_csv(path, index=False)
@@ -58,8 +58,9 @@ def _fit(tmp_path: Path, schema: Path | None) -> tuple[Path, list[str]]:
 
 @pytest.fixture(scope="module")
 def no_class(tmp_path_factory) -> tuple[Path, list[str]]:
-    """60 rows at epsilon 1: a class needs a noisy count far above 30 to be released, so
-    neither class is (the label threshold is several times the class counts)."""
+    """150 rows at epsilon 1: a class needs a noisy count far above 75 to be released, so
+    neither class is (the label threshold is several times the class counts). Session 13:
+    60 rows (the table before) are now refused as under 4 noise std of the DP row count."""
     return _fit(tmp_path_factory.mktemp("noclass"), None)
 
 

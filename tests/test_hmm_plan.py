@@ -46,7 +46,8 @@ def _plan(weight: float):
 
 
 def test_range_histograms_get_the_weight_on_top_of_the_share():
-    """Exact: 3 range histograms (two columns, the gaps) at σ_hist/√RANGE_WEIGHT, the rest at
+    """Exact: 2 range histograms (the two columns; since session 13 the gaps' range is one of the
+    histograms at σ_hist, GAP_RANGE_WEIGHTED False) at σ_hist/√RANGE_WEIGHT, the rest at
     σ_hist; with the ranges at σ_hist the plan spends exactly the preprocessing share (0.2·ε),
     so no other preprocessing σ pays for the weight (the same σ_hist as with weight 1); and
     the context's cumulative target is the (preprocessing + context) share composed with
@@ -55,14 +56,14 @@ def test_range_histograms_get_the_weight_on_top_of_the_share():
     from synthkit.ledger import GaussianEvent, compose_epsilon
     from synthkit.models.hmm.preprocess import _gaussian_of_epsilon
     plan, ledger, target = _plan(WEIGHT)
-    assert plan.n_bounds == 3
+    assert plan.n_bounds == 2
     assert plan.sigma_range == pytest.approx(plan.sigma_hist / math.sqrt(WEIGHT), rel=1e-12)
     flat, _, flat_target = _plan(1.0)
     assert flat.sigma_range == pytest.approx(flat.sigma_hist, rel=1e-12)
     assert plan.sigma_hist == pytest.approx(flat.sigma_hist, rel=1e-12)
     assert flat_target == pytest.approx(0.5 * BUDGET.epsilon, rel=1e-12)
     assert ledger.epsilon_if(flat.events()) == pytest.approx(0.2 * BUDGET.epsilon, rel=1e-6)
-    extra = GaussianEvent(name="x", sigma=plan.sigma_hist, sensitivity=float(plan.k), count=int(3 * (WEIGHT - 1)))
+    extra = GaussianEvent(name="x", sigma=plan.sigma_hist, sensitivity=float(plan.k), count=int(2 * (WEIGHT - 1)))
     assert target == pytest.approx(compose_epsilon([extra, _gaussian_of_epsilon(0.5 * BUDGET.epsilon, BUDGET.delta)],
                                                    BUDGET.delta), rel=1e-9)
     assert ledger.epsilon_if(plan.events()) <= target

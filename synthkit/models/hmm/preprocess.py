@@ -70,9 +70,8 @@ FALLBACK_MAX_LENGTH = 20
 # require to be the same; allowing that is a review decision, not one to take here.
 # Session 13 (issue 18, A): 4 again, for the EVENT columns' ranges only. The gaps' range,
 # the one the camt053 neighbour case moved, is run at the ordinary σ_hist (`GAP_RANGE_WEIGHTED`
-# False; `fit_gaps`): it is still planned at the weight, so the plan can only over-count
-# (the unspent part of its extra ρ is left in the ledger for the context model, whose
-# target is cumulative). Why the events need it: on sampleSelection/RandHIE (2,956 training
+# False; `fit_gaps`), and planned so (one of the histograms; the plan equals the spend,
+# tests/test_hmm_dynamics.py). Why the events need it: on sampleSelection/RandHIE (2,956 training
 # people, ε = 3) the weight 1 gave notmdvis (83% zeros, values to 109) the range [0, 1],
 # totadm (91% zeros, to 8) [0, 1], mdvis [0, 11] (real to 77) and the 18 plan codes [6, 22]
 # (codes 1-5, 11% of the people, piled on 6): an entity-level tail of 20-80 people per
@@ -116,7 +115,9 @@ def plan_sequence_preprocessing(transformer: DataTransformer, *, budget: Privacy
         logger.warning("fitting WITHOUT differential privacy: no formal privacy guarantee")
         return PreprocessingPlan(sigma_units=1.0, sigma_rows=1.0, sigma_hist=1.0, threshold_delta=0.0,
                                  k=plan_k, n_histograms=n_hist, n_discovery=0), math.inf
-    n_ranges = transformer.n_bounds() + (1 if may_have_gaps and max_gap is None else 0)
+    # the gaps' DP range is weighted only with GAP_RANGE_WEIGHTED; otherwise it is one of the
+    # histograms at σ_hist (n_hist counts it), so the plan equals what the fit spends
+    n_ranges = transformer.n_bounds() + (1 if may_have_gaps and max_gap is None and GAP_RANGE_WEIGHTED else 0)
     plan, extra = _weighted_plan(budget=budget, k=plan_k, n_histograms=n_hist, n_ranges=n_ranges,
                                  n_discovery=n_disc, epsilon_share=epsilon_share)
     # the (preprocessing + context) share, on top of any schema inference and of the range

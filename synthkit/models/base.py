@@ -278,8 +278,11 @@ class Synthesizer:
                                  ledger=ledger, rng=rng_counts)
         n_rows_dp = (noisy_count(len(frame), sigma=plan.sigma_rows, sensitivity=float(k), name="count:rows",
                                  ledger=ledger, rng=rng_counts) if k > 1 else n_units_dp)
+        # the 4-sigma floor on private counts (dpsgd.MIN_UNIT_SIGMAS), except for a DPHMM's context
+        # model: its entities were judged on DPHMM's own count, and this one has a far smaller share
+        floor_sigma = plan.sigma_units if ledger.private and not getattr(self, "units_judged_", False) else 0.0
         batch_size = choose_batch_size(self.batch_size, n_units_dp, unit=ledger.unit, cap=DEFAULT_MAX_BATCH,
-                                       sigma=plan.sigma_units if ledger.private else 0.0)
+                                       sigma=floor_sigma)
         if self.batch_size is None:
             logger.info("batch size %d chosen from the DP count of %ss (post-processing; --batch-size sets it)",
                         batch_size, ledger.unit)

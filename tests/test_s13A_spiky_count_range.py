@@ -69,10 +69,10 @@ def test_a_spiky_counts_tail_is_kept():
 
 def test_only_the_event_ranges_get_the_weight():
     """The plan: the event columns' ranges at σ_hist/2, planned with their extra ρ; the gaps'
-    range is run at σ_hist (GAP_RANGE_WEIGHTED False), so what it spends is at most what
-    the plan counted for it (never over the plan)."""
+    range is run at σ_hist (GAP_RANGE_WEIGHTED False) and planned there, as one of the
+    histograms (lead, s13: the plan had counted it at the weight, over the spend)."""
     ledger = PrivacyLedger(budget=BUDGET, unit="entity", max_rows_per_unit=K)
     plan = _plan(ledger)
     assert preprocess.RANGE_WEIGHT == 4.0 and preprocess.GAP_RANGE_WEIGHTED is False
     assert plan.sigma_range == pytest.approx(plan.sigma_hist / 2.0, rel=1e-12)
-    assert plan.n_bounds == 9  # 8 columns + the gaps: the plan over-counts the gaps' weight
+    assert plan.n_bounds == 8  # the 8 columns; the gaps' range is one of the histograms (plan = spend)

@@ -230,6 +230,15 @@ def render_numbers(values: pd.Series, fmt: str | None) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
+def render_number_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """`frame` with each number column that has a `format` written in it (`render_numbers`);
+    the one place the table models and DPHMM write synthetic numbers as the input was."""
+    for col in schema.columns:
+        if col.format is not None and col.kind in ("continuous", "integer") and col.name in frame.columns:
+            frame[col.name] = render_numbers(frame[col.name], col.format)
+    return frame
+
+
 def detect_number_format(s: pd.Series) -> str | None:
     """The number `format` of a text column read from EVERY value (the rows-based proposal
     of `schema infer`, reviewed before a private fit): None when no value is shaped (plain

@@ -38,7 +38,7 @@ from synthkit.noise import private_seed_sequence
 from synthkit.models.dpsgd import PoissonSampler, choose_batch_size, steps_per_epoch
 from synthkit.models.sampling import SpanSampler
 from synthkit.schema import Schema
-from synthkit.table import Table, render_numbers
+from synthkit.table import Table, render_number_columns
 from synthkit.transforms import DataTransformer, FitContext
 
 logger = logging.getLogger(__name__)
@@ -497,9 +497,7 @@ class Synthesizer:
                 if attempts > 200 and produced + len(frame) < n_rows:
                     raise ConfigError("the conditions are too rare in the model to sample the requested rows")
             frame = self._add_identifiers(frame, start=key_start + produced)
-            for col in self.schema_.columns:  # numbers written as the input was ('$1,234.50': a number format)
-                if col.format is not None and col.kind in ("continuous", "integer") and col.name in frame.columns:
-                    frame[col.name] = render_numbers(frame[col.name], col.format)
+            frame = render_number_columns(frame, self.schema_)  # '$1,234.50' as the input wrote it
             produced += len(frame)
             if len(frame):
                 yield frame

@@ -39,7 +39,7 @@ from synthkit.models.hmm.trends import TREND_KINDS, check_non_decreasing, fit_tr
 from synthkit.models.hmm.train import _Batches, noise_multiplier_for, train, train_on_ray
 from synthkit.schema import Column, Schema
 from synthkit.sequence import GroupedEvents, TimeAxis
-from synthkit.table import Table
+from synthkit.table import Table, render_number_columns
 from synthkit.transforms import DataTransformer, FitContext
 
 logger = logging.getLogger(__package__)  # the package's one logger: log lines keep their name
@@ -612,7 +612,8 @@ class DPHMM(Synthesizer):
                                   empty=tuple(self.training_.get("unlearned_context") or ()))
         # numbers written as the input was ('$1,234.50': a public number format), as the table
         # models write them (review R, s13: DPHMM wrote plain floats)
-        return SequenceSample(_formatted(events, self.schema_), _formatted(ctx_out, self.context_schema_))
+        return SequenceSample(render_number_columns(events, self.schema_),
+                              render_number_columns(ctx_out, self.context_schema_))
 
     def _length_sigma(self) -> float | None:
         """The noise std of the context model's DP counts of `__length__` (its ledger event;
@@ -770,11 +771,3 @@ def _index_end(value: Any, where: str) -> int | None:
         raise ArtifactError(f"bundle {where!r}: manifest field training.index_end must be a whole number; {mf._FIX}")
     return int(value)
 
-
-def _formatted(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """`frame` with its number columns that have a `format` written in it (`table.render_numbers`)."""
-    from synthkit.table import render_numbers
-    for col in schema.columns:
-        if col.format is not None and col.kind in ("continuous", "integer") and col.name in frame.columns:
-            frame[col.name] = render_numbers(frame[col.name], col.format)
-    return frame

@@ -192,7 +192,8 @@ def entity_trends(x: np.ndarray, ticks: np.ndarray | None, entity: np.ndarray,
     changes = enough & (np.bincount(e[pair][v[pair] != v[pair - 1]], minlength=n_entities) > 0)
     if ticks is None:
         return changes, changes & ~falls, np.zeros(n_entities, dtype=bool)
-    d = v - ticks[keep]
+    tk = ticks[keep]
+    d = v - tk
     # equal up to the precision the VALUES were stored with, not d's: an age exported as a
     # 4-byte float (Stata, SAS, SPSS) keeps about 7 digits, so age - year of one person
     # differs by up to ~4e-6 from one year to the next (sampleSelection/RandHIE's xage: 16%
@@ -203,7 +204,7 @@ def entity_trends(x: np.ndarray, ticks: np.ndarray | None, entity: np.ndarray,
     # = index + a 0-15 min delay "rose by the gap" in every entity); per pair, so one entity's
     # rows move only its own count (sensitivity 1 as before)
     scale = np.maximum(np.maximum(np.abs(v[pair]), np.abs(v[pair - 1])), 1.0)
-    step = np.abs(ticks[keep][pair] - ticks[keep][pair - 1])
+    step = np.abs(tk[pair] - tk[pair - 1])
     tol = np.maximum(1e-9 * scale, np.minimum(CLOCK_RTOL * scale, CLOCK_GAP_SHARE * step))
     off = np.abs(d[pair] - d[pair - 1]) > tol
     return changes, changes & ~falls, enough & ~(np.bincount(e[pair][off], minlength=n_entities) > 0)
